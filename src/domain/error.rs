@@ -1,0 +1,40 @@
+//! The errors a command can be refused with.
+//!
+//! Each variant maps to one HTTP status in Ironic's API; the message is the text
+//! Ironic uses for the same refusal, so clients and operators see familiar words.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DomainError {
+    /// The resource does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed or a value is not acceptable (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The node's state does not allow the action (400, Ironic's `InvalidStateRequested`).
+    #[error("{0}")]
+    InvalidStateRequested(String),
+    /// The action conflicts with the current state or another resource (409).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl DomainError {
+    /// The HTTP status Ironic answers this refusal with.
+    pub fn status(&self) -> u16 {
+        match self {
+            DomainError::NotFound(_) => 404,
+            DomainError::Invalid(_) | DomainError::InvalidStateRequested(_) => 400,
+            DomainError::Conflict(_) => 409,
+        }
+    }
+
+    /// Ironic's `InvalidStateRequested` text.
+    pub fn invalid_state(action: &str, node: &str, state: &str) -> Self {
+        DomainError::InvalidStateRequested(format!(
+            "The requested action \"{action}\" can not be performed on node \"{node}\" while it is in state \"{state}\"."
+        ))
+    }
+}

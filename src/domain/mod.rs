@@ -1,0 +1,21 @@
+//! The domain: aggregates, commands, events and rules. Pure: nothing here does
+//! I/O, so every rule is tested with cqrs-es's `TestFramework` alone.
+//!
+//! - [`node`]: the `Node` aggregate (lifecycle, interfaces, ports, volume
+//!   connectors and targets).
+//! - [`volume`]: the `Volume` aggregate (which nodes a Cinder volume is attached to).
+//! - [`claims`]: uniqueness across nodes, as claims the store writes atomically.
+//! - [`state`]: Ironic's provisioning state machine.
+
+pub mod capabilities;
+pub mod claims;
+pub mod error;
+pub mod hardware;
+pub mod node;
+pub mod patch;
+pub mod state;
+pub mod volume;
+
+pub use error::DomainError;
+pub use node::{commands::NodeCommand, events::NodeEvent, Node, NodeServices};
+pub use volume::{Volume, VolumeCommand, VolumeEvent};

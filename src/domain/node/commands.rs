@@ -1,0 +1,119 @@
+//! What can be asked of a node.
+//!
+//! Operators' requests (`Enroll`, `Patch…`, `Provision`, …) and the outcomes the
+//! engine's process manager reports (`FinishDeploy`, `FailDeploy`, …) are both
+//! commands: every change to a node goes through the same rules and ends up in
+//! the same log.
+
+use crate::domain::patch::PatchOp;
+use crate::domain::state::ProvisionState;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollNode {
+    pub uuid: Uuid,
+    pub name: Option<String>,
+    pub driver: String,
+    /// Requested interfaces by kind (`"storage"` → `Some("cinder")`); missing or
+    /// `None` means "the default".
+    #[serde(default)]
+    pub interfaces: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub properties: Map<String, Value>,
+    #[serde(default)]
+    pub instance_info: Map<String, Value>,
+    #[serde(default)]
+    pub driver_info: Map<String, Value>,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+    /// Other simple fields (see `Node::SIMPLE_FIELDS`).
+    #[serde(default)]
+    pub fields: BTreeMap<String, Value>,
+    /// `enroll` for API ≥ 1.11, `available` for older clients.
+    pub initial_state: ProvisionState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewPort {
+    pub uuid: Uuid,
+    pub address: String,
+    pub pxe_enabled: bool,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewConnector {
+    pub uuid: Uuid,
+    pub kind: String,
+    pub connector_id: String,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTarget {
+    pub uuid: Uuid,
+    pub volume_type: String,
+    pub boot_index: i64,
+    pub volume_id: String,
+    #[serde(default)]
+    pub properties: Map<String, Value>,
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}
+
+/// `PUT /v1/nodes/{node}/states/provision`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionRequest {
+    /// The verb as the client sent it: `manage`, `provide`, `active`/`deploy`,
+    /// `deleted`/`undeploy`, `rebuild`, `abort`, `inspect`, `clean`, `adopt`.
+    pub verb: String,
+    #[serde(default)]
+    pub configdrive: Option<Value>,
+    #[serde(default)]
+    pub clean_steps: Option<Value>,
+    #[serde(default)]
+    pub deploy_steps: Option<Value>,
+}
+
+impl ProvisionRequest {
+    pub fn verb(verb: &str) -> Self {
+        ProvisionRequest { verb: verb.to_string(), configdrive: None, clean_steps: None, deploy_steps: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NodeCommand {
+    Enroll(EnrollNode),
+    /// JSON patch of the node's fields, applied to its current state.
+    Patch { ops: Vec<PatchOp> },
+    SetMaintenance { reason: Option<String> },
+    UnsetMaintenance,
+    SetPowerState { target: String },
+    Provision(ProvisionRequest),
+    Delete,
+
+    // Outcomes reported by the process manager.
+    FinishDeploy,
+    FailDeploy { error: String },
+    PurgeTargets,
+    FinishUndeploy,
+    FailUndeploy { error: String },
+    SetDriverInternalInfo { changes: BTreeMap<String, Option<Value>> },
+
+    AddPort(NewPort),
+    PatchPort { uuid: Uuid, ops: Vec<PatchOp> },
+    RemovePort { uuid: Uuid },
+
+    AddConnector(NewConnector),
+    PatchConnector { uuid: Uuid, ops: Vec<PatchOp> },
+    RemoveConnector { uuid: Uuid },
+
+    CreateTarget(NewTarget),
+    PatchTarget { uuid: Uuid, ops: Vec<PatchOp> },
+    DeleteTarget { uuid: Uuid },
+}

@@ -1,0 +1,254 @@
+//! Ports, volume connectors and volume targets (`ironic-bfv.md` §2.5–§2.8).
+//!
+//! Creation has no state check (Ironic writes the row directly); updates need the
+//! node powered off; deletion needs `manageable`/`enroll`/`adopt failed` or power
+//! off. Maintenance changes none of this.
+
+use super::commands::{NewConnector, NewPort, NewTarget};
+use super::entities::{normalize_mac, Connector, Port, Target};
+use super::events::NodeEvent;
+use super::Node;
+use crate::domain::error::DomainError;
+use crate::domain::patch::{self, PatchOp};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+const CONNECTOR_FIELDS: &[&str] = &["connector_id", "extra", "node_uuid", "type"];
+const TARGET_FIELDS: &[&str] = &["boot_index", "extra", "node_uuid", "properties", "volume_id", "volume_type"];
+const PORT_FIELDS: &[&str] = &["address", "extra", "node_uuid", "pxe_enabled"];
+
+/// Reads an object field of a patched document: `null` means empty.
+fn object_field(doc: &Map<String, Value>, field: &str) -> Result<Map<String, Value>, DomainError> {
+    match doc.get(field) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(other) => Err(DomainError::Invalid(format!("Invalid {field}: {other} is not of type 'object'"))),
+    }
+}
+
+/// Reads a required string field of a patched document.
+fn string_field(doc: &Map<String, Value>, field: &str) -> Result<String, DomainError> {
+    match doc.get(field) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Err(DomainError::Invalid(format!("'{field}' is a required property"))),
+        Some(other) => Err(DomainError::Invalid(format!("Invalid {field}: {other} is not of type 'string'"))),
+    }
+}
+
+impl Node {
+    /// Re-homing a child to another node is not a change of this aggregate: the
+    /// engine moves it as a removal here and an addition there. A patch that
+    /// reaches the aggregate must leave `node_uuid` alone.
+    fn check_same_node(&self, doc: &Map<String, Value>) -> Result<(), DomainError> {
+        match doc.get("node_uuid") {
+            Some(Value::String(s)) if Uuid::parse_str(s).ok() == self.uuid => Ok(()),
+            Some(Value::String(s)) if Uuid::parse_str(s).is_err() => {
+                Err(DomainError::Invalid(format!("Expected a UUID for node_uuid, but received {s}.")))
+            }
+            Some(Value::String(s)) => Err(DomainError::Conflict(format!(
+                "Moving a resource to node {s} must be requested as a move, not a patch of node {}.",
+                self.id()
+            ))),
+            _ => Err(DomainError::Invalid("'node_uuid' is a required property".into())),
+        }
+    }
+
+    fn require_power_off(&self, action: &str) -> Result<(), DomainError> {
+        if self.powered_off() {
+            Ok(())
+        } else {
+            Err(DomainError::invalid_state(action, &self.id(), self.power_state.as_deref().unwrap_or("None")))
+        }
+    }
+
+    fn require_volume_delete_allowed(&self, action: &str) -> Result<(), DomainError> {
+        if self.state().volume_delete_allowed() || self.powered_off() {
+            Ok(())
+        } else {
+            Err(DomainError::invalid_state(action, &self.id(), self.power_state.as_deref().unwrap_or("None")))
+        }
+    }
+
+    // ---- ports ---------------------------------------------------------------
+
+    fn port(&self, uuid: Uuid) -> Result<&Port, DomainError> {
+        self.ports
+            .iter()
+            .find(|p| p.uuid == uuid)
+            .ok_or_else(|| DomainError::NotFound(format!("Port {uuid} could not be found.")))
+    }
+
+    fn check_port_unique(&self, address: &str, except: Option<Uuid>) -> Result<(), DomainError> {
+        if self.ports.iter().any(|p| p.address == address && Some(p.uuid) != except) {
+            return Err(DomainError::Conflict(format!("A port with MAC address {address} already exists.")));
+        }
+        Ok(())
+    }
+
+    pub(super) fn add_port(&self, p: NewPort) -> Result<Vec<NodeEvent>, DomainError> {
+        let address = normalize_mac(&p.address)
+            .ok_or_else(|| DomainError::Invalid(format!("Expected a MAC address but received {}.", p.address)))?;
+        if self.ports.iter().any(|x| x.uuid == p.uuid) {
+            return Err(DomainError::Conflict(format!("A port with UUID {} already exists.", p.uuid)));
+        }
+        self.check_port_unique(&address, None)?;
+        Ok(vec![NodeEvent::PortAdded {
+            port: Port { uuid: p.uuid, address, pxe_enabled: p.pxe_enabled, extra: p.extra },
+        }])
+    }
+
+    pub(super) fn patch_port(&self, uuid: Uuid, ops: &[PatchOp]) -> Result<Vec<NodeEvent>, DomainError> {
+        let before = self.port(uuid)?.clone();
+        let doc = json!({
+            "address": before.address, "pxe_enabled": before.pxe_enabled,
+            "extra": before.extra, "node_uuid": self.id(),
+        });
+        let out = patch::apply(doc.as_object().expect("object"), ops, PORT_FIELDS)?;
+        self.check_same_node(&out)?;
+        let raw = string_field(&out, "address")?;
+        let address =
+            normalize_mac(&raw).ok_or_else(|| DomainError::Invalid(format!("Expected a MAC address but received {raw}.")))?;
+        let pxe_enabled = match out.get("pxe_enabled") {
+            Some(Value::Bool(b)) => *b,
+            None | Some(Value::Null) => true,
+            Some(other) => return Err(DomainError::Invalid(format!("Invalid pxe_enabled: {other} is not of type 'boolean'"))),
+        };
+        self.check_port_unique(&address, Some(uuid))?;
+        let after = Port { uuid, address, pxe_enabled, extra: object_field(&out, "extra")? };
+        if after == before {
+            return Ok(vec![]);
+        }
+        Ok(vec![NodeEvent::PortUpdated { before, after }])
+    }
+
+    pub(super) fn remove_port(&self, uuid: Uuid) -> Result<Vec<NodeEvent>, DomainError> {
+        let port = self.port(uuid)?.clone();
+        Ok(vec![NodeEvent::PortRemoved { port }])
+    }
+
+    // ---- volume connectors -----------------------------------------------------
+
+    fn connector(&self, uuid: Uuid) -> Result<&Connector, DomainError> {
+        self.connectors
+            .iter()
+            .find(|c| c.uuid == uuid)
+            .ok_or_else(|| DomainError::NotFound(format!("Volume connector {uuid} could not be found.")))
+    }
+
+    fn check_connector_unique(&self, c: &Connector) -> Result<(), DomainError> {
+        if self.connectors.iter().any(|x| x.uuid != c.uuid && x.kind == c.kind && x.connector_id == c.connector_id) {
+            return Err(DomainError::Conflict(format!(
+                "A volume connector with type {} and connector ID {} already exists.",
+                c.kind, c.connector_id
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn add_connector(&self, c: NewConnector) -> Result<Vec<NodeEvent>, DomainError> {
+        if self.connectors.iter().any(|x| x.uuid == c.uuid) {
+            return Err(DomainError::Conflict(format!("A volume connector with UUID {} already exists.", c.uuid)));
+        }
+        let connector = Connector { uuid: c.uuid, kind: c.kind, connector_id: c.connector_id, extra: c.extra };
+        self.check_connector_unique(&connector)?;
+        Ok(vec![NodeEvent::ConnectorAdded { connector }])
+    }
+
+    pub(super) fn patch_connector(&self, uuid: Uuid, ops: &[PatchOp]) -> Result<Vec<NodeEvent>, DomainError> {
+        let before = self.connector(uuid)?.clone();
+        let doc = json!({
+            "type": before.kind, "connector_id": before.connector_id,
+            "extra": before.extra, "node_uuid": self.id(),
+        });
+        let out = patch::apply(doc.as_object().expect("object"), ops, CONNECTOR_FIELDS)?;
+        self.check_same_node(&out)?;
+        let after = Connector {
+            uuid,
+            kind: string_field(&out, "type")?,
+            connector_id: string_field(&out, "connector_id")?,
+            extra: object_field(&out, "extra")?,
+        };
+        self.require_power_off("volume connector update")?;
+        self.check_connector_unique(&after)?;
+        if after == before {
+            return Ok(vec![]);
+        }
+        Ok(vec![NodeEvent::ConnectorUpdated { before, after }])
+    }
+
+    pub(super) fn remove_connector(&self, uuid: Uuid) -> Result<Vec<NodeEvent>, DomainError> {
+        let connector = self.connector(uuid)?.clone();
+        self.require_volume_delete_allowed("volume connector deletion")?;
+        Ok(vec![NodeEvent::ConnectorRemoved { connector }])
+    }
+
+    // ---- volume targets -------------------------------------------------------
+
+    fn target(&self, uuid: Uuid) -> Result<&Target, DomainError> {
+        self.targets
+            .iter()
+            .find(|t| t.uuid == uuid)
+            .ok_or_else(|| DomainError::NotFound(format!("Volume target {uuid} could not be found.")))
+    }
+
+    fn check_boot_index_free(&self, boot_index: i64, except: Uuid) -> Result<(), DomainError> {
+        if self.targets.iter().any(|t| t.uuid != except && t.boot_index == boot_index) {
+            return Err(DomainError::Conflict(format!(
+                "A volume target with boot index '{boot_index}' for the same node already exists."
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn create_target(&self, t: NewTarget) -> Result<Vec<NodeEvent>, DomainError> {
+        if self.targets.iter().any(|x| x.uuid == t.uuid) {
+            return Err(DomainError::Conflict(format!("A volume target with UUID {} already exists.", t.uuid)));
+        }
+        self.check_boot_index_free(t.boot_index, t.uuid)?;
+        let target = Target {
+            uuid: t.uuid,
+            volume_type: t.volume_type,
+            boot_index: t.boot_index,
+            volume_id: t.volume_id,
+            properties: t.properties,
+            extra: t.extra,
+        };
+        Ok(vec![NodeEvent::TargetCreated { target }])
+    }
+
+    pub(super) fn patch_target(&self, uuid: Uuid, ops: &[PatchOp]) -> Result<Vec<NodeEvent>, DomainError> {
+        let before = self.target(uuid)?.clone();
+        let doc = json!({
+            "volume_type": before.volume_type, "boot_index": before.boot_index,
+            "volume_id": before.volume_id, "properties": before.properties,
+            "extra": before.extra, "node_uuid": self.id(),
+        });
+        let out = patch::apply(doc.as_object().expect("object"), ops, TARGET_FIELDS)?;
+        self.check_same_node(&out)?;
+        let boot_index = match out.get("boot_index") {
+            Some(Value::Number(n)) if n.is_i64() => n.as_i64().expect("i64"),
+            None | Some(Value::Null) => return Err(DomainError::Invalid("'boot_index' is a required property".into())),
+            Some(other) => return Err(DomainError::Invalid(format!("Invalid boot_index: {other} is not of type 'integer'"))),
+        };
+        let after = Target {
+            uuid,
+            volume_type: string_field(&out, "volume_type")?,
+            boot_index,
+            volume_id: string_field(&out, "volume_id")?,
+            properties: object_field(&out, "properties")?,
+            extra: object_field(&out, "extra")?,
+        };
+        self.require_power_off("volume target update")?;
+        self.check_boot_index_free(after.boot_index, uuid)?;
+        if after == before {
+            return Ok(vec![]);
+        }
+        Ok(vec![NodeEvent::TargetUpdated { before, after }])
+    }
+
+    pub(super) fn delete_target(&self, uuid: Uuid) -> Result<Vec<NodeEvent>, DomainError> {
+        let target = self.target(uuid)?.clone();
+        self.require_volume_delete_allowed("volume target deletion")?;
+        Ok(vec![NodeEvent::TargetDeleted { target }])
+    }
+}

@@ -1,0 +1,223 @@
+//! Enrolment, provisioning verbs, power, deletion, and the deploy/undeploy
+//! outcomes the process manager reports.
+
+use super::commands::{EnrollNode, ProvisionRequest};
+use super::events::{NodeEnrolled, NodeEvent, Transition};
+use super::Node;
+use crate::domain::error::DomainError;
+use crate::domain::hardware::HardwareCatalog;
+use crate::domain::state::{power_target_result, target_of, transition, FsmEvent, ProvisionState};
+
+/// A logical node name: RFC 3986 unreserved characters, at most 255, and not
+/// something that could be mistaken for a UUID.
+pub(super) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+        && uuid::Uuid::parse_str(name).is_err()
+}
+
+impl Node {
+    pub(super) fn enroll(&self, cmd: EnrollNode, catalog: &HardwareCatalog) -> Result<Vec<NodeEvent>, DomainError> {
+        if self.exists {
+            return Err(DomainError::Conflict(format!("A node with UUID {} already exists.", cmd.uuid)));
+        }
+        if let Some(name) = &cmd.name {
+            if !valid_name(name) {
+                return Err(DomainError::Invalid(format!("Cannot create node with invalid name '{name}'")));
+            }
+        }
+        if !matches!(cmd.initial_state, ProvisionState::Enroll | ProvisionState::Available) {
+            return Err(DomainError::Invalid("A node starts in enroll or available.".into()));
+        }
+        for key in cmd.fields.keys() {
+            if !Node::SIMPLE_FIELDS.contains(&key.as_str()) {
+                return Err(DomainError::Invalid(format!("Unknown node field '{key}'.")));
+            }
+        }
+        for kind in cmd.interfaces.keys() {
+            if !crate::domain::hardware::INTERFACE_KINDS.contains(&kind.as_str()) {
+                return Err(DomainError::Invalid(format!("Unknown interface kind '{kind}'.")));
+            }
+        }
+        let interfaces = catalog.resolve_all(&cmd.driver, &cmd.interfaces)?;
+        Ok(vec![NodeEvent::NodeEnrolled(NodeEnrolled {
+            uuid: cmd.uuid,
+            name: cmd.name,
+            driver: cmd.driver,
+            interfaces,
+            properties: cmd.properties,
+            instance_info: cmd.instance_info,
+            driver_info: cmd.driver_info,
+            extra: cmd.extra,
+            fields: cmd.fields,
+            provision_state: cmd.initial_state,
+        })])
+    }
+
+    /// One FSM step from the current state, or Ironic's `InvalidStateRequested`
+    /// naming `action`.
+    fn step(&self, event: FsmEvent, action: &str) -> Result<Transition, DomainError> {
+        self.step_from(self.state(), self.target_provision_state, event, action)
+    }
+
+    fn step_from(
+        &self,
+        from: ProvisionState,
+        target: Option<ProvisionState>,
+        event: FsmEvent,
+        action: &str,
+    ) -> Result<Transition, DomainError> {
+        let to = transition(from, event, target)
+            .ok_or_else(|| DomainError::invalid_state(action, &self.id(), from.as_str()))?;
+        // Entering a transient state from a stable one sets a fresh target.
+        let carried = if from.is_stable() { None } else { target };
+        // A manual clean returns to manageable; every other cleaning (provide,
+        // undeploy) ends in available.
+        let target = match (from, event) {
+            (ProvisionState::Manageable, FsmEvent::Clean) => Some(ProvisionState::Manageable),
+            _ => target_of(to, carried),
+        };
+        Ok(Transition { event, from, to, target })
+    }
+
+    /// Follows a transition with the engine's own `done` (verification,
+    /// inspection, cleaning and adoption finish at once on the hardware types
+    /// ironledger models).
+    fn then_done(&self, first: Transition, action: &str) -> Result<Vec<NodeEvent>, DomainError> {
+        let done = self.step_from(first.to, first.target, FsmEvent::Done, action)?;
+        Ok(vec![NodeEvent::ProvisionStateChanged(first), NodeEvent::ProvisionStateChanged(done)])
+    }
+
+    pub(super) fn provision(&self, req: &ProvisionRequest) -> Result<Vec<NodeEvent>, DomainError> {
+        let verb = req.verb.as_str();
+        let event = match verb {
+            "manage" => FsmEvent::Manage,
+            "provide" => FsmEvent::Provide,
+            "active" | "deploy" => FsmEvent::Deploy,
+            "rebuild" => FsmEvent::Rebuild,
+            "deleted" | "undeploy" => FsmEvent::Delete,
+            "abort" => FsmEvent::Abort,
+            "inspect" => FsmEvent::Inspect,
+            "clean" => FsmEvent::Clean,
+            "adopt" => FsmEvent::Adopt,
+            _ => return Err(DomainError::invalid_state(verb, &self.id(), self.state().as_str())),
+        };
+        if req.configdrive.is_some() && !matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
+            return Err(DomainError::Invalid(
+                "Adding a config drive is only supported when setting provision state to active or rebuild".into(),
+            ));
+        }
+        match (&req.clean_steps, event) {
+            (None, FsmEvent::Clean) => {
+                return Err(DomainError::Invalid(
+                    "\"clean_steps\" is required when setting target provision state to clean".into(),
+                ))
+            }
+            (Some(_), e) if e != FsmEvent::Clean => {
+                return Err(DomainError::Invalid(
+                    "\"clean_steps\" is only valid when setting target provision state to clean".into(),
+                ))
+            }
+            _ => {}
+        }
+        if req.deploy_steps.is_some() && !matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
+            return Err(DomainError::Invalid(
+                "\"deploy_steps\" is only valid when setting target provision state to active or rebuild".into(),
+            ));
+        }
+        if self.maintenance && matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
+            return Err(DomainError::Invalid(format!(
+                "The {verb} operation can't be performed on node {} because it's in maintenance mode.",
+                self.id()
+            )));
+        }
+        let t = self.step(event, verb)?;
+        match event {
+            FsmEvent::Deploy | FsmEvent::Rebuild => {
+                Ok(vec![NodeEvent::DeployRequested { transition: t, rebuild: event == FsmEvent::Rebuild }])
+            }
+            FsmEvent::Delete => Ok(vec![NodeEvent::UndeployRequested(t)]),
+            // Verification, cleaning, inspection and adoption have no work to do
+            // on the hardware types ironledger models: they finish at once.
+            FsmEvent::Manage if t.to == ProvisionState::Verifying => self.then_done(t, verb),
+            FsmEvent::Provide | FsmEvent::Clean | FsmEvent::Inspect | FsmEvent::Adopt => self.then_done(t, verb),
+            _ => Ok(vec![NodeEvent::ProvisionStateChanged(t)]),
+        }
+    }
+
+    pub(super) fn set_power(&self, target: &str) -> Result<Vec<NodeEvent>, DomainError> {
+        let to = power_target_result(target).ok_or_else(|| {
+            DomainError::Invalid(format!(
+                "Invalid power target '{target}'; expected one of 'power on', 'power off', 'rebooting', 'soft rebooting', 'soft power off'."
+            ))
+        })?;
+        if matches!(self.state(), ProvisionState::Cleaning | ProvisionState::CleanWait) {
+            return Err(DomainError::invalid_state(target, &self.id(), self.state().as_str()));
+        }
+        Ok(vec![NodeEvent::PowerStateChanged { from: self.power_state.clone(), to: to.to_string() }])
+    }
+
+    pub(super) fn delete(&self) -> Result<Vec<NodeEvent>, DomainError> {
+        if let Some(instance) = &self.instance_uuid {
+            return Err(DomainError::Conflict(format!(
+                "Node {} is associated with instance {instance}.",
+                self.id()
+            )));
+        }
+        if !self.state().node_delete_allowed() && !self.maintenance {
+            return Err(DomainError::Conflict(format!(
+                "Can not delete node \"{}\" while it is in provision state \"{}\". Valid provision states to start deletion are ['available', 'manageable', 'enroll', 'adopt failed'], in addition to any state in maintenance mode.",
+                self.id(),
+                self.state()
+            )));
+        }
+        Ok(vec![NodeEvent::NodeDeleted {
+            ports: self.ports.clone(),
+            connectors: self.connectors.clone(),
+            targets: self.targets.clone(),
+        }])
+    }
+
+    pub(super) fn finish_deploy(&self) -> Result<Vec<NodeEvent>, DomainError> {
+        self.require_state(ProvisionState::Deploying, "deploy done")?;
+        Ok(vec![NodeEvent::Deployed(self.step(FsmEvent::Done, "deploy done")?)])
+    }
+
+    pub(super) fn fail_deploy(&self, error: String) -> Result<Vec<NodeEvent>, DomainError> {
+        let t = self.step(FsmEvent::Fail, "deploy failed")?;
+        if t.to != ProvisionState::DeployFailed {
+            return Err(DomainError::invalid_state("deploy failed", &self.id(), self.state().as_str()));
+        }
+        Ok(vec![NodeEvent::DeployFailed { transition: t, error }])
+    }
+
+    pub(super) fn purge_targets(&self) -> Result<Vec<NodeEvent>, DomainError> {
+        self.require_state(ProvisionState::Deleting, "purge targets")?;
+        if self.targets.is_empty() {
+            return Ok(vec![]);
+        }
+        Ok(vec![NodeEvent::TargetsPurged { targets: self.targets.clone() }])
+    }
+
+    pub(super) fn finish_undeploy(&self) -> Result<Vec<NodeEvent>, DomainError> {
+        self.require_state(ProvisionState::Deleting, "undeploy done")?;
+        let to_cleaning = self.step(FsmEvent::Clean, "undeploy done")?;
+        let done = self.step_from(to_cleaning.to, to_cleaning.target, FsmEvent::Done, "clean done")?;
+        Ok(vec![NodeEvent::Undeployed(to_cleaning), NodeEvent::ProvisionStateChanged(done)])
+    }
+
+    pub(super) fn fail_undeploy(&self, error: String) -> Result<Vec<NodeEvent>, DomainError> {
+        self.require_state(ProvisionState::Deleting, "undeploy failed")?;
+        let t = self.step(FsmEvent::Fail, "undeploy failed")?;
+        Ok(vec![NodeEvent::UndeployFailed { transition: t, error: format!("Failed to tear down: {error}") }])
+    }
+
+    fn require_state(&self, state: ProvisionState, action: &str) -> Result<(), DomainError> {
+        if self.state() == state {
+            Ok(())
+        } else {
+            Err(DomainError::invalid_state(action, &self.id(), self.state().as_str()))
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The facts recorded about a node, in the past tense.
+//!
+//! Each event is stored as serde JSON, externally tagged (`{"ConnectorAdded": {…}}`),
+//! with its type name and a schema version in their own columns. Who asked and
+//! why travel in the event metadata (see `engine::Meta`), when in the store's
+//! `recorded_at`. Updates carry the record before and after, so the log alone
+//! answers "what changed" and uniqueness claims can be released exactly.
+//!
+//! Changing an event's shape means bumping its version and adding an upcaster;
+//! never edit the meaning of a stored version.
+
+use super::entities::{Connector, Port, Target};
+use crate::domain::state::{FsmEvent, ProvisionState};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A node as enrolled: every field it starts with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeEnrolled {
+    pub uuid: Uuid,
+    pub name: Option<String>,
+    pub driver: String,
+    /// Every interface, resolved to a concrete name (`storage` → `noop`, …).
+    pub interfaces: BTreeMap<String, String>,
+    pub properties: Map<String, Value>,
+    pub instance_info: Map<String, Value>,
+    pub driver_info: Map<String, Value>,
+    pub extra: Map<String, Value>,
+    /// Other simple fields (`description`, `resource_class`, `owner`, …).
+    pub fields: BTreeMap<String, Value>,
+    /// `enroll` (API ≥ 1.11) or `available` (older clients).
+    pub provision_state: ProvisionState,
+}
+
+/// A provision-state move: which FSM event, from where, to where, and the
+/// target the node shows afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub event: FsmEvent,
+    pub from: ProvisionState,
+    pub to: ProvisionState,
+    pub target: Option<ProvisionState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NodeEvent {
+    NodeEnrolled(NodeEnrolled),
+    /// `name` changed (names are unique across nodes).
+    NodeRenamed { from: Option<String>, to: Option<String> },
+    /// Simple fields changed: field → new value (`null` = unset).
+    NodeUpdated { changes: BTreeMap<String, Value> },
+    /// An interface other than storage changed (`boot`, `deploy`, …).
+    InterfaceSet { interface: String, from: String, to: String },
+    StorageInterfaceSet { from: String, to: String },
+    PropertiesUpdated { before: Map<String, Value>, after: Map<String, Value> },
+    InstanceInfoUpdated { before: Map<String, Value>, after: Map<String, Value> },
+    DriverInfoUpdated { after: Map<String, Value> },
+    /// Keys of `driver_internal_info` set (`Some`) or removed (`None`).
+    DriverInternalInfoUpdated { changes: BTreeMap<String, Option<Value>> },
+    InstanceAssociated { from: Option<String>, to: Option<String> },
+    MaintenanceSet { reason: Option<String> },
+    MaintenanceUnset,
+    PowerStateChanged { from: Option<String>, to: String },
+
+    PortAdded { port: Port },
+    PortUpdated { before: Port, after: Port },
+    PortRemoved { port: Port },
+
+    ConnectorAdded { connector: Connector },
+    ConnectorUpdated { before: Connector, after: Connector },
+    ConnectorRemoved { connector: Connector },
+
+    TargetCreated { target: Target },
+    TargetUpdated { before: Target, after: Target },
+    TargetDeleted { target: Target },
+
+    /// A move of the state machine that has no more specific event.
+    ProvisionStateChanged(Transition),
+    /// Deploy (or rebuild) asked for: the node is now `deploying`.
+    DeployRequested { transition: Transition, rebuild: bool },
+    /// The deploy finished: the node is `active`.
+    Deployed(Transition),
+    /// The deploy could not finish: the node is `deploy failed`, `last_error` set.
+    DeployFailed { transition: Transition, error: String },
+    /// Undeploy asked for: the node is now `deleting`.
+    UndeployRequested(Transition),
+    /// Every volume target of the node was removed by undeploy (connectors stay).
+    TargetsPurged { targets: Vec<Target> },
+    /// Tear-down finished: the node moves on to cleaning; instance data cleared.
+    Undeployed(Transition),
+    /// Tear-down could not finish: the node is in `error`, `last_error` set.
+    UndeployFailed { transition: Transition, error: String },
+    /// The node and everything it owned are gone.
+    NodeDeleted { ports: Vec<Port>, connectors: Vec<Connector>, targets: Vec<Target> },
+}
+
+impl NodeEvent {
+    pub const VERSION: &'static str = "1.0";
+
+    /// The variant name, as stored in the `event_type` column.
+    pub fn name(&self) -> &'static str {
+        use NodeEvent::*;
+        match self {
+            NodeEnrolled(_) => "NodeEnrolled",
+            NodeRenamed { .. } => "NodeRenamed",
+            NodeUpdated { .. } => "NodeUpdated",
+            InterfaceSet { .. } => "InterfaceSet",
+            StorageInterfaceSet { .. } => "StorageInterfaceSet",
+            PropertiesUpdated { .. } => "PropertiesUpdated",
+            InstanceInfoUpdated { .. } => "InstanceInfoUpdated",
+            DriverInfoUpdated { .. } => "DriverInfoUpdated",
+            DriverInternalInfoUpdated { .. } => "DriverInternalInfoUpdated",
+            InstanceAssociated { .. } => "InstanceAssociated",
+            MaintenanceSet { .. } => "MaintenanceSet",
+            MaintenanceUnset => "MaintenanceUnset",
+            PowerStateChanged { .. } => "PowerStateChanged",
+            PortAdded { .. } => "PortAdded",
+            PortUpdated { .. } => "PortUpdated",
+            PortRemoved { .. } => "PortRemoved",
+            ConnectorAdded { .. } => "ConnectorAdded",
+            ConnectorUpdated { .. } => "ConnectorUpdated",
+            ConnectorRemoved { .. } => "ConnectorRemoved",
+            TargetCreated { .. } => "TargetCreated",
+            TargetUpdated { .. } => "TargetUpdated",
+            TargetDeleted { .. } => "TargetDeleted",
+            ProvisionStateChanged(_) => "ProvisionStateChanged",
+            DeployRequested { .. } => "DeployRequested",
+            Deployed(_) => "Deployed",
+            DeployFailed { .. } => "DeployFailed",
+            UndeployRequested(_) => "UndeployRequested",
+            TargetsPurged { .. } => "TargetsPurged",
+            Undeployed(_) => "Undeployed",
+            UndeployFailed { .. } => "UndeployFailed",
+            NodeDeleted { .. } => "NodeDeleted",
+        }
+    }
+
+    /// The provision-state move this event records, if any.
+    pub fn transition(&self) -> Option<&Transition> {
+        use NodeEvent::*;
+        match self {
+            ProvisionStateChanged(t) | Deployed(t) | UndeployRequested(t) | Undeployed(t) => Some(t),
+            DeployRequested { transition, .. }
+            | DeployFailed { transition, .. }
+            | UndeployFailed { transition, .. } => Some(transition),
+            _ => None,
+        }
+    }
+}
+
+impl DomainEvent for NodeEvent {
+    fn event_type(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn event_version(&self) -> String {
+        Self::VERSION.to_string()
+    }
+}

@@ -1,0 +1,278 @@
+//! The `Node` aggregate: one bare-metal node and everything it owns.
+//!
+//! `handle` only decides: each command is checked against the current state by a
+//! pure function in one of the `decide_*` modules, which returns the events to
+//! record (or a [`DomainError`]). `apply` only folds events into state; it holds
+//! no rules, because stored events are facts that must always replay.
+
+mod decide_children;
+mod decide_lifecycle;
+mod decide_update;
+pub mod commands;
+pub mod entities;
+pub mod events;
+
+use crate::domain::error::DomainError;
+use crate::domain::hardware::HardwareCatalog;
+use crate::domain::state::{ProvisionState, POWER_OFF};
+use commands::NodeCommand;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use entities::{Connector, Port, Target};
+use events::NodeEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// What the node aggregate needs to decide: the configured hardware types and
+/// interfaces. Plain data; no I/O.
+#[derive(Debug, Clone, Default)]
+pub struct NodeServices {
+    pub catalog: HardwareCatalog,
+}
+
+/// The current state of one node, rebuilt from its events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Enrolled and not deleted.
+    pub exists: bool,
+    pub uuid: Option<Uuid>,
+    pub name: Option<String>,
+    pub driver: String,
+    pub interfaces: BTreeMap<String, String>,
+    pub properties: Map<String, Value>,
+    pub instance_info: Map<String, Value>,
+    pub driver_info: Map<String, Value>,
+    pub driver_internal_info: Map<String, Value>,
+    pub extra: Map<String, Value>,
+    pub fields: BTreeMap<String, Value>,
+    pub instance_uuid: Option<String>,
+    pub power_state: Option<String>,
+    pub provision_state: Option<ProvisionState>,
+    pub target_provision_state: Option<ProvisionState>,
+    pub maintenance: bool,
+    pub maintenance_reason: Option<String>,
+    pub last_error: Option<String>,
+    /// In creation order (Ironic walks connectors and targets in DB order).
+    pub ports: Vec<Port>,
+    pub connectors: Vec<Connector>,
+    pub targets: Vec<Target>,
+}
+
+impl Node {
+    /// Simple node fields ironledger stores as given (with light type checks).
+    pub const SIMPLE_FIELDS: &'static [&'static str] = &[
+        "description",
+        "resource_class",
+        "owner",
+        "lessee",
+        "chassis_uuid",
+        "conductor_group",
+        "automated_clean",
+        "protected",
+        "protected_reason",
+        "retired",
+        "retired_reason",
+        "network_data",
+        "shard",
+        "parent_node",
+        "disable_power_off",
+    ];
+
+    /// The node's UUID as a string (empty before enrolment).
+    pub fn id(&self) -> String {
+        self.uuid.map(|u| u.to_string()).unwrap_or_default()
+    }
+
+    pub fn state(&self) -> ProvisionState {
+        self.provision_state.unwrap_or(ProvisionState::Enroll)
+    }
+
+    pub fn powered_off(&self) -> bool {
+        self.power_state.as_deref() == Some(POWER_OFF)
+    }
+
+    /// The interface of a kind (`"storage"` → `"cinder"`).
+    pub fn interface(&self, kind: &str) -> &str {
+        self.interfaces.get(kind).map(String::as_str).unwrap_or("")
+    }
+
+    fn require_exists(&self) -> Result<(), DomainError> {
+        if self.exists {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound(match self.uuid {
+                Some(u) => format!("Node {u} could not be found."),
+                None => "Node could not be found.".to_string(),
+            }))
+        }
+    }
+
+    /// Decides the events a command produces. Pure.
+    pub fn decide(&self, command: NodeCommand, services: &NodeServices) -> Result<Vec<NodeEvent>, DomainError> {
+        if !matches!(command, NodeCommand::Enroll(_)) {
+            self.require_exists()?;
+        }
+        match command {
+            NodeCommand::Enroll(cmd) => self.enroll(cmd, &services.catalog),
+            NodeCommand::Patch { ops } => self.patch(&ops, &services.catalog),
+            NodeCommand::SetMaintenance { reason } => Ok(vec![NodeEvent::MaintenanceSet { reason }]),
+            NodeCommand::UnsetMaintenance => Ok(if self.maintenance { vec![NodeEvent::MaintenanceUnset] } else { vec![] }),
+            NodeCommand::SetPowerState { target } => self.set_power(&target),
+            NodeCommand::Provision(req) => self.provision(&req),
+            NodeCommand::Delete => self.delete(),
+            NodeCommand::FinishDeploy => self.finish_deploy(),
+            NodeCommand::FailDeploy { error } => self.fail_deploy(error),
+            NodeCommand::PurgeTargets => self.purge_targets(),
+            NodeCommand::FinishUndeploy => self.finish_undeploy(),
+            NodeCommand::FailUndeploy { error } => self.fail_undeploy(error),
+            NodeCommand::SetDriverInternalInfo { changes } => {
+                Ok(vec![NodeEvent::DriverInternalInfoUpdated { changes }])
+            }
+            NodeCommand::AddPort(p) => self.add_port(p),
+            NodeCommand::PatchPort { uuid, ops } => self.patch_port(uuid, &ops),
+            NodeCommand::RemovePort { uuid } => self.remove_port(uuid),
+            NodeCommand::AddConnector(c) => self.add_connector(c),
+            NodeCommand::PatchConnector { uuid, ops } => self.patch_connector(uuid, &ops),
+            NodeCommand::RemoveConnector { uuid } => self.remove_connector(uuid),
+            NodeCommand::CreateTarget(t) => self.create_target(t),
+            NodeCommand::PatchTarget { uuid, ops } => self.patch_target(uuid, &ops),
+            NodeCommand::DeleteTarget { uuid } => self.delete_target(uuid),
+        }
+    }
+
+    fn set_transition(&mut self, t: &events::Transition) {
+        self.provision_state = Some(t.to);
+        self.target_provision_state = t.target;
+    }
+}
+
+impl Aggregate for Node {
+    const TYPE: &'static str = "Node";
+    type Command = NodeCommand;
+    type Event = NodeEvent;
+    type Error = DomainError;
+    type Services = NodeServices;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command, services)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        use NodeEvent::*;
+        match event {
+            NodeEnrolled(e) => {
+                *self = Node {
+                    exists: true,
+                    uuid: Some(e.uuid),
+                    name: e.name,
+                    driver: e.driver,
+                    interfaces: e.interfaces,
+                    properties: e.properties,
+                    instance_info: e.instance_info,
+                    driver_info: e.driver_info,
+                    extra: e.extra,
+                    fields: e.fields,
+                    provision_state: Some(e.provision_state),
+                    ..Node::default()
+                };
+            }
+            NodeRenamed { to, .. } => self.name = to,
+            NodeUpdated { changes } => {
+                for (k, v) in changes {
+                    if k == "driver" {
+                        self.driver = v.as_str().unwrap_or_default().to_string();
+                    } else if k == "extra" {
+                        self.extra = v.as_object().cloned().unwrap_or_default();
+                    } else if v.is_null() {
+                        self.fields.remove(&k);
+                    } else {
+                        self.fields.insert(k, v);
+                    }
+                }
+            }
+            InterfaceSet { interface, to, .. } => {
+                self.interfaces.insert(interface, to);
+            }
+            StorageInterfaceSet { to, .. } => {
+                self.interfaces.insert("storage".into(), to);
+            }
+            PropertiesUpdated { after, .. } => self.properties = after,
+            InstanceInfoUpdated { after, .. } => self.instance_info = after,
+            DriverInfoUpdated { after } => self.driver_info = after,
+            DriverInternalInfoUpdated { changes } => {
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => self.driver_internal_info.insert(k, v),
+                        None => self.driver_internal_info.remove(&k),
+                    };
+                }
+            }
+            InstanceAssociated { to, .. } => self.instance_uuid = to,
+            MaintenanceSet { reason } => {
+                self.maintenance = true;
+                self.maintenance_reason = reason;
+            }
+            MaintenanceUnset => {
+                self.maintenance = false;
+                self.maintenance_reason = None;
+            }
+            PowerStateChanged { to, .. } => self.power_state = Some(to),
+            PortAdded { port } => self.ports.push(port),
+            PortUpdated { after, .. } => replace_by_uuid(&mut self.ports, after, |p| p.uuid),
+            PortRemoved { port } => self.ports.retain(|p| p.uuid != port.uuid),
+            ConnectorAdded { connector } => self.connectors.push(connector),
+            ConnectorUpdated { after, .. } => replace_by_uuid(&mut self.connectors, after, |c| c.uuid),
+            ConnectorRemoved { connector } => self.connectors.retain(|c| c.uuid != connector.uuid),
+            TargetCreated { target } => self.targets.push(target),
+            TargetUpdated { after, .. } => replace_by_uuid(&mut self.targets, after, |t| t.uuid),
+            TargetDeleted { target } => self.targets.retain(|t| t.uuid != target.uuid),
+            ProvisionStateChanged(t) => self.set_transition(&t),
+            DeployRequested { transition, .. } => {
+                self.set_transition(&transition);
+                self.last_error = None;
+            }
+            Deployed(t) => self.set_transition(&t),
+            DeployFailed { transition, error } | UndeployFailed { transition, error } => {
+                self.set_transition(&transition);
+                self.last_error = Some(error);
+            }
+            UndeployRequested(t) => {
+                self.set_transition(&t);
+                self.last_error = None;
+            }
+            TargetsPurged { targets } => {
+                self.targets.retain(|t| !targets.iter().any(|p| p.uuid == t.uuid));
+                self.driver_internal_info.remove("boot_from_volume");
+                self.driver_internal_info.remove("boot_from_volume_deploy");
+            }
+            Undeployed(t) => {
+                self.set_transition(&t);
+                self.instance_info.clear();
+                self.instance_uuid = None;
+                self.driver_internal_info.remove("boot_from_volume");
+                self.driver_internal_info.remove("boot_from_volume_deploy");
+            }
+            NodeDeleted { .. } => {
+                let uuid = self.uuid;
+                *self = Node { uuid, ..Node::default() };
+            }
+        }
+    }
+}
+
+fn replace_by_uuid<T>(items: &mut [T], new: T, key: impl Fn(&T) -> Uuid) {
+    let id = key(&new);
+    if let Some(slot) = items.iter_mut().find(|i| key(i) == id) {
+        *slot = new;
+    }
+}

@@ -1,0 +1,13 @@
+//! ironledger: an event-sourced engine for bare-metal nodes that boot from
+//! remote (iSCSI) volumes, speaking OpenStack Ironic's v1 API.
+//!
+//! Layers (dependencies point inward):
+//! - [`domain`]: aggregates, commands, events, rules. Pure: no I/O.
+//! - [`store`]: event store backends (memory, SQLite, PostgreSQL) and the ordered feed.
+//! - [`projections`]: read models built from the feed (lives in `projections/`).
+//! - [`engine`]: wires the aggregates to a store, retries conflicts, waits for
+//!   projections so that a command's effects are readable when it returns.
+//! - [`config`], [`telemetry`], [`cli`], [`http`]: the runnable service.
+
+pub mod domain;
+pub mod store;

@@ -1,0 +1,232 @@
+//! Runs cqrs-es aggregates on any [`LogStore`].
+//!
+//! [`Repo`] implements cqrs-es's `PersistedEventRepository`, the seam cqrs-es
+//! offers for custom backends, so the domain uses the stock `CqrsFramework` and
+//! `PersistedEventStore`. Two things happen here that cqrs-es knows nothing about:
+//!
+//! - **Claims.** Before appending, every event is shown to the injected
+//!   [`ClaimFn`]; the resulting claim operations go into the same transaction as
+//!   the events. A claim held by another owner comes back from cqrs-es as
+//!   `AggregateError::UnexpectedError` wrapping a [`ClaimConflict`], which the
+//!   engine recovers with `downcast_ref`.
+//! - **Reading aggregate streams on PostgreSQL.** When the repository is built with
+//!   a PostgreSQL pool, loads are delegated to postgres-es's own
+//!   `PostgresEventRepository`, which reads our extended `events` table unchanged
+//!   (it selects its seven columns by name). Writes always go through
+//!   [`LogStore::append`], because postgres-es cannot write claims.
+//!
+//! Snapshots are never used: cqrs-es 0.5 applies events twice when it builds one
+//! (see `reference/cqrs-es-notes.md` §1.4), so [`event_store`] builds a pure
+//! event-sourced store and `get_snapshot` always answers `None`.
+
+use super::{ClaimConflict, ClaimFn, LogStore, StoreError};
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream,
+    SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// How many events `stream_all_events` reads from the feed per query, and the
+/// buffer of the channel it streams them through.
+const STREAM_PAGE: u32 = 500;
+
+/// A cqrs-es event repository over a [`LogStore`].
+pub struct Repo {
+    store: Arc<dyn LogStore>,
+    claims: ClaimFn,
+    /// postgres-es's reader, when the store is PostgreSQL.
+    pg: Option<PostgresEventRepository>,
+    /// The pool `pg` was built on (PostgresEventRepository is not Clone; we rebuild it).
+    pg_pool: Option<PgPool>,
+}
+
+/// The cqrs-es event store the engine builds its `CqrsFramework`s on.
+pub type Store<A> = PersistedEventStore<Repo, A>;
+
+/// A pure event-sourced cqrs-es store over `repo` (no snapshots, see module docs).
+pub fn event_store<A: Aggregate>(repo: Repo) -> Store<A> {
+    PersistedEventStore::new_event_store(repo)
+}
+
+impl Repo {
+    /// A repository that reads and writes through `store` only.
+    pub fn new(store: Arc<dyn LogStore>, claims: ClaimFn) -> Self {
+        Self {
+            store,
+            claims,
+            pg: None,
+            pg_pool: None,
+        }
+    }
+
+    /// A repository for the PostgreSQL backend: writes go through `store` (a
+    /// `PostgresStore` on the same database), aggregate loads through postgres-es's
+    /// repository on `pool`.
+    pub fn with_postgres(store: Arc<dyn LogStore>, claims: ClaimFn, pool: PgPool) -> Self {
+        Self {
+            store,
+            claims,
+            pg: Some(PostgresEventRepository::new(pool.clone())),
+            pg_pool: Some(pool),
+        }
+    }
+
+    /// The store this repository writes to.
+    pub fn store(&self) -> &Arc<dyn LogStore> {
+        &self.store
+    }
+}
+
+/// Cheap: clones handles. Handy because each `PersistedEventStore` (one per
+/// aggregate type) takes its repository by value.
+impl Clone for Repo {
+    fn clone(&self) -> Self {
+        match &self.pg_pool {
+            Some(pool) => Self::with_postgres(self.store.clone(), self.claims.clone(), pool.clone()),
+            None => Self::new(self.store.clone(), self.claims.clone()),
+        }
+    }
+}
+
+/// How store failures surface through cqrs-es (`AggregateError` is built from these).
+pub fn persistence_error(err: StoreError) -> PersistenceError {
+    match err {
+        StoreError::Conflict => PersistenceError::OptimisticLockError,
+        StoreError::Claim(c) => PersistenceError::UnknownError(Box::new(c)),
+        StoreError::Database(m) => PersistenceError::ConnectionError(m.into()),
+        StoreError::Corrupt(m) => PersistenceError::DeserializationError(m.into()),
+    }
+}
+
+/// Finds the [`ClaimConflict`] inside an error cqrs-es returned, if that is what
+/// it was (the engine turns it into a 409).
+pub fn claim_conflict(err: &(dyn std::error::Error + 'static)) -> Option<&ClaimConflict> {
+    err.downcast_ref::<ClaimConflict>()
+}
+
+/// Feeds already-loaded events into a cqrs-es replay stream. The channel is sized
+/// to hold them all, so no task is needed to drain it.
+async fn replay_of(events: Vec<SerializedEvent>) -> Result<ReplayStream, PersistenceError> {
+    let (mut feed, stream) = ReplayStream::new(events.len().max(1));
+    for event in events {
+        feed.push(Ok(event)).await?;
+    }
+    Ok(stream)
+}
+
+impl PersistedEventRepository for Repo {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match &self.pg {
+            Some(pg) => pg.get_events::<A>(aggregate_id).await,
+            None => self
+                .store
+                .load(A::TYPE, aggregate_id)
+                .await
+                .map_err(persistence_error),
+        }
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match &self.pg {
+            Some(pg) => pg.get_last_events::<A>(aggregate_id, last_sequence).await,
+            None => {
+                let mut events = self
+                    .store
+                    .load(A::TYPE, aggregate_id)
+                    .await
+                    .map_err(persistence_error)?;
+                events.retain(|e| e.sequence > last_sequence);
+                Ok(events)
+            }
+        }
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        _aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        // Pure event sourcing: see the module docs.
+        Ok(None)
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        _snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let claims: Vec<_> = events.iter().flat_map(|e| (self.claims)(e)).collect();
+        self.store
+            .append(events, &claims)
+            .await
+            .map_err(persistence_error)
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        match &self.pg {
+            Some(pg) => pg.stream_events::<A>(aggregate_id).await,
+            None => replay_of(
+                self.store
+                    .load(A::TYPE, aggregate_id)
+                    .await
+                    .map_err(persistence_error)?,
+            )
+            .await,
+        }
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        if let Some(pg) = &self.pg {
+            return pg.stream_all_events::<A>().await;
+        }
+        // The embedded stores number events as they append them, so the feed holds
+        // every event, in commit order (better than postgres-es's per-aggregate
+        // sequence order). Page through it in a task, keeping this aggregate type.
+        let store = self.store.clone();
+        let (mut feed, stream) = ReplayStream::new(STREAM_PAGE as usize);
+        tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                let page = match store.read_feed(after, STREAM_PAGE).await {
+                    Ok(page) => page,
+                    Err(err) => {
+                        // Reported to the consumer, unlike postgres-es, which ends
+                        // the stream silently on a database error.
+                        let _ = feed.push(Err(persistence_error(err))).await;
+                        return;
+                    }
+                };
+                let Some(last) = page.last() else { return };
+                after = last.position;
+                for e in page.into_iter().filter(|e| e.aggregate_type == A::TYPE) {
+                    let event = SerializedEvent {
+                        aggregate_id: e.aggregate_id,
+                        sequence: e.sequence as usize,
+                        aggregate_type: e.aggregate_type,
+                        event_type: e.event_type,
+                        event_version: e.event_version,
+                        payload: e.payload,
+                        metadata: e.metadata,
+                    };
+                    if feed.push(Ok(event)).await.is_err() {
+                        return; // the consumer went away
+                    }
+                }
+            }
+        });
+        Ok(stream)
+    }
+}

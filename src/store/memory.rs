@@ -1,0 +1,295 @@
+//! An in-process [`LogStore`] for tests and throwaway runs.
+//!
+//! Everything lives behind one `std::sync::Mutex`. That is the whole concurrency
+//! story, and it is enough: every operation is a short, synchronous critical
+//! section (the lock is never held across an `.await`), so appends are totally
+//! ordered by the lock and each one either applies completely or not at all.
+//! Because appends are serialized, positions can be handed out at append time
+//! and are automatically dense and in commit order; [`LogStore::sequence`] has
+//! nothing to do.
+//!
+//! The semantics (conflicts, claims, compare-and-set checkpoints, ordering of
+//! `doc_list`) are the same as the SQL backends', and the shared test suite in
+//! `tests/store_suite.rs` holds all three to it.
+
+use super::{ClaimConflict, ClaimOp, DocChange, LogStore, RecordedEvent, StoreError};
+use async_trait::async_trait;
+use chrono::Utc;
+use cqrs_es::persist::SerializedEvent;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+/// The in-memory backend. Cheap to create; nothing survives the process.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The log in position order: `events[i].position == i + 1`.
+    events: Vec<RecordedEvent>,
+    /// (aggregate type, aggregate id) → sequence → index into `events`.
+    /// A BTreeMap so that `load` comes out in sequence order for free.
+    streams: HashMap<(String, String), BTreeMap<u64, usize>>,
+    /// (scope, key) → owner.
+    claims: HashMap<(String, String), String>,
+    /// model → id → document. BTreeMaps give `doc_list` its id order.
+    models: BTreeMap<String, BTreeMap<String, Value>>,
+    checkpoints: HashMap<String, u64>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the lock, shrugging off poisoning: a panic in another task cannot
+    /// leave `Inner` half-updated, because every mutation below validates first
+    /// and then applies changes that cannot panic.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Applies `ops` to a claims table in order, the same way the SQL backends do.
+/// Used on a scratch copy first, so that a conflict leaves the real table alone.
+fn apply_claims(
+    claims: &mut HashMap<(String, String), String>,
+    ops: &[ClaimOp],
+) -> Result<(), ClaimConflict> {
+    for op in ops {
+        match op {
+            ClaimOp::Acquire { scope, key, owner } => {
+                let k = (scope.clone(), key.clone());
+                match claims.get(&k) {
+                    Some(holder) if holder != owner => {
+                        return Err(ClaimConflict {
+                            scope: scope.clone(),
+                            key: key.clone(),
+                            owner: holder.clone(),
+                        })
+                    }
+                    Some(_) => {}
+                    None => {
+                        claims.insert(k, owner.clone());
+                    }
+                }
+            }
+            ClaimOp::Release { scope, key, owner } => {
+                let k = (scope.clone(), key.clone());
+                if claims.get(&k) == Some(owner) {
+                    claims.remove(&k);
+                }
+            }
+            ClaimOp::ReleaseAll { owner } => claims.retain(|_, holder| holder != owner),
+        }
+    }
+    Ok(())
+}
+
+fn to_serialized(e: &RecordedEvent) -> SerializedEvent {
+    SerializedEvent {
+        aggregate_id: e.aggregate_id.clone(),
+        sequence: e.sequence as usize,
+        aggregate_type: e.aggregate_type.clone(),
+        event_type: e.event_type.clone(),
+        event_version: e.event_version.clone(),
+        payload: e.payload.clone(),
+        metadata: e.metadata.clone(),
+    }
+}
+
+#[async_trait]
+impl LogStore for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn load(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        let inner = self.lock();
+        let key = (aggregate_type.to_string(), aggregate_id.to_string());
+        Ok(inner
+            .streams
+            .get(&key)
+            .map(|stream| {
+                stream
+                    .values()
+                    .map(|&i| to_serialized(&inner.events[i]))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn append(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+
+        // Validate everything before touching anything: all-or-nothing.
+        let mut taken = std::collections::HashSet::new();
+        for e in events {
+            let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
+            let seq = e.sequence as u64;
+            let exists = inner
+                .streams
+                .get(&key)
+                .is_some_and(|s| s.contains_key(&seq));
+            if exists || !taken.insert((key, seq)) {
+                return Err(StoreError::Conflict);
+            }
+        }
+        let mut new_claims = inner.claims.clone();
+        apply_claims(&mut new_claims, claims)?;
+
+        // Apply.
+        inner.claims = new_claims;
+        let now = Utc::now();
+        for e in events {
+            let index = inner.events.len();
+            inner.events.push(RecordedEvent {
+                position: index as u64 + 1,
+                aggregate_type: e.aggregate_type.clone(),
+                aggregate_id: e.aggregate_id.clone(),
+                sequence: e.sequence as u64,
+                event_type: e.event_type.clone(),
+                event_version: e.event_version.clone(),
+                payload: e.payload.clone(),
+                metadata: e.metadata.clone(),
+                recorded_at: now,
+            });
+            inner
+                .streams
+                .entry((e.aggregate_type.clone(), e.aggregate_id.clone()))
+                .or_default()
+                .insert(e.sequence as u64, index);
+        }
+        Ok(())
+    }
+
+    async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .claims
+            .get(&(scope.to_string(), key.to_string()))
+            .cloned())
+    }
+
+    async fn sequence(&self) -> Result<(), StoreError> {
+        // Positions are given at append time, under the lock.
+        Ok(())
+    }
+
+    async fn read_feed(&self, after: u64, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+        let inner = self.lock();
+        // Position p lives at index p - 1, so events after `after` start at index `after`.
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(inner.events.len());
+        Ok(inner.events[start..]
+            .iter()
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().events.len() as u64)
+    }
+
+    async fn aggregate_position(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(u64, bool), StoreError> {
+        let inner = self.lock();
+        let key = (aggregate_type.to_string(), aggregate_id.to_string());
+        let max = inner
+            .streams
+            .get(&key)
+            .and_then(|s| s.values().map(|&i| inner.events[i].position).max())
+            .unwrap_or(0);
+        Ok((max, false))
+    }
+
+    async fn doc_get(&self, model: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self
+            .lock()
+            .models
+            .get(model)
+            .and_then(|docs| docs.get(id))
+            .cloned())
+    }
+
+    async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        Ok(self
+            .lock()
+            .models
+            .get(model)
+            .map(|docs| docs.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().checkpoints.get(model).copied().unwrap_or(0))
+    }
+
+    async fn commit_model(
+        &self,
+        model: &str,
+        from: u64,
+        to: u64,
+        changes: &[DocChange],
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner.checkpoints.get(model).copied().unwrap_or(0) != from {
+            return Ok(false);
+        }
+        inner.checkpoints.insert(model.to_string(), to);
+        let docs = inner.models.entry(model.to_string()).or_default();
+        for change in changes {
+            match change {
+                DocChange::Put { id, body } => {
+                    docs.insert(id.clone(), body.clone());
+                }
+                DocChange::Delete { id } => {
+                    docs.remove(id);
+                }
+            }
+        }
+        if docs.is_empty() {
+            inner.models.remove(model);
+        }
+        Ok(true)
+    }
+
+    async fn drop_model(&self, model: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.models.remove(model);
+        inner.checkpoints.remove(model);
+        Ok(())
+    }
+
+    async fn swap_model(&self, live: &str, scratch: &str) -> Result<(), StoreError> {
+        if live == scratch {
+            return Ok(());
+        }
+        let mut inner = self.lock();
+        match inner.models.remove(scratch) {
+            Some(docs) => inner.models.insert(live.to_string(), docs),
+            None => inner.models.remove(live),
+        };
+        match inner.checkpoints.remove(scratch) {
+            Some(p) => inner.checkpoints.insert(live.to_string(), p),
+            None => inner.checkpoints.remove(live),
+        };
+        Ok(())
+    }
+}

@@ -1,0 +1,654 @@
+//! The production backend: PostgreSQL, shareable by several ironledger processes.
+//!
+//! The `events` table is postgres-es's, extended (see `schema/postgres/0001_events.sql`).
+//! postgres-es's own repository still reads the aggregate streams from it (see
+//! [`crate::store::bridge`]); this module writes events, claims and read models,
+//! and owns the one thing postgres-es lacks: a **gap-free global feed**.
+//!
+//! # The gap, and why positions are not handed out at insert time
+//!
+//! The obvious design — a `bigserial` column as the feed position, consumers
+//! reading `WHERE pos > $checkpoint` — is broken under concurrency. Sequence values
+//! are taken when a row is *inserted*, but become visible when the transaction
+//! *commits*, and the two orders differ:
+//!
+//! ```text
+//! T1: INSERT (takes id 5) ..................................... COMMIT
+//! T2:          INSERT (takes id 6)  COMMIT
+//! reader:                                  sees 6, checkpoint := 6
+//! ```
+//!
+//! The reader never looks below 6 again, so event 5 is skipped forever.
+//!
+//! # The fix: number events after their transaction has finished
+//!
+//! An event is inserted with `position = NULL`, remembering its transaction id
+//! (`tx_id = pg_current_xact_id()`) and its insert order (`event_id`). Later,
+//! [`LogStore::sequence`] numbers the rows in one statement (see [`SEQUENCE_SQL`]):
+//!
+//! ```sql
+//! -- under pg_advisory_xact_lock, READ COMMITTED
+//! WITH base AS (SELECT coalesce(max(position), 0) AS p FROM events),
+//!      todo AS (SELECT event_id, row_number() OVER (ORDER BY tx_id, event_id) AS n
+//!               FROM events WHERE position IS NULL
+//!                 AND tx_id < pg_snapshot_xmin(pg_current_snapshot()))
+//! UPDATE events e SET position = base.p + todo.n FROM base, todo
+//!  WHERE e.event_id = todo.event_id;
+//! ```
+//!
+//! Why this is right:
+//!
+//! - `xmin` of the statement's snapshot is the oldest transaction id still running
+//!   anywhere in the cluster. Every transaction with a smaller id has **finished**:
+//!   committed (and then its rows are visible to this very snapshot) or aborted
+//!   (and then its rows do not exist). So the set `todo` numbers is final: no event
+//!   with `tx_id < xmin` can appear later.
+//! - Transaction ids are handed out in increasing order, so any transaction that is
+//!   still running, or has not yet written, has an id `>= xmin` and is left for a
+//!   later round. Each round therefore only numbers ids at or above those of the
+//!   previous round: positions increase with `(tx_id, event_id)` across rounds,
+//!   and `base.p + n` makes them dense (1, 2, 3, … with no holes).
+//! - A position is written once and never changes, and is only ever given to a
+//!   committed event; so a reader of `WHERE position > $after ORDER BY position`
+//!   that advances its checkpoint to the last position it saw can never skip
+//!   anything: every event numbered later gets a higher position.
+//! - The advisory lock serializes sequencers, across processes too. The lock is
+//!   taken in its own statement and the transaction is `READ COMMITTED`, so the
+//!   `UPDATE` takes its snapshot *after* acquiring the lock and sees the previous
+//!   round's positions (under `REPEATABLE READ` the snapshot would predate the
+//!   lock and two rounds could hand out the same numbers).
+//!
+//! The order is transaction-id order, not strictly commit order: of two overlapping
+//! transactions, the one that *started writing* first is numbered first. What
+//! matters for consumers holds: positions are only assigned once nothing can be
+//! inserted below them.
+//!
+//! **Caveat:** a long-running transaction anywhere in the cluster (any database,
+//! any application) that holds a transaction id keeps `xmin` down, and events
+//! committed after it started wait for a position until it ends. That delays the
+//! feed (projections, the process manager); it never loses or reorders an event.
+//! Read-only transactions have no id and do not delay anything.
+
+use super::{
+    sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, DocChange, LogStore, RecordedEvent,
+    StoreError,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::persist::SerializedEvent;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The schema, applied in order by [`PostgresStore::connect`] / [`PostgresStore::from_pool`].
+/// A version is applied once; never edit a released file, add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_events",
+        include_str!("../../schema/postgres/0001_events.sql"),
+    ),
+    (
+        2,
+        "0002_claims",
+        include_str!("../../schema/postgres/0002_claims.sql"),
+    ),
+    (
+        3,
+        "0003_read_models",
+        include_str!("../../schema/postgres/0003_read_models.sql"),
+    ),
+];
+
+/// First half of the advisory-lock key that serializes migrations ("ILMG"). The
+/// second half is a hash of the target schema, so deployments (or tests) in
+/// different schemas of one database do not wait for each other.
+const MIGRATION_LOCK: i32 = 0x494C_4D47;
+
+/// First half of the advisory-lock key that serializes sequencers ("ILSQ"). The
+/// second half is the `events` table's OID, which is per schema.
+const SEQUENCER_LOCK: i32 = 0x494C_5351;
+
+/// How many events one sequencing round numbers at most. Rounds repeat until the
+/// backlog is done; the cap keeps each transaction (and its row locks) short.
+const SEQUENCE_BATCH: i64 = 10_000;
+
+const MAX_CONNECTIONS: u32 = 16;
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Inserts one event, leaving `event_id`, `tx_id`, `recorded_at` to their defaults
+/// and `position` NULL (the sequencer fills it in after commit).
+///
+/// Parameters: `$1` aggregate_type (text), `$2` aggregate_id (text), `$3` sequence
+/// (int8), `$4` event_type, `$5` event_version, `$6` payload (jsonb), `$7` metadata
+/// (jsonb). The column list is postgres-es's. Public so that tests can hold raw
+/// transactions open to provoke out-of-order commits.
+pub const INSERT_EVENT_SQL: &str = "INSERT INTO events \
+     (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Numbers committed, unnumbered events (see the module docs for why it is
+/// correct). `$1` caps the batch. Must run after [`SEQUENCER_LOCK`] is taken, in a
+/// `READ COMMITTED` transaction.
+pub const SEQUENCE_SQL: &str = "\
+WITH base AS (SELECT coalesce(max(position), 0) AS p FROM events),
+     todo AS (SELECT event_id, row_number() OVER (ORDER BY tx_id, event_id) AS n
+                FROM (SELECT event_id, tx_id FROM events
+                       WHERE position IS NULL
+                         AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                       ORDER BY tx_id, event_id
+                       LIMIT $1) AS ready)
+UPDATE events e SET position = base.p + todo.n
+  FROM base, todo
+ WHERE e.event_id = todo.event_id";
+
+const SELECT_FEED_SQL: &str = "\
+SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+       payload, metadata,
+       (extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_us
+  FROM events
+ WHERE position > $1
+ ORDER BY position
+ LIMIT $2";
+
+/// The PostgreSQL backend.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:pass@host:port/db?…`) with a pool of up to
+    /// 16 connections and applies the schema migrations.
+    ///
+    /// Unlike postgres-es's pool helper, this never panics: an unreachable server
+    /// is a [`StoreError::Database`] after the acquire timeout.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
+        if options.get_application_name().is_none() {
+            // Makes our sessions recognizable in pg_stat_activity.
+            options = options.application_name("ironledger");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {e}")))?;
+        Self::from_pool(pool).await
+    }
+
+    /// Wraps an existing pool (whose connections may carry their own settings, e.g.
+    /// a `search_path` pointing at a per-test schema) and applies the migrations to
+    /// the schema its connections create tables in.
+    pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
+        migrate(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, to share with postgres-es's repository (see `bridge::Repo`).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// One sequencing round; returns how many events it numbered.
+    async fn sequence_round(&self) -> Result<u64, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(sql_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, 'events'::regclass::oid::int4)")
+            .bind(SEQUENCER_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        let numbered = sqlx::query(SEQUENCE_SQL)
+            .bind(SEQUENCE_BATCH)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?
+            .rows_affected();
+        tx.commit().await.map_err(sql_error)?;
+        Ok(numbered)
+    }
+}
+
+/// Applies every migration not yet recorded in `schema_migrations`, each in its own
+/// transaction under an advisory lock, so that two processes starting together do
+/// not both run a file (PostgreSQL DDL is transactional: the loser waits for the
+/// lock, then finds the version recorded).
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    for &(version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(sql_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
+                 version bigint PRIMARY KEY, \
+                 name text NOT NULL, \
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        if applied.is_some() {
+            tx.rollback().await.map_err(sql_error)?;
+            continue;
+        }
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::Database(format!("migration {name} failed: {e}")))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")
+            .bind(version)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        tx.commit().await.map_err(sql_error)?;
+        tracing::info!(migration = name, "applied PostgreSQL migration");
+    }
+    Ok(())
+}
+
+/// A deadlock or serialization failure: PostgreSQL aborted the transaction only
+/// because of a concurrent one. Retrying (after reloading) is the right response,
+/// exactly as for an optimistic-lock conflict, so appends report it as
+/// [`StoreError::Conflict`].
+fn is_transient(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40P01" || c == "40001")
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+/// Error mapping inside `append`: the events primary key is the optimistic lock.
+fn append_error(err: sqlx::Error) -> StoreError {
+    if is_unique_violation(&err) || is_transient(&err) {
+        StoreError::Conflict
+    } else {
+        sql_error(err)
+    }
+}
+
+fn serialized_from_row(row: &PgRow) -> Result<SerializedEvent, StoreError> {
+    Ok(SerializedEvent {
+        aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
+        aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
+        sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")? as usize,
+        event_type: row.try_get("event_type").map_err(sql_error)?,
+        event_version: row.try_get("event_version").map_err(sql_error)?,
+        payload: row.try_get("payload").map_err(sql_error)?,
+        metadata: row.try_get("metadata").map_err(sql_error)?,
+    })
+}
+
+fn recorded_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let e = serialized_from_row(row)?;
+    let micros: i64 = row.try_get("recorded_us").map_err(sql_error)?;
+    Ok(RecordedEvent {
+        position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
+        aggregate_type: e.aggregate_type,
+        aggregate_id: e.aggregate_id,
+        sequence: e.sequence as u64,
+        event_type: e.event_type,
+        event_version: e.event_version,
+        payload: e.payload,
+        metadata: e.metadata,
+        recorded_at: DateTime::<Utc>::from_timestamp_micros(micros)
+            .ok_or_else(|| StoreError::Corrupt(format!("recorded_at out of range: {micros}")))?,
+    })
+}
+
+#[async_trait]
+impl LogStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn load(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                    payload, metadata \
+             FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        rows.iter().map(serialized_from_row).collect()
+    }
+
+    async fn append(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() && claims.is_empty() {
+            return Ok(());
+        }
+        // Dropping `tx` on an early return rolls it back.
+        let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        for e in events {
+            sqlx::query(INSERT_EVENT_SQL)
+                .bind(&e.aggregate_type)
+                .bind(&e.aggregate_id)
+                .bind(to_i64(e.sequence as u64, "sequence")?)
+                .bind(&e.event_type)
+                .bind(&e.event_version)
+                .bind(&e.payload)
+                .bind(&e.metadata)
+                .execute(&mut *tx)
+                .await
+                .map_err(append_error)?;
+        }
+        for op in claims {
+            match op {
+                ClaimOp::Acquire { scope, key, owner } => {
+                    acquire(&mut tx, scope, key, owner).await?;
+                }
+                ClaimOp::Release { scope, key, owner } => {
+                    sqlx::query("DELETE FROM claims WHERE scope = $1 AND key = $2 AND owner = $3")
+                        .bind(scope)
+                        .bind(key)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(append_error)?;
+                }
+                ClaimOp::ReleaseAll { owner } => {
+                    sqlx::query("DELETE FROM claims WHERE owner = $1")
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(append_error)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(append_error)
+    }
+
+    async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT owner FROM claims WHERE scope = $1 AND key = $2")
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_error)
+    }
+
+    async fn sequence(&self) -> Result<(), StoreError> {
+        loop {
+            let numbered = self.sequence_round().await?;
+            if numbered > 0 {
+                tracing::trace!(numbered, "sequenced events");
+            }
+            if numbered < SEQUENCE_BATCH as u64 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn read_feed(&self, after: u64, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = after.min(i64::MAX as u64) as i64;
+        let rows = sqlx::query(SELECT_FEED_SQL)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_error)?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0)::int8 FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(sql_error)?;
+        to_u64(head, "position")
+    }
+
+    async fn aggregate_position(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(u64, bool), StoreError> {
+        let (max, pending): (i64, bool) = sqlx::query_as(
+            "SELECT coalesce(max(position), 0)::int8, coalesce(bool_or(position IS NULL), false) \
+             FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        Ok((to_u64(max, "position")?, pending))
+    }
+
+    async fn doc_get(&self, model: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        sqlx::query_scalar("SELECT body FROM read_models WHERE model = $1 AND id = $2")
+            .bind(model)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_error)
+    }
+
+    async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        // `id` is COLLATE "C": byte order, like the other backends.
+        sqlx::query_as("SELECT id, body FROM read_models WHERE model = $1 ORDER BY id")
+            .bind(model)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_error)
+    }
+
+    async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = $1")
+                .bind(model)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(sql_error)?;
+        to_u64(position.unwrap_or(0), "checkpoint")
+    }
+
+    async fn commit_model(
+        &self,
+        model: &str,
+        from: u64,
+        to: u64,
+        changes: &[DocChange],
+    ) -> Result<bool, StoreError> {
+        let from_i = to_i64(from, "checkpoint")?;
+        let to_i = to_i64(to, "checkpoint")?;
+        let mut tx = self.pool.begin().await.map_err(sql_error)?;
+
+        // The compare-and-set comes first, so that it takes the checkpoint row lock
+        // before any document is touched. A concurrent committer with the same `from`
+        // blocks on that lock; when it resumes, PostgreSQL re-checks the WHERE clause
+        // against the row we committed, finds `position <> from`, and it returns no
+        // row: it can never apply the same batch twice.
+        let moved: Option<i64> = if from == 0 {
+            // A model that never committed has no row; "0" means "missing or 0".
+            sqlx::query_scalar(
+                "INSERT INTO checkpoints (model, position) VALUES ($1, $3) \
+                 ON CONFLICT (model) DO UPDATE SET position = EXCLUDED.position \
+                   WHERE checkpoints.position = $2 \
+                 RETURNING position",
+            )
+        } else {
+            sqlx::query_scalar(
+                "UPDATE checkpoints SET position = $3 \
+                 WHERE model = $1 AND position = $2 RETURNING position",
+            )
+        }
+        .bind(model)
+        .bind(from_i)
+        .bind(to_i)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        if moved.is_none() {
+            tx.rollback().await.map_err(sql_error)?;
+            return Ok(false);
+        }
+
+        // Collapse the batch to the last change per id (a batch may touch one
+        // document several times), then write it in two set-based statements.
+        let mut last: BTreeMap<&str, Option<&Value>> = BTreeMap::new();
+        for change in changes {
+            match change {
+                DocChange::Put { id, body } => last.insert(id, Some(body)),
+                DocChange::Delete { id } => last.insert(id, None),
+            };
+        }
+        let (mut put_ids, mut put_bodies, mut del_ids) = (vec![], vec![], vec![]);
+        for (id, body) in last {
+            match body {
+                Some(body) => {
+                    put_ids.push(id);
+                    put_bodies.push(body.clone());
+                }
+                None => del_ids.push(id),
+            }
+        }
+        if !put_ids.is_empty() {
+            sqlx::query(
+                "INSERT INTO read_models (model, id, body) \
+                 SELECT $1, t.id, t.body FROM unnest($2::text[], $3::jsonb[]) AS t(id, body) \
+                 ON CONFLICT (model, id) DO UPDATE SET body = EXCLUDED.body",
+            )
+            .bind(model)
+            .bind(&put_ids)
+            .bind(&put_bodies)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        }
+        if !del_ids.is_empty() {
+            sqlx::query("DELETE FROM read_models WHERE model = $1 AND id = ANY($2::text[])")
+                .bind(model)
+                .bind(&del_ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        }
+        tx.commit().await.map_err(sql_error)?;
+        Ok(true)
+    }
+
+    async fn drop_model(&self, model: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        for sql in [
+            "DELETE FROM checkpoints WHERE model = $1",
+            "DELETE FROM read_models WHERE model = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(model)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        }
+        tx.commit().await.map_err(sql_error)
+    }
+
+    async fn swap_model(&self, live: &str, scratch: &str) -> Result<(), StoreError> {
+        if live == scratch {
+            // Deleting `live` first would destroy the very documents we keep.
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        // Checkpoint first: deleting the live checkpoint row locks it, so a live
+        // projector's compare-and-set waits for us and then fails (its row is gone)
+        // instead of writing documents into the model we are replacing.
+        for sql in [
+            "DELETE FROM checkpoints WHERE model = $1",
+            "UPDATE checkpoints SET model = $1 WHERE model = $2",
+            "DELETE FROM read_models WHERE model = $1",
+            "UPDATE read_models SET model = $1 WHERE model = $2",
+        ] {
+            let query = sqlx::query(sql).bind(live);
+            let query = if sql.contains("$2") {
+                query.bind(scratch)
+            } else {
+                query
+            };
+            query.execute(&mut *tx).await.map_err(sql_error)?;
+        }
+        tx.commit().await.map_err(sql_error)
+    }
+}
+
+/// Acquires a claim inside the append transaction, or fails the append.
+///
+/// `INSERT … ON CONFLICT DO UPDATE … WHERE claims.owner = EXCLUDED.owner RETURNING`
+/// returns a row exactly when the claim is now ours: newly inserted, or already held
+/// by the same owner (idempotent). If another transaction is inserting the same key,
+/// PostgreSQL makes us wait for it to finish and then decides on its outcome, so two
+/// concurrent claimants can never both succeed. No row back means someone else holds
+/// it; we look the holder up for the error message. In the rare case that the holder
+/// released it in between, we simply try again.
+async fn acquire(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    scope: &str,
+    key: &str,
+    owner: &str,
+) -> Result<(), StoreError> {
+    for _ in 0..3 {
+        let got: Option<String> = sqlx::query_scalar(
+            "INSERT INTO claims (scope, key, owner) VALUES ($1, $2, $3) \
+             ON CONFLICT (scope, key) DO UPDATE SET owner = EXCLUDED.owner \
+               WHERE claims.owner = EXCLUDED.owner \
+             RETURNING owner",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(owner)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(append_error)?;
+        if got.is_some() {
+            return Ok(());
+        }
+        let holder: Option<String> =
+            sqlx::query_scalar("SELECT owner FROM claims WHERE scope = $1 AND key = $2")
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(append_error)?;
+        if let Some(holder) = holder {
+            return Err(StoreError::Claim(ClaimConflict {
+                scope: scope.to_string(),
+                key: key.to_string(),
+                owner: holder,
+            }));
+        }
+    }
+    // The claim keeps changing hands under us; let the caller retry the command.
+    Err(StoreError::Conflict)
+}

@@ -1,0 +1,551 @@
+//! The embedded default backend: one SQLite file.
+//!
+//! # Why two pools
+//!
+//! SQLite allows many readers but only one writer at a time. If several pooled
+//! connections tried to write, the losers would get `SQLITE_BUSY` ("database is
+//! locked") — and inside a deferred transaction that upgrades from read to write,
+//! `busy_timeout` cannot help, because waiting could deadlock. So:
+//!
+//! - every write goes through a **write pool of exactly one connection** and starts
+//!   with `BEGIN IMMEDIATE`, which takes the write lock up front. Writers in this
+//!   process queue on the pool; writers in other processes wait on the lock for up
+//!   to `busy_timeout`. Either way they serialize instead of failing;
+//! - reads use a separate **read pool**; in WAL mode they run concurrently with the
+//!   writer and always see the last committed state.
+//!
+//! # Why positions are simple here
+//!
+//! Because writes are serialized, the append transaction can number its events
+//! `max(position) + 1, + 2, …` itself: no other transaction can commit in between,
+//! so commit order *is* position order and the feed can have no gaps. Compare the
+//! PostgreSQL backend, where concurrent writers make this much harder.
+//!
+//! # Durability
+//!
+//! `synchronous = FULL`: an acknowledged append survives a power loss, not just a
+//! process crash (WAL with `NORMAL` may lose the last transactions on power loss).
+
+use super::{
+    sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, DocChange, LogStore, RecordedEvent,
+    StoreError,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use cqrs_es::persist::SerializedEvent;
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Row, Sqlite, Transaction};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The schema, applied in order by [`SqliteStore::connect`]. A version is applied
+/// once; never edit a released file, add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_events",
+        include_str!("../../schema/sqlite/0001_events.sql"),
+    ),
+    (
+        2,
+        "0002_claims",
+        include_str!("../../schema/sqlite/0002_claims.sql"),
+    ),
+    (
+        3,
+        "0003_read_models",
+        include_str!("../../schema/sqlite/0003_read_models.sql"),
+    ),
+];
+
+/// How long a writer in *another process* may hold the file's write lock before
+/// our write fails. Within this process writers queue on the write pool instead.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a write may wait for the single write connection.
+const WRITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
+
+const READ_CONNECTIONS: u32 = 4;
+
+const SELECT_EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, sequence, \
+     event_type, event_version, payload, metadata, recorded_at";
+
+/// The SQLite backend. See the module docs for its concurrency design.
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database at a file path, or at a sqlx
+    /// SQLite URL (`sqlite:data.db`, `sqlite:///abs/path.db`), and applies the
+    /// schema migrations.
+    pub async fn connect(path_or_url: &str) -> Result<Self, StoreError> {
+        if path_or_url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(path_or_url)
+                .map_err(|e| StoreError::Database(format!("bad SQLite URL: {e}")))?;
+            Self::connect_with(options).await
+        } else {
+            Self::open(Path::new(path_or_url)).await
+        }
+    }
+
+    /// Opens (creating it and its parent directories if missing) the database file
+    /// at `path` and applies the schema migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        Self::connect_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    async fn connect_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+
+        // The write pool keeps its one connection open for the life of the store:
+        // besides saving reconnects, an open connection keeps the WAL and shared
+        // memory files in place for the readers.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(sql_error)?;
+        migrate(&write).await?;
+
+        // Opened after the migrations so that a reader never sees a half-made schema.
+        let read = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.create_if_missing(false))
+            .await
+            .map_err(sql_error)?;
+        Ok(Self { write, read })
+    }
+
+    /// Starts a write transaction holding SQLite's write lock from the first
+    /// statement (see the module docs for why not a plain `BEGIN`).
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql_error)
+    }
+}
+
+/// Applies every migration not yet recorded in `schema_migrations`, each in its
+/// own `BEGIN IMMEDIATE` transaction: the write lock makes a second process that
+/// starts at the same time wait and then find the version already applied.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await.map_err(sql_error)?;
+    for &(version, name, sql) in MIGRATIONS {
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(sql_error)?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
+                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL\
+             ) STRICT",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        if applied.is_some() {
+            tx.rollback().await.map_err(sql_error)?;
+            continue;
+        }
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::Database(format!("migration {name} failed: {e}")))?;
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+            .bind(version)
+            .bind(name)
+            .bind(now_text())
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        tx.commit().await.map_err(sql_error)?;
+        tracing::info!(migration = name, "applied SQLite migration");
+    }
+    Ok(())
+}
+
+/// The current time as stored in `recorded_at`: RFC 3339, UTC, microseconds.
+/// Fixed width, so the text sorts in time order.
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn json_text(value: &Value) -> String {
+    // Serializing a `Value` cannot fail (its map keys are strings).
+    serde_json::to_string(value).expect("serde_json::Value always serializes")
+}
+
+fn parse_json(text: &str, what: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn serialized_from_row(row: &SqliteRow) -> Result<SerializedEvent, StoreError> {
+    Ok(SerializedEvent {
+        aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
+        aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
+        sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")? as usize,
+        event_type: row.try_get("event_type").map_err(sql_error)?,
+        event_version: row.try_get("event_version").map_err(sql_error)?,
+        payload: parse_json(
+            &row.try_get::<String, _>("payload").map_err(sql_error)?,
+            "payload",
+        )?,
+        metadata: parse_json(
+            &row.try_get::<String, _>("metadata").map_err(sql_error)?,
+            "metadata",
+        )?,
+    })
+}
+
+fn recorded_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let e = serialized_from_row(row)?;
+    let recorded_at: String = row.try_get("recorded_at").map_err(sql_error)?;
+    Ok(RecordedEvent {
+        position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
+        aggregate_type: e.aggregate_type,
+        aggregate_id: e.aggregate_id,
+        sequence: e.sequence as u64,
+        event_type: e.event_type,
+        event_version: e.event_version,
+        payload: e.payload,
+        metadata: e.metadata,
+        recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
+            .map_err(|e| StoreError::Corrupt(format!("recorded_at {recorded_at:?}: {e}")))?
+            .with_timezone(&Utc),
+    })
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+#[async_trait]
+impl LogStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn load(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                    payload, metadata \
+             FROM events WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(sql_error)?;
+        rows.iter().map(serialized_from_row).collect()
+    }
+
+    async fn append(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() && claims.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+
+        // We hold the write lock, so nobody can take these positions before we commit.
+        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        let recorded_at = now_text();
+        for (i, e) in events.iter().enumerate() {
+            let result = sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata, position, recorded_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.aggregate_type)
+            .bind(&e.aggregate_id)
+            .bind(to_i64(e.sequence as u64, "sequence")?)
+            .bind(&e.event_type)
+            .bind(&e.event_version)
+            .bind(json_text(&e.payload))
+            .bind(json_text(&e.metadata))
+            .bind(head + 1 + i as i64)
+            .bind(&recorded_at)
+            .execute(&mut *tx)
+            .await;
+            match result {
+                Ok(_) => {}
+                // The primary key (type, id, sequence) is the optimistic lock.
+                Err(err) if is_unique_violation(&err) => {
+                    tx.rollback().await.map_err(sql_error)?;
+                    return Err(StoreError::Conflict);
+                }
+                Err(err) => return Err(sql_error(err)),
+            }
+        }
+
+        // Writes are serialized, so read-then-write claims cannot race.
+        for op in claims {
+            match op {
+                ClaimOp::Acquire { scope, key, owner } => {
+                    let holder: Option<String> =
+                        sqlx::query_scalar("SELECT owner FROM claims WHERE scope = ? AND key = ?")
+                            .bind(scope)
+                            .bind(key)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(sql_error)?;
+                    match holder {
+                        Some(holder) if &holder != owner => {
+                            tx.rollback().await.map_err(sql_error)?;
+                            return Err(StoreError::Claim(ClaimConflict {
+                                scope: scope.clone(),
+                                key: key.clone(),
+                                owner: holder,
+                            }));
+                        }
+                        Some(_) => {}
+                        None => {
+                            sqlx::query("INSERT INTO claims (scope, key, owner) VALUES (?, ?, ?)")
+                                .bind(scope)
+                                .bind(key)
+                                .bind(owner)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(sql_error)?;
+                        }
+                    }
+                }
+                ClaimOp::Release { scope, key, owner } => {
+                    sqlx::query("DELETE FROM claims WHERE scope = ? AND key = ? AND owner = ?")
+                        .bind(scope)
+                        .bind(key)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_error)?;
+                }
+                ClaimOp::ReleaseAll { owner } => {
+                    sqlx::query("DELETE FROM claims WHERE owner = ?")
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_error)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(sql_error)
+    }
+
+    async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT owner FROM claims WHERE scope = ? AND key = ?")
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(sql_error)
+    }
+
+    async fn sequence(&self) -> Result<(), StoreError> {
+        // Positions are assigned inside the append transaction.
+        Ok(())
+    }
+
+    async fn read_feed(&self, after: u64, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = after.min(i64::MAX as u64) as i64;
+        let rows = sqlx::query(&format!(
+            "SELECT {SELECT_EVENT_COLUMNS} FROM events \
+             WHERE position > ? ORDER BY position LIMIT ?"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(sql_error)?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(&self.read)
+            .await
+            .map_err(sql_error)?;
+        to_u64(head, "position")
+    }
+
+    async fn aggregate_position(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(u64, bool), StoreError> {
+        let max: i64 = sqlx::query_scalar(
+            "SELECT coalesce(max(position), 0) FROM events \
+             WHERE aggregate_type = ? AND aggregate_id = ?",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_one(&self.read)
+        .await
+        .map_err(sql_error)?;
+        Ok((to_u64(max, "position")?, false))
+    }
+
+    async fn doc_get(&self, model: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM read_models WHERE model = ? AND id = ?")
+                .bind(model)
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(sql_error)?;
+        body.map(|b| parse_json(&b, "document")).transpose()
+    }
+
+    async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, body FROM read_models WHERE model = ? ORDER BY id")
+                .bind(model)
+                .fetch_all(&self.read)
+                .await
+                .map_err(sql_error)?;
+        rows.into_iter()
+            .map(|(id, body)| Ok((id, parse_json(&body, "document")?)))
+            .collect()
+    }
+
+    async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")
+                .bind(model)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(sql_error)?;
+        to_u64(position.unwrap_or(0), "checkpoint")
+    }
+
+    async fn commit_model(
+        &self,
+        model: &str,
+        from: u64,
+        to: u64,
+        changes: &[DocChange],
+    ) -> Result<bool, StoreError> {
+        let to = to_i64(to, "checkpoint")?;
+        let mut tx = self.begin_write().await?;
+        // Compare-and-set: we hold the write lock, so check-then-write is atomic.
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")
+                .bind(model)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        if to_u64(current.unwrap_or(0), "checkpoint")? != from {
+            tx.rollback().await.map_err(sql_error)?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO checkpoints (model, position) VALUES (?, ?) \
+             ON CONFLICT (model) DO UPDATE SET position = excluded.position",
+        )
+        .bind(model)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        for change in changes {
+            match change {
+                DocChange::Put { id, body } => {
+                    sqlx::query(
+                        "INSERT INTO read_models (model, id, body) VALUES (?, ?, ?) \
+                         ON CONFLICT (model, id) DO UPDATE SET body = excluded.body",
+                    )
+                    .bind(model)
+                    .bind(id)
+                    .bind(json_text(body))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(sql_error)?;
+                }
+                DocChange::Delete { id } => {
+                    sqlx::query("DELETE FROM read_models WHERE model = ? AND id = ?")
+                        .bind(model)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(sql_error)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(sql_error)?;
+        Ok(true)
+    }
+
+    async fn drop_model(&self, model: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for sql in [
+            "DELETE FROM read_models WHERE model = ?",
+            "DELETE FROM checkpoints WHERE model = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(model)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        }
+        tx.commit().await.map_err(sql_error)
+    }
+
+    async fn swap_model(&self, live: &str, scratch: &str) -> Result<(), StoreError> {
+        if live == scratch {
+            // Deleting `live` first would destroy the very documents we keep.
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for table in ["checkpoints", "read_models"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE model = ?"))
+                .bind(live)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+            sqlx::query(&format!("UPDATE {table} SET model = ? WHERE model = ?"))
+                .bind(live)
+                .bind(scratch)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        }
+        tx.commit().await.map_err(sql_error)
+    }
+}
