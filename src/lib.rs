@@ -9,5 +9,12 @@
 //!   projections so that a command's effects are readable when it returns.
 //! - [`config`], [`telemetry`], [`cli`], [`http`]: the runnable service.
 
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod engine;
+pub mod http;
+#[path = "../projections/mod.rs"]
+pub mod projections;
 pub mod store;
+pub mod telemetry;

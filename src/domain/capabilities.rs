@@ -37,7 +37,10 @@ impl Capabilities {
 
     /// The value of a capability, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Whether the key is present at all (Ironic's deploy-time check looks only at the key).
@@ -53,7 +56,10 @@ impl Capabilities {
 
 /// oslo's `bool_from_string`: `1, t, true, on, y, yes` (any case) are true.
 pub fn bool_from_string(s: &str) -> bool {
-    matches!(s.trim().to_ascii_lowercase().as_str(), "1" | "t" | "true" | "on" | "y" | "yes")
+    matches!(
+        s.trim().to_ascii_lowercase().as_str(),
+        "1" | "t" | "true" | "on" | "y" | "yes"
+    )
 }
 
 #[cfg(test)]

@@ -32,7 +32,11 @@ pub fn node_event_claims(event: &NodeEvent) -> Vec<Claim> {
     use Claim::*;
     use NodeEvent as E;
     match event {
-        E::NodeEnrolled(e) => e.name.iter().map(|n| Acquire(NODE_NAME, n.clone())).collect(),
+        E::NodeEnrolled(e) => e
+            .name
+            .iter()
+            .map(|n| Acquire(NODE_NAME, n.clone()))
+            .collect(),
         E::NodeRenamed { from, to } => {
             let mut v: Vec<Claim> = from.iter().map(|n| Release(NODE_NAME, n.clone())).collect();
             v.extend(to.iter().map(|n| Acquire(NODE_NAME, n.clone())));
@@ -64,7 +68,10 @@ pub fn node_event_claims(event: &NodeEvent) -> Vec<Claim> {
         ],
         E::TargetCreated { target } => vec![Acquire(TARGET_UUID, target.uuid.to_string())],
         E::TargetDeleted { target } => vec![Release(TARGET_UUID, target.uuid.to_string())],
-        E::TargetsPurged { targets } => targets.iter().map(|t| Release(TARGET_UUID, t.uuid.to_string())).collect(),
+        E::TargetsPurged { targets } => targets
+            .iter()
+            .map(|t| Release(TARGET_UUID, t.uuid.to_string()))
+            .collect(),
         E::NodeDeleted { .. } => vec![ReleaseAll],
         _ => vec![],
     }

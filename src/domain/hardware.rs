@@ -59,7 +59,10 @@ impl Default for HardwareCatalog {
         let mut set = |kind: &str, enabled: &[&str], default: Option<&str>| {
             interfaces.insert(
                 kind.to_string(),
-                EnabledInterfaces { enabled: strings(enabled), default: default.map(str::to_string) },
+                EnabledInterfaces {
+                    enabled: strings(enabled),
+                    default: default.map(str::to_string),
+                },
             );
         };
         set("bios", &["no-bios", "fake"], None);
@@ -94,7 +97,11 @@ impl Default for HardwareCatalog {
         both(&mut fake, "power", &["fake"]);
         both(&mut fake, "raid", &["fake", "no-raid"]);
         both(&mut fake, "rescue", &["fake", "no-rescue"]);
-        both(&mut fake, "storage", &["noop", "cinder", "external", "fake"]);
+        both(
+            &mut fake,
+            "storage",
+            &["noop", "cinder", "external", "fake"],
+        );
         both(&mut fake, "vendor", &["fake", "no-vendor"]);
 
         both(&mut manual, "bios", &["no-bios"]);
@@ -137,15 +144,25 @@ impl HardwareCatalog {
     /// Resolves one interface of a node: the requested name if it is enabled and
     /// supported, else the configured default, else the first name in the hardware
     /// type's preference order that is enabled.
-    pub fn resolve(&self, driver: &str, kind: &str, requested: Option<&str>) -> Result<String, DomainError> {
-        let enabled = self.interfaces.get(kind).map(|e| e.enabled.as_slice()).unwrap_or(&[]);
+    pub fn resolve(
+        &self,
+        driver: &str,
+        kind: &str,
+        requested: Option<&str>,
+    ) -> Result<String, DomainError> {
+        let enabled = self
+            .interfaces
+            .get(kind)
+            .map(|e| e.enabled.as_slice())
+            .unwrap_or(&[]);
         let supported: &[String] = self
             .supported
             .get(driver)
             .and_then(|m| m.get(kind))
             .map(|v| v.as_slice())
             .unwrap_or(&[]);
-        let usable = |name: &str| enabled.iter().any(|e| e == name) && supported.iter().any(|s| s == name);
+        let usable =
+            |name: &str| enabled.iter().any(|e| e == name) && supported.iter().any(|s| s == name);
         match requested {
             Some(name) => {
                 if usable(name) {
@@ -212,20 +229,41 @@ mod tests {
     #[test]
     fn storage_defaults_to_noop_and_external_must_be_enabled() {
         let cat = HardwareCatalog::default();
-        assert_eq!(cat.resolve("fake-hardware", "storage", None).unwrap(), "noop");
-        assert_eq!(cat.resolve("fake-hardware", "storage", Some("cinder")).unwrap(), "cinder");
-        let err = cat.resolve("fake-hardware", "storage", Some("external")).unwrap_err();
+        assert_eq!(
+            cat.resolve("fake-hardware", "storage", None).unwrap(),
+            "noop"
+        );
+        assert_eq!(
+            cat.resolve("fake-hardware", "storage", Some("cinder"))
+                .unwrap(),
+            "cinder"
+        );
+        let err = cat
+            .resolve("fake-hardware", "storage", Some("external"))
+            .unwrap_err();
         assert_eq!(err.status(), 400);
         let mut enabled = cat.clone();
-        enabled.interfaces.get_mut("storage").unwrap().enabled.push("external".into());
-        assert_eq!(enabled.resolve("fake-hardware", "storage", Some("external")).unwrap(), "external");
+        enabled
+            .interfaces
+            .get_mut("storage")
+            .unwrap()
+            .enabled
+            .push("external".into());
+        assert_eq!(
+            enabled
+                .resolve("fake-hardware", "storage", Some("external"))
+                .unwrap(),
+            "external"
+        );
     }
 
     #[test]
     fn unknown_driver_is_refused() {
         let cat = HardwareCatalog::default();
         assert!(cat.resolve_all("ipmi", &BTreeMap::new()).is_err());
-        let all = cat.resolve_all("manual-management", &BTreeMap::new()).unwrap();
+        let all = cat
+            .resolve_all("manual-management", &BTreeMap::new())
+            .unwrap();
         assert_eq!(all["boot"], "ipxe");
         assert_eq!(all["power"], "fake");
     }

@@ -23,22 +23,33 @@ pub struct PatchOp {
 impl PatchOp {
     /// The first path segment (`/properties/capabilities` → `properties`).
     pub fn root(&self) -> &str {
-        self.path.trim_start_matches('/').split('/').next().unwrap_or("")
+        self.path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("")
     }
 }
 
 fn path_is_valid(path: &str) -> bool {
     path.starts_with('/')
-        && path[1..]
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
+        && path[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        })
 }
 
 /// Applies `ops` to `doc` (the patchable view of a resource). `allowed` lists the
 /// root fields that may be touched; `what` names the resource in messages.
 /// Fields removed at the root come back as `null`, which each resource reads as
 /// "reset to default".
-pub fn apply(doc: &Map<String, Value>, ops: &[PatchOp], allowed: &[&str]) -> Result<Map<String, Value>, DomainError> {
+pub fn apply(
+    doc: &Map<String, Value>,
+    ops: &[PatchOp],
+    allowed: &[&str],
+) -> Result<Map<String, Value>, DomainError> {
     if ops.is_empty() {
         return Err(DomainError::Invalid("Patch must not be empty.".into()));
     }
@@ -50,10 +61,16 @@ pub fn apply(doc: &Map<String, Value>, ops: &[PatchOp], allowed: &[&str]) -> Res
             )));
         }
         if !path_is_valid(&op.path) {
-            return Err(DomainError::Invalid(format!("Invalid patch path '{}'.", op.path)));
+            return Err(DomainError::Invalid(format!(
+                "Invalid patch path '{}'.",
+                op.path
+            )));
         }
         if op.op != "remove" && op.value.is_none() {
-            return Err(DomainError::Invalid(format!("'add' and 'replace' operations need a value: {}", op.path)));
+            return Err(DomainError::Invalid(format!(
+                "'add' and 'replace' operations need a value: {}",
+                op.path
+            )));
         }
         let root = op.root();
         if !allowed.contains(&root) {
@@ -88,9 +105,12 @@ pub fn apply(doc: &Map<String, Value>, ops: &[PatchOp], allowed: &[&str]) -> Res
         .collect();
     let patch: json_patch::Patch = serde_json::from_value(Value::Array(wire))
         .map_err(|e| DomainError::Invalid(format!("Invalid patch: {e}")))?;
-    json_patch::patch(&mut value, &patch.0).map_err(|e| DomainError::Invalid(format!("Patch could not be applied: {e}")))?;
+    json_patch::patch(&mut value, &patch.0)
+        .map_err(|e| DomainError::Invalid(format!("Patch could not be applied: {e}")))?;
     let Value::Object(mut out) = value else {
-        return Err(DomainError::Invalid("Patch replaced the whole resource".into()));
+        return Err(DomainError::Invalid(
+            "Patch replaced the whole resource".into(),
+        ));
     };
     for key in doc.keys() {
         out.entry(key.clone()).or_insert(Value::Null);
@@ -112,14 +132,21 @@ mod tests {
     const ALLOWED: &[&str] = &["type", "connector_id", "extra", "node_uuid"];
 
     fn op(op: &str, path: &str, value: Option<Value>) -> PatchOp {
-        PatchOp { op: op.into(), path: path.into(), value }
+        PatchOp {
+            op: op.into(),
+            path: path.into(),
+            value,
+        }
     }
 
     #[test]
     fn replace_and_add_nested() {
         let out = apply(
             &doc(),
-            &[op("replace", "/connector_id", Some(json!("iqn.y"))), op("add", "/extra/foo", Some(json!(1)))],
+            &[
+                op("replace", "/connector_id", Some(json!("iqn.y"))),
+                op("add", "/extra/foo", Some(json!(1))),
+            ],
             ALLOWED,
         )
         .unwrap();
@@ -130,14 +157,31 @@ mod tests {
     #[test]
     fn ironic_rules() {
         let refuse = |o: PatchOp| apply(&doc(), &[o], ALLOWED).unwrap_err();
-        assert!(refuse(op("move", "/type", None)).to_string().contains("only add, replace and remove"));
-        assert!(refuse(op("replace", "/uuid", Some(json!("x")))).to_string().starts_with("Cannot patch /uuid"));
-        assert!(refuse(op("replace", "type", Some(json!("x")))).to_string().contains("Invalid patch path"));
-        assert!(refuse(op("remove", "/extra/missing", None)).to_string().contains("could not be applied"));
-        assert!(refuse(op("replace", "/type", None)).to_string().contains("need a value"));
+        assert!(refuse(op("move", "/type", None))
+            .to_string()
+            .contains("only add, replace and remove"));
+        assert!(refuse(op("replace", "/uuid", Some(json!("x"))))
+            .to_string()
+            .starts_with("Cannot patch /uuid"));
+        assert!(refuse(op("replace", "type", Some(json!("x"))))
+            .to_string()
+            .contains("Invalid patch path"));
+        assert!(refuse(op("remove", "/extra/missing", None))
+            .to_string()
+            .contains("could not be applied"));
+        assert!(refuse(op("replace", "/type", None))
+            .to_string()
+            .contains("need a value"));
         let allowed_with_new = ["type", "connector_id", "extra", "node_uuid", "newfield"];
-        let err = apply(&doc(), &[op("add", "/newfield", Some(json!(1)))], &allowed_with_new).unwrap_err();
-        assert!(err.to_string().contains("to the root of the resource is not allowed"));
+        let err = apply(
+            &doc(),
+            &[op("add", "/newfield", Some(json!(1)))],
+            &allowed_with_new,
+        )
+        .unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("to the root of the resource is not allowed"));
         assert!(apply(&doc(), &[], ALLOWED).is_err());
     }
 

@@ -93,14 +93,24 @@ impl ProvisionState {
         use ProvisionState::*;
         matches!(
             self,
-            DeployFailed | Inspecting | InspectFailed | InspectWait | CleanFailed | Error | Verifying | AdoptFailed
+            DeployFailed
+                | Inspecting
+                | InspectFailed
+                | InspectWait
+                | CleanFailed
+                | Error
+                | Verifying
+                | AdoptFailed
         )
     }
 
     /// States in which a node's interfaces (including `storage_interface`) may change.
     pub fn interface_change_allowed(self) -> bool {
         use ProvisionState::*;
-        matches!(self, Enroll | Inspecting | InspectWait | Manageable | Available)
+        matches!(
+            self,
+            Enroll | Inspecting | InspectWait | Manageable | Available
+        )
     }
 
     /// States in which volume connectors and targets may be deleted regardless of
@@ -240,12 +250,17 @@ pub fn transition(
 
 /// The `target_provision_state` a node shows while in `state`, given the target
 /// it had: `None` once a stable state is reached.
-pub fn target_of(state: ProvisionState, previous_target: Option<ProvisionState>) -> Option<ProvisionState> {
+pub fn target_of(
+    state: ProvisionState,
+    previous_target: Option<ProvisionState>,
+) -> Option<ProvisionState> {
     use ProvisionState::*;
     match state {
         s if s.is_stable() => None,
         Verifying | Inspecting | InspectWait | InspectFailed => Some(Manageable),
-        Deploying | WaitCallBack | DeployFailed | DeployHold | Adopting | AdoptFailed => Some(Active),
+        Deploying | WaitCallBack | DeployFailed | DeployHold | Adopting | AdoptFailed => {
+            Some(Active)
+        }
         Cleaning | CleanWait | CleanFailed | CleanHold => match previous_target {
             Some(Manageable) => Some(Manageable),
             _ => Some(Available),
@@ -292,8 +307,14 @@ mod tests {
     #[test]
     fn cleaning_ends_where_the_target_says() {
         use ProvisionState::*;
-        assert_eq!(transition(Cleaning, FsmEvent::Done, Some(Available)), Some(Available));
-        assert_eq!(transition(Cleaning, FsmEvent::Done, Some(Manageable)), Some(Manageable));
+        assert_eq!(
+            transition(Cleaning, FsmEvent::Done, Some(Available)),
+            Some(Available)
+        );
+        assert_eq!(
+            transition(Cleaning, FsmEvent::Done, Some(Manageable)),
+            Some(Manageable)
+        );
     }
 
     #[test]
@@ -315,7 +336,12 @@ mod tests {
         ];
         let mut target = None;
         for (from, ev, to) in path {
-            assert_eq!(transition(from, ev, target), Some(to), "{from} -{}->", ev.as_str());
+            assert_eq!(
+                transition(from, ev, target),
+                Some(to),
+                "{from} -{}->",
+                ev.as_str()
+            );
             target = target_of(to, target);
         }
     }

@@ -23,14 +23,26 @@ pub struct Volume {
 pub enum VolumeCommand {
     /// Record that `node` attaches the volume. `multiattach` is what Cinder
     /// reports for the volume.
-    Attach { volume_id: String, node: String, multiattach: bool },
-    Detach { node: String },
+    Attach {
+        volume_id: String,
+        node: String,
+        multiattach: bool,
+    },
+    Detach {
+        node: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum VolumeEvent {
-    VolumeAttached { volume_id: String, node: String, multiattach: bool },
-    VolumeDetached { node: String },
+    VolumeAttached {
+        volume_id: String,
+        node: String,
+        multiattach: bool,
+    },
+    VolumeDetached {
+        node: String,
+    },
 }
 
 impl DomainEvent for VolumeEvent {
@@ -53,7 +65,11 @@ impl Volume {
     /// process manager may repeat a step after a crash.
     pub fn decide(&self, command: VolumeCommand) -> Result<Vec<VolumeEvent>, DomainError> {
         match command {
-            VolumeCommand::Attach { volume_id, node, multiattach } => {
+            VolumeCommand::Attach {
+                volume_id,
+                node,
+                multiattach,
+            } => {
                 if self.attached_to.contains(&node) {
                     return Ok(vec![]);
                 }
@@ -64,7 +80,11 @@ impl Volume {
                         )));
                     }
                 }
-                Ok(vec![VolumeEvent::VolumeAttached { volume_id, node, multiattach }])
+                Ok(vec![VolumeEvent::VolumeAttached {
+                    volume_id,
+                    node,
+                    multiattach,
+                }])
             }
             VolumeCommand::Detach { node } => {
                 if self.attached_to.contains(&node) {
@@ -84,7 +104,12 @@ impl Aggregate for Volume {
     type Error = DomainError;
     type Services = ();
 
-    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), Self::Error> {
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
         for event in self.decide(command)? {
             sink.write(event, self).await;
         }
@@ -93,7 +118,11 @@ impl Aggregate for Volume {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            VolumeEvent::VolumeAttached { volume_id, node, multiattach } => {
+            VolumeEvent::VolumeAttached {
+                volume_id,
+                node,
+                multiattach,
+            } => {
                 self.volume_id = Some(volume_id);
                 self.multiattach = multiattach;
                 self.attached_to.insert(node);
@@ -111,10 +140,18 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     fn attached(node: &str, multi: bool) -> VolumeEvent {
-        VolumeEvent::VolumeAttached { volume_id: "v1".into(), node: node.into(), multiattach: multi }
+        VolumeEvent::VolumeAttached {
+            volume_id: "v1".into(),
+            node: node.into(),
+            multiattach: multi,
+        }
     }
     fn attach(node: &str, multi: bool) -> VolumeCommand {
-        VolumeCommand::Attach { volume_id: "v1".into(), node: node.into(), multiattach: multi }
+        VolumeCommand::Attach {
+            volume_id: "v1".into(),
+            node: node.into(),
+            multiattach: multi,
+        }
     }
 
     #[tokio::test]
@@ -163,7 +200,10 @@ mod tests {
     #[tokio::test]
     async fn detached_volume_is_free_again() {
         TestFramework::<Volume>::with(())
-            .given(vec![attached("n1", false), VolumeEvent::VolumeDetached { node: "n1".into() }])
+            .given(vec![
+                attached("n1", false),
+                VolumeEvent::VolumeDetached { node: "n1".into() },
+            ])
             .when_async(attach("n2", false))
             .await
             .then_expect_events(vec![attached("n2", false)]);

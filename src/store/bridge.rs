@@ -21,10 +21,10 @@
 
 use super::{ClaimConflict, ClaimFn, LogStore, StoreError};
 use cqrs_es::persist::{
-    PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream,
-    SerializedEvent, SerializedSnapshot,
+    PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream, SerializedEvent,
+    SerializedSnapshot,
 };
-use cqrs_es::Aggregate;
+use cqrs_es::{Aggregate, AggregateError};
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -86,7 +86,9 @@ impl Repo {
 impl Clone for Repo {
     fn clone(&self) -> Self {
         match &self.pg_pool {
-            Some(pool) => Self::with_postgres(self.store.clone(), self.claims.clone(), pool.clone()),
+            Some(pool) => {
+                Self::with_postgres(self.store.clone(), self.claims.clone(), pool.clone())
+            }
             None => Self::new(self.store.clone(), self.claims.clone()),
         }
     }
@@ -103,9 +105,13 @@ pub fn persistence_error(err: StoreError) -> PersistenceError {
 }
 
 /// Finds the [`ClaimConflict`] inside an error cqrs-es returned, if that is what
-/// it was (the engine turns it into a 409).
-pub fn claim_conflict(err: &(dyn std::error::Error + 'static)) -> Option<&ClaimConflict> {
-    err.downcast_ref::<ClaimConflict>()
+/// it was (the engine turns it into a 409). cqrs-es has no variant for it, so it
+/// travels as `UnexpectedError` (see [`persistence_error`]).
+pub fn claim_conflict<E: std::error::Error>(err: &AggregateError<E>) -> Option<&ClaimConflict> {
+    match err {
+        AggregateError::UnexpectedError(inner) => inner.downcast_ref::<ClaimConflict>(),
+        _ => None,
+    }
 }
 
 /// Feeds already-loaded events into a cqrs-es replay stream. The channel is sized
@@ -178,13 +184,15 @@ impl PersistedEventRepository for Repo {
     ) -> Result<ReplayStream, PersistenceError> {
         match &self.pg {
             Some(pg) => pg.stream_events::<A>(aggregate_id).await,
-            None => replay_of(
-                self.store
-                    .load(A::TYPE, aggregate_id)
-                    .await
-                    .map_err(persistence_error)?,
-            )
-            .await,
+            None => {
+                replay_of(
+                    self.store
+                        .load(A::TYPE, aggregate_id)
+                        .await
+                        .map_err(persistence_error)?,
+                )
+                .await
+            }
         }
     }
 

@@ -60,8 +60,16 @@ pub struct RecordedEvent {
 /// fails the whole append with [`ClaimConflict`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOp {
-    Acquire { scope: String, key: String, owner: String },
-    Release { scope: String, key: String, owner: String },
+    Acquire {
+        scope: String,
+        key: String,
+        owner: String,
+    },
+    Release {
+        scope: String,
+        key: String,
+        owner: String,
+    },
     /// Release every claim this owner holds (node deleted).
     ReleaseAll { owner: String },
 }
@@ -110,14 +118,21 @@ pub trait LogStore: Send + Sync + 'static {
     // ---- write side -------------------------------------------------------
 
     /// All events of one aggregate, ordered by sequence.
-    async fn load(&self, aggregate_type: &str, aggregate_id: &str)
-        -> Result<Vec<SerializedEvent>, StoreError>;
+    async fn load(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, StoreError>;
 
     /// Appends the events of one commit (one aggregate, consecutive sequences) and
     /// applies `claims`, all in one transaction. A taken `(type, id, sequence)` is
     /// [`StoreError::Conflict`]; a claim held by another owner is [`StoreError::Claim`].
     /// Either way nothing is written.
-    async fn append(&self, events: &[SerializedEvent], claims: &[ClaimOp]) -> Result<(), StoreError>;
+    async fn append(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+    ) -> Result<(), StoreError>;
 
     /// The current holder of a claim, if any.
     async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError>;
@@ -138,8 +153,11 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// The highest position among one aggregate's events, and whether some of its
     /// committed events still wait for a position.
-    async fn aggregate_position(&self, aggregate_type: &str, aggregate_id: &str)
-        -> Result<(u64, bool), StoreError>;
+    async fn aggregate_position(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(u64, bool), StoreError>;
 
     // ---- read models --------------------------------------------------------
 
@@ -151,8 +169,13 @@ pub trait LogStore: Send + Sync + 'static {
     /// Writes `changes` and moves the model's checkpoint from `from` to `to` in one
     /// transaction, only if the checkpoint still is `from`. Returns false (and
     /// writes nothing) when another projector moved it first.
-    async fn commit_model(&self, model: &str, from: u64, to: u64, changes: &[DocChange])
-        -> Result<bool, StoreError>;
+    async fn commit_model(
+        &self,
+        model: &str,
+        from: u64,
+        to: u64,
+        changes: &[DocChange],
+    ) -> Result<bool, StoreError>;
     /// Deletes every document and the checkpoint of a model.
     async fn drop_model(&self, model: &str) -> Result<(), StoreError>;
     /// Atomically replaces model `live` by model `scratch` (documents and checkpoint);

@@ -82,7 +82,12 @@ pub struct ProvisionRequest {
 
 impl ProvisionRequest {
     pub fn verb(verb: &str) -> Self {
-        ProvisionRequest { verb: verb.to_string(), configdrive: None, clean_steps: None, deploy_steps: None }
+        ProvisionRequest {
+            verb: verb.to_string(),
+            configdrive: None,
+            clean_steps: None,
+            deploy_steps: None,
+        }
     }
 }
 
@@ -90,30 +95,57 @@ impl ProvisionRequest {
 pub enum NodeCommand {
     Enroll(EnrollNode),
     /// JSON patch of the node's fields, applied to its current state.
-    Patch { ops: Vec<PatchOp> },
-    SetMaintenance { reason: Option<String> },
+    Patch {
+        ops: Vec<PatchOp>,
+    },
+    SetMaintenance {
+        reason: Option<String>,
+    },
     UnsetMaintenance,
-    SetPowerState { target: String },
+    SetPowerState {
+        target: String,
+    },
     Provision(ProvisionRequest),
     Delete,
 
     // Outcomes reported by the process manager.
     FinishDeploy,
-    FailDeploy { error: String },
+    FailDeploy {
+        error: String,
+    },
     PurgeTargets,
     FinishUndeploy,
-    FailUndeploy { error: String },
-    SetDriverInternalInfo { changes: BTreeMap<String, Option<Value>> },
+    FailUndeploy {
+        error: String,
+    },
+    SetDriverInternalInfo {
+        changes: BTreeMap<String, Option<Value>>,
+    },
 
     AddPort(NewPort),
-    PatchPort { uuid: Uuid, ops: Vec<PatchOp> },
-    RemovePort { uuid: Uuid },
+    PatchPort {
+        uuid: Uuid,
+        ops: Vec<PatchOp>,
+    },
+    RemovePort {
+        uuid: Uuid,
+    },
 
     AddConnector(NewConnector),
-    PatchConnector { uuid: Uuid, ops: Vec<PatchOp> },
-    RemoveConnector { uuid: Uuid },
+    PatchConnector {
+        uuid: Uuid,
+        ops: Vec<PatchOp>,
+    },
+    RemoveConnector {
+        uuid: Uuid,
+    },
 
     CreateTarget(NewTarget),
-    PatchTarget { uuid: Uuid, ops: Vec<PatchOp> },
-    DeleteTarget { uuid: Uuid },
+    PatchTarget {
+        uuid: Uuid,
+        ops: Vec<PatchOp>,
+    },
+    DeleteTarget {
+        uuid: Uuid,
+    },
 }

@@ -14,7 +14,14 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 const CONNECTOR_FIELDS: &[&str] = &["connector_id", "extra", "node_uuid", "type"];
-const TARGET_FIELDS: &[&str] = &["boot_index", "extra", "node_uuid", "properties", "volume_id", "volume_type"];
+const TARGET_FIELDS: &[&str] = &[
+    "boot_index",
+    "extra",
+    "node_uuid",
+    "properties",
+    "volume_id",
+    "volume_type",
+];
 const PORT_FIELDS: &[&str] = &["address", "extra", "node_uuid", "pxe_enabled"];
 
 /// Reads an object field of a patched document: `null` means empty.
@@ -22,7 +29,9 @@ fn object_field(doc: &Map<String, Value>, field: &str) -> Result<Map<String, Val
     match doc.get(field) {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m.clone()),
-        Some(other) => Err(DomainError::Invalid(format!("Invalid {field}: {other} is not of type 'object'"))),
+        Some(other) => Err(DomainError::Invalid(format!(
+            "Invalid {field}: {other} is not of type 'object'"
+        ))),
     }
 }
 
@@ -30,8 +39,12 @@ fn object_field(doc: &Map<String, Value>, field: &str) -> Result<Map<String, Val
 fn string_field(doc: &Map<String, Value>, field: &str) -> Result<String, DomainError> {
     match doc.get(field) {
         Some(Value::String(s)) => Ok(s.clone()),
-        None | Some(Value::Null) => Err(DomainError::Invalid(format!("'{field}' is a required property"))),
-        Some(other) => Err(DomainError::Invalid(format!("Invalid {field}: {other} is not of type 'string'"))),
+        None | Some(Value::Null) => Err(DomainError::Invalid(format!(
+            "'{field}' is a required property"
+        ))),
+        Some(other) => Err(DomainError::Invalid(format!(
+            "Invalid {field}: {other} is not of type 'string'"
+        ))),
     }
 }
 
@@ -57,7 +70,11 @@ impl Node {
         if self.powered_off() {
             Ok(())
         } else {
-            Err(DomainError::invalid_state(action, &self.id(), self.power_state.as_deref().unwrap_or("None")))
+            Err(DomainError::invalid_state(
+                action,
+                &self.id(),
+                self.power_state.as_deref().unwrap_or("None"),
+            ))
         }
     }
 
@@ -65,7 +82,11 @@ impl Node {
         if self.state().volume_delete_allowed() || self.powered_off() {
             Ok(())
         } else {
-            Err(DomainError::invalid_state(action, &self.id(), self.power_state.as_deref().unwrap_or("None")))
+            Err(DomainError::invalid_state(
+                action,
+                &self.id(),
+                self.power_state.as_deref().unwrap_or("None"),
+            ))
         }
     }
 
@@ -79,25 +100,47 @@ impl Node {
     }
 
     fn check_port_unique(&self, address: &str, except: Option<Uuid>) -> Result<(), DomainError> {
-        if self.ports.iter().any(|p| p.address == address && Some(p.uuid) != except) {
-            return Err(DomainError::Conflict(format!("A port with MAC address {address} already exists.")));
+        if self
+            .ports
+            .iter()
+            .any(|p| p.address == address && Some(p.uuid) != except)
+        {
+            return Err(DomainError::Conflict(format!(
+                "A port with MAC address {address} already exists."
+            )));
         }
         Ok(())
     }
 
     pub(super) fn add_port(&self, p: NewPort) -> Result<Vec<NodeEvent>, DomainError> {
-        let address = normalize_mac(&p.address)
-            .ok_or_else(|| DomainError::Invalid(format!("Expected a MAC address but received {}.", p.address)))?;
+        let address = normalize_mac(&p.address).ok_or_else(|| {
+            DomainError::Invalid(format!(
+                "Expected a MAC address but received {}.",
+                p.address
+            ))
+        })?;
         if self.ports.iter().any(|x| x.uuid == p.uuid) {
-            return Err(DomainError::Conflict(format!("A port with UUID {} already exists.", p.uuid)));
+            return Err(DomainError::Conflict(format!(
+                "A port with UUID {} already exists.",
+                p.uuid
+            )));
         }
         self.check_port_unique(&address, None)?;
         Ok(vec![NodeEvent::PortAdded {
-            port: Port { uuid: p.uuid, address, pxe_enabled: p.pxe_enabled, extra: p.extra },
+            port: Port {
+                uuid: p.uuid,
+                address,
+                pxe_enabled: p.pxe_enabled,
+                extra: p.extra,
+            },
         }])
     }
 
-    pub(super) fn patch_port(&self, uuid: Uuid, ops: &[PatchOp]) -> Result<Vec<NodeEvent>, DomainError> {
+    pub(super) fn patch_port(
+        &self,
+        uuid: Uuid,
+        ops: &[PatchOp],
+    ) -> Result<Vec<NodeEvent>, DomainError> {
         let before = self.port(uuid)?.clone();
         let doc = json!({
             "address": before.address, "pxe_enabled": before.pxe_enabled,
@@ -106,15 +149,25 @@ impl Node {
         let out = patch::apply(doc.as_object().expect("object"), ops, PORT_FIELDS)?;
         self.check_same_node(&out)?;
         let raw = string_field(&out, "address")?;
-        let address =
-            normalize_mac(&raw).ok_or_else(|| DomainError::Invalid(format!("Expected a MAC address but received {raw}.")))?;
+        let address = normalize_mac(&raw).ok_or_else(|| {
+            DomainError::Invalid(format!("Expected a MAC address but received {raw}."))
+        })?;
         let pxe_enabled = match out.get("pxe_enabled") {
             Some(Value::Bool(b)) => *b,
             None | Some(Value::Null) => true,
-            Some(other) => return Err(DomainError::Invalid(format!("Invalid pxe_enabled: {other} is not of type 'boolean'"))),
+            Some(other) => {
+                return Err(DomainError::Invalid(format!(
+                    "Invalid pxe_enabled: {other} is not of type 'boolean'"
+                )))
+            }
         };
         self.check_port_unique(&address, Some(uuid))?;
-        let after = Port { uuid, address, pxe_enabled, extra: object_field(&out, "extra")? };
+        let after = Port {
+            uuid,
+            address,
+            pxe_enabled,
+            extra: object_field(&out, "extra")?,
+        };
         if after == before {
             return Ok(vec![]);
         }
@@ -132,11 +185,17 @@ impl Node {
         self.connectors
             .iter()
             .find(|c| c.uuid == uuid)
-            .ok_or_else(|| DomainError::NotFound(format!("Volume connector {uuid} could not be found.")))
+            .ok_or_else(|| {
+                DomainError::NotFound(format!("Volume connector {uuid} could not be found."))
+            })
     }
 
     fn check_connector_unique(&self, c: &Connector) -> Result<(), DomainError> {
-        if self.connectors.iter().any(|x| x.uuid != c.uuid && x.kind == c.kind && x.connector_id == c.connector_id) {
+        if self
+            .connectors
+            .iter()
+            .any(|x| x.uuid != c.uuid && x.kind == c.kind && x.connector_id == c.connector_id)
+        {
             return Err(DomainError::Conflict(format!(
                 "A volume connector with type {} and connector ID {} already exists.",
                 c.kind, c.connector_id
@@ -147,14 +206,26 @@ impl Node {
 
     pub(super) fn add_connector(&self, c: NewConnector) -> Result<Vec<NodeEvent>, DomainError> {
         if self.connectors.iter().any(|x| x.uuid == c.uuid) {
-            return Err(DomainError::Conflict(format!("A volume connector with UUID {} already exists.", c.uuid)));
+            return Err(DomainError::Conflict(format!(
+                "A volume connector with UUID {} already exists.",
+                c.uuid
+            )));
         }
-        let connector = Connector { uuid: c.uuid, kind: c.kind, connector_id: c.connector_id, extra: c.extra };
+        let connector = Connector {
+            uuid: c.uuid,
+            kind: c.kind,
+            connector_id: c.connector_id,
+            extra: c.extra,
+        };
         self.check_connector_unique(&connector)?;
         Ok(vec![NodeEvent::ConnectorAdded { connector }])
     }
 
-    pub(super) fn patch_connector(&self, uuid: Uuid, ops: &[PatchOp]) -> Result<Vec<NodeEvent>, DomainError> {
+    pub(super) fn patch_connector(
+        &self,
+        uuid: Uuid,
+        ops: &[PatchOp],
+    ) -> Result<Vec<NodeEvent>, DomainError> {
         let before = self.connector(uuid)?.clone();
         let doc = json!({
             "type": before.kind, "connector_id": before.connector_id,
@@ -185,14 +256,17 @@ impl Node {
     // ---- volume targets -------------------------------------------------------
 
     fn target(&self, uuid: Uuid) -> Result<&Target, DomainError> {
-        self.targets
-            .iter()
-            .find(|t| t.uuid == uuid)
-            .ok_or_else(|| DomainError::NotFound(format!("Volume target {uuid} could not be found.")))
+        self.targets.iter().find(|t| t.uuid == uuid).ok_or_else(|| {
+            DomainError::NotFound(format!("Volume target {uuid} could not be found."))
+        })
     }
 
     fn check_boot_index_free(&self, boot_index: i64, except: Uuid) -> Result<(), DomainError> {
-        if self.targets.iter().any(|t| t.uuid != except && t.boot_index == boot_index) {
+        if self
+            .targets
+            .iter()
+            .any(|t| t.uuid != except && t.boot_index == boot_index)
+        {
             return Err(DomainError::Conflict(format!(
                 "A volume target with boot index '{boot_index}' for the same node already exists."
             )));
@@ -202,7 +276,10 @@ impl Node {
 
     pub(super) fn create_target(&self, t: NewTarget) -> Result<Vec<NodeEvent>, DomainError> {
         if self.targets.iter().any(|x| x.uuid == t.uuid) {
-            return Err(DomainError::Conflict(format!("A volume target with UUID {} already exists.", t.uuid)));
+            return Err(DomainError::Conflict(format!(
+                "A volume target with UUID {} already exists.",
+                t.uuid
+            )));
         }
         self.check_boot_index_free(t.boot_index, t.uuid)?;
         let target = Target {
@@ -216,7 +293,11 @@ impl Node {
         Ok(vec![NodeEvent::TargetCreated { target }])
     }
 
-    pub(super) fn patch_target(&self, uuid: Uuid, ops: &[PatchOp]) -> Result<Vec<NodeEvent>, DomainError> {
+    pub(super) fn patch_target(
+        &self,
+        uuid: Uuid,
+        ops: &[PatchOp],
+    ) -> Result<Vec<NodeEvent>, DomainError> {
         let before = self.target(uuid)?.clone();
         let doc = json!({
             "volume_type": before.volume_type, "boot_index": before.boot_index,
@@ -227,8 +308,16 @@ impl Node {
         self.check_same_node(&out)?;
         let boot_index = match out.get("boot_index") {
             Some(Value::Number(n)) if n.is_i64() => n.as_i64().expect("i64"),
-            None | Some(Value::Null) => return Err(DomainError::Invalid("'boot_index' is a required property".into())),
-            Some(other) => return Err(DomainError::Invalid(format!("Invalid boot_index: {other} is not of type 'integer'"))),
+            None | Some(Value::Null) => {
+                return Err(DomainError::Invalid(
+                    "'boot_index' is a required property".into(),
+                ))
+            }
+            Some(other) => {
+                return Err(DomainError::Invalid(format!(
+                    "Invalid boot_index: {other} is not of type 'integer'"
+                )))
+            }
         };
         let after = Target {
             uuid,

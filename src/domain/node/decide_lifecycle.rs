@@ -13,22 +13,38 @@ use crate::domain::state::{power_target_result, target_of, transition, FsmEvent,
 pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
         && uuid::Uuid::parse_str(name).is_err()
 }
 
 impl Node {
-    pub(super) fn enroll(&self, cmd: EnrollNode, catalog: &HardwareCatalog) -> Result<Vec<NodeEvent>, DomainError> {
+    pub(super) fn enroll(
+        &self,
+        cmd: EnrollNode,
+        catalog: &HardwareCatalog,
+    ) -> Result<Vec<NodeEvent>, DomainError> {
         if self.exists {
-            return Err(DomainError::Conflict(format!("A node with UUID {} already exists.", cmd.uuid)));
+            return Err(DomainError::Conflict(format!(
+                "A node with UUID {} already exists.",
+                cmd.uuid
+            )));
         }
         if let Some(name) = &cmd.name {
             if !valid_name(name) {
-                return Err(DomainError::Invalid(format!("Cannot create node with invalid name '{name}'")));
+                return Err(DomainError::Invalid(format!(
+                    "Cannot create node with invalid name '{name}'"
+                )));
             }
         }
-        if !matches!(cmd.initial_state, ProvisionState::Enroll | ProvisionState::Available) {
-            return Err(DomainError::Invalid("A node starts in enroll or available.".into()));
+        if !matches!(
+            cmd.initial_state,
+            ProvisionState::Enroll | ProvisionState::Available
+        ) {
+            return Err(DomainError::Invalid(
+                "A node starts in enroll or available.".into(),
+            ));
         }
         for key in cmd.fields.keys() {
             if !Node::SIMPLE_FIELDS.contains(&key.as_str()) {
@@ -37,7 +53,9 @@ impl Node {
         }
         for kind in cmd.interfaces.keys() {
             if !crate::domain::hardware::INTERFACE_KINDS.contains(&kind.as_str()) {
-                return Err(DomainError::Invalid(format!("Unknown interface kind '{kind}'.")));
+                return Err(DomainError::Invalid(format!(
+                    "Unknown interface kind '{kind}'."
+                )));
             }
         }
         let interfaces = catalog.resolve_all(&cmd.driver, &cmd.interfaces)?;
@@ -78,7 +96,12 @@ impl Node {
             (ProvisionState::Manageable, FsmEvent::Clean) => Some(ProvisionState::Manageable),
             _ => target_of(to, carried),
         };
-        Ok(Transition { event, from, to, target })
+        Ok(Transition {
+            event,
+            from,
+            to,
+            target,
+        })
     }
 
     /// Follows a transition with the engine's own `done` (verification,
@@ -86,7 +109,10 @@ impl Node {
     /// ironledger models).
     fn then_done(&self, first: Transition, action: &str) -> Result<Vec<NodeEvent>, DomainError> {
         let done = self.step_from(first.to, first.target, FsmEvent::Done, action)?;
-        Ok(vec![NodeEvent::ProvisionStateChanged(first), NodeEvent::ProvisionStateChanged(done)])
+        Ok(vec![
+            NodeEvent::ProvisionStateChanged(first),
+            NodeEvent::ProvisionStateChanged(done),
+        ])
     }
 
     pub(super) fn provision(&self, req: &ProvisionRequest) -> Result<Vec<NodeEvent>, DomainError> {
@@ -101,7 +127,13 @@ impl Node {
             "inspect" => FsmEvent::Inspect,
             "clean" => FsmEvent::Clean,
             "adopt" => FsmEvent::Adopt,
-            _ => return Err(DomainError::invalid_state(verb, &self.id(), self.state().as_str())),
+            _ => {
+                return Err(DomainError::invalid_state(
+                    verb,
+                    &self.id(),
+                    self.state().as_str(),
+                ))
+            }
         };
         if req.configdrive.is_some() && !matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
             return Err(DomainError::Invalid(
@@ -111,12 +143,14 @@ impl Node {
         match (&req.clean_steps, event) {
             (None, FsmEvent::Clean) => {
                 return Err(DomainError::Invalid(
-                    "\"clean_steps\" is required when setting target provision state to clean".into(),
+                    "\"clean_steps\" is required when setting target provision state to clean"
+                        .into(),
                 ))
             }
             (Some(_), e) if e != FsmEvent::Clean => {
                 return Err(DomainError::Invalid(
-                    "\"clean_steps\" is only valid when setting target provision state to clean".into(),
+                    "\"clean_steps\" is only valid when setting target provision state to clean"
+                        .into(),
                 ))
             }
             _ => {}
@@ -134,14 +168,17 @@ impl Node {
         }
         let t = self.step(event, verb)?;
         match event {
-            FsmEvent::Deploy | FsmEvent::Rebuild => {
-                Ok(vec![NodeEvent::DeployRequested { transition: t, rebuild: event == FsmEvent::Rebuild }])
-            }
+            FsmEvent::Deploy | FsmEvent::Rebuild => Ok(vec![NodeEvent::DeployRequested {
+                transition: t,
+                rebuild: event == FsmEvent::Rebuild,
+            }]),
             FsmEvent::Delete => Ok(vec![NodeEvent::UndeployRequested(t)]),
             // Verification, cleaning, inspection and adoption have no work to do
             // on the hardware types ironledger models: they finish at once.
             FsmEvent::Manage if t.to == ProvisionState::Verifying => self.then_done(t, verb),
-            FsmEvent::Provide | FsmEvent::Clean | FsmEvent::Inspect | FsmEvent::Adopt => self.then_done(t, verb),
+            FsmEvent::Provide | FsmEvent::Clean | FsmEvent::Inspect | FsmEvent::Adopt => {
+                self.then_done(t, verb)
+            }
             _ => Ok(vec![NodeEvent::ProvisionStateChanged(t)]),
         }
     }
@@ -152,10 +189,20 @@ impl Node {
                 "Invalid power target '{target}'; expected one of 'power on', 'power off', 'rebooting', 'soft rebooting', 'soft power off'."
             ))
         })?;
-        if matches!(self.state(), ProvisionState::Cleaning | ProvisionState::CleanWait) {
-            return Err(DomainError::invalid_state(target, &self.id(), self.state().as_str()));
+        if matches!(
+            self.state(),
+            ProvisionState::Cleaning | ProvisionState::CleanWait
+        ) {
+            return Err(DomainError::invalid_state(
+                target,
+                &self.id(),
+                self.state().as_str(),
+            ));
         }
-        Ok(vec![NodeEvent::PowerStateChanged { from: self.power_state.clone(), to: to.to_string() }])
+        Ok(vec![NodeEvent::PowerStateChanged {
+            from: self.power_state.clone(),
+            to: to.to_string(),
+        }])
     }
 
     pub(super) fn delete(&self) -> Result<Vec<NodeEvent>, DomainError> {
@@ -181,15 +228,24 @@ impl Node {
 
     pub(super) fn finish_deploy(&self) -> Result<Vec<NodeEvent>, DomainError> {
         self.require_state(ProvisionState::Deploying, "deploy done")?;
-        Ok(vec![NodeEvent::Deployed(self.step(FsmEvent::Done, "deploy done")?)])
+        Ok(vec![NodeEvent::Deployed(
+            self.step(FsmEvent::Done, "deploy done")?,
+        )])
     }
 
     pub(super) fn fail_deploy(&self, error: String) -> Result<Vec<NodeEvent>, DomainError> {
         let t = self.step(FsmEvent::Fail, "deploy failed")?;
         if t.to != ProvisionState::DeployFailed {
-            return Err(DomainError::invalid_state("deploy failed", &self.id(), self.state().as_str()));
+            return Err(DomainError::invalid_state(
+                "deploy failed",
+                &self.id(),
+                self.state().as_str(),
+            ));
         }
-        Ok(vec![NodeEvent::DeployFailed { transition: t, error }])
+        Ok(vec![NodeEvent::DeployFailed {
+            transition: t,
+            error,
+        }])
     }
 
     pub(super) fn purge_targets(&self) -> Result<Vec<NodeEvent>, DomainError> {
@@ -197,27 +253,44 @@ impl Node {
         if self.targets.is_empty() {
             return Ok(vec![]);
         }
-        Ok(vec![NodeEvent::TargetsPurged { targets: self.targets.clone() }])
+        Ok(vec![NodeEvent::TargetsPurged {
+            targets: self.targets.clone(),
+        }])
     }
 
     pub(super) fn finish_undeploy(&self) -> Result<Vec<NodeEvent>, DomainError> {
         self.require_state(ProvisionState::Deleting, "undeploy done")?;
         let to_cleaning = self.step(FsmEvent::Clean, "undeploy done")?;
-        let done = self.step_from(to_cleaning.to, to_cleaning.target, FsmEvent::Done, "clean done")?;
-        Ok(vec![NodeEvent::Undeployed(to_cleaning), NodeEvent::ProvisionStateChanged(done)])
+        let done = self.step_from(
+            to_cleaning.to,
+            to_cleaning.target,
+            FsmEvent::Done,
+            "clean done",
+        )?;
+        Ok(vec![
+            NodeEvent::Undeployed(to_cleaning),
+            NodeEvent::ProvisionStateChanged(done),
+        ])
     }
 
     pub(super) fn fail_undeploy(&self, error: String) -> Result<Vec<NodeEvent>, DomainError> {
         self.require_state(ProvisionState::Deleting, "undeploy failed")?;
         let t = self.step(FsmEvent::Fail, "undeploy failed")?;
-        Ok(vec![NodeEvent::UndeployFailed { transition: t, error: format!("Failed to tear down: {error}") }])
+        Ok(vec![NodeEvent::UndeployFailed {
+            transition: t,
+            error: format!("Failed to tear down: {error}"),
+        }])
     }
 
     fn require_state(&self, state: ProvisionState, action: &str) -> Result<(), DomainError> {
         if self.state() == state {
             Ok(())
         } else {
-            Err(DomainError::invalid_state(action, &self.id(), self.state().as_str()))
+            Err(DomainError::invalid_state(
+                action,
+                &self.id(),
+                self.state().as_str(),
+            ))
         }
     }
 }

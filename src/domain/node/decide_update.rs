@@ -11,11 +11,18 @@ use std::collections::BTreeMap;
 
 /// Root fields of a node a patch may touch.
 fn patchable_fields() -> Vec<String> {
-    let mut fields: Vec<String> =
-        ["name", "driver", "properties", "instance_info", "instance_uuid", "driver_info", "extra"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let mut fields: Vec<String> = [
+        "name",
+        "driver",
+        "properties",
+        "instance_info",
+        "instance_uuid",
+        "driver_info",
+        "extra",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     fields.extend(Node::SIMPLE_FIELDS.iter().map(|s| s.to_string()));
     fields.extend(INTERFACE_KINDS.iter().map(|k| format!("{k}_interface")));
     fields
@@ -25,7 +32,9 @@ fn as_object(field: &str, v: &Value) -> Result<Map<String, Value>, DomainError> 
     match v {
         Value::Null => Ok(Map::new()),
         Value::Object(m) => Ok(m.clone()),
-        other => Err(DomainError::Invalid(format!("Invalid {field}: {other} is not of type 'object'"))),
+        other => Err(DomainError::Invalid(format!(
+            "Invalid {field}: {other} is not of type 'object'"
+        ))),
     }
 }
 
@@ -33,21 +42,27 @@ fn as_opt_string(field: &str, v: &Value) -> Result<Option<String>, DomainError> 
     match v {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
-        other => Err(DomainError::Invalid(format!("Invalid {field}: {other} is not of type 'string'"))),
+        other => Err(DomainError::Invalid(format!(
+            "Invalid {field}: {other} is not of type 'string'"
+        ))),
     }
 }
 
 /// Light type checks for the simple fields.
 fn check_simple(field: &str, v: &Value) -> Result<(), DomainError> {
     let ok = match field {
-        "automated_clean" | "protected" | "retired" | "disable_power_off" => v.is_boolean() || v.is_null(),
+        "automated_clean" | "protected" | "retired" | "disable_power_off" => {
+            v.is_boolean() || v.is_null()
+        }
         "network_data" => v.is_object() || v.is_null(),
         _ => v.is_string() || v.is_null(),
     };
     if ok {
         Ok(())
     } else {
-        Err(DomainError::Invalid(format!("Invalid value for {field}: {v}")))
+        Err(DomainError::Invalid(format!(
+            "Invalid value for {field}: {v}"
+        )))
     }
 }
 
@@ -55,23 +70,48 @@ impl Node {
     /// The node's patchable view.
     fn patch_view(&self) -> Map<String, Value> {
         let mut doc = Map::new();
-        doc.insert("name".into(), self.name.clone().map(Value::String).unwrap_or(Value::Null));
+        doc.insert(
+            "name".into(),
+            self.name.clone().map(Value::String).unwrap_or(Value::Null),
+        );
         doc.insert("driver".into(), Value::String(self.driver.clone()));
         doc.insert("properties".into(), Value::Object(self.properties.clone()));
-        doc.insert("instance_info".into(), Value::Object(self.instance_info.clone()));
-        doc.insert("driver_info".into(), Value::Object(self.driver_info.clone()));
+        doc.insert(
+            "instance_info".into(),
+            Value::Object(self.instance_info.clone()),
+        );
+        doc.insert(
+            "driver_info".into(),
+            Value::Object(self.driver_info.clone()),
+        );
         doc.insert("extra".into(), Value::Object(self.extra.clone()));
-        doc.insert("instance_uuid".into(), self.instance_uuid.clone().map(Value::String).unwrap_or(Value::Null));
+        doc.insert(
+            "instance_uuid".into(),
+            self.instance_uuid
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null),
+        );
         for f in Node::SIMPLE_FIELDS {
-            doc.insert(f.to_string(), self.fields.get(*f).cloned().unwrap_or(Value::Null));
+            doc.insert(
+                f.to_string(),
+                self.fields.get(*f).cloned().unwrap_or(Value::Null),
+            );
         }
         for k in INTERFACE_KINDS {
-            doc.insert(format!("{k}_interface"), Value::String(self.interface(k).to_string()));
+            doc.insert(
+                format!("{k}_interface"),
+                Value::String(self.interface(k).to_string()),
+            );
         }
         doc
     }
 
-    pub(super) fn patch(&self, ops: &[PatchOp], catalog: &HardwareCatalog) -> Result<Vec<NodeEvent>, DomainError> {
+    pub(super) fn patch(
+        &self,
+        ops: &[PatchOp],
+        catalog: &HardwareCatalog,
+    ) -> Result<Vec<NodeEvent>, DomainError> {
         let allowed_owned = patchable_fields();
         let allowed: Vec<&str> = allowed_owned.iter().map(String::as_str).collect();
         let before = self.patch_view();
@@ -79,7 +119,9 @@ impl Node {
 
         // A node in the middle of a transition may only be patched in some states
         // (in maintenance, removing instance_uuid is always allowed).
-        let only_instance_uuid_removal = ops.iter().all(|o| o.op == "remove" && o.path == "/instance_uuid");
+        let only_instance_uuid_removal = ops
+            .iter()
+            .all(|o| o.op == "remove" && o.path == "/instance_uuid");
         if self.target_provision_state.is_some()
             && !self.state().update_allowed()
             && !(self.maintenance && only_instance_uuid_removal)
@@ -97,16 +139,25 @@ impl Node {
             let to = as_opt_string("name", &after["name"])?;
             if let Some(n) = &to {
                 if !super::decide_lifecycle::valid_name(n) {
-                    return Err(DomainError::Invalid(format!("Cannot update node with invalid name '{n}'")));
+                    return Err(DomainError::Invalid(format!(
+                        "Cannot update node with invalid name '{n}'"
+                    )));
                 }
             }
-            events.push(NodeEvent::NodeRenamed { from: self.name.clone(), to });
+            events.push(NodeEvent::NodeRenamed {
+                from: self.name.clone(),
+                to,
+            });
         }
 
         let mut simple = BTreeMap::new();
         let driver = match as_opt_string("driver", &after["driver"])? {
             Some(d) => d,
-            None => return Err(DomainError::Invalid("'driver' is a required property".into())),
+            None => {
+                return Err(DomainError::Invalid(
+                    "'driver' is a required property".into(),
+                ))
+            }
         };
         if driver != self.driver {
             catalog.check_driver(&driver)?;
@@ -128,10 +179,12 @@ impl Node {
             let current = self.interface(kind).to_string();
             let new = match requested {
                 Some(name) if name == current && driver == self.driver => continue,
-                Some(name) if name == current => match catalog.resolve(&driver, kind, Some(&name)) {
-                    Ok(n) => n,
-                    Err(_) => catalog.resolve(&driver, kind, None)?,
-                },
+                Some(name) if name == current => {
+                    match catalog.resolve(&driver, kind, Some(&name)) {
+                        Ok(n) => n,
+                        Err(_) => catalog.resolve(&driver, kind, None)?,
+                    }
+                }
                 Some(name) => catalog.resolve(&driver, kind, Some(&name))?,
                 None => catalog.resolve(&driver, kind, None)?,
             };
@@ -146,9 +199,16 @@ impl Node {
                 )));
             }
             events.push(if kind == "storage" {
-                NodeEvent::StorageInterfaceSet { from: current, to: new }
+                NodeEvent::StorageInterfaceSet {
+                    from: current,
+                    to: new,
+                }
             } else {
-                NodeEvent::InterfaceSet { interface: kind.to_string(), from: current, to: new }
+                NodeEvent::InterfaceSet {
+                    interface: kind.to_string(),
+                    from: current,
+                    to: new,
+                }
             });
         }
         if !simple.is_empty() {
@@ -167,7 +227,9 @@ impl Node {
             });
         }
         if changed("driver_info") {
-            events.push(NodeEvent::DriverInfoUpdated { after: as_object("driver_info", &after["driver_info"])? });
+            events.push(NodeEvent::DriverInfoUpdated {
+                after: as_object("driver_info", &after["driver_info"])?,
+            });
         }
         if changed("extra") {
             let extra = as_object("extra", &after["extra"])?;
@@ -179,10 +241,15 @@ impl Node {
             let to = as_opt_string("instance_uuid", &after["instance_uuid"])?;
             if let Some(u) = &to {
                 if uuid::Uuid::parse_str(u).is_err() {
-                    return Err(DomainError::Invalid(format!("Expected a UUID but received {u}.")));
+                    return Err(DomainError::Invalid(format!(
+                        "Expected a UUID but received {u}."
+                    )));
                 }
             }
-            events.push(NodeEvent::InstanceAssociated { from: self.instance_uuid.clone(), to });
+            events.push(NodeEvent::InstanceAssociated {
+                from: self.instance_uuid.clone(),
+                to,
+            });
         }
         Ok(events)
     }

@@ -49,52 +49,118 @@ pub struct Transition {
 pub enum NodeEvent {
     NodeEnrolled(NodeEnrolled),
     /// `name` changed (names are unique across nodes).
-    NodeRenamed { from: Option<String>, to: Option<String> },
+    NodeRenamed {
+        from: Option<String>,
+        to: Option<String>,
+    },
     /// Simple fields changed: field → new value (`null` = unset).
-    NodeUpdated { changes: BTreeMap<String, Value> },
+    NodeUpdated {
+        changes: BTreeMap<String, Value>,
+    },
     /// An interface other than storage changed (`boot`, `deploy`, …).
-    InterfaceSet { interface: String, from: String, to: String },
-    StorageInterfaceSet { from: String, to: String },
-    PropertiesUpdated { before: Map<String, Value>, after: Map<String, Value> },
-    InstanceInfoUpdated { before: Map<String, Value>, after: Map<String, Value> },
-    DriverInfoUpdated { after: Map<String, Value> },
+    InterfaceSet {
+        interface: String,
+        from: String,
+        to: String,
+    },
+    StorageInterfaceSet {
+        from: String,
+        to: String,
+    },
+    PropertiesUpdated {
+        before: Map<String, Value>,
+        after: Map<String, Value>,
+    },
+    InstanceInfoUpdated {
+        before: Map<String, Value>,
+        after: Map<String, Value>,
+    },
+    DriverInfoUpdated {
+        after: Map<String, Value>,
+    },
     /// Keys of `driver_internal_info` set (`Some`) or removed (`None`).
-    DriverInternalInfoUpdated { changes: BTreeMap<String, Option<Value>> },
-    InstanceAssociated { from: Option<String>, to: Option<String> },
-    MaintenanceSet { reason: Option<String> },
+    DriverInternalInfoUpdated {
+        changes: BTreeMap<String, Option<Value>>,
+    },
+    InstanceAssociated {
+        from: Option<String>,
+        to: Option<String>,
+    },
+    MaintenanceSet {
+        reason: Option<String>,
+    },
     MaintenanceUnset,
-    PowerStateChanged { from: Option<String>, to: String },
+    PowerStateChanged {
+        from: Option<String>,
+        to: String,
+    },
 
-    PortAdded { port: Port },
-    PortUpdated { before: Port, after: Port },
-    PortRemoved { port: Port },
+    PortAdded {
+        port: Port,
+    },
+    PortUpdated {
+        before: Port,
+        after: Port,
+    },
+    PortRemoved {
+        port: Port,
+    },
 
-    ConnectorAdded { connector: Connector },
-    ConnectorUpdated { before: Connector, after: Connector },
-    ConnectorRemoved { connector: Connector },
+    ConnectorAdded {
+        connector: Connector,
+    },
+    ConnectorUpdated {
+        before: Connector,
+        after: Connector,
+    },
+    ConnectorRemoved {
+        connector: Connector,
+    },
 
-    TargetCreated { target: Target },
-    TargetUpdated { before: Target, after: Target },
-    TargetDeleted { target: Target },
+    TargetCreated {
+        target: Target,
+    },
+    TargetUpdated {
+        before: Target,
+        after: Target,
+    },
+    TargetDeleted {
+        target: Target,
+    },
 
     /// A move of the state machine that has no more specific event.
     ProvisionStateChanged(Transition),
     /// Deploy (or rebuild) asked for: the node is now `deploying`.
-    DeployRequested { transition: Transition, rebuild: bool },
+    DeployRequested {
+        transition: Transition,
+        rebuild: bool,
+    },
     /// The deploy finished: the node is `active`.
     Deployed(Transition),
     /// The deploy could not finish: the node is `deploy failed`, `last_error` set.
-    DeployFailed { transition: Transition, error: String },
+    DeployFailed {
+        transition: Transition,
+        error: String,
+    },
     /// Undeploy asked for: the node is now `deleting`.
     UndeployRequested(Transition),
     /// Every volume target of the node was removed by undeploy (connectors stay).
-    TargetsPurged { targets: Vec<Target> },
+    TargetsPurged {
+        targets: Vec<Target>,
+    },
     /// Tear-down finished: the node moves on to cleaning; instance data cleared.
     Undeployed(Transition),
     /// Tear-down could not finish: the node is in `error`, `last_error` set.
-    UndeployFailed { transition: Transition, error: String },
+    UndeployFailed {
+        transition: Transition,
+        error: String,
+    },
     /// The node and everything it owned are gone.
-    NodeDeleted { ports: Vec<Port>, connectors: Vec<Connector>, targets: Vec<Target> },
+    NodeDeleted {
+        ports: Vec<Port>,
+        connectors: Vec<Connector>,
+        targets: Vec<Target>,
+    },
 }
 
 impl NodeEvent {
@@ -142,7 +208,9 @@ impl NodeEvent {
     pub fn transition(&self) -> Option<&Transition> {
         use NodeEvent::*;
         match self {
-            ProvisionStateChanged(t) | Deployed(t) | UndeployRequested(t) | Undeployed(t) => Some(t),
+            ProvisionStateChanged(t) | Deployed(t) | UndeployRequested(t) | Undeployed(t) => {
+                Some(t)
+            }
             DeployRequested { transition, .. }
             | DeployFailed { transition, .. }
             | UndeployFailed { transition, .. } => Some(transition),

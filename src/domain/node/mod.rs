@@ -5,10 +5,10 @@
 //! record (or a [`DomainError`]). `apply` only folds events into state; it holds
 //! no rules, because stored events are facts that must always replay.
 
+pub mod commands;
 mod decide_children;
 mod decide_lifecycle;
 mod decide_update;
-pub mod commands;
 pub mod entities;
 pub mod events;
 
@@ -110,15 +110,25 @@ impl Node {
     }
 
     /// Decides the events a command produces. Pure.
-    pub fn decide(&self, command: NodeCommand, services: &NodeServices) -> Result<Vec<NodeEvent>, DomainError> {
+    pub fn decide(
+        &self,
+        command: NodeCommand,
+        services: &NodeServices,
+    ) -> Result<Vec<NodeEvent>, DomainError> {
         if !matches!(command, NodeCommand::Enroll(_)) {
             self.require_exists()?;
         }
         match command {
             NodeCommand::Enroll(cmd) => self.enroll(cmd, &services.catalog),
             NodeCommand::Patch { ops } => self.patch(&ops, &services.catalog),
-            NodeCommand::SetMaintenance { reason } => Ok(vec![NodeEvent::MaintenanceSet { reason }]),
-            NodeCommand::UnsetMaintenance => Ok(if self.maintenance { vec![NodeEvent::MaintenanceUnset] } else { vec![] }),
+            NodeCommand::SetMaintenance { reason } => {
+                Ok(vec![NodeEvent::MaintenanceSet { reason }])
+            }
+            NodeCommand::UnsetMaintenance => Ok(if self.maintenance {
+                vec![NodeEvent::MaintenanceUnset]
+            } else {
+                vec![]
+            }),
             NodeCommand::SetPowerState { target } => self.set_power(&target),
             NodeCommand::Provision(req) => self.provision(&req),
             NodeCommand::Delete => self.delete(),
@@ -231,7 +241,9 @@ impl Aggregate for Node {
             PortUpdated { after, .. } => replace_by_uuid(&mut self.ports, after, |p| p.uuid),
             PortRemoved { port } => self.ports.retain(|p| p.uuid != port.uuid),
             ConnectorAdded { connector } => self.connectors.push(connector),
-            ConnectorUpdated { after, .. } => replace_by_uuid(&mut self.connectors, after, |c| c.uuid),
+            ConnectorUpdated { after, .. } => {
+                replace_by_uuid(&mut self.connectors, after, |c| c.uuid)
+            }
             ConnectorRemoved { connector } => self.connectors.retain(|c| c.uuid != connector.uuid),
             TargetCreated { target } => self.targets.push(target),
             TargetUpdated { after, .. } => replace_by_uuid(&mut self.targets, after, |t| t.uuid),
@@ -251,7 +263,8 @@ impl Aggregate for Node {
                 self.last_error = None;
             }
             TargetsPurged { targets } => {
-                self.targets.retain(|t| !targets.iter().any(|p| p.uuid == t.uuid));
+                self.targets
+                    .retain(|t| !targets.iter().any(|p| p.uuid == t.uuid));
                 self.driver_internal_info.remove("boot_from_volume");
                 self.driver_internal_info.remove("boot_from_volume_deploy");
             }
@@ -264,7 +277,10 @@ impl Aggregate for Node {
             }
             NodeDeleted { .. } => {
                 let uuid = self.uuid;
-                *self = Node { uuid, ..Node::default() };
+                *self = Node {
+                    uuid,
+                    ..Node::default()
+                };
             }
         }
     }

@@ -1,0 +1,278 @@
+//! `node_history`: one entry per node event, in the shape of Ironic's node
+//! history (API 1.78+): severity, event text, event type, who, the provision
+//! state after the event, and how long the node had been in its previous state.
+//!
+//! Entries are keyed `<node uuid>/<position, zero-padded>` so that a node's
+//! history is a contiguous, chronological range; each entry also has a stable
+//! UUID derived from the event's identity, so a rebuild reproduces it exactly.
+//! A small per-node document (`state/<node uuid>`) remembers the provision state
+//! and when it last changed.
+
+use super::{node_event, timestamp, Docs, Projection, ProjectionError};
+use crate::domain::NodeEvent;
+use crate::store::RecordedEvent;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+pub struct HistoryProjection;
+
+pub const MODEL: &str = "node_history";
+
+/// Namespace for history entry UUIDs (v5 of `<node>/<sequence>`).
+const HISTORY_NS: Uuid = Uuid::from_u128(0x6c1e_5d3a_90b2_4f7e_8a41_2b9c_0d7e_f113);
+
+/// The key of a node's history entry.
+pub fn entry_key(node: &str, position: u64) -> String {
+    format!("{node}/{position:020}")
+}
+
+/// The key of a node's state document.
+pub fn state_key(node: &str) -> String {
+    format!("state/{node}")
+}
+
+/// Ironic's event type, severity and a human sentence for one event.
+pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
+    use NodeEvent::*;
+    match ev {
+        NodeEnrolled(e) => (
+            "provisioning",
+            "INFO",
+            format!(
+                "Node enrolled with driver {} in {}.",
+                e.driver, e.provision_state
+            ),
+        ),
+        NodeRenamed { from, to } => (
+            "update",
+            "INFO",
+            format!("Name changed from {from:?} to {to:?}."),
+        ),
+        NodeUpdated { changes } => {
+            let keys: Vec<&str> = changes.keys().map(String::as_str).collect();
+            (
+                "update",
+                "INFO",
+                format!("Fields updated: {}.", keys.join(", ")),
+            )
+        }
+        InterfaceSet {
+            interface,
+            from,
+            to,
+        } => (
+            "update",
+            "INFO",
+            format!("{interface}_interface changed from {from} to {to}."),
+        ),
+        StorageInterfaceSet { from, to } => (
+            "update",
+            "INFO",
+            format!("storage_interface changed from {from} to {to}."),
+        ),
+        PropertiesUpdated { .. } => ("update", "INFO", "Properties updated.".into()),
+        InstanceInfoUpdated { .. } => ("update", "INFO", "Instance info updated.".into()),
+        DriverInfoUpdated { .. } => ("update", "INFO", "Driver info updated.".into()),
+        DriverInternalInfoUpdated { changes } => {
+            let keys: Vec<&str> = changes.keys().map(String::as_str).collect();
+            (
+                "provisioning",
+                "INFO",
+                format!("Driver internal info updated: {}.", keys.join(", ")),
+            )
+        }
+        InstanceAssociated { to, .. } => (
+            "update",
+            "INFO",
+            match to {
+                Some(i) => format!("Instance {i} associated."),
+                None => "Instance disassociated.".into(),
+            },
+        ),
+        MaintenanceSet { reason } => (
+            "maintenance",
+            "INFO",
+            match reason {
+                Some(r) => format!("Maintenance mode set: {r}"),
+                None => "Maintenance mode set.".into(),
+            },
+        ),
+        MaintenanceUnset => ("maintenance", "INFO", "Maintenance mode unset.".into()),
+        PowerStateChanged { from, to } => (
+            "power",
+            "INFO",
+            format!(
+                "Power state changed from {} to {to}.",
+                from.as_deref().unwrap_or("None")
+            ),
+        ),
+        PortAdded { port } => (
+            "update",
+            "INFO",
+            format!("Port {} ({}) added.", port.uuid, port.address),
+        ),
+        PortUpdated { after, .. } => (
+            "update",
+            "INFO",
+            format!("Port {} ({}) updated.", after.uuid, after.address),
+        ),
+        PortRemoved { port } => (
+            "update",
+            "INFO",
+            format!("Port {} ({}) removed.", port.uuid, port.address),
+        ),
+        ConnectorAdded { connector: c } => (
+            "volume",
+            "INFO",
+            format!(
+                "Volume connector {} ({} {}) added.",
+                c.uuid, c.kind, c.connector_id
+            ),
+        ),
+        ConnectorUpdated { after: c, .. } => (
+            "volume",
+            "INFO",
+            format!(
+                "Volume connector {} ({} {}) updated.",
+                c.uuid, c.kind, c.connector_id
+            ),
+        ),
+        ConnectorRemoved { connector: c } => (
+            "volume",
+            "INFO",
+            format!(
+                "Volume connector {} ({} {}) removed.",
+                c.uuid, c.kind, c.connector_id
+            ),
+        ),
+        TargetCreated { target: t } => (
+            "volume",
+            "INFO",
+            format!(
+                "Volume target {} (volume {}, boot index {}) created.",
+                t.uuid, t.volume_id, t.boot_index
+            ),
+        ),
+        TargetUpdated { after: t, .. } => (
+            "volume",
+            "INFO",
+            format!(
+                "Volume target {} (volume {}, boot index {}) updated.",
+                t.uuid, t.volume_id, t.boot_index
+            ),
+        ),
+        TargetDeleted { target: t } => (
+            "volume",
+            "INFO",
+            format!("Volume target {} (volume {}) deleted.", t.uuid, t.volume_id),
+        ),
+        ProvisionStateChanged(t) => (
+            "provisioning",
+            "INFO",
+            format!(
+                "Provision state changed from {} to {} ({}).",
+                t.from,
+                t.to,
+                t.event.as_str()
+            ),
+        ),
+        DeployRequested {
+            transition: t,
+            rebuild,
+        } => (
+            "provisioning",
+            "INFO",
+            format!(
+                "{} requested: {} -> {}.",
+                if *rebuild { "Rebuild" } else { "Deploy" },
+                t.from,
+                t.to
+            ),
+        ),
+        Deployed(t) => (
+            "provisioning",
+            "INFO",
+            format!("Deploy finished: {} -> {}.", t.from, t.to),
+        ),
+        DeployFailed { error, .. } => ("provisioning", "ERROR", error.clone()),
+        UndeployRequested(t) => (
+            "unprovision",
+            "INFO",
+            format!("Undeploy requested: {} -> {}.", t.from, t.to),
+        ),
+        TargetsPurged { targets } => (
+            "unprovision",
+            "INFO",
+            format!("{} volume target(s) purged.", targets.len()),
+        ),
+        Undeployed(t) => (
+            "unprovision",
+            "INFO",
+            format!("Tear down finished: {} -> {}.", t.from, t.to),
+        ),
+        UndeployFailed { error, .. } => ("unprovision", "ERROR", error.clone()),
+        NodeDeleted { .. } => ("provisioning", "INFO", "Node deleted.".into()),
+    }
+}
+
+#[async_trait]
+impl Projection for HistoryProjection {
+    fn name(&self) -> &'static str {
+        MODEL
+    }
+
+    async fn apply(
+        &self,
+        event: &RecordedEvent,
+        docs: &mut Docs<'_>,
+    ) -> Result<(), ProjectionError> {
+        let Some(ev) = node_event(event)? else {
+            return Ok(());
+        };
+        let node = event.aggregate_id.as_str();
+        let now = timestamp(event);
+        let skey = state_key(node);
+        let mut state = docs.get(&skey).await?.unwrap_or_else(|| json!({}));
+        if let NodeEvent::NodeEnrolled(e) = &ev {
+            state = json!({"provision_state": e.provision_state, "target_provision_state": null, "since": now});
+        }
+        let since = state["since"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+        let duration = since.map(|s| {
+            (event.recorded_at - s.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0
+        });
+        if let Some(t) = ev.transition() {
+            state["provision_state"] = json!(t.to);
+            state["target_provision_state"] = json!(t.target);
+            state["since"] = now.clone();
+        }
+        let (event_type, severity, text) = describe(&ev);
+        let meta = |k: &str| event.metadata.get(k).cloned().unwrap_or(Value::Null);
+        let uuid = Uuid::new_v5(&HISTORY_NS, format!("{node}/{}", event.sequence).as_bytes());
+        docs.put(
+            &entry_key(node, event.position),
+            json!({
+                "uuid": uuid,
+                "node_uuid": node,
+                "created_at": now,
+                "severity": severity,
+                "event": text,
+                "event_type": event_type,
+                "event_name": event.event_type,
+                "conductor": meta("host"),
+                "user": meta("actor"),
+                "project": meta("project"),
+                "reason": meta("reason"),
+                "state": state["provision_state"],
+                "target_provision_state": state["target_provision_state"],
+                "duration_seconds": duration,
+                "position": event.position,
+                "sequence": event.sequence,
+            }),
+        );
+        docs.put(&skey, state);
+        Ok(())
+    }
+}

@@ -1,0 +1,474 @@
+//! Configuration: an `ironic.conf`-style INI file, environment overrides, and
+//! command-line flags, in increasing order of precedence.
+//!
+//! Option names are Ironic's where Ironic has the option (`[database]
+//! connection`, `[api] host_ip`, `[DEFAULT] enabled_storage_interfaces`, …), so an
+//! operator's existing knowledge and files carry over. Any option can also be
+//! set from the environment as `IRONLEDGER__<SECTION>__<OPTION>` (for example
+//! `IRONLEDGER__API__PORT=6385`). Unknown options are ignored with a warning;
+//! invalid values stop the start with a message naming the option.
+
+use crate::domain::hardware::{EnabledInterfaces, HardwareCatalog, INTERFACE_KINDS};
+use crate::store::DatabaseUrl;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("invalid value for [{section}] {option}: {message}")]
+    Invalid {
+        section: String,
+        option: String,
+        message: String,
+    },
+}
+
+/// Authentication of API requests (`[DEFAULT] auth_strategy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStrategy {
+    NoAuth,
+    HttpBasic { user_file: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub host_ip: IpAddr,
+    pub port: u16,
+    /// `[api] max_limit`: the most items a list returns.
+    pub max_limit: u32,
+    /// `[api] public_endpoint`: base URL for links (else the request's host).
+    pub public_endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseUrl,
+    pub data_dir: PathBuf,
+    pub api: ApiConfig,
+    pub auth: AuthStrategy,
+    pub catalog: HardwareCatalog,
+    /// `[deploy] http_root`: where iPXE scripts are written.
+    pub http_root: PathBuf,
+    /// `[deploy] http_url`: where machines fetch them.
+    pub http_url: Option<String>,
+    /// `[conductor] automated_clean`.
+    pub automated_clean: bool,
+    /// Every option as read (file, then environment), for later subsystems.
+    pub raw: BTreeMap<(String, String), String>,
+}
+
+/// Options ironledger reads; anything else in a file is warned about.
+const KNOWN: &[(&str, &str)] = &[
+    ("database", "connection"),
+    ("api", "host_ip"),
+    ("api", "port"),
+    ("api", "max_limit"),
+    ("api", "public_endpoint"),
+    ("DEFAULT", "auth_strategy"),
+    ("DEFAULT", "http_basic_auth_user_file"),
+    ("DEFAULT", "enabled_hardware_types"),
+    ("DEFAULT", "debug"),
+    ("deploy", "http_root"),
+    ("deploy", "http_url"),
+    ("conductor", "automated_clean"),
+    ("cinder", "endpoint_override"),
+    ("cinder", "auth_type"),
+    ("cinder", "username"),
+    ("cinder", "project_id"),
+    ("cinder", "token"),
+    ("cinder", "timeout"),
+    ("cinder", "action_retries"),
+    ("cinder", "action_retry_interval"),
+];
+
+fn known(section: &str, option: &str) -> bool {
+    KNOWN.contains(&(section, option))
+        || (section == "DEFAULT"
+            && INTERFACE_KINDS.iter().any(|k| {
+                option == format!("enabled_{k}_interfaces")
+                    || option == format!("default_{k}_interface")
+            }))
+}
+
+/// Where ironledger keeps its files when nothing says otherwise.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("ironledger");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h).join(".local/share/ironledger");
+    }
+    PathBuf::from("ironledger-data")
+}
+
+/// What the command line says (flags win over file and environment overrides).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_files: Vec<PathBuf>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+fn invalid(section: &str, option: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        section: section.into(),
+        option: option.into(),
+        message: message.into(),
+    }
+}
+
+/// oslo.config's boolean parsing (strict).
+fn parse_bool(section: &str, option: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(section, option, format!("'{v}' is not a boolean"))),
+    }
+}
+
+fn parse_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Reads INI files into `(section, option) → value`. `[DEFAULT]` and keys
+/// before any section both land in `DEFAULT`.
+fn read_files(
+    files: &[PathBuf],
+    raw: &mut BTreeMap<(String, String), String>,
+) -> Result<(), ConfigError> {
+    for path in files {
+        let ini = ini::Ini::load_from_file(path).map_err(|e| ConfigError::File {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        for (section, props) in ini.iter() {
+            let section = section.unwrap_or("DEFAULT");
+            for (k, v) in props.iter() {
+                raw.insert((section.to_string(), k.to_string()), v.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads `IRONLEDGER__<SECTION>__<OPTION>` variables.
+fn read_env(raw: &mut BTreeMap<(String, String), String>) {
+    for (k, v) in std::env::vars() {
+        let Some(rest) = k.strip_prefix("IRONLEDGER__") else {
+            continue;
+        };
+        let Some((section, option)) = rest.split_once("__") else {
+            continue;
+        };
+        let section = if section.eq_ignore_ascii_case("default") {
+            "DEFAULT".to_string()
+        } else {
+            section.to_ascii_lowercase()
+        };
+        raw.insert((section, option.to_ascii_lowercase()), v);
+    }
+}
+
+impl Config {
+    /// Builds the configuration from files, environment and flags.
+    pub fn load(o: &Overrides) -> Result<Config, ConfigError> {
+        let mut raw = BTreeMap::new();
+        read_files(&o.config_files, &mut raw)?;
+        read_env(&mut raw);
+        Self::from_raw(raw, o)
+    }
+
+    fn from_raw(
+        raw: BTreeMap<(String, String), String>,
+        o: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        for (section, option) in raw.keys() {
+            if !known(section, option) {
+                tracing::warn!(section, option, "ignoring unknown configuration option");
+            }
+        }
+        let get = |s: &str, k: &str| raw.get(&(s.to_string(), k.to_string())).map(String::as_str);
+
+        let data_dir = o.data_dir.clone().unwrap_or_else(default_data_dir);
+        let database = match o.database_url.as_deref().or(get("database", "connection")) {
+            Some(url) => {
+                DatabaseUrl::parse(url).map_err(|m| invalid("database", "connection", m))?
+            }
+            None => DatabaseUrl::Sqlite(data_dir.join("ironledger.db")),
+        };
+
+        let host_ip = match get("api", "host_ip") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid("api", "host_ip", format!("'{v}' is not an IP address")))?,
+            None => IpAddr::from([127, 0, 0, 1]),
+        };
+        let port = match get("api", "port") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| invalid("api", "port", format!("'{v}' is not a port number")))?,
+            None => 6385,
+        };
+        let max_limit = match get("api", "max_limit") {
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(invalid(
+                        "api",
+                        "max_limit",
+                        format!("'{v}' is not a positive integer"),
+                    ))
+                }
+            },
+            None => 1000,
+        };
+
+        let auth = match get("DEFAULT", "auth_strategy").unwrap_or("noauth") {
+            "noauth" => AuthStrategy::NoAuth,
+            "http_basic" => AuthStrategy::HttpBasic {
+                user_file: PathBuf::from(
+                    get("DEFAULT", "http_basic_auth_user_file").unwrap_or("/etc/ironic/htpasswd"),
+                ),
+            },
+            other => {
+                return Err(invalid(
+                    "DEFAULT",
+                    "auth_strategy",
+                    format!("'{other}' is not one of noauth, http_basic"),
+                ))
+            }
+        };
+
+        let mut catalog = HardwareCatalog::default();
+        if let Some(v) = get("DEFAULT", "enabled_hardware_types") {
+            let types = parse_list(v);
+            for t in &types {
+                if !catalog.supported.contains_key(t) {
+                    return Err(invalid(
+                        "DEFAULT",
+                        "enabled_hardware_types",
+                        format!("unknown hardware type '{t}' (ironledger models fake-hardware and manual-management)"),
+                    ));
+                }
+            }
+            catalog.hardware_types = types;
+        }
+        for kind in INTERFACE_KINDS {
+            let enabled_key = format!("enabled_{kind}_interfaces");
+            let default_key = format!("default_{kind}_interface");
+            let current = catalog
+                .interfaces
+                .get(kind)
+                .cloned()
+                .unwrap_or(EnabledInterfaces {
+                    enabled: vec![],
+                    default: None,
+                });
+            let enabled = get("DEFAULT", &enabled_key)
+                .map(parse_list)
+                .unwrap_or(current.enabled);
+            let known_names: Vec<&String> = catalog
+                .supported
+                .values()
+                .filter_map(|m| m.get(kind))
+                .flatten()
+                .collect();
+            for name in &enabled {
+                if !known_names.contains(&name) {
+                    return Err(invalid(
+                        "DEFAULT",
+                        &enabled_key,
+                        format!("unknown {kind} interface '{name}'"),
+                    ));
+                }
+            }
+            let default = match get("DEFAULT", &default_key) {
+                Some(d) if !enabled.iter().any(|e| e == d) => {
+                    return Err(invalid(
+                        "DEFAULT",
+                        &default_key,
+                        format!("'{d}' is not in {enabled_key}"),
+                    ))
+                }
+                Some(d) => Some(d.to_string()),
+                None => current.default.filter(|d| enabled.contains(d)),
+            };
+            if enabled.is_empty() {
+                return Err(invalid(
+                    "DEFAULT",
+                    &enabled_key,
+                    "at least one interface must be enabled",
+                ));
+            }
+            catalog
+                .interfaces
+                .insert(kind.to_string(), EnabledInterfaces { enabled, default });
+        }
+
+        let http_root = get("deploy", "http_root")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("httpboot"));
+        let http_url = get("deploy", "http_url").map(String::from);
+        let automated_clean = match get("conductor", "automated_clean") {
+            Some(v) => parse_bool("conductor", "automated_clean", v)?,
+            None => false,
+        };
+        let public_endpoint =
+            get("api", "public_endpoint").map(|s| s.trim_end_matches('/').to_string());
+
+        Ok(Config {
+            database,
+            data_dir,
+            api: ApiConfig {
+                host_ip,
+                port,
+                max_limit,
+                public_endpoint,
+            },
+            auth,
+            catalog,
+            http_root,
+            http_url,
+            automated_clean,
+            raw,
+        })
+    }
+
+    /// Reads one INI file (for tests and tools).
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Self::load(&Overrides {
+            config_files: vec![path.to_path_buf()],
+            ..Overrides::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(ini: &str, o: Overrides) -> Result<Config, ConfigError> {
+        let mut raw = BTreeMap::new();
+        let parsed = ini::Ini::load_from_str(ini).unwrap();
+        for (section, props) in parsed.iter() {
+            for (k, v) in props.iter() {
+                raw.insert(
+                    (section.unwrap_or("DEFAULT").to_string(), k.to_string()),
+                    v.to_string(),
+                );
+            }
+        }
+        Config::from_raw(raw, &o)
+    }
+
+    #[test]
+    fn defaults_match_ironic_and_use_the_embedded_store() {
+        let dir = PathBuf::from("/tmp/x");
+        let c = from(
+            "",
+            Overrides {
+                data_dir: Some(dir.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.database, DatabaseUrl::Sqlite(dir.join("ironledger.db")));
+        assert_eq!(c.api.port, 6385);
+        assert_eq!(c.api.host_ip.to_string(), "127.0.0.1");
+        assert_eq!(c.api.max_limit, 1000);
+        assert_eq!(c.auth, AuthStrategy::NoAuth);
+        assert_eq!(
+            c.catalog.interfaces["storage"].enabled,
+            vec!["cinder", "noop"]
+        );
+        assert_eq!(
+            c.catalog.interfaces["storage"].default.as_deref(),
+            Some("noop")
+        );
+        assert!(!c.automated_clean);
+    }
+
+    #[test]
+    fn ironic_conf_options_are_read() {
+        let c = from(
+            "[DEFAULT]\nenabled_storage_interfaces = cinder,external,noop\ndefault_storage_interface = external\n\
+             [api]\nhost_ip = 0.0.0.0\nport = 7000\n[database]\nconnection = postgresql+psycopg2://u:p@db/ironic\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.catalog.interfaces["storage"].enabled,
+            vec!["cinder", "external", "noop"]
+        );
+        assert_eq!(
+            c.catalog.resolve("fake-hardware", "storage", None).unwrap(),
+            "external"
+        );
+        assert_eq!(c.api.port, 7000);
+        assert_eq!(
+            c.database,
+            DatabaseUrl::Postgres("postgresql://u:p@db/ironic".into())
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let c = from(
+            "[database]\nconnection = postgresql://db/ironic\n",
+            Overrides {
+                database_url: Some("sqlite:////var/lib/x.db".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            c.database,
+            DatabaseUrl::Sqlite(PathBuf::from("/var/lib/x.db"))
+        );
+    }
+
+    #[test]
+    fn invalid_values_fail_with_the_option_named() {
+        for (ini, option) in [
+            ("[api]\nport = seventy\n", "port"),
+            ("[api]\nhost_ip = nowhere\n", "host_ip"),
+            ("[api]\nmax_limit = 0\n", "max_limit"),
+            ("[DEFAULT]\nauth_strategy = keystone\n", "auth_strategy"),
+            (
+                "[DEFAULT]\nenabled_storage_interfaces = cinder,magic\n",
+                "enabled_storage_interfaces",
+            ),
+            (
+                "[DEFAULT]\ndefault_storage_interface = external\n",
+                "default_storage_interface",
+            ),
+            (
+                "[conductor]\nautomated_clean = perhaps\n",
+                "automated_clean",
+            ),
+            (
+                "[database]\nconnection = mysql+pymysql://u@h/ironic\n",
+                "connection",
+            ),
+        ] {
+            let err = from(ini, Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(option), "{ini} → {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_options_are_ignored() {
+        assert!(from(
+            "[pxe]\nipxe_timeout = 30\n[DEFAULT]\nfoo = bar\n",
+            Overrides::default()
+        )
+        .is_ok());
+    }
+}

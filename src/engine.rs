@@ -1,0 +1,289 @@
+//! The engine: aggregates on a store, with the guarantees the API promises.
+//!
+//! - Commands run on cqrs-es's `CqrsFramework` in pure event-sourcing mode.
+//! - A command that lost an optimistic-concurrency race is retried (bounded,
+//!   with jitter): the aggregate re-decides on the fresh state, so a retry is
+//!   always safe; when retries run out the caller gets a conflict (409).
+//! - A uniqueness claim held by another node becomes Ironic's 409 message.
+//! - Read-your-writes: when `execute` returns, the projections have applied the
+//!   command's events, so a following read sees them.
+
+use crate::domain::claims::{self, Claim};
+use crate::domain::{
+    DomainError, Node, NodeCommand, NodeEvent, NodeServices, Volume, VolumeCommand,
+};
+use crate::projections::{self, ProjectionError, Projector};
+use crate::store::bridge::claim_conflict;
+use crate::store::{
+    event_store, ClaimFn, ClaimOp, DatabaseUrl, LogStore, Opened, Store, StoreError,
+};
+use cqrs_es::persist::SerializedEvent;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How many times a command that lost a concurrency race is re-run.
+const MAX_ATTEMPTS: u32 = 12;
+/// How long `execute` waits for the projections to apply its events.
+const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who asked for a command, and why: stored with every event it records.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// The authenticated user, or `anonymous` under noauth.
+    pub actor: String,
+    /// A free-text reason (`--reason`, maintenance reason, …).
+    pub reason: Option<String>,
+    /// The request id the API answered with, to correlate logs and events.
+    pub request_id: Option<String>,
+    pub project: Option<String>,
+}
+
+impl Meta {
+    pub fn actor(actor: &str) -> Self {
+        Meta {
+            actor: actor.to_string(),
+            ..Meta::default()
+        }
+    }
+
+    /// The event metadata: who, why, when (the moment the command ran) and on
+    /// which host.
+    fn to_map(&self) -> HashMap<String, String> {
+        let mut m = HashMap::new();
+        m.insert("actor".into(), self.actor.clone());
+        m.insert(
+            "occurred_at".into(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        );
+        m.insert("host".into(), host_name());
+        if let Some(r) = &self.reason {
+            m.insert("reason".into(), r.clone());
+        }
+        if let Some(r) = &self.request_id {
+            m.insert("request_id".into(), r.clone());
+        }
+        if let Some(p) = &self.project {
+            m.insert("project".into(), p.clone());
+        }
+        m
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "ironledger".to_string())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The domain refused the command (400/404/409 as the variant says).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Concurrent writers kept winning the race; the client may retry.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("storage failure: {0}")]
+    Store(String),
+    #[error("projection failure: {0}")]
+    Projection(#[from] ProjectionError),
+}
+
+impl EngineError {
+    pub fn status(&self) -> u16 {
+        match self {
+            EngineError::Domain(d) => d.status(),
+            EngineError::Conflict(_) => 409,
+            EngineError::Store(_) | EngineError::Projection(_) => 500,
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        EngineError::Store(e.to_string())
+    }
+}
+
+/// Computes the claims of stored events for the store (injected, so the store
+/// never needs to know the domain).
+pub fn claim_fn() -> ClaimFn {
+    Arc::new(|event: &SerializedEvent| {
+        if event.aggregate_type != Node::TYPE {
+            return vec![];
+        }
+        let Ok(ev) = serde_json::from_value::<NodeEvent>(event.payload.clone()) else {
+            return vec![];
+        };
+        let owner = event.aggregate_id.clone();
+        claims::node_event_claims(&ev)
+            .into_iter()
+            .map(|c| match c {
+                Claim::Acquire(scope, key) => ClaimOp::Acquire {
+                    scope: scope.into(),
+                    key,
+                    owner: owner.clone(),
+                },
+                Claim::Release(scope, key) => ClaimOp::Release {
+                    scope: scope.into(),
+                    key,
+                    owner: owner.clone(),
+                },
+                Claim::ReleaseAll => ClaimOp::ReleaseAll {
+                    owner: owner.clone(),
+                },
+            })
+            .collect()
+    })
+}
+
+pub struct Engine {
+    store: Arc<dyn LogStore>,
+    nodes: CqrsFramework<Node, Store<Node>>,
+    volumes: CqrsFramework<Volume, Store<Volume>>,
+    projector: Arc<Projector>,
+}
+
+impl Engine {
+    /// Opens the store `url` names and builds the engine on it.
+    pub async fn open(url: &DatabaseUrl, services: NodeServices) -> Result<Self, EngineError> {
+        let opened = crate::store::open(url).await?;
+        Ok(Self::on(opened, services))
+    }
+
+    /// Builds the engine on an opened store.
+    pub fn on(opened: Opened, services: NodeServices) -> Self {
+        let repo = opened.repo(claim_fn());
+        let nodes = CqrsFramework::new(event_store::<Node>(repo.clone()), vec![], services);
+        let volumes = CqrsFramework::new(event_store::<Volume>(repo), vec![], ());
+        let projector = Arc::new(Projector::new(opened.store.clone(), projections::all()));
+        Engine {
+            store: opened.store,
+            nodes,
+            volumes,
+            projector,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn LogStore> {
+        &self.store
+    }
+
+    pub fn projector(&self) -> &Arc<Projector> {
+        &self.projector
+    }
+
+    /// Runs a node command; when it returns Ok, reads see its effects.
+    pub async fn node(
+        &self,
+        id: Uuid,
+        command: NodeCommand,
+        meta: &Meta,
+    ) -> Result<(), EngineError> {
+        let id = id.to_string();
+        let meta = meta.to_map();
+        retrying(|| {
+            self.nodes
+                .execute_with_metadata(&id, command.clone(), meta.clone())
+        })
+        .await?;
+        self.wait_projected(Node::TYPE, &id).await
+    }
+
+    /// Runs a volume command; when it returns Ok, reads see its effects.
+    pub async fn volume(
+        &self,
+        volume_id: &str,
+        command: VolumeCommand,
+        meta: &Meta,
+    ) -> Result<(), EngineError> {
+        let meta = meta.to_map();
+        retrying(|| {
+            self.volumes
+                .execute_with_metadata(volume_id, command.clone(), meta.clone())
+        })
+        .await?;
+        self.wait_projected(Volume::TYPE, volume_id).await
+    }
+
+    /// The current state of a node, straight from its events (the write model).
+    pub async fn load_node(&self, id: Uuid) -> Result<Node, EngineError> {
+        let events = self.store.load(Node::TYPE, &id.to_string()).await?;
+        let mut node = Node::default();
+        for e in events {
+            let ev: NodeEvent = serde_json::from_value(e.payload)
+                .map_err(|err| EngineError::Store(format!("corrupt event: {err}")))?;
+            node.apply(ev);
+        }
+        Ok(node)
+    }
+
+    /// Waits until every projection has applied the aggregate's latest event.
+    async fn wait_projected(&self, aggregate_type: &str, id: &str) -> Result<(), EngineError> {
+        let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let (position, pending) = self.store.aggregate_position(aggregate_type, id).await?;
+            if !pending && self.projector.low_water_mark().await? >= position {
+                return Ok(());
+            }
+            self.projector.catch_up().await?;
+            let (position, pending) = self.store.aggregate_position(aggregate_type, id).await?;
+            if !pending && self.projector.low_water_mark().await? >= position {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // The events are committed; only the read models lag (a long
+                // transaction elsewhere holds back sequencing). Say so, don't fail.
+                tracing::warn!(
+                    aggregate_type,
+                    id,
+                    "read models lag behind a committed command"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Runs `attempt` until it does not lose a concurrency race, at most
+/// [`MAX_ATTEMPTS`] times, and maps cqrs-es errors to engine errors.
+async fn retrying<F, Fut>(mut attempt: F) -> Result<(), EngineError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AggregateError<DomainError>>>,
+{
+    for n in 1..=MAX_ATTEMPTS {
+        match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(AggregateError::AggregateConflict) => {
+                // Jittered, growing pause so racing writers spread out.
+                let jitter: u64 = rand::random::<u64>() % (2 * n as u64 + 1);
+                tokio::time::sleep(Duration::from_millis(n as u64 + jitter)).await;
+            }
+            Err(AggregateError::UserError(e)) => return Err(EngineError::Domain(e)),
+            Err(e) => {
+                if let Some(c) = claim_conflict(&e) {
+                    return Err(EngineError::Domain(DomainError::Conflict(
+                        claims::conflict_message(&c.scope, &c.key),
+                    )));
+                }
+                return Err(EngineError::Store(e.to_string()));
+            }
+        }
+    }
+    Err(EngineError::Conflict(
+        "The resource was changed concurrently too many times; please retry.".to_string(),
+    ))
+}

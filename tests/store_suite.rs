@@ -1,0 +1,918 @@
+//! One behavioural suite for every [`LogStore`] backend.
+//!
+//! Each test below is written once against `&TestStore` (an `Arc<dyn LogStore>`
+//! plus fixtures) and instantiated by `suite!` for memory, SQLite and PostgreSQL,
+//! so the backends cannot drift apart: whatever the engine and the projections
+//! may assume of one, they may assume of all.
+
+mod common;
+
+use common::{event, settle, TestStore};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::SerializedEvent;
+use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent, EventStore};
+use ironledger::store::bridge::{claim_conflict, event_store};
+use ironledger::store::{ClaimConflict, ClaimFn, ClaimOp, DocChange, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Barrier;
+
+/// Generates, for every backend, a module with one `#[tokio::test]` per test fn.
+macro_rules! backend {
+    ($backend:ident: $($test:ident),*) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let store = crate::common::$backend().await;
+                    super::$test(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        backend!(memory: $($test),*);
+        backend!(sqlite: $($test),*);
+        backend!(postgres: $($test),*);
+    };
+}
+
+suite!(
+    append_and_load_in_order,
+    conflict_on_taken_sequence_writes_nothing,
+    feed_is_dense_and_in_commit_order,
+    head_and_aggregate_position,
+    claims_acquire_reacquire_conflict_release,
+    claims_release_all,
+    claim_race_has_one_winner,
+    sequence_race_has_one_winner,
+    commit_model_compare_and_set,
+    commit_model_race_has_one_winner,
+    drop_model_removes_docs_and_checkpoint,
+    swap_model_replaces_live,
+    doc_list_is_in_byte_order,
+    json_round_trips,
+    recorded_at_is_set,
+    bridge_commands_persist_and_reload,
+    bridge_concurrent_commands_conflict,
+    bridge_claims_reject_duplicates,
+);
+
+fn acquire(scope: &str, key: &str, owner: &str) -> ClaimOp {
+    ClaimOp::Acquire {
+        scope: scope.into(),
+        key: key.into(),
+        owner: owner.into(),
+    }
+}
+
+fn release(scope: &str, key: &str, owner: &str) -> ClaimOp {
+    ClaimOp::Release {
+        scope: scope.into(),
+        key: key.into(),
+        owner: owner.into(),
+    }
+}
+
+fn put(id: &str, body: serde_json::Value) -> DocChange {
+    DocChange::Put {
+        id: id.into(),
+        body,
+    }
+}
+
+// ---- write side ---------------------------------------------------------------
+
+async fn append_and_load_in_order(t: &TestStore) {
+    let s = &t.store;
+    assert!(s.load("node", "n1").await.unwrap().is_empty());
+
+    let first = vec![
+        event("node", "n1", 1, json!({"i": 1})),
+        event("node", "n1", 2, json!({"i": 2})),
+    ];
+    s.append(&first, &[]).await.unwrap();
+    s.append(&[event("node", "n2", 1, json!({"i": 10}))], &[])
+        .await
+        .unwrap();
+    s.append(&[event("node", "n1", 3, json!({"i": 3}))], &[])
+        .await
+        .unwrap();
+    // Same id, other aggregate type: a separate stream.
+    s.append(&[event("volume", "n1", 1, json!({"v": 1}))], &[])
+        .await
+        .unwrap();
+
+    let loaded = s.load("node", "n1").await.unwrap();
+    let want: Vec<SerializedEvent> = (1..=3)
+        .map(|i| event("node", "n1", i, json!({ "i": i })))
+        .collect();
+    assert_eq!(loaded, want);
+    assert_eq!(s.load("node", "n2").await.unwrap().len(), 1);
+    assert_eq!(
+        s.load("volume", "n1").await.unwrap(),
+        vec![event("volume", "n1", 1, json!({"v": 1}))]
+    );
+}
+
+async fn conflict_on_taken_sequence_writes_nothing(t: &TestStore) {
+    let s = &t.store;
+    s.append(&[event("node", "n1", 1, json!({}))], &[])
+        .await
+        .unwrap();
+    settle(&**s, 1).await;
+
+    // Sequence 2 is free but 1 is taken: the whole commit fails, and its claim too.
+    let err = s
+        .append(
+            &[
+                event("node", "n1", 2, json!({"lost": true})),
+                event("node", "n1", 1, json!({"lost": true})),
+            ],
+            &[acquire("name", "lost", "n1")],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    // A single taken sequence is refused too.
+    let err = s
+        .append(&[event("node", "n1", 1, json!({"lost": true}))], &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+
+    assert_eq!(s.load("node", "n1").await.unwrap().len(), 1);
+    assert_eq!(s.claim_owner("name", "lost").await.unwrap(), None);
+    s.sequence().await.unwrap();
+    assert_eq!(s.head().await.unwrap(), 1);
+    // The store still works, and positions stay dense after the failed commits.
+    s.append(&[event("node", "n1", 2, json!({}))], &[])
+        .await
+        .unwrap();
+    settle(&**s, 2).await;
+    let feed = s.read_feed(0, 10).await.unwrap();
+    assert_eq!(
+        feed.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+}
+
+// ---- the feed -------------------------------------------------------------------
+
+async fn feed_is_dense_and_in_commit_order(t: &TestStore) {
+    let s = &t.store;
+    assert!(s.read_feed(0, 10).await.unwrap().is_empty());
+
+    // Commits across aggregates, some with several events.
+    let commits: Vec<Vec<SerializedEvent>> = vec![
+        vec![
+            event("node", "a", 1, json!({"k": "a1"})),
+            event("node", "a", 2, json!({"k": "a2"})),
+        ],
+        vec![event("node", "b", 1, json!({"k": "b1"}))],
+        vec![event("volume", "v", 1, json!({"k": "v1"}))],
+        vec![event("node", "a", 3, json!({"k": "a3"}))],
+        vec![
+            event("node", "c", 1, json!({"k": "c1"})),
+            event("node", "c", 2, json!({"k": "c2"})),
+        ],
+    ];
+    let mut expected = vec![];
+    for commit in &commits {
+        s.append(commit, &[]).await.unwrap();
+        expected.extend(commit.iter().map(|e| e.payload.clone()));
+    }
+    settle(&**s, 7).await;
+
+    let all = s.read_feed(0, 100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        all.iter().map(|e| e.payload.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(all[3].aggregate_type, "volume");
+    assert_eq!((all[4].aggregate_id.as_str(), all[4].sequence), ("a", 3));
+
+    // Reading from a checkpoint, in pages.
+    let page = s.read_feed(2, 3).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    let rest = s.read_feed(5, 10).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![6, 7]
+    );
+    assert!(s.read_feed(7, 10).await.unwrap().is_empty());
+    assert!(s.read_feed(1000, 10).await.unwrap().is_empty());
+    assert!(s.read_feed(u64::MAX, 10).await.unwrap().is_empty());
+    assert!(s.read_feed(0, 0).await.unwrap().is_empty());
+
+    // Paging through with a checkpoint yields everything exactly once.
+    let mut checkpoint = 0;
+    let mut seen = vec![];
+    loop {
+        let page = s.read_feed(checkpoint, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        checkpoint = last.position;
+        seen.extend(page);
+    }
+    assert_eq!(seen, all);
+}
+
+async fn head_and_aggregate_position(t: &TestStore) {
+    let s = &t.store;
+    assert_eq!(s.head().await.unwrap(), 0);
+    assert_eq!(s.aggregate_position("node", "a").await.unwrap(), (0, false));
+
+    s.append(
+        &[
+            event("node", "a", 1, json!({})),
+            event("node", "a", 2, json!({})),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    s.append(&[event("node", "b", 1, json!({}))], &[])
+        .await
+        .unwrap();
+    if s.backend() == "postgres" {
+        // Committed but not yet numbered: visible to aggregate_position, so a
+        // caller waiting to read its own writes knows to wait for the sequencer.
+        let (_, pending) = s.aggregate_position("node", "b").await.unwrap();
+        assert!(pending, "postgres numbers events only in sequence()");
+    }
+    settle(&**s, 3).await;
+    assert_eq!(s.head().await.unwrap(), 3);
+    assert_eq!(s.aggregate_position("node", "a").await.unwrap(), (2, false));
+    assert_eq!(s.aggregate_position("node", "b").await.unwrap(), (3, false));
+    assert_eq!(s.aggregate_position("node", "c").await.unwrap(), (0, false));
+
+    s.append(&[event("node", "a", 3, json!({}))], &[])
+        .await
+        .unwrap();
+    settle(&**s, 4).await;
+    assert_eq!(s.aggregate_position("node", "a").await.unwrap(), (4, false));
+}
+
+// ---- claims ---------------------------------------------------------------------
+
+async fn claims_acquire_reacquire_conflict_release(t: &TestStore) {
+    let s = &t.store;
+    assert_eq!(s.claim_owner("name", "web-1").await.unwrap(), None);
+
+    s.append(
+        &[event("node", "n1", 1, json!({}))],
+        &[acquire("name", "web-1", "n1")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.claim_owner("name", "web-1").await.unwrap().as_deref(),
+        Some("n1")
+    );
+
+    // The same owner again: a no-op, not an error.
+    s.append(
+        &[event("node", "n1", 2, json!({}))],
+        &[acquire("name", "web-1", "n1")],
+    )
+    .await
+    .unwrap();
+
+    // Another owner: the whole append fails, naming the holder; nothing is written.
+    let err = s
+        .append(
+            &[event("node", "n2", 1, json!({}))],
+            &[
+                acquire("mac", "aa:bb", "n2"),
+                acquire("name", "web-1", "n2"),
+            ],
+        )
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::Claim(c) => assert_eq!(
+            c,
+            ClaimConflict {
+                scope: "name".into(),
+                key: "web-1".into(),
+                owner: "n1".into()
+            }
+        ),
+        other => panic!("expected a claim conflict, got {other:?}"),
+    }
+    assert!(s.load("node", "n2").await.unwrap().is_empty());
+    assert_eq!(s.claim_owner("mac", "aa:bb").await.unwrap(), None);
+    settle(&**s, 2).await;
+
+    // Same key in another scope is independent.
+    s.append(
+        &[event("node", "n2", 1, json!({}))],
+        &[acquire("hostname", "web-1", "n2")],
+    )
+    .await
+    .unwrap();
+
+    // Release by a non-owner does nothing; by the owner frees the key.
+    s.append(&[], &[release("name", "web-1", "n2")])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claim_owner("name", "web-1").await.unwrap().as_deref(),
+        Some("n1")
+    );
+    s.append(
+        &[event("node", "n1", 3, json!({}))],
+        &[release("name", "web-1", "n1")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.claim_owner("name", "web-1").await.unwrap(), None);
+
+    // Rename in one commit: n2 releases its hostname key and takes the freed name.
+    s.append(
+        &[event("node", "n2", 2, json!({}))],
+        &[
+            release("hostname", "web-1", "n2"),
+            acquire("name", "web-1", "n2"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.claim_owner("name", "web-1").await.unwrap().as_deref(),
+        Some("n2")
+    );
+    assert_eq!(s.claim_owner("hostname", "web-1").await.unwrap(), None);
+}
+
+async fn claims_release_all(t: &TestStore) {
+    let s = &t.store;
+    s.append(
+        &[event("node", "n1", 1, json!({}))],
+        &[
+            acquire("name", "a", "n1"),
+            acquire("mac", "m1", "n1"),
+            acquire("mac", "m2", "n1"),
+        ],
+    )
+    .await
+    .unwrap();
+    s.append(
+        &[event("node", "n2", 1, json!({}))],
+        &[acquire("mac", "m3", "n2")],
+    )
+    .await
+    .unwrap();
+
+    s.append(
+        &[event("node", "n1", 2, json!({}))],
+        &[ClaimOp::ReleaseAll { owner: "n1".into() }],
+    )
+    .await
+    .unwrap();
+    for (scope, key) in [("name", "a"), ("mac", "m1"), ("mac", "m2")] {
+        assert_eq!(s.claim_owner(scope, key).await.unwrap(), None, "{key}");
+    }
+    assert_eq!(
+        s.claim_owner("mac", "m3").await.unwrap().as_deref(),
+        Some("n2")
+    );
+    // The freed keys can be taken by someone else.
+    s.append(
+        &[event("node", "n3", 1, json!({}))],
+        &[acquire("name", "a", "n3")],
+    )
+    .await
+    .unwrap();
+}
+
+/// 16 different aggregates race for one claim: exactly one commits.
+async fn claim_race_has_one_winner(t: &TestStore) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = t.store.clone();
+            tokio::spawn(async move {
+                let owner = format!("n{i}");
+                s.append(
+                    &[event("node", &owner, 1, json!({}))],
+                    &[acquire("name", "contested", &owner)],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut winners = vec![];
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(()) => winners.push(format!("n{i}")),
+            Err(StoreError::Claim(c)) => assert_eq!(c.key, "contested"),
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(
+        t.store.claim_owner("name", "contested").await.unwrap(),
+        Some(winners[0].clone())
+    );
+    settle(&*t.store, 1).await;
+    let feed = t.store.read_feed(0, 100).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].aggregate_id, winners[0]);
+}
+
+/// 16 writers append sequence 1 to one aggregate: exactly one commits.
+async fn sequence_race_has_one_winner(t: &TestStore) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = t.store.clone();
+            tokio::spawn(async move {
+                s.append(&[event("node", "hot", 1, json!({ "writer": i }))], &[])
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(t.store.load("node", "hot").await.unwrap().len(), 1);
+    settle(&*t.store, 1).await;
+}
+
+// ---- read models ----------------------------------------------------------------
+
+async fn commit_model_compare_and_set(t: &TestStore) {
+    let s = &t.store;
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 0);
+    assert_eq!(s.doc_get("nodes", "n1").await.unwrap(), None);
+
+    assert!(s
+        .commit_model("nodes", 0, 3, &[put("n1", json!({"v": 1}))])
+        .await
+        .unwrap());
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 3);
+    assert_eq!(
+        s.doc_get("nodes", "n1").await.unwrap(),
+        Some(json!({"v": 1}))
+    );
+
+    // A stale `from` (another projector got there first): refused, nothing written.
+    for stale in [0, 2, 5] {
+        assert!(!s
+            .commit_model(
+                "nodes",
+                stale,
+                9,
+                &[put("n1", json!({"v": 666})), put("x", json!(1))]
+            )
+            .await
+            .unwrap());
+    }
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 3);
+    assert_eq!(
+        s.doc_get("nodes", "n1").await.unwrap(),
+        Some(json!({"v": 1}))
+    );
+    assert_eq!(s.doc_get("nodes", "x").await.unwrap(), None);
+
+    // Changes apply in order: the last change to an id wins.
+    assert!(s
+        .commit_model(
+            "nodes",
+            3,
+            5,
+            &[
+                put("n2", json!({"v": 2})),
+                put("n1", json!({"v": 11})),
+                DocChange::Delete { id: "n2".into() },
+                put("n3", json!({"v": 3})),
+                DocChange::Delete { id: "n3".into() },
+                put("n3", json!({"v": 33})),
+                DocChange::Delete {
+                    id: "never-existed".into()
+                },
+            ],
+        )
+        .await
+        .unwrap());
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 5);
+    assert_eq!(
+        s.doc_list("nodes").await.unwrap(),
+        vec![
+            ("n1".to_string(), json!({"v": 11})),
+            ("n3".to_string(), json!({"v": 33}))
+        ]
+    );
+
+    // Moving the checkpoint with no changes is fine; models are independent.
+    assert!(s.commit_model("nodes", 5, 6, &[]).await.unwrap());
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 6);
+    assert_eq!(s.checkpoint("targets").await.unwrap(), 0);
+    assert!(s.doc_list("targets").await.unwrap().is_empty());
+    assert!(s
+        .commit_model("targets", 0, 1, &[put("n1", json!("t"))])
+        .await
+        .unwrap());
+    assert_eq!(
+        s.doc_get("nodes", "n1").await.unwrap(),
+        Some(json!({"v": 11}))
+    );
+    assert_eq!(s.doc_get("targets", "n1").await.unwrap(), Some(json!("t")));
+}
+
+/// 16 projectors commit the same batch from the same checkpoint: one wins.
+async fn commit_model_race_has_one_winner(t: &TestStore) {
+    for round in 0..2u64 {
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let s = t.store.clone();
+                tokio::spawn(async move {
+                    s.commit_model("race", round, round + 1, &[put("doc", json!({"by": i}))])
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            wins += task.await.unwrap() as usize;
+        }
+        assert_eq!(wins, 1, "round {round}");
+        assert_eq!(t.store.checkpoint("race").await.unwrap(), round + 1);
+    }
+}
+
+async fn drop_model_removes_docs_and_checkpoint(t: &TestStore) {
+    let s = &t.store;
+    s.commit_model("nodes", 0, 4, &[put("a", json!(1)), put("b", json!(2))])
+        .await
+        .unwrap();
+    s.commit_model("other", 0, 2, &[put("a", json!("keep"))])
+        .await
+        .unwrap();
+
+    s.drop_model("nodes").await.unwrap();
+    assert!(s.doc_list("nodes").await.unwrap().is_empty());
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 0);
+    assert_eq!(s.doc_get("other", "a").await.unwrap(), Some(json!("keep")));
+    assert_eq!(s.checkpoint("other").await.unwrap(), 2);
+    // Dropping a model that does not exist is fine; a dropped model starts over at 0.
+    s.drop_model("nope").await.unwrap();
+    assert!(s
+        .commit_model("nodes", 0, 1, &[put("c", json!(3))])
+        .await
+        .unwrap());
+    assert_eq!(
+        s.doc_list("nodes").await.unwrap(),
+        vec![("c".to_string(), json!(3))]
+    );
+}
+
+async fn swap_model_replaces_live(t: &TestStore) {
+    let s = &t.store;
+    s.commit_model(
+        "nodes",
+        0,
+        10,
+        &[put("old", json!(0)), put("both", json!("live"))],
+    )
+    .await
+    .unwrap();
+    s.commit_model(
+        "nodes~rebuild",
+        0,
+        12,
+        &[put("both", json!("scratch")), put("new", json!(1))],
+    )
+    .await
+    .unwrap();
+
+    s.swap_model("nodes", "nodes~rebuild").await.unwrap();
+    assert_eq!(
+        s.doc_list("nodes").await.unwrap(),
+        vec![
+            ("both".to_string(), json!("scratch")),
+            ("new".to_string(), json!(1)),
+        ]
+    );
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 12);
+    assert!(s.doc_list("nodes~rebuild").await.unwrap().is_empty());
+    assert_eq!(s.checkpoint("nodes~rebuild").await.unwrap(), 0);
+
+    // The live projector carries on from the swapped-in checkpoint.
+    assert!(!s.commit_model("nodes", 10, 11, &[]).await.unwrap());
+    assert!(s.commit_model("nodes", 12, 13, &[]).await.unwrap());
+
+    // Swapping in an empty scratch model empties the live one.
+    s.swap_model("nodes", "empty").await.unwrap();
+    assert!(s.doc_list("nodes").await.unwrap().is_empty());
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 0);
+
+    // A model swapped with itself is left alone.
+    s.commit_model("self", 0, 1, &[put("a", json!(1))])
+        .await
+        .unwrap();
+    s.swap_model("self", "self").await.unwrap();
+    assert_eq!(s.doc_get("self", "a").await.unwrap(), Some(json!(1)));
+    assert_eq!(s.checkpoint("self").await.unwrap(), 1);
+}
+
+async fn doc_list_is_in_byte_order(t: &TestStore) {
+    let s = &t.store;
+    let ids = [
+        "b", "a10", "A", "a2", "a", "_x", "Z", "ä", "a-1", "a 1", "10", "9",
+    ];
+    let changes: Vec<_> = ids.iter().map(|id| put(id, json!(id))).collect();
+    s.commit_model("m", 0, 1, &changes).await.unwrap();
+    let listed: Vec<String> = s
+        .doc_list("m")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, body)| {
+            assert_eq!(body, json!(id));
+            id
+        })
+        .collect();
+    let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    want.sort(); // Rust's String order is byte order.
+    assert_eq!(listed, want);
+}
+
+async fn json_round_trips(t: &TestStore) {
+    let s = &t.store;
+    let payload = json!({
+        "NodeEnrolled": {
+            "name": "web-1 ☃ \"quoted\" \\ back\nslash",
+            "properties": {"capabilities": "iscsi_boot:True", "cpus": 8, "memory_mb": 65536},
+            "nested": [1, 2.5, -3, null, true, false, [], {}, {"deep": [{"x": "y"}]}],
+            "big": 9007199254740993u64,
+            "empty": "",
+        }
+    });
+    let metadata = json!({"user": "admin", "request_id": "req-1", "time": "2026-11-25T10:00:00Z"});
+    let e = SerializedEvent {
+        aggregate_id: "node/ünïcode id".into(),
+        sequence: 1,
+        aggregate_type: "node".into(),
+        event_type: "NodeEnrolled".into(),
+        event_version: "2.1".into(),
+        payload: payload.clone(),
+        metadata: metadata.clone(),
+    };
+    s.append(std::slice::from_ref(&e), &[]).await.unwrap();
+    assert_eq!(
+        s.load("node", "node/ünïcode id").await.unwrap(),
+        vec![e.clone()]
+    );
+    settle(&**s, 1).await;
+    let feed = s.read_feed(0, 1).await.unwrap();
+    assert_eq!(feed[0].payload, payload);
+    assert_eq!(feed[0].metadata, metadata);
+    assert_eq!(feed[0].event_type, "NodeEnrolled");
+    assert_eq!(feed[0].event_version, "2.1");
+    assert_eq!(feed[0].aggregate_id, "node/ünïcode id");
+
+    s.commit_model("m", 0, 1, &[put("doc ☃", payload.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.doc_get("m", "doc ☃").await.unwrap(), Some(payload));
+}
+
+async fn recorded_at_is_set(t: &TestStore) {
+    let s = &t.store;
+    let before = chrono::Utc::now();
+    for i in 1..=3 {
+        s.append(&[event("node", "n", i, json!({}))], &[])
+            .await
+            .unwrap();
+    }
+    let after = chrono::Utc::now();
+    settle(&**s, 3).await;
+    let feed = s.read_feed(0, 10).await.unwrap();
+    let slack = chrono::Duration::seconds(5);
+    for e in &feed {
+        assert!(
+            e.recorded_at >= before - slack && e.recorded_at <= after + slack,
+            "{} not in [{before}, {after}]",
+            e.recorded_at
+        );
+    }
+    // Sequential commits: recorded in order, with sub-second precision kept.
+    assert!(feed
+        .windows(2)
+        .all(|w| w[0].recorded_at <= w[1].recorded_at));
+    assert!(feed
+        .iter()
+        .any(|e| e.recorded_at.timestamp_subsec_micros() != 0));
+}
+
+// ---- the cqrs-es bridge ---------------------------------------------------------
+
+/// A tiny aggregate: a counter with a unique name.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Counter {
+    name: Option<String>,
+    count: u64,
+}
+
+enum CounterCommand {
+    Name(String),
+    Add(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum CounterEvent {
+    Named { name: String },
+    Added { n: u64 },
+}
+
+impl DomainEvent for CounterEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::Named { .. } => "Named",
+            Self::Added { .. } => "Added",
+        }
+        .to_string()
+    }
+    fn event_version(&self) -> String {
+        "1.0".to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct CounterError(String);
+
+#[derive(Default)]
+struct CounterServices {
+    /// When set, every command waits here after loading and before committing,
+    /// so that all racers load the same state: a deterministic optimistic race.
+    barrier: Option<Arc<Barrier>>,
+}
+
+impl Aggregate for Counter {
+    const TYPE: &'static str = "counter";
+    type Command = CounterCommand;
+    type Event = CounterEvent;
+    type Error = CounterError;
+    type Services = CounterServices;
+
+    async fn handle(
+        &mut self,
+        command: CounterCommand,
+        services: &CounterServices,
+        sink: &EventSink<Self>,
+    ) -> Result<(), CounterError> {
+        if let Some(barrier) = &services.barrier {
+            barrier.wait().await;
+        }
+        match command {
+            CounterCommand::Name(name) => {
+                if self.name.is_some() {
+                    return Err(CounterError("already named".into()));
+                }
+                sink.write(CounterEvent::Named { name }, self).await;
+            }
+            CounterCommand::Add(n) => sink.write(CounterEvent::Added { n }, self).await,
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: CounterEvent) {
+        match event {
+            CounterEvent::Named { name } => self.name = Some(name),
+            CounterEvent::Added { n } => self.count += n,
+        }
+    }
+}
+
+/// Counter names are unique: a `Named` event claims ("counter-name", name).
+fn counter_claims() -> ClaimFn {
+    Arc::new(|e: &SerializedEvent| match e.event_type.as_str() {
+        "Named" => vec![ClaimOp::Acquire {
+            scope: "counter-name".into(),
+            key: e.payload["Named"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            owner: e.aggregate_id.clone(),
+        }],
+        _ => vec![],
+    })
+}
+
+fn framework(
+    t: &TestStore,
+    services: CounterServices,
+) -> CqrsFramework<Counter, ironledger::store::Store<Counter>> {
+    CqrsFramework::new(event_store(t.repo(counter_claims())), vec![], services)
+}
+
+async fn bridge_commands_persist_and_reload(t: &TestStore) {
+    let cqrs = framework(t, CounterServices::default());
+    cqrs.execute("c1", CounterCommand::Name("first".into()))
+        .await
+        .unwrap();
+    cqrs.execute("c1", CounterCommand::Add(2)).await.unwrap();
+    let metadata = HashMap::from([("user".to_string(), "alice".to_string())]);
+    cqrs.execute_with_metadata("c1", CounterCommand::Add(3), metadata)
+        .await
+        .unwrap();
+    // A rejected command writes nothing.
+    let err = cqrs
+        .execute("c1", CounterCommand::Name("second".into()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AggregateError::UserError(_)), "{err:?}");
+
+    // Reload through a fresh store (on PostgreSQL: postgres-es reading our table).
+    let store = event_store::<Counter>(t.repo(counter_claims()));
+    let context = store.load_aggregate("c1").await.unwrap();
+    assert_eq!(context.aggregate.name.as_deref(), Some("first"));
+    assert_eq!(context.aggregate.count, 5);
+    let events = store.load_events("c1").await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(events[2].payload, CounterEvent::Added { n: 3 });
+    assert_eq!(events[2].metadata["user"], "alice");
+
+    // And the same events are in the feed, as the projections will see them.
+    settle(&*t.store, 3).await;
+    let feed = t.store.read_feed(0, 10).await.unwrap();
+    assert_eq!(feed[0].aggregate_type, "counter");
+    assert_eq!(feed[0].event_type, "Named");
+    assert_eq!(feed[0].payload, json!({"Named": {"name": "first"}}));
+    assert_eq!(
+        t.store.claim_owner("counter-name", "first").await.unwrap(),
+        Some("c1".into())
+    );
+}
+
+async fn bridge_concurrent_commands_conflict(t: &TestStore) {
+    const RACERS: usize = 16;
+    let cqrs = Arc::new(framework(
+        t,
+        CounterServices {
+            barrier: Some(Arc::new(Barrier::new(RACERS))),
+        },
+    ));
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let cqrs = cqrs.clone();
+            tokio::spawn(async move { cqrs.execute("hot", CounterCommand::Add(1)).await })
+        })
+        .collect();
+    let (mut ok, mut conflicts) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(AggregateError::AggregateConflict) => conflicts += 1,
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (1, RACERS - 1));
+    let store = event_store::<Counter>(t.repo(counter_claims()));
+    assert_eq!(
+        store.load_aggregate("hot").await.unwrap().aggregate.count,
+        1
+    );
+}
+
+async fn bridge_claims_reject_duplicates(t: &TestStore) {
+    let cqrs = framework(t, CounterServices::default());
+    cqrs.execute("c1", CounterCommand::Name("taken".into()))
+        .await
+        .unwrap();
+    let err = cqrs
+        .execute("c2", CounterCommand::Name("taken".into()))
+        .await
+        .unwrap_err();
+    let conflict = claim_conflict(&err).unwrap_or_else(|| panic!("not a claim conflict: {err:?}"));
+    assert_eq!(conflict.owner, "c1");
+    assert_eq!(conflict.key, "taken");
+    assert!(t.store.load("counter", "c2").await.unwrap().is_empty());
+    // c2 can take another name.
+    cqrs.execute("c2", CounterCommand::Name("free".into()))
+        .await
+        .unwrap();
+}
