@@ -38,7 +38,9 @@ use std::sync::Arc;
 /// global order and the time it was recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {
-    /// Position in the one global order: dense, starting at 1, in commit order.
+    /// Position in the one global order: dense, starting at 1, in commit order
+    /// (on PostgreSQL, in the order the transactions started writing; a position is
+    /// only given once no earlier one can appear: see [`postgres`]).
     pub position: u64,
     pub aggregate_type: String,
     pub aggregate_id: String,

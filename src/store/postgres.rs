@@ -38,30 +38,37 @@
 //!
 //! Why this is right:
 //!
-//! - `xmin` of the statement's snapshot is the oldest transaction id still running
-//!   anywhere in the cluster. Every transaction with a smaller id has **finished**:
-//!   committed (and then its rows are visible to this very snapshot) or aborted
-//!   (and then its rows do not exist). So the set `todo` numbers is final: no event
-//!   with `tx_id < xmin` can appear later.
-//! - Transaction ids are handed out in increasing order, so any transaction that is
-//!   still running, or has not yet written, has an id `>= xmin` and is left for a
-//!   later round. Each round therefore only numbers ids at or above those of the
-//!   previous round: positions increase with `(tx_id, event_id)` across rounds,
-//!   and `base.p + n` makes them dense (1, 2, 3, … with no holes).
-//! - A position is written once and never changes, and is only ever given to a
-//!   committed event; so a reader of `WHERE position > $after ORDER BY position`
-//!   that advances its checkpoint to the last position it saw can never skip
-//!   anything: every event numbered later gets a higher position.
-//! - The advisory lock serializes sequencers, across processes too. The lock is
+//! - **Nothing is numbered before it is final.** `xmin` of the statement's snapshot
+//!   is the oldest transaction id still running anywhere in the cluster. Every
+//!   transaction with a smaller id has finished: committed (its rows are visible to
+//!   this very snapshot) or aborted (its rows do not exist). Transaction ids are
+//!   handed out in increasing order, so a transaction that is still running, or has
+//!   not written yet, has an id `>= xmin`. Hence the set `todo` numbers is final: no
+//!   event that sorts before any of them in `(tx_id, event_id)` order can still
+//!   appear.
+//! - **So a position is a rank.** When an event is numbered, every event ranked
+//!   before it in `(tx_id, event_id)` order is already numbered (in an earlier
+//!   round) or in this round's `todo`; `base.p + n` continues after them. By
+//!   induction, `position` = 1 + the number of events ranked before it: dense,
+//!   ordered, and a pure function of the log, not of when the sequencer ran.
+//!   (`tests/feed_gap.rs` checks exactly this.)
+//! - **So a reader cannot skip.** A position is written once, only for a committed
+//!   event, and every event numbered later gets a higher one. A reader of
+//!   `WHERE position > $after ORDER BY position` that advances its checkpoint to the
+//!   last position it saw never misses anything and never sees anything twice.
+//! - **The advisory lock** serializes sequencers, across processes too, so rounds
+//!   do not do the same work twice or deadlock on each other's row locks. It is
 //!   taken in its own statement and the transaction is `READ COMMITTED`, so the
 //!   `UPDATE` takes its snapshot *after* acquiring the lock and sees the previous
-//!   round's positions (under `REPEATABLE READ` the snapshot would predate the
-//!   lock and two rounds could hand out the same numbers).
+//!   round's positions. (Even racing sequencers would compute the same ranks; the
+//!   `UNIQUE` index on `position` is the last line of defence.)
 //!
 //! The order is transaction-id order, not strictly commit order: of two overlapping
-//! transactions, the one that *started writing* first is numbered first. What
-//! matters for consumers holds: positions are only assigned once nothing can be
-//! inserted below them.
+//! transactions, the one that *started writing* first comes first. For what the
+//! feed is used for this is as good: the events of one aggregate are in sequence
+//! order (a writer loads the stream before it writes, so its id is higher than
+//! that of the previous writer, which had committed), and anything that reacted to
+//! an event it read from the feed wrote later, so it ranks later too.
 //!
 //! **Caveat:** a long-running transaction anywhere in the cluster (any database,
 //! any application) that holds a transaction id keeps `xmin` down, and events

@@ -135,6 +135,15 @@ impl Node {
                 ))
             }
         };
+        // Ironic's order (ironic-bfv.md §3.3): maintenance, then the state
+        // machine, then misuse of the request's parameters.
+        if self.maintenance && matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
+            return Err(DomainError::Invalid(format!(
+                "The provisioning operation can't be performed on node {} because it's in maintenance mode.",
+                self.id()
+            )));
+        }
+        let t = self.step(event, verb)?;
         if req.configdrive.is_some() && !matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
             return Err(DomainError::Invalid(
                 "Adding a config drive is only supported when setting provision state to active or rebuild".into(),
@@ -160,13 +169,6 @@ impl Node {
                 "\"deploy_steps\" is only valid when setting target provision state to active or rebuild".into(),
             ));
         }
-        if self.maintenance && matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
-            return Err(DomainError::Invalid(format!(
-                "The {verb} operation can't be performed on node {} because it's in maintenance mode.",
-                self.id()
-            )));
-        }
-        let t = self.step(event, verb)?;
         match event {
             FsmEvent::Deploy | FsmEvent::Rebuild => Ok(vec![NodeEvent::DeployRequested {
                 transition: t,

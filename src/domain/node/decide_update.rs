@@ -19,6 +19,7 @@ fn patchable_fields() -> Vec<String> {
         "instance_uuid",
         "driver_info",
         "extra",
+        "maintenance",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -44,6 +45,25 @@ fn as_opt_string(field: &str, v: &Value) -> Result<Option<String>, DomainError> 
         Value::String(s) => Ok(Some(s.clone())),
         other => Err(DomainError::Invalid(format!(
             "Invalid {field}: {other} is not of type 'string'"
+        ))),
+    }
+}
+
+/// `maintenance` as Ironic's API reads it (oslo `bool_from_string`, strict);
+/// `null` (a removed field) means not in maintenance.
+fn as_maintenance(v: &Value) -> Result<bool, DomainError> {
+    match v {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+            "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+            _ => Err(DomainError::Invalid(format!(
+                "Invalid value for maintenance: {v}"
+            ))),
+        },
+        other => Err(DomainError::Invalid(format!(
+            "Invalid value for maintenance: {other}"
         ))),
     }
 }
@@ -85,6 +105,7 @@ impl Node {
             Value::Object(self.driver_info.clone()),
         );
         doc.insert("extra".into(), Value::Object(self.extra.clone()));
+        doc.insert("maintenance".into(), Value::Bool(self.maintenance));
         doc.insert(
             "instance_uuid".into(),
             self.instance_uuid
@@ -150,6 +171,18 @@ impl Node {
             });
         }
 
+        // `maintenance` is patchable (Ironic's PATCH_ALLOWED_FIELDS); the patched
+        // value is what the interface rule below looks at, as in Ironic's
+        // conductor, which checks the updated node.
+        let maintenance = as_maintenance(&after["maintenance"])?;
+        if maintenance != self.maintenance {
+            events.push(if maintenance {
+                NodeEvent::MaintenanceSet { reason: None }
+            } else {
+                NodeEvent::MaintenanceUnset
+            });
+        }
+
         let mut simple = BTreeMap::new();
         let driver = match as_opt_string("driver", &after["driver"])? {
             Some(d) => d,
@@ -191,7 +224,7 @@ impl Node {
             if new == current {
                 continue;
             }
-            if !self.state().interface_change_allowed() && !self.maintenance {
+            if !self.state().interface_change_allowed() && !maintenance {
                 return Err(DomainError::Conflict(format!(
                     "Node {} can not have {field} updated unless it is in one of allowed (enroll, inspecting, inspect wait, manageable, available) states or in maintenance mode. Current state is '{}'.",
                     self.id(),
