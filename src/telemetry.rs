@@ -1,5 +1,5 @@
 //! Logging: structured `tracing` output, filtered by `RUST_LOG` (default
-//! `info`). Secrets never reach a log line: the database URL is logged masked,
+//! `info`), written to stderr so stdout stays for command output. Secrets never reach a log line: the database URL is logged masked,
 //! and target properties are never logged at all.
 
 use tracing_subscriber::EnvFilter;
@@ -12,5 +12,6 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
         .try_init();
 }

@@ -143,6 +143,16 @@ impl Node {
                 self.id()
             )));
         }
+        // `deleting -clean-> cleaning` is the engine's own step once tear-down is
+        // done (FinishUndeploy); an operator's `clean` is only for manageable
+        // nodes (§3.3), and must not skip the tear-down.
+        if event == FsmEvent::Clean && self.state() == ProvisionState::Deleting {
+            return Err(DomainError::invalid_state(
+                verb,
+                &self.id(),
+                self.state().as_str(),
+            ));
+        }
         let t = self.step(event, verb)?;
         if req.configdrive.is_some() && !matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
             return Err(DomainError::Invalid(

@@ -11,6 +11,8 @@ mod decide_lifecycle;
 mod decide_update;
 pub mod entities;
 pub mod events;
+#[cfg(test)]
+mod tests;
 
 use crate::domain::error::DomainError;
 use crate::domain::hardware::HardwareCatalog;

@@ -255,7 +255,10 @@ pub(super) fn in_state(state: ProvisionState) -> Vec<NodeEvent> {
 }
 
 /// `history` plus `extra`.
-pub(super) fn and(mut history: Vec<NodeEvent>, extra: impl IntoIterator<Item = NodeEvent>) -> Vec<NodeEvent> {
+pub(super) fn and(
+    mut history: Vec<NodeEvent>,
+    extra: impl IntoIterator<Item = NodeEvent>,
+) -> Vec<NodeEvent> {
     history.extend(extra);
     history
 }
@@ -344,7 +347,8 @@ pub(super) fn port_added(p: Port) -> NodeEvent {
 pub(super) fn provision(verb: &str) -> NodeCommand {
     let mut req = ProvisionRequest::verb(verb);
     if verb == "clean" {
-        req.clean_steps = Some(serde_json::json!([{"interface": "deploy", "step": "erase_devices"}]));
+        req.clean_steps =
+            Some(serde_json::json!([{"interface": "deploy", "step": "erase_devices"}]));
     }
     NodeCommand::Provision(req)
 }

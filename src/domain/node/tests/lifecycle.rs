@@ -1,0 +1,1353 @@
+//! Enrolment, the provision verbs from every state, the outcomes the process
+//! manager reports, power, maintenance and deletion.
+
+use super::*;
+use crate::domain::node::commands::EnrollNode;
+use serde_json::json;
+use FsmEvent as E;
+use ProvisionState::*;
+
+fn enroll_cmd() -> EnrollNode {
+    EnrollNode {
+        uuid: NODE,
+        name: Some("node-1".into()),
+        driver: "fake-hardware".into(),
+        interfaces: BTreeMap::new(),
+        properties: Map::new(),
+        instance_info: Map::new(),
+        driver_info: Map::new(),
+        extra: Map::new(),
+        fields: BTreeMap::new(),
+        initial_state: Enroll,
+    }
+}
+
+fn enroll_asking(kind: &str, name: &str) -> NodeCommand {
+    let mut cmd = enroll_cmd();
+    cmd.interfaces.insert(kind.into(), Some(name.into()));
+    NodeCommand::Enroll(cmd)
+}
+
+// ---- enrolment -----------------------------------------------------------------
+
+#[tokio::test]
+async fn enroll_resolves_every_interface_and_storage_defaults_to_noop() {
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(NodeCommand::Enroll(enroll_cmd()))
+        .await
+        .then_expect_events(vec![enrolled()]);
+}
+
+#[tokio::test]
+async fn enroll_resolves_the_defaults_of_manual_management() {
+    let mut cmd = enroll_cmd();
+    cmd.driver = "manual-management".into();
+    let expected: BTreeMap<String, String> = [
+        ("bios", "no-bios"),
+        ("boot", "ipxe"),
+        ("console", "no-console"),
+        ("deploy", "direct"),
+        ("firmware", "no-firmware"),
+        ("inspect", "no-inspect"),
+        ("management", "noop"),
+        ("network", "flat"),
+        ("power", "fake"),
+        ("raid", "no-raid"),
+        ("rescue", "no-rescue"),
+        ("storage", "noop"),
+        ("vendor", "no-vendor"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(NodeCommand::Enroll(cmd))
+        .await
+        .then_expect_events(vec![enrolled_with(|e| {
+            e.driver = "manual-management".into();
+            e.interfaces = expected;
+        })]);
+}
+
+#[tokio::test]
+async fn enroll_with_a_null_interface_takes_the_default() {
+    let mut cmd = enroll_cmd();
+    cmd.interfaces.insert("storage".into(), None);
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(NodeCommand::Enroll(cmd))
+        .await
+        .then_expect_events(vec![enrolled()]);
+}
+
+#[tokio::test]
+async fn enroll_accepts_cinder_storage() {
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(enroll_asking("storage", "cinder"))
+        .await
+        .then_expect_events(vec![enrolled_with(|e| {
+            e.interfaces.insert("storage".into(), "cinder".into());
+        })]);
+}
+
+#[tokio::test]
+async fn enroll_refuses_external_storage_unless_the_catalog_enables_it() {
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(enroll_asking("storage", "external"))
+        .await
+        .then_expect_error(DomainError::Invalid(
+            "Could not find the following interface in the 'ironic.hardware.interfaces.storage' entrypoint: external. Valid interfaces are ['cinder', 'noop'].".into(),
+        ));
+    TestFramework::<Node>::with(bfv_services())
+        .given_no_previous_events()
+        .when_async(enroll_asking("storage", "external"))
+        .await
+        .then_expect_events(vec![enrolled_with(|e| {
+            e.interfaces.insert("storage".into(), "external".into());
+        })]);
+}
+
+#[tokio::test]
+async fn enroll_refuses_an_enabled_interface_the_hardware_type_does_not_support() {
+    let mut cmd = enroll_cmd();
+    cmd.driver = "manual-management".into();
+    cmd.interfaces.insert("boot".into(), Some("fake".into()));
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(NodeCommand::Enroll(cmd))
+        .await
+        .then_expect_error(DomainError::Invalid(
+            "Interface fake is not supported by hardware type manual-management: the supported boot interfaces are ['ipxe', 'pxe', 'ipxe-http'].".into(),
+        ));
+}
+
+#[tokio::test]
+async fn enroll_refuses_an_unknown_interface_name_or_kind() {
+    let err = run(vec![], enroll_asking("storage", "bogus"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert!(err.to_string().starts_with(
+        "Could not find the following interface in the 'ironic.hardware.interfaces.storage' entrypoint: bogus."
+    ));
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(enroll_asking("flux", "capacitor"))
+        .await
+        .then_expect_error(DomainError::Invalid(
+            "Unknown interface kind 'flux'.".into(),
+        ));
+}
+
+#[tokio::test]
+async fn enroll_refuses_an_unknown_driver() {
+    let mut cmd = enroll_cmd();
+    cmd.driver = "ipmi".into();
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(NodeCommand::Enroll(cmd))
+        .await
+        .then_expect_error(DomainError::Invalid(
+            "Could not find the following driver(s) or hardware type(s): ipmi.".into(),
+        ));
+}
+
+#[tokio::test]
+async fn enroll_refuses_invalid_names() {
+    let too_long = "n".repeat(256);
+    for name in [
+        "",
+        "node 1",
+        "node/1",
+        "nöde",
+        "node@1",
+        "4a1f9a3e-8e4b-4a47-a2b4-8d9b1c6f6b11",
+        too_long.as_str(),
+    ] {
+        let mut cmd = enroll_cmd();
+        cmd.name = Some(name.into());
+        assert_eq!(
+            run(vec![], NodeCommand::Enroll(cmd)).await,
+            Err(DomainError::Invalid(format!(
+                "Cannot create node with invalid name '{name}'"
+            ))),
+            "{name:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn enroll_accepts_unreserved_names_and_no_name() {
+    let longest = "n".repeat(255);
+    for name in [Some("node-1._~X9"), Some(longest.as_str()), None] {
+        let mut cmd = enroll_cmd();
+        cmd.name = name.map(str::to_string);
+        let events = run(vec![], NodeCommand::Enroll(cmd)).await.unwrap();
+        assert_eq!(
+            events,
+            vec![enrolled_with(|e| e.name = name.map(str::to_string))]
+        );
+    }
+}
+
+#[tokio::test]
+async fn enroll_keeps_the_simple_fields_and_refuses_unknown_ones() {
+    let mut cmd = enroll_cmd();
+    cmd.fields.insert("description".into(), json!("rack 4"));
+    cmd.fields.insert("resource_class".into(), json!("bfv"));
+    cmd.properties = obj(json!({"capabilities": "iscsi_boot:True"}));
+    cmd.instance_info = obj(json!({"root_gb": 10}));
+    cmd.driver_info = obj(json!({"deploy_kernel": "k"}));
+    cmd.extra = obj(json!({"team": "storage"}));
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(NodeCommand::Enroll(cmd.clone()))
+        .await
+        .then_expect_events(vec![enrolled_with(|e| {
+            e.fields = cmd.fields.clone();
+            e.properties = cmd.properties.clone();
+            e.instance_info = cmd.instance_info.clone();
+            e.driver_info = cmd.driver_info.clone();
+            e.extra = cmd.extra.clone();
+        })]);
+
+    let mut bad = enroll_cmd();
+    bad.fields.insert("provision_state".into(), json!("active"));
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(NodeCommand::Enroll(bad))
+        .await
+        .then_expect_error(DomainError::Invalid(
+            "Unknown node field 'provision_state'.".into(),
+        ));
+}
+
+#[tokio::test]
+async fn enroll_twice_is_a_conflict() {
+    TestFramework::<Node>::with(services())
+        .given(vec![enrolled()])
+        .when_async(NodeCommand::Enroll(enroll_cmd()))
+        .await
+        .then_expect_error(DomainError::Conflict(format!(
+            "A node with UUID {NODE} already exists."
+        )));
+}
+
+#[tokio::test]
+async fn enroll_after_deletion_starts_afresh() {
+    let history = vec![
+        enrolled(),
+        connector_added(connector(1)),
+        maintenance_on(),
+        powered("power on"),
+        NodeEvent::NodeDeleted {
+            ports: vec![],
+            connectors: vec![connector(1)],
+            targets: vec![],
+        },
+    ];
+    let events = run(history.clone(), NodeCommand::Enroll(enroll_cmd()))
+        .await
+        .unwrap();
+    assert_eq!(events, vec![enrolled()]);
+    let node = replay(&and(history, events));
+    assert!(node.exists);
+    assert!(node.connectors.is_empty());
+    assert!(!node.maintenance);
+    assert_eq!(node.power_state, None);
+    assert_eq!(node.provision_state, Some(Enroll));
+}
+
+#[tokio::test]
+async fn a_node_starts_in_enroll_or_available() {
+    let node = replay(&[enrolled()]);
+    assert!(node.exists);
+    assert_eq!(node.uuid, Some(NODE));
+    assert_eq!(node.provision_state, Some(Enroll));
+    assert_eq!(node.target_provision_state, None);
+    assert_eq!(node.power_state, None);
+
+    let mut cmd = enroll_cmd();
+    cmd.initial_state = Available;
+    let events = run(vec![], NodeCommand::Enroll(cmd)).await.unwrap();
+    assert_eq!(
+        events,
+        vec![enrolled_with(|e| e.provision_state = Available)]
+    );
+    let node = replay(&events);
+    assert_eq!(node.provision_state, Some(Available));
+    assert_eq!(node.target_provision_state, None);
+
+    for state in [Manageable, Active, Deploying] {
+        let mut cmd = enroll_cmd();
+        cmd.initial_state = state;
+        assert_eq!(
+            run(vec![], NodeCommand::Enroll(cmd)).await,
+            Err(DomainError::Invalid(
+                "A node starts in enroll or available.".into()
+            ))
+        );
+    }
+}
+
+#[tokio::test]
+async fn commands_on_a_missing_or_deleted_node_are_not_found() {
+    let deleted = vec![
+        enrolled(),
+        NodeEvent::NodeDeleted {
+            ports: vec![],
+            connectors: vec![],
+            targets: vec![],
+        },
+    ];
+    for cmd in [
+        provision("manage"),
+        NodeCommand::Delete,
+        NodeCommand::SetMaintenance { reason: None },
+        NodeCommand::SetPowerState {
+            target: "power on".into(),
+        },
+        NodeCommand::FinishDeploy,
+        NodeCommand::RemoveConnector {
+            uuid: connector_uuid(1),
+        },
+    ] {
+        assert_eq!(
+            run(vec![], cmd.clone()).await,
+            Err(DomainError::NotFound("Node could not be found.".into())),
+            "{cmd:?}"
+        );
+        assert_eq!(
+            run(deleted.clone(), cmd.clone()).await,
+            Err(DomainError::NotFound(format!(
+                "Node {NODE} could not be found."
+            ))),
+            "{cmd:?}"
+        );
+    }
+}
+
+// ---- provision verbs -----------------------------------------------------------
+
+/// Every verb the provision endpoint may receive, including the ones
+/// ironledger does not model (rescue, unhold, service, …) and nonsense.
+const VERBS: [&str; 17] = [
+    "manage", "provide", "active", "deploy", "rebuild", "deleted", "undeploy", "inspect", "clean",
+    "abort", "adopt", "rescue", "unrescue", "unhold", "service", "done", "bogus",
+];
+
+fn deploy_requested(event: FsmEvent, from: ProvisionState, rebuild: bool) -> NodeEvent {
+    NodeEvent::DeployRequested {
+        transition: tr(event, from, Deploying, Some(Active)),
+        rebuild,
+    }
+}
+
+fn undeploy_requested(from: ProvisionState) -> NodeEvent {
+    NodeEvent::UndeployRequested(tr(E::Delete, from, Deleting, Some(Available)))
+}
+
+/// ironic-bfv.md §3.3's verbs table and §3.4's targets, restricted to the
+/// states ironledger models: the events a verb records from a state (with its
+/// usual target), or `None` where Ironic answers `InvalidStateRequested`.
+fn expected_provision(state: ProvisionState, verb: &str) -> Option<Vec<NodeEvent>> {
+    let events = match (verb, state) {
+        // manage: enroll verifies first; verification finishes at once.
+        ("manage", Enroll) => vec![
+            psc(E::Manage, Enroll, Verifying, Some(Manageable)),
+            psc(E::Done, Verifying, Manageable, None),
+        ],
+        ("manage", Available | CleanFailed | InspectFailed | AdoptFailed | Cleaning) => {
+            vec![psc(E::Manage, state, Manageable, None)]
+        }
+        // provide: cleaning (heading for available), then available.
+        ("provide", Manageable) => vec![
+            psc(E::Provide, Manageable, Cleaning, Some(Available)),
+            psc(E::Done, Cleaning, Available, None),
+        ],
+        ("active" | "deploy", Available | DeployFailed) => {
+            vec![deploy_requested(E::Deploy, state, false)]
+        }
+        ("rebuild", Active | DeployFailed | Error) => {
+            vec![deploy_requested(E::Rebuild, state, true)]
+        }
+        ("deleted" | "undeploy", Active | WaitCallBack | DeployFailed | Error) => {
+            vec![undeploy_requested(state)]
+        }
+        ("inspect", Manageable | InspectFailed) => vec![
+            psc(E::Inspect, state, Inspecting, Some(Manageable)),
+            psc(E::Done, Inspecting, Manageable, None),
+        ],
+        // A manual clean returns to manageable.
+        ("clean", Manageable) => vec![
+            psc(E::Clean, Manageable, Cleaning, Some(Manageable)),
+            psc(E::Done, Cleaning, Manageable, None),
+        ],
+        ("abort", CleanWait | CleanHold) => {
+            vec![psc(E::Abort, state, CleanFailed, Some(Available))]
+        }
+        ("abort", InspectWait) => vec![psc(E::Abort, InspectWait, InspectFailed, Some(Manageable))],
+        ("abort", WaitCallBack | DeployHold) => {
+            vec![psc(
+                E::Abort,
+                state,
+                ProvisionState::DeployFailed,
+                Some(Active),
+            )]
+        }
+        ("adopt", Manageable | AdoptFailed) => vec![
+            psc(E::Adopt, state, Adopting, Some(Active)),
+            psc(E::Done, Adopting, Active, None),
+        ],
+        _ => return None,
+    };
+    Some(events)
+}
+
+#[tokio::test]
+async fn every_verb_from_every_state() {
+    let mut legal = 0;
+    for state in ALL_STATES {
+        for verb in VERBS {
+            let expected = match expected_provision(state, verb) {
+                Some(events) => {
+                    legal += 1;
+                    Ok(events)
+                }
+                None => Err(invalid_state(verb, state.as_str())),
+            };
+            let got = run(in_state(state), provision(verb)).await;
+            assert_eq!(got, expected, "{verb:?} from {state}");
+            if let Ok(events) = got {
+                // The last event leaves the node where it says, target and all.
+                let last = events
+                    .last()
+                    .and_then(NodeEvent::transition)
+                    .cloned()
+                    .unwrap();
+                let node = replay(&and(in_state(state), events));
+                assert_eq!(node.provision_state, Some(last.to), "{verb:?} from {state}");
+                assert_eq!(
+                    node.target_provision_state, last.target,
+                    "{verb:?} from {state}"
+                );
+            }
+        }
+    }
+    // Guards the table itself against accidental shrinking.
+    assert_eq!(legal, 32);
+}
+
+#[tokio::test]
+async fn refusals_use_ironics_text() {
+    TestFramework::<Node>::with(services())
+        .given(in_state(Active))
+        .when_async(provision("provide"))
+        .await
+        .then_expect_error(DomainError::InvalidStateRequested(format!(
+            "The requested action \"provide\" can not be performed on node \"{NODE}\" while it is in state \"active\"."
+        )));
+    TestFramework::<Node>::with(services())
+        .given(in_state(WaitCallBack))
+        .when_async(provision("frobnicate"))
+        .await
+        .then_expect_error(DomainError::InvalidStateRequested(format!(
+            "The requested action \"frobnicate\" can not be performed on node \"{NODE}\" while it is in state \"wait call-back\"."
+        )));
+}
+
+#[tokio::test]
+async fn manage_from_enroll_verifies_then_lands_in_manageable() {
+    let events = run(in_state(Enroll), provision("manage")).await.unwrap();
+    assert_eq!(
+        events,
+        vec![
+            psc(E::Manage, Enroll, Verifying, Some(Manageable)),
+            psc(E::Done, Verifying, Manageable, None),
+        ]
+    );
+    let node = replay(&and(in_state(Enroll), events));
+    assert_eq!(node.state(), Manageable);
+    assert_eq!(node.target_provision_state, None);
+}
+
+#[tokio::test]
+async fn provide_cleans_then_lands_in_available() {
+    TestFramework::<Node>::with(services())
+        .given(in_state(Manageable))
+        .when_async(provision("provide"))
+        .await
+        .then_expect_events(vec![
+            psc(E::Provide, Manageable, Cleaning, Some(Available)),
+            psc(E::Done, Cleaning, Available, None),
+        ]);
+}
+
+#[tokio::test]
+async fn clean_requires_clean_steps_and_returns_to_manageable() {
+    TestFramework::<Node>::with(services())
+        .given(in_state(Manageable))
+        .when_async(NodeCommand::Provision(ProvisionRequest::verb("clean")))
+        .await
+        .then_expect_error(DomainError::Invalid(
+            "\"clean_steps\" is required when setting target provision state to clean".into(),
+        ));
+    TestFramework::<Node>::with(services())
+        .given(in_state(Manageable))
+        .when_async(provision("clean"))
+        .await
+        .then_expect_events(vec![
+            psc(E::Clean, Manageable, Cleaning, Some(Manageable)),
+            psc(E::Done, Cleaning, Manageable, None),
+        ]);
+}
+
+#[tokio::test]
+async fn an_operators_clean_cannot_skip_the_tear_down() {
+    // deleting -clean-> cleaning is the engine's step after tear-down
+    // (FinishUndeploy); the `clean` verb is for manageable nodes only.
+    let history = and(
+        in_state(Deleting),
+        [target_created(target(1, 0)), associated()],
+    );
+    TestFramework::<Node>::with(services())
+        .given(history)
+        .when_async(provision("clean"))
+        .await
+        .then_expect_error(invalid_state("clean", "deleting"));
+}
+
+#[tokio::test]
+async fn inspect_and_adopt_finish_at_once() {
+    for from in [Manageable, InspectFailed] {
+        TestFramework::<Node>::with(services())
+            .given(in_state(from))
+            .when_async(provision("inspect"))
+            .await
+            .then_expect_events(vec![
+                psc(E::Inspect, from, Inspecting, Some(Manageable)),
+                psc(E::Done, Inspecting, Manageable, None),
+            ]);
+    }
+    for from in [Manageable, AdoptFailed] {
+        TestFramework::<Node>::with(services())
+            .given(in_state(from))
+            .when_async(provision("adopt"))
+            .await
+            .then_expect_events(vec![
+                psc(E::Adopt, from, Adopting, Some(Active)),
+                psc(E::Done, Adopting, Active, None),
+            ]);
+    }
+}
+
+#[tokio::test]
+async fn manage_from_a_manual_clean_keeps_its_target_semantics() {
+    // A node caught in a manual clean (target manageable) can be managed back.
+    let history = vec![
+        enrolled(),
+        psc(E::Clean, Manageable, Cleaning, Some(Manageable)),
+    ];
+    TestFramework::<Node>::with(services())
+        .given(history)
+        .when_async(provision("manage"))
+        .await
+        .then_expect_events(vec![psc(E::Manage, Cleaning, Manageable, None)]);
+}
+
+#[tokio::test]
+async fn deploy_and_active_request_a_deploy_and_rebuild_flags_it() {
+    for verb in ["active", "deploy"] {
+        TestFramework::<Node>::with(services())
+            .given(in_state(Available))
+            .when_async(provision(verb))
+            .await
+            .then_expect_events(vec![NodeEvent::DeployRequested {
+                transition: tr(E::Deploy, Available, Deploying, Some(Active)),
+                rebuild: false,
+            }]);
+    }
+    TestFramework::<Node>::with(services())
+        .given(in_state(Active))
+        .when_async(provision("rebuild"))
+        .await
+        .then_expect_events(vec![NodeEvent::DeployRequested {
+            transition: tr(E::Rebuild, Active, Deploying, Some(Active)),
+            rebuild: true,
+        }]);
+}
+
+#[tokio::test]
+async fn deleted_and_undeploy_request_an_undeploy() {
+    for verb in ["deleted", "undeploy"] {
+        TestFramework::<Node>::with(services())
+            .given(in_state(Active))
+            .when_async(provision(verb))
+            .await
+            .then_expect_events(vec![NodeEvent::UndeployRequested(tr(
+                E::Delete,
+                Active,
+                Deleting,
+                Some(Available),
+            ))]);
+    }
+}
+
+#[tokio::test]
+async fn abort_from_wait_call_back_fails_the_deploy() {
+    let events = run(in_state(WaitCallBack), provision("abort"))
+        .await
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![psc(E::Abort, WaitCallBack, DeployFailed, Some(Active))]
+    );
+    let node = replay(&and(in_state(WaitCallBack), events));
+    assert_eq!(node.state(), DeployFailed);
+    assert_eq!(node.target_provision_state, Some(Active));
+}
+
+#[tokio::test]
+async fn a_new_deploy_clears_the_last_error() {
+    let history = and(
+        in_state(Deploying),
+        [NodeEvent::DeployFailed {
+            transition: tr(E::Fail, Deploying, DeployFailed, Some(Active)),
+            error: "boom".into(),
+        }],
+    );
+    assert_eq!(replay(&history).last_error.as_deref(), Some("boom"));
+    let events = run(history.clone(), provision("active")).await.unwrap();
+    assert_eq!(
+        events,
+        vec![deploy_requested(E::Deploy, DeployFailed, false)]
+    );
+    assert_eq!(replay(&and(history, events)).last_error, None);
+}
+
+fn with_params(
+    verb: &str,
+    configdrive: Option<Value>,
+    clean: Option<Value>,
+    deploy: Option<Value>,
+) -> NodeCommand {
+    NodeCommand::Provision(ProvisionRequest {
+        verb: verb.into(),
+        configdrive,
+        clean_steps: clean,
+        deploy_steps: deploy,
+    })
+}
+
+const CONFIGDRIVE_MISUSE: &str =
+    "Adding a config drive is only supported when setting provision state to active or rebuild";
+const CLEAN_STEPS_MISUSE: &str =
+    "\"clean_steps\" is only valid when setting target provision state to clean";
+const DEPLOY_STEPS_MISUSE: &str =
+    "\"deploy_steps\" is only valid when setting target provision state to active or rebuild";
+
+#[tokio::test]
+async fn configdrive_is_only_for_active_and_rebuild() {
+    let cd = || Some(json!("H4sIAAAAAAAA"));
+    for (state, verb) in [
+        (Enroll, "manage"),
+        (Manageable, "provide"),
+        (Active, "deleted"),
+    ] {
+        assert_eq!(
+            run(in_state(state), with_params(verb, cd(), None, None)).await,
+            Err(DomainError::Invalid(CONFIGDRIVE_MISUSE.into())),
+            "{verb}"
+        );
+    }
+    for (state, verb) in [
+        (Available, "active"),
+        (Available, "deploy"),
+        (Active, "rebuild"),
+    ] {
+        assert!(
+            run(in_state(state), with_params(verb, cd(), None, None))
+                .await
+                .is_ok(),
+            "{verb}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn clean_steps_are_only_for_clean() {
+    let steps = || Some(json!([{"interface": "deploy", "step": "erase_devices"}]));
+    for (state, verb) in [
+        (Manageable, "provide"),
+        (Available, "active"),
+        (Enroll, "manage"),
+    ] {
+        assert_eq!(
+            run(in_state(state), with_params(verb, None, steps(), None)).await,
+            Err(DomainError::Invalid(CLEAN_STEPS_MISUSE.into())),
+            "{verb}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deploy_steps_are_only_for_active_and_rebuild() {
+    let steps =
+        || Some(json!([{"interface": "deploy", "step": "deploy", "priority": 100, "args": {}}]));
+    for (state, verb) in [(Manageable, "provide"), (Active, "undeploy")] {
+        assert_eq!(
+            run(in_state(state), with_params(verb, None, None, steps())).await,
+            Err(DomainError::Invalid(DEPLOY_STEPS_MISUSE.into())),
+            "{verb}"
+        );
+    }
+    for (state, verb) in [(Available, "active"), (Active, "rebuild")] {
+        assert!(run(in_state(state), with_params(verb, None, None, steps()))
+            .await
+            .is_ok());
+    }
+}
+
+#[tokio::test]
+async fn the_state_machine_is_checked_before_the_parameters() {
+    // ironic-bfv.md §3.3: FSM (step 3) before parameter misuse (step 4).
+    assert_eq!(
+        run(
+            in_state(Active),
+            NodeCommand::Provision(ProvisionRequest::verb("clean"))
+        )
+        .await,
+        Err(invalid_state("clean", "active"))
+    );
+    assert_eq!(
+        run(
+            in_state(Active),
+            with_params("manage", Some(json!("cd")), None, None)
+        )
+        .await,
+        Err(invalid_state("manage", "active"))
+    );
+    assert_eq!(
+        run(
+            in_state(Enroll),
+            with_params("provide", None, Some(json!([])), None)
+        )
+        .await,
+        Err(invalid_state("provide", "enroll"))
+    );
+}
+
+fn in_maintenance() -> String {
+    format!("The provisioning operation can't be performed on node {NODE} because it's in maintenance mode.")
+}
+
+#[tokio::test]
+async fn deploy_and_rebuild_are_refused_in_maintenance() {
+    for (state, verb) in [
+        (Available, "active"),
+        (Available, "deploy"),
+        (DeployFailed, "active"),
+        (Active, "rebuild"),
+        (Error, "rebuild"),
+        // Maintenance is checked before the state machine (§3.3 step 2).
+        (Enroll, "active"),
+        (Manageable, "rebuild"),
+    ] {
+        assert_eq!(
+            run(and(in_state(state), [maintenance_on()]), provision(verb)).await,
+            Err(DomainError::Invalid(in_maintenance())),
+            "{verb} from {state}"
+        );
+    }
+    // … and before parameter misuse.
+    assert_eq!(
+        run(
+            and(in_state(Available), [maintenance_on()]),
+            with_params("active", None, Some(json!([])), None)
+        )
+        .await,
+        Err(DomainError::Invalid(in_maintenance()))
+    );
+}
+
+#[tokio::test]
+async fn other_verbs_work_in_maintenance() {
+    for (state, verb) in [
+        (Enroll, "manage"),
+        (Manageable, "provide"),
+        (Active, "deleted"),
+        (WaitCallBack, "abort"),
+        (Available, "manage"),
+    ] {
+        let plain = run(in_state(state), provision(verb)).await.unwrap();
+        let in_maint = run(and(in_state(state), [maintenance_on()]), provision(verb))
+            .await
+            .unwrap();
+        assert_eq!(plain, in_maint, "{verb} from {state}");
+    }
+}
+
+// ---- process-manager outcomes --------------------------------------------------
+
+#[tokio::test]
+async fn finish_deploy_only_from_deploying() {
+    for state in ALL_STATES {
+        let got = run(in_state(state), NodeCommand::FinishDeploy).await;
+        if state == Deploying {
+            assert_eq!(
+                got,
+                Ok(vec![NodeEvent::Deployed(tr(
+                    E::Done,
+                    Deploying,
+                    Active,
+                    None
+                ))])
+            );
+        } else {
+            assert_eq!(
+                got,
+                Err(invalid_state("deploy done", state.as_str())),
+                "{state}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn fail_deploy_from_deploying_or_wait_call_back_sets_last_error() {
+    for state in ALL_STATES {
+        let cmd = NodeCommand::FailDeploy {
+            error: "Agent did not call back".into(),
+        };
+        let got = run(in_state(state), cmd).await;
+        if matches!(state, Deploying | WaitCallBack) {
+            let events = got.unwrap();
+            assert_eq!(
+                events,
+                vec![NodeEvent::DeployFailed {
+                    transition: tr(E::Fail, state, DeployFailed, Some(Active)),
+                    error: "Agent did not call back".into(),
+                }]
+            );
+            let node = replay(&and(in_state(state), events));
+            assert_eq!(node.state(), DeployFailed);
+            assert_eq!(node.target_provision_state, Some(Active));
+            assert_eq!(node.last_error.as_deref(), Some("Agent did not call back"));
+        } else {
+            assert_eq!(
+                got,
+                Err(invalid_state("deploy failed", state.as_str())),
+                "{state}"
+            );
+        }
+    }
+}
+
+fn deleting_with_instance() -> Vec<NodeEvent> {
+    let mut dii = BTreeMap::new();
+    dii.insert(
+        "boot_from_volume".to_string(),
+        Some(json!(target_uuid(1).to_string())),
+    );
+    dii.insert(
+        "boot_from_volume_deploy".to_string(),
+        Some(json!(target_uuid(1).to_string())),
+    );
+    dii.insert("agent_url".to_string(), Some(json!("http://10.0.0.5:9999")));
+    vec![
+        enrolled(),
+        connector_added(connector(1)),
+        connector_added(wwpn_connector()),
+        target_created(target(1, 0)),
+        target_created(target(2, 1)),
+        NodeEvent::InstanceInfoUpdated {
+            before: Map::new(),
+            after: obj(json!({"image_source": "img", "root_gb": 10})),
+        },
+        associated(),
+        NodeEvent::DriverInternalInfoUpdated { changes: dii },
+        psc(E::Deploy, Available, Active, None),
+        undeploy_requested(Active),
+    ]
+}
+
+/// A second connector of another type, for "connectors are kept" checks.
+fn wwpn_connector() -> Connector {
+    Connector {
+        uuid: connector_uuid(2),
+        kind: "wwpn".into(),
+        connector_id: "21:00:00:24:ff:4c:c7:a0".into(),
+        extra: Map::new(),
+    }
+}
+
+#[tokio::test]
+async fn purge_targets_removes_every_target_and_keeps_connectors() {
+    let history = deleting_with_instance();
+    let events = run(history.clone(), NodeCommand::PurgeTargets)
+        .await
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![NodeEvent::TargetsPurged {
+            targets: vec![target(1, 0), target(2, 1)],
+        }]
+    );
+    let node = replay(&and(history, events));
+    assert!(node.targets.is_empty());
+    assert_eq!(node.connectors, vec![connector(1), wwpn_connector()]);
+    assert!(!node.driver_internal_info.contains_key("boot_from_volume"));
+    assert!(!node
+        .driver_internal_info
+        .contains_key("boot_from_volume_deploy"));
+    assert!(node.driver_internal_info.contains_key("agent_url"));
+    assert_eq!(node.state(), Deleting);
+}
+
+#[tokio::test]
+async fn purge_targets_records_nothing_when_there_are_none() {
+    TestFramework::<Node>::with(services())
+        .given(and(in_state(Deleting), [connector_added(connector(1))]))
+        .when_async(NodeCommand::PurgeTargets)
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn undeploy_outcomes_only_from_deleting() {
+    for state in ALL_STATES.into_iter().filter(|s| *s != Deleting) {
+        let history = and(in_state(state), [target_created(target(1, 0))]);
+        assert_eq!(
+            run(history.clone(), NodeCommand::PurgeTargets).await,
+            Err(invalid_state("purge targets", state.as_str())),
+            "{state}"
+        );
+        assert_eq!(
+            run(history.clone(), NodeCommand::FinishUndeploy).await,
+            Err(invalid_state("undeploy done", state.as_str())),
+            "{state}"
+        );
+        assert_eq!(
+            run(history, NodeCommand::FailUndeploy { error: "x".into() }).await,
+            Err(invalid_state("undeploy failed", state.as_str())),
+            "{state}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn finish_undeploy_cleans_then_lands_in_available_and_clears_the_instance() {
+    let history = and(
+        deleting_with_instance(),
+        [NodeEvent::TargetsPurged {
+            targets: vec![target(1, 0), target(2, 1)],
+        }],
+    );
+    let events = run(history.clone(), NodeCommand::FinishUndeploy)
+        .await
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![
+            NodeEvent::Undeployed(tr(E::Clean, Deleting, Cleaning, Some(Available))),
+            psc(E::Done, Cleaning, Available, None),
+        ]
+    );
+    let node = replay(&and(history, events));
+    assert_eq!(node.state(), Available);
+    assert_eq!(node.target_provision_state, None);
+    assert!(node.instance_info.is_empty());
+    assert_eq!(node.instance_uuid, None);
+    assert!(!node.driver_internal_info.contains_key("boot_from_volume"));
+    assert!(!node
+        .driver_internal_info
+        .contains_key("boot_from_volume_deploy"));
+    assert_eq!(node.connectors.len(), 2);
+    assert!(node.targets.is_empty());
+}
+
+#[tokio::test]
+async fn undeployed_alone_clears_the_boot_from_volume_keys() {
+    // Even when PurgeTargets had nothing to do (no TargetsPurged event).
+    let history = deleting_with_instance()
+        .into_iter()
+        .filter(|e| !matches!(e, NodeEvent::TargetCreated { .. }))
+        .collect::<Vec<_>>();
+    let events = run(history.clone(), NodeCommand::FinishUndeploy)
+        .await
+        .unwrap();
+    let node = replay(&and(history, events));
+    assert!(!node.driver_internal_info.contains_key("boot_from_volume"));
+    assert!(!node
+        .driver_internal_info
+        .contains_key("boot_from_volume_deploy"));
+    assert_eq!(
+        node.driver_internal_info.get("agent_url"),
+        Some(&json!("http://10.0.0.5:9999"))
+    );
+}
+
+#[tokio::test]
+async fn fail_undeploy_puts_the_node_in_error() {
+    let history = deleting_with_instance();
+    let events = run(
+        history.clone(),
+        NodeCommand::FailUndeploy {
+            error: "cinder detach timed out".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        events,
+        vec![NodeEvent::UndeployFailed {
+            transition: tr(E::Fail, Deleting, Error, None),
+            error: "Failed to tear down: cinder detach timed out".into(),
+        }]
+    );
+    let node = replay(&and(history, events));
+    assert_eq!(node.state(), Error);
+    assert_eq!(node.target_provision_state, None);
+    assert_eq!(
+        node.last_error.as_deref(),
+        Some("Failed to tear down: cinder detach timed out")
+    );
+    // From error, the operator may undeploy again (which clears last_error).
+    let again = run(replay_history_in_error(), provision("undeploy"))
+        .await
+        .unwrap();
+    assert_eq!(again, vec![undeploy_requested(Error)]);
+}
+
+fn replay_history_in_error() -> Vec<NodeEvent> {
+    and(
+        deleting_with_instance(),
+        [NodeEvent::UndeployFailed {
+            transition: tr(E::Fail, Deleting, Error, None),
+            error: "Failed to tear down: x".into(),
+        }],
+    )
+}
+
+#[tokio::test]
+async fn undeploy_requested_clears_the_last_error() {
+    let history = replay_history_in_error();
+    let events = run(history.clone(), provision("deleted")).await.unwrap();
+    assert_eq!(replay(&and(history, events)).last_error, None);
+}
+
+#[tokio::test]
+async fn driver_internal_info_keys_are_set_and_removed() {
+    let mut set = BTreeMap::new();
+    set.insert("boot_from_volume".to_string(), Some(json!("t-1")));
+    set.insert("agent_url".to_string(), Some(json!("http://a")));
+    let history = in_state(Deploying);
+    let events = run(
+        history.clone(),
+        NodeCommand::SetDriverInternalInfo {
+            changes: set.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        events,
+        vec![NodeEvent::DriverInternalInfoUpdated { changes: set }]
+    );
+    let history = and(history, events);
+    let mut unset = BTreeMap::new();
+    unset.insert("agent_url".to_string(), None);
+    let history = and(
+        history,
+        [NodeEvent::DriverInternalInfoUpdated { changes: unset }],
+    );
+    let node = replay(&history);
+    assert_eq!(
+        node.driver_internal_info,
+        obj(json!({"boot_from_volume": "t-1"}))
+    );
+}
+
+#[tokio::test]
+async fn a_whole_boot_from_volume_life() {
+    let mut cmd = enroll_cmd();
+    cmd.interfaces
+        .insert("storage".into(), Some("external".into()));
+    let h = accept(vec![], NodeCommand::Enroll(cmd)).await;
+    let h = accept(
+        h,
+        NodeCommand::AddConnector(crate::domain::node::commands::NewConnector {
+            uuid: connector_uuid(1),
+            kind: "iqn".into(),
+            connector_id: iqn(1),
+            extra: Map::new(),
+        }),
+    )
+    .await;
+    let h = accept(h, provision("manage")).await;
+    let h = accept(h, provision("provide")).await;
+    let h = accept(
+        h,
+        NodeCommand::Patch {
+            ops: vec![
+                add("/properties/capabilities", json!("iscsi_boot:True")),
+                add("/instance_info/root_gb", json!(10)),
+                replace("/instance_uuid", json!(INSTANCE)),
+            ],
+        },
+    )
+    .await;
+    let h = accept(
+        h,
+        NodeCommand::CreateTarget(crate::domain::node::commands::NewTarget {
+            uuid: target_uuid(1),
+            volume_type: "iscsi".into(),
+            boot_index: 0,
+            volume_id: "vol-1".into(),
+            properties: Map::new(),
+            extra: Map::new(),
+        }),
+    )
+    .await;
+    let h = accept(h, provision("active")).await;
+    let mut bfv = BTreeMap::new();
+    bfv.insert(
+        "boot_from_volume".to_string(),
+        Some(json!(target_uuid(1).to_string())),
+    );
+    let h = accept(h, NodeCommand::SetDriverInternalInfo { changes: bfv }).await;
+    let h = accept(
+        h,
+        NodeCommand::SetPowerState {
+            target: "power on".into(),
+        },
+    )
+    .await;
+    let h = accept(h, NodeCommand::FinishDeploy).await;
+    let node = replay(&h);
+    assert_eq!(node.state(), Active);
+    assert_eq!(node.interface("storage"), "external");
+    assert_eq!(node.instance_uuid.as_deref(), Some(INSTANCE));
+
+    let h = accept(h, provision("deleted")).await;
+    let h = accept(h, NodeCommand::PurgeTargets).await;
+    let h = accept(h, NodeCommand::FinishUndeploy).await;
+    let node = replay(&h);
+    assert_eq!(node.state(), Available);
+    assert_eq!(node.target_provision_state, None);
+    assert_eq!(node.connectors, vec![connector(1)]);
+    assert!(node.targets.is_empty());
+    assert!(node.instance_info.is_empty());
+    assert_eq!(node.instance_uuid, None);
+    assert!(node.driver_internal_info.is_empty());
+    // Properties (capabilities) survive undeploy.
+    assert_eq!(
+        node.properties,
+        obj(json!({"capabilities": "iscsi_boot:True"}))
+    );
+    // And the node can be deleted now.
+    let h = accept(h, NodeCommand::Delete).await;
+    assert!(!replay(&h).exists);
+}
+
+// ---- power ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_power_target_and_where_it_ends() {
+    for (target, to) in [
+        ("power on", "power on"),
+        ("power off", "power off"),
+        ("rebooting", "power on"),
+        ("soft rebooting", "power on"),
+        ("soft power off", "power off"),
+    ] {
+        TestFramework::<Node>::with(services())
+            .given(in_state(Available))
+            .when_async(NodeCommand::SetPowerState {
+                target: target.into(),
+            })
+            .await
+            .then_expect_events(vec![NodeEvent::PowerStateChanged {
+                from: None,
+                to: to.into(),
+            }]);
+        TestFramework::<Node>::with(services())
+            .given(and(in_state(Active), [powered("power on")]))
+            .when_async(NodeCommand::SetPowerState {
+                target: target.into(),
+            })
+            .await
+            .then_expect_events(vec![NodeEvent::PowerStateChanged {
+                from: Some("power on".into()),
+                to: to.into(),
+            }]);
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_power_target_is_refused() {
+    for target in ["on", "Power On", "", "reboot"] {
+        assert_eq!(
+            run(in_state(Available), NodeCommand::SetPowerState { target: target.into() }).await,
+            Err(DomainError::Invalid(format!(
+                "Invalid power target '{target}'; expected one of 'power on', 'power off', 'rebooting', 'soft rebooting', 'soft power off'."
+            )))
+        );
+    }
+}
+
+#[tokio::test]
+async fn power_is_refused_while_cleaning_and_allowed_elsewhere() {
+    for state in ALL_STATES {
+        for target in ["power on", "power off", "rebooting"] {
+            let got = run(
+                in_state(state),
+                NodeCommand::SetPowerState {
+                    target: target.into(),
+                },
+            )
+            .await;
+            if matches!(state, Cleaning | CleanWait) {
+                assert_eq!(got, Err(invalid_state(target, state.as_str())), "{state}");
+            } else {
+                assert!(got.is_ok(), "{target} in {state}: {got:?}");
+            }
+        }
+    }
+    let node = replay(&and(in_state(Available), [powered("power off")]));
+    assert_eq!(node.power_state.as_deref(), Some("power off"));
+    assert!(node.powered_off());
+}
+
+// ---- maintenance ---------------------------------------------------------------
+
+#[tokio::test]
+async fn maintenance_set_and_unset() {
+    let events = run(
+        in_state(Active),
+        NodeCommand::SetMaintenance {
+            reason: Some("disk swap".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        events,
+        vec![NodeEvent::MaintenanceSet {
+            reason: Some("disk swap".into())
+        }]
+    );
+    let history = and(in_state(Active), events);
+    let node = replay(&history);
+    assert!(node.maintenance);
+    assert_eq!(node.maintenance_reason.as_deref(), Some("disk swap"));
+
+    let events = run(history.clone(), NodeCommand::UnsetMaintenance)
+        .await
+        .unwrap();
+    assert_eq!(events, vec![NodeEvent::MaintenanceUnset]);
+    let node = replay(&and(history, events));
+    assert!(!node.maintenance);
+    assert_eq!(node.maintenance_reason, None);
+}
+
+#[tokio::test]
+async fn maintenance_without_reason_and_unset_when_not_set() {
+    TestFramework::<Node>::with(services())
+        .given(in_state(Deploying))
+        .when_async(NodeCommand::SetMaintenance { reason: None })
+        .await
+        .then_expect_events(vec![NodeEvent::MaintenanceSet { reason: None }]);
+    TestFramework::<Node>::with(services())
+        .given(in_state(Available))
+        .when_async(NodeCommand::UnsetMaintenance)
+        .await
+        .then_expect_events(vec![]);
+}
+
+// ---- deletion ------------------------------------------------------------------
+
+fn cannot_delete(state: &str) -> DomainError {
+    DomainError::Conflict(format!(
+        "Can not delete node \"{NODE}\" while it is in provision state \"{state}\". Valid provision states to start deletion are ['available', 'manageable', 'enroll', 'adopt failed'], in addition to any state in maintenance mode."
+    ))
+}
+
+fn nothing_deleted() -> NodeEvent {
+    NodeEvent::NodeDeleted {
+        ports: vec![],
+        connectors: vec![],
+        targets: vec![],
+    }
+}
+
+#[tokio::test]
+async fn delete_is_allowed_only_in_some_states_unless_in_maintenance() {
+    for state in ALL_STATES {
+        let got = run(in_state(state), NodeCommand::Delete).await;
+        if matches!(state, Available | Manageable | Enroll | AdoptFailed) {
+            assert_eq!(got, Ok(vec![nothing_deleted()]), "{state}");
+        } else {
+            assert_eq!(got, Err(cannot_delete(state.as_str())), "{state}");
+            assert_eq!(got.unwrap_err().status(), 409);
+        }
+        assert_eq!(
+            run(
+                and(in_state(state), [maintenance_on()]),
+                NodeCommand::Delete
+            )
+            .await,
+            Ok(vec![nothing_deleted()]),
+            "{state} in maintenance"
+        );
+    }
+}
+
+#[tokio::test]
+async fn delete_is_refused_while_an_instance_is_associated() {
+    let expected = DomainError::Conflict(format!(
+        "Node {NODE} is associated with instance {INSTANCE}."
+    ));
+    for history in [
+        and(in_state(Available), [associated()]),
+        and(in_state(Active), [associated(), maintenance_on()]),
+    ] {
+        TestFramework::<Node>::with(services())
+            .given(history)
+            .when_async(NodeCommand::Delete)
+            .await
+            .then_expect_error(expected.clone());
+    }
+}
+
+#[tokio::test]
+async fn node_deleted_carries_everything_the_node_owned() {
+    let history = and(
+        in_state(Manageable),
+        [
+            port_added(port(1)),
+            port_added(port(2)),
+            connector_added(connector(1)),
+            target_created(target(1, 0)),
+            target_created(target(2, 1)),
+            powered("power on"),
+        ],
+    );
+    let events = run(history.clone(), NodeCommand::Delete).await.unwrap();
+    assert_eq!(
+        events,
+        vec![NodeEvent::NodeDeleted {
+            ports: vec![port(1), port(2)],
+            connectors: vec![connector(1)],
+            targets: vec![target(1, 0), target(2, 1)],
+        }]
+    );
+    let node = replay(&and(history, events));
+    assert!(!node.exists);
+    assert_eq!(node.uuid, Some(NODE));
+    assert!(node.ports.is_empty() && node.connectors.is_empty() && node.targets.is_empty());
+}

@@ -1,0 +1,134 @@
+//! The binary as operators run it: `ironledger serve` on the embedded default,
+//! `--help`, and a configuration error at start.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ironledger");
+
+/// Kills the server when the test ends, pass or fail.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `ironledger serve --port 0` and returns it with the address it printed.
+fn serve(data_dir: &std::path::Path, extra: &[&str]) -> (Server, String) {
+    let mut child = Command::new(BIN)
+        .args(extra)
+        .args(["serve", "--port", "0"])
+        .env("IRONLEDGER_DATA_DIR", data_dir)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ironledger");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("ironledger listening on ")
+        .expect(&line)
+        .to_string();
+    (Server(child), addr)
+}
+
+fn get(url: &str) -> (u16, serde_json::Value) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn serve_starts_on_the_embedded_store_with_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = serve(dir.path(), &[]);
+    assert!(
+        addr.starts_with("http://127.0.0.1:"),
+        "listens on loopback by default: {addr}"
+    );
+    let (code, body) = get(&format!("{addr}/health"));
+    assert_eq!(code, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["store"], "sqlite");
+    assert_eq!(body["head"], 0);
+    assert_eq!(body["projections"]["nodes"], 0);
+    assert!(
+        dir.path().join("ironledger.db").exists(),
+        "the SQLite file lives in the data directory"
+    );
+}
+
+#[test]
+fn database_is_chosen_from_an_ironic_conf() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("from-conf.db");
+    let conf = dir.path().join("ironic.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[database]\nconnection = sqlite:///{}\n[pxe]\nunknown_here = 1\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let (_server, addr) = serve(dir.path(), &["--config-file", conf.to_str().unwrap()]);
+    let (code, _) = get(&format!("{addr}/health"));
+    assert_eq!(code, 200);
+    assert!(db.exists(), "[database] connection was used");
+}
+
+#[test]
+fn help_explains_and_bad_config_fails_clearly() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "serve",
+        "--config-file",
+        "--database-url",
+        "--data-dir",
+        "[database] connection",
+    ] {
+        assert!(help.contains(word), "--help mentions {word}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.conf");
+    std::fs::write(&conf, "[api]\nport = seventy\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--config-file", conf.to_str().unwrap(), "serve"])
+        .env("IRONLEDGER_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("invalid value for [api] port"), "{err}");
+
+    let out = Command::new(BIN)
+        .args([
+            "--database-url",
+            "mysql+pymysql://root@localhost/ironic",
+            "serve",
+        ])
+        .env("IRONLEDGER_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("[database] connection"), "{err}");
+}
