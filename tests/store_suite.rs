@@ -916,3 +916,185 @@ async fn bridge_claims_reject_duplicates(t: &TestStore) {
         .await
         .unwrap();
 }
+
+// ---- backend-specific ----------------------------------------------------------
+
+mod postgres_only {
+    use crate::common::{self, event, settle};
+    use ironledger::store::{open, DatabaseUrl, PostgresStore};
+    use serde_json::json;
+
+    /// Several processes starting at once on an empty database: each migration
+    /// runs exactly once and every start succeeds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_migrations_apply_once() {
+        let (pool, _schema) = common::postgres_schema(8).await;
+        let starts: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(PostgresStore::from_pool(pool.clone())))
+            .collect();
+        for start in starts {
+            start.await.unwrap().expect("migrate");
+        }
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(versions, vec![1, 2, 3]);
+        // And again later: nothing to do.
+        PostgresStore::from_pool(pool.clone()).await.unwrap();
+    }
+
+    /// `open` with a `[database] connection` URL, as the service starts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_from_url() {
+        let (_pool, schema) = common::postgres_schema(1).await;
+        let base = common::test_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        // SQLAlchemy spelling, pointed at the test's schema.
+        let url = format!(
+            "{}{sep}options[search_path]={}",
+            base.replacen("postgres://", "postgresql+psycopg2://", 1),
+            schema.0
+        );
+        let url = DatabaseUrl::parse(&url).unwrap();
+        let opened = open(&url).await.expect("open PostgreSQL");
+        assert_eq!(opened.store.backend(), "postgres");
+        assert!(opened.pg_pool.is_some());
+        opened
+            .store
+            .append(&[event("node", "n", 1, json!({}))], &[])
+            .await
+            .unwrap();
+        settle(&*opened.store, 1).await;
+        assert_eq!(opened.store.read_feed(0, 10).await.unwrap().len(), 1);
+    }
+
+    /// An unreachable server is an error, not a panic or a hang.
+    #[tokio::test]
+    async fn unreachable_server_is_an_error() {
+        let url = DatabaseUrl::parse("postgresql://nobody:secret@127.0.0.1:1/none").unwrap();
+        let err = match open(&url).await {
+            Ok(_) => panic!("connected to a closed port"),
+            Err(err) => err.to_string(),
+        };
+        assert!(err.contains("cannot connect"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+}
+
+mod sqlite_only {
+    use crate::common::event;
+    use ironledger::store::{open, DatabaseUrl, DocChange, LogStore, SqliteStore};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    /// Everything acknowledged is still there after the store is closed and
+    /// reopened (and the migrations are not applied twice).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reopen_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/dir/ironledger.db");
+        let url = DatabaseUrl::parse(&format!("sqlite:///{}", path.display())).unwrap();
+        assert_eq!(url, DatabaseUrl::Sqlite(path.clone()));
+        {
+            let opened = open(&url).await.unwrap();
+            let s = &opened.store;
+            assert_eq!(s.backend(), "sqlite");
+            s.append(
+                &[
+                    event("node", "n", 1, json!({})),
+                    event("node", "n", 2, json!({})),
+                ],
+                &[ironledger::store::ClaimOp::Acquire {
+                    scope: "name".into(),
+                    key: "web".into(),
+                    owner: "n".into(),
+                }],
+            )
+            .await
+            .unwrap();
+            assert!(s
+                .commit_model(
+                    "nodes",
+                    0,
+                    2,
+                    &[DocChange::Put {
+                        id: "n".into(),
+                        body: json!({"name": "web"})
+                    }]
+                )
+                .await
+                .unwrap());
+        }
+        let s = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+        assert_eq!(s.load("node", "n").await.unwrap().len(), 2);
+        assert_eq!(
+            s.claim_owner("name", "web").await.unwrap().as_deref(),
+            Some("n")
+        );
+        assert_eq!(s.checkpoint("nodes").await.unwrap(), 2);
+        assert_eq!(
+            s.doc_get("nodes", "n").await.unwrap(),
+            Some(json!({"name": "web"}))
+        );
+        s.append(&[event("node", "n", 3, json!({}))], &[])
+            .await
+            .unwrap();
+        let feed = s.read_feed(0, 10).await.unwrap();
+        assert_eq!(
+            feed.iter().map(|e| e.position).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+    }
+
+    /// Two stores on one file (two processes, as far as SQLite can tell) writing at
+    /// once: writers wait for each other instead of failing with "database is
+    /// locked", and positions stay dense.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_on_one_file_serialize() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.db");
+        let a: Arc<dyn LogStore> = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let b: Arc<dyn LogStore> = Arc::new(SqliteStore::open(&path).await.unwrap());
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+                tokio::spawn(async move {
+                    let id = format!("n{i}");
+                    s.append(
+                        &[
+                            event("node", &id, 1, json!({})),
+                            event("node", &id, 2, json!({})),
+                        ],
+                        &[],
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().expect("append");
+        }
+        let feed = a.read_feed(0, 1000).await.unwrap();
+        assert_eq!(
+            feed.iter().map(|e| e.position).collect::<Vec<_>>(),
+            (1..=80).collect::<Vec<u64>>()
+        );
+        // A commit's events are contiguous: nobody got in between.
+        for pair in feed.chunks(2) {
+            assert_eq!(pair[0].aggregate_id, pair[1].aggregate_id);
+            assert_eq!((pair[0].sequence, pair[1].sequence), (1, 2));
+        }
+        assert_eq!(b.head().await.unwrap(), 80);
+    }
+
+    #[tokio::test]
+    async fn memory_urls_open_the_memory_store() {
+        for url in ["memory", "sqlite://", "sqlite:///:memory:"] {
+            let opened = open(&DatabaseUrl::parse(url).unwrap()).await.unwrap();
+            assert_eq!(opened.store.backend(), "memory", "{url}");
+            assert!(opened.pg_pool.is_none());
+        }
+    }
+}

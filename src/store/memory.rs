@@ -34,7 +34,7 @@ struct Inner {
     /// A BTreeMap so that `load` comes out in sequence order for free.
     streams: HashMap<(String, String), BTreeMap<u64, usize>>,
     /// (scope, key) → owner.
-    claims: HashMap<(String, String), String>,
+    claims: HashMap<ClaimKey, String>,
     /// model → id → document. BTreeMaps give `doc_list` its id order.
     models: BTreeMap<String, BTreeMap<String, Value>>,
     checkpoints: HashMap<String, u64>,
@@ -46,44 +46,68 @@ impl MemoryStore {
     }
 
     /// Takes the lock, shrugging off poisoning: a panic in another task cannot
-    /// leave `Inner` half-updated, because every mutation below validates first
-    /// and then applies changes that cannot panic.
+    /// leave `Inner` half-updated, because every mutation below validates (or
+    /// undoes) before it applies changes that cannot fail.
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Applies `ops` to a claims table in order, the same way the SQL backends do.
-/// Used on a scratch copy first, so that a conflict leaves the real table alone.
+type ClaimKey = (String, String);
+
+/// Applies `ops` to the claims table in order, the same way the SQL backends do.
+/// On a conflict, every change already made is undone (from an undo log, so that
+/// an append costs O(its own claims), not O(all claims)) and the table is as before.
 fn apply_claims(
-    claims: &mut HashMap<(String, String), String>,
+    claims: &mut HashMap<ClaimKey, String>,
     ops: &[ClaimOp],
 ) -> Result<(), ClaimConflict> {
+    // (key, previous holder) for every change, in the order made.
+    let mut undo: Vec<(ClaimKey, Option<String>)> = vec![];
     for op in ops {
         match op {
             ClaimOp::Acquire { scope, key, owner } => {
                 let k = (scope.clone(), key.clone());
                 match claims.get(&k) {
                     Some(holder) if holder != owner => {
-                        return Err(ClaimConflict {
+                        let conflict = ClaimConflict {
                             scope: scope.clone(),
                             key: key.clone(),
                             owner: holder.clone(),
-                        })
+                        };
+                        for (k, previous) in undo.into_iter().rev() {
+                            match previous {
+                                Some(holder) => claims.insert(k, holder),
+                                None => claims.remove(&k),
+                            };
+                        }
+                        return Err(conflict);
                     }
                     Some(_) => {}
                     None => {
-                        claims.insert(k, owner.clone());
+                        claims.insert(k.clone(), owner.clone());
+                        undo.push((k, None));
                     }
                 }
             }
             ClaimOp::Release { scope, key, owner } => {
                 let k = (scope.clone(), key.clone());
                 if claims.get(&k) == Some(owner) {
-                    claims.remove(&k);
+                    let previous = claims.remove(&k);
+                    undo.push((k, previous));
                 }
             }
-            ClaimOp::ReleaseAll { owner } => claims.retain(|_, holder| holder != owner),
+            ClaimOp::ReleaseAll { owner } => {
+                let keys: Vec<ClaimKey> = claims
+                    .iter()
+                    .filter(|(_, holder)| *holder == owner)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in keys {
+                    let previous = claims.remove(&k);
+                    undo.push((k, previous));
+                }
+            }
         }
     }
     Ok(())
@@ -146,11 +170,9 @@ impl LogStore for MemoryStore {
                 return Err(StoreError::Conflict);
             }
         }
-        let mut new_claims = inner.claims.clone();
-        apply_claims(&mut new_claims, claims)?;
+        apply_claims(&mut inner.claims, claims)?;
 
-        // Apply.
-        inner.claims = new_claims;
+        // Nothing below can fail.
         let now = Utc::now();
         for e in events {
             let index = inner.events.len();

@@ -84,8 +84,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Executor, Row};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
@@ -138,8 +138,8 @@ pub const INSERT_EVENT_SQL: &str = "INSERT INTO events \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// Numbers committed, unnumbered events (see the module docs for why it is
-/// correct). `$1` caps the batch. Must run after [`SEQUENCER_LOCK`] is taken, in a
-/// `READ COMMITTED` transaction.
+/// correct). `$1` caps the batch. Must run in a `READ COMMITTED` transaction, after
+/// the sequencer's advisory lock is taken (as `PostgresStore::sequence` does).
 pub const SEQUENCE_SQL: &str = "\
 WITH base AS (SELECT coalesce(max(position), 0) AS p FROM events),
      todo AS (SELECT event_id, row_number() OVER (ORDER BY tx_id, event_id) AS n
@@ -172,7 +172,8 @@ impl PostgresStore {
     /// 16 connections and applies the schema migrations.
     ///
     /// Unlike postgres-es's pool helper, this never panics: an unreachable server
-    /// is a [`StoreError::Database`] after the acquire timeout.
+    /// or a rejected login is a [`StoreError::Database`] carrying the server's or
+    /// the network's reason.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?;
@@ -180,6 +181,13 @@ impl PostgresStore {
             // Makes our sessions recognizable in pg_stat_activity.
             options = options.application_name("ironledger");
         }
+        // One direct connection first: the pool would retry a refused or rejected
+        // connection until its acquire timeout and then report only "timed out";
+        // this fails at once with the server's actual reason.
+        let probe = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {e}")))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -237,13 +245,14 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
             .execute(&mut *tx)
             .await
             .map_err(sql_error)?;
-        sqlx::raw_sql(
+        // `Executor::execute` rather than `RawSql::execute`: the latter's generic
+        // future is not `Send` for all lifetimes, so `connect` could not be spawned.
+        tx.execute(sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations (\
                  version bigint PRIMARY KEY, \
                  name text NOT NULL, \
                  applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .execute(&mut *tx)
+        ))
         .await
         .map_err(sql_error)?;
         let applied: Option<i64> =
@@ -256,8 +265,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
             tx.rollback().await.map_err(sql_error)?;
             continue;
         }
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
+        tx.execute(sqlx::raw_sql(sql))
             .await
             .map_err(|e| StoreError::Database(format!("migration {name} failed: {e}")))?;
         sqlx::query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)")

@@ -38,7 +38,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Row, Sqlite, Transaction};
+use sqlx::{Connection, Executor, Row, Sqlite, Transaction};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -157,12 +157,11 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(sql_error)?;
-        sqlx::raw_sql(
+        tx.execute(sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations (\
                  version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL\
              ) STRICT",
-        )
-        .execute(&mut *tx)
+        ))
         .await
         .map_err(sql_error)?;
         let applied: Option<i64> =
@@ -175,8 +174,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
             tx.rollback().await.map_err(sql_error)?;
             continue;
         }
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
+        tx.execute(sqlx::raw_sql(sql))
             .await
             .map_err(|e| StoreError::Database(format!("migration {name} failed: {e}")))?;
         sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")

@@ -7,7 +7,7 @@
 //! | URL | Store |
 //! |---|---|
 //! | `postgresql://user:pass@host:5432/db`, `postgres://…` | PostgreSQL |
-//! | `postgresql+psycopg2://…` (any `+driver`) | PostgreSQL (the driver is ours, not psycopg2) |
+//! | `postgresql+psycopg2://…` (any `+driver`) | PostgreSQL; the `+driver` is dropped (the driver is ours, not psycopg2) |
 //! | `sqlite:////var/lib/ironledger/ironledger.db` | SQLite file `/var/lib/ironledger/ironledger.db` |
 //! | `sqlite:///ironledger.db` | SQLite file `ironledger.db`, relative to the working directory |
 //! | `sqlite:ironledger.db` | the same (sqlx's spelling) |
@@ -39,8 +39,9 @@ pub enum DatabaseUrl {
     Memory,
     /// A SQLite database file (absolute, or relative to the working directory).
     Sqlite(PathBuf),
-    /// A PostgreSQL URL, normalized to the `postgres://` scheme sqlx understands.
-    /// Holds the password: print it with `Display`, which masks it.
+    /// A PostgreSQL URL as sqlx takes it: `postgresql://…` or `postgres://…`, with
+    /// any SQLAlchemy `+driver` removed and the scheme lowercased. Holds the
+    /// password: print it with `Display`, which masks it.
     Postgres(String),
 }
 
@@ -69,7 +70,7 @@ impl DatabaseUrl {
         match dialect {
             "memory" if rest.is_empty() => Ok(Self::Memory),
             "postgresql" | "postgres" if has_slashes => {
-                Ok(Self::Postgres(format!("postgres://{rest}")))
+                Ok(Self::Postgres(format!("{dialect}://{rest}")))
             }
             "sqlite" => Self::parse_sqlite(rest, has_slashes, url),
             _ => Err(format!(
@@ -218,21 +219,44 @@ mod tests {
     use super::*;
     use std::path::Path;
 
+    /// Compile-time check: opening a store can run in a spawned task (its future is
+    /// `Send` for every lifetime, which sqlx's `RawSql::execute` used to break).
+    #[allow(dead_code)]
+    fn open_is_spawnable(url: DatabaseUrl) {
+        drop(tokio::spawn(async move { open(&url).await.map(|_| ()) }));
+    }
+
     fn parse(s: &str) -> DatabaseUrl {
         DatabaseUrl::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
     #[test]
     fn postgres_spellings() {
-        let want = DatabaseUrl::Postgres("postgres://u:p@db:5432/ironic".into());
-        assert_eq!(parse("postgresql://u:p@db:5432/ironic"), want);
-        assert_eq!(parse("postgres://u:p@db:5432/ironic"), want);
-        assert_eq!(parse("postgresql+psycopg2://u:p@db:5432/ironic"), want);
-        assert_eq!(parse("PostgreSQL+asyncpg://u:p@db:5432/ironic"), want);
-        assert_eq!(parse("  postgresql://u:p@db:5432/ironic\n"), want);
+        let pg = |u: &str| DatabaseUrl::Postgres(u.to_string());
+        assert_eq!(
+            parse("postgresql://u:p@db:5432/ironic"),
+            pg("postgresql://u:p@db:5432/ironic")
+        );
+        assert_eq!(
+            parse("postgres://u:p@db:5432/ironic"),
+            pg("postgres://u:p@db:5432/ironic")
+        );
+        // SQLAlchemy's driver suffix is dropped; the scheme is lowercased.
+        assert_eq!(
+            parse("postgresql+psycopg2://u:p@db:5432/ironic"),
+            pg("postgresql://u:p@db:5432/ironic")
+        );
+        assert_eq!(
+            parse("PostgreSQL+asyncpg://u:p@db:5432/ironic"),
+            pg("postgresql://u:p@db:5432/ironic")
+        );
+        assert_eq!(
+            parse("  postgresql://u:p@db:5432/ironic\n"),
+            pg("postgresql://u:p@db:5432/ironic")
+        );
         assert_eq!(
             parse("postgresql://ironic@/ironic?host=/var/run/postgresql"),
-            DatabaseUrl::Postgres("postgres://ironic@/ironic?host=/var/run/postgresql".into())
+            pg("postgresql://ironic@/ironic?host=/var/run/postgresql")
         );
     }
 
@@ -302,13 +326,13 @@ mod tests {
         let url = parse("postgresql+psycopg2://ironic:s3cr3t@db.example:5432/ironic");
         assert_eq!(
             url.to_string(),
-            "postgres://ironic:***@db.example:5432/ironic"
+            "postgresql://ironic:***@db.example:5432/ironic"
         );
         assert!(!format!("{url:?}").contains("s3cr3t"));
         let url = parse("postgresql://ironic@db/ironic?password=s3cr3t&sslmode=require");
         assert_eq!(
             url.to_string(),
-            "postgres://ironic@db/ironic?password=***&sslmode=require"
+            "postgresql://ironic@db/ironic?password=***&sslmode=require"
         );
         // A password containing '@' or ':' is masked whole.
         assert_eq!(

@@ -68,8 +68,7 @@ pub async fn sqlite() -> TestStore {
 }
 
 pub async fn postgres() -> TestStore {
-    let pool = postgres_pool(10).await;
-    let schema = pool_schema(&pool).await;
+    let (pool, schema) = postgres_schema(10).await;
     let store = PostgresStore::from_pool(pool.clone())
         .await
         .expect("migrate the test schema");
@@ -77,7 +76,7 @@ pub async fn postgres() -> TestStore {
         store: Arc::new(store),
         pg_pool: Some(pool),
         _dir: None,
-        _schema: Some(SchemaGuard(schema)),
+        _schema: Some(schema),
     }
 }
 
@@ -128,8 +127,9 @@ async fn ensure_database(options: &PgConnectOptions, url: &str) {
         .await;
 }
 
-/// A pool on a brand-new schema of the test database (tables not created yet).
-pub async fn postgres_pool(max_connections: u32) -> PgPool {
+/// A pool on a brand-new, empty schema of the test database (no tables yet),
+/// and the guard that drops the schema again.
+pub async fn postgres_schema(max_connections: u32) -> (PgPool, SchemaGuard) {
     let url = test_url();
     let options = PgConnectOptions::from_str(&url).unwrap_or_else(|e| pg_unusable(&url, e));
     ensure_database(&options, &url).await;
@@ -145,24 +145,19 @@ pub async fn postgres_pool(max_connections: u32) -> PgPool {
         .await
         .expect("create test schema");
     let _ = conn.close().await;
+    let guard = SchemaGuard(schema.clone());
 
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(60))
         .connect_with(options.options([("search_path", schema.as_str())]))
         .await
-        .unwrap_or_else(|e| pg_unusable(&url, e))
-}
-
-async fn pool_schema(pool: &PgPool) -> String {
-    sqlx::query_scalar("SELECT current_schema()")
-        .fetch_one(pool)
-        .await
-        .expect("current_schema")
+        .unwrap_or_else(|e| pg_unusable(&url, e));
+    (pool, guard)
 }
 
 /// Drops the test's schema when the test ends, pass or fail.
-struct SchemaGuard(String);
+pub struct SchemaGuard(pub String);
 
 impl Drop for SchemaGuard {
     fn drop(&mut self) {
