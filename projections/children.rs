@@ -24,12 +24,18 @@ async fn upsert<T: Serialize>(
     if created {
         body["created_at"] = now;
         body["updated_at"] = Value::Null;
+        // Creation order: Ironic's default sort key (`id`).
+        body["created_position"] = json!(event.position);
     } else {
         let previous = docs.get(uuid).await?;
-        body["created_at"] = previous
-            .as_ref()
-            .map(|p| p["created_at"].clone())
-            .unwrap_or(Value::Null);
+        let keep = |k: &str| {
+            previous
+                .as_ref()
+                .map(|p| p[k].clone())
+                .unwrap_or(Value::Null)
+        };
+        body["created_at"] = keep("created_at");
+        body["created_position"] = keep("created_position");
         body["updated_at"] = now;
     }
     body["position"] = json!(event.position);

@@ -54,6 +54,8 @@ impl Projection for NodesProjection {
         let moved = ev.transition().is_some();
         node.apply(ev);
         if enrolled {
+            // Creation order: Ironic's default sort key (`id`).
+            doc["created_position"] = json!(event.position);
             doc["created_at"] = now.clone();
             doc["updated_at"] = Value::Null;
             doc["provision_updated_at"] = now.clone();

@@ -9,6 +9,7 @@
 //!   projections so that a command's effects are readable when it returns.
 //! - [`config`], [`telemetry`], [`cli`], [`http`]: the runnable service.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;

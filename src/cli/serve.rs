@@ -57,7 +57,11 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let local = listener.local_addr()?;
     println!("ironledger listening on http://{local}");
     tracing::info!(%local, store = engine.store().backend(), "serving");
-    axum::serve(listener, router(AppState { engine }))
+    let state = AppState {
+        engine,
+        config: Arc::new(config),
+    };
+    axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown())
         .await?;
     Ok(())

@@ -1,24 +1,20 @@
-//! The HTTP service. For now: `GET /health`. The Ironic v1 API mounts here.
+//! The HTTP service: `GET /health` beside the Ironic v1 API ([`crate::api`]).
 
-use crate::engine::Engine;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use std::sync::Arc;
 
-/// Shared state of every handler.
-#[derive(Clone)]
-pub struct AppState {
-    pub engine: Arc<Engine>,
-}
+pub use crate::api::AppState;
 
+/// Health (no auth, no version negotiation) and the API.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::api::router(state))
 }
 
 /// Liveness and a glance at the log: the store answers, and how far each

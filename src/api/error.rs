@@ -1,0 +1,144 @@
+//! Errors in Ironic's wire format.
+//!
+//! Every error response is JSON `{"error_message": "<string>"}` where the string
+//! is itself JSON: `{"faultstring", "faultcode", "debuginfo"}` for errors raised
+//! by the API's handlers, or `{"code", "title", "description"}` for the ones
+//! Ironic's web framework produces (406 on version negotiation, unknown routes).
+//! Clients (python-ironicclient) decode both.
+
+use crate::domain::DomainError;
+use crate::engine::EngineError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Style {
+    /// `{"faultstring": …, "faultcode": …, "debuginfo": null}`
+    Fault,
+    /// `{"code": …, "title": …, "description": …}`
+    Framework,
+}
+
+/// An error answer: a status and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    style: Style,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            style: Style::Fault,
+        }
+    }
+
+    /// An error as the web framework (not a handler) would phrase it.
+    pub fn framework(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            style: Style::Framework,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+
+    pub fn not_acceptable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_ACCEPTABLE, message)
+    }
+
+    /// Ironic's `MalformedRequestURI`.
+    pub fn malformed_uri() -> Self {
+        Self::bad_request("Malformed request URI.")
+    }
+
+    /// The 404 Ironic gives for an endpoint newer than the requested version.
+    pub fn not_in_version() -> Self {
+        Self::not_found("The API is not supported for this version")
+    }
+
+    /// Ironic's `InvalidInput` text.
+    pub fn invalid_input(field: &str, value: &str, detail: &str) -> Self {
+        let mut m = format!("Invalid input for field/attribute {field}. Value: '{value}'.");
+        if !detail.is_empty() {
+            m.push(' ');
+            m.push_str(detail);
+        }
+        Self::bad_request(m)
+    }
+
+    /// The inner JSON string clients decode.
+    pub fn inner(&self) -> String {
+        let value = match self.style {
+            Style::Fault => json!({
+                "faultstring": self.message,
+                "faultcode": if self.status.is_client_error() { "Client" } else { "Server" },
+                "debuginfo": null,
+            }),
+            Style::Framework => json!({
+                "code": self.status.as_u16(),
+                "title": self.status.canonical_reason().unwrap_or(""),
+                "description": self.message,
+            }),
+        };
+        value.to_string()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), message = %self.message, "request failed");
+        }
+        let body = json!({ "error_message": self.inner() }).to_string();
+        let mut res = (self.status, body).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Domain(d) => d.into(),
+            EngineError::Conflict(m) => ApiError::conflict(m),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Storage operation failure: {e}"),
+        )
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

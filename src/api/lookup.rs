@@ -1,0 +1,78 @@
+//! Finding resources in the read models by the identifiers clients use.
+
+use super::error::{ApiError, ApiResult};
+use crate::domain::Node;
+use crate::store::LogStore;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A node as the `nodes` read model holds it.
+#[derive(Debug, Clone)]
+pub struct NodeDoc {
+    pub node: Node,
+    /// The raw document (timestamps: `created_at`, `updated_at`,
+    /// `provision_updated_at`; `created_position` for the default sort).
+    pub doc: Value,
+}
+
+impl NodeDoc {
+    pub fn from_doc(doc: Value) -> ApiResult<Self> {
+        let node: Node = serde_json::from_value(doc["state"].clone()).map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("corrupt node document: {e}"),
+            )
+        })?;
+        Ok(NodeDoc { node, doc })
+    }
+
+    pub fn uuid(&self) -> Uuid {
+        self.node.uuid.expect("an enrolled node has a uuid")
+    }
+}
+
+/// Whether a string is a valid logical node name (RFC 3986 unreserved characters).
+pub fn is_logical_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+}
+
+/// Looks a node up by UUID or logical name (names need API ≥ 1.5 in Ironic;
+/// ironledger accepts them at every version). Unknown → 404 `Node <x> could not be found.`;
+/// neither a UUID nor a valid name → 400.
+pub async fn node(store: &dyn LogStore, ident: &str) -> ApiResult<NodeDoc> {
+    let not_found = || ApiError::not_found(format!("Node {ident} could not be found."));
+    let id = match Uuid::parse_str(ident) {
+        Ok(u) => u.to_string(),
+        Err(_) => {
+            if !is_logical_name(ident) {
+                return Err(ApiError::bad_request(format!(
+                    "Expected a logical name or UUID but received {ident}."
+                )));
+            }
+            store
+                .claim_owner(crate::domain::claims::NODE_NAME, ident)
+                .await?
+                .ok_or_else(not_found)?
+        }
+    };
+    let doc = store.doc_get("nodes", &id).await?.ok_or_else(not_found)?;
+    NodeDoc::from_doc(doc)
+}
+
+/// Looks a node up by UUID only.
+pub async fn node_by_uuid(store: &dyn LogStore, uuid: Uuid) -> ApiResult<Option<NodeDoc>> {
+    match store.doc_get("nodes", &uuid.to_string()).await? {
+        Some(doc) => Ok(Some(NodeDoc::from_doc(doc)?)),
+        None => Ok(None),
+    }
+}
+
+/// Parses a path UUID, or Ironic's 400 for a malformed one.
+pub fn parse_uuid(raw: &str, what: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::bad_request(format!("Expected a UUID for {what}, but received {raw}."))
+    })
+}

@@ -1,0 +1,108 @@
+//! Masking of secrets in API output (oslo's `mask_dict_password`, as Ironic
+//! applies it to volume target `properties` and node `instance_info`).
+//!
+//! Any key whose lower-case name contains one of the sensitive substrings has
+//! its value replaced by `******`, recursively; stored values are unchanged.
+
+use serde_json::Value;
+
+pub const MASK: &str = "******";
+
+const SENSITIVE: &[&str] = &[
+    "adminpass",
+    "admin_pass",
+    "password",
+    "admin_password",
+    "auth_token",
+    "new_pass",
+    "auth_password",
+    "secret_uuid",
+    "secret",
+    "sys_pswd",
+    "token",
+    "configdrive",
+    "chappassword",
+    "encrypted_key",
+    "private_key",
+    "fernetkey",
+    "sslkey",
+    "passphrase",
+];
+
+/// Whether a key names a secret.
+pub fn is_sensitive(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SENSITIVE.iter().any(|s| k.contains(s))
+}
+
+/// A copy of `value` with every secret masked.
+pub fn mask(value: &Value) -> Value {
+    match value {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let shown = if is_sensitive(k) && !v.is_object() {
+                        Value::String(MASK.into())
+                    } else {
+                        mask(v)
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(mask).collect()),
+        Value::String(s) => Value::String(mask_inline(s)),
+        other => other.clone(),
+    }
+}
+
+/// Scrubs inline `password=...`-style secrets inside a string value.
+fn mask_inline(s: &str) -> String {
+    let lower = s.to_ascii_lowercase();
+    if !SENSITIVE
+        .iter()
+        .any(|k| lower.contains(&format!("{k}=")) || lower.contains(&format!("{k}\":")))
+    {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for (i, part) in s.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match part.split_once('=') {
+            Some((k, _)) if is_sensitive(k) => {
+                out.push_str(k);
+                out.push('=');
+                out.push_str(MASK);
+            }
+            _ => out.push_str(part),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn masks_chap_secrets_recursively() {
+        let props = json!({
+            "auth_method": "CHAP", "auth_username": "u", "auth_password": "s3cret",
+            "discovery_auth_password": "d", "nested": {"Password": "x", "ok": 1},
+            "target_iqn": "iqn.x", "note": "login password=hunter2 user=a"
+        });
+        let m = mask(&props);
+        assert_eq!(m["auth_password"], MASK);
+        assert_eq!(m["discovery_auth_password"], MASK);
+        assert_eq!(m["nested"]["Password"], MASK);
+        assert_eq!(m["nested"]["ok"], 1);
+        assert_eq!(m["auth_username"], "u");
+        assert_eq!(m["target_iqn"], "iqn.x");
+        assert_eq!(m["note"], "login password=****** user=a");
+        assert!(!m.to_string().contains("s3cret"));
+        assert!(!m.to_string().contains("hunter2"));
+    }
+}

@@ -1,0 +1,115 @@
+//! The Ironic-compatible v1 API.
+//!
+//! Handlers read from the projections (read models) and write by sending
+//! commands to the engine; when a command returns, its effects are readable.
+//! Everything an operator's `baremetal` client sends is answered the way
+//! Ironic answers it: microversions, error envelopes, status codes, links.
+//!
+//! | module | endpoints |
+//! |---|---|
+//! | [`root`] | `/`, `/v1` |
+//! | [`nodes`] | `/v1/nodes…` (CRUD, states, provision, power, maintenance, validate) |
+//! | [`ports`] | `/v1/ports…` |
+//! | [`volume`] | `/v1/volume…`, `/v1/nodes/{node}/volume…` |
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod links;
+pub mod listing;
+pub mod lookup;
+pub mod masking;
+pub mod nodes;
+pub mod ports;
+pub mod root;
+pub mod version;
+pub mod volume;
+
+use crate::config::Config;
+use crate::engine::{Engine, Meta};
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: Arc<Config>,
+}
+
+/// The request's id, as answered in `x-openstack-request-id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Who is asking and the request id: the metadata every event of this request carries.
+pub struct Who(pub Meta);
+
+impl<S: Send + Sync> FromRequestParts<S> for Who {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let actor = parts
+            .extensions
+            .get::<auth::Caller>()
+            .map(|c| c.0.clone())
+            .unwrap_or_else(|| "anonymous".into());
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
+        let reason = parts
+            .headers
+            .get("X-Ironledger-Reason")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        Ok(Who(Meta {
+            actor,
+            reason,
+            request_id,
+            project: None,
+        }))
+    }
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut res = next.run(req).await;
+    let v = HeaderValue::from_str(&id).expect("ascii");
+    res.headers_mut()
+        .insert("x-openstack-request-id", v.clone());
+    res.headers_mut().insert("openstack-request-id", v);
+    res
+}
+
+/// The v1 resources, mounted both under `/v1` and at the root (Ironic routes a
+/// path that does not start with `v1` into v1, which is what bookmark links use).
+fn v1_routes() -> Router<AppState> {
+    Router::new()
+        .merge(nodes::routes())
+        .merge(ports::routes())
+        .merge(volume::routes())
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let authenticator = auth::Authenticator::new(state.config.auth.clone());
+    let public = links::PublicEndpoint(state.config.api.public_endpoint.clone());
+    Router::new()
+        .route("/", get(root::root))
+        .route("/v1", get(root::v1).fallback(root::v1_method_not_allowed))
+        .route("/v1/", get(root::v1).fallback(root::v1_method_not_allowed))
+        .nest("/v1", v1_routes())
+        .merge(v1_routes())
+        .fallback(root::not_found)
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY))
+        .layer(middleware::from_fn(version::negotiate_layer))
+        .layer(middleware::from_fn_with_state(authenticator, auth::layer))
+        .layer(axum::Extension(public))
+        .layer(middleware::from_fn(request_id))
+}
