@@ -13,6 +13,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod effects;
 pub mod engine;
 pub mod http;
 #[path = "../projections/mod.rs"]

@@ -1,0 +1,281 @@
+//! iPXE boot-from-volume scripts (`ironic-bfv.md` §5).
+//!
+//! Two scripts make a machine boot from its iSCSI volume:
+//! - `boot.ipxe`, the same for every machine: it tries each NIC in turn and
+//!   chains `pxelinux.cfg/<mac-with-dashes>` relative to itself;
+//! - the per-node `config`, reached through those per-MAC links: it sets the
+//!   initiator IQN and CHAP credentials, hooks every iSCSI volume as a SAN drive
+//!   (the boot volume as `0x80`, the others from `0x81` on, each with its own
+//!   credentials), then `sanboot`s the boot volume, retrying on failure.
+//!
+//! Rendering is pure: [`plan`] reads a node's targets and connectors and
+//! [`render_config`] turns the plan into text. Writing the files is
+//! `effects::http_root`'s job.
+
+use crate::domain::node::entities::{Connector, Target};
+use serde_json::{Map, Value};
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("the node has no volume target with boot index 0")]
+    NoBootTarget,
+    #[error("boot volume target {0} is of type '{1}'; only 'iscsi' volumes can be booted by iPXE")]
+    NotIscsi(String, String),
+    #[error("volume target {target}: {problem}")]
+    BadProperties { target: String, problem: String },
+}
+
+/// One SAN drive: its iSCSI URI(s) (several for multipath, space-joined) and
+/// CHAP credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SanVolume {
+    pub uri: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// What the per-node script does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IscsiBoot {
+    pub initiator_iqn: Option<String>,
+    pub boot: SanVolume,
+    /// The other iSCSI targets, by boot index.
+    pub extra: Vec<SanVolume>,
+}
+
+/// The first element of a list, or the value itself; `""`/`null` count as missing.
+fn first<'a>(props: &'a Map<String, Value>, one: &str, many: &str) -> Option<&'a Value> {
+    let pick = |v: &'a Value| match v {
+        Value::Array(items) => items.first(),
+        other => Some(other),
+    };
+    let present = |v: &&Value| !(v.is_null() || v.as_str() == Some(""));
+    props
+        .get(one)
+        .and_then(pick)
+        .filter(present)
+        .or_else(|| props.get(many).and_then(pick).filter(present))
+}
+
+/// Splits `host:port`, `[v6]:port`, or a bare host.
+fn host_port(portal: &str) -> (String, String) {
+    if let Some(rest) = portal.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            return (
+                format!("[{host}]"),
+                tail.strip_prefix(':').unwrap_or("").to_string(),
+            );
+        }
+    }
+    match portal.rsplit_once(':') {
+        // More than one colon and no brackets: a bare IPv6 address.
+        Some((h, _)) if h.contains(':') => (format!("[{portal}]"), String::new()),
+        Some((h, p)) => (h.to_string(), p.to_string()),
+        None => (portal.to_string(), String::new()),
+    }
+}
+
+/// The iSCSI URI(s) of a target: `iscsi:<host>::<port>:<lun in lower-case hex>:<iqn>`,
+/// one per portal when `target_portals` lists several (multipath).
+pub fn iscsi_uri(target: &Target) -> Result<String, RenderError> {
+    let bad = |problem: &str| RenderError::BadProperties {
+        target: target.uuid.to_string(),
+        problem: problem.into(),
+    };
+    let p = &target.properties;
+    let iqn = first(p, "target_iqn", "target_iqns")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("target_iqn is missing or not a string"))?;
+    let lun = match first(p, "target_lun", "target_luns") {
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().expect("u64"),
+        Some(other) => {
+            return Err(bad(&format!(
+                "target_lun must be a non-negative integer, got {other}"
+            )))
+        }
+        None => return Err(bad("target_lun is missing")),
+    };
+    let portals: Vec<&str> = match p.get("target_portals") {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            items.iter().filter_map(Value::as_str).collect()
+        }
+        _ => first(p, "target_portal", "target_portal")
+            .and_then(Value::as_str)
+            .into_iter()
+            .collect(),
+    };
+    if portals.is_empty() {
+        return Err(bad("target_portal is missing"));
+    }
+    let uris: Vec<String> = portals
+        .iter()
+        .map(|portal| {
+            let (host, port) = host_port(portal);
+            format!("iscsi:{host}::{port}:{lun:x}:{iqn}")
+        })
+        .collect();
+    Ok(uris.join(" "))
+}
+
+fn credentials(target: &Target) -> (Option<String>, Option<String>) {
+    let s = |k: &str| {
+        target
+            .properties
+            .get(k)
+            .and_then(Value::as_str)
+            .map(String::from)
+    };
+    (s("auth_username"), s("auth_password"))
+}
+
+/// Plans the boot of a node from its targets and connectors.
+///
+/// The initiator IQN is the node's **first** `iqn` connector — the one the
+/// Cinder connector uses too (Ironic takes the last one here and the first for
+/// Cinder; with several IQN connectors that would log in with a name the
+/// storage did not authorise).
+pub fn plan(targets: &[Target], connectors: &[Connector]) -> Result<IscsiBoot, RenderError> {
+    let boot = targets
+        .iter()
+        .find(|t| t.boot_index == 0)
+        .ok_or(RenderError::NoBootTarget)?;
+    if boot.volume_type != "iscsi" {
+        return Err(RenderError::NotIscsi(
+            boot.uuid.to_string(),
+            boot.volume_type.clone(),
+        ));
+    }
+    let (username, password) = credentials(boot);
+    let mut others: Vec<&Target> = targets
+        .iter()
+        .filter(|t| t.boot_index != 0 && t.volume_type.contains("iscsi"))
+        .collect();
+    others.sort_by_key(|t| t.boot_index);
+    let extra = others
+        .into_iter()
+        .map(|t| {
+            let (username, password) = credentials(t);
+            Ok(SanVolume {
+                uri: iscsi_uri(t)?,
+                username,
+                password,
+            })
+        })
+        .collect::<Result<Vec<_>, RenderError>>()?;
+    Ok(IscsiBoot {
+        initiator_iqn: connectors
+            .iter()
+            .find(|c| c.kind == "iqn")
+            .map(|c| c.connector_id.clone()),
+        boot: SanVolume {
+            uri: iscsi_uri(boot)?,
+            username,
+            password,
+        },
+        extra,
+    })
+}
+
+/// Sets (or clears, so a previous drive's login does not leak into this one)
+/// the CHAP credentials for the next SAN command.
+fn credential_lines(out: &mut String, v: &SanVolume) {
+    match &v.username {
+        Some(u) => writeln!(out, "set username {u}").unwrap(),
+        None => writeln!(out, "clear username").unwrap(),
+    }
+    match &v.password {
+        Some(p) => writeln!(out, "set password {p}").unwrap(),
+        None => writeln!(out, "clear password").unwrap(),
+    }
+}
+
+/// The per-node script.
+pub fn render_config(node_uuid: &str, plan: &IscsiBoot) -> String {
+    let mut out = String::new();
+    writeln!(out, "#!ipxe").unwrap();
+    writeln!(
+        out,
+        "# ironledger boot-from-volume configuration for node {node_uuid}"
+    )
+    .unwrap();
+    writeln!(out).unwrap();
+    writeln!(out, "goto boot_iscsi").unwrap();
+    writeln!(out).unwrap();
+    writeln!(out, ":boot_iscsi").unwrap();
+    writeln!(out, "imgfree").unwrap();
+    credential_lines(&mut out, &plan.boot);
+    if let Some(iqn) = &plan.initiator_iqn {
+        writeln!(out, "set initiator-iqn {iqn}").unwrap();
+    }
+    writeln!(
+        out,
+        "sanhook --drive 0x80 {} || goto fail_iscsi_retry",
+        plan.boot.uri
+    )
+    .unwrap();
+    for (i, v) in plan.extra.iter().enumerate() {
+        credential_lines(&mut out, v);
+        writeln!(
+            out,
+            "sanhook --drive 0x{:x} {} || goto fail_iscsi_retry",
+            0x81 + i,
+            v.uri
+        )
+        .unwrap();
+    }
+    if !plan.extra.is_empty() {
+        credential_lines(&mut out, &plan.boot);
+    }
+    writeln!(out, "sanboot --no-describe || goto fail_iscsi_retry").unwrap();
+    writeln!(out).unwrap();
+    writeln!(out, ":fail_iscsi_retry").unwrap();
+    writeln!(
+        out,
+        "echo Failed to attach iSCSI volume(s), retrying in 10 seconds."
+    )
+    .unwrap();
+    writeln!(out, "sleep 10").unwrap();
+    writeln!(out, "goto boot_iscsi").unwrap();
+    out
+}
+
+/// The chain script every machine fetches first (`{http_url}/boot.ipxe`).
+/// `pxelinux.cfg/` is resolved relative to the script's own URL.
+pub fn render_boot_script() -> String {
+    "#!ipxe
+
+# ironledger: try each network device in turn and chain the configuration
+# written for its MAC address (pxelinux.cfg/<mac-with-dashes>).
+set netid:int32 -1
+:loop
+inc netid || chain pxelinux.cfg/${mac:hexhyp} || goto old_rom
+isset ${net${netid}/mac} || goto loop_done
+echo Attempting to boot from MAC ${net${netid}/mac:hexhyp}
+chain pxelinux.cfg/${net${netid}/mac:hexhyp} || goto loop
+
+# A chained configuration returned: its sanboot failed; let the firmware
+# move on to the next boot device.
+echo Exiting pxe config to allow boot to continue on next device
+exit 0
+
+:loop_done
+echo PXE boot failed! No configuration found for any of the present NICs.
+echo Press any key to reboot...
+prompt --timeout 180
+reboot
+
+:old_rom
+echo PXE boot failed! No configuration found for NIC ${mac:hexhyp}.
+echo Please update your iPXE ROM and retry.
+echo Press any key to reboot...
+prompt --timeout 180
+reboot
+"
+    .to_string()
+}
+
+/// The per-MAC file name: lower case, `-` separated, no `01-` prefix.
+pub fn mac_file_name(mac: &str) -> String {
+    mac.to_ascii_lowercase().replace(':', "-")
+}

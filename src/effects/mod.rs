@@ -1,0 +1,5 @@
+//! Side effects the process manager drives: iPXE boot scripts (and the HTTP
+//! root they live in), and the Cinder block-storage client.
+
+pub mod ipxe;
+pub mod ipxe_syntax;

@@ -1,0 +1,192 @@
+//! Golden files for the iPXE scripts, and every rendering checked line by line
+//! against iPXE's command syntax.
+//!
+//! `IRONLEDGER_UPDATE_GOLDEN=1 cargo test --test ipxe_render` rewrites the
+//! golden files after a deliberate change; review the diff before committing.
+
+use ironledger::domain::node::entities::{Connector, Target};
+use ironledger::effects::ipxe::{
+    iscsi_uri, mac_file_name, plan, render_boot_script, render_config, RenderError,
+};
+use ironledger::effects::ipxe_syntax;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use uuid::Uuid;
+
+const NODE: &str = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123";
+
+fn target(n: u128, boot_index: i64, props: Value) -> Target {
+    Target {
+        uuid: Uuid::from_u128(n),
+        volume_type: "iscsi".into(),
+        boot_index,
+        volume_id: format!("vol-{n}"),
+        properties: props.as_object().cloned().unwrap_or_default(),
+        extra: Map::new(),
+    }
+}
+
+fn iqn(id: &str) -> Connector {
+    Connector {
+        uuid: Uuid::new_v4(),
+        kind: "iqn".into(),
+        connector_id: id.into(),
+        extra: Map::new(),
+    }
+}
+
+fn chap(portal: &str, iqn: &str, lun: u64, user: &str, pass: &str) -> Value {
+    json!({"target_portal": portal, "target_iqn": iqn, "target_lun": lun,
+           "auth_method": "CHAP", "auth_username": user, "auth_password": pass})
+}
+
+/// Compares with (or, on request, rewrites) `tests/fixtures/ipxe/<name>`.
+fn golden(name: &str, rendered: &str) {
+    ipxe_syntax::check(rendered)
+        .unwrap_or_else(|e| panic!("{name} is not valid iPXE: {e}\n{rendered}"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ipxe")
+        .join(name);
+    if std::env::var_os("IRONLEDGER_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, rendered).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(rendered, expected, "{name} differs from its golden file");
+}
+
+#[test]
+fn single_volume_with_chap() {
+    let p = plan(
+        &[target(
+            1,
+            0,
+            chap(
+                "192.168.0.123:3260",
+                "iqn.2010-10.org.openstack:volume-00000001",
+                0,
+                "chapuser",
+                "chapsecret",
+            ),
+        )],
+        &[iqn("iqn.2017-08.org.openstack.node-1")],
+    )
+    .unwrap();
+    golden("single_chap.ipxe", &render_config(NODE, &p));
+}
+
+#[test]
+fn guide_external_example() {
+    // The guide's "Use Without Cinder" target, as an operator would create it.
+    let props = json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001", "target_lun": 0,
+                       "target_portal": "192.168.0.123:3260", "auth_method": "CHAP",
+                       "auth_username": "ABC", "auth_password": "XYZ"});
+    let p = plan(
+        &[target(1, 0, props)],
+        &[iqn("iqn.2017-08.org.openstack.1be26c0b")],
+    )
+    .unwrap();
+    let script = render_config(NODE, &p);
+    assert!(script.contains("set username ABC\n"));
+    assert!(script.contains("set password XYZ\n"));
+    assert!(script.contains("set initiator-iqn iqn.2017-08.org.openstack.1be26c0b\n"));
+    assert!(script.contains("sanhook --drive 0x80 iscsi:192.168.0.123::3260:0:iqn.2010-10.org.openstack:volume-00000001 || goto fail_iscsi_retry\n"));
+    golden("guide_external.ipxe", &script);
+}
+
+#[test]
+fn multipath_portals_are_joined() {
+    let props = json!({"target_portals": ["10.0.0.1:3260", "[fe80::1]:3261"], "target_iqns": ["iqn.a", "iqn.b"],
+                       "target_luns": [10, 11], "auth_username": "u", "auth_password": "p"});
+    let p = plan(&[target(1, 0, props)], &[iqn("iqn.init")]).unwrap();
+    assert_eq!(
+        p.boot.uri,
+        "iscsi:10.0.0.1::3260:a:iqn.a iscsi:[fe80::1]::3261:a:iqn.a"
+    );
+    golden("multipath.ipxe", &render_config(NODE, &p));
+}
+
+#[test]
+fn several_volumes_each_with_their_credentials() {
+    let targets = [
+        target(3, 2, chap("10.0.0.3:3260", "iqn.vol3", 3, "u3", "p3")),
+        target(1, 0, chap("10.0.0.1:3260", "iqn.vol1", 0, "u1", "p1")),
+        target(
+            2,
+            1,
+            json!({"target_portal": "10.0.0.2", "target_iqn": "iqn.vol2", "target_lun": 255}),
+        ),
+    ];
+    let p = plan(&targets, &[iqn("iqn.first"), iqn("iqn.second")]).unwrap();
+    assert_eq!(p.initiator_iqn.as_deref(), Some("iqn.first"));
+    assert_eq!(p.extra.len(), 2);
+    let script = render_config(NODE, &p);
+    // Boot-index order, drives 0x81 and 0x82, the boot credentials restored before sanboot.
+    let i1 = script
+        .find("--drive 0x81 iscsi:10.0.0.2:::ff:iqn.vol2")
+        .unwrap();
+    let i2 = script
+        .find("--drive 0x82 iscsi:10.0.0.3::3260:3:iqn.vol3")
+        .unwrap();
+    assert!(i1 < i2);
+    golden("several_volumes.ipxe", &script);
+}
+
+#[test]
+fn no_initiator_and_no_chap() {
+    let p = plan(
+        &[target(
+            1,
+            0,
+            json!({"target_portal": "10.0.0.1:3260", "target_iqn": "iqn.x", "target_lun": 1}),
+        )],
+        &[],
+    )
+    .unwrap();
+    let script = render_config(NODE, &p);
+    assert!(!script.contains("initiator-iqn"));
+    assert!(script.contains("clear username\nclear password\n"));
+    golden("no_initiator_no_chap.ipxe", &script);
+}
+
+#[test]
+fn boot_script_chains_per_mac_configs() {
+    let s = render_boot_script();
+    assert!(s.contains("chain pxelinux.cfg/${net${netid}/mac:hexhyp} || goto loop"));
+    golden("boot.ipxe", &s);
+    assert_eq!(mac_file_name("52:54:00:AB:cd:01"), "52-54-00-ab-cd-01");
+}
+
+#[test]
+fn bad_targets_are_refused_clearly() {
+    let no_boot = plan(&[target(1, 1, chap("h:1", "i", 0, "u", "p"))], &[]).unwrap_err();
+    assert_eq!(no_boot, RenderError::NoBootTarget);
+    let mut fc = target(1, 0, json!({}));
+    fc.volume_type = "fibre_channel".into();
+    assert!(matches!(
+        plan(&[fc], &[]).unwrap_err(),
+        RenderError::NotIscsi(..)
+    ));
+    for (props, why) in [
+        (
+            json!({"target_portal": "h:1", "target_lun": 0}),
+            "target_iqn",
+        ),
+        (
+            json!({"target_portal": "h:1", "target_iqn": "i", "target_lun": "0"}),
+            "target_lun",
+        ),
+        (
+            json!({"target_portal": "h:1", "target_iqn": "i"}),
+            "target_lun",
+        ),
+        (json!({"target_iqn": "i", "target_lun": 0}), "target_portal"),
+        (
+            json!({"target_portal": "h:1", "target_iqn": "", "target_lun": 0}),
+            "target_iqn",
+        ),
+    ] {
+        let err = iscsi_uri(&target(1, 0, props)).unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+    }
+}
