@@ -1,0 +1,378 @@
+//! A client for Cinder's Block Storage v3 API, attaching volumes the way Ironic
+//! does (`ironic-bfv.md` §4.4–§4.6): the legacy volume actions `os-reserve`,
+//! `os-initialize_connection`, `os-attach` (mountpoint `ironic_mountpoint`),
+//! volume metadata `ironic_node_<uuid>`; and `os-begin_detaching`,
+//! `os-terminate_connection`, `os-detach` to detach.
+//!
+//! Errors say whether they are worth retrying ([`CinderError::transient`]):
+//! connection failures, timeouts and 5xx are; 4xx answers are not. Connection
+//! info carries CHAP secrets: it is never logged, and `Debug` of the client
+//! hides the token.
+
+use crate::domain::node::entities::Connector;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+use std::fmt;
+use std::time::Duration;
+
+/// How the client authenticates (`[cinder] auth_type`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum CinderAuth {
+    /// Cinder's no-auth mode: `X-Auth-Token: <username>:<project_id>`.
+    None {
+        username: String,
+        project_id: String,
+    },
+    /// A static token (`[cinder] token`).
+    Token(String),
+}
+
+impl fmt::Debug for CinderAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CinderAuth::None {
+                username,
+                project_id,
+            } => write!(f, "none({username}:{project_id})"),
+            CinderAuth::Token(_) => f.write_str("token(******)"),
+        }
+    }
+}
+
+/// `[cinder]` options, with Ironic's names.
+#[derive(Debug, Clone)]
+pub struct CinderConfig {
+    /// The Block Storage v3 URL including the project, e.g.
+    /// `http://127.0.0.1:8776/v3/<project_id>` (`endpoint_override`).
+    pub endpoint: String,
+    pub auth: CinderAuth,
+    pub timeout: Duration,
+    /// Detach retries; total attempts = retries + 1 (`action_retries`, default 3).
+    pub action_retries: u32,
+    /// Pause between detach retries (`action_retry_interval`, default 5 s).
+    pub action_retry_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CinderError {
+    pub message: String,
+    /// Worth retrying: the service was unreachable, timed out or failed (5xx).
+    pub transient: bool,
+    /// The HTTP status, when Cinder answered.
+    pub status: Option<u16>,
+}
+
+impl CinderError {
+    fn permanent(message: impl Into<String>) -> Self {
+        CinderError {
+            message: message.into(),
+            transient: false,
+            status: None,
+        }
+    }
+}
+
+/// What ironledger needs to know of a volume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeInfo {
+    pub id: String,
+    pub status: String,
+    pub multiattach: bool,
+    /// `(server_id, attachment_id)` of each attachment.
+    pub attachments: Vec<(String, String)>,
+}
+
+impl VolumeInfo {
+    /// The attachment of this node (by instance uuid or node uuid), if any.
+    pub fn attachment_of(&self, ids: &[&str]) -> Option<&str> {
+        self.attachments
+            .iter()
+            .find(|(server, _)| ids.contains(&server.as_str()))
+            .map(|(_, a)| a.as_str())
+    }
+}
+
+/// Builds the connector Cinder is given from a node's volume connectors (§4.4):
+/// the first `iqn` → `initiator`, the first `ip` → `ip`, every `wwpn`/`wwnn` into
+/// lists; `host` is the node UUID; `multipath` when the node has more than one
+/// connector. Types are matched by substring, as Ironic does.
+pub fn connector_for(node_uuid: &str, connectors: &[Connector]) -> Result<Value, CinderError> {
+    let mut out = Map::new();
+    let (mut wwpns, mut wwnns) = (Vec::new(), Vec::new());
+    for c in connectors {
+        if c.kind.contains("iqn") {
+            out.entry("initiator")
+                .or_insert_with(|| json!(c.connector_id));
+        } else if c.kind.contains("ip") {
+            out.entry("ip").or_insert_with(|| json!(c.connector_id));
+        } else if c.kind.contains("wwpn") {
+            wwpns.push(json!(c.connector_id));
+        } else if c.kind.contains("wwnn") {
+            wwnns.push(json!(c.connector_id));
+        } else {
+            tracing::warn!(node = node_uuid, kind = %c.kind, "ignoring unsupported volume connector type");
+        }
+    }
+    if !out.contains_key("initiator") && wwpns.is_empty() && wwnns.is_empty() {
+        return Err(CinderError::permanent(format!(
+            "Insufficient or incompatible volume connection records for node {node_uuid}. Valid connector types: wwpn, wwnn, iqn"
+        )));
+    }
+    if !wwpns.is_empty() {
+        out.insert("wwpns".into(), Value::Array(wwpns));
+    }
+    if !wwnns.is_empty() {
+        out.insert("wwnns".into(), Value::Array(wwnns));
+    }
+    out.insert("host".into(), json!(node_uuid));
+    if connectors.len() > 1 {
+        out.insert("multipath".into(), json!(true));
+    }
+    Ok(Value::Object(out))
+}
+
+#[derive(Clone)]
+pub struct CinderClient {
+    http: reqwest::Client,
+    config: CinderConfig,
+}
+
+impl fmt::Debug for CinderClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CinderClient")
+            .field("endpoint", &self.config.endpoint)
+            .field("auth", &self.config.auth)
+            .finish()
+    }
+}
+
+impl CinderClient {
+    pub fn new(config: CinderConfig) -> Result<Self, CinderError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| CinderError::permanent(format!("cannot build the HTTP client: {e}")))?;
+        Ok(CinderClient { http, config })
+    }
+
+    pub fn config(&self) -> &CinderConfig {
+        &self.config
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), CinderError> {
+        let url = format!("{}/{}", self.config.endpoint.trim_end_matches('/'), path);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .header("Accept", "application/json");
+        req = match &self.config.auth {
+            CinderAuth::None {
+                username,
+                project_id,
+            } => req.header("X-Auth-Token", format!("{username}:{project_id}")),
+            CinderAuth::Token(t) => req.header("X-Auth-Token", t),
+        };
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.map_err(|e| CinderError {
+            message: format!(
+                "Failed to connect to block storage service at {}: {}",
+                self.config.endpoint,
+                without_url(&e)
+            ),
+            transient: true,
+            status: None,
+        })?;
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok((status, body));
+        }
+        // Cinder errors look like {"badRequest": {"code": 400, "message": "…"}}.
+        let message = body
+            .as_object()
+            .and_then(|m| m.values().next())
+            .and_then(|v| v["message"].as_str())
+            .map(String::from)
+            .unwrap_or_else(|| text.chars().take(200).collect());
+        Err(CinderError {
+            message: format!(
+                "{method} {path}: Cinder answered {}: {message}",
+                status.as_u16()
+            ),
+            transient: status.is_server_error(),
+            status: Some(status.as_u16()),
+        })
+    }
+
+    async fn action(
+        &self,
+        volume_id: &str,
+        action: &str,
+        args: Value,
+    ) -> Result<Value, CinderError> {
+        let (_, body) = self
+            .call(
+                Method::POST,
+                &format!("volumes/{volume_id}/action"),
+                Some(json!({ action: args })),
+            )
+            .await?;
+        Ok(body)
+    }
+
+    pub async fn get_volume(&self, volume_id: &str) -> Result<VolumeInfo, CinderError> {
+        let (status, body) = self
+            .call(Method::GET, &format!("volumes/{volume_id}"), None)
+            .await?;
+        // Cinder's no-auth mode answers 204 with no body when the token is missing.
+        let v = body.get("volume").ok_or_else(|| CinderError {
+            message: format!(
+                "Cinder answered {} without a volume for {volume_id}",
+                status.as_u16()
+            ),
+            transient: false,
+            status: Some(status.as_u16()),
+        })?;
+        let attachments = v["attachments"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| {
+                        let s = |k: &str| x[k].as_str().unwrap_or_default().to_string();
+                        (s("server_id"), s("attachment_id"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(VolumeInfo {
+            id: v["id"].as_str().unwrap_or(volume_id).to_string(),
+            status: v["status"].as_str().unwrap_or_default().to_string(),
+            multiattach: v["multiattach"].as_bool().unwrap_or(false),
+            attachments,
+        })
+    }
+
+    pub async fn reserve(&self, volume_id: &str) -> Result<(), CinderError> {
+        self.action(volume_id, "os-reserve", Value::Null)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn unreserve(&self, volume_id: &str) -> Result<(), CinderError> {
+        self.action(volume_id, "os-unreserve", Value::Null)
+            .await
+            .map(|_| ())
+    }
+
+    /// `os-initialize_connection`: returns `connection_info` (`driver_volume_type`, `data`).
+    pub async fn initialize_connection(
+        &self,
+        volume_id: &str,
+        connector: &Value,
+    ) -> Result<Value, CinderError> {
+        let body = self
+            .action(
+                volume_id,
+                "os-initialize_connection",
+                json!({"connector": connector}),
+            )
+            .await?;
+        body.get("connection_info").cloned().ok_or_else(|| {
+            CinderError::permanent(format!(
+                "os-initialize_connection for {volume_id} returned no connection_info"
+            ))
+        })
+    }
+
+    pub async fn attach(&self, volume_id: &str, instance_uuid: &str) -> Result<(), CinderError> {
+        self.action(
+            volume_id,
+            "os-attach",
+            json!({"mountpoint": "ironic_mountpoint", "instance_uuid": instance_uuid}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn begin_detaching(&self, volume_id: &str) -> Result<(), CinderError> {
+        self.action(volume_id, "os-begin_detaching", Value::Null)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn roll_detaching(&self, volume_id: &str) -> Result<(), CinderError> {
+        self.action(volume_id, "os-roll_detaching", Value::Null)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn terminate_connection(
+        &self,
+        volume_id: &str,
+        connector: &Value,
+    ) -> Result<(), CinderError> {
+        self.action(
+            volume_id,
+            "os-terminate_connection",
+            json!({"connector": connector}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn detach(&self, volume_id: &str, attachment_id: &str) -> Result<(), CinderError> {
+        self.action(
+            volume_id,
+            "os-detach",
+            json!({"attachment_id": attachment_id}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Records which node uses the volume (`ironic_node_<uuid>`), as Ironic does.
+    pub async fn set_node_metadata(
+        &self,
+        volume_id: &str,
+        node_uuid: &str,
+        instance: &str,
+        action: &str,
+    ) -> Result<(), CinderError> {
+        let value = json!({
+            "instance_uuid": instance,
+            "last_seen": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+            "last_action": action,
+        })
+        .to_string();
+        let body = json!({"metadata": { format!("ironic_node_{node_uuid}"): value }});
+        self.call(
+            Method::POST,
+            &format!("volumes/{volume_id}/metadata"),
+            Some(body),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A reqwest error's text without the URL (which may carry a project id only,
+/// but keep logs uniform).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), "<cinder>");
+    }
+    if e.is_timeout() {
+        s.push_str(" (timed out)");
+    }
+    s
+}

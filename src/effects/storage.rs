@@ -1,0 +1,232 @@
+//! Attaching and detaching a node's volumes in Cinder, step by step as Ironic's
+//! cinder storage interface does (`ironic-bfv.md` §4.5, §4.6), made safe to
+//! repeat: a volume already attached to the node is not attached again, and a
+//! volume no longer attached is not detached again — which is what lets the
+//! process manager resume after a crash without a second attachment.
+
+use super::cinder::{connector_for, CinderClient, CinderError};
+use crate::domain::node::entities::{Connector, Target};
+use serde_json::Value;
+
+/// The outcome of attaching one volume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attachment {
+    pub volume_id: String,
+    /// Cinder's `connection_info.data`, with `volume_id` and
+    /// `ironic_volume_uuid` added; `None` if the volume was already attached
+    /// (its properties are kept as they are).
+    pub data: Option<Value>,
+    pub driver_volume_type: Option<String>,
+}
+
+/// The ids Cinder may know the node by (`server_id` of an attachment).
+fn node_ids<'a>(node_uuid: &'a str, instance_uuid: Option<&'a str>) -> Vec<&'a str> {
+    let mut ids = vec![node_uuid];
+    if let Some(i) = instance_uuid {
+        ids.push(i);
+    }
+    ids
+}
+
+/// Attaches every target's volume to the node. On any failure, detaches what
+/// this call attached (compensation) and returns the error.
+pub async fn attach_volumes(
+    client: &CinderClient,
+    node_uuid: &str,
+    instance_uuid: Option<&str>,
+    targets: &[Target],
+    connectors: &[Connector],
+) -> Result<Vec<Attachment>, CinderError> {
+    if targets.is_empty() {
+        return Ok(vec![]);
+    }
+    let connector = connector_for(node_uuid, connectors)?;
+    let instance = instance_uuid.unwrap_or(node_uuid);
+    let ids = node_ids(node_uuid, instance_uuid);
+    let mut done: Vec<Attachment> = Vec::new();
+    for target in targets {
+        match attach_one(
+            client,
+            node_uuid,
+            instance,
+            &ids,
+            &target.volume_id,
+            &connector,
+        )
+        .await
+        {
+            Ok(a) => done.push(a),
+            Err(e) => {
+                let attached: Vec<&str> = done
+                    .iter()
+                    .filter(|a| a.data.is_some())
+                    .map(|a| a.volume_id.as_str())
+                    .collect();
+                tracing::warn!(node = node_uuid, volume = %target.volume_id, error = %e, compensating = attached.len(), "attach failed");
+                for v in attached {
+                    if let Err(d) = detach_one(client, node_uuid, &ids, v, &connector, true).await {
+                        tracing::warn!(node = node_uuid, volume = v, error = %d, "compensating detach failed");
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(done)
+}
+
+async fn attach_one(
+    client: &CinderClient,
+    node_uuid: &str,
+    instance: &str,
+    ids: &[&str],
+    volume_id: &str,
+    connector: &Value,
+) -> Result<Attachment, CinderError> {
+    let volume = client.get_volume(volume_id).await?;
+    if volume.attachment_of(ids).is_some() {
+        tracing::info!(
+            node = node_uuid,
+            volume = volume_id,
+            "volume already attached to the node"
+        );
+        return Ok(Attachment {
+            volume_id: volume_id.to_string(),
+            data: None,
+            driver_volume_type: None,
+        });
+    }
+    client.reserve(volume_id).await?;
+    let info = match client.initialize_connection(volume_id, connector).await {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = client.unreserve(volume_id).await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = client.attach(volume_id, instance).await {
+        let _ = client.terminate_connection(volume_id, connector).await;
+        let _ = client.unreserve(volume_id).await;
+        return Err(e);
+    }
+    if let Err(e) = client
+        .set_node_metadata(volume_id, node_uuid, instance, "attached")
+        .await
+    {
+        tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "could not record node metadata on the volume");
+    }
+    let mut data = info["data"].clone();
+    if let Value::Object(m) = &mut data {
+        m.entry("volume_id")
+            .or_insert_with(|| Value::String(volume_id.to_string()));
+        m.insert(
+            "ironic_volume_uuid".into(),
+            Value::String(volume.id.clone()),
+        );
+    }
+    Ok(Attachment {
+        volume_id: volume_id.to_string(),
+        data: Some(data),
+        driver_volume_type: info["driver_volume_type"].as_str().map(String::from),
+    })
+}
+
+/// Detaches one volume from the node; a volume not attached to it is skipped.
+async fn detach_one(
+    client: &CinderClient,
+    node_uuid: &str,
+    ids: &[&str],
+    volume_id: &str,
+    connector: &Value,
+    allow_errors: bool,
+) -> Result<(), CinderError> {
+    let volume = match client.get_volume(volume_id).await {
+        Ok(v) => v,
+        Err(e) if allow_errors => {
+            tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "cannot read volume; skipping");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(attachment) = volume.attachment_of(ids).map(String::from) else {
+        return Ok(());
+    };
+    if volume.status != "detaching" {
+        if let Err(e) = client.begin_detaching(volume_id).await {
+            if !allow_errors {
+                return Err(e);
+            }
+            tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "begin_detaching failed");
+        }
+    }
+    if let Err(e) = client.terminate_connection(volume_id, connector).await {
+        if allow_errors {
+            tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "terminate_connection failed");
+            return Ok(());
+        }
+        let _ = client.roll_detaching(volume_id).await;
+        return Err(e);
+    }
+    client.detach(volume_id, &attachment).await?;
+    if let Err(e) = client
+        .set_node_metadata(
+            volume_id,
+            node_uuid,
+            ids.last().unwrap_or(&node_uuid),
+            "detached",
+        )
+        .await
+    {
+        tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "could not record node metadata on the volume");
+    }
+    Ok(())
+}
+
+/// Detaches every target's volume from the node, retrying the whole pass
+/// `action_retries` times `action_retry_interval` apart (Ironic's rule); the
+/// last error is returned.
+pub async fn detach_volumes(
+    client: &CinderClient,
+    node_uuid: &str,
+    instance_uuid: Option<&str>,
+    targets: &[Target],
+    connectors: &[Connector],
+    allow_errors: bool,
+) -> Result<(), CinderError> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let connector = connector_for(node_uuid, connectors)?;
+    let ids = node_ids(node_uuid, instance_uuid);
+    let attempts = client.config().action_retries + 1;
+    let mut last = None;
+    for attempt in 1..=attempts {
+        let mut failed = None;
+        for t in targets {
+            if let Err(e) = detach_one(
+                client,
+                node_uuid,
+                &ids,
+                &t.volume_id,
+                &connector,
+                allow_errors,
+            )
+            .await
+            {
+                failed = Some(e);
+                break;
+            }
+        }
+        match failed {
+            None => return Ok(()),
+            Some(e) => {
+                tracing::warn!(node = node_uuid, attempt, attempts, error = %e, "detach pass failed");
+                last = Some(e);
+                if attempt < attempts {
+                    tokio::time::sleep(client.config().action_retry_interval).await;
+                }
+            }
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}

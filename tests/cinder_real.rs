@@ -1,0 +1,166 @@
+//! The Cinder client against a real Cinder (the project's rig,
+//! `tests/rigs/cinder/start.sh`, started by `.ci/run`): attach, idempotent
+//! re-attach, the in-use refusal, detach, compensation, unreachable service.
+//!
+//! Endpoint: `IRONLEDGER_TEST_CINDER_URL` (default
+//! `http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f`). The test fails,
+//! never skips, when Cinder is not there.
+
+use ironledger::domain::node::entities::{Connector, Target};
+use ironledger::effects::cinder::{connector_for, CinderAuth, CinderClient, CinderConfig};
+use ironledger::effects::storage::{attach_volumes, detach_volumes};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+use uuid::Uuid;
+
+fn endpoint() -> String {
+    std::env::var("IRONLEDGER_TEST_CINDER_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f".into())
+}
+
+fn project() -> String {
+    endpoint().rsplit('/').next().unwrap().to_string()
+}
+
+fn client() -> CinderClient {
+    CinderClient::new(CinderConfig {
+        endpoint: endpoint(),
+        auth: CinderAuth::None { username: "admin".into(), project_id: project() },
+        timeout: Duration::from_secs(20),
+        action_retries: 1,
+        action_retry_interval: Duration::from_millis(200),
+    })
+    .unwrap()
+}
+
+/// Creates a volume through Cinder's API and waits until it is available.
+async fn create_volume(multiattach: bool) -> String {
+    let http = reqwest::Client::new();
+    let token = format!("admin:{}", project());
+    let mut body = json!({"volume": {"size": 1, "name": format!("ironledger-test-{}", Uuid::new_v4())}});
+    if multiattach {
+        body["volume"]["multiattach"] = json!(true);
+    }
+    let res = http
+        .post(format!("{}/volumes", endpoint()))
+        .header("X-Auth-Token", &token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("Cinder is not reachable at {} ({e}); start tests/rigs/cinder/start.sh", endpoint()));
+    let v: Value = res.json().await.unwrap();
+    let id = v["volume"]["id"].as_str().unwrap_or_else(|| panic!("volume create failed: {v}")).to_string();
+    for _ in 0..100 {
+        if client().get_volume(&id).await.unwrap().status == "available" {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("volume {id} never became available");
+}
+
+fn target(volume_id: &str, boot_index: i64) -> Target {
+    Target {
+        uuid: Uuid::new_v4(),
+        volume_type: "iscsi".into(),
+        boot_index,
+        volume_id: volume_id.into(),
+        properties: Map::new(),
+        extra: Map::new(),
+    }
+}
+
+fn iqn(node: &str) -> Vec<Connector> {
+    vec![Connector { uuid: Uuid::new_v4(), kind: "iqn".into(), connector_id: format!("iqn.2017-08.org.openstack.{node}"), extra: Map::new() }]
+}
+
+#[tokio::test]
+async fn attach_reattach_refuse_detach() {
+    let c = client();
+    let vol = create_volume(false).await;
+    let (a, b) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+
+    let done = attach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a)).await.unwrap();
+    let data = done[0].data.as_ref().expect("a fresh attachment returns connection data");
+    assert_eq!(data["ironic_volume_uuid"], vol.as_str());
+    assert_eq!(data["volume_id"], vol.as_str());
+    assert_eq!(data["target_lun"], 0, "the rig's iSCSI-shaped driver answers with a LUN: {data}");
+    assert!(data["target_iqn"].as_str().unwrap().contains(&vol));
+    let v = c.get_volume(&vol).await.unwrap();
+    assert_eq!(v.status, "in-use");
+    assert_eq!(v.attachments.len(), 1);
+    assert_eq!(v.attachments[0].0, a);
+
+    // Repeating the attach (a resumed deploy) does not attach twice.
+    let again = attach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a)).await.unwrap();
+    assert!(again[0].data.is_none());
+    assert_eq!(c.get_volume(&vol).await.unwrap().attachments.len(), 1);
+
+    // Another node cannot take an in-use, non-multiattach volume.
+    let err = attach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b)).await.unwrap_err();
+    assert!(!err.transient, "{err}");
+    assert_eq!(err.status, Some(400));
+    assert!(err.message.contains("in-use"), "{}", err.message);
+    let v = c.get_volume(&vol).await.unwrap();
+    assert_eq!((v.status.as_str(), v.attachments.len()), ("in-use", 1));
+
+    detach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a), false).await.unwrap();
+    let v = c.get_volume(&vol).await.unwrap();
+    assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
+    // Detaching again is a no-op.
+    detach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a), false).await.unwrap();
+    // And now the other node may attach it.
+    attach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b)).await.unwrap();
+    detach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b), false).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_attach_detaches_what_it_attached() {
+    let c = client();
+    let good = create_volume(false).await;
+    let node = Uuid::new_v4().to_string();
+    let missing = Uuid::new_v4().to_string();
+    let err = attach_volumes(&c, &node, None, &[target(&good, 0), target(&missing, 1)], &iqn(&node)).await.unwrap_err();
+    assert_eq!(err.status, Some(404), "{err}");
+    let v = c.get_volume(&good).await.unwrap();
+    assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0), "compensated");
+}
+
+#[tokio::test]
+async fn instance_uuid_is_the_attachment_owner_when_set() {
+    let c = client();
+    let vol = create_volume(false).await;
+    let node = Uuid::new_v4().to_string();
+    let instance = Uuid::new_v4().to_string();
+    attach_volumes(&c, &node, Some(&instance), &[target(&vol, 0)], &iqn(&node)).await.unwrap();
+    assert_eq!(c.get_volume(&vol).await.unwrap().attachments[0].0, instance);
+    detach_volumes(&c, &node, Some(&instance), &[target(&vol, 0)], &iqn(&node), false).await.unwrap();
+    assert_eq!(c.get_volume(&vol).await.unwrap().status, "available");
+}
+
+#[tokio::test]
+async fn unreachable_cinder_is_a_transient_error() {
+    let c = CinderClient::new(CinderConfig {
+        endpoint: "http://127.0.0.1:9/v3/0".into(),
+        auth: CinderAuth::Token("secret-token".into()),
+        timeout: Duration::from_secs(2),
+        action_retries: 0,
+        action_retry_interval: Duration::from_millis(1),
+    })
+    .unwrap();
+    let err = c.get_volume("x").await.unwrap_err();
+    assert!(err.transient);
+    assert!(err.message.contains("Failed to connect to block storage service"), "{}", err.message);
+    assert!(!format!("{c:?}").contains("secret-token"), "the token never shows");
+}
+
+#[test]
+fn connector_dictionary_follows_ironic() {
+    let c = |k: &str, id: &str| Connector { uuid: Uuid::new_v4(), kind: k.into(), connector_id: id.into(), extra: Map::new() };
+    let d = connector_for("n1", &[c("iqn", "iqn.a"), c("iqn", "iqn.b"), c("ip", "10.0.0.5"), c("mac", "52:54:00:00:00:01")]).unwrap();
+    assert_eq!(d, json!({"initiator": "iqn.a", "ip": "10.0.0.5", "host": "n1", "multipath": true}));
+    let fc = connector_for("n1", &[c("wwpn", "p1"), c("wwnn", "n1x")]).unwrap();
+    assert_eq!(fc, json!({"wwpns": ["p1"], "wwnns": ["n1x"], "host": "n1", "multipath": true}));
+    let err = connector_for("n1", &[c("ip", "10.0.0.5")]).unwrap_err();
+    assert!(err.message.starts_with("Insufficient or incompatible volume connection records for node n1"));
+}
