@@ -2,6 +2,7 @@
 //! root they live in), and the Cinder block-storage client.
 
 pub mod cinder;
+pub mod http_root;
 pub mod ipxe;
 pub mod ipxe_syntax;
 pub mod storage;
