@@ -25,7 +25,10 @@ fn project() -> String {
 fn client() -> CinderClient {
     CinderClient::new(CinderConfig {
         endpoint: endpoint(),
-        auth: CinderAuth::None { username: "admin".into(), project_id: project() },
+        auth: CinderAuth::None {
+            username: "admin".into(),
+            project_id: project(),
+        },
         timeout: Duration::from_secs(20),
         action_retries: 1,
         action_retry_interval: Duration::from_millis(200),
@@ -37,7 +40,8 @@ fn client() -> CinderClient {
 async fn create_volume(multiattach: bool) -> String {
     let http = reqwest::Client::new();
     let token = format!("admin:{}", project());
-    let mut body = json!({"volume": {"size": 1, "name": format!("ironledger-test-{}", Uuid::new_v4())}});
+    let mut body =
+        json!({"volume": {"size": 1, "name": format!("ironledger-test-{}", Uuid::new_v4())}});
     if multiattach {
         body["volume"]["multiattach"] = json!(true);
     }
@@ -47,9 +51,17 @@ async fn create_volume(multiattach: bool) -> String {
         .json(&body)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("Cinder is not reachable at {} ({e}); start tests/rigs/cinder/start.sh", endpoint()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "Cinder is not reachable at {} ({e}); start tests/rigs/cinder/start.sh",
+                endpoint()
+            )
+        });
     let v: Value = res.json().await.unwrap();
-    let id = v["volume"]["id"].as_str().unwrap_or_else(|| panic!("volume create failed: {v}")).to_string();
+    let id = v["volume"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("volume create failed: {v}"))
+        .to_string();
     for _ in 0..100 {
         if client().get_volume(&id).await.unwrap().status == "available" {
             return id;
@@ -71,7 +83,12 @@ fn target(volume_id: &str, boot_index: i64) -> Target {
 }
 
 fn iqn(node: &str) -> Vec<Connector> {
-    vec![Connector { uuid: Uuid::new_v4(), kind: "iqn".into(), connector_id: format!("iqn.2017-08.org.openstack.{node}"), extra: Map::new() }]
+    vec![Connector {
+        uuid: Uuid::new_v4(),
+        kind: "iqn".into(),
+        connector_id: format!("iqn.2017-08.org.openstack.{node}"),
+        extra: Map::new(),
+    }]
 }
 
 #[tokio::test]
@@ -80,38 +97,64 @@ async fn attach_reattach_refuse_detach() {
     let vol = create_volume(false).await;
     let (a, b) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
 
-    let done = attach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a)).await.unwrap();
-    let data = done[0].data.as_ref().expect("a fresh attachment returns connection data");
+    let done = attach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a))
+        .await
+        .unwrap();
+    let data = done[0]
+        .data
+        .as_ref()
+        .expect("a fresh attachment returns connection data");
     assert_eq!(data["ironic_volume_uuid"], vol.as_str());
     assert_eq!(data["volume_id"], vol.as_str());
-    assert_eq!(data["target_lun"], 0, "the rig's iSCSI-shaped driver answers with a LUN: {data}");
+    assert_eq!(
+        data["target_lun"], 0,
+        "the rig's iSCSI-shaped driver answers with a LUN: {data}"
+    );
     assert!(data["target_iqn"].as_str().unwrap().contains(&vol));
     let v = c.get_volume(&vol).await.unwrap();
     assert_eq!(v.status, "in-use");
     assert_eq!(v.attachments.len(), 1);
     assert_eq!(v.attachments[0].0, a);
 
-    // Repeating the attach (a resumed deploy) does not attach twice.
-    let again = attach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a)).await.unwrap();
-    assert!(again[0].data.is_none());
-    assert_eq!(c.get_volume(&vol).await.unwrap().attachments.len(), 1);
+    // Repeating the attach (a resumed deploy) does not attach twice, and still
+    // yields the connection data.
+    let again = attach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a))
+        .await
+        .unwrap();
+    assert!(again[0].already_attached);
+    assert_eq!(
+        again[0].data.as_ref().unwrap()["target_iqn"],
+        data["target_iqn"]
+    );
+    let v = c.get_volume(&vol).await.unwrap();
+    assert_eq!((v.status.as_str(), v.attachments.len()), ("in-use", 1));
 
     // Another node cannot take an in-use, non-multiattach volume.
-    let err = attach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b)).await.unwrap_err();
+    let err = attach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b))
+        .await
+        .unwrap_err();
     assert!(!err.transient, "{err}");
     assert_eq!(err.status, Some(400));
     assert!(err.message.contains("in-use"), "{}", err.message);
     let v = c.get_volume(&vol).await.unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("in-use", 1));
 
-    detach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a), false).await.unwrap();
+    detach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a), false)
+        .await
+        .unwrap();
     let v = c.get_volume(&vol).await.unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
     // Detaching again is a no-op.
-    detach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a), false).await.unwrap();
+    detach_volumes(&c, &a, None, &[target(&vol, 0)], &iqn(&a), false)
+        .await
+        .unwrap();
     // And now the other node may attach it.
-    attach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b)).await.unwrap();
-    detach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b), false).await.unwrap();
+    attach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b))
+        .await
+        .unwrap();
+    detach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b), false)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -120,10 +163,22 @@ async fn a_failed_attach_detaches_what_it_attached() {
     let good = create_volume(false).await;
     let node = Uuid::new_v4().to_string();
     let missing = Uuid::new_v4().to_string();
-    let err = attach_volumes(&c, &node, None, &[target(&good, 0), target(&missing, 1)], &iqn(&node)).await.unwrap_err();
+    let err = attach_volumes(
+        &c,
+        &node,
+        None,
+        &[target(&good, 0), target(&missing, 1)],
+        &iqn(&node),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.status, Some(404), "{err}");
     let v = c.get_volume(&good).await.unwrap();
-    assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0), "compensated");
+    assert_eq!(
+        (v.status.as_str(), v.attachments.len()),
+        ("available", 0),
+        "compensated"
+    );
 }
 
 #[tokio::test]
@@ -132,9 +187,20 @@ async fn instance_uuid_is_the_attachment_owner_when_set() {
     let vol = create_volume(false).await;
     let node = Uuid::new_v4().to_string();
     let instance = Uuid::new_v4().to_string();
-    attach_volumes(&c, &node, Some(&instance), &[target(&vol, 0)], &iqn(&node)).await.unwrap();
+    attach_volumes(&c, &node, Some(&instance), &[target(&vol, 0)], &iqn(&node))
+        .await
+        .unwrap();
     assert_eq!(c.get_volume(&vol).await.unwrap().attachments[0].0, instance);
-    detach_volumes(&c, &node, Some(&instance), &[target(&vol, 0)], &iqn(&node), false).await.unwrap();
+    detach_volumes(
+        &c,
+        &node,
+        Some(&instance),
+        &[target(&vol, 0)],
+        &iqn(&node),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(c.get_volume(&vol).await.unwrap().status, "available");
 }
 
@@ -150,17 +216,47 @@ async fn unreachable_cinder_is_a_transient_error() {
     .unwrap();
     let err = c.get_volume("x").await.unwrap_err();
     assert!(err.transient);
-    assert!(err.message.contains("Failed to connect to block storage service"), "{}", err.message);
-    assert!(!format!("{c:?}").contains("secret-token"), "the token never shows");
+    assert!(
+        err.message
+            .contains("Failed to connect to block storage service"),
+        "{}",
+        err.message
+    );
+    assert!(
+        !format!("{c:?}").contains("secret-token"),
+        "the token never shows"
+    );
 }
 
 #[test]
 fn connector_dictionary_follows_ironic() {
-    let c = |k: &str, id: &str| Connector { uuid: Uuid::new_v4(), kind: k.into(), connector_id: id.into(), extra: Map::new() };
-    let d = connector_for("n1", &[c("iqn", "iqn.a"), c("iqn", "iqn.b"), c("ip", "10.0.0.5"), c("mac", "52:54:00:00:00:01")]).unwrap();
-    assert_eq!(d, json!({"initiator": "iqn.a", "ip": "10.0.0.5", "host": "n1", "multipath": true}));
+    let c = |k: &str, id: &str| Connector {
+        uuid: Uuid::new_v4(),
+        kind: k.into(),
+        connector_id: id.into(),
+        extra: Map::new(),
+    };
+    let d = connector_for(
+        "n1",
+        &[
+            c("iqn", "iqn.a"),
+            c("iqn", "iqn.b"),
+            c("ip", "10.0.0.5"),
+            c("mac", "52:54:00:00:00:01"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        d,
+        json!({"initiator": "iqn.a", "ip": "10.0.0.5", "host": "n1", "multipath": true})
+    );
     let fc = connector_for("n1", &[c("wwpn", "p1"), c("wwnn", "n1x")]).unwrap();
-    assert_eq!(fc, json!({"wwpns": ["p1"], "wwnns": ["n1x"], "host": "n1", "multipath": true}));
+    assert_eq!(
+        fc,
+        json!({"wwpns": ["p1"], "wwnns": ["n1x"], "host": "n1", "multipath": true})
+    );
     let err = connector_for("n1", &[c("ip", "10.0.0.5")]).unwrap_err();
-    assert!(err.message.starts_with("Insufficient or incompatible volume connection records for node n1"));
+    assert!(err
+        .message
+        .starts_with("Insufficient or incompatible volume connection records for node n1"));
 }

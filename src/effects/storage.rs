@@ -13,10 +13,15 @@ use serde_json::Value;
 pub struct Attachment {
     pub volume_id: String,
     /// Cinder's `connection_info.data`, with `volume_id` and
-    /// `ironic_volume_uuid` added; `None` if the volume was already attached
-    /// (its properties are kept as they are).
+    /// `ironic_volume_uuid` added.
     pub data: Option<Value>,
     pub driver_volume_type: Option<String>,
+    /// The volume was attached to this node before this call (a resumed
+    /// deploy): nothing was reserved or attached again; the connection data
+    /// was read afresh with `os-initialize_connection`, which changes no state.
+    pub already_attached: bool,
+    /// Whether Cinder lets the volume be attached to several nodes.
+    pub multiattach: bool,
 }
 
 /// The ids Cinder may know the node by (`server_id` of an attachment).
@@ -59,7 +64,7 @@ pub async fn attach_volumes(
             Err(e) => {
                 let attached: Vec<&str> = done
                     .iter()
-                    .filter(|a| a.data.is_some())
+                    .filter(|a| !a.already_attached)
                     .map(|a| a.volume_id.as_str())
                     .collect();
                 tracing::warn!(node = node_uuid, volume = %target.volume_id, error = %e, compensating = attached.len(), "attach failed");
@@ -84,37 +89,38 @@ async fn attach_one(
     connector: &Value,
 ) -> Result<Attachment, CinderError> {
     let volume = client.get_volume(volume_id).await?;
-    if volume.attachment_of(ids).is_some() {
+    let already_attached = volume.attachment_of(ids).is_some();
+    let info = if already_attached {
+        // A resumed deploy: the attachment exists; only read the connection
+        // data again (Ironic would skip the volume and lose it).
         tracing::info!(
             node = node_uuid,
             volume = volume_id,
             "volume already attached to the node"
         );
-        return Ok(Attachment {
-            volume_id: volume_id.to_string(),
-            data: None,
-            driver_volume_type: None,
-        });
-    }
-    client.reserve(volume_id).await?;
-    let info = match client.initialize_connection(volume_id, connector).await {
-        Ok(i) => i,
-        Err(e) => {
+        client.initialize_connection(volume_id, connector).await?
+    } else {
+        client.reserve(volume_id).await?;
+        let info = match client.initialize_connection(volume_id, connector).await {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = client.unreserve(volume_id).await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = client.attach(volume_id, instance).await {
+            let _ = client.terminate_connection(volume_id, connector).await;
             let _ = client.unreserve(volume_id).await;
             return Err(e);
         }
+        if let Err(e) = client
+            .set_node_metadata(volume_id, node_uuid, instance, "attached")
+            .await
+        {
+            tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "could not record node metadata on the volume");
+        }
+        info
     };
-    if let Err(e) = client.attach(volume_id, instance).await {
-        let _ = client.terminate_connection(volume_id, connector).await;
-        let _ = client.unreserve(volume_id).await;
-        return Err(e);
-    }
-    if let Err(e) = client
-        .set_node_metadata(volume_id, node_uuid, instance, "attached")
-        .await
-    {
-        tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "could not record node metadata on the volume");
-    }
     let mut data = info["data"].clone();
     if let Value::Object(m) = &mut data {
         m.entry("volume_id")
@@ -128,6 +134,8 @@ async fn attach_one(
         volume_id: volume_id.to_string(),
         data: Some(data),
         driver_volume_type: info["driver_volume_type"].as_str().map(String::from),
+        already_attached,
+        multiattach: volume.multiattach,
     })
 }
 
