@@ -142,6 +142,19 @@ impl Projection for TargetsProjection {
                     .for_each(|t| docs.delete(&t.uuid.to_string()));
                 Ok(())
             }
+            // Cinder's connection data replaces the attached targets' properties.
+            Some(NodeEvent::VolumesAttached { attachments }) => {
+                for a in attachments {
+                    let id = a.target.to_string();
+                    if let Some(mut doc) = docs.get(&id).await? {
+                        doc["properties"] = Value::Object(a.properties);
+                        doc["updated_at"] = timestamp(event);
+                        doc["position"] = json!(event.position);
+                        docs.put(&id, doc);
+                    }
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }

@@ -213,6 +213,30 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
         ),
         UndeployFailed { error, .. } => ("unprovision", "ERROR", error.clone()),
         NodeDeleted { .. } => ("provisioning", "INFO", "Node deleted.".into()),
+        VolumesAttached { attachments } => {
+            let ids: Vec<&str> = attachments.iter().map(|a| a.volume_id.as_str()).collect();
+            (
+                "provisioning",
+                "INFO",
+                format!("Volume(s) attached: {}.", ids.join(", ")),
+            )
+        }
+        VolumesAttaching { volume_ids } => (
+            "provisioning",
+            "INFO",
+            format!("Attaching volume(s): {}.", volume_ids.join(", ")),
+        ),
+        VolumesDetached { volume_ids } => (
+            "unprovision",
+            "INFO",
+            format!("Volume(s) detached: {}.", volume_ids.join(", ")),
+        ),
+        BootConfigWritten { macs, .. } => (
+            "provisioning",
+            "INFO",
+            format!("Boot configuration written for {}.", macs.join(", ")),
+        ),
+        BootConfigRemoved => ("unprovision", "INFO", "Boot configuration removed.".into()),
     }
 }
 

@@ -56,6 +56,12 @@ pub struct Config {
     pub http_url: Option<String>,
     /// `[conductor] automated_clean`.
     pub automated_clean: bool,
+    /// `[cinder]`: set when `endpoint_override` is.
+    pub cinder: Option<crate::effects::cinder::CinderConfig>,
+    /// `[conductor] lease_seconds` (ironledger's own): how long a process keeps
+    /// a node it works on without renewing; after a crash another process takes
+    /// the node over this much later.
+    pub lease_ttl: std::time::Duration,
     /// Every option as read (file, then environment), for later subsystems.
     pub raw: BTreeMap<(String, String), String>,
 }
@@ -74,6 +80,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("deploy", "http_root"),
     ("deploy", "http_url"),
     ("conductor", "automated_clean"),
+    ("conductor", "lease_seconds"),
     ("cinder", "endpoint_override"),
     ("cinder", "auth_type"),
     ("cinder", "username"),
@@ -322,6 +329,20 @@ impl Config {
         };
         let public_endpoint =
             get("api", "public_endpoint").map(|s| s.trim_end_matches('/').to_string());
+        let cinder = cinder_config(&get)?;
+        let lease_ttl = match get("conductor", "lease_seconds") {
+            None => std::time::Duration::from_secs(15),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(n) if n >= 1.0 => std::time::Duration::from_secs_f64(n),
+                _ => {
+                    return Err(invalid(
+                        "conductor",
+                        "lease_seconds",
+                        format!("'{v}' is not a number of seconds >= 1"),
+                    ))
+                }
+            },
+        };
 
         Ok(Config {
             database,
@@ -337,6 +358,8 @@ impl Config {
             http_root,
             http_url,
             automated_clean,
+            cinder,
+            lease_ttl,
             raw,
         })
     }
@@ -348,6 +371,75 @@ impl Config {
             ..Overrides::default()
         })
     }
+}
+
+/// Reads `[cinder]` (Ironic's option names where they exist).
+fn cinder_config<'a>(
+    get: &impl Fn(&str, &str) -> Option<&'a str>,
+) -> Result<Option<crate::effects::cinder::CinderConfig>, ConfigError> {
+    use crate::effects::cinder::{CinderAuth, CinderConfig};
+    use std::time::Duration;
+    let Some(endpoint) = get("cinder", "endpoint_override") else {
+        return Ok(None);
+    };
+    let endpoint = endpoint.trim_end_matches('/').to_string();
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(invalid(
+            "cinder",
+            "endpoint_override",
+            format!("'{endpoint}' is not an http(s) URL"),
+        ));
+    }
+    let seconds = |option: &str, default: f64| -> Result<Duration, ConfigError> {
+        match get("cinder", option) {
+            None => Ok(Duration::from_secs_f64(default)),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(n) if n >= 0.0 => Ok(Duration::from_secs_f64(n)),
+                _ => Err(invalid(
+                    "cinder",
+                    option,
+                    format!("'{v}' is not a number of seconds"),
+                )),
+            },
+        }
+    };
+    let action_retries = match get("cinder", "action_retries") {
+        None => 3,
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| invalid("cinder", "action_retries", format!("'{v}' is not a count")))?,
+    };
+    let auth = match get("cinder", "auth_type").unwrap_or("none") {
+        "none" | "noauth" => CinderAuth::None {
+            username: get("cinder", "username").unwrap_or("admin").to_string(),
+            // Cinder's no-auth token names the project of the endpoint URL.
+            project_id: get("cinder", "project_id")
+                .map(String::from)
+                .unwrap_or_else(|| endpoint.rsplit('/').next().unwrap_or_default().to_string()),
+        },
+        "token" => CinderAuth::Token(
+            get("cinder", "token")
+                .ok_or_else(|| {
+                    invalid("cinder", "token", "auth_type = token needs [cinder] token")
+                })?
+                .to_string(),
+        ),
+        other => {
+            return Err(invalid(
+                "cinder",
+                "auth_type",
+                format!("'{other}' is not one of none, token"),
+            ))
+        }
+    };
+    Ok(Some(CinderConfig {
+        endpoint,
+        auth,
+        timeout: seconds("timeout", 30.0)?,
+        action_retries,
+        action_retry_interval: seconds("action_retry_interval", 5.0)?,
+    }))
 }
 
 #[cfg(test)]
@@ -456,6 +548,51 @@ mod tests {
             (
                 "[database]\nconnection = mysql+pymysql://u@h/ironic\n",
                 "connection",
+            ),
+        ] {
+            let err = from(ini, Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(option), "{ini} → {err}");
+        }
+    }
+
+    #[test]
+    fn cinder_options() {
+        let c = from(
+            "[cinder]\nendpoint_override = http://127.0.0.1:8776/v3/abc123/\naction_retries = 1\naction_retry_interval = 0.5\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        let cinder = c.cinder.unwrap();
+        assert_eq!(cinder.endpoint, "http://127.0.0.1:8776/v3/abc123");
+        assert_eq!(
+            cinder.auth,
+            crate::effects::cinder::CinderAuth::None {
+                username: "admin".into(),
+                project_id: "abc123".into()
+            }
+        );
+        assert_eq!(cinder.action_retries, 1);
+        assert_eq!(
+            cinder.action_retry_interval,
+            std::time::Duration::from_millis(500)
+        );
+        assert!(from("", Overrides::default()).unwrap().cinder.is_none());
+        for (ini, option) in [
+            (
+                "[cinder]\nendpoint_override = ftp://x\n",
+                "endpoint_override",
+            ),
+            (
+                "[cinder]\nendpoint_override = http://x/v3/p\nauth_type = password\n",
+                "auth_type",
+            ),
+            (
+                "[cinder]\nendpoint_override = http://x/v3/p\nauth_type = token\n",
+                "token",
+            ),
+            (
+                "[cinder]\nendpoint_override = http://x/v3/p\naction_retries = -1\n",
+                "action_retries",
             ),
         ] {
             let err = from(ini, Overrides::default()).unwrap_err().to_string();

@@ -6,7 +6,8 @@
 //!   always safe; when retries run out the caller gets a conflict (409).
 //! - A uniqueness claim held by another node becomes Ironic's 409 message.
 //! - Read-your-writes: when `execute` returns, the projections have applied the
-//!   command's events, so a following read sees them.
+//!   command's events, so a following read sees them. The projector's worker
+//!   applies them; the command only waits for it (see `projections::Projector`).
 
 use crate::domain::claims::{self, Claim};
 use crate::domain::{
@@ -72,7 +73,7 @@ impl Meta {
     }
 }
 
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| {
@@ -166,6 +167,11 @@ impl Engine {
         let nodes = CqrsFramework::new(event_store::<Node>(repo.clone()), vec![], services);
         let volumes = CqrsFramework::new(event_store::<Volume>(repo), vec![], ());
         let projector = Arc::new(Projector::new(opened.store.clone(), projections::all()));
+        // Start following the feed now if we can; otherwise the first command
+        // starts the worker (it needs a Tokio runtime).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            projector.spawn_worker();
+        }
         Engine {
             store: opened.store,
             nodes,
@@ -228,32 +234,26 @@ impl Engine {
     }
 
     /// Waits until every projection has applied the aggregate's latest event.
+    ///
+    /// The projector's worker does the work: we kick it and wait for the rounds
+    /// it publishes (no polling, no sleeping), so concurrent commands share
+    /// rounds instead of queueing for catch-ups of their own. If the read models
+    /// still lag after [`READ_YOUR_WRITES_TIMEOUT`] (a long transaction elsewhere
+    /// holds back sequencing), the command has committed all the same: say so in
+    /// the log, don't fail it.
     async fn wait_projected(&self, aggregate_type: &str, id: &str) -> Result<(), EngineError> {
-        let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_TIMEOUT;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let (position, pending) = self.store.aggregate_position(aggregate_type, id).await?;
-            if !pending && self.projector.low_water_mark().await? >= position {
-                return Ok(());
-            }
-            self.projector.catch_up().await?;
-            let (position, pending) = self.store.aggregate_position(aggregate_type, id).await?;
-            if !pending && self.projector.low_water_mark().await? >= position {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                // The events are committed; only the read models lag (a long
-                // transaction elsewhere holds back sequencing). Say so, don't fail.
-                tracing::warn!(
-                    aggregate_type,
-                    id,
-                    "read models lag behind a committed command"
-                );
-                return Ok(());
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
+        let applied = self
+            .projector
+            .wait_for_aggregate(aggregate_type, id, READ_YOUR_WRITES_TIMEOUT)
+            .await?;
+        if !applied {
+            tracing::warn!(
+                aggregate_type,
+                id,
+                "read models lag behind a committed command"
+            );
         }
+        Ok(())
     }
 }
 

@@ -3,12 +3,12 @@
 use super::anyhow_free::Result;
 use super::GlobalArgs;
 use crate::domain::NodeServices;
+use crate::effects::process_manager::{PmConfig, ProcessManager};
 use crate::engine::Engine;
 use crate::http::{router, AppState};
 use clap::Args;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -17,9 +17,6 @@ pub struct ServeArgs {
     #[arg(long)]
     pub port: Option<u16>,
 }
-
-/// How often the background task looks for events other processes wrote.
-const POLL: Duration = Duration::from_millis(200);
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let config = global.config()?;
@@ -41,16 +38,16 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let applied = engine.projector().catch_up().await?;
     tracing::info!(applied, "projections caught up");
 
-    // Keep read models current with events written by other processes.
-    let follower = engine.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(POLL).await;
-            if let Err(e) = follower.projector().catch_up().await {
-                tracing::error!(error = %e, "projection catch-up failed");
-            }
-        }
-    });
+    // The projector's worker applies this process's commands at once and polls
+    // for events other processes wrote (see `projections::Projector`). The
+    // engine has started it already; this only makes that explicit.
+    engine.projector().spawn_worker();
+
+    // The process manager deploys and undeploys nodes (Cinder, iPXE scripts).
+    let mut pm_config = PmConfig::new(config.http_root.clone(), config.cinder.clone());
+    pm_config.lease_ttl = config.lease_ttl;
+    ProcessManager::new(engine.clone(), pm_config)?.spawn();
+    tracing::info!(http_root = %config.http_root.display(), cinder = config.cinder.is_some(), "process manager running");
 
     let addr = SocketAddr::new(config.api.host_ip, args.port.unwrap_or(config.api.port));
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -5,4 +5,5 @@ pub mod cinder;
 pub mod http_root;
 pub mod ipxe;
 pub mod ipxe_syntax;
+pub mod process_manager;
 pub mod storage;

@@ -140,6 +140,11 @@ async fn attach_one(
 }
 
 /// Detaches one volume from the node; a volume not attached to it is skipped.
+///
+/// `allow_errors` (Ironic's name) tolerates Cinder *refusing* a step for one
+/// volume (logged, the volume skipped). A transient failure — Cinder
+/// unreachable, timing out, 5xx — is always returned: a volume we could not
+/// even ask about must not be reported as detached.
 async fn detach_one(
     client: &CinderClient,
     node_uuid: &str,
@@ -150,7 +155,17 @@ async fn detach_one(
 ) -> Result<(), CinderError> {
     let volume = match client.get_volume(volume_id).await {
         Ok(v) => v,
-        Err(e) if allow_errors => {
+        // A volume Cinder does not know is attached to nothing (Ironic fails the
+        // tear-down here, leaving the node in error for no gain).
+        Err(e) if e.status == Some(404) => {
+            tracing::warn!(
+                node = node_uuid,
+                volume = volume_id,
+                "volume not found in Cinder; nothing to detach"
+            );
+            return Ok(());
+        }
+        Err(e) if allow_errors && !e.transient => {
             tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "cannot read volume; skipping");
             return Ok(());
         }
@@ -161,14 +176,14 @@ async fn detach_one(
     };
     if volume.status != "detaching" {
         if let Err(e) = client.begin_detaching(volume_id).await {
-            if !allow_errors {
+            if !allow_errors || e.transient {
                 return Err(e);
             }
             tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "begin_detaching failed");
         }
     }
     if let Err(e) = client.terminate_connection(volume_id, connector).await {
-        if allow_errors {
+        if allow_errors && !e.transient {
             tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "terminate_connection failed");
             return Ok(());
         }
@@ -190,18 +205,18 @@ async fn detach_one(
     Ok(())
 }
 
-/// Detaches every target's volume from the node, retrying the whole pass
-/// `action_retries` times `action_retry_interval` apart (Ironic's rule); the
-/// last error is returned.
+/// Detaches volumes from the node, retrying the whole pass `action_retries`
+/// times `action_retry_interval` apart (Ironic's rule); the last error is
+/// returned.
 pub async fn detach_volumes(
     client: &CinderClient,
     node_uuid: &str,
     instance_uuid: Option<&str>,
-    targets: &[Target],
+    volume_ids: &[String],
     connectors: &[Connector],
     allow_errors: bool,
 ) -> Result<(), CinderError> {
-    if targets.is_empty() {
+    if volume_ids.is_empty() {
         return Ok(());
     }
     let connector = connector_for(node_uuid, connectors)?;
@@ -210,16 +225,9 @@ pub async fn detach_volumes(
     let mut last = None;
     for attempt in 1..=attempts {
         let mut failed = None;
-        for t in targets {
-            if let Err(e) = detach_one(
-                client,
-                node_uuid,
-                &ids,
-                &t.volume_id,
-                &connector,
-                allow_errors,
-            )
-            .await
+        for volume_id in volume_ids {
+            if let Err(e) =
+                detach_one(client, node_uuid, &ids, volume_id, &connector, allow_errors).await
             {
                 failed = Some(e);
                 break;

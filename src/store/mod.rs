@@ -32,6 +32,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::SerializedEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// One event as the feed delivers it: the stored event plus its place in the
@@ -111,6 +112,72 @@ pub enum DocChange {
     Delete { id: String },
 }
 
+/// One model's part of a [`LogStore::commit_models`]: move its checkpoint from
+/// `from` to `to` and write `changes`.
+///
+/// Borrowed, so that the projector can hand over the changes its overlays
+/// buffered without copying documents.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelCommit<'a> {
+    pub model: &'a str,
+    pub from: u64,
+    pub to: u64,
+    pub changes: &'a [DocChange],
+}
+
+/// What one [`LogStore::sequence_report`] did, and what it had to leave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sequenced {
+    /// Events that got a position in this call.
+    pub numbered: u64,
+    /// Whether committed events still wait for a position because an older
+    /// transaction is still running (PostgreSQL only). Whoever follows the feed
+    /// should look again soon: nothing else will tell it when that transaction
+    /// ends if it belongs to another process.
+    pub waiting: bool,
+}
+
+/// Refuses a multi-model commit that names a model twice: the two compare-and-sets
+/// could not both hold, and which changes should win would be ambiguous.
+pub(crate) fn distinct_models(commits: &[ModelCommit<'_>]) -> Result<(), StoreError> {
+    let mut seen = std::collections::HashSet::with_capacity(commits.len());
+    for c in commits {
+        if !seen.insert(c.model) {
+            return Err(StoreError::Database(format!(
+                "model {:?} appears twice in one commit",
+                c.model
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The net effect of a commit's document changes: the last change per
+/// `(model, id)` (a batch may touch one document several times), split into
+/// upserts and deletes. The two sets are disjoint, so their order does not matter.
+#[allow(clippy::type_complexity)]
+pub(crate) fn last_changes<'a>(
+    commits: &[ModelCommit<'a>],
+) -> (Vec<(&'a str, &'a str, &'a Value)>, Vec<(&'a str, &'a str)>) {
+    let mut last: BTreeMap<(&str, &str), Option<&Value>> = BTreeMap::new();
+    for c in commits {
+        for change in c.changes {
+            match change {
+                DocChange::Put { id, body } => last.insert((c.model, id), Some(body)),
+                DocChange::Delete { id } => last.insert((c.model, id), None),
+            };
+        }
+    }
+    let (mut puts, mut deletes) = (vec![], vec![]);
+    for ((model, id), body) in last {
+        match body {
+            Some(body) => puts.push((model, id, body)),
+            None => deletes.push((model, id)),
+        }
+    }
+    (puts, deletes)
+}
+
 /// The one trait every backend implements.
 #[async_trait]
 pub trait LogStore: Send + Sync + 'static {
@@ -147,6 +214,14 @@ pub trait LogStore: Send + Sync + 'static {
     /// transaction that may still commit behind a higher one.
     async fn sequence(&self) -> Result<(), StoreError>;
 
+    /// [`sequence`](Self::sequence), reporting how many events it numbered and
+    /// whether committed events are still held back. Backends that number events
+    /// when they append have nothing to report.
+    async fn sequence_report(&self) -> Result<Sequenced, StoreError> {
+        self.sequence().await?;
+        Ok(Sequenced::default())
+    }
+
     /// Up to `limit` events with `position > after`, in position order.
     async fn read_feed(&self, after: u64, limit: u32) -> Result<Vec<RecordedEvent>, StoreError>;
 
@@ -168,6 +243,9 @@ pub trait LogStore: Send + Sync + 'static {
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError>;
     /// The position a model has applied up to (0 if it has none).
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError>;
+    /// The checkpoints of several models (0 for a model that has none), in the
+    /// order asked, read in one query: the projector needs all of them at once.
+    async fn checkpoints(&self, models: &[&str]) -> Result<Vec<u64>, StoreError>;
     /// Writes `changes` and moves the model's checkpoint from `from` to `to` in one
     /// transaction, only if the checkpoint still is `from`. Returns false (and
     /// writes nothing) when another projector moved it first.
@@ -177,12 +255,85 @@ pub trait LogStore: Send + Sync + 'static {
         from: u64,
         to: u64,
         changes: &[DocChange],
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        self.commit_models(&[ModelCommit {
+            model,
+            from,
+            to,
+            changes,
+        }])
+        .await
+    }
+    /// [`commit_model`](Self::commit_model) for several models in **one**
+    /// transaction, all or nothing: every model's checkpoint must still be its
+    /// `from`, else nothing at all is written and the answer is false. The
+    /// projector applies one batch of the feed to every projection and commits
+    /// them together (one commit, one fsync, instead of one per projection).
+    ///
+    /// False may also mean that the database gave up on the transaction because of
+    /// a concurrent one (deadlock, serialization failure): nothing was written
+    /// either way, and the caller re-reads the checkpoints and tries again. A model
+    /// named twice is an error. An empty list commits nothing and is true.
+    async fn commit_models(&self, commits: &[ModelCommit<'_>]) -> Result<bool, StoreError>;
     /// Deletes every document and the checkpoint of a model.
     async fn drop_model(&self, model: &str) -> Result<(), StoreError>;
     /// Atomically replaces model `live` by model `scratch` (documents and checkpoint);
     /// `scratch` is gone afterwards.
     async fn swap_model(&self, live: &str, scratch: &str) -> Result<(), StoreError>;
+
+    // ---- leases ---------------------------------------------------------------
+
+    /// Takes lease `name` for `holder` for `ttl`, or renews it if `holder` has it.
+    /// False when another holder has an unexpired lease.
+    ///
+    /// The default keeps leases in this process, which is exact for the memory
+    /// store and for the embedded SQLite file (one server process); PostgreSQL,
+    /// shared by several processes, keeps them in a table.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        Ok(local_leases::try_lease(name, holder, ttl))
+    }
+
+    /// Gives the lease up (only if `holder` has it).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        local_leases::release(name, holder);
+        Ok(())
+    }
+}
+
+/// Leases held in this process (the default of [`LogStore::try_lease`]).
+mod local_leases {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    static LEASES: Mutex<Option<HashMap<String, (String, Instant)>>> = Mutex::new(None);
+
+    pub fn try_lease(name: &str, holder: &str, ttl: Duration) -> bool {
+        let mut guard = LEASES.lock().expect("lease table");
+        let map = guard.get_or_insert_with(HashMap::new);
+        let now = Instant::now();
+        match map.get(name) {
+            Some((h, until)) if h != holder && *until > now => false,
+            _ => {
+                map.insert(name.to_string(), (holder.to_string(), now + ttl));
+                true
+            }
+        }
+    }
+
+    pub fn release(name: &str, holder: &str) {
+        let mut guard = LEASES.lock().expect("lease table");
+        if let Some(map) = guard.as_mut() {
+            if map.get(name).is_some_and(|(h, _)| h == holder) {
+                map.remove(name);
+            }
+        }
+    }
 }
 
 /// Maps a driver error that has no more specific meaning in context.

@@ -70,23 +70,42 @@
 //! that of the previous writer, which had committed), and anything that reacted to
 //! an event it read from the feed wrote later, so it ranks later too.
 //!
+//! A sequencing round is skipped when a read-only look at the (small) index of
+//! unnumbered rows finds nothing ready, and it commits with
+//! `synchronous_commit = off`: a position is a pure function of the log, so a
+//! round lost in a crash is redone with the very same numbers, and whatever
+//! durable state depends on a position (a projection checkpoint) is committed
+//! synchronously afterwards, which flushes the round's WAL first (see
+//! `PostgresStore::sequence_round`).
+//!
 //! **Caveat:** a long-running transaction anywhere in the cluster (any database,
 //! any application) that holds a transaction id keeps `xmin` down, and events
 //! committed after it started wait for a position until it ends. That delays the
 //! feed (projections, the process manager); it never loses or reorders an event.
 //! Read-only transactions have no id and do not delay anything.
+//! [`LogStore::sequence_report`] says when events are held back this way, so
+//! that the projector keeps looking for them.
+//!
+//! # Read models
+//!
+//! The projector commits a batch for all its models in one transaction
+//! ([`LogStore::commit_models`]): one `SELECT … FOR UPDATE` takes the models'
+//! checkpoint rows in model order and checks every compare-and-set, then one
+//! statement moves the checkpoints and two `unnest` statements write every
+//! model's documents.
 
 use super::{
-    sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, DocChange, LogStore, RecordedEvent,
-    StoreError,
+    distinct_models, last_changes, sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, LogStore,
+    ModelCommit, RecordedEvent, Sequenced, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
 use sqlx::{Connection, Executor, Row};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -107,6 +126,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "0003_read_models",
         include_str!("../../schema/postgres/0003_read_models.sql"),
+    ),
+    (
+        4,
+        "0004_leases",
+        include_str!("../../schema/postgres/0004_leases.sql"),
     ),
 ];
 
@@ -140,6 +164,11 @@ pub const INSERT_EVENT_SQL: &str = "INSERT INTO events \
 /// Numbers committed, unnumbered events (see the module docs for why it is
 /// correct). `$1` caps the batch. Must run in a `READ COMMITTED` transaction, after
 /// the sequencer's advisory lock is taken (as `PostgresStore::sequence` does).
+///
+/// Returns one row: how many events it numbered, and whether committed events
+/// are still held back by an older, still running transaction (`waiting`; the
+/// data-modifying CTE and the final `SELECT` share one snapshot, so this is
+/// exact as of the numbering).
 pub const SEQUENCE_SQL: &str = "\
 WITH base AS (SELECT coalesce(max(position), 0) AS p FROM events),
      todo AS (SELECT event_id, row_number() OVER (ORDER BY tx_id, event_id) AS n
@@ -147,10 +176,25 @@ WITH base AS (SELECT coalesce(max(position), 0) AS p FROM events),
                        WHERE position IS NULL
                          AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
                        ORDER BY tx_id, event_id
-                       LIMIT $1) AS ready)
-UPDATE events e SET position = base.p + todo.n
-  FROM base, todo
- WHERE e.event_id = todo.event_id";
+                       LIMIT $1) AS ready),
+     numbered AS (UPDATE events e SET position = base.p + todo.n
+                    FROM base, todo
+                   WHERE e.event_id = todo.event_id
+                  RETURNING 1)
+SELECT (SELECT count(*) FROM numbered)::int8 AS numbered,
+       EXISTS (SELECT 1 FROM events
+                WHERE position IS NULL
+                  AND tx_id >= pg_snapshot_xmin(pg_current_snapshot())) AS waiting";
+
+/// Whether any committed event is ready for a position, and whether any waits
+/// for one at all: a read-only look (no transaction id, no lock) through the
+/// small `events_unsequenced` index, so that a sequencer with nothing to do
+/// does not run its transaction.
+const UNSEQUENCED_SQL: &str = "\
+SELECT EXISTS (SELECT 1 FROM events
+                WHERE position IS NULL
+                  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())) AS ready,
+       EXISTS (SELECT 1 FROM events WHERE position IS NULL) AS unsequenced";
 
 const SELECT_FEED_SQL: &str = "\
 SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
@@ -210,26 +254,134 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// One sequencing round; returns how many events it numbered.
-    async fn sequence_round(&self) -> Result<u64, StoreError> {
+    /// One sequencing round: what it numbered and whether events are held back.
+    ///
+    /// The round commits with `synchronous_commit = off`: it does not wait for its
+    /// WAL to reach the disk (one fsync less per command). That weakens nothing,
+    /// because a position is a pure function of the log (see the module docs): if
+    /// the server crashes before the round's WAL is flushed, the positions are
+    /// simply gone and the next round hands out exactly the same ones again. And
+    /// anything durable that depends on them (a projection's checkpoint) is
+    /// committed synchronously *later*, which flushes the WAL up to and including
+    /// this round's commit record.
+    async fn sequence_round(&self) -> Result<Sequenced, StoreError> {
         let mut tx = self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
             .await
             .map_err(sql_error)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, 'events'::regclass::oid::int4)")
-            .bind(SEQUENCER_LOCK)
-            .execute(&mut *tx)
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock($1, 'events'::regclass::oid::int4), \
+                    set_config('synchronous_commit', 'off', true)",
+        )
+        .bind(SEQUENCER_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        let (numbered, waiting): (i64, bool) = sqlx::query_as(SEQUENCE_SQL)
+            .bind(SEQUENCE_BATCH)
+            .fetch_one(&mut *tx)
             .await
             .map_err(sql_error)?;
-        let numbered = sqlx::query(SEQUENCE_SQL)
-            .bind(SEQUENCE_BATCH)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_error)?
-            .rows_affected();
         tx.commit().await.map_err(sql_error)?;
-        Ok(numbered)
+        Ok(Sequenced {
+            numbered: to_u64(numbered, "count")?,
+            waiting,
+        })
+    }
+
+    /// The transaction of [`LogStore::commit_models`], on model-sorted arrays.
+    /// Returns the driver's error as is, so that the caller can tell a deadlock or
+    /// serialization failure (nothing written, try again) from a real failure.
+    async fn commit_sorted(
+        &self,
+        models: &[&str],
+        froms: &[i64],
+        tos: &[i64],
+        commits: &[ModelCommit<'_>],
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+
+        // The compare-and-set comes first, so that it takes the checkpoint row
+        // locks before any document is touched. A concurrent committer of the same
+        // models blocks here; when it resumes, PostgreSQL hands it the rows as we
+        // committed them (READ COMMITTED re-reads a row it waited for), it sees
+        // `position <> from`, and gives up: a batch is never applied twice. Rows
+        // are locked in model order, so two committers cannot deadlock on them.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT model, position FROM checkpoints \
+             WHERE model = ANY($1) ORDER BY model FOR UPDATE",
+        )
+        .bind(models)
+        .fetch_all(&mut *tx)
+        .await?;
+        let current: HashMap<&str, i64> = rows.iter().map(|(m, p)| (m.as_str(), *p)).collect();
+        let holds = models
+            .iter()
+            .zip(froms)
+            .all(|(m, from)| current.get(m).copied().unwrap_or(0) == *from);
+        if !holds {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+
+        // Move every checkpoint in one statement. The rows that exist are ours
+        // (locked above). A model without a row (checkpoint 0) gets one; if a
+        // concurrent committer inserts it first, we wait for it, the guard then
+        // fails on its position, and fewer rows than models are affected.
+        let moved = sqlx::query(
+            "INSERT INTO checkpoints (model, position) \
+             SELECT model, position FROM unnest($1::text[], $2::int8[]) AS m(model, position) \
+             ON CONFLICT (model) DO UPDATE SET position = EXCLUDED.position \
+               WHERE checkpoints.position = \
+                 (SELECT f.position FROM unnest($1::text[], $3::int8[]) AS f(model, position) \
+                   WHERE f.model = EXCLUDED.model)",
+        )
+        .bind(models)
+        .bind(tos)
+        .bind(froms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != models.len() as u64 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+
+        // Every model's documents in (at most) two set-based statements.
+        let (puts, deletes) = last_changes(commits);
+        if !puts.is_empty() {
+            let (mut put_models, mut put_ids, mut put_bodies) = (vec![], vec![], vec![]);
+            for (model, id, body) in puts {
+                put_models.push(model);
+                put_ids.push(id);
+                put_bodies.push(Json(body));
+            }
+            sqlx::query(
+                "INSERT INTO read_models (model, id, body) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) \
+                 ON CONFLICT (model, id) DO UPDATE SET body = EXCLUDED.body",
+            )
+            .bind(&put_models)
+            .bind(&put_ids)
+            .bind(&put_bodies)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !deletes.is_empty() {
+            let (del_models, del_ids): (Vec<&str>, Vec<&str>) = deletes.into_iter().unzip();
+            sqlx::query(
+                "DELETE FROM read_models r \
+                 USING unnest($1::text[], $2::text[]) AS d(model, id) \
+                 WHERE r.model = d.model AND r.id = d.id",
+            )
+            .bind(&del_models)
+            .bind(&del_ids)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }
 
@@ -416,13 +568,29 @@ impl LogStore for PostgresStore {
     }
 
     async fn sequence(&self) -> Result<(), StoreError> {
+        self.sequence_report().await.map(|_| ())
+    }
+
+    async fn sequence_report(&self) -> Result<Sequenced, StoreError> {
+        let mut report = Sequenced::default();
         loop {
-            let numbered = self.sequence_round().await?;
-            if numbered > 0 {
-                tracing::trace!(numbered, "sequenced events");
+            let (ready, unsequenced): (bool, bool) = sqlx::query_as(UNSEQUENCED_SQL)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(sql_error)?;
+            if !ready {
+                // Nothing to number now; whatever is unsequenced is held back.
+                report.waiting = unsequenced;
+                return Ok(report);
             }
-            if numbered < SEQUENCE_BATCH as u64 {
-                return Ok(());
+            let round = self.sequence_round().await?;
+            if round.numbered > 0 {
+                tracing::trace!(numbered = round.numbered, "sequenced events");
+            }
+            report.numbered += round.numbered;
+            report.waiting = round.waiting;
+            if round.numbered < SEQUENCE_BATCH as u64 {
+                return Ok(report);
             }
         }
     }
@@ -491,89 +659,42 @@ impl LogStore for PostgresStore {
         to_u64(position.unwrap_or(0), "checkpoint")
     }
 
-    async fn commit_model(
-        &self,
-        model: &str,
-        from: u64,
-        to: u64,
-        changes: &[DocChange],
-    ) -> Result<bool, StoreError> {
-        let from_i = to_i64(from, "checkpoint")?;
-        let to_i = to_i64(to, "checkpoint")?;
-        let mut tx = self.pool.begin().await.map_err(sql_error)?;
-
-        // The compare-and-set comes first, so that it takes the checkpoint row lock
-        // before any document is touched. A concurrent committer with the same `from`
-        // blocks on that lock; when it resumes, PostgreSQL re-checks the WHERE clause
-        // against the row we committed, finds `position <> from`, and it returns no
-        // row: it can never apply the same batch twice.
-        let moved: Option<i64> = if from == 0 {
-            // A model that never committed has no row; "0" means "missing or 0".
-            sqlx::query_scalar(
-                "INSERT INTO checkpoints (model, position) VALUES ($1, $3) \
-                 ON CONFLICT (model) DO UPDATE SET position = EXCLUDED.position \
-                   WHERE checkpoints.position = $2 \
-                 RETURNING position",
-            )
-        } else {
-            sqlx::query_scalar(
-                "UPDATE checkpoints SET position = $3 \
-                 WHERE model = $1 AND position = $2 RETURNING position",
-            )
+    async fn checkpoints(&self, models: &[&str]) -> Result<Vec<u64>, StoreError> {
+        if models.is_empty() {
+            return Ok(vec![]);
         }
-        .bind(model)
-        .bind(from_i)
-        .bind(to_i)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(sql_error)?;
-        if moved.is_none() {
-            tx.rollback().await.map_err(sql_error)?;
-            return Ok(false);
-        }
-
-        // Collapse the batch to the last change per id (a batch may touch one
-        // document several times), then write it in two set-based statements.
-        let mut last: BTreeMap<&str, Option<&Value>> = BTreeMap::new();
-        for change in changes {
-            match change {
-                DocChange::Put { id, body } => last.insert(id, Some(body)),
-                DocChange::Delete { id } => last.insert(id, None),
-            };
-        }
-        let (mut put_ids, mut put_bodies, mut del_ids) = (vec![], vec![], vec![]);
-        for (id, body) in last {
-            match body {
-                Some(body) => {
-                    put_ids.push(id);
-                    put_bodies.push(body.clone());
-                }
-                None => del_ids.push(id),
-            }
-        }
-        if !put_ids.is_empty() {
-            sqlx::query(
-                "INSERT INTO read_models (model, id, body) \
-                 SELECT $1, t.id, t.body FROM unnest($2::text[], $3::jsonb[]) AS t(id, body) \
-                 ON CONFLICT (model, id) DO UPDATE SET body = EXCLUDED.body",
-            )
-            .bind(model)
-            .bind(&put_ids)
-            .bind(&put_bodies)
-            .execute(&mut *tx)
-            .await
-            .map_err(sql_error)?;
-        }
-        if !del_ids.is_empty() {
-            sqlx::query("DELETE FROM read_models WHERE model = $1 AND id = ANY($2::text[])")
-                .bind(model)
-                .bind(&del_ids)
-                .execute(&mut *tx)
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT model, position FROM checkpoints WHERE model = ANY($1)")
+                .bind(models)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(sql_error)?;
+        let found: HashMap<String, i64> = rows.into_iter().collect();
+        models
+            .iter()
+            .map(|m| to_u64(found.get(*m).copied().unwrap_or(0), "checkpoint"))
+            .collect()
+    }
+
+    async fn commit_models(&self, commits: &[ModelCommit<'_>]) -> Result<bool, StoreError> {
+        distinct_models(commits)?;
+        if commits.is_empty() {
+            return Ok(true);
         }
-        tx.commit().await.map_err(sql_error)?;
-        Ok(true)
+        let mut sorted: Vec<&ModelCommit<'_>> = commits.iter().collect();
+        sorted.sort_by(|a, b| a.model.cmp(b.model));
+        let models: Vec<&str> = sorted.iter().map(|c| c.model).collect();
+        let (mut froms, mut tos) = (vec![], vec![]);
+        for c in &sorted {
+            froms.push(to_i64(c.from, "checkpoint")?);
+            tos.push(to_i64(c.to, "checkpoint")?);
+        }
+        match self.commit_sorted(&models, &froms, &tos, commits).await {
+            Ok(done) => Ok(done),
+            // Aborted only because of a concurrent transaction: nothing was written.
+            Err(e) if is_transient(&e) => Ok(false),
+            Err(e) => Err(sql_error(e)),
+        }
     }
 
     async fn drop_model(&self, model: &str) -> Result<(), StoreError> {
@@ -589,6 +710,34 @@ impl LogStore for PostgresStore {
                 .map_err(sql_error)?;
         }
         tx.commit().await.map_err(sql_error)
+    }
+
+    /// Takes the lease if it is free, expired, or already ours (then renews it);
+    /// one statement, so two processes can never both succeed.
+    async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond')
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+             WHERE leases.holder = EXCLUDED.holder OR leases.expires_at < clock_timestamp()
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ttl.as_millis() as f64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_error)?;
+        Ok(())
     }
 
     async fn swap_model(&self, live: &str, scratch: &str) -> Result<(), StoreError> {

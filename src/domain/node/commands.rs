@@ -121,6 +121,25 @@ pub enum NodeCommand {
     SetDriverInternalInfo {
         changes: BTreeMap<String, Option<Value>>,
     },
+    /// The process manager is about to attach these volumes (deploying only).
+    RecordAttachIntent {
+        volume_ids: Vec<String>,
+    },
+    /// Cinder attached these volumes (deploying only).
+    RecordAttachments {
+        attachments: Vec<crate::domain::node::events::VolumeAttachment>,
+    },
+    /// Cinder detached these volumes.
+    RecordDetachments {
+        volume_ids: Vec<String>,
+    },
+    /// The boot script was written (deploying only).
+    RecordBootConfig {
+        digest: String,
+        macs: Vec<String>,
+    },
+    /// The boot script was removed.
+    RecordBootConfigRemoved,
 
     AddPort(NewPort),
     PatchPort {

@@ -161,6 +161,42 @@ pub enum NodeEvent {
         connectors: Vec<Connector>,
         targets: Vec<Target>,
     },
+    /// Cinder attached volumes to the node; each target's `properties` became the
+    /// connection data Cinder returned (`target_iqn`, `target_portal`,
+    /// `target_lun`, CHAP, …), as Ironic writes it back.
+    VolumesAttached {
+        attachments: Vec<VolumeAttachment>,
+    },
+    /// About to ask Cinder to attach these volumes: from here until
+    /// `VolumesDetached`, they may be attached, and a failed deploy detaches
+    /// them (an intent recorded before the side effect, so a crash in the middle
+    /// of it never leaves an attachment nobody knows about).
+    VolumesAttaching {
+        volume_ids: Vec<String>,
+    },
+    /// Cinder detached the volumes from the node.
+    VolumesDetached {
+        volume_ids: Vec<String>,
+    },
+    /// The node's iPXE script was written under the HTTP boot root, reachable
+    /// through the listed MACs; `digest` identifies its content.
+    BootConfigWritten {
+        digest: String,
+        macs: Vec<String>,
+    },
+    /// The node's iPXE script and MAC links were removed.
+    BootConfigRemoved,
+}
+
+/// One volume attached by Cinder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeAttachment {
+    pub volume_id: String,
+    /// The target whose properties were replaced.
+    pub target: Uuid,
+    pub driver_volume_type: Option<String>,
+    pub properties: Map<String, Value>,
+    pub multiattach: bool,
 }
 
 impl NodeEvent {
@@ -201,6 +237,11 @@ impl NodeEvent {
             Undeployed(_) => "Undeployed",
             UndeployFailed { .. } => "UndeployFailed",
             NodeDeleted { .. } => "NodeDeleted",
+            VolumesAttached { .. } => "VolumesAttached",
+            VolumesAttaching { .. } => "VolumesAttaching",
+            VolumesDetached { .. } => "VolumesDetached",
+            BootConfigWritten { .. } => "BootConfigWritten",
+            BootConfigRemoved => "BootConfigRemoved",
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod commands;
 mod decide_children;
+mod decide_effects;
 mod decide_lifecycle;
 mod decide_update;
 pub mod entities;
@@ -24,7 +25,7 @@ use entities::{Connector, Port, Target};
 use events::NodeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
 /// What the node aggregate needs to decide: the configured hardware types and
@@ -60,6 +61,13 @@ pub struct Node {
     pub ports: Vec<Port>,
     pub connectors: Vec<Connector>,
     pub targets: Vec<Target>,
+    /// Volumes that may be attached to the node in Cinder: from the intent to
+    /// attach (`VolumesAttaching`) until `VolumesDetached`.
+    #[serde(default)]
+    pub attached_volumes: BTreeSet<String>,
+    /// The iPXE script written for the node, if any.
+    #[serde(default)]
+    pub boot_config: Option<BootConfig>,
 }
 
 impl Node {
@@ -89,6 +97,16 @@ impl Node {
 
     pub fn state(&self) -> ProvisionState {
         self.provision_state.unwrap_or(ProvisionState::Enroll)
+    }
+
+    /// `protected` is set: no undeploy, rebuild or deletion.
+    pub fn is_protected(&self) -> bool {
+        self.fields.get("protected") == Some(&Value::Bool(true))
+    }
+
+    /// `retired` is set.
+    pub fn is_retired(&self) -> bool {
+        self.fields.get("retired") == Some(&Value::Bool(true))
     }
 
     pub fn powered_off(&self) -> bool {
@@ -142,6 +160,11 @@ impl Node {
             NodeCommand::SetDriverInternalInfo { changes } => {
                 Ok(vec![NodeEvent::DriverInternalInfoUpdated { changes }])
             }
+            NodeCommand::RecordAttachIntent { volume_ids } => self.record_attach_intent(volume_ids),
+            NodeCommand::RecordAttachments { attachments } => self.record_attachments(attachments),
+            NodeCommand::RecordDetachments { volume_ids } => self.record_detachments(volume_ids),
+            NodeCommand::RecordBootConfig { digest, macs } => self.record_boot_config(digest, macs),
+            NodeCommand::RecordBootConfigRemoved => self.record_boot_config_removed(),
             NodeCommand::AddPort(p) => self.add_port(p),
             NodeCommand::PatchPort { uuid, ops } => self.patch_port(uuid, &ops),
             NodeCommand::RemovePort { uuid } => self.remove_port(uuid),
@@ -284,8 +307,34 @@ impl Aggregate for Node {
                     ..Node::default()
                 };
             }
+            VolumesAttached { attachments } => {
+                for a in attachments {
+                    if let Some(t) = self.targets.iter_mut().find(|t| t.uuid == a.target) {
+                        t.properties = a.properties;
+                    }
+                    self.attached_volumes.insert(a.volume_id);
+                }
+            }
+            VolumesAttaching { volume_ids } => self.attached_volumes.extend(volume_ids),
+            VolumesDetached { volume_ids } => {
+                for v in volume_ids {
+                    self.attached_volumes.remove(&v);
+                }
+            }
+            BootConfigWritten { digest, macs } => {
+                self.boot_config = Some(BootConfig { digest, macs })
+            }
+            BootConfigRemoved => self.boot_config = None,
         }
     }
+}
+
+/// The iPXE script written for a node: a digest of its content and the MACs
+/// that lead to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootConfig {
+    pub digest: String,
+    pub macs: Vec<String>,
 }
 
 fn replace_by_uuid<T>(items: &mut [T], new: T, key: impl Fn(&T) -> Uuid) {

@@ -32,7 +32,14 @@ except Exception:
     print(0)'
 }
 
+# Tests create many volumes and keep them: lift the project's quotas.
+unlimited_quotas() {
+    curl -s --max-time 5 -X PUT -H "X-Auth-Token: admin:$PROJECT" -H 'Content-Type: application/json' \
+        -d '{"quota_set": {"volumes": -1, "gigabytes": -1, "snapshots": -1, "backups": -1}}' \
+        "$ENDPOINT/os-quota-sets/$PROJECT" >/dev/null
+}
 if [ "${1:-}" != "--fresh" ] && [ "$(services_up)" -ge 2 ]; then
+    unlimited_quotas
     echo "cinder rig already running"
     echo "$ENDPOINT"
     exit 0
@@ -105,7 +112,7 @@ for s in scheduler volume api; do
     echo $! >"$RIG/run/cinder-$s.pid"
 done
 for _ in $(seq 1 120); do
-    [ "$(services_up)" -ge 2 ] && { echo "cinder rig up"; echo "$ENDPOINT"; exit 0; }
+    [ "$(services_up)" -ge 2 ] && { unlimited_quotas; echo "cinder rig up"; echo "$ENDPOINT"; exit 0; }
     for s in scheduler volume api; do
         kill -0 "$(cat "$RIG/run/cinder-$s.pid")" 2>/dev/null || { echo "cinder-$s exited; see $RIG/log" >&2; tail -20 "$RIG/log/cinder-$s.log" >&2 || true; exit 1; }
     done

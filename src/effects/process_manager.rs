@@ -1,0 +1,643 @@
+//! The process manager: drives deploy and undeploy of boot-from-volume nodes
+//! from the event log.
+//!
+//! It is *level-triggered*: it does not remember what it was doing, it looks at
+//! each node's state in the log and does what that state still needs:
+//!
+//! | node | what is done, step by step (each recorded as an event) |
+//! |---|---|
+//! | `deploying` | validate storage → power off → attach volumes in Cinder (`VolumesAttached`) → write the iPXE script (`BootConfigWritten`) → power on → `Deployed` |
+//! | `deleting` | power off → remove the iPXE script (`BootConfigRemoved`) → detach volumes (`VolumesDetached`) → purge targets (`TargetsPurged`) → `Undeployed` → `available` |
+//! | any other state but `active`, with volumes or a script left over (a failed deploy) | detach and remove them (compensation), retried until Cinder answers |
+//!
+//! Every step is idempotent: Cinder is asked whether the volume is already
+//! attached to the node, the script is rewritten only if its content differs,
+//! and the node ignores a report it already has. So a crash at any point is
+//! recovered by doing the node's state again: nothing is lost (the log says
+//! where the node is) and nothing shows twice.
+//!
+//! It learns about nodes from the ordered feed (its own checkpoint,
+//! `process_manager`), and sweeps all nodes every few seconds so a node whose
+//! worker died is picked up again. With several ironledger processes on one
+//! database, a node is worked by the holder of its lease only; a lease expires
+//! when its holder stops renewing it (crash), and another process takes over.
+
+use super::cinder::{CinderClient, CinderConfig, CinderError};
+use super::http_root::HttpRoot;
+use super::ipxe;
+use super::ipxe_syntax;
+use super::storage::{attach_volumes, detach_volumes};
+use crate::domain::node::events::VolumeAttachment;
+use crate::domain::state::{ProvisionState, POWER_OFF, POWER_ON};
+use crate::domain::validation::{self, ValidationEnv};
+use crate::domain::{Node, NodeCommand, VolumeCommand};
+use crate::engine::{Engine, EngineError, Meta};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// The process manager's checkpoint in the feed.
+pub const CHECKPOINT: &str = "process_manager";
+
+#[derive(Debug, Clone)]
+pub struct PmConfig {
+    /// `[cinder]`; `None` when no endpoint is configured (cinder nodes then fail
+    /// to deploy with a clear message).
+    pub cinder: Option<CinderConfig>,
+    /// `[deploy] http_root`.
+    pub http_root: PathBuf,
+    /// How long a node's lease lasts without renewal.
+    pub lease_ttl: Duration,
+    /// How often the feed is polled when nothing kicks the manager.
+    pub poll: Duration,
+    /// How often every node is swept (recovery of nodes whose worker died).
+    pub sweep: Duration,
+    /// Attempts of a step that fails transiently (Cinder unreachable, 5xx).
+    pub step_attempts: u32,
+    /// First pause between attempts (doubles each time).
+    pub step_backoff: Duration,
+}
+
+impl PmConfig {
+    pub fn new(http_root: PathBuf, cinder: Option<CinderConfig>) -> Self {
+        PmConfig {
+            cinder,
+            http_root,
+            lease_ttl: Duration::from_secs(15),
+            poll: Duration::from_millis(200),
+            sweep: Duration::from_secs(5),
+            step_attempts: 3,
+            step_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why a step did not succeed.
+#[derive(Debug)]
+enum StepError {
+    /// The node cannot be deployed / undeployed: fail it with this message.
+    Fatal(String),
+    /// Something else changed the node meanwhile (or the store failed): try the
+    /// node again on a later round.
+    Retry(String),
+}
+
+impl From<EngineError> for StepError {
+    fn from(e: EngineError) -> Self {
+        StepError::Retry(e.to_string())
+    }
+}
+
+/// Kills this process when `IRONLEDGER_TEST_CRASH_AT` names the point reached.
+/// The crash-safety tests use it to SIGKILL the server at every step in turn.
+fn crash_point(name: &str) {
+    if std::env::var("IRONLEDGER_TEST_CRASH_AT").ok().as_deref() == Some(name) {
+        tracing::warn!(
+            point = name,
+            "test crash point reached: killing this process"
+        );
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
+        std::process::abort();
+    }
+}
+
+pub struct ProcessManager {
+    engine: Arc<Engine>,
+    cinder: Option<CinderClient>,
+    root: HttpRoot,
+    config: PmConfig,
+    /// This process's name in leases.
+    holder: String,
+    kick: Notify,
+}
+
+fn meta() -> Meta {
+    Meta::actor("ironledger-conductor")
+}
+
+impl ProcessManager {
+    pub fn new(engine: Arc<Engine>, config: PmConfig) -> Result<Arc<Self>, CinderError> {
+        let cinder = config.cinder.clone().map(CinderClient::new).transpose()?;
+        let root = HttpRoot::new(config.http_root.clone());
+        if let Err(e) = root.prepare() {
+            tracing::error!(root = %config.http_root.display(), error = %e, "cannot prepare the HTTP boot root");
+        }
+        let holder = format!(
+            "{}:{}:{}",
+            crate::engine::host_name(),
+            std::process::id(),
+            Uuid::new_v4().simple()
+        );
+        Ok(Arc::new(ProcessManager {
+            engine,
+            cinder,
+            root,
+            config,
+            holder,
+            kick: Notify::new(),
+        }))
+    }
+
+    pub fn http_root(&self) -> &HttpRoot {
+        &self.root
+    }
+
+    /// Wakes the manager (a command just requested a deploy or undeploy).
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+
+    /// Runs forever: follow the feed, sweep now and then.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let pm = self.clone();
+        tokio::spawn(async move {
+            let mut last_sweep: Option<Instant> = None;
+            loop {
+                let sweep = last_sweep.is_none_or(|t| t.elapsed() >= pm.config.sweep);
+                if sweep {
+                    last_sweep = Some(Instant::now());
+                }
+                if let Err(e) = pm.round(sweep).await {
+                    tracing::warn!(error = %e, "process manager round failed");
+                }
+                let _ = tokio::time::timeout(pm.config.poll, pm.kick.notified()).await;
+            }
+        })
+    }
+
+    /// One round: the nodes the feed mentions since the checkpoint (and every
+    /// node when sweeping) are worked if they need it. Returns the number of
+    /// nodes worked.
+    pub async fn round(&self, sweep: bool) -> Result<usize, EngineError> {
+        let store = self.engine.store().clone();
+        let from = store.checkpoint(CHECKPOINT).await?;
+        let events = store.read_feed(from, 1000).await?;
+        let mut candidates: BTreeSet<String> = events
+            .iter()
+            .filter(|e| e.aggregate_type == "Node")
+            .map(|e| e.aggregate_id.clone())
+            .collect();
+        if sweep {
+            for (id, doc) in store.doc_list("nodes").await? {
+                if needs_work_doc(&doc) {
+                    candidates.insert(id);
+                }
+            }
+        }
+        let mut worked = 0;
+        for id in candidates {
+            let Ok(uuid) = Uuid::parse_str(&id) else {
+                continue;
+            };
+            if self.work(uuid).await? {
+                worked += 1;
+            }
+        }
+        if let Some(last) = events.last() {
+            // Moving the checkpoint is safe even for nodes another process holds:
+            // the sweep finds them again if that process dies.
+            store
+                .commit_model(CHECKPOINT, from, last.position, &[])
+                .await?;
+        }
+        Ok(worked)
+    }
+
+    /// Works one node if it needs it and its lease is free. Returns whether it
+    /// did anything.
+    pub async fn work(&self, id: Uuid) -> Result<bool, EngineError> {
+        let node = self.engine.load_node(id).await?;
+        if !needs_work(&node) {
+            return Ok(false);
+        }
+        let lease = format!("node/{id}");
+        let store = self.engine.store().clone();
+        if !store
+            .try_lease(&lease, &self.holder, self.config.lease_ttl)
+            .await?
+        {
+            return Ok(false);
+        }
+        // Renew the lease while working, so a long Cinder call does not let
+        // another process take the node over.
+        let renewer = {
+            let (store, lease, holder, ttl) = (
+                store.clone(),
+                lease.clone(),
+                self.holder.clone(),
+                self.config.lease_ttl,
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(ttl / 3).await;
+                    if !matches!(store.try_lease(&lease, &holder, ttl).await, Ok(true)) {
+                        tracing::error!(lease, "lost a node lease while working");
+                    }
+                }
+            })
+        };
+        let result = self.work_leased(id).await;
+        renewer.abort();
+        let _ = store.release_lease(&lease, &self.holder).await;
+        result.map(|_| true)
+    }
+
+    async fn work_leased(&self, id: Uuid) -> Result<(), EngineError> {
+        // Re-read under the lease: another process may have finished the node.
+        let node = self.engine.load_node(id).await?;
+        let outcome = match node.state() {
+            ProvisionState::Deploying => self.deploy(id, &node).await,
+            ProvisionState::Deleting => self.undeploy(id, &node).await,
+            _ if has_leftovers(&node) => self.clean_leftovers(id, &node).await,
+            _ => Ok(()),
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(StepError::Retry(why)) => {
+                tracing::info!(node = %id, why, "node will be retried");
+                Ok(())
+            }
+            Err(StepError::Fatal(why)) => self.fail(id, &why).await,
+        }
+    }
+
+    /// Fails the node's deploy or undeploy with `why`, after undoing what a
+    /// failed deploy left behind.
+    async fn fail(&self, id: Uuid, why: &str) -> Result<(), EngineError> {
+        let node = self.engine.load_node(id).await?;
+        tracing::warn!(node = %id, state = %node.state(), error = why, "step failed");
+        match node.state() {
+            ProvisionState::Deploying => {
+                if let Err(e) = self.clean_leftovers(id, &node).await {
+                    // Left for the sweep: it retries until Cinder answers.
+                    tracing::warn!(node = %id, error = ?e, "compensation incomplete; will retry");
+                }
+                self.command(
+                    id,
+                    NodeCommand::FailDeploy {
+                        error: why.to_string(),
+                    },
+                )
+                .await
+            }
+            ProvisionState::Deleting => {
+                self.command(
+                    id,
+                    NodeCommand::FailUndeploy {
+                        error: why.to_string(),
+                    },
+                )
+                .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn command(&self, id: Uuid, cmd: NodeCommand) -> Result<(), EngineError> {
+        self.engine.node(id, cmd, &meta()).await
+    }
+
+    /// Runs `f` up to `step_attempts` times while it fails transiently.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut f: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CinderError>>,
+    {
+        let mut pause = self.config.step_backoff;
+        for attempt in 1..=self.config.step_attempts.max(1) {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.transient && attempt < self.config.step_attempts => {
+                    tracing::warn!(what, attempt, error = %e, "transient failure; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => return Err(StepError::Fatal(format!("{what} failed: {}", e.message))),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    fn cinder(&self) -> Result<&CinderClient, StepError> {
+        self.cinder.as_ref().ok_or_else(|| {
+            StepError::Fatal(
+                "The cinder storage interface needs a Block Storage endpoint: set [cinder] endpoint_override.".into(),
+            )
+        })
+    }
+
+    async fn set_power(&self, id: Uuid, node: &Node, target: &str) -> Result<(), StepError> {
+        if node.power_state.as_deref() != Some(target) {
+            self.command(
+                id,
+                NodeCommand::SetPowerState {
+                    target: target.to_string(),
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn deploy(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
+        let node_id = id.to_string();
+        check_deployable(node)?;
+        let boot = node
+            .targets
+            .iter()
+            .find(|t| t.boot_index == 0)
+            .expect("checked");
+        if node
+            .driver_internal_info
+            .get("boot_from_volume")
+            .and_then(|v| v.as_str())
+            != Some(&boot.uuid.to_string())
+        {
+            let mut changes = std::collections::BTreeMap::new();
+            changes.insert(
+                "boot_from_volume".to_string(),
+                Some(serde_json::json!(boot.uuid.to_string())),
+            );
+            self.command(id, NodeCommand::SetDriverInternalInfo { changes })
+                .await?;
+        }
+        self.set_power(id, node, POWER_OFF).await?;
+        crash_point("deploy:before-attach");
+
+        if node.interface("storage") == "cinder" {
+            let cinder = self.cinder()?;
+            // The intent first: if anything below fails or this process dies,
+            // the node knows which volumes may be attached and detaches them.
+            let volume_ids = node.targets.iter().map(|t| t.volume_id.clone()).collect();
+            self.command(id, NodeCommand::RecordAttachIntent { volume_ids })
+                .await?;
+            crash_point("deploy:after-intent");
+            let attached = self
+                .retrying("Attaching volumes", || {
+                    attach_volumes(
+                        cinder,
+                        &node_id,
+                        node.instance_uuid.as_deref(),
+                        &node.targets,
+                        &node.connectors,
+                    )
+                })
+                .await?;
+            crash_point("deploy:after-attach");
+            for a in &attached {
+                // The log says who holds each volume; a volume Cinder let two
+                // nodes use without multi-attach would be refused here.
+                if let Err(e) = self
+                    .engine
+                    .volume(
+                        &a.volume_id,
+                        VolumeCommand::Attach {
+                            volume_id: a.volume_id.clone(),
+                            node: node_id.clone(),
+                            multiattach: a.multiattach,
+                        },
+                        &meta(),
+                    )
+                    .await
+                {
+                    return Err(StepError::Fatal(format!(
+                        "Volume {} cannot be attached: {e}",
+                        a.volume_id
+                    )));
+                }
+            }
+            let attachments: Vec<VolumeAttachment> = attached
+                .into_iter()
+                .filter_map(|a| {
+                    let target = node.targets.iter().find(|t| t.volume_id == a.volume_id)?;
+                    Some(VolumeAttachment {
+                        volume_id: a.volume_id,
+                        target: target.uuid,
+                        driver_volume_type: a.driver_volume_type,
+                        properties: a
+                            .data
+                            .and_then(|d| d.as_object().cloned())
+                            .unwrap_or_default(),
+                        multiattach: a.multiattach,
+                    })
+                })
+                .collect();
+            self.command(id, NodeCommand::RecordAttachments { attachments })
+                .await?;
+            crash_point("deploy:after-record-attach");
+        }
+
+        // Render from the node as it is now (targets carry Cinder's data).
+        let node = self.engine.load_node(id).await?;
+        let plan = ipxe::plan(&node.targets, &node.connectors)
+            .map_err(|e| StepError::Fatal(e.to_string()))?;
+        let script = ipxe::render_config(&node_id, &plan);
+        ipxe_syntax::check(&script)
+            .map_err(|e| StepError::Fatal(format!("Generated iPXE script is invalid: {e}")))?;
+        let macs: Vec<String> = node
+            .ports
+            .iter()
+            .filter(|p| p.pxe_enabled)
+            .map(|p| p.address.clone())
+            .collect();
+        self.root
+            .write_node(&node_id, &script, &macs)
+            .map_err(|e| StepError::Fatal(format!("Writing the boot configuration failed: {e}")))?;
+        crash_point("deploy:after-write");
+        self.command(
+            id,
+            NodeCommand::RecordBootConfig {
+                digest: digest(&script),
+                macs,
+            },
+        )
+        .await?;
+        crash_point("deploy:after-record-write");
+
+        self.set_power(id, &node, POWER_ON).await?;
+        self.command(id, NodeCommand::FinishDeploy).await?;
+        tracing::info!(node = %id, "deployed");
+        Ok(())
+    }
+
+    async fn undeploy(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
+        let node_id = id.to_string();
+        self.set_power(id, node, POWER_OFF).await?;
+        self.root.remove_node(&node_id).map_err(|e| {
+            StepError::Fatal(format!("Removing the boot configuration failed: {e}"))
+        })?;
+        crash_point("undeploy:after-remove");
+        self.command(id, NodeCommand::RecordBootConfigRemoved)
+            .await?;
+
+        if node.interface("storage") == "cinder" && !node.targets.is_empty() {
+            let cinder = self.cinder()?;
+            // Detach retries come from [cinder] action_retries inside detach_volumes.
+            let volume_ids: Vec<String> = node
+                .targets
+                .iter()
+                .map(|t| t.volume_id.clone())
+                .chain(node.attached_volumes.iter().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            detach_volumes(
+                cinder,
+                &node_id,
+                node.instance_uuid.as_deref(),
+                &volume_ids,
+                &node.connectors,
+                false,
+            )
+            .await
+            .map_err(|e| StepError::Fatal(format!("Detaching volumes failed: {}", e.message)))?;
+            crash_point("undeploy:after-detach");
+            self.release_volumes(id, node).await?;
+        }
+        crash_point("undeploy:before-purge");
+        self.command(id, NodeCommand::PurgeTargets).await?;
+        self.command(id, NodeCommand::FinishUndeploy).await?;
+        tracing::info!(node = %id, "undeployed");
+        Ok(())
+    }
+
+    /// Records that the node's volumes are detached (node and volume aggregates).
+    async fn release_volumes(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
+        let ids: Vec<String> = node
+            .targets
+            .iter()
+            .map(|t| t.volume_id.clone())
+            .chain(node.attached_volumes.iter().cloned())
+            .collect();
+        for v in ids.iter().collect::<BTreeSet<_>>() {
+            self.engine
+                .volume(
+                    v,
+                    VolumeCommand::Detach {
+                        node: id.to_string(),
+                    },
+                    &meta(),
+                )
+                .await?;
+        }
+        self.command(id, NodeCommand::RecordDetachments { volume_ids: ids })
+            .await?;
+        Ok(())
+    }
+
+    /// Undoes what a failed deploy left: the script and the attached volumes.
+    async fn clean_leftovers(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
+        let node_id = id.to_string();
+        if node.boot_config.is_some() || self.root.has_node(&node_id) {
+            self.root
+                .remove_node(&node_id)
+                .map_err(|e| StepError::Retry(e.to_string()))?;
+            self.command(id, NodeCommand::RecordBootConfigRemoved)
+                .await?;
+        }
+        if !node.attached_volumes.is_empty() {
+            let cinder = self
+                .cinder
+                .as_ref()
+                .ok_or_else(|| StepError::Retry("no Cinder configured".into()))?;
+            // The intent may name volumes whose targets changed since: detach
+            // by volume id.
+            let volume_ids: Vec<String> = node.attached_volumes.iter().cloned().collect();
+            detach_volumes(
+                cinder,
+                &node_id,
+                node.instance_uuid.as_deref(),
+                &volume_ids,
+                &node.connectors,
+                true,
+            )
+            .await
+            .map_err(|e| StepError::Retry(e.message))?;
+            self.release_volumes(id, node).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The storage checks Ironic's `validate()` makes, run at deploy time (Ironic
+/// only runs them from `GET …/validate`), plus what ironledger cannot do.
+fn check_deployable(node: &Node) -> Result<(), StepError> {
+    let storage = node.interface("storage");
+    if storage == "noop" {
+        return Err(StepError::Fatal(format!(
+            "Node {} has the noop storage interface: its image would have to be written to disk, which ironledger does not do. Set the storage interface to cinder or external to boot from a volume.",
+            node.id()
+        )));
+    }
+    if validation::should_write_image(node) {
+        return Err(StepError::Fatal(format!(
+            "Node {} would need an image written to disk (instance_info/image_source is set, or no volume target has boot index 0); ironledger deploys boot-from-volume nodes only.",
+            node.id()
+        )));
+    }
+    for (kind, outcome) in validation::validate(node, &ValidationEnv::default()) {
+        if matches!(kind, "storage" | "boot") {
+            if let Err(reason) = outcome {
+                return Err(StepError::Fatal(reason));
+            }
+        }
+    }
+    let boot = node
+        .targets
+        .iter()
+        .find(|t| t.boot_index == 0)
+        .expect("should_write_image checked it");
+    let caps = crate::domain::capabilities::Capabilities::from_properties(&node.properties);
+    let needed = match boot.volume_type.as_str() {
+        "iscsi" => Some("iscsi_boot"),
+        "fibre_channel" => Some("fibre_channel_boot"),
+        _ => None,
+    };
+    if let Some(cap) = needed {
+        if !caps.has(cap) {
+            return Err(StepError::Fatal(format!(
+                "Node {} has an iSCSI boot volume defined and no iSCSI boot support available.",
+                node.id()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn has_leftovers(node: &Node) -> bool {
+    !matches!(
+        node.state(),
+        ProvisionState::Active | ProvisionState::Deploying | ProvisionState::Error
+    ) && (!node.attached_volumes.is_empty() || node.boot_config.is_some())
+}
+
+/// Whether a node needs the process manager.
+pub fn needs_work(node: &Node) -> bool {
+    node.exists
+        && (matches!(
+            node.state(),
+            ProvisionState::Deploying | ProvisionState::Deleting
+        ) || has_leftovers(node))
+}
+
+fn needs_work_doc(doc: &serde_json::Value) -> bool {
+    serde_json::from_value::<Node>(doc["state"].clone())
+        .map(|n| needs_work(&n))
+        .unwrap_or(false)
+}
+
+/// A short, stable digest of a script (FNV-1a, 64 bits): enough to tell two
+/// versions apart in the log without storing the secrets it contains.
+fn digest(script: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in script.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}

@@ -1,0 +1,607 @@
+//! Deploy and undeploy through the process manager: the guide's external path
+//! (the script holds exactly the operator's portal/IQN/LUN/CHAP), the cinder
+//! path against the real Cinder rig (attach, write-back, detach), failures with
+//! Ironic's messages, and compensation when Cinder goes away mid-deploy.
+
+mod common;
+
+use ironledger::domain::hardware::HardwareCatalog;
+use ironledger::domain::node::commands::{
+    EnrollNode, NewConnector, NewPort, NewTarget, ProvisionRequest,
+};
+use ironledger::domain::patch::PatchOp;
+use ironledger::domain::state::ProvisionState;
+use ironledger::domain::{Node, NodeCommand, NodeServices};
+use ironledger::effects::cinder::{CinderAuth, CinderClient, CinderConfig};
+use ironledger::effects::process_manager::{PmConfig, ProcessManager};
+use ironledger::engine::{Engine, Meta};
+use ironledger::store::Opened;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+fn cinder_endpoint() -> String {
+    std::env::var("IRONLEDGER_TEST_CINDER_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f".into())
+}
+
+fn cinder_config(endpoint: &str) -> CinderConfig {
+    CinderConfig {
+        endpoint: endpoint.to_string(),
+        auth: CinderAuth::None {
+            username: "admin".into(),
+            project_id: cinder_endpoint().rsplit('/').next().unwrap().to_string(),
+        },
+        timeout: Duration::from_secs(5),
+        action_retries: 1,
+        action_retry_interval: Duration::from_millis(100),
+    }
+}
+
+struct Rig {
+    engine: Arc<Engine>,
+    pm: Arc<ProcessManager>,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+    _store: common::TestStore,
+}
+
+async fn rig(store: common::TestStore, cinder: Option<CinderConfig>) -> Rig {
+    let mut catalog = HardwareCatalog::default();
+    catalog
+        .interfaces
+        .get_mut("storage")
+        .unwrap()
+        .enabled
+        .push("external".into());
+    let engine = Arc::new(Engine::on(
+        Opened {
+            store: store.store.clone(),
+            pg_pool: store.pg_pool.clone(),
+        },
+        NodeServices { catalog },
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("httpboot");
+    let mut config = PmConfig::new(root.clone(), cinder);
+    config.poll = Duration::from_millis(50);
+    config.sweep = Duration::from_millis(300);
+    config.step_backoff = Duration::from_millis(100);
+    config.step_attempts = 2;
+    let pm = ProcessManager::new(engine.clone(), config).unwrap();
+    pm.spawn();
+    Rig {
+        engine,
+        pm,
+        root,
+        _dir: dir,
+        _store: store,
+    }
+}
+
+fn meta() -> Meta {
+    Meta::actor("operator")
+}
+
+const MAC: &str = "52:54:00:12:34:56";
+
+/// The guide's node: ipxe boot, the given storage interface, `iscsi_boot`
+/// capability, an IQN connector, a PXE port, manageable → available.
+async fn guide_node(r: &Rig, storage: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    let mut interfaces = BTreeMap::new();
+    interfaces.insert("boot".to_string(), Some("ipxe".to_string()));
+    interfaces.insert("storage".to_string(), Some(storage.to_string()));
+    let e = &r.engine;
+    e.node(
+        id,
+        NodeCommand::Enroll(EnrollNode {
+            uuid: id,
+            name: None,
+            driver: "fake-hardware".into(),
+            interfaces,
+            properties: Map::new(),
+            instance_info: json!({"image_source": "http://example/img"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            driver_info: Map::new(),
+            extra: Map::new(),
+            fields: BTreeMap::new(),
+            initial_state: ProvisionState::Enroll,
+        }),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let patch = |op: &str, path: &str, value: Option<Value>| NodeCommand::Patch {
+        ops: vec![PatchOp {
+            op: op.into(),
+            path: path.into(),
+            value,
+        }],
+    };
+    e.node(
+        id,
+        patch(
+            "add",
+            "/properties/capabilities",
+            Some(json!("iscsi_boot:True")),
+        ),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    e.node(
+        id,
+        patch("remove", "/instance_info/image_source", None),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    e.node(
+        id,
+        NodeCommand::AddConnector(NewConnector {
+            uuid: Uuid::new_v4(),
+            kind: "iqn".into(),
+            connector_id: format!("iqn.2017-08.org.openstack.{id}"),
+            extra: Map::new(),
+        }),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    let mac = format!(
+        "52:54:00:{:02x}:{:02x}:{:02x}",
+        rand::random::<u8>(),
+        rand::random::<u8>(),
+        rand::random::<u8>()
+    );
+    e.node(
+        id,
+        NodeCommand::AddPort(NewPort {
+            uuid: Uuid::new_v4(),
+            address: mac,
+            pxe_enabled: true,
+            extra: Map::new(),
+        }),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    for verb in ["manage", "provide"] {
+        e.node(
+            id,
+            NodeCommand::Provision(ProvisionRequest::verb(verb)),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    }
+    id
+}
+
+async fn add_target(
+    r: &Rig,
+    id: Uuid,
+    boot_index: i64,
+    volume_id: &str,
+    properties: Value,
+) -> Uuid {
+    let t = Uuid::new_v4();
+    r.engine
+        .node(
+            id,
+            NodeCommand::CreateTarget(NewTarget {
+                uuid: t,
+                volume_type: "iscsi".into(),
+                boot_index,
+                volume_id: volume_id.into(),
+                properties: properties.as_object().cloned().unwrap_or_default(),
+                extra: Map::new(),
+            }),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    t
+}
+
+async fn provision(r: &Rig, id: Uuid, verb: &str) {
+    r.engine
+        .node(
+            id,
+            NodeCommand::Provision(ProvisionRequest::verb(verb)),
+            &meta(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits until the node reaches a stable or failed state.
+async fn settle(r: &Rig, id: Uuid, want: ProvisionState) -> Node {
+    for _ in 0..300 {
+        let n = r.engine.load_node(id).await.unwrap();
+        if n.state() == want {
+            return n;
+        }
+        if matches!(
+            n.state(),
+            ProvisionState::DeployFailed | ProvisionState::Error
+        ) && n.state() != want
+        {
+            panic!(
+                "node ended in {} ({:?}) instead of {want}",
+                n.state(),
+                n.last_error
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let n = r.engine.load_node(id).await.unwrap();
+    panic!(
+        "node stuck in {} (wanted {want}), last_error {:?}",
+        n.state(),
+        n.last_error
+    );
+}
+
+fn event_types(store: &common::TestStore, id: Uuid) -> Vec<String> {
+    futures::executor::block_on(store.store.load("Node", &id.to_string()))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn external_guide_example_deploys_and_undeploys() {
+    let r = rig(common::memory().await, None).await;
+    let id = guide_node(&r, "external").await;
+    add_target(
+        &r,
+        id,
+        0,
+        "04452bed-5367-4202-8bf5-de4335ac56d2",
+        json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001", "target_lun": 0,
+               "target_portal": "192.168.0.123:3260", "auth_method": "CHAP",
+               "auth_username": "ABC", "auth_password": "XYZ"}),
+    )
+    .await;
+    provision(&r, id, "deploy").await;
+    let node = settle(&r, id, ProvisionState::Active).await;
+    assert_eq!(node.power_state.as_deref(), Some("power on"));
+    assert!(node.boot_config.is_some());
+
+    let script = std::fs::read_to_string(r.root.join(id.to_string()).join("config")).unwrap();
+    for line in [
+        "set username ABC",
+        "set password XYZ",
+        &format!("set initiator-iqn iqn.2017-08.org.openstack.{id}"),
+        "sanhook --drive 0x80 iscsi:192.168.0.123::3260:0:iqn.2010-10.org.openstack:volume-00000001 || goto fail_iscsi_retry",
+        "sanboot --no-describe || goto fail_iscsi_retry",
+    ] {
+        assert!(script.lines().any(|l| l == line), "missing `{line}` in\n{script}");
+    }
+    let mac_file = r
+        .root
+        .join("pxelinux.cfg")
+        .join(node.ports[0].address.replace(':', "-"));
+    assert_eq!(
+        std::fs::read_to_string(&mac_file).unwrap(),
+        script,
+        "the MAC entry point leads to the script"
+    );
+    assert!(r.root.join("boot.ipxe").exists());
+    // Served over HTTP as well: the same HttpRoot resolves the MAC path.
+    assert!(r
+        .pm
+        .http_root()
+        .resolve(&format!(
+            "pxelinux.cfg/{}",
+            node.ports[0].address.replace(':', "-")
+        ))
+        .is_some());
+
+    provision(&r, id, "undeploy").await;
+    let node = settle(&r, id, ProvisionState::Available).await;
+    assert!(node.targets.is_empty(), "targets purged");
+    assert_eq!(node.connectors.len(), 1, "connectors stay");
+    assert!(node.boot_config.is_none());
+    assert!(!r.root.join(id.to_string()).exists());
+    assert!(std::fs::symlink_metadata(&mac_file).is_err());
+    let types = event_types(&r._store, id);
+    for t in [
+        "DeployRequested",
+        "BootConfigWritten",
+        "Deployed",
+        "UndeployRequested",
+        "BootConfigRemoved",
+        "TargetsPurged",
+        "Undeployed",
+    ] {
+        assert_eq!(
+            types.iter().filter(|x| *x == t).count(),
+            1,
+            "{t} exactly once in {types:?}"
+        );
+    }
+}
+
+/// Creates a volume in the real Cinder and waits until it is available.
+async fn cinder_volume() -> String {
+    let token = format!("admin:{}", cinder_endpoint().rsplit('/').next().unwrap());
+    let res: Value = reqwest::Client::new()
+        .post(format!("{}/volumes", cinder_endpoint()))
+        .header("X-Auth-Token", &token)
+        .json(&json!({"volume": {"size": 1, "name": "ironledger-deploy-test"}}))
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "Cinder is not reachable at {} ({e}); start tests/rigs/cinder/start.sh",
+                cinder_endpoint()
+            )
+        })
+        .json()
+        .await
+        .unwrap();
+    let id = res["volume"]["id"].as_str().unwrap().to_string();
+    let client = CinderClient::new(cinder_config(&cinder_endpoint())).unwrap();
+    for _ in 0..100 {
+        if client.get_volume(&id).await.unwrap().status == "available" {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("volume {id} never became available");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cinder_path_attaches_writes_back_and_detaches() {
+    let r = rig(
+        common::memory().await,
+        Some(cinder_config(&cinder_endpoint())),
+    )
+    .await;
+    let cinder = CinderClient::new(cinder_config(&cinder_endpoint())).unwrap();
+    let (boot, data) = (cinder_volume().await, cinder_volume().await);
+    let id = guide_node(&r, "cinder").await;
+    add_target(&r, id, 0, &boot, json!({})).await;
+    add_target(&r, id, 1, &data, json!({})).await;
+    provision(&r, id, "active").await;
+    let node = settle(&r, id, ProvisionState::Active).await;
+
+    for v in [&boot, &data] {
+        let vol = cinder.get_volume(v).await.unwrap();
+        assert_eq!(vol.status, "in-use");
+        assert_eq!(vol.attachments.len(), 1);
+        assert_eq!(vol.attachments[0].0, id.to_string());
+    }
+    let t0 = node.targets.iter().find(|t| t.boot_index == 0).unwrap();
+    assert_eq!(
+        t0.properties["target_iqn"],
+        format!("iqn.2010-10.org.openstack:volume-{boot}")
+    );
+    assert_eq!(t0.properties["auth_method"], "CHAP");
+    assert_eq!(
+        node.driver_internal_info["boot_from_volume"],
+        t0.uuid.to_string()
+    );
+    let script = std::fs::read_to_string(r.root.join(id.to_string()).join("config")).unwrap();
+    assert!(
+        script.contains(&format!(
+            "iscsi:127.0.0.1::3260:0:iqn.2010-10.org.openstack:volume-{boot}"
+        )),
+        "{script}"
+    );
+    assert!(
+        script.contains("--drive 0x81"),
+        "the data volume is hooked too"
+    );
+
+    provision(&r, id, "undeploy").await;
+    let node = settle(&r, id, ProvisionState::Available).await;
+    assert!(node.targets.is_empty());
+    assert!(node.attached_volumes.is_empty());
+    for v in [&boot, &data] {
+        let vol = cinder.get_volume(v).await.unwrap();
+        assert_eq!(
+            (vol.status.as_str(), vol.attachments.len()),
+            ("available", 0)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deploy_failures_say_why() {
+    let r = rig(
+        common::memory().await,
+        Some(cinder_config(&cinder_endpoint())),
+    )
+    .await;
+
+    // noop storage cannot boot from a volume.
+    let noop = guide_node(&r, "noop").await;
+    add_target(&r, noop, 0, "v", json!({})).await;
+    provision(&r, noop, "deploy").await;
+    let n = settle(&r, noop, ProvisionState::DeployFailed).await;
+    assert!(n.last_error.unwrap().contains("noop storage interface"));
+
+    // An iSCSI boot volume without the iscsi_boot capability (cinder rules, §4.3).
+    let nocap = guide_node(&r, "cinder").await;
+    add_target(&r, nocap, 0, "v", json!({})).await;
+    r.engine
+        .node(
+            nocap,
+            NodeCommand::Patch {
+                ops: vec![PatchOp {
+                    op: "remove".into(),
+                    path: "/properties/capabilities".into(),
+                    value: None,
+                }],
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    provision(&r, nocap, "deploy").await;
+    let n = settle(&r, nocap, ProvisionState::DeployFailed).await;
+    assert!(
+        n.last_error
+            .as_deref()
+            .unwrap()
+            .contains("the capability 'iscsi_boot' is not set for the node"),
+        "{:?}",
+        n.last_error
+    );
+
+    // A volume Cinder does not have: the attach fails, nothing stays attached.
+    let missing = guide_node(&r, "cinder").await;
+    let good = cinder_volume().await;
+    add_target(&r, missing, 0, &good, json!({})).await;
+    add_target(&r, missing, 1, &Uuid::new_v4().to_string(), json!({})).await;
+    provision(&r, missing, "deploy").await;
+    let n = settle(&r, missing, ProvisionState::DeployFailed).await;
+    assert!(
+        n.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("Attaching volumes failed"),
+        "{:?}",
+        n.last_error
+    );
+    let cinder = CinderClient::new(cinder_config(&cinder_endpoint())).unwrap();
+    for _ in 0..60 {
+        let n = r.engine.load_node(missing).await.unwrap();
+        if n.attached_volumes.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cinder.get_volume(&good).await.unwrap().status, "available");
+    assert!(r
+        .engine
+        .load_node(missing)
+        .await
+        .unwrap()
+        .attached_volumes
+        .is_empty());
+
+    // A failed deploy can be retried once fixed (deploy failed → deploying).
+    r.engine
+        .node(
+            missing,
+            NodeCommand::Provision(ProvisionRequest::verb("undeploy")),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    settle(&r, missing, ProvisionState::Available).await;
+}
+
+/// A TCP relay in front of Cinder that the test can cut, to play "Cinder goes
+/// away" without touching the real service.
+struct Relay {
+    addr: String,
+    open: Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn relay(upstream: &str) -> Relay {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let upstream = upstream.to_string();
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let gate = open.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            if !gate.load(std::sync::atomic::Ordering::SeqCst) {
+                drop(inbound);
+                continue;
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    Relay { addr, open }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cinder_gone_mid_deploy_fails_clearly_and_cleans_up_once_back() {
+    let real = cinder_endpoint();
+    let host_port = real
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let path = real
+        .trim_start_matches("http://")
+        .splitn(2, '/')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let relay = relay(&host_port).await;
+    let via_relay = format!("http://{}/{path}", relay.addr);
+    let mut config = cinder_config(&via_relay);
+    config.timeout = Duration::from_secs(2);
+    let r = rig(common::memory().await, Some(config)).await;
+    let id = guide_node(&r, "cinder").await;
+    let vol = cinder_volume().await;
+    add_target(&r, id, 0, &vol, json!({})).await;
+
+    // Cut Cinder off, then deploy: the attach cannot reach it.
+    relay.open.store(false, std::sync::atomic::Ordering::SeqCst);
+    provision(&r, id, "deploy").await;
+    let n = settle(&r, id, ProvisionState::DeployFailed).await;
+    let err = n.last_error.unwrap();
+    assert!(
+        err.contains("Failed to connect to block storage service"),
+        "{err}"
+    );
+    assert!(
+        !n.attached_volumes.is_empty(),
+        "the intent is kept until Cinder confirms the detach"
+    );
+
+    // Cinder is back: the leftovers are cleaned up, nothing stays attached.
+    relay.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..100 {
+        if r.engine
+            .load_node(id)
+            .await
+            .unwrap()
+            .attached_volumes
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(r
+        .engine
+        .load_node(id)
+        .await
+        .unwrap()
+        .attached_volumes
+        .is_empty());
+    let cinder = CinderClient::new(cinder_config(&real)).unwrap();
+    assert_eq!(cinder.get_volume(&vol).await.unwrap().attachments.len(), 0);
+
+    // And the node deploys once Cinder answers.
+    provision(&r, id, "deploy").await;
+    settle(&r, id, ProvisionState::Active).await;
+    assert_eq!(cinder.get_volume(&vol).await.unwrap().attachments.len(), 1);
+    provision(&r, id, "undeploy").await;
+    settle(&r, id, ProvisionState::Available).await;
+}
