@@ -1,0 +1,469 @@
+//! Crash safety of deploy and undeploy, with the real binary, a real store and
+//! the real Cinder rig:
+//!
+//! - the server is SIGKILLed at every step of deploy and undeploy in turn
+//!   (`IRONLEDGER_TEST_CRASH_AT`), restarted, and must finish the job with no
+//!   step lost and none shown twice (one Cinder attachment, each event once);
+//! - two servers share one PostgreSQL database: every node is worked by exactly
+//!   one of them, and when the one holding a node dies, the other takes over.
+//!
+//! The test drives nodes through its own engine on the same database (the
+//! servers follow the log), so it exercises exactly what a second ironledger
+//! process would see.
+
+mod common;
+
+use ironledger::domain::node::commands::{
+    EnrollNode, NewConnector, NewPort, NewTarget, ProvisionRequest,
+};
+use ironledger::domain::state::ProvisionState;
+use ironledger::domain::{Node, NodeCommand, NodeServices};
+use ironledger::effects::cinder::{CinderAuth, CinderClient, CinderConfig};
+use ironledger::engine::{Engine, Meta};
+use ironledger::store::DatabaseUrl;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ironledger");
+
+fn cinder_endpoint() -> String {
+    std::env::var("IRONLEDGER_TEST_CINDER_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f".into())
+}
+
+fn cinder() -> CinderClient {
+    CinderClient::new(CinderConfig {
+        endpoint: cinder_endpoint(),
+        auth: CinderAuth::None {
+            username: "admin".into(),
+            project_id: cinder_endpoint().rsplit('/').next().unwrap().into(),
+        },
+        timeout: Duration::from_secs(10),
+        action_retries: 1,
+        action_retry_interval: Duration::from_millis(200),
+    })
+    .unwrap()
+}
+
+async fn cinder_volume() -> String {
+    let token = format!("admin:{}", cinder_endpoint().rsplit('/').next().unwrap());
+    let res: Value = reqwest::Client::new()
+        .post(format!("{}/volumes", cinder_endpoint()))
+        .header("X-Auth-Token", &token)
+        .json(&json!({"volume": {"size": 1, "name": "ironledger-crash-test"}}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("Cinder is not reachable at {} ({e})", cinder_endpoint()))
+        .json()
+        .await
+        .unwrap();
+    let id = res["volume"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{res}"))
+        .to_string();
+    for _ in 0..100 {
+        if cinder().get_volume(&id).await.unwrap().status == "available" {
+            return id;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("volume {id} never became available");
+}
+
+/// A running `ironledger serve`, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Server {
+    fn start(dir: &Path, database: &str, crash_at: Option<&str>) -> Server {
+        let conf = dir.join("ironic.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[DEFAULT]\nenabled_storage_interfaces = cinder,external,noop\n\
+                 [database]\nconnection = {database}\n\
+                 [deploy]\nhttp_root = {}\n\
+                 [conductor]\nlease_seconds = 2\n\
+                 [cinder]\nendpoint_override = {}\naction_retries = 1\naction_retry_interval = 0.2\n",
+                dir.join("httpboot").display(),
+                cinder_endpoint()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "--config-file",
+            conf.to_str().unwrap(),
+            "serve",
+            "--port",
+            "0",
+        ])
+        .env_remove("DATABASE_URL")
+        .env("IRONLEDGER_DATA_DIR", dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        match crash_at {
+            Some(p) => cmd.env("IRONLEDGER_TEST_CRASH_AT", p),
+            None => cmd.env_remove("IRONLEDGER_TEST_CRASH_AT"),
+        };
+        let mut child = cmd.spawn().expect("start ironledger");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("ironledger listening on"),
+            "server did not start: {line:?}"
+        );
+        Server(child)
+    }
+
+    /// Waits for the process to die (it killed itself at its crash point).
+    fn wait_for_crash(&mut self, point: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                assert!(
+                    !status.success(),
+                    "the server exited cleanly instead of crashing at {point}"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the server never reached crash point {point}");
+    }
+}
+
+fn meta() -> Meta {
+    Meta::actor("crash-test")
+}
+
+async fn cinder_node(engine: &Engine, volume: &str) -> Uuid {
+    let id = Uuid::new_v4();
+    let mut interfaces = BTreeMap::new();
+    interfaces.insert("boot".to_string(), Some("ipxe".to_string()));
+    interfaces.insert("storage".to_string(), Some("cinder".to_string()));
+    let cmds = vec![
+        NodeCommand::Enroll(EnrollNode {
+            uuid: id,
+            name: None,
+            driver: "fake-hardware".into(),
+            interfaces,
+            properties: json!({"capabilities": "iscsi_boot:True"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            instance_info: Map::new(),
+            driver_info: Map::new(),
+            extra: Map::new(),
+            fields: BTreeMap::new(),
+            initial_state: ProvisionState::Enroll,
+        }),
+        NodeCommand::AddConnector(NewConnector {
+            uuid: Uuid::new_v4(),
+            kind: "iqn".into(),
+            connector_id: format!("iqn.2017-08.org.openstack.{id}"),
+            extra: Map::new(),
+        }),
+        NodeCommand::AddPort(NewPort {
+            uuid: Uuid::new_v4(),
+            address: format!(
+                "52:54:00:{:02x}:{:02x}:{:02x}",
+                rand::random::<u8>(),
+                rand::random::<u8>(),
+                rand::random::<u8>()
+            ),
+            pxe_enabled: true,
+            extra: Map::new(),
+        }),
+        NodeCommand::CreateTarget(NewTarget {
+            uuid: Uuid::new_v4(),
+            volume_type: "iscsi".into(),
+            boot_index: 0,
+            volume_id: volume.into(),
+            properties: Map::new(),
+            extra: Map::new(),
+        }),
+        NodeCommand::Provision(ProvisionRequest::verb("manage")),
+        NodeCommand::Provision(ProvisionRequest::verb("provide")),
+    ];
+    for c in cmds {
+        engine.node(id, c, &meta()).await.unwrap();
+    }
+    id
+}
+
+async fn wait_state(engine: &Engine, id: Uuid, want: ProvisionState, secs: u64) -> Node {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let n = engine.load_node(id).await.unwrap();
+        if n.state() == want {
+            return n;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "node {id} is {} (last_error {:?}), wanted {want}",
+                n.state(),
+                n.last_error
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn count(engine: &Engine, id: Uuid, event_type: &str) -> usize {
+    engine
+        .store()
+        .load("Node", &id.to_string())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == event_type)
+        .count()
+}
+
+/// After a full deploy: exactly one attachment, and each step recorded once.
+async fn assert_deployed_once(engine: &Engine, id: Uuid, volume: &str, root: &Path, point: &str) {
+    let v = cinder().get_volume(volume).await.unwrap();
+    assert_eq!(
+        (v.status.as_str(), v.attachments.len()),
+        ("in-use", 1),
+        "{point}: one Cinder attachment"
+    );
+    for t in [
+        "DeployRequested",
+        "VolumesAttaching",
+        "VolumesAttached",
+        "BootConfigWritten",
+        "Deployed",
+    ] {
+        assert_eq!(count(engine, id, t).await, 1, "{point}: {t} recorded once");
+    }
+    let script =
+        std::fs::read_to_string(root.join("httpboot").join(id.to_string()).join("config")).unwrap();
+    assert!(
+        script.contains(&format!("iqn.2010-10.org.openstack:volume-{volume}")),
+        "{point}: script\n{script}"
+    );
+}
+
+async fn assert_undeployed_once(engine: &Engine, id: Uuid, volume: &str, root: &Path, point: &str) {
+    let v = cinder().get_volume(volume).await.unwrap();
+    assert_eq!(
+        (v.status.as_str(), v.attachments.len()),
+        ("available", 0),
+        "{point}: detached"
+    );
+    for t in [
+        "UndeployRequested",
+        "BootConfigRemoved",
+        "VolumesDetached",
+        "TargetsPurged",
+        "Undeployed",
+    ] {
+        assert_eq!(count(engine, id, t).await, 1, "{point}: {t} recorded once");
+    }
+    assert!(
+        !root.join("httpboot").join(id.to_string()).exists(),
+        "{point}: script removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_at_every_step_loses_nothing_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let url = format!("sqlite:///{}", db.display());
+    let engine = Arc::new(
+        Engine::open(&DatabaseUrl::Sqlite(db.clone()), NodeServices::default())
+            .await
+            .unwrap(),
+    );
+
+    for point in [
+        "deploy:before-attach",
+        "deploy:after-intent",
+        "deploy:after-attach",
+        "deploy:after-record-attach",
+        "deploy:after-write",
+        "deploy:after-record-write",
+    ] {
+        let volume = cinder_volume().await;
+        let id = cinder_node(&engine, &volume).await;
+        {
+            let mut doomed = Server::start(dir.path(), &url, Some(point));
+            engine
+                .node(
+                    id,
+                    NodeCommand::Provision(ProvisionRequest::verb("deploy")),
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            doomed.wait_for_crash(point);
+        }
+        let _server = Server::start(dir.path(), &url, None);
+        wait_state(&engine, id, ProvisionState::Active, 60).await;
+        assert_deployed_once(&engine, id, &volume, dir.path(), point).await;
+    }
+
+    for point in [
+        "undeploy:after-remove",
+        "undeploy:after-detach",
+        "undeploy:before-purge",
+    ] {
+        let volume = cinder_volume().await;
+        let id = cinder_node(&engine, &volume).await;
+        {
+            let _server = Server::start(dir.path(), &url, None);
+            engine
+                .node(
+                    id,
+                    NodeCommand::Provision(ProvisionRequest::verb("deploy")),
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            wait_state(&engine, id, ProvisionState::Active, 60).await;
+        }
+        {
+            let mut doomed = Server::start(dir.path(), &url, Some(point));
+            engine
+                .node(
+                    id,
+                    NodeCommand::Provision(ProvisionRequest::verb("undeploy")),
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            doomed.wait_for_crash(point);
+        }
+        let _server = Server::start(dir.path(), &url, None);
+        wait_state(&engine, id, ProvisionState::Available, 60).await;
+        assert_undeployed_once(&engine, id, &volume, dir.path(), point).await;
+    }
+}
+
+/// A fresh PostgreSQL database for servers that must share it.
+async fn fresh_pg_database() -> (String, impl Drop) {
+    use sqlx::{ConnectOptions, Connection};
+    let base = common::test_url();
+    let options: sqlx::postgres::PgConnectOptions = base.parse().unwrap();
+    let name = format!("ironledger_pm_{}", Uuid::new_v4().simple());
+    let mut admin = options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .expect("PostgreSQL must be running");
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    struct DropDb(String, sqlx::postgres::PgConnectOptions);
+    impl Drop for DropDb {
+        fn drop(&mut self) {
+            let (name, options) = (self.0.clone(), self.1.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut admin) = options.database("postgres").connect().await {
+                        let _ =
+                            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut admin)
+                                .await;
+                    }
+                });
+            })
+            .join()
+            .unwrap();
+        }
+    }
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    (url, DropDb(name, options))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_share_the_work_and_take_over_from_a_dead_one() {
+    let (url, _guard) = fresh_pg_database().await;
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    // Both serve the same boot root, as two conductors behind one HTTP server would.
+    let shared_root = dir_a.path().to_path_buf();
+    let engine = Arc::new(
+        Engine::open(&DatabaseUrl::Postgres(url.clone()), NodeServices::default())
+            .await
+            .unwrap(),
+    );
+
+    // 1. Two healthy servers, six nodes: each node deployed exactly once.
+    let _a = Server::start(dir_a.path(), &url, None);
+    let _b = Server::start(&link_root(dir_b.path(), &shared_root), &url, None);
+    let mut nodes = Vec::new();
+    for _ in 0..6 {
+        let v = cinder_volume().await;
+        nodes.push((cinder_node(&engine, &v).await, v));
+    }
+    for (id, _) in &nodes {
+        engine
+            .node(
+                *id,
+                NodeCommand::Provision(ProvisionRequest::verb("deploy")),
+                &meta(),
+            )
+            .await
+            .unwrap();
+    }
+    for (id, v) in &nodes {
+        wait_state(&engine, *id, ProvisionState::Active, 60).await;
+        assert_deployed_once(&engine, *id, v, &shared_root, "two servers").await;
+    }
+    drop(_a);
+    drop(_b);
+
+    // 2. The server working a node dies (SIGKILL right after Cinder attached the
+    //    volume, lease held); the other takes over once the lease expires.
+    let v = cinder_volume().await;
+    let id = cinder_node(&engine, &v).await;
+    let mut doomed = Server::start(dir_a.path(), &url, Some("deploy:after-attach"));
+    engine
+        .node(
+            id,
+            NodeCommand::Provision(ProvisionRequest::verb("deploy")),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    doomed.wait_for_crash("deploy:after-attach");
+    let _survivor = Server::start(&link_root(dir_b.path(), &shared_root), &url, None);
+    wait_state(&engine, id, ProvisionState::Active, 60).await;
+    assert_deployed_once(&engine, id, &v, &shared_root, "takeover").await;
+}
+
+/// Gives server B's data directory the same `httpboot` as A's (a symlink).
+fn link_root(dir: &Path, shared: &Path) -> PathBuf {
+    let link = dir.join("httpboot");
+    if std::fs::symlink_metadata(&link).is_err() {
+        std::fs::create_dir_all(shared.join("httpboot")).unwrap();
+        std::os::unix::fs::symlink(shared.join("httpboot"), &link).unwrap();
+    }
+    dir.to_path_buf()
+}
