@@ -13,7 +13,10 @@
 //! PostgreSQL: `IRONLEDGER_BENCH_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/ironledger_bench`); the database is
 //! dropped and re-created for each run. `IRONLEDGER_BENCH_COMMANDS` sets the
-//! commands per writer (default 400).
+//! commands per writer (default 400). To repeat a single case on a noisy
+//! machine: `IRONLEDGER_BENCH_STORES` (comma-separated, default
+//! `memory,sqlite,postgres`), `IRONLEDGER_BENCH_WRITERS` (default `1,16`), and
+//! `IRONLEDGER_BENCH_RAW=0` skips the raw INSERT figures.
 
 use ironledger::domain::node::commands::EnrollNode;
 use ironledger::domain::patch::PatchOp;
@@ -230,6 +233,16 @@ async fn raw_pg_inserts(clients: usize, duration: Duration) -> f64 {
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// A comma-separated list from the environment, or the default.
+fn list(var: &str, default: &str) -> Vec<String> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -241,8 +254,13 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         println!("| store | writers | commands | commands/s | p50 ms | p99 ms | feed read events/s | replay events/s |");
         println!("|---|---|---|---|---|---|---|---|");
-        for backend in ["memory", "sqlite", "postgres"] {
-            for writers in [1, 16] {
+        let backends = list("IRONLEDGER_BENCH_STORES", "memory,sqlite,postgres");
+        let writer_counts: Vec<usize> = list("IRONLEDGER_BENCH_WRITERS", "1,16")
+            .iter()
+            .map(|w| w.parse().expect("IRONLEDGER_BENCH_WRITERS: numbers"))
+            .collect();
+        for backend in &backends {
+            for &writers in &writer_counts {
                 let engine = engine(backend, dir.path()).await;
                 let mut run = commands(engine.clone(), writers, per_writer).await;
                 let (p50, p99) = (run.percentile(0.5), run.percentile(0.99));
@@ -256,6 +274,9 @@ fn main() {
                     p99.as_secs_f64() * 1e3,
                 );
             }
+        }
+        if std::env::var("IRONLEDGER_BENCH_RAW").as_deref() == Ok("0") {
+            return;
         }
         println!();
         println!("| raw PostgreSQL single-row INSERT | clients | transactions/s |");

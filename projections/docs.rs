@@ -5,6 +5,11 @@ use crate::store::{DocChange, LogStore};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
+/// A model's documents as they stand at one checkpoint, as far as known:
+/// id → body (`None`: known not to exist). Filled from what a batch read and
+/// wrote, and used by the next batch instead of asking the store again.
+pub(crate) type Known = HashMap<String, Option<Value>>;
+
 /// Reads through to the store, buffers writes; the projector commits the
 /// buffered changes together with the checkpoint.
 pub struct Docs<'a> {
@@ -37,12 +42,41 @@ impl<'a> Docs<'a> {
         Ok(v)
     }
 
+    /// Starts from documents known to be current (see [`Known`]), so that only
+    /// the others are read from the store.
+    pub(crate) fn with_known(store: &'a dyn LogStore, model: &'a str, known: Known) -> Self {
+        Docs {
+            store,
+            model,
+            cache: known,
+            dirty: BTreeMap::new(),
+        }
+    }
+
     pub fn put(&mut self, id: &str, body: Value) {
         self.dirty.insert(id.to_string(), Some(body));
     }
 
     pub fn delete(&mut self, id: &str) {
         self.dirty.insert(id.to_string(), None);
+    }
+
+    /// The buffered writes, in id order, and everything this overlay knows of
+    /// the model once they are applied (what it read, overlaid with what it wrote).
+    pub(crate) fn finish(self) -> (Vec<DocChange>, Known) {
+        let mut known = self.cache;
+        let changes = self
+            .dirty
+            .into_iter()
+            .map(|(id, body)| {
+                known.insert(id.clone(), body.clone());
+                match body {
+                    Some(body) => DocChange::Put { id, body },
+                    None => DocChange::Delete { id },
+                }
+            })
+            .collect();
+        (changes, known)
     }
 
     /// The buffered writes, in id order.

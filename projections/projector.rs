@@ -1,10 +1,64 @@
 //! Feeds projections from the global feed, exactly once per event.
+//!
+//! # One batch, every model, one transaction
+//!
+//! A catch-up reads the feed **once** per batch, from the lowest checkpoint of
+//! all projections, and applies each event to every projection whose checkpoint
+//! is below it (projections may stand at different checkpoints: after a rebuild
+//! swapped one in, or after a crash between two older single-model commits).
+//! The documents of all models and their checkpoint moves are then committed in
+//! one transaction with [`LogStore::commit_models`], all or nothing, only if every
+//! checkpoint is still where the batch started. So each event is applied to each
+//! model exactly once, even with several ironledger processes on one database:
+//! a process that loses the race writes nothing, re-reads the checkpoints and
+//! tries again.
+//!
+//! # One worker per process
+//!
+//! Commands do not run catch-ups themselves (which made them queue on one lock
+//! and sleep while older transactions held back sequencing). A single worker
+//! task per projector ([`Projector::spawn_worker`]) does the work:
+//!
+//! - a command, once committed, **kicks** the worker ([`Projector::kick`]) and
+//!   gets a ticket; the worker starts a round (sequence, then apply up to the
+//!   head) and, when it ends, publishes that it has served every ticket handed
+//!   out before the round started, plus the low-water mark it left behind, on a
+//!   [`watch`] channel ([`Progress`]). Kicks that arrive during a round collapse
+//!   into the next one, so under load one round (one commit) serves many commands;
+//! - while committed events are still held back by an older transaction (see
+//!   [`crate::store::postgres`]), the worker keeps looking on its own, briefly
+//!   pausing between looks unless kicked; otherwise it waits for a kick or for
+//!   the poll interval, which picks up events other processes wrote.
+//!
+//! Waiters ([`Projector::wait_for_aggregate`]) never sleep on a timer: they wait
+//! for the rounds the worker publishes.
+//!
+//! The worker holds only a weak reference to its projector: when the last engine
+//! using it is dropped, the worker stops.
 
+use super::docs::Known;
 use super::{Docs, Projection};
-use crate::store::{LogStore, StoreError};
+use crate::store::{DocChange, LogStore, ModelCommit, StoreError};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use tokio::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{watch, Mutex, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How often the worker looks for events other processes wrote when nobody
+/// kicks it.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The longest pause between two looks while committed events are held back by
+/// an older transaction (in-process transactions kick the worker when they
+/// commit, so this only bounds the delay caused by other processes).
+const HELD_BACK_MAX_PAUSE: Duration = Duration::from_millis(20);
+
+/// How long the worker rests after a failed round before it polls again (a kick
+/// still wakes it at once).
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -14,6 +68,78 @@ pub enum ProjectionError {
     Decode { position: u64, message: String },
     #[error("unknown projection '{0}'")]
     Unknown(String),
+    /// The worker's round that should have applied a command's events failed
+    /// (the worker logged the cause and keeps going).
+    #[error("projection worker failed: {0}")]
+    Worker(String),
+}
+
+/// What the worker has done so far, as published on its [`watch`] channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Rounds finished (by the worker or by an explicit catch-up).
+    pub rounds: u64,
+    /// Every ticket up to this one has been served: a round that started after
+    /// the ticket was handed out has finished.
+    pub served: u64,
+    /// A lower bound of the lowest checkpoint of all projections, as of the last
+    /// round (the database stays authoritative: see [`Projector::low_water_mark`]).
+    pub low_water_mark: u64,
+    /// Whether committed events were still held back by an older transaction.
+    pub waiting: bool,
+    /// Whether the worker round that set `served` left every event committed
+    /// before it started sequenced and applied: nothing was held back and it
+    /// did not fail. A waiter whose ticket it served is done without asking
+    /// the store anything.
+    pub complete: bool,
+    /// Why the last round failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One feed-applying target: a projection and the model it writes.
+type Target<'a> = (&'a dyn Projection, &'a str);
+
+/// Most documents remembered per model between batches; beyond that the
+/// memory is given back and documents are read from the store again.
+const KNOWN_DOCS_CAP: usize = 4096;
+
+/// Where a set of targets stands, as far as this process knows, so that the
+/// next batch need not ask the store.
+///
+/// Both parts are guesses that the compare-and-set checks, never trusted
+/// blindly. The checkpoints are where the next batch starts; if another process
+/// moved one meanwhile, the commit is refused, the batch discarded and the
+/// checkpoints re-read: a wrong guess costs one wasted batch, not correctness.
+/// The documents are what the last batches read and wrote, each model's tagged
+/// with the checkpoint it is valid at. A model's documents are a pure function
+/// of the log up to its checkpoint (whoever wrote them: that is what
+/// `tests/rebuild_equals_live.rs` checks), so documents tagged with the
+/// checkpoint a batch starts from are exactly what the store holds whenever
+/// that batch's compare-and-set succeeds; when it fails, nothing is written.
+#[derive(Default)]
+struct Cursor {
+    /// Each target's checkpoint; `None`: ask the store (at first, after a lost
+    /// compare-and-set or an error, after a rebuild, and when polling for other
+    /// processes' work).
+    checkpoints: Option<Vec<u64>>,
+    /// Each target's documents, and the checkpoint they are valid at.
+    docs: Vec<(u64, Known)>,
+}
+
+impl Cursor {
+    fn low(&self) -> Option<u64> {
+        self.checkpoints
+            .as_ref()
+            .and_then(|c| c.iter().min().copied())
+    }
+}
+
+/// The result of one round.
+struct Round {
+    /// Events newly sequenced or applied: the round made progress.
+    progressed: bool,
+    /// Committed events are still held back by an older transaction.
+    waiting: bool,
 }
 
 /// Drives a set of projections over one store.
@@ -21,9 +147,26 @@ pub struct Projector {
     store: Arc<dyn LogStore>,
     projections: Vec<Arc<dyn Projection>>,
     batch: u32,
-    /// One catch-up at a time in this process; other processes are kept honest
-    /// by the checkpoint compare-and-set.
-    running: Mutex<()>,
+    /// One catch-up at a time in this process (other processes are kept honest
+    /// by the compare-and-set). Guards where the live projections stand, as far
+    /// as this process knows.
+    running: Mutex<Cursor>,
+    signals: Arc<Signals>,
+    /// The worker task, once started. Kept so that a worker whose runtime went
+    /// away (an engine that outlives the runtime it was built in) is replaced
+    /// instead of leaving every command waiting for it.
+    worker: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the worker and the waiters share; outlives the projector while the
+/// worker runs.
+struct Signals {
+    /// Tickets handed out so far.
+    requested: AtomicU64,
+    /// Wakes the worker. `notify_one` keeps a permit when the worker is busy, so
+    /// a kick during a round is never lost.
+    kick: Notify,
+    progress: watch::Sender<Progress>,
 }
 
 impl Projector {
@@ -32,7 +175,13 @@ impl Projector {
             store,
             projections,
             batch: 500,
-            running: Mutex::new(()),
+            running: Mutex::new(Cursor::default()),
+            signals: Arc::new(Signals {
+                requested: AtomicU64::new(0),
+                kick: Notify::new(),
+                progress: watch::Sender::new(Progress::default()),
+            }),
+            worker: std::sync::Mutex::new(None),
         }
     }
 
@@ -52,69 +201,178 @@ impl Projector {
             .ok_or_else(|| ProjectionError::Unknown(name.to_string()))
     }
 
+    fn live_targets(&self) -> Vec<Target<'_>> {
+        self.projections
+            .iter()
+            .map(|p| (p.as_ref(), p.name()))
+            .collect()
+    }
+
     /// Numbers newly committed events, then brings every projection up to the
-    /// head of the feed. Returns the number of events applied.
+    /// head of the feed. Returns the number of feed events applied (each counted
+    /// once, however many projections it went to). Reads the checkpoints from
+    /// the database rather than trusting what this process last saw.
     pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
-        let _one = self.running.lock().await;
-        self.store.sequence().await?;
-        let mut applied = 0;
-        for p in &self.projections {
-            applied += self.run(p.as_ref(), p.name(), None).await?;
-        }
-        Ok(applied)
+        let mut cursor = self.running.lock().await;
+        cursor.checkpoints = None;
+        let sequenced = self.store.sequence_report().await?;
+        let result = self.advance(&self.live_targets(), &mut cursor, None).await;
+        let low = cursor.low();
+        self.publish(|p| {
+            p.rounds += 1;
+            p.waiting = sequenced.waiting;
+            if let Some(low) = low {
+                p.low_water_mark = low;
+            }
+        });
+        result
     }
 
-    /// The lowest checkpoint of all projections.
+    /// The lowest checkpoint of all projections, read from the database.
     pub async fn low_water_mark(&self) -> Result<u64, ProjectionError> {
-        let mut low = u64::MAX;
-        for p in &self.projections {
-            low = low.min(self.store.checkpoint(p.name()).await?);
-        }
-        Ok(if low == u64::MAX { 0 } else { low })
+        let names = self.names();
+        let checkpoints = self.store.checkpoints(&names).await?;
+        Ok(checkpoints.into_iter().min().unwrap_or(0))
     }
 
-    /// Every projection's checkpoint.
+    /// Every projection's checkpoint, read from the database in one query.
     pub async fn checkpoints(&self) -> Result<BTreeMap<&'static str, u64>, ProjectionError> {
-        let mut out = BTreeMap::new();
-        for p in &self.projections {
-            out.insert(p.name(), self.store.checkpoint(p.name()).await?);
-        }
-        Ok(out)
+        let names = self.names();
+        let checkpoints = self.store.checkpoints(&names).await?;
+        Ok(names.into_iter().zip(checkpoints).collect())
     }
 
-    /// Applies the feed to `model` with projection `p`, from the model's
-    /// checkpoint up to `until` (or the head). A batch whose checkpoint moved
-    /// under it (another process got there first) is discarded and re-read.
-    async fn run(
+    /// The worker's published progress.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.signals.progress.subscribe()
+    }
+
+    /// Asks the worker for a round and returns a ticket: once
+    /// `Progress::served >= ticket`, a round that started after this call has
+    /// finished. Call it after committing, so that the round sees the commit.
+    pub fn kick(&self) -> u64 {
+        // SeqCst pairs with the worker's load at the start of a round: a round
+        // that sees this ticket runs after the commit that preceded the kick.
+        let ticket = self.signals.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.signals.kick.notify_one();
+        ticket
+    }
+
+    fn publish(&self, update: impl FnOnce(&mut Progress)) {
+        self.signals.progress.send_modify(update);
+    }
+
+    /// Applies the feed to the `targets` (projection, model) from their
+    /// checkpoints, up to `until` (or the head), reading each batch once for all
+    /// of them and committing it for all of them in one transaction.
+    ///
+    /// `cursor` says where to start (see [`Cursor`]) and is left where the
+    /// targets got to; a batch whose compare-and-set fails (another process got
+    /// there first, or the cursor was a stale guess) is discarded, and the
+    /// checkpoints are re-read.
+    async fn advance(
         &self,
-        p: &dyn Projection,
-        model: &str,
+        targets: &[Target<'_>],
+        cursor: &mut Cursor,
         until: Option<u64>,
     ) -> Result<u64, ProjectionError> {
+        let result = self.advance_inner(targets, cursor, until).await;
+        if result.is_err() {
+            // A failed commit may or may not have landed: ask next time.
+            cursor.checkpoints = None;
+        }
+        result
+    }
+
+    async fn advance_inner(
+        &self,
+        targets: &[Target<'_>],
+        cursor: &mut Cursor,
+        until: Option<u64>,
+    ) -> Result<u64, ProjectionError> {
+        let models: Vec<&str> = targets.iter().map(|(_, model)| *model).collect();
+        if cursor.docs.len() != targets.len() {
+            *cursor = Cursor::default();
+            cursor.docs.resize_with(targets.len(), Default::default);
+        }
         let mut applied = 0;
         loop {
-            let from = self.store.checkpoint(model).await?;
-            if until.is_some_and(|u| from >= u) {
+            let from = match cursor.checkpoints.take() {
+                Some(from) if from.len() == targets.len() => from,
+                _ => self.store.checkpoints(&models).await?,
+            };
+            let Some(low) = from.iter().min().copied() else {
+                return Ok(applied);
+            };
+            cursor.checkpoints = Some(from.clone());
+            if until.is_some_and(|u| low >= u) {
                 return Ok(applied);
             }
-            let mut events = self.store.read_feed(from, self.batch).await?;
+            let mut events = self.store.read_feed(low, self.batch).await?;
+            // A short batch reached the head (as of this read): no need to read
+            // again just to find nothing.
+            let at_head = events.len() < self.batch as usize;
             if let Some(u) = until {
                 events.retain(|e| e.position <= u);
             }
             let Some(last) = events.last().map(|e| e.position) else {
                 return Ok(applied);
             };
-            let mut docs = Docs::new(self.store.as_ref(), model);
-            for event in &events {
-                p.apply(event, &mut docs).await?;
+
+            // Each model's overlay starts from its remembered documents if they
+            // are valid at the checkpoint this batch starts from.
+            let mut docs: Vec<Docs<'_>> = Vec::with_capacity(targets.len());
+            for (i, model) in models.iter().enumerate() {
+                let (at, known) = std::mem::take(&mut cursor.docs[i]);
+                let known = if at == from[i] { known } else { Known::new() };
+                docs.push(Docs::with_known(self.store.as_ref(), model, known));
             }
-            if self
-                .store
-                .commit_model(model, from, last, &docs.into_changes())
-                .await?
-            {
+            for event in &events {
+                for (i, (projection, _)) in targets.iter().enumerate() {
+                    if event.position > from[i] {
+                        projection.apply(event, &mut docs[i]).await?;
+                    }
+                }
+            }
+            let (changes, views): (Vec<Vec<DocChange>>, Vec<Known>) =
+                docs.into_iter().map(Docs::finish).unzip();
+            let commits: Vec<ModelCommit<'_>> = (0..targets.len())
+                .filter(|&i| from[i] < last)
+                .map(|i| ModelCommit {
+                    model: models[i],
+                    from: from[i],
+                    to: last,
+                    changes: &changes[i],
+                })
+                .collect();
+            if self.store.commit_models(&commits).await? {
                 applied += events.len() as u64;
-                tracing::debug!(model, from, to = last, "projection advanced");
+                tracing::debug!(
+                    from = low,
+                    to = last,
+                    models = commits.len(),
+                    "projections advanced"
+                );
+                let reached: Vec<u64> = from.iter().map(|&f| f.max(last)).collect();
+                for (i, mut view) in views.into_iter().enumerate() {
+                    if view.len() > KNOWN_DOCS_CAP {
+                        view = Known::new();
+                    }
+                    cursor.docs[i] = (reached[i], view);
+                }
+                cursor.checkpoints = Some(reached);
+                if at_head {
+                    return Ok(applied);
+                }
+            } else {
+                tracing::debug!(
+                    from = low,
+                    to = last,
+                    "lost a projection race; re-reading checkpoints"
+                );
+                // The documents stay tagged with the checkpoints they are valid at;
+                // those of models that moved meanwhile will not match any more.
+                cursor.checkpoints = None;
             }
         }
     }
@@ -125,13 +383,18 @@ impl Projector {
     pub async fn rebuild(&self, name: &str) -> Result<u64, ProjectionError> {
         let p = self.find(name)?;
         let scratch = format!("{name}~rebuild");
+        let target: [Target<'_>; 1] = [(p.as_ref(), &scratch)];
         self.store.drop_model(&scratch).await?;
         self.store.sequence().await?;
-        let replayed = self.run(p.as_ref(), &scratch, None).await?;
+        let mut scratch_cursor = Cursor::default();
+        let replayed = self.advance(&target, &mut scratch_cursor, None).await?;
         {
-            let _one = self.running.lock().await;
-            self.run(p.as_ref(), &scratch, None).await?;
+            let mut live = self.running.lock().await;
+            self.advance(&target, &mut scratch_cursor, None).await?;
             self.store.swap_model(name, &scratch).await?;
+            // The live checkpoint just moved under the cursor's guess (the
+            // documents stay valid at the checkpoints they are tagged with).
+            live.checkpoints = None;
         }
         tracing::info!(projection = name, events = replayed, "projection rebuilt");
         Ok(replayed)
@@ -147,6 +410,174 @@ impl Projector {
     ) -> Result<u64, ProjectionError> {
         let p = self.find(name)?;
         self.store.drop_model(scratch).await?;
-        self.run(p.as_ref(), scratch, Some(until)).await
+        self.advance(
+            &[(p.as_ref(), scratch)],
+            &mut Cursor::default(),
+            Some(until),
+        )
+        .await
+    }
+
+    // ---- the worker ---------------------------------------------------------
+
+    /// Starts this projector's worker task unless it is running (later calls do
+    /// nothing). Needs a Tokio runtime. The engine starts it when it is built
+    /// inside a runtime, and otherwise on the first command.
+    pub fn spawn_worker(self: &Arc<Self>) {
+        let mut worker = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        if worker.as_ref().is_some_and(|w| !w.is_finished()) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        let signals = self.signals.clone();
+        *worker = Some(tokio::spawn(work(weak, signals)));
+    }
+
+    /// One worker round: number what can be numbered, apply everything up to
+    /// the head. `trust_known` uses the checkpoints this process last saw as the
+    /// starting point (right after a local commit they are exact unless another
+    /// process is projecting too); when polling for other processes' events the
+    /// database is asked.
+    async fn round(&self, trust_known: bool) -> Result<Round, ProjectionError> {
+        let mut cursor = self.running.lock().await;
+        if !trust_known {
+            cursor.checkpoints = None;
+        }
+        let sequenced = self.store.sequence_report().await?;
+        let applied = self
+            .advance(&self.live_targets(), &mut cursor, None)
+            .await?;
+        let low = cursor.low();
+        // Published under the lock, so that rounds publish in the order they ran.
+        self.publish(|p| {
+            if let Some(low) = low {
+                p.low_water_mark = low;
+            }
+            p.waiting = sequenced.waiting;
+        });
+        Ok(Round {
+            progressed: sequenced.numbered > 0 || applied > 0,
+            waiting: sequenced.waiting,
+        })
+    }
+
+    /// Waits until every event the aggregate has committed so far is sequenced
+    /// and applied by every projection (read-your-writes for a command that just
+    /// committed). Returns false if `timeout` passed first: the events are
+    /// committed, only the read models lag (a long transaction elsewhere holds
+    /// back sequencing). Fails if a round meant to apply the events failed.
+    pub async fn wait_for_aggregate(
+        self: &Arc<Self>,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        timeout: Duration,
+    ) -> Result<bool, ProjectionError> {
+        self.spawn_worker();
+        let deadline = Instant::now() + timeout;
+        let mut progress = self.progress();
+        let ticket = self.kick();
+        // The aggregate's last position, once it has one.
+        let mut target: Option<u64> = None;
+        let mut after_round: Option<u64> = None;
+        loop {
+            // The first round that started after our kick, then each next one.
+            let wanted =
+                |p: &Progress| p.served >= ticket && after_round.map_or(true, |r| p.rounds > r);
+            let seen = match tokio::time::timeout_at(deadline, progress.wait_for(wanted)).await {
+                Err(_elapsed) => return Ok(false),
+                // The sender lives in `self.signals`, which we hold.
+                Ok(Err(_closed)) => return Ok(false),
+                Ok(Ok(seen)) => (*seen).clone(),
+            };
+            if let Some(error) = seen.error {
+                return Err(ProjectionError::Worker(error));
+            }
+            if seen.complete {
+                // The round that served us started after our commit, numbered
+                // everything committed by then and applied it up to the head.
+                return Ok(true);
+            }
+            if target.is_none() {
+                let (position, pending) = self
+                    .store
+                    .aggregate_position(aggregate_type, aggregate_id)
+                    .await?;
+                if !pending {
+                    target = Some(position);
+                }
+            }
+            if let Some(target) = target {
+                if seen.low_water_mark >= target {
+                    return Ok(true);
+                }
+                // Sequenced, yet not applied: another process numbered our events
+                // after the round read the feed. Nothing else would wake the
+                // worker before its poll interval, so ask for another round.
+                self.kick();
+            }
+            // Otherwise our events are still held back by an older transaction;
+            // the worker keeps looking by itself while that is so.
+            after_round = Some(seen.rounds);
+        }
+    }
+}
+
+/// The worker loop (see the module docs).
+async fn work(projector: Weak<Projector>, signals: Arc<Signals>) {
+    // The first round reads the checkpoints from the database.
+    let mut trust_known = false;
+    let mut held_back_pause = Duration::from_millis(1);
+    loop {
+        let Some(p) = projector.upgrade() else {
+            return;
+        };
+        let serving = signals.requested.load(Ordering::SeqCst);
+        let result = p.round(trust_known).await;
+        drop(p);
+        let wait = match &result {
+            Ok(round) if round.waiting => {
+                // Events are held back. Look again at once if the round got
+                // anywhere, else pause briefly (growing), unless kicked.
+                if round.progressed {
+                    held_back_pause = Duration::from_millis(1);
+                    Duration::ZERO
+                } else {
+                    let pause = held_back_pause;
+                    held_back_pause = (held_back_pause * 2).min(HELD_BACK_MAX_PAUSE);
+                    pause
+                }
+            }
+            Ok(_) => {
+                held_back_pause = Duration::from_millis(1);
+                POLL_INTERVAL
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "projection round failed");
+                ERROR_PAUSE
+            }
+        };
+        let complete = matches!(&result, Ok(round) if !round.waiting);
+        let error = result.err().map(|e| e.to_string());
+        signals.progress.send_modify(|p| {
+            p.rounds += 1;
+            p.served = p.served.max(serving);
+            p.complete = complete;
+            p.error = error;
+        });
+        if wait.is_zero() {
+            trust_known = true;
+            continue;
+        }
+        tokio::select! {
+            _ = signals.kick.notified() => trust_known = true,
+            _ = tokio::time::sleep(wait) => trust_known = false,
+        }
+    }
+}
+
+impl Drop for Projector {
+    fn drop(&mut self) {
+        // Wake the worker so that it notices at once that we are gone.
+        self.signals.kick.notify_one();
     }
 }

@@ -12,7 +12,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent, EventStore};
 use ironledger::store::bridge::{claim_conflict, event_store};
-use ironledger::store::{ClaimConflict, ClaimFn, ClaimOp, DocChange, StoreError};
+use ironledger::store::{ClaimConflict, ClaimFn, ClaimOp, DocChange, ModelCommit, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
@@ -53,6 +53,9 @@ suite!(
     sequence_race_has_one_winner,
     commit_model_compare_and_set,
     commit_model_race_has_one_winner,
+    checkpoints_reads_many_models,
+    commit_models_is_all_or_nothing,
+    commit_models_race_has_one_winner,
     drop_model_removes_docs_and_checkpoint,
     swap_model_replaces_live,
     doc_list_is_in_byte_order,
@@ -556,6 +559,187 @@ async fn commit_model_race_has_one_winner(t: &TestStore) {
         }
         assert_eq!(wins, 1, "round {round}");
         assert_eq!(t.store.checkpoint("race").await.unwrap(), round + 1);
+    }
+}
+
+async fn checkpoints_reads_many_models(t: &TestStore) {
+    let s = &t.store;
+    assert!(s.checkpoints(&[]).await.unwrap().is_empty());
+    assert_eq!(s.checkpoints(&["a", "b"]).await.unwrap(), vec![0, 0]);
+    assert!(s.commit_model("a", 0, 3, &[]).await.unwrap());
+    assert!(s.commit_model("b", 0, 5, &[]).await.unwrap());
+    // In the order asked, 0 for a model without a checkpoint.
+    assert_eq!(
+        s.checkpoints(&["b", "missing", "a"]).await.unwrap(),
+        vec![5, 0, 3]
+    );
+}
+
+fn model_commit<'a>(
+    model: &'a str,
+    from: u64,
+    to: u64,
+    changes: &'a [DocChange],
+) -> ModelCommit<'a> {
+    ModelCommit {
+        model,
+        from,
+        to,
+        changes,
+    }
+}
+
+/// Several models commit together or not at all: one stale `from` refuses the
+/// whole commit and writes nothing for any model.
+async fn commit_models_is_all_or_nothing(t: &TestStore) {
+    let s = &t.store;
+    assert!(s.commit_models(&[]).await.unwrap());
+    assert!(s
+        .commit_model("nodes", 0, 3, &[put("n1", json!({"v": 1}))])
+        .await
+        .unwrap());
+
+    let nodes = [put("n1", json!({"v": 2})), put("n2", json!({"v": 2}))];
+    let ports = [put("p1", json!("port"))];
+    let history = [put("h1", json!("entry"))];
+    // Stale `from` on one model (ports is at 0, not 1; history has no row at all
+    // and is not at 2); every other compare-and-set holds.
+    for stale in [
+        [
+            model_commit("nodes", 3, 7, &nodes),
+            model_commit("ports", 1, 7, &ports),
+            model_commit("history", 0, 7, &history),
+        ],
+        [
+            model_commit("nodes", 3, 7, &nodes),
+            model_commit("ports", 0, 7, &ports),
+            model_commit("history", 2, 7, &history),
+        ],
+        [
+            model_commit("ports", 0, 7, &ports),
+            model_commit("history", 0, 7, &history),
+            model_commit("nodes", 4, 7, &nodes),
+        ],
+    ] {
+        assert!(!s.commit_models(&stale).await.unwrap());
+        assert_eq!(
+            s.checkpoints(&["nodes", "ports", "history"]).await.unwrap(),
+            vec![3, 0, 0]
+        );
+        assert_eq!(
+            s.doc_list("nodes").await.unwrap(),
+            vec![("n1".to_string(), json!({"v": 1}))]
+        );
+        assert!(s.doc_list("ports").await.unwrap().is_empty());
+        assert!(s.doc_list("history").await.unwrap().is_empty());
+    }
+
+    // A model named twice is refused outright.
+    assert!(s
+        .commit_models(&[
+            model_commit("ports", 0, 7, &ports),
+            model_commit("ports", 0, 7, &ports),
+        ])
+        .await
+        .is_err());
+    assert_eq!(s.checkpoint("ports").await.unwrap(), 0);
+
+    // All hold: every model moves and gets its documents. Models may move from
+    // different checkpoints to different ones.
+    assert!(s
+        .commit_models(&[
+            model_commit("nodes", 3, 7, &nodes),
+            model_commit("ports", 0, 7, &ports),
+            model_commit("history", 0, 6, &history),
+        ])
+        .await
+        .unwrap());
+    assert_eq!(
+        s.checkpoints(&["nodes", "ports", "history"]).await.unwrap(),
+        vec![7, 7, 6]
+    );
+    assert_eq!(
+        s.doc_list("nodes").await.unwrap(),
+        vec![
+            ("n1".to_string(), json!({"v": 2})),
+            ("n2".to_string(), json!({"v": 2}))
+        ]
+    );
+    assert_eq!(s.doc_get("ports", "p1").await.unwrap(), Some(json!("port")));
+    assert_eq!(
+        s.doc_get("history", "h1").await.unwrap(),
+        Some(json!("entry"))
+    );
+
+    // Deletes and puts across models, the last change per document winning;
+    // the same id in two models is two documents.
+    let nodes = [
+        DocChange::Delete { id: "n1".into() },
+        put("p1", json!("a node")),
+        put("n2", json!({"v": 3})),
+        DocChange::Delete { id: "n2".into() },
+    ];
+    let ports = [
+        DocChange::Delete { id: "p1".into() },
+        put("p1", json!("port again")),
+        DocChange::Delete {
+            id: "absent".into(),
+        },
+    ];
+    assert!(s
+        .commit_models(&[
+            model_commit("ports", 7, 9, &ports),
+            model_commit("nodes", 7, 9, &nodes),
+        ])
+        .await
+        .unwrap());
+    assert_eq!(
+        s.doc_list("nodes").await.unwrap(),
+        vec![("p1".to_string(), json!("a node"))]
+    );
+    assert_eq!(
+        s.doc_list("ports").await.unwrap(),
+        vec![("p1".to_string(), json!("port again"))]
+    );
+    assert_eq!(s.checkpoint("history").await.unwrap(), 6);
+}
+
+/// 16 projectors commit the same two models from the same checkpoints, naming
+/// them in either order: per round exactly one wins, and its documents land in
+/// both models together (never one model from one committer and the other from
+/// another).
+async fn commit_models_race_has_one_winner(t: &TestStore) {
+    // Round 0 starts from models without checkpoint rows (the insert path).
+    for round in 0..3u64 {
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let s = t.store.clone();
+                tokio::spawn(async move {
+                    let doc = [put("doc", json!({"by": i}))];
+                    let (a, b) = if i % 2 == 0 { ("x", "y") } else { ("y", "x") };
+                    s.commit_models(&[
+                        model_commit(a, round, round + 1, &doc),
+                        model_commit(b, round, round + 1, &doc),
+                    ])
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            wins += task.await.unwrap() as usize;
+        }
+        assert_eq!(wins, 1, "round {round}");
+        assert_eq!(
+            t.store.checkpoints(&["x", "y"]).await.unwrap(),
+            vec![round + 1, round + 1]
+        );
+        assert_eq!(
+            t.store.doc_get("x", "doc").await.unwrap(),
+            t.store.doc_get("y", "doc").await.unwrap(),
+            "round {round}: one winner writes both models"
+        );
     }
 }
 

@@ -236,7 +236,8 @@ impl ListSpec {
             if p.detail {
                 url.push_str("&detail=True");
             }
-            if let Some(f) = &p.fields {
+            // Ironic adds `fields` only when the list is not empty (`if fields:`).
+            if let Some(f) = p.fields.as_ref().filter(|f| !f.is_empty()) {
                 url.push_str(&format!("&fields={}", f.join(",")));
             }
             url.push_str(&format!("&limit={}&marker={last}", p.limit));
@@ -279,8 +280,9 @@ pub fn select(item: Value, fields: Option<&[String]>) -> Value {
     }
 }
 
-/// Orders JSON values: nulls first, then numbers, strings, booleans, others.
-fn compare(a: &Value, b: &Value) -> Ordering {
+/// Orders JSON values: nulls first, then numbers, strings, booleans, others
+/// (SQL's order for a column of one type, with NULLs first).
+pub fn compare(a: &Value, b: &Value) -> Ordering {
     fn rank(v: &Value) -> u8 {
         match v {
             Value::Null => 0,

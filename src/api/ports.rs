@@ -1,8 +1,854 @@
-//! TODO: being written.
+//! The ports API: `/v1/ports`, `/v1/ports/detail`, `/v1/ports/{port}` and the
+//! read-only `/v1/nodes/{node}/ports[/detail]`.
+//!
+//! A port is a MAC address of a node (its per-MAC iPXE entry point). ironledger
+//! models `address`, `pxe_enabled` and `extra`; the other fields Ironic's port
+//! has up to 1.78 are shown with their empty values (`internal_info: {}`,
+//! `local_link_connection: {}`, `physical_network: null`, `is_smartnic: false`,
+//! `portgroup_uuid: null`), each only from the version that added it, and a
+//! request that sets one of them to anything but its empty value is refused
+//! with a 400 that says so. Validation messages are Ironic's (compared with
+//! Ironic 39); create, patch (with re-homing) and delete share their steps with
+//! the volume API ([`super::volume::resource`]).
 
-use super::AppState;
-use axum::Router;
+use super::error::{ApiError, ApiResult};
+use super::links::BaseUrl;
+use super::listing::{self, Dir, ListParams, ListSpec, ORDER_KEY};
+use super::lookup;
+use super::version::Version;
+use super::volume::resource::{self, object_of, Kind};
+use super::volume::schema::{self, py_str, Prop, Schema, Ty};
+use super::volume::{
+    check_path_node, method_not_allowed, query_map, refuse_unexpected, with_slash, OptJson,
+};
+use super::{AppState, Who};
+use crate::domain::node::commands::NewPort;
+use crate::domain::patch::PatchOp;
+use crate::domain::{NodeCommand, NodeEvent};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// Ironic's `PORT_SCHEMA` (create, and the patched port).
+static PORT_SCHEMA: Schema = Schema {
+    props: &[
+        Prop::new("address", &[Ty::String]),
+        Prop::new("extra", &[Ty::Object, Ty::Null]),
+        Prop::new("is_smartnic", &[Ty::String, Ty::Boolean, Ty::Null]),
+        Prop::new("local_link_connection", &[Ty::Null, Ty::Object]),
+        Prop::new("node_ident", &[Ty::String]),
+        Prop::new("node_uuid", &[Ty::String]),
+        Prop::max("physical_network", &[Ty::String, Ty::Null], 64),
+        Prop::new("portgroup_uuid", &[Ty::String, Ty::Null]),
+        Prop::new("pxe_enabled", &[Ty::String, Ty::Boolean, Ty::Null]),
+        Prop::new("uuid", &[Ty::String, Ty::Null]),
+        Prop::new("name", &[Ty::String, Ty::Null]),
+        Prop::max("description", &[Ty::String, Ty::Null], 255),
+        Prop::max("vendor", &[Ty::String, Ty::Null], 32),
+        Prop::max("category", &[Ty::String, Ty::Null], 80),
+        Prop::new("available_for_dynamic_portgroup", &[Ty::Boolean]),
+    ],
+    required: &["address"],
+    one_of_required: Some(["node_ident", "node_uuid"]),
+};
+
+/// Every field of a port's representation (before version hiding), for
+/// `fields=` (Ironic checks against its full dict).
+const ALL_FIELDS: &[&str] = &[
+    "uuid",
+    "created_at",
+    "updated_at",
+    "address",
+    "extra",
+    "internal_info",
+    "is_smartnic",
+    "local_link_connection",
+    "physical_network",
+    "pxe_enabled",
+    "node_uuid",
+    "links",
+    "portgroup_uuid",
+    "name",
+    "description",
+    "vendor",
+    "category",
+    "available_for_dynamic_portgroup",
+];
+
+/// The version that added each field newer than the port itself; above
+/// ironledger's maximum (1.78) means "never".
+fn field_minor(field: &str) -> u32 {
+    match field {
+        "internal_info" => 18,
+        "pxe_enabled" | "local_link_connection" => 19,
+        "portgroup_uuid" => 24,
+        "physical_network" => 34,
+        "is_smartnic" => 53,
+        "name" => 88,
+        "description" => 97,
+        "vendor" => 100,
+        "category" => 101,
+        "available_for_dynamic_portgroup" => 111,
+        _ => 1,
+    }
+}
+
+/// Ironic's `_check_allowed_port_fields` (406 for a field newer than the
+/// request; `internal_info` is shown from 1.18 but never refused).
+fn check_allowed_fields<'a>(
+    version: Version,
+    fields: impl IntoIterator<Item = &'a str>,
+) -> ApiResult<()> {
+    for f in fields {
+        if f != "internal_info" && !version.at_least(field_minor(f)) {
+            return Err(not_acceptable());
+        }
+    }
+    Ok(())
+}
+
+fn not_acceptable() -> ApiError {
+    ApiError::not_acceptable("Request not acceptable.")
+}
+
+/// `fields=` as Ironic checks it for ports: the version (1.8), fields newer
+/// than the request (406), unknown names (400, in the order given).
+fn parse_fields(version: Version, raw: &str) -> ApiResult<Vec<String>> {
+    if !version.at_least(8) {
+        return Err(not_acceptable());
+    }
+    let fields: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(String::from)
+        .collect();
+    check_allowed_fields(version, fields.iter().map(String::as_str))?;
+    let invalid: Vec<&str> = fields
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !ALL_FIELDS.contains(f))
+        .collect();
+    if !invalid.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Field(s) \"{}\" are not valid",
+            invalid.join(", ")
+        )));
+    }
+    Ok(fields)
+}
+
+/// A port as Ironic shows it at `version`.
+fn render(doc: &Value, base: &BaseUrl, version: Version) -> Value {
+    let uuid = doc["uuid"].as_str().unwrap_or_default();
+    let mut m = Map::new();
+    m.insert("uuid".into(), json!(uuid));
+    m.insert("created_at".into(), doc["created_at"].clone());
+    m.insert("updated_at".into(), doc["updated_at"].clone());
+    m.insert("address".into(), doc["address"].clone());
+    let extra = if doc["extra"].is_object() {
+        doc["extra"].clone()
+    } else {
+        json!({})
+    };
+    m.insert("extra".into(), extra);
+    let mut optional = |field: &str, value: Value| {
+        if version.at_least(field_minor(field)) {
+            m.insert(field.into(), value);
+        }
+    };
+    optional("internal_info", json!({}));
+    optional("is_smartnic", json!(false));
+    optional("local_link_connection", json!({}));
+    optional("physical_network", Value::Null);
+    optional("pxe_enabled", doc["pxe_enabled"].clone());
+    optional("portgroup_uuid", Value::Null);
+    m.insert("node_uuid".into(), doc["node_uuid"].clone());
+    m.insert("links".into(), base.links(&format!("ports/{uuid}")));
+    Value::Object(m)
+}
+
+// ---- the resource as a patchable child record ---------------------------------------
+
+/// Ironic's `as_dict` of a port, as a patch sees it: what ironledger does not
+/// model has its empty value; `node_ident` is not a field (adding it at the root
+/// is refused, as in Ironic).
+fn patch_doc(record: &Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    let get = |k: &str| record.get(k).cloned().unwrap_or(Value::Null);
+    for k in [
+        "uuid",
+        "address",
+        "extra",
+        "pxe_enabled",
+        "created_at",
+        "updated_at",
+    ] {
+        m.insert(k.into(), get(k));
+    }
+    m.insert("local_link_connection".into(), json!({}));
+    m.insert("portgroup_uuid".into(), Value::Null);
+    m.insert("internal_info".into(), json!({}));
+    m.insert("physical_network".into(), Value::Null);
+    m.insert("is_smartnic".into(), json!(false));
+    for k in ["name", "description", "vendor", "category"] {
+        m.insert(k.into(), Value::Null);
+    }
+    m.insert("available_for_dynamic_portgroup".into(), json!(false));
+    m
+}
+
+/// oslo's `is_valid_mac`: six colon-separated octets (any case); Ironic stores
+/// it in lower case.
+fn normalize_mac(raw: &str) -> Option<String> {
+    let l = raw.to_ascii_lowercase();
+    let parts: Vec<&str> = l.split(':').collect();
+    (parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit())))
+    .then_some(l)
+}
+
+/// A boolean field given as a boolean or a bool-string (`args.boolean`).
+fn boolean(doc: &mut Map<String, Value>, name: &str) -> ApiResult<()> {
+    if let Some(Value::String(s)) = doc.get(name) {
+        let b = listing::parse_bool(name, s)?;
+        doc.insert(name.into(), Value::Bool(b));
+    }
+    Ok(())
+}
+
+/// Ironic's checks of a created or patched port: its `PORT_VALIDATOR_EXTRA`,
+/// then ironledger's refusal of values for fields it does not model.
+fn check_record(doc: &mut Map<String, Value>) -> ApiResult<()> {
+    validate_values(doc)?;
+    refuse_unmodelled(doc)
+}
+
+/// Ironic's `PORT_VALIDATOR_EXTRA`, in its order, normalising as it does (MAC
+/// in lower case, bool-strings as booleans).
+fn validate_values(doc: &mut Map<String, Value>) -> ApiResult<()> {
+    if let Some(v) = doc.get("address") {
+        let raw = py_str(v);
+        let mac = normalize_mac(&raw).ok_or_else(|| {
+            ApiError::bad_request(format!("Expected valid MAC address for address: {raw}"))
+        })?;
+        doc.insert("address".into(), Value::String(mac));
+    }
+    schema::check_uuid_field(doc, "node_uuid")?;
+    boolean(doc, "is_smartnic")?;
+    schema::check_uuid_field(doc, "portgroup_uuid")?;
+    boolean(doc, "pxe_enabled")?;
+    schema::check_uuid_field(doc, "uuid")?;
+    boolean(doc, "available_for_dynamic_portgroup")?;
+    if let Some(Value::String(pg)) = doc.get("portgroup_uuid") {
+        // ironledger has no port groups, so any named one does not exist.
+        return Err(ApiError::bad_request(format!(
+            "Portgroup {pg} could not be found."
+        )));
+    }
+    Ok(())
+}
+
+/// A value other than the empty one for a field ironledger does not model is
+/// refused rather than silently dropped.
+fn refuse_unmodelled(doc: &Map<String, Value>) -> ApiResult<()> {
+    if doc
+        .get("physical_network")
+        .is_some_and(|v| v.as_str() == Some(""))
+    {
+        return Err(ApiError::bad_request(
+            "A non-empty value is required when setting physical_network",
+        ));
+    }
+    let unmodelled = |field: &str, v: &Value| match field {
+        "is_smartnic" | "available_for_dynamic_portgroup" => {
+            !matches!(v, Value::Null | Value::Bool(false))
+        }
+        "local_link_connection" => !(v.is_null() || v.as_object().is_some_and(Map::is_empty)),
+        _ => !v.is_null(),
+    };
+    for field in [
+        "is_smartnic",
+        "local_link_connection",
+        "physical_network",
+        "name",
+        "description",
+        "vendor",
+        "category",
+        "available_for_dynamic_portgroup",
+    ] {
+        if let Some(v) = doc.get(field) {
+            if unmodelled(field, v) {
+                return Err(ApiError::bad_request(format!(
+                    "ironledger does not model the port field {field}; it can only be empty."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add(uuid: Uuid, doc: &Map<String, Value>) -> NodeCommand {
+    NodeCommand::AddPort(NewPort {
+        uuid,
+        address: doc
+            .get("address")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        // Ironic answers a null pxe_enabled with a 500; ironledger takes the default.
+        pxe_enabled: doc
+            .get("pxe_enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        extra: object_of(doc, "extra"),
+    })
+}
+
+fn removed(e: &NodeEvent, uuid: Uuid) -> Option<Value> {
+    match e {
+        NodeEvent::PortRemoved { port } if port.uuid == uuid => serde_json::to_value(port).ok(),
+        _ => None,
+    }
+}
+
+/// Values the aggregate takes in its own types: a bool-string becomes a boolean,
+/// a MAC its lower-case form.
+fn normalize(op: &mut PatchOp) {
+    match (op.path.as_str(), op.value.as_mut()) {
+        ("/pxe_enabled", Some(v @ Value::String(_))) => {
+            if let Ok(b) = listing::parse_bool("pxe_enabled", v.as_str().unwrap_or_default()) {
+                *v = Value::Bool(b);
+            }
+        }
+        ("/address", Some(Value::String(s))) => *s = s.to_ascii_lowercase(),
+        _ => {}
+    }
+}
+
+static PORTS: Kind = Kind {
+    body_name: "port",
+    model: "ports",
+    not_found: "Port {} could not be found.",
+    schema: &PORT_SCHEMA,
+    patch_allowed: &[
+        "address",
+        "extra",
+        "is_smartnic",
+        "local_link_connection",
+        "node_ident",
+        "node_uuid",
+        "physical_network",
+        "portgroup_uuid",
+        "pxe_enabled",
+        "name",
+        "description",
+        "vendor",
+        "category",
+        "available_for_dynamic_portgroup",
+    ],
+    domain_fields: &["address", "extra", "node_uuid", "pxe_enabled"],
+    update_action: None,
+    patch_doc,
+    check_record,
+    add,
+    patch: |uuid, ops| NodeCommand::PatchPort { uuid, ops },
+    remove: |uuid| NodeCommand::RemovePort { uuid },
+    removed,
+    normalize,
+};
+
+// ---- routes ----------------------------------------------------------------------
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let collection =
+        get(|s: State<AppState>, v: Version, b: BaseUrl, q: Q| list(s, v, b, None, false, q))
+            .post(
+                |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: OptJson| {
+                    create(s, v, b, w, false, body)
+                },
+            )
+            .fallback(method_not_allowed);
+    let detail =
+        get(|s: State<AppState>, v: Version, b: BaseUrl, q: Q| list(s, v, b, None, true, q))
+            .fallback(method_not_allowed);
+    let item = get(
+        |s: State<AppState>, v: Version, b: BaseUrl, Path(p): Path<String>, q: Q| {
+            get_one(s, v, b, false, p, q)
+        },
+    )
+    .patch(
+        |s: State<AppState>,
+         v: Version,
+         b: BaseUrl,
+         w: Who,
+         Path(p): Path<String>,
+         body: OptJson| { patch(s, v, b, w, false, p, body) },
+    )
+    .delete(|s: State<AppState>, w: Who, Path(p): Path<String>| delete(s, w, false, p))
+    .fallback(method_not_allowed);
+    let node_collection = get(
+        |s: State<AppState>, v: Version, b: BaseUrl, Path(n): Path<String>, q: Q| {
+            list(s, v, b, Some(n), false, q)
+        },
+    )
+    .post(
+        |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: OptJson| {
+            create(s, v, b, w, true, body)
+        },
+    )
+    .fallback(method_not_allowed);
+    let node_detail = get(
+        |s: State<AppState>, v: Version, b: BaseUrl, Path(n): Path<String>, q: Q| {
+            list(s, v, b, Some(n), true, q)
+        },
+    )
+    .fallback(method_not_allowed);
+    let node_item = get(
+        |s: State<AppState>, v: Version, b: BaseUrl, Path((_, p)): Path<(String, String)>, q: Q| {
+            get_one(s, v, b, true, p, q)
+        },
+    )
+    .patch(
+        |s: State<AppState>,
+         v: Version,
+         b: BaseUrl,
+         w: Who,
+         Path((_, p)): Path<(String, String)>,
+         body: OptJson| { patch(s, v, b, w, true, p, body) },
+    )
+    .delete(
+        |s: State<AppState>, w: Who, Path((_, p)): Path<(String, String)>| delete(s, w, true, p),
+    )
+    .fallback(method_not_allowed);
+    // Collections and items also answer with a trailing slash, as in Ironic;
+    // `/ports/detail/` is a 404 there, and here.
+    let r = Router::new().route("/ports/detail", detail);
+    let r = with_slash(r, "/ports", collection);
+    let r = with_slash(r, "/ports/{port}", item);
+    let r = with_slash(r, "/nodes/{node}/ports", node_collection);
+    let r = r.route("/nodes/{node}/ports/detail", node_detail);
+    with_slash(r, "/nodes/{node}/ports/{port}", node_item)
+}
+
+// ---- list -------------------------------------------------------------------------
+
+const LIST_ARGS: &[&str] = &[
+    "node",
+    "node_uuid",
+    "address",
+    "marker",
+    "limit",
+    "sort_key",
+    "sort_dir",
+    "fields",
+    "portgroup",
+    "detail",
+    "shard",
+    "description_contains",
+    "conductor_groups",
+];
+
+/// Sort keys Ironic refuses by name (unquoted message).
+const UNSORTABLE: &[&str] = &["extra", "internal_info", "local_link_connection"];
+/// Sort keys ironledger can order by (the columns it has; `id` is creation order).
+const SORTABLE: &[&str] = &[
+    "id",
+    "uuid",
+    "address",
+    "created_at",
+    "updated_at",
+    "pxe_enabled",
+    "physical_network",
+    "is_smartnic",
+];
+
+fn bad_uuid_or_name(name: &str, v: &str) -> ApiResult<()> {
+    if Uuid::parse_str(v).is_ok() || lookup::is_logical_name(v) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Expected UUID or name for {name}: {v}"
+        )))
+    }
+}
+
+/// `GET /v1/ports`, `/v1/ports/detail` and the node-scoped forms.
+///
+/// Ironic's node-scoped list answers 404 `Portgroup None could not be found.`
+/// (a bug in Ironic 39); ironledger lists the node's ports, with `next`
+/// pointing at the global collection as Ironic builds it.
+async fn list(
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    path_node: Option<String>,
+    detail_endpoint: bool,
+    q: Q,
+) -> ApiResult<Json<Value>> {
+    if let Some(n) = &path_node {
+        check_path_node(n)?;
+    }
+    let q = query_map(q)?;
+    let allowed: Vec<&str> = LIST_ARGS
+        .iter()
+        .copied()
+        .filter(|a| !detail_endpoint || !["fields", "detail"].contains(a))
+        .collect();
+    refuse_unexpected(&q, &allowed)?;
+
+    // args.validate
+    if let Some(n) = q.get("node") {
+        bad_uuid_or_name("node", n)?;
+    }
+    if let Some(n) = q.get("node_uuid") {
+        if Uuid::parse_str(n).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "Expected UUID for node_uuid: {n}"
+            )));
+        }
+    }
+    let address = match q.get("address") {
+        None => None,
+        Some(a) => Some(normalize_mac(a).ok_or_else(|| {
+            ApiError::bad_request(format!("Expected valid MAC address for address: {a}"))
+        })?),
+    };
+    let marker = match q.get("marker") {
+        None => None,
+        Some(m) => Some(
+            Uuid::parse_str(m)
+                .map_err(|_| ApiError::bad_request(format!("Expected UUID for marker: {m}")))?,
+        ),
+    };
+    let limit =
+        match q.get("limit") {
+            None => None,
+            Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("Expected an integer for limit: {raw}"))
+            })?),
+        };
+    if let Some(pg) = q.get("portgroup") {
+        bad_uuid_or_name("portgroup", pg)?;
+    }
+    let detail = q
+        .get("detail")
+        .map(|d| listing::parse_bool("detail", d))
+        .transpose()?;
+
+    // The controller's own checks.
+    let fields = q
+        .get("fields")
+        .map(|f| parse_fields(version, f))
+        .transpose()?;
+    let sort_key = q.get("sort_key").cloned().unwrap_or_else(|| "id".into());
+    check_allowed_fields(version, [sort_key.as_str()])?;
+    if q.contains_key("portgroup") && !version.at_least(24) {
+        return Err(not_acceptable());
+    }
+    if q.contains_key("shard") {
+        // Filtering by shard came with 1.82, above ironledger's maximum.
+        return Err(not_acceptable());
+    }
+    if let Some(d) = detail {
+        if !version.at_least(43) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid query parameter ?detail={} received.",
+                if d { "True" } else { "False" }
+            )));
+        }
+        if d && fields.is_some() {
+            return Err(ApiError::bad_request(
+                "Can not specify ?detail=True and fields in the same request.",
+            ));
+        }
+    }
+    let node_ident = path_node
+        .clone()
+        .or_else(|| q.get("node_uuid").cloned())
+        .or_else(|| q.get("node").cloned());
+    if let Some(n) = &node_ident {
+        if !version.at_least(5) && Uuid::parse_str(n).is_err() {
+            return Err(not_acceptable());
+        }
+    }
+    let limit = match limit {
+        None => state.config.api.max_limit as usize,
+        Some(n) if n <= 0 => return Err(ApiError::bad_request("Limit must be positive")),
+        Some(n) => (n as usize).min(state.config.api.max_limit as usize),
+    };
+    let sort_dir = match q.get("sort_dir").map(String::as_str) {
+        None | Some("asc") => Dir::Asc,
+        Some("desc") => Dir::Desc,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
+            )))
+        }
+    };
+    let store = state.engine.store().as_ref();
+    if let Some(m) = marker {
+        if store.doc_get("ports", &m.to_string()).await?.is_none() {
+            return Err(PORTS.not_found(m));
+        }
+    }
+    if UNSORTABLE.contains(&sort_key.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "The sort_key value {sort_key} is an invalid field for sorting"
+        )));
+    }
+    if let Some(pg) = q.get("portgroup") {
+        return Err(ApiError::not_found(format!(
+            "Portgroup {pg} could not be found."
+        )));
+    }
+    let node = match &node_ident {
+        Some(ident) => Some(lookup::node(store, ident).await?.uuid().to_string()),
+        None => None,
+    };
+    if !SORTABLE.contains(&sort_key.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "The sort_key value \"{sort_key}\" is an invalid field for sorting"
+        )));
+    }
+    let conductor_groups: Option<Vec<String>> = q.get("conductor_groups").map(|g| {
+        g.split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    if conductor_groups.is_some() && (node.is_some() || address.is_some()) {
+        return Err(ApiError::bad_request(
+            "Filtering by conductor_groups cannot be combined with node_ident, portgroup_ident, or node address filters.",
+        ));
+    }
+    let node_groups: HashMap<String, String> = match &conductor_groups {
+        None => HashMap::new(),
+        Some(_) => store
+            .doc_list("nodes")
+            .await?
+            .into_iter()
+            .filter_map(|(id, doc)| {
+                let node = lookup::NodeDoc::from_doc(doc).ok()?;
+                let group = node
+                    .node
+                    .fields
+                    .get("conductor_group")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                Some((id, group))
+            })
+            .collect(),
+    };
+    let description = q.get("description_contains").filter(|d| !d.is_empty());
+
+    let items: Vec<Value> = store
+        .doc_list("ports")
+        .await?
+        .into_iter()
+        .map(|(_, doc)| doc)
+        .filter(|doc| {
+            let node_uuid = doc["node_uuid"].as_str().unwrap_or_default();
+            // Ironic: the node filter wins over the address filter.
+            match (&node, &address) {
+                (Some(n), _) => node_uuid == n,
+                (None, Some(a)) => doc["address"].as_str() == Some(a.as_str()),
+                (None, None) => true,
+            }
+        })
+        .filter(|doc| match &conductor_groups {
+            None => true,
+            Some(groups) => node_groups
+                .get(doc["node_uuid"].as_str().unwrap_or_default())
+                .is_some_and(|g| groups.contains(g)),
+        })
+        // Ports have no description in ironledger, so none contains the text.
+        .filter(|_| description.is_none())
+        .map(|doc| {
+            let mut shown = render(&doc, &base, Version::MAX);
+            shown[ORDER_KEY] = doc["created_position"].clone();
+            shown
+        })
+        .collect();
+
+    let spec = ListSpec {
+        collection: "ports",
+        path: if detail_endpoint {
+            "ports/detail"
+        } else {
+            "ports"
+        },
+        fields: ALL_FIELDS,
+        default_fields: &["uuid", "address"],
+        unsortable: UNSORTABLE,
+        filters: &[],
+        not_found: "Port {} could not be found.",
+    };
+    let detailed = detail_endpoint || detail == Some(true);
+    let params = ListParams {
+        limit,
+        marker,
+        sort_key,
+        sort_dir,
+        explicit_fields: fields.is_some(),
+        fields: match (&fields, detailed) {
+            (Some(f), _) => Some(f.clone()),
+            (None, true) => None,
+            (None, false) => Some(vec!["uuid".into(), "address".into()]),
+        },
+        // The detail endpoint's next link carries no detail=.
+        detail: !detail_endpoint && detail == Some(true),
+    };
+    let mut page = spec.page(items, &params, &base)?;
+    // Hide what the requested version does not show (the page was built from
+    // the newest form so sorting saw every column).
+    if let Some(Value::Array(ports)) = page.get_mut("ports") {
+        for p in ports.iter_mut() {
+            if let Value::Object(m) = p {
+                m.retain(|k, _| version.at_least(field_minor(k)));
+            }
+        }
+    }
+    Ok(Json(page))
+}
+
+// ---- one port -----------------------------------------------------------------------
+
+/// A port by UUID, or (Ironic's `uuid_or_name`) by a name, which no port has
+/// before 1.88: 404.
+async fn find(state: &AppState, ident: &str, param: &str) -> ApiResult<(Uuid, Value)> {
+    bad_uuid_or_name(param, ident)?;
+    let uuid = Uuid::parse_str(ident).map_err(|_| PORTS.not_found(ident))?;
+    Ok((uuid, PORTS.load(state, uuid).await?))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    scoped: bool,
+    ident: String,
+    q: Q,
+) -> ApiResult<Json<Value>> {
+    let q = query_map(q)?;
+    refuse_unexpected(&q, &["fields"])?;
+    bad_uuid_or_name("port_ident", &ident)?;
+    if scoped {
+        return Err(ApiError::malformed_uri());
+    }
+    let (_, doc) = find(&state, &ident, "port_ident").await?;
+    let fields = q
+        .get("fields")
+        .map(|f| parse_fields(version, f))
+        .transpose()?;
+    Ok(Json(listing::select(
+        render(&doc, &base, version),
+        fields.as_deref(),
+    )))
+}
+
+/// `POST /v1/ports`: schema, Ironic's value checks, the node (400 when
+/// missing), fields newer than the request (406), then the aggregate (a taken
+/// MAC or UUID → 409).
+async fn create(
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    Who(who): Who,
+    scoped: bool,
+    OptJson(body): OptJson,
+) -> ApiResult<Response> {
+    let mut record = resource::check_create_body(&PORTS, &body)?;
+    validate_values(&mut record)?;
+    if scoped {
+        return Err(ApiError::malformed_uri());
+    }
+    if record.contains_key("node_ident") {
+        // Creating a port with node_ident came after 1.78.
+        return Err(not_acceptable());
+    }
+    let node_raw = record.get("node_uuid").map(py_str).unwrap_or_default();
+    let node = Uuid::parse_str(&node_raw).expect("checked by the schema and check_record");
+    if lookup::node_by_uuid(state.engine.store().as_ref(), node)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "Node {node_raw} could not be found."
+        )));
+    }
+    check_allowed_fields(version, record.keys().map(String::as_str))?;
+    refuse_unmodelled(&record)?;
+    let uuid = record
+        .get("uuid")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or_else(Uuid::new_v4);
+    state.engine.node(node, add(uuid, &record), &who).await?;
+    let doc = PORTS.load(&state, uuid).await?;
+    super::volume::created(&base, "ports", uuid, render(&doc, &base, version))
+}
+
+/// `PATCH /v1/ports/{port}`; a new `node_uuid` moves the port to that node.
+async fn patch(
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    Who(who): Who,
+    scoped: bool,
+    ident: String,
+    OptJson(body): OptJson,
+) -> ApiResult<Json<Value>> {
+    bad_uuid_or_name("port_ident", &ident)?;
+    let ops = schema::check_patch_body(&body)?;
+    if scoped {
+        return Err(ApiError::malformed_uri());
+    }
+    schema::check_allowed(&ops, PORTS.patch_allowed)?;
+    let gated = [
+        "pxe_enabled",
+        "local_link_connection",
+        "portgroup_uuid",
+        "physical_network",
+        "is_smartnic",
+    ];
+    let touched = gated.iter().copied().filter(|f| {
+        let path = format!("/{f}");
+        ops.iter().any(|o| {
+            (o.path == path && o.op != "remove" && o.value.is_some())
+                || (o.op == "remove" && (o.path == path || o.path.starts_with(&format!("{path}/"))))
+        })
+    });
+    check_allowed_fields(version, touched)?;
+    let (uuid, doc) = find(&state, &ident, "port_ident").await?;
+    resource::patch(&state, &PORTS, uuid, &doc, &ops, &who).await?;
+    let doc = PORTS.load(&state, uuid).await?;
+    Ok(Json(render(&doc, &base, version)))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Who(who): Who,
+    scoped: bool,
+    raw: String,
+) -> ApiResult<StatusCode> {
+    let uuid = Uuid::parse_str(&raw)
+        .map_err(|_| ApiError::bad_request(format!("Expected UUID for port_uuid: {raw}")))?;
+    if scoped {
+        return Err(ApiError::malformed_uri());
+    }
+    let doc = PORTS.load(&state, uuid).await?;
+    resource::remove(&state, &PORTS, uuid, &doc, &who).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -19,6 +19,10 @@ pub enum DomainError {
     /// The action conflicts with the current state or another resource (409).
     #[error("{0}")]
     Conflict(String),
+    /// The action is refused outright for this resource (403, Ironic's
+    /// `NodeProtected`: a protected node cannot be undeployed, rebuilt or deleted).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl DomainError {
@@ -28,7 +32,15 @@ impl DomainError {
             DomainError::NotFound(_) => 404,
             DomainError::Invalid(_) | DomainError::InvalidStateRequested(_) => 400,
             DomainError::Conflict(_) => 409,
+            DomainError::Forbidden(_) => 403,
         }
+    }
+
+    /// Ironic's `NodeProtected` (403).
+    pub fn node_protected(node: &str) -> Self {
+        DomainError::Forbidden(format!(
+            "Node {node} is protected and cannot be undeployed, rebuilt or deleted"
+        ))
     }
 
     /// Ironic's `InvalidStateRequested` text.

@@ -6,6 +6,7 @@
 //! - [`volume`]: the `Volume` aggregate (which nodes a Cinder volume is attached to).
 //! - [`claims`]: uniqueness across nodes, as claims the store writes atomically.
 //! - [`state`]: Ironic's provisioning state machine.
+//! - [`validation`]: what `GET /v1/nodes/{node}/validate` answers per interface.
 
 pub mod capabilities;
 pub mod claims;
@@ -14,6 +15,7 @@ pub mod hardware;
 pub mod node;
 pub mod patch;
 pub mod state;
+pub mod validation;
 pub mod volume;
 
 pub use error::DomainError;

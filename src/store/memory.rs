@@ -12,7 +12,10 @@
 //! `doc_list`) are the same as the SQL backends', and the shared test suite in
 //! `tests/store_suite.rs` holds all three to it.
 
-use super::{ClaimConflict, ClaimOp, DocChange, LogStore, RecordedEvent, StoreError};
+use super::{
+    distinct_models, ClaimConflict, ClaimOp, DocChange, LogStore, ModelCommit, RecordedEvent,
+    StoreError,
+};
 use async_trait::async_trait;
 use chrono::Utc;
 use cqrs_es::persist::SerializedEvent;
@@ -263,31 +266,40 @@ impl LogStore for MemoryStore {
         Ok(self.lock().checkpoints.get(model).copied().unwrap_or(0))
     }
 
-    async fn commit_model(
-        &self,
-        model: &str,
-        from: u64,
-        to: u64,
-        changes: &[DocChange],
-    ) -> Result<bool, StoreError> {
+    async fn checkpoints(&self, models: &[&str]) -> Result<Vec<u64>, StoreError> {
+        let inner = self.lock();
+        Ok(models
+            .iter()
+            .map(|m| inner.checkpoints.get(*m).copied().unwrap_or(0))
+            .collect())
+    }
+
+    async fn commit_models(&self, commits: &[ModelCommit<'_>]) -> Result<bool, StoreError> {
+        distinct_models(commits)?;
         let mut inner = self.lock();
-        if inner.checkpoints.get(model).copied().unwrap_or(0) != from {
+        // Check every compare-and-set before writing anything: all or nothing.
+        if commits
+            .iter()
+            .any(|c| inner.checkpoints.get(c.model).copied().unwrap_or(0) != c.from)
+        {
             return Ok(false);
         }
-        inner.checkpoints.insert(model.to_string(), to);
-        let docs = inner.models.entry(model.to_string()).or_default();
-        for change in changes {
-            match change {
-                DocChange::Put { id, body } => {
-                    docs.insert(id.clone(), body.clone());
-                }
-                DocChange::Delete { id } => {
-                    docs.remove(id);
+        for c in commits {
+            inner.checkpoints.insert(c.model.to_string(), c.to);
+            let docs = inner.models.entry(c.model.to_string()).or_default();
+            for change in c.changes {
+                match change {
+                    DocChange::Put { id, body } => {
+                        docs.insert(id.clone(), body.clone());
+                    }
+                    DocChange::Delete { id } => {
+                        docs.remove(id);
+                    }
                 }
             }
-        }
-        if docs.is_empty() {
-            inner.models.remove(model);
+            if docs.is_empty() {
+                inner.models.remove(c.model);
+            }
         }
         Ok(true)
     }

@@ -107,6 +107,8 @@ use sqlx::types::Json;
 use sqlx::{Connection, Executor, Row};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The schema, applied in order by [`PostgresStore::connect`] / [`PostgresStore::from_pool`].
@@ -209,6 +211,10 @@ SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_versi
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Set by every append of this process, cleared by the sequencer: while set,
+    /// there is (almost certainly) something to number, and the sequencer skips
+    /// its look at the unnumbered rows and runs its round at once.
+    appended: Arc<AtomicBool>,
 }
 
 impl PostgresStore {
@@ -246,7 +252,10 @@ impl PostgresStore {
     /// the schema its connections create tables in.
     pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
         migrate(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            appended: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// The pool, to share with postgres-es's repository (see `bridge::Repo`).
@@ -555,7 +564,9 @@ impl LogStore for PostgresStore {
                 }
             }
         }
-        tx.commit().await.map_err(append_error)
+        tx.commit().await.map_err(append_error)?;
+        self.appended.store(true, Ordering::Release);
+        Ok(())
     }
 
     async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
@@ -573,16 +584,21 @@ impl LogStore for PostgresStore {
 
     async fn sequence_report(&self) -> Result<Sequenced, StoreError> {
         let mut report = Sequenced::default();
+        // Right after an append of ours the look would only say "yes".
+        let mut look = !self.appended.swap(false, Ordering::AcqRel);
         loop {
-            let (ready, unsequenced): (bool, bool) = sqlx::query_as(UNSEQUENCED_SQL)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(sql_error)?;
-            if !ready {
-                // Nothing to number now; whatever is unsequenced is held back.
-                report.waiting = unsequenced;
-                return Ok(report);
+            if look {
+                let (ready, unsequenced): (bool, bool) = sqlx::query_as(UNSEQUENCED_SQL)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(sql_error)?;
+                if !ready {
+                    // Nothing to number now; whatever is unsequenced is held back.
+                    report.waiting = unsequenced;
+                    return Ok(report);
+                }
             }
+            look = true;
             let round = self.sequence_round().await?;
             if round.numbered > 0 {
                 tracing::trace!(numbered = round.numbered, "sequenced events");

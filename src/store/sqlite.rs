@@ -27,8 +27,8 @@
 //! process crash (WAL with `NORMAL` may lose the last transactions on power loss).
 
 use super::{
-    sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, DocChange, LogStore, RecordedEvent,
-    StoreError,
+    distinct_models, last_changes, sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, LogStore,
+    ModelCommit, RecordedEvent, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -39,6 +39,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Connection, Executor, Row, Sqlite, Transaction};
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -239,6 +240,34 @@ fn recorded_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("recorded_at {recorded_at:?}: {e}")))?
             .with_timezone(&Utc),
     })
+}
+
+/// Document rows written per statement: multi-row statements save a trip
+/// through the driver per row, and 300 rows × 3 parameters stay below the
+/// 999-parameter limit of older SQLite builds.
+const DOC_CHUNK: usize = 300;
+
+/// The checkpoints of `models` (0 if missing), in the order asked, in one query.
+async fn read_checkpoints<'e, E>(executor: E, models: &[&str]) -> Result<Vec<u64>, StoreError>
+where
+    E: Executor<'e, Database = Sqlite>,
+{
+    if models.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT model, position FROM checkpoints \
+         WHERE model IN (SELECT value FROM json_each(?))",
+    )
+    .bind(json_text(&serde_json::json!(models)))
+    .fetch_all(executor)
+    .await
+    .map_err(sql_error)?;
+    let found: HashMap<String, i64> = rows.into_iter().collect();
+    models
+        .iter()
+        .map(|m| to_u64(found.get(*m).copied().unwrap_or(0), "checkpoint"))
+        .collect()
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -453,58 +482,64 @@ impl LogStore for SqliteStore {
         to_u64(position.unwrap_or(0), "checkpoint")
     }
 
-    async fn commit_model(
-        &self,
-        model: &str,
-        from: u64,
-        to: u64,
-        changes: &[DocChange],
-    ) -> Result<bool, StoreError> {
-        let to = to_i64(to, "checkpoint")?;
+    async fn checkpoints(&self, models: &[&str]) -> Result<Vec<u64>, StoreError> {
+        read_checkpoints(&self.read, models).await
+    }
+
+    async fn commit_models(&self, commits: &[ModelCommit<'_>]) -> Result<bool, StoreError> {
+        distinct_models(commits)?;
+        if commits.is_empty() {
+            return Ok(true);
+        }
+        let models: Vec<&str> = commits.iter().map(|c| c.model).collect();
+        let mut moves = Vec::with_capacity(commits.len());
+        for c in commits {
+            moves.push((c.model, to_i64(c.to, "checkpoint")?));
+        }
         let mut tx = self.begin_write().await?;
-        // Compare-and-set: we hold the write lock, so check-then-write is atomic.
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")
-                .bind(model)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(sql_error)?;
-        if to_u64(current.unwrap_or(0), "checkpoint")? != from {
+        // Compare-and-set: we hold the write lock, so check-then-write is atomic,
+        // for all the models at once.
+        let current = read_checkpoints(&mut *tx, &models).await?;
+        if commits.iter().zip(&current).any(|(c, &now)| now != c.from) {
             tx.rollback().await.map_err(sql_error)?;
             return Ok(false);
         }
+        // `WHERE true`: SQLite's parser needs it to tell the upsert's ON CONFLICT
+        // from a join constraint after a SELECT.
         sqlx::query(
-            "INSERT INTO checkpoints (model, position) VALUES (?, ?) \
+            "INSERT INTO checkpoints (model, position) \
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') \
+               FROM json_each(?) WHERE true \
              ON CONFLICT (model) DO UPDATE SET position = excluded.position",
         )
-        .bind(model)
-        .bind(to)
+        .bind(json_text(&serde_json::json!(moves)))
         .execute(&mut *tx)
         .await
         .map_err(sql_error)?;
-        for change in changes {
-            match change {
-                DocChange::Put { id, body } => {
-                    sqlx::query(
-                        "INSERT INTO read_models (model, id, body) VALUES (?, ?, ?) \
-                         ON CONFLICT (model, id) DO UPDATE SET body = excluded.body",
-                    )
-                    .bind(model)
-                    .bind(id)
-                    .bind(json_text(body))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(sql_error)?;
-                }
-                DocChange::Delete { id } => {
-                    sqlx::query("DELETE FROM read_models WHERE model = ? AND id = ?")
-                        .bind(model)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(sql_error)?;
-                }
+
+        let (puts, deletes) = last_changes(commits);
+        for chunk in puts.chunks(DOC_CHUNK) {
+            let sql = format!(
+                "INSERT INTO read_models (model, id, body) VALUES {} \
+                 ON CONFLICT (model, id) DO UPDATE SET body = excluded.body",
+                vec!["(?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (model, id, body) in chunk {
+                query = query.bind(*model).bind(*id).bind(json_text(body));
             }
+            query.execute(&mut *tx).await.map_err(sql_error)?;
+        }
+        for chunk in deletes.chunks(DOC_CHUNK) {
+            let sql = format!(
+                "DELETE FROM read_models WHERE (model, id) IN (VALUES {})",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (model, id) in chunk {
+                query = query.bind(*model).bind(*id);
+            }
+            query.execute(&mut *tx).await.map_err(sql_error)?;
         }
         tx.commit().await.map_err(sql_error)?;
         Ok(true)

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod api;
+
 use cqrs_es::persist::SerializedEvent;
 use ironledger::store::bridge::Repo;
 use ironledger::store::url::mask_password;

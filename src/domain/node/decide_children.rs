@@ -10,6 +10,7 @@ use super::events::NodeEvent;
 use super::Node;
 use crate::domain::error::DomainError;
 use crate::domain::patch::{self, PatchOp};
+use crate::domain::state::ProvisionState;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -161,17 +162,53 @@ impl Node {
                 )))
             }
         };
-        self.check_port_unique(&address, Some(uuid))?;
         let after = Port {
             uuid,
             address,
             pxe_enabled,
             extra: object_field(&out, "extra")?,
         };
+        self.check_port_update_state(&before, &after)?;
+        self.check_port_unique(&after.address, Some(uuid))?;
         if after == before {
             return Ok(vec![]);
         }
         Ok(vec![NodeEvent::PortUpdated { before, after }])
+    }
+
+    /// Ironic's conductor rules for a port update (`update_port`), both 409
+    /// `InvalidState` and both lifted by maintenance: the MAC of a deployed node
+    /// (active, or with an instance) stays, since its boot config is keyed by
+    /// it; `pxe_enabled` (a connectivity attribute) changes only in enroll,
+    /// inspecting, inspect wait or manageable. Ironic lists the attributes from
+    /// a Python set, in no fixed order; this is one of its orders.
+    fn check_port_update_state(&self, before: &Port, after: &Port) -> Result<(), DomainError> {
+        if self.maintenance {
+            return Ok(());
+        }
+        let deployed = self.state() == ProvisionState::Active || self.instance_uuid.is_some();
+        if after.address != before.address && deployed {
+            return Err(DomainError::Conflict(format!(
+                "Cannot update hardware address for port {} as node {} is active or has instance UUID assigned",
+                after.uuid,
+                self.id()
+            )));
+        }
+        const CONNECTIVITY_STATES: [ProvisionState; 4] = [
+            ProvisionState::Enroll,
+            ProvisionState::Inspecting,
+            ProvisionState::InspectWait,
+            ProvisionState::Manageable,
+        ];
+        if after.pxe_enabled != before.pxe_enabled && !CONNECTIVITY_STATES.contains(&self.state()) {
+            return Err(DomainError::Conflict(format!(
+                "Port {} can not have any connectivity attributes (portgroup_id, pxe_enabled, local_link_connection, physical_network) updated unless node {} is in a enroll, inspecting, inspect wait, manageable state or in maintenance mode. The current state is {}.",
+                after.uuid,
+                self.id(),
+                self.state()
+            )));
+        }
+        Ok(())
     }
 
     pub(super) fn remove_port(&self, uuid: Uuid) -> Result<Vec<NodeEvent>, DomainError> {

@@ -8,6 +8,12 @@ use crate::domain::error::DomainError;
 use crate::domain::hardware::HardwareCatalog;
 use crate::domain::state::{power_target_result, target_of, transition, FsmEvent, ProvisionState};
 
+/// Keys of `EnrollNode::fields` that are not simple fields: a node created in
+/// maintenance (`true`) and a node created already associated with an instance
+/// (a UUID string). Each becomes its own event in the enrolment's commit.
+pub const ENROLL_MAINTENANCE: &str = "maintenance";
+pub const ENROLL_INSTANCE_UUID: &str = "instance_uuid";
+
 /// A logical node name: RFC 3986 unreserved characters, at most 255, and not
 /// something that could be mistaken for a UUID.
 pub(super) fn valid_name(name: &str) -> bool {
@@ -46,6 +52,28 @@ impl Node {
                 "A node starts in enroll or available.".into(),
             ));
         }
+        // Ironic lets a node be created already in maintenance or already
+        // associated with an instance; those are not simple fields but their
+        // own events, recorded in the same commit as the enrolment.
+        let mut cmd = cmd;
+        let maintenance = match cmd.fields.remove(ENROLL_MAINTENANCE) {
+            None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => false,
+            Some(serde_json::Value::Bool(true)) => true,
+            Some(other) => {
+                return Err(DomainError::Invalid(format!(
+                    "Invalid value for maintenance: {other}"
+                )))
+            }
+        };
+        let instance_uuid = match cmd.fields.remove(ENROLL_INSTANCE_UUID) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(u)) if uuid::Uuid::parse_str(&u).is_ok() => Some(u),
+            Some(other) => {
+                return Err(DomainError::Invalid(format!(
+                    "Expected a UUID but received {other}."
+                )))
+            }
+        };
         for key in cmd.fields.keys() {
             if !Node::SIMPLE_FIELDS.contains(&key.as_str()) {
                 return Err(DomainError::Invalid(format!("Unknown node field '{key}'.")));
@@ -59,7 +87,7 @@ impl Node {
             }
         }
         let interfaces = catalog.resolve_all(&cmd.driver, &cmd.interfaces)?;
-        Ok(vec![NodeEvent::NodeEnrolled(NodeEnrolled {
+        let mut events = vec![NodeEvent::NodeEnrolled(NodeEnrolled {
             uuid: cmd.uuid,
             name: cmd.name,
             driver: cmd.driver,
@@ -70,7 +98,17 @@ impl Node {
             extra: cmd.extra,
             fields: cmd.fields,
             provision_state: cmd.initial_state,
-        })])
+        })];
+        if maintenance {
+            events.push(NodeEvent::MaintenanceSet { reason: None });
+        }
+        if instance_uuid.is_some() {
+            events.push(NodeEvent::InstanceAssociated {
+                from: None,
+                to: instance_uuid,
+            });
+        }
+        Ok(events)
     }
 
     /// One FSM step from the current state, or Ironic's `InvalidStateRequested`
@@ -156,7 +194,7 @@ impl Node {
         let t = self.step(event, verb)?;
         if req.configdrive.is_some() && !matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
             return Err(DomainError::Invalid(
-                "Adding a config drive is only supported when setting provision state to active or rebuild".into(),
+                "Adding a config drive is only supported when setting provision state to active, rebuild".into(),
             ));
         }
         match (&req.clean_steps, event) {
@@ -178,6 +216,11 @@ impl Node {
             return Err(DomainError::Invalid(
                 "\"deploy_steps\" is only valid when setting target provision state to active or rebuild".into(),
             ));
+        }
+        // The conductor's own checks come after the API's: a protected node
+        // cannot be rebuilt or torn down (Ironic's `NodeProtected`, 403).
+        if self.is_protected() && matches!(event, FsmEvent::Rebuild | FsmEvent::Delete) {
+            return Err(DomainError::node_protected(&self.id()));
         }
         match event {
             FsmEvent::Deploy | FsmEvent::Rebuild => Ok(vec![NodeEvent::DeployRequested {
@@ -218,15 +261,20 @@ impl Node {
     }
 
     pub(super) fn delete(&self) -> Result<Vec<NodeEvent>, DomainError> {
-        if let Some(instance) = &self.instance_uuid {
+        // As Ironic's `destroy_node`: maintenance lets a hopelessly broken node
+        // go even while associated; protection never does.
+        if let Some(instance) = self.instance_uuid.as_ref().filter(|_| !self.maintenance) {
             return Err(DomainError::Conflict(format!(
                 "Node {} is associated with instance {instance}.",
                 self.id()
             )));
         }
+        if self.is_protected() {
+            return Err(DomainError::node_protected(&self.id()));
+        }
         if !self.state().node_delete_allowed() && !self.maintenance {
             return Err(DomainError::Conflict(format!(
-                "Can not delete node \"{}\" while it is in provision state \"{}\". Valid provision states to start deletion are ['available', 'manageable', 'enroll', 'adopt failed'], in addition to any state in maintenance mode.",
+                "Can not delete node \"{}\" while it is in provision state \"{}\". Valid provision states to perform deletion are: \"('manageable', 'enroll', 'adopt failed', 'available')\", or set the node into maintenance mode",
                 self.id(),
                 self.state()
             )));

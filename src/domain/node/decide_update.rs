@@ -6,6 +6,7 @@ use super::Node;
 use crate::domain::error::DomainError;
 use crate::domain::hardware::{HardwareCatalog, INTERFACE_KINDS};
 use crate::domain::patch::{self, PatchOp};
+use crate::domain::state::ProvisionState;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -86,7 +87,63 @@ fn check_simple(field: &str, v: &Value) -> Result<(), DomainError> {
     }
 }
 
+/// Python truthiness of a patched value (Ironic's conductor tests `if reason:`).
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 impl Node {
+    /// Ironic's conductor rules for `protected`/`retired` and their reasons
+    /// (`_check_update_protected`, `_check_update_retired`): clearing the flag
+    /// clears the reason; setting it needs a suitable provision state; a reason
+    /// without the flag is refused.
+    fn check_flag_with_reason(
+        &self,
+        after: &Map<String, Value>,
+        simple: &mut BTreeMap<String, Value>,
+        flag: &str,
+    ) -> Result<(), DomainError> {
+        let reason = format!("{flag}_reason");
+        let on = after.get(flag) == Some(&Value::Bool(true));
+        let was_on = self.fields.get(flag) == Some(&Value::Bool(true));
+        let mut final_reason = after.get(&reason).cloned().unwrap_or(Value::Null);
+        if on != was_on {
+            if !on {
+                final_reason = Value::Null;
+                if self.fields.get(&reason).is_some_and(|r| !r.is_null())
+                    || simple.contains_key(&reason)
+                {
+                    simple.insert(reason.clone(), Value::Null);
+                }
+            } else if flag == "protected" && self.state() != ProvisionState::Active {
+                return Err(DomainError::Conflict(format!(
+                    "Node {} can only be made protected in provision states 'active' or 'rescue', the current state is '{}'",
+                    self.id(),
+                    self.state()
+                )));
+            } else if flag == "retired" && self.state() == ProvisionState::Available {
+                return Err(DomainError::Conflict(format!(
+                    "Node {} can not have 'retired' set in provision state 'available', the current state is '{}'",
+                    self.id(),
+                    self.state()
+                )));
+            }
+        }
+        if simple.contains_key(&reason) && truthy(&final_reason) && !on {
+            return Err(DomainError::Invalid(format!(
+                "The {reason} field can only be set when {flag} is True"
+            )));
+        }
+        Ok(())
+    }
+
     /// The node's patchable view.
     fn patch_view(&self) -> Map<String, Value> {
         let mut doc = Map::new();
@@ -202,6 +259,8 @@ impl Node {
                 simple.insert(f.to_string(), after[*f].clone());
             }
         }
+        self.check_flag_with_reason(&after, &mut simple, "protected")?;
+        self.check_flag_with_reason(&after, &mut simple, "retired")?;
 
         // Interfaces: an explicit value must be usable with the (new) driver; a
         // removed one goes back to the default; a driver change re-resolves the

@@ -137,7 +137,10 @@ async fn a_duplicate_mac_or_uuid_on_the_node_is_a_conflict() {
 
 #[tokio::test]
 async fn a_port_is_patched() {
-    let history = and(in_state(Active), [port_added(port(1)), port_added(port(2))]);
+    let history = and(
+        in_state(Manageable),
+        [port_added(port(1)), port_added(port(2))],
+    );
     let events = run(
         history.clone(),
         NodeCommand::PatchPort {
@@ -169,7 +172,10 @@ async fn a_port_is_patched() {
 
 #[tokio::test]
 async fn port_patches_are_checked() {
-    let history = and(in_state(Active), [port_added(port(1)), port_added(port(2))]);
+    let history = and(
+        in_state(Manageable),
+        [port_added(port(1)), port_added(port(2))],
+    );
     let patch_port = |ops: Vec<PatchOp>| NodeCommand::PatchPort {
         uuid: port_uuid(1),
         ops,
@@ -232,6 +238,74 @@ async fn port_patches_are_checked() {
             port_uuid(7)
         )))
     );
+}
+
+/// Ironic's `update_port`: no new MAC while deployed, no `pxe_enabled` change
+/// outside enroll/inspecting/inspect wait/manageable; maintenance lifts both.
+#[tokio::test]
+async fn port_updates_follow_the_node_state() {
+    let mac = |state: ProvisionState, maintenance: bool| {
+        node(state, Some("power on"), maintenance, [port_added(port(1))])
+    };
+    let new_mac = NodeCommand::PatchPort {
+        uuid: port_uuid(1),
+        ops: vec![replace("/address", json!("52:54:00:aa:bb:cc"))],
+    };
+    let no_pxe = NodeCommand::PatchPort {
+        uuid: port_uuid(1),
+        ops: vec![replace("/pxe_enabled", json!(false))],
+    };
+    let mac_refused = DomainError::Conflict(format!(
+        "Cannot update hardware address for port {} as node {NODE} is active or has instance UUID assigned",
+        port_uuid(1)
+    ));
+    let pxe_refused = |state: &str| {
+        DomainError::Conflict(format!(
+            "Port {} can not have any connectivity attributes (portgroup_id, pxe_enabled, local_link_connection, physical_network) updated unless node {NODE} is in a enroll, inspecting, inspect wait, manageable state or in maintenance mode. The current state is {state}.",
+            port_uuid(1)
+        ))
+    };
+    for state in ALL_STATES {
+        let mac_result = run(mac(state, false), new_mac.clone()).await;
+        if state == Active {
+            assert_eq!(mac_result, Err(mac_refused.clone()), "{state}");
+        } else {
+            assert!(mac_result.is_ok(), "{state}: {mac_result:?}");
+        }
+        let pxe_result = run(mac(state, false), no_pxe.clone()).await;
+        if [Enroll, Inspecting, InspectWait, Manageable].contains(&state) {
+            assert!(pxe_result.is_ok(), "{state}: {pxe_result:?}");
+        } else {
+            assert_eq!(pxe_result, Err(pxe_refused(state.as_str())), "{state}");
+        }
+        // Maintenance lifts both rules.
+        assert!(
+            run(mac(state, true), new_mac.clone()).await.is_ok(),
+            "{state}"
+        );
+        assert!(
+            run(mac(state, true), no_pxe.clone()).await.is_ok(),
+            "{state}"
+        );
+    }
+    // An instance counts as deployed, whatever the state.
+    let with_instance = and(
+        mac(Manageable, false),
+        [NodeEvent::InstanceAssociated {
+            from: None,
+            to: Some(INSTANCE.into()),
+        }],
+    );
+    assert_eq!(
+        run(with_instance, new_mac.clone()).await,
+        Err(mac_refused.clone())
+    );
+    // extra may change in any state.
+    let extra = NodeCommand::PatchPort {
+        uuid: port_uuid(1),
+        ops: vec![add("/extra/a", json!(1))],
+    };
+    assert!(run(mac(Active, false), extra).await.is_ok());
 }
 
 #[tokio::test]

@@ -644,7 +644,7 @@ fn with_params(
 }
 
 const CONFIGDRIVE_MISUSE: &str =
-    "Adding a config drive is only supported when setting provision state to active or rebuild";
+    "Adding a config drive is only supported when setting provision state to active, rebuild";
 const CLEAN_STEPS_MISUSE: &str =
     "\"clean_steps\" is only valid when setting target provision state to clean";
 const DEPLOY_STEPS_MISUSE: &str =
@@ -1273,7 +1273,7 @@ async fn maintenance_without_reason_and_unset_when_not_set() {
 
 fn cannot_delete(state: &str) -> DomainError {
     DomainError::Conflict(format!(
-        "Can not delete node \"{NODE}\" while it is in provision state \"{state}\". Valid provision states to start deletion are ['available', 'manageable', 'enroll', 'adopt failed'], in addition to any state in maintenance mode."
+        "Can not delete node \"{NODE}\" while it is in provision state \"{state}\". Valid provision states to perform deletion are: \"('manageable', 'enroll', 'adopt failed', 'available')\", or set the node into maintenance mode"
     ))
 }
 
@@ -1312,15 +1312,114 @@ async fn delete_is_refused_while_an_instance_is_associated() {
     let expected = DomainError::Conflict(format!(
         "Node {NODE} is associated with instance {INSTANCE}."
     ));
-    for history in [
-        and(in_state(Available), [associated()]),
-        and(in_state(Active), [associated(), maintenance_on()]),
+    TestFramework::<Node>::with(services())
+        .given(and(in_state(Available), [associated()]))
+        .when_async(NodeCommand::Delete)
+        .await
+        .then_expect_error(expected);
+}
+
+/// Ironic's `destroy_node` skips the association check in maintenance, so a
+/// hopelessly broken node can always be removed.
+#[tokio::test]
+async fn delete_in_maintenance_ignores_the_instance() {
+    TestFramework::<Node>::with(services())
+        .given(and(in_state(Active), [associated(), maintenance_on()]))
+        .when_async(NodeCommand::Delete)
+        .await
+        .then_expect_events(vec![nothing_deleted()]);
+}
+
+fn protected_on() -> NodeEvent {
+    let mut changes = BTreeMap::new();
+    changes.insert("protected".to_string(), json!(true));
+    NodeEvent::NodeUpdated { changes }
+}
+
+fn protected_error() -> DomainError {
+    DomainError::Forbidden(format!(
+        "Node {NODE} is protected and cannot be undeployed, rebuilt or deleted"
+    ))
+}
+
+#[tokio::test]
+async fn a_protected_node_cannot_be_deleted_even_in_maintenance() {
+    for extra in [vec![protected_on()], vec![protected_on(), maintenance_on()]] {
+        let got = run(and(in_state(Manageable), extra), NodeCommand::Delete).await;
+        assert_eq!(got, Err(protected_error()));
+        assert_eq!(got.unwrap_err().status(), 403);
+    }
+}
+
+#[tokio::test]
+async fn a_protected_node_cannot_be_rebuilt_or_undeployed_but_may_be_deployed() {
+    let active = and(in_state(Active), [protected_on()]);
+    assert_eq!(
+        run(active.clone(), provision("rebuild")).await,
+        Err(protected_error())
+    );
+    for verb in ["deleted", "undeploy"] {
+        assert_eq!(
+            run(active.clone(), provision(verb)).await,
+            Err(protected_error()),
+            "{verb}"
+        );
+    }
+    // The state machine is asked first: an illegal verb stays a 400.
+    assert_eq!(
+        run(
+            and(in_state(Available), [protected_on()]),
+            provision("deleted")
+        )
+        .await,
+        Err(invalid_state("deleted", "available"))
+    );
+    assert!(run(
+        and(in_state(DeployFailed), [protected_on()]),
+        provision("active")
+    )
+    .await
+    .is_ok());
+}
+
+#[tokio::test]
+async fn enroll_can_start_in_maintenance_and_associated() {
+    let mut cmd = enroll_cmd();
+    cmd.fields.insert("maintenance".into(), json!(true));
+    cmd.fields.insert("instance_uuid".into(), json!(INSTANCE));
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(NodeCommand::Enroll(cmd))
+        .await
+        .then_expect_events(vec![
+            enrolled(),
+            NodeEvent::MaintenanceSet { reason: None },
+            NodeEvent::InstanceAssociated {
+                from: None,
+                to: Some(INSTANCE.into()),
+            },
+        ]);
+    let mut cmd = enroll_cmd();
+    cmd.fields.insert("maintenance".into(), json!(false));
+    cmd.fields.insert("instance_uuid".into(), Value::Null);
+    TestFramework::<Node>::with(services())
+        .given_no_previous_events()
+        .when_async(NodeCommand::Enroll(cmd))
+        .await
+        .then_expect_events(vec![enrolled()]);
+}
+
+#[tokio::test]
+async fn enroll_refuses_a_bad_maintenance_or_instance() {
+    for (key, value) in [
+        ("maintenance", json!("yes")),
+        ("instance_uuid", json!("not-a-uuid")),
+        ("instance_uuid", json!(5)),
     ] {
-        TestFramework::<Node>::with(services())
-            .given(history)
-            .when_async(NodeCommand::Delete)
-            .await
-            .then_expect_error(expected.clone());
+        let mut cmd = enroll_cmd();
+        cmd.fields.insert(key.into(), value);
+        let got = run(vec![], NodeCommand::Enroll(cmd)).await;
+        assert_eq!(got.unwrap_err().status(), 400, "{key}");
     }
 }
 

@@ -695,3 +695,116 @@ async fn one_bad_operation_refuses_the_whole_patch() {
             "Expected a UUID but received nope.".into(),
         ));
 }
+
+// ---- protected / retired (Ironic's conductor `_check_update_protected/_retired`) --
+
+fn with_fields(state: ProvisionState, fields: &[(&str, Value)]) -> Vec<NodeEvent> {
+    let changes: BTreeMap<String, Value> = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    and(in_state(state), [NodeEvent::NodeUpdated { changes }])
+}
+
+#[tokio::test]
+async fn protected_can_only_be_set_on_active_nodes() {
+    let got = run(
+        in_state(Active),
+        patch(vec![replace("/protected", json!(true))]),
+    )
+    .await;
+    assert_eq!(got, Ok(vec![updated("protected", json!(true))]));
+    for state in [Manageable, Available, Enroll, DeployFailed] {
+        let got = run(
+            in_state(state),
+            patch(vec![replace("/protected", json!(true))]),
+        )
+        .await;
+        assert_eq!(
+            got,
+            Err(DomainError::Conflict(format!(
+                "Node {NODE} can only be made protected in provision states 'active' or 'rescue', the current state is '{state}'"
+            ))),
+            "{state}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reason_needs_its_flag_and_clearing_the_flag_clears_the_reason() {
+    let got = run(
+        in_state(Active),
+        patch(vec![replace("/protected_reason", json!("why"))]),
+    )
+    .await;
+    assert_eq!(
+        got,
+        Err(DomainError::Invalid(
+            "The protected_reason field can only be set when protected is True".into()
+        ))
+    );
+    let got = run(
+        in_state(Active),
+        patch(vec![replace("/retired_reason", json!("old"))]),
+    )
+    .await;
+    assert_eq!(
+        got,
+        Err(DomainError::Invalid(
+            "The retired_reason field can only be set when retired is True".into()
+        ))
+    );
+    let on = with_fields(
+        Active,
+        &[
+            ("protected", json!(true)),
+            ("protected_reason", json!("prod")),
+        ],
+    );
+    let events = run(on.clone(), patch(vec![replace("/protected", json!(false))]))
+        .await
+        .unwrap();
+    let node = replay(&and(on, events));
+    assert!(!node.is_protected());
+    assert_eq!(node.fields.get("protected_reason"), None);
+    // Both at once: the flag wins, as in Ironic.
+    let got = run(
+        in_state(Active),
+        patch(vec![
+            replace("/protected", json!(true)),
+            replace("/protected_reason", json!("prod")),
+        ]),
+    )
+    .await
+    .unwrap();
+    let node = replay(&and(in_state(Active), got));
+    assert!(node.is_protected());
+    assert_eq!(node.fields["protected_reason"], json!("prod"));
+}
+
+#[tokio::test]
+async fn retired_cannot_be_set_on_available_nodes() {
+    let got = run(
+        in_state(Available),
+        patch(vec![replace("/retired", json!(true))]),
+    )
+    .await;
+    assert_eq!(
+        got,
+        Err(DomainError::Conflict(format!(
+            "Node {NODE} can not have 'retired' set in provision state 'available', the current state is 'available'"
+        )))
+    );
+    let events = run(
+        in_state(Manageable),
+        patch(vec![
+            replace("/retired", json!(true)),
+            replace("/retired_reason", json!("eol")),
+        ]),
+    )
+    .await
+    .unwrap();
+    let node = replay(&and(in_state(Manageable), events));
+    assert!(node.is_retired());
+    assert_eq!(node.fields["retired_reason"], json!("eol"));
+}

@@ -1,0 +1,430 @@
+//! `POST /v1/nodes`, and the node body schema that `PATCH` shares.
+//!
+//! Order of checks (Ironic's `NodesController.post`): the body schema, the
+//! per-field conversions (`uuid`, booleans), fields newer than the version
+//! (406), the name, the driver; then the aggregate resolves the interfaces and
+//! records the node. Nothing is written unless every check passes.
+
+use super::super::error::{ApiError, ApiResult};
+use super::super::links::BaseUrl;
+use super::super::version::Version;
+use super::super::{AppState, Who};
+use super::fields::{self, not_acceptable};
+use super::pyfmt::{self, check_type, repr};
+use super::render::{self, View};
+use super::{host, reread, uuid_like, OptionalJson};
+use crate::domain::hardware::INTERFACE_KINDS;
+use crate::domain::node::commands::EnrollNode;
+use crate::domain::state::ProvisionState;
+use crate::domain::NodeCommand;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+const STR: &[&str] = &["string", "null"];
+const BOOLISH: &[&str] = &["string", "boolean", "null"];
+const OBJ: &[&str] = &["object", "null"];
+
+/// The node schema's properties, in its order: name, types, max length.
+const SCHEMA: &[(&str, &[&str], Option<usize>)] = &[
+    ("automated_clean", BOOLISH, None),
+    ("bios_interface", STR, None),
+    ("boot_interface", STR, None),
+    ("boot_mode", STR, None),
+    ("chassis_uuid", STR, None),
+    ("conductor_group", STR, None),
+    ("console_enabled", BOOLISH, None),
+    ("console_interface", STR, None),
+    ("deploy_interface", STR, None),
+    ("description", STR, Some(4096)),
+    ("disable_power_off", BOOLISH, None),
+    ("driver", &["string"], None),
+    ("driver_info", OBJ, None),
+    ("extra", OBJ, None),
+    ("firmware_interface", STR, None),
+    ("inspect_interface", STR, None),
+    ("instance_info", OBJ, None),
+    ("instance_name", STR, Some(255)),
+    ("instance_uuid", STR, None),
+    ("lessee", STR, None),
+    ("management_interface", STR, None),
+    ("maintenance", BOOLISH, None),
+    ("name", STR, None),
+    ("network_data", &[], None),
+    ("network_interface", STR, None),
+    ("owner", STR, None),
+    ("parent_node", STR, Some(36)),
+    ("power_interface", STR, None),
+    ("properties", OBJ, None),
+    ("raid_interface", STR, None),
+    ("rescue_interface", STR, None),
+    ("resource_class", STR, Some(80)),
+    ("retired", BOOLISH, None),
+    ("retired_reason", STR, None),
+    ("secure_boot", BOOLISH, None),
+    ("shard", STR, None),
+    ("storage_interface", STR, None),
+    ("uuid", STR, None),
+    ("vendor_interface", STR, None),
+];
+
+/// Fields only the patch schema adds.
+const PATCH_ONLY: &[(&str, &[&str], Option<usize>)] = &[
+    ("protected", BOOLISH, None),
+    ("protected_reason", STR, None),
+];
+
+/// Validates a node document against Ironic's node schema (`what` is `node`
+/// for POST, `patch` for the patched node). Whole-object errors (missing
+/// `driver`, unknown keys) come before per-field ones, as jsonschema ranks them.
+pub fn check_schema(doc: &Value, what: &str, patch: bool) -> ApiResult<()> {
+    let err = |m: String| ApiError::bad_request(format!("Schema error for {what}: {m}"));
+    let Value::Object(obj) = doc else {
+        return Err(err(pyfmt::type_error(doc, &["object"])));
+    };
+    let props = || {
+        SCHEMA
+            .iter()
+            .chain(if patch { PATCH_ONLY } else { &[] }.iter())
+    };
+    if !obj.contains_key("driver") {
+        return Err(err(pyfmt::required("driver")));
+    }
+    let extra: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !props().any(|(p, _, _)| p == k))
+        .collect();
+    if !extra.is_empty() {
+        return Err(err(pyfmt::additional_properties(&extra)));
+    }
+    for (name, types, max) in props() {
+        let Some(v) = obj.get(*name) else { continue };
+        if *name == "network_data" {
+            if !(v.is_null() || v.is_object()) {
+                return Err(err(format!(
+                    "{} is not valid under any of the given schemas",
+                    repr(v)
+                )));
+            }
+            continue;
+        }
+        check_type(v, types).map_err(err)?;
+        if let (Some(max), Value::String(s)) = (max, v) {
+            if s.chars().count() > *max {
+                return Err(err(format!("{} is too long", repr(v))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ironic's `NODE_VALIDATE_EXTRA`: UUID fields must look like UUIDs and the
+/// boolean fields are read strictly (strings become booleans).
+pub fn convert_extra(obj: &mut Map<String, Value>) -> ApiResult<()> {
+    for name in [
+        "automated_clean",
+        "chassis_uuid",
+        "console_enabled",
+        "disable_power_off",
+        "instance_uuid",
+        "protected",
+        "maintenance",
+        "retired",
+        "uuid",
+    ] {
+        let Some(v) = obj.get(name) else { continue };
+        if name.ends_with("uuid") {
+            if let Value::String(s) = v {
+                if !uuid_like(s) {
+                    return Err(ApiError::bad_request(format!(
+                        "Expected UUID for {name}: {s}"
+                    )));
+                }
+            }
+        } else {
+            let b = pyfmt::strict_bool(name, v).map_err(ApiError::bad_request)?;
+            obj.insert(name.into(), b.map(Value::Bool).unwrap_or(Value::Null));
+        }
+    }
+    Ok(())
+}
+
+/// Words a node may not be named (Ironic's controller's reserved names).
+const RESERVED: &[&str] = &[
+    "maintenance",
+    "management",
+    "states",
+    "vendor_passthru",
+    "detail",
+    "validate",
+];
+
+/// Ironic's host-name rule for names before 1.10.
+fn hostname_safe(name: &str) -> bool {
+    if name.len() > 255 {
+        return false;
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.split('.').all(|part| {
+        let b = part.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    })
+}
+
+/// Ironic's `_check_names_acceptable` for one requested name; `error` words
+/// the invalid-name refusal (`{name}` is replaced).
+pub fn check_name(name: &Value, version: Version, error: &str) -> ApiResult<()> {
+    if !version.at_least(5) {
+        return Err(not_acceptable());
+    }
+    let valid = match name {
+        Value::String(s) => {
+            let shape = if version.at_least(10) {
+                super::super::lookup::is_logical_name(s)
+            } else {
+                hostname_safe(s)
+            };
+            shape && !uuid_like(s)
+        }
+        _ => false,
+    };
+    if !valid {
+        return Err(ApiError::bad_request(
+            error.replace("{name}", &pyfmt::str_(name)),
+        ));
+    }
+    let s = name.as_str().unwrap_or_default();
+    if RESERVED.contains(&s) {
+        return Err(ApiError::bad_request(format!(
+            "The word \"{s}\" is reserved and can not be used as a node name. Reserved words are: {}.",
+            RESERVED.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Ironic's answer to a driver no conductor serves.
+pub fn no_valid_host(driver: &str, group: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "No valid host was found. Reason: No conductor service registered which supports driver {driver} for conductor group \"{group}\". Ensure the driver is valid and enabled."
+    ))
+}
+
+/// Refuses values ironledger cannot keep, rather than accept and drop them.
+pub fn unsupported(field: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "ironledger does not support setting {field} on a node."
+    ))
+}
+
+fn object(v: Option<&Value>) -> Map<String, Value> {
+    v.and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+/// `POST /v1/nodes`.
+pub async fn create(
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    who: Who,
+    OptionalJson(body): OptionalJson,
+) -> ApiResult<Response> {
+    check_schema(&body, "node", false)?;
+    let mut obj = body.as_object().cloned().unwrap_or_default();
+    convert_extra(&mut obj)?;
+
+    // Fields newer than the version must be absent or empty.
+    for (field, _) in fields::VERSIONED {
+        if fields::allowed(field, version) {
+            continue;
+        }
+        let Some(v) = obj.get(*field) else { continue };
+        let empty = match *field {
+            "conductor_group" => v.as_str() == Some(""),
+            _ => v.is_null(),
+        };
+        if !empty {
+            return Err(not_acceptable());
+        }
+    }
+
+    let uuid = match obj.get("uuid").and_then(Value::as_str) {
+        Some(s) if !s.is_empty() => uuid::Uuid::parse_str(s).expect("checked"),
+        _ => uuid::Uuid::new_v4(),
+    };
+    let group = obj
+        .get("conductor_group")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let name = obj.get("name").cloned().unwrap_or(Value::Null);
+    if !name.is_null() {
+        check_name(
+            &name,
+            version,
+            "Cannot create node with invalid name '{name}'",
+        )?;
+    }
+    for field in ["boot_mode", "secure_boot"] {
+        if obj.get(field).is_some_and(|v| !v.is_null()) {
+            return Err(unsupported(field));
+        }
+    }
+    if obj.get("console_enabled") == Some(&Value::Bool(true)) {
+        return Err(unsupported("console_enabled"));
+    }
+    if let Some(Value::String(c)) = obj.get("chassis_uuid") {
+        return Err(ApiError::bad_request(format!(
+            "Chassis {c} could not be found."
+        )));
+    }
+    let driver = obj["driver"].as_str().unwrap_or_default().to_string();
+    let catalog = &state.config.catalog;
+    if !catalog.hardware_types.iter().any(|d| d == &driver) {
+        return Err(no_valid_host(&driver, &group));
+    }
+
+    let mut interfaces = BTreeMap::new();
+    for kind in INTERFACE_KINDS {
+        if let Some(Value::String(i)) = obj.get(&format!("{kind}_interface")) {
+            interfaces.insert(kind.to_string(), Some(i.clone()));
+        }
+    }
+    let mut simple = BTreeMap::new();
+    for f in [
+        "automated_clean",
+        "conductor_group",
+        "description",
+        "lessee",
+        "owner",
+        "resource_class",
+        "retired",
+        "retired_reason",
+        "network_data",
+        "shard",
+        "parent_node",
+        "disable_power_off",
+    ] {
+        match obj.get(f) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.is_empty() && f == "conductor_group" => {}
+            Some(v) => {
+                simple.insert(f.to_string(), v.clone());
+            }
+        }
+    }
+    // Not simple fields: the aggregate records them as their own events in
+    // the enrolment's commit.
+    if obj.get("maintenance") == Some(&Value::Bool(true)) {
+        simple.insert("maintenance".into(), Value::Bool(true));
+    }
+    if let Some(Value::String(i)) = obj.get("instance_uuid") {
+        simple.insert("instance_uuid".into(), Value::String(i.clone()));
+    }
+    let cmd = EnrollNode {
+        uuid,
+        name: name.as_str().map(String::from),
+        driver,
+        interfaces,
+        properties: object(obj.get("properties")),
+        instance_info: object(obj.get("instance_info")),
+        driver_info: object(obj.get("driver_info")),
+        extra: object(obj.get("extra")),
+        fields: simple,
+        initial_state: if version.at_least(11) {
+            ProvisionState::Enroll
+        } else {
+            ProvisionState::Available
+        },
+    };
+    state
+        .engine
+        .node(uuid, NodeCommand::Enroll(cmd), &who.0)
+        .await?;
+
+    let doc = reread(&state, uuid).await?;
+    let host = host(&state);
+    let view = View {
+        version,
+        base: &base,
+        host: &host,
+    };
+    let mut res = (StatusCode::CREATED, Json(render::node(&doc, &view, None))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&base.v1(&format!("nodes/{uuid}"))) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema_err(v: Value) -> String {
+        check_schema(&v, "node", false).unwrap_err().message
+    }
+
+    #[test]
+    fn schema_errors_match_ironic() {
+        assert_eq!(
+            schema_err(json!({"driver": "fake-hardware", "bogus": 1})),
+            "Schema error for node: Additional properties are not allowed ('bogus' was unexpected)"
+        );
+        assert_eq!(
+            schema_err(json!({"bogus": 1})),
+            "Schema error for node: 'driver' is a required property"
+        );
+        assert_eq!(
+            schema_err(json!({"driver": 1})),
+            "Schema error for node: 1 is not of type 'string'"
+        );
+        assert_eq!(
+            schema_err(json!({"driver": "x", "name": 5})),
+            "Schema error for node: 5 is not of type 'string', 'null'"
+        );
+        assert_eq!(
+            schema_err(json!([1, 2])),
+            "Schema error for node: [1, 2] is not of type 'object'"
+        );
+        assert!(
+            schema_err(json!({"driver": "x", "resource_class": "r".repeat(81)}))
+                .ends_with("is too long")
+        );
+        assert!(check_schema(&json!({"driver": "x", "protected": true}), "patch", true).is_ok());
+        assert!(check_schema(&json!({"driver": "x", "protected": true}), "node", false).is_err());
+    }
+
+    #[test]
+    fn names() {
+        let v = Version { minor: 78 };
+        let e = "Cannot create node with invalid name '{name}'";
+        assert!(check_name(&json!("node-1.a_b~c"), v, e).is_ok());
+        assert_eq!(
+            check_name(&json!("bad name"), v, e).unwrap_err().message,
+            "Cannot create node with invalid name 'bad name'"
+        );
+        assert!(check_name(&json!("detail"), v, e)
+            .unwrap_err()
+            .message
+            .starts_with("The word \"detail\" is reserved"));
+        assert!(check_name(&json!("Upper_x"), Version { minor: 9 }, e).is_err());
+        assert!(check_name(&json!("lower-x"), Version { minor: 9 }, e).is_ok());
+        assert_eq!(
+            check_name(&json!("a"), Version { minor: 4 }, e)
+                .unwrap_err()
+                .status,
+            StatusCode::NOT_ACCEPTABLE
+        );
+        assert!(check_name(&json!("1be26c0b-03f2-4d2e-ae87-c02d7f33c123"), v, e).is_err());
+    }
+}

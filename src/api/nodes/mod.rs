@@ -1,0 +1,244 @@
+//! `/v1/nodes…` (except the volume and port sub-resources) and `/v1/drivers`.
+//!
+//! | module | endpoints |
+//! |---|---|
+//! | [`list`] | `GET /v1/nodes`, `GET /v1/nodes/detail`, `GET /v1/nodes/{node}` |
+//! | [`create`] | `POST /v1/nodes` |
+//! | [`update`] | `PATCH /v1/nodes/{node}`, `DELETE /v1/nodes/{node}` |
+//! | [`states`] | `GET …/states`, `PUT …/states/provision`, `PUT …/states/power`, `PUT`/`DELETE …/maintenance` |
+//! | [`validate`] | `GET …/validate`, `GET /v1/nodes/validate?node=` |
+//! | [`history`] | `GET …/history`, `GET …/history/{event}` (1.78) |
+//! | [`drivers`] | `GET /v1/drivers`, `GET /v1/drivers/{name}` |
+//!
+//! Each handler checks a request in the order Ironic's controller does, so the
+//! first problem a client hears about is the one Ironic would name. Checks that
+//! need the node's current state are made once on the read model, for Ironic's
+//! wording, and again by the aggregate on the write model, which decides.
+
+pub mod create;
+pub mod drivers;
+pub mod fields;
+pub mod history;
+pub mod list;
+pub mod patch;
+pub mod pyfmt;
+pub mod render;
+pub mod states;
+pub mod update;
+pub mod validate;
+
+use super::error::{ApiError, ApiResult};
+use super::lookup::{self, NodeDoc};
+use super::version::Version;
+use super::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, put, MethodRouter};
+use axum::Router;
+use serde_json::{Map, Value};
+
+/// The routes, each also with a trailing slash (Ironic answers both).
+pub fn routes() -> Router<AppState> {
+    let n = method_not_allowed;
+    let table: Vec<(&str, MethodRouter<AppState>)> = vec![
+        ("/nodes", get(list::list).post(create::create).fallback(n)),
+        ("/nodes/detail", get(list::detail).fallback(n)),
+        ("/nodes/validate", get(validate::by_query).fallback(n)),
+        (
+            "/nodes/{node}",
+            get(list::show)
+                .patch(update::update)
+                .delete(update::delete)
+                .fallback(n),
+        ),
+        ("/nodes/{node}/states", get(states::get_states).fallback(n)),
+        (
+            "/nodes/{node}/states/provision",
+            put(states::provision).fallback(n),
+        ),
+        ("/nodes/{node}/states/power", put(states::power).fallback(n)),
+        (
+            "/nodes/{node}/maintenance",
+            put(states::set_maintenance)
+                .delete(states::unset_maintenance)
+                .fallback(n),
+        ),
+        ("/nodes/{node}/validate", get(validate::by_path).fallback(n)),
+        ("/nodes/{node}/history", get(history::list).fallback(n)),
+        (
+            "/nodes/{node}/history/{event}",
+            get(history::show).fallback(n),
+        ),
+        ("/drivers", get(drivers::list).fallback(n)),
+        ("/drivers/{name}", get(drivers::show).fallback(n)),
+    ];
+    table.into_iter().fold(Router::new(), |r, (path, methods)| {
+        r.route(path, methods.clone())
+            .route(&format!("{path}/"), methods)
+    })
+}
+
+/// A known path with a method it does not take (Ironic's framework 405).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::framework(StatusCode::METHOD_NOT_ALLOWED, "")
+}
+
+/// The host name ironledger reports as the conductor of every node:
+/// `[DEFAULT] host` if configured, else the machine's name.
+pub fn host(state: &AppState) -> String {
+    if let Some(h) = state
+        .config
+        .raw
+        .get(&("DEFAULT".to_string(), "host".to_string()))
+    {
+        return h.clone();
+    }
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "ironledger".to_string())
+}
+
+/// Whether `s` looks like a UUID to Ironic (`uuidutils.is_uuid_like`).
+pub fn uuid_like(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// Finds the node a path names, as Ironic does: an identifier that is neither
+/// a UUID nor a valid name is the routing layer's 400; names only exist from
+/// 1.5 (before, a name is simply not found); unknown → 404.
+pub async fn find(state: &AppState, version: Version, ident: &str) -> ApiResult<NodeDoc> {
+    if !uuid_like(ident) && !lookup::is_logical_name(ident) {
+        return Err(ApiError::framework(
+            StatusCode::BAD_REQUEST,
+            format!("Expected UUID or name for node: {ident}"),
+        ));
+    }
+    if !uuid_like(ident) && !version.at_least(5) {
+        return Err(ApiError::not_found(format!(
+            "Node {ident} could not be found."
+        )));
+    }
+    lookup::node(state.engine.store().as_ref(), ident).await
+}
+
+/// Re-reads a node after a command (the engine guarantees the read models
+/// already show it).
+pub async fn reread(state: &AppState, uuid: uuid::Uuid) -> ApiResult<NodeDoc> {
+    lookup::node_by_uuid(state.engine.store().as_ref(), uuid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Node {uuid} could not be found.")))
+}
+
+/// The query string as ordered pairs (a repeated parameter: the last wins).
+pub struct Params(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::malformed_uri())?;
+        Ok(Params(pairs))
+    }
+}
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Ironic's `Unexpected arguments: …` for parameters a handler does not take.
+    pub fn only(&self, allowed: &[&str]) -> ApiResult<()> {
+        let keys: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        unexpected(&keys, allowed)
+    }
+}
+
+/// `Unexpected arguments: a, b` for names outside `allowed`.
+pub fn unexpected(keys: &[&str], allowed: &[&str]) -> ApiResult<()> {
+    let mut extra: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| !allowed.contains(k))
+        .collect();
+    extra.sort_unstable();
+    extra.dedup();
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Unexpected arguments: {}",
+            extra.join(", ")
+        )))
+    }
+}
+
+/// The keys of a body whose top-level keys are a handler's arguments (Ironic
+/// passes such a body as keyword arguments; anything but an object carries none).
+pub fn kwargs(body: &Value, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(m) => {
+            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            unexpected(&keys, allowed)?;
+            Ok(m.clone())
+        }
+        _ => Ok(Map::new()),
+    }
+}
+
+/// A JSON body where an empty one means `{}`, as in Ironic's web framework
+/// (so an empty POST is "'driver' is a required property", an empty provision
+/// request "Missing mandatory parameter: target", and `PUT …/maintenance` needs
+/// no body). Malformed JSON is a 400 (Ironic: 500).
+pub struct OptionalJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "Request body is larger than {} bytes.",
+                        super::body::MAX_BODY
+                    ),
+                )
+            } else {
+                ApiError::bad_request(format!("Could not read the request body: {e}"))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(Value::Object(Map::new())));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalJson)
+            .map_err(|e| ApiError::bad_request(format!("Malformed JSON in the request body: {e}")))
+    }
+}
+
+/// A 202 with no body (`Location` set by the caller when Ironic sets one).
+pub fn accepted(location: Option<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut res = StatusCode::ACCEPTED.into_response();
+    if let Some(l) = location {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&l) {
+            res.headers_mut().insert(axum::http::header::LOCATION, v);
+        }
+    }
+    res
+}

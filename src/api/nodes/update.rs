@@ -1,0 +1,300 @@
+//! `PATCH /v1/nodes/{node}` and `DELETE /v1/nodes/{node}`.
+//!
+//! A patch goes through Ironic's API checks in Ironic's order — the patch
+//! document, the allow-list, fields newer than the version (406), the node, a
+//! transition in progress (409), names, then the patched node against the node
+//! schema — on the read model, so a refusal reads as Ironic's. Then the
+//! operations (booleans and `conductor_group` normalised as Ironic stores them)
+//! go to the aggregate, which applies them to the node's *current* state and
+//! enforces the conductor's rules. A 200 means the patch was applied.
+
+use super::super::error::{ApiError, ApiResult};
+use super::super::links::BaseUrl;
+use super::super::listing::parse_bool;
+use super::super::lookup::NodeDoc;
+use super::super::version::Version;
+use super::super::{AppState, Who};
+use super::create::{check_name, check_schema, convert_extra, no_valid_host};
+use super::fields::{self, not_acceptable};
+use super::patch::{self, Op};
+use super::pyfmt;
+use super::render::{self, View};
+use super::{find, host, reread, OptionalJson, Params};
+use crate::domain::hardware::INTERFACE_KINDS;
+use crate::domain::patch::PatchOp;
+use crate::domain::state::ProvisionState;
+use crate::domain::NodeCommand;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// The node as Ironic's patch sees it (`rpc_node.as_dict()` restricted to the
+/// fields of the node patch schema), with stored, unmasked values.
+fn patch_view(doc: &NodeDoc) -> Value {
+    let n = &doc.node;
+    let field = |k: &str, empty: Value| match n.fields.get(k) {
+        Some(v) if !v.is_null() => v.clone(),
+        _ => empty,
+    };
+    let mut m = Map::new();
+    for k in [
+        "automated_clean",
+        "chassis_uuid",
+        "description",
+        "lessee",
+        "owner",
+        "parent_node",
+        "protected_reason",
+        "resource_class",
+        "retired_reason",
+        "shard",
+    ] {
+        m.insert(k.into(), field(k, Value::Null));
+    }
+    m.insert(
+        "conductor_group".into(),
+        field("conductor_group", json!("")),
+    );
+    m.insert(
+        "disable_power_off".into(),
+        field("disable_power_off", json!(false)),
+    );
+    m.insert("protected".into(), field("protected", json!(false)));
+    m.insert("retired".into(), field("retired", json!(false)));
+    m.insert("network_data".into(), field("network_data", json!({})));
+    for kind in INTERFACE_KINDS {
+        m.insert(format!("{kind}_interface"), json!(n.interface(kind)));
+    }
+    m.insert("boot_mode".into(), Value::Null);
+    m.insert("secure_boot".into(), Value::Null);
+    m.insert("console_enabled".into(), json!(false));
+    m.insert("instance_name".into(), Value::Null);
+    m.insert("driver".into(), json!(n.driver));
+    m.insert("driver_info".into(), Value::Object(n.driver_info.clone()));
+    m.insert("extra".into(), Value::Object(n.extra.clone()));
+    m.insert(
+        "instance_info".into(),
+        Value::Object(n.instance_info.clone()),
+    );
+    m.insert("properties".into(), Value::Object(n.properties.clone()));
+    m.insert(
+        "instance_uuid".into(),
+        n.instance_uuid
+            .clone()
+            .map(Value::String)
+            .unwrap_or(Value::Null),
+    );
+    m.insert("maintenance".into(), json!(n.maintenance));
+    m.insert(
+        "name".into(),
+        n.name.clone().map(Value::String).unwrap_or(Value::Null),
+    );
+    m.insert("uuid".into(), json!(doc.uuid().to_string()));
+    Value::Object(m)
+}
+
+/// Root fields whose values Ironic reads as booleans.
+const BOOLEAN_FIELDS: &[&str] = &[
+    "automated_clean",
+    "disable_power_off",
+    "protected",
+    "maintenance",
+    "retired",
+];
+
+/// Ironic's `UPDATE_ALLOWED_STATES` check, with its exception for removing an
+/// instance from a node in maintenance; `ident` as the client named the node.
+pub fn check_not_in_transition(
+    doc: &NodeDoc,
+    ops: &[Op],
+    ident: &str,
+    version: Version,
+) -> ApiResult<()> {
+    let n = &doc.node;
+    let only_instance_removal = ops.len() == 1
+        && patch::op_name(&ops[0]) == "remove"
+        && patch::op_path(&ops[0]) == "/instance_uuid";
+    if n.maintenance && only_instance_removal {
+        return Ok(());
+    }
+    if n.target_provision_state.is_some() && !n.state().update_allowed() {
+        return Err(ApiError::conflict(format!(
+            "Node {ident} can not be updated while a state transition is in progress."
+        )));
+    }
+    if n.state() == ProvisionState::Inspecting && version.at_least(39) {
+        return Err(ApiError::conflict(format!(
+            "Cannot update node \"{}\" while it is in state \"inspecting\".",
+            doc.uuid()
+        )));
+    }
+    Ok(())
+}
+
+/// `PATCH /v1/nodes/{node}`.
+pub async fn update(
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    who: Who,
+    Path(ident): Path<String>,
+    params: Params,
+    OptionalJson(body): OptionalJson,
+) -> ApiResult<Json<Value>> {
+    // An empty body is `{}` to Ironic (and so not a patch document).
+    params.only(&["reset_interfaces"])?;
+    let reset = params
+        .get("reset_interfaces")
+        .map(|v| parse_bool("reset_interfaces", v))
+        .transpose()?;
+    if reset.is_some() && !version.at_least(45) {
+        return Err(not_acceptable());
+    }
+    let ops = patch::parse(&body)?;
+
+    // The patch itself.
+    for op in &ops {
+        if !fields::PATCHABLE.contains(&patch::root(op)) {
+            return Err(ApiError::bad_request(format!(
+                "Cannot patch {}. Only the following can be updated: {}",
+                patch::op_path(op),
+                fields::PATCHABLE.join(", ")
+            )));
+        }
+    }
+    for (field, _) in fields::VERSIONED {
+        if !fields::allowed(field, version)
+            && !patch::values_for(&ops, &format!("/{field}")).is_empty()
+        {
+            return Err(not_acceptable());
+        }
+    }
+    if reset == Some(true) && patch::values_for(&ops, "/driver").is_empty() {
+        return Err(ApiError::bad_request(
+            "The reset_interfaces parameter can only be used when changing the node's driver.",
+        ));
+    }
+    for nd in patch::values_for(&ops, "/network_data") {
+        // ironledger checks only the top-level type of network data.
+        if !nd.is_object() {
+            return Err(ApiError::bad_request(format!(
+                "Invalid network_data: {} ",
+                pyfmt::type_error(nd, &["object"])
+            )));
+        }
+    }
+    if let Some(Value::String(d)) = patch::values_for(&ops, "/description").first() {
+        if d.chars().count() > 4096 {
+            return Err(ApiError::bad_request(
+                "Cannot update node with description exceeding 4096 characters",
+            ));
+        }
+    }
+
+    // The node and its state.
+    let doc = find(&state, version, &ident).await?;
+    check_not_in_transition(&doc, &ops, &ident, version)?;
+    for name in patch::values_for(&ops, "/name") {
+        check_name(
+            name,
+            version,
+            &format!("Node {ident}: Cannot change name to invalid name '{{name}}'"),
+        )?;
+    }
+
+    // The patched node against the schema.
+    let mut patched = patch_view(&doc);
+    patch::apply_all(&mut patched, &ops)?;
+    check_schema(&patched, "patch", true)?;
+    let mut patched_obj = patched.as_object().cloned().unwrap_or_default();
+    convert_extra(&mut patched_obj)?;
+    if let Some(Value::String(c)) = patched_obj.get("chassis_uuid") {
+        return Err(ApiError::bad_request(format!(
+            "Chassis {c} could not be found."
+        )));
+    }
+    let driver = patched_obj["driver"].as_str().unwrap_or_default();
+    if driver != doc.node.driver
+        && !state
+            .config
+            .catalog
+            .hardware_types
+            .iter()
+            .any(|d| d == driver)
+    {
+        let group = patched_obj["conductor_group"].as_str().unwrap_or_default();
+        return Err(no_valid_host(driver, &group.to_lowercase()));
+    }
+
+    // What the aggregate gets.
+    let mut domain_ops: Vec<PatchOp> = Vec::new();
+    for op in &ops {
+        let root = patch::root(op);
+        // `instance_name` is always empty here: only removing it gets this far.
+        if root == "instance_name" {
+            continue;
+        }
+        let is_root = patch::op_path(op).matches('/').count() == 1;
+        let mut value = op.get("value").cloned();
+        if let (true, Some(v)) = (is_root, &value) {
+            if BOOLEAN_FIELDS.contains(&root) {
+                let b = pyfmt::strict_bool(root, v).map_err(ApiError::bad_request)?;
+                value = Some(b.map(Value::Bool).unwrap_or(Value::Null));
+            } else if root == "conductor_group" {
+                if let Value::String(s) = v {
+                    value = Some(json!(s.to_lowercase()));
+                }
+            }
+        }
+        domain_ops.push(PatchOp {
+            op: patch::op_name(op).to_string(),
+            path: patch::op_path(op).to_string(),
+            value,
+        });
+    }
+    if reset == Some(true) {
+        for kind in INTERFACE_KINDS {
+            let field = format!("{kind}_interface");
+            if !ops.iter().any(|o| patch::root(o) == field) {
+                domain_ops.push(PatchOp {
+                    op: "remove".into(),
+                    path: format!("/{field}"),
+                    value: None,
+                });
+            }
+        }
+    }
+    let uuid = doc.uuid();
+    let doc = if domain_ops.is_empty() {
+        doc
+    } else {
+        state
+            .engine
+            .node(uuid, NodeCommand::Patch { ops: domain_ops }, &who.0)
+            .await?;
+        reread(&state, uuid).await?
+    };
+    let host = host(&state);
+    let view = View {
+        version,
+        base: &base,
+        host: &host,
+    };
+    Ok(Json(render::node(&doc, &view, None)))
+}
+
+/// `DELETE /v1/nodes/{node}`: 204; the aggregate decides whether the node may go.
+pub async fn delete(
+    State(state): State<AppState>,
+    version: Version,
+    who: Who,
+    Path(ident): Path<String>,
+) -> ApiResult<StatusCode> {
+    let doc = find(&state, version, &ident).await?;
+    state
+        .engine
+        .node(doc.uuid(), NodeCommand::Delete, &who.0)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

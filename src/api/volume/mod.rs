@@ -1,0 +1,506 @@
+//! The volume API (ironic-bfv.md §2): `/v1/volume`, volume connectors and
+//! volume targets, top level and read-only under a node.
+//!
+//! | module | what |
+//! |---|---|
+//! | this one | routes, handlers, the node-scoped and version rules |
+//! | [`kinds`] | connectors and targets: schemas, fields, commands, rendering |
+//! | [`resource`] | patch (with re-homing to another node), remove: shared with ports |
+//! | [`schema`] | Ironic's validation messages (jsonschema, jsonpatch, Python `repr`) |
+//!
+//! Every answer was compared with Ironic 39 (`shared/peers/ironic`). Where
+//! ironledger deliberately answers differently (a 500 in Ironic, a name in
+//! the node-scoped path), the handler says so.
+
+pub mod kinds;
+pub mod resource;
+pub mod schema;
+
+use super::error::{ApiError, ApiResult};
+use super::links::BaseUrl;
+use super::listing::{self, ListSpec, ORDER_KEY};
+use super::lookup;
+use super::version::Version;
+use super::{AppState, Who};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::{Json, Router};
+use kinds::{CONNECTORS, TARGETS};
+use resource::Kind;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// The microversion that added the volume API.
+pub const VOLUME_MINOR: u32 = 32;
+
+/// A volume resource: the shared [`Kind`] plus what its endpoints need.
+pub struct VolumeKind {
+    pub kind: Kind,
+    pub spec: ListSpec,
+    /// The path parameter's name in Ironic's messages (`connector_uuid`).
+    pub uuid_param: &'static str,
+    /// `volume/connectors`.
+    pub link_resource: &'static str,
+    /// The full representation of a read-model document.
+    pub render: fn(&Value, &BaseUrl) -> Value,
+}
+
+/// Fields of the schema that are not columns: Ironic's database refuses them as
+/// sort keys with the quoted message.
+const NOT_COLUMNS: &[&str] = &["node_uuid", "links"];
+
+pub fn routes() -> Router<AppState> {
+    let r = Router::new();
+    let r = with_slash(r, "/volume", get(volume_links).fallback(method_not_allowed));
+    let r = with_slash(
+        r,
+        "/nodes/{node}/volume",
+        get(node_volume_links).fallback(method_not_allowed),
+    );
+    let r = with_slash(r, "/volume/connectors", collection(&CONNECTORS));
+    let r = with_slash(r, "/volume/connectors/{uuid}", item(&CONNECTORS));
+    let r = with_slash(r, "/volume/targets", collection(&TARGETS));
+    let r = with_slash(r, "/volume/targets/{uuid}", item(&TARGETS));
+    let r = with_slash(
+        r,
+        "/nodes/{node}/volume/connectors",
+        node_collection(&CONNECTORS),
+    );
+    let r = with_slash(
+        r,
+        "/nodes/{node}/volume/connectors/{uuid}",
+        node_item(&CONNECTORS),
+    );
+    let r = with_slash(r, "/nodes/{node}/volume/targets", node_collection(&TARGETS));
+    with_slash(
+        r,
+        "/nodes/{node}/volume/targets/{uuid}",
+        node_item(&TARGETS),
+    )
+}
+
+/// Routes `path` and `path/`: Ironic's web framework treats a trailing slash
+/// as the same resource (`GET /v1/volume/connectors/?node=x` is a list).
+pub fn with_slash(r: Router<AppState>, path: &str, m: MethodRouter<AppState>) -> Router<AppState> {
+    r.route(path, m.clone()).route(&format!("{path}/"), m)
+}
+
+/// Ironic's 405 (the web framework's, with an empty description).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::framework(StatusCode::METHOD_NOT_ALLOWED, "")
+}
+
+type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+fn collection(k: &'static VolumeKind) -> MethodRouter<AppState> {
+    get(move |s: State<AppState>, v: Version, b: BaseUrl, q: Q| list(k, s, v, b, None, q))
+        .post(
+            move |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: OptJson| {
+                create(k, s, v, b, w, None, body)
+            },
+        )
+        .patch(move |v: Version| missing_uuid(k, v, None))
+        .delete(move |v: Version| missing_uuid(k, v, None))
+        .fallback(method_not_allowed)
+}
+
+fn item(k: &'static VolumeKind) -> MethodRouter<AppState> {
+    get(
+        move |s: State<AppState>, v: Version, b: BaseUrl, Path(id): Path<String>, q: Q| {
+            get_one(k, s, v, b, None, id, q)
+        },
+    )
+    .patch(
+        move |s: State<AppState>,
+              v: Version,
+              b: BaseUrl,
+              w: Who,
+              Path(id): Path<String>,
+              body: OptJson| { patch(k, s, v, b, w, None, id, body) },
+    )
+    .delete(
+        move |s: State<AppState>, v: Version, w: Who, Path(id): Path<String>| {
+            delete(k, s, v, w, None, id)
+        },
+    )
+    .fallback(method_not_allowed)
+}
+
+fn node_collection(k: &'static VolumeKind) -> MethodRouter<AppState> {
+    get(
+        move |s: State<AppState>, v: Version, b: BaseUrl, Path(node): Path<String>, q: Q| {
+            list(k, s, v, b, Some(node), q)
+        },
+    )
+    .post(
+        move |s: State<AppState>,
+              v: Version,
+              b: BaseUrl,
+              w: Who,
+              Path(node): Path<String>,
+              body: OptJson| { create(k, s, v, b, w, Some(node), body) },
+    )
+    .patch(move |v: Version, Path(node): Path<String>| missing_uuid(k, v, Some(node)))
+    .delete(move |v: Version, Path(node): Path<String>| missing_uuid(k, v, Some(node)))
+    .fallback(method_not_allowed)
+}
+
+fn node_item(k: &'static VolumeKind) -> MethodRouter<AppState> {
+    get(
+        move |s: State<AppState>,
+              v: Version,
+              b: BaseUrl,
+              Path((node, id)): Path<(String, String)>,
+              q: Q| { get_one(k, s, v, b, Some(node), id, q) },
+    )
+    .patch(
+        move |s: State<AppState>,
+              v: Version,
+              b: BaseUrl,
+              w: Who,
+              Path((node, id)): Path<(String, String)>,
+              body: OptJson| { patch(k, s, v, b, w, Some(node), id, body) },
+    )
+    .delete(
+        move |s: State<AppState>, v: Version, w: Who, Path((node, id)): Path<(String, String)>| {
+            delete(k, s, v, w, Some(node), id)
+        },
+    )
+    .fallback(method_not_allowed)
+}
+
+// ---- request plumbing -----------------------------------------------------------
+
+/// A request body as Ironic reads it: an empty body is `{}` (so an empty POST
+/// gets the schema's "is a required property"), anything else must be JSON.
+/// Ironic answers malformed JSON with a 500; ironledger with a 400.
+pub struct OptJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for OptJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "Request body is larger than {} bytes.",
+                        super::body::MAX_BODY
+                    ),
+                )
+            } else {
+                ApiError::bad_request(format!("Could not read the request body: {e}"))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptJson(Value::Object(Map::new())));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptJson)
+            .map_err(|e| ApiError::bad_request(format!("Malformed JSON in the request body: {e}")))
+    }
+}
+
+/// The query as a map; repeated `fields` are joined (Ironic merges them),
+/// other repeated parameters keep their last value.
+pub fn query_map(q: Q) -> ApiResult<HashMap<String, String>> {
+    let Query(pairs) =
+        q.map_err(|e| ApiError::bad_request(format!("Invalid query string: {e}")))?;
+    let mut out: HashMap<String, String> = HashMap::new();
+    for (k, v) in pairs {
+        match out.get_mut(&k) {
+            Some(prev) if k == "fields" => {
+                prev.push(',');
+                prev.push_str(&v);
+            }
+            _ => {
+                out.insert(k, v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `Unexpected arguments: a, b` for parameters outside `allowed`.
+pub fn refuse_unexpected(q: &HashMap<String, String>, allowed: &[&str]) -> ApiResult<()> {
+    let mut bad: Vec<&str> = q
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort_unstable();
+    Err(ApiError::bad_request(format!(
+        "Unexpected arguments: {}",
+        bad.join(", ")
+    )))
+}
+
+/// `/v1/volume` and `/v1/nodes/{node}/volume` below 1.32: Ironic's handler 404.
+fn require_root(version: Version) -> ApiResult<()> {
+    super::version::require(version, VOLUME_MINOR)
+}
+
+/// Anything below those below 1.32: Ironic's router aborts with a bare 404.
+fn require_sub(version: Version) -> ApiResult<()> {
+    if version.at_least(VOLUME_MINOR) {
+        Ok(())
+    } else {
+        Err(ApiError::framework(StatusCode::NOT_FOUND, ""))
+    }
+}
+
+/// The node segment of a node-scoped path must look like a UUID or a name
+/// (Ironic's node controller answers this 400 itself).
+pub fn check_path_node(node: &str) -> ApiResult<()> {
+    if Uuid::parse_str(node).is_ok() || lookup::is_logical_name(node) {
+        Ok(())
+    } else {
+        Err(ApiError::framework(
+            StatusCode::BAD_REQUEST,
+            format!("Expected UUID or name for node: {node}"),
+        ))
+    }
+}
+
+fn parse_item_uuid(k: &VolumeKind, raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::bad_request(format!("Expected UUID for {}: {raw}", k.uuid_param)))
+}
+
+// ---- handlers -------------------------------------------------------------------
+
+fn links_doc(base: &BaseUrl, prefix: &str) -> Value {
+    json!({
+        "links": base.links(&format!("{prefix}/")),
+        "connectors": base.links(&format!("{prefix}/connectors")),
+        "targets": base.links(&format!("{prefix}/targets")),
+    })
+}
+
+async fn volume_links(version: Version, base: BaseUrl) -> ApiResult<Json<Value>> {
+    require_root(version)?;
+    Ok(Json(links_doc(&base, "volume")))
+}
+
+/// The node is echoed, not looked up (as Ironic).
+async fn node_volume_links(
+    version: Version,
+    base: BaseUrl,
+    Path(node): Path<String>,
+) -> ApiResult<Json<Value>> {
+    require_root(version)?;
+    check_path_node(&node)?;
+    Ok(Json(links_doc(&base, &format!("nodes/{node}/volume"))))
+}
+
+async fn missing_uuid(k: &VolumeKind, version: Version, node: Option<String>) -> ApiResult<()> {
+    require_sub(version)?;
+    if let Some(n) = &node {
+        check_path_node(n)?;
+    }
+    Err(ApiError::bad_request(format!(
+        "Missing mandatory parameter: {}",
+        k.uuid_param
+    )))
+}
+
+/// `GET …/connectors` and `GET …/targets` (§2.4). Under a node, the path's node
+/// is the filter and `next` points at the global collection without `node=`,
+/// as Ironic's does. The path's node may be a name (Ironic's api-ref says so;
+/// Ironic itself answers 404 for one).
+async fn list(
+    k: &VolumeKind,
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    path_node: Option<String>,
+    q: Q,
+) -> ApiResult<Json<Value>> {
+    require_sub(version)?;
+    if let Some(n) = &path_node {
+        check_path_node(n)?;
+    }
+    let q = query_map(q)?;
+    if let Some(n) = q.get("node") {
+        if Uuid::parse_str(n).is_err() && !lookup::is_logical_name(n) {
+            return Err(ApiError::bad_request(format!(
+                "Expected UUID or name for node: {n}"
+            )));
+        }
+    }
+    let params = k.spec.parse(&q, state.config.api.max_limit)?;
+    if NOT_COLUMNS.contains(&params.sort_key.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "The sort_key value \"{}\" is an invalid field for sorting",
+            params.sort_key
+        )));
+    }
+    let store = state.engine.store().as_ref();
+    let node = match path_node.as_deref().or(q.get("node").map(String::as_str)) {
+        Some(ident) => Some(lookup::node(store, ident).await?.uuid().to_string()),
+        None => None,
+    };
+    let items: Vec<Value> = store
+        .doc_list(k.kind.model)
+        .await?
+        .into_iter()
+        .map(|(_, doc)| doc)
+        .filter(|doc| {
+            node.as_deref()
+                .is_none_or(|n| doc["node_uuid"].as_str() == Some(n))
+        })
+        .map(|doc| {
+            let mut shown = (k.render)(&doc, &base);
+            shown[ORDER_KEY] = doc["created_position"].clone();
+            shown
+        })
+        .collect();
+    Ok(Json(k.spec.page(items, &params, &base)?))
+}
+
+/// `GET …/{uuid}`: `fields` only (`detail` is an unexpected argument here).
+async fn get_one(
+    k: &VolumeKind,
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    path_node: Option<String>,
+    raw: String,
+    q: Q,
+) -> ApiResult<Json<Value>> {
+    require_sub(version)?;
+    if let Some(n) = &path_node {
+        check_path_node(n)?;
+    }
+    let uuid = parse_item_uuid(k, &raw)?;
+    let q = query_map(q)?;
+    refuse_unexpected(&q, &["fields"])?;
+    let fields = q
+        .get("fields")
+        .map(|f| listing::parse_fields(f, k.spec.fields))
+        .transpose()?;
+    let doc = k.kind.load(&state, uuid).await?;
+    if path_node.is_some() {
+        return Err(ApiError::malformed_uri());
+    }
+    Ok(Json(listing::select(
+        (k.render)(&doc, &base),
+        fields.as_deref(),
+    )))
+}
+
+/// `POST …` (§2.5): schema, UUID fields, the node (400 when missing), then the
+/// node-scoped refusal, then the aggregate (duplicates → 409).
+async fn create(
+    k: &VolumeKind,
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    Who(who): Who,
+    path_node: Option<String>,
+    OptJson(body): OptJson,
+) -> ApiResult<Response> {
+    require_sub(version)?;
+    if let Some(n) = &path_node {
+        check_path_node(n)?;
+    }
+    let mut record = resource::check_create_body(&k.kind, &body)?;
+    schema::check_uuid_field(&record, "node_uuid")?;
+    schema::check_uuid_field(&record, "uuid")?;
+    let node_raw = resource::string_of(&record, "node_uuid");
+    let node_uuid = Uuid::parse_str(&node_raw).expect("checked");
+    if lookup::node_by_uuid(state.engine.store().as_ref(), node_uuid)
+        .await?
+        .is_none()
+    {
+        // Ironic's InvalidInput with an empty reason: note the trailing space.
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute node_uuid. Value: '{node_raw}'. "
+        )));
+    }
+    if path_node.is_some() {
+        return Err(ApiError::malformed_uri());
+    }
+    (k.kind.check_record)(&mut record)?;
+    let uuid = record
+        .get("uuid")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or_else(Uuid::new_v4);
+    state
+        .engine
+        .node(node_uuid, (k.kind.add)(uuid, &record), &who)
+        .await?;
+    let doc = k.kind.load(&state, uuid).await?;
+    created(&base, k.link_resource, uuid, (k.render)(&doc, &base))
+}
+
+/// A 201 with `Location`.
+pub fn created(base: &BaseUrl, resource: &str, uuid: Uuid, body: Value) -> ApiResult<Response> {
+    let mut res = (StatusCode::CREATED, Json(body)).into_response();
+    let location = base.v1(&format!("{resource}/{uuid}"));
+    res.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(&location)
+            .map_err(|_| ApiError::bad_request("The request's host cannot be used in a link."))?,
+    );
+    Ok(res)
+}
+
+/// `PATCH …/{uuid}` (§2.6).
+#[allow(clippy::too_many_arguments)]
+async fn patch(
+    k: &VolumeKind,
+    State(state): State<AppState>,
+    version: Version,
+    base: BaseUrl,
+    Who(who): Who,
+    path_node: Option<String>,
+    raw: String,
+    OptJson(body): OptJson,
+) -> ApiResult<Json<Value>> {
+    require_sub(version)?;
+    if let Some(n) = &path_node {
+        check_path_node(n)?;
+    }
+    let uuid = parse_item_uuid(k, &raw)?;
+    let ops = schema::check_patch_body(&body)?;
+    let doc = k.kind.load(&state, uuid).await?;
+    if path_node.is_some() {
+        return Err(ApiError::malformed_uri());
+    }
+    resource::patch(&state, &k.kind, uuid, &doc, &ops, &who).await?;
+    let doc = k.kind.load(&state, uuid).await?;
+    Ok(Json((k.render)(&doc, &base)))
+}
+
+/// `DELETE …/{uuid}` (§2.7): the aggregate checks the node's state.
+async fn delete(
+    k: &VolumeKind,
+    State(state): State<AppState>,
+    version: Version,
+    Who(who): Who,
+    path_node: Option<String>,
+    raw: String,
+) -> ApiResult<StatusCode> {
+    require_sub(version)?;
+    if let Some(n) = &path_node {
+        check_path_node(n)?;
+    }
+    let uuid = parse_item_uuid(k, &raw)?;
+    let doc = k.kind.load(&state, uuid).await?;
+    if path_node.is_some() {
+        return Err(ApiError::malformed_uri());
+    }
+    resource::remove(&state, &k.kind, uuid, &doc, &who).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,323 @@
+//! What volume connectors, volume targets and ports share: a child record of
+//! one node, created, patched, re-homed and removed through that node's
+//! aggregate.
+//!
+//! A [`Kind`] describes one resource (its schema, its patchable fields, the
+//! commands that change it); the functions here run Ironic's steps in Ironic's
+//! order, so that a request with several faults gets the error Ironic would
+//! give first.
+//!
+//! **Re-homing.** A patch that changes `node_uuid` moves the record to another
+//! node, i.e. to another aggregate. The aggregate refuses such a patch (it sees
+//! only itself), so the move is done here: remove from the old node, then add
+//! to the new node. The patch is re-applied to the record *as it was removed*
+//! (read back from the old node's log), so a change committed between our read
+//! and the removal is carried over rather than overwritten. If the addition is
+//! refused (a taken boot index, a claim, a bad value), the removed record is put
+//! back on the old node and the refusal is returned; only if that compensation
+//! fails too is the answer a 500 that says so.
+
+use super::schema::{self, Op, Schema};
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::lookup;
+use crate::api::AppState;
+use crate::domain::patch::PatchOp;
+use crate::domain::{DomainError, Node, NodeCommand, NodeEvent};
+use crate::engine::Meta;
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// One kind of child record.
+pub struct Kind {
+    /// How Ironic names the body in schema errors (`Schema error for connector: …`).
+    pub body_name: &'static str,
+    /// The read model holding one document per record.
+    pub model: &'static str,
+    /// `Volume connector {} could not be found.`
+    pub not_found: &'static str,
+    /// The request schema (create, and the patched record).
+    pub schema: &'static Schema,
+    /// Root fields a patch may touch, in Ironic's order (it lists them in the error).
+    pub patch_allowed: &'static [&'static str],
+    /// Root fields the aggregate models (patch operations on others are checked
+    /// here and not sent on).
+    pub domain_fields: &'static [&'static str],
+    /// The action Ironic names when the node's power state refuses an update
+    /// (`volume connector update`); `None` when updates have no power rule.
+    pub update_action: Option<&'static str>,
+    /// The record as Ironic's `as_dict` shows it to a patch, from a read-model
+    /// document or a record of an event (without `node_uuid`).
+    pub patch_doc: fn(&Value) -> Map<String, Value>,
+    /// Checks beyond the schema on a created or patched record, normalising
+    /// values (`"yes"` → `true`); the error is Ironic's.
+    pub check_record: fn(&mut Map<String, Value>) -> ApiResult<()>,
+    /// The command adding a checked record.
+    pub add: fn(Uuid, &Map<String, Value>) -> NodeCommand,
+    /// The command patching a record in place.
+    pub patch: fn(Uuid, Vec<PatchOp>) -> NodeCommand,
+    /// The command removing a record.
+    pub remove: fn(Uuid) -> NodeCommand,
+    /// The record an event removed, if it is this kind's removal of `uuid`.
+    pub removed: fn(&NodeEvent, Uuid) -> Option<Value>,
+    /// Normalises an operation's value for the aggregate (`boot_index: 1.0` → `1`).
+    pub normalize: fn(&mut PatchOp),
+}
+
+impl Kind {
+    pub fn not_found(&self, uuid: impl std::fmt::Display) -> ApiError {
+        ApiError::not_found(self.not_found.replace("{}", &uuid.to_string()))
+    }
+
+    /// The record's document in the read model, or Ironic's 404.
+    pub async fn load(&self, state: &AppState, uuid: Uuid) -> ApiResult<Value> {
+        state
+            .engine
+            .store()
+            .doc_get(self.model, &uuid.to_string())
+            .await?
+            .ok_or_else(|| self.not_found(uuid))
+    }
+}
+
+/// The node a document belongs to.
+pub fn node_of(doc: &Value) -> ApiResult<Uuid> {
+    doc["node_uuid"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "A child record without a node in the read model.",
+            )
+        })
+}
+
+/// The 400 Ironic gives when the node's power state refuses `action`, checked
+/// on the read model (used where no aggregate command carries the rule).
+pub async fn require_powered_off(state: &AppState, node: Uuid, action: &str) -> ApiResult<()> {
+    let doc = lookup::node_by_uuid(state.engine.store().as_ref(), node)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Node {node} could not be found.")))?;
+    if doc.node.powered_off() {
+        Ok(())
+    } else {
+        Err(DomainError::invalid_state(
+            action,
+            &node.to_string(),
+            doc.node.power_state.as_deref().unwrap_or("None"),
+        )
+        .into())
+    }
+}
+
+/// Validates a create body the way Ironic's `args.validate` does: the schema
+/// (`Schema error for <name>: …`), then the UUID fields.
+pub fn check_create_body(kind: &Kind, body: &Value) -> ApiResult<Map<String, Value>> {
+    if let Some(m) = kind.schema.check(body) {
+        return Err(ApiError::bad_request(format!(
+            "Schema error for {}: {m}",
+            kind.body_name
+        )));
+    }
+    Ok(body.as_object().cloned().unwrap_or_default())
+}
+
+/// Applies a validated patch to a record: Ironic's checks in Ironic's order,
+/// then one command on the record's node, or a move to another node.
+pub async fn patch(
+    state: &AppState,
+    kind: &Kind,
+    uuid: Uuid,
+    current: &Value,
+    ops: &[Op],
+    who: &Meta,
+) -> ApiResult<()> {
+    schema::check_allowed(ops, kind.patch_allowed)?;
+    let node_values = schema::patch_values(ops, "/node_uuid");
+    for v in &node_values {
+        if !schema::is_uuid_like(v) {
+            return Err(ApiError::bad_request(format!(
+                "Expected a UUID for node_uuid, but received {}.",
+                schema::py_str(v)
+            )));
+        }
+    }
+    let old_node = node_of(current)?;
+    // Ironic takes the *first* node_uuid of the patch (authorize_node_link_patch).
+    let new_node = match node_values.first() {
+        None => old_node,
+        Some(v) => authorize_node_link(state, old_node, v).await?,
+    };
+    let mut doc = patched(kind, current, ops, new_node)?;
+    (kind.check_record)(&mut doc)?;
+
+    if new_node != old_node {
+        return move_record(state, kind, uuid, old_node, new_node, ops, who).await;
+    }
+    let domain_ops: Vec<PatchOp> = ops
+        .iter()
+        .filter(|o| kind.domain_fields.contains(&o.root()) && o.root() != "node_uuid")
+        .map(|o| {
+            let mut op = o.to_domain();
+            (kind.normalize)(&mut op);
+            op
+        })
+        .collect();
+    if domain_ops.is_empty() {
+        // Nothing for the aggregate to change; Ironic's conductor still checks
+        // the node's power state before saving the unchanged record.
+        if let Some(action) = kind.update_action {
+            require_powered_off(state, old_node, action).await?;
+        }
+        return Ok(());
+    }
+    state
+        .engine
+        .node(old_node, (kind.patch)(uuid, domain_ops), who)
+        .await?;
+    Ok(())
+}
+
+/// The record with `ops` applied and validated, as Ironic builds it:
+/// `node_uuid` is null while the patch applies (so operations on it only set
+/// it), then becomes the node the record ends up on.
+fn patched(kind: &Kind, record: &Value, ops: &[Op], node: Uuid) -> ApiResult<Map<String, Value>> {
+    let mut doc = (kind.patch_doc)(record);
+    doc.insert("node_uuid".into(), Value::Null);
+    schema::apply_patch(&mut doc, ops)?;
+    doc.insert("node_uuid".into(), Value::String(node.to_string()));
+    schema::validate_patched(&mut doc, kind.schema)?;
+    Ok(doc)
+}
+
+/// Ironic's `authorize_node_link`: the new node must exist and have the same
+/// owner as the current one; either failure is the same 400, so a patch cannot
+/// probe for nodes it may not see.
+async fn authorize_node_link(state: &AppState, old: Uuid, value: &Value) -> ApiResult<Uuid> {
+    let raw = schema::py_str(value);
+    let refuse = || {
+        ApiError::bad_request(format!(
+            "Unable to apply the requested node_uuid '{raw}'. Requested value was invalid."
+        ))
+    };
+    let new = Uuid::parse_str(&raw).map_err(|_| refuse())?;
+    let store = state.engine.store().as_ref();
+    let Some(new_doc) = lookup::node_by_uuid(store, new).await? else {
+        return Err(refuse());
+    };
+    let old_owner = lookup::node_by_uuid(store, old)
+        .await?
+        .and_then(|d| d.node.fields.get("owner").cloned());
+    if old_owner != new_doc.node.fields.get("owner").cloned() {
+        return Err(refuse());
+    }
+    Ok(new)
+}
+
+/// Moves a record to another node (see the module docs).
+async fn move_record(
+    state: &AppState,
+    kind: &Kind,
+    uuid: Uuid,
+    old_node: Uuid,
+    new_node: Uuid,
+    ops: &[Op],
+    who: &Meta,
+) -> ApiResult<()> {
+    // Ironic's conductor checks the power state of the node the record moves to.
+    if let Some(action) = kind.update_action {
+        require_powered_off(state, new_node, action).await?;
+    }
+    state
+        .engine
+        .node(old_node, (kind.remove)(uuid), who)
+        .await?;
+    let removed = removed_record(state, kind, old_node, uuid).await?;
+    let added = async {
+        let mut doc = patched(kind, &removed, ops, new_node)?;
+        (kind.check_record)(&mut doc)?;
+        state
+            .engine
+            .node(new_node, (kind.add)(uuid, &doc), who)
+            .await
+            .map_err(ApiError::from)
+    }
+    .await;
+    let Err(refusal) = added else {
+        return Ok(());
+    };
+    let mut back = (kind.patch_doc)(&removed);
+    if let Err(e) = (kind.check_record)(&mut back) {
+        tracing::error!(%uuid, %old_node, error = %e.message, "cannot rebuild a record to restore it");
+    }
+    match state
+        .engine
+        .node(old_node, (kind.add)(uuid, &back), who)
+        .await
+    {
+        Ok(()) => Err(refusal),
+        Err(e) => {
+            tracing::error!(
+                %uuid, %old_node, %new_node, refusal = %refusal.message, error = %e,
+                "moving a record failed and restoring it on its node failed too"
+            );
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "Moving {uuid} to node {new_node} was refused ({}), and restoring it on node {old_node} failed: {e}. The record as it was is in node {old_node}'s history.",
+                    refusal.message
+                ),
+            ))
+        }
+    }
+}
+
+/// The record as the old node's latest removal of `uuid` recorded it.
+async fn removed_record(state: &AppState, kind: &Kind, node: Uuid, uuid: Uuid) -> ApiResult<Value> {
+    let events = state
+        .engine
+        .store()
+        .load(<Node as cqrs_es::Aggregate>::TYPE, &node.to_string())
+        .await?;
+    events
+        .iter()
+        .rev()
+        .filter_map(|e| serde_json::from_value::<NodeEvent>(e.payload.clone()).ok())
+        .find_map(|e| (kind.removed)(&e, uuid))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("The removal of {uuid} from node {node} is not in its history."),
+            )
+        })
+}
+
+/// Removes a record through its node.
+pub async fn remove(
+    state: &AppState,
+    kind: &Kind,
+    uuid: Uuid,
+    doc: &Value,
+    who: &Meta,
+) -> ApiResult<()> {
+    let node = node_of(doc)?;
+    state.engine.node(node, (kind.remove)(uuid), who).await?;
+    Ok(())
+}
+
+/// A JSON object field that may be null (read as `{}`).
+pub fn object_of(doc: &Map<String, Value>, field: &str) -> Map<String, Value> {
+    doc.get(field)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A string field (the schema has checked it is one).
+pub fn string_of(doc: &Map<String, Value>, field: &str) -> String {
+    doc.get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}

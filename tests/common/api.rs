@@ -1,0 +1,146 @@
+//! An in-process ironledger API on a real TCP port, for HTTP-level tests.
+
+use super::TestStore;
+use ironledger::api::AppState;
+use ironledger::config::{Config, Overrides};
+use ironledger::domain::NodeServices;
+use ironledger::engine::Engine;
+use ironledger::store::Opened;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A running server and a client pointed at it.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub engine: Arc<Engine>,
+    pub store: TestStore,
+    /// The microversion sent with every request (`None` = no header).
+    pub version: Option<String>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// An answer: status, selected headers, JSON body (or `Null`).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The decoded `faultstring` (or framework `description`) of an error.
+    pub fn error(&self) -> String {
+        let inner: Value =
+            serde_json::from_str(self.body["error_message"].as_str().unwrap_or("{}"))
+                .unwrap_or(Value::Null);
+        inner["faultstring"]
+            .as_str()
+            .or(inner["description"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// Starts the API on `store` with `config_ini` (an ironic.conf body) applied.
+pub async fn start_with(store: TestStore, config_ini: &str) -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ironic.conf");
+    std::fs::write(&conf, config_ini).unwrap();
+    let config = Config::load(&Overrides {
+        config_files: vec![conf],
+        data_dir: Some(dir.path().to_path_buf()),
+        database_url: Some("memory".into()),
+    })
+    .expect("test config");
+    let opened = Opened {
+        store: store.store.clone(),
+        pg_pool: store.pg_pool.clone(),
+    };
+    let engine = Arc::new(Engine::on(
+        opened,
+        NodeServices {
+            catalog: config.catalog.clone(),
+        },
+    ));
+    let state = AppState {
+        engine: engine.clone(),
+        config: Arc::new(config),
+    };
+    let app = ironledger::http::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    std::mem::forget(dir);
+    Api {
+        base,
+        client: reqwest::Client::new(),
+        engine,
+        store,
+        version: Some("1.78".into()),
+        _server: server,
+    }
+}
+
+/// Starts the API with `external` storage enabled, as the guide's examples need.
+pub async fn start(store: TestStore) -> Api {
+    start_with(
+        store,
+        "[DEFAULT]\nenabled_storage_interfaces = cinder,external,noop\n",
+    )
+    .await
+}
+
+impl Api {
+    /// Sends a request; `path` starts with `/`.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call_v(method, path, body, self.version.as_deref())
+            .await
+    }
+
+    /// Sends a request at an explicit microversion (`None` = no header).
+    pub async fn call_v(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        version: Option<&str>,
+    ) -> Answer {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(v) = version {
+            req = req.header("X-OpenStack-Ironic-API-Version", v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.call(Method::DELETE, path, None).await
+    }
+}

@@ -1,0 +1,278 @@
+//! The projector on each backend: one batch applied to every projection at
+//! once, exactly once across processes, projections standing at different
+//! checkpoints, and read-your-writes through the worker (also when an older
+//! transaction holds back sequencing on PostgreSQL).
+
+mod common;
+
+use ironledger::domain::node::commands::{EnrollNode, NewPort};
+use ironledger::domain::patch::PatchOp;
+use ironledger::domain::state::ProvisionState;
+use ironledger::domain::{NodeCommand, NodeServices};
+use ironledger::engine::{Engine, Meta};
+use ironledger::store::Opened;
+use serde_json::{json, Map};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn engine_on(t: &common::TestStore) -> Arc<Engine> {
+    let opened = Opened {
+        store: t.store.clone(),
+        pg_pool: t.pg_pool.clone(),
+    };
+    Arc::new(Engine::on(opened, NodeServices::default()))
+}
+
+fn enroll(uuid: Uuid) -> NodeCommand {
+    NodeCommand::Enroll(EnrollNode {
+        uuid,
+        name: None,
+        driver: "fake-hardware".into(),
+        interfaces: BTreeMap::new(),
+        properties: Map::new(),
+        instance_info: Map::new(),
+        driver_info: Map::new(),
+        extra: Map::new(),
+        fields: BTreeMap::new(),
+        initial_state: ProvisionState::Enroll,
+    })
+}
+
+fn patch_extra(key: &str, value: u64) -> NodeCommand {
+    NodeCommand::Patch {
+        ops: vec![PatchOp {
+            op: "add".into(),
+            path: format!("/extra/{key}"),
+            value: Some(json!(value)),
+        }],
+    }
+}
+
+fn port(mac_suffix: u64) -> NodeCommand {
+    NodeCommand::AddPort(NewPort {
+        uuid: Uuid::new_v4(),
+        address: format!(
+            "52:54:00:00:{:02x}:{:02x}",
+            mac_suffix / 256,
+            mac_suffix % 256
+        ),
+        pxe_enabled: true,
+        extra: Map::new(),
+    })
+}
+
+/// The node's `extra` as the `nodes` read model shows it.
+async fn read_extra(t: &common::TestStore, node: Uuid) -> serde_json::Value {
+    let doc = t
+        .store
+        .doc_get("nodes", &node.to_string())
+        .await
+        .unwrap()
+        .expect("node readable");
+    doc["state"]["extra"].clone()
+}
+
+/// Every live model equals a replay of the whole log into a scratch model.
+async fn assert_models_equal_replay(t: &common::TestStore, engine: &Engine) {
+    let head = t.store.head().await.unwrap();
+    assert_eq!(engine.projector().low_water_mark().await.unwrap(), head);
+    for name in engine.projector().names() {
+        let scratch = format!("{name}~check");
+        engine
+            .projector()
+            .replay_into(name, &scratch, head)
+            .await
+            .unwrap();
+        let live = t.store.doc_list(name).await.unwrap();
+        let replayed = t.store.doc_list(&scratch).await.unwrap();
+        assert_eq!(live.len(), replayed.len(), "{name}: document count");
+        assert!(live == replayed, "{name}: live model differs from a replay");
+        t.store.drop_model(&scratch).await.unwrap();
+    }
+}
+
+/// Two engines on one store stand for two ironledger processes: each has its own
+/// projector, worker and remembered checkpoints and documents. Writers alternate
+/// between them; every command is readable at once through the engine that ran
+/// it, and in the end every model equals a replay (no event applied twice or
+/// skipped, whichever process won each batch).
+async fn two_processes_project_exactly_once(t: common::TestStore) {
+    let engines = [engine_on(&t), engine_on(&t)];
+    let writers = 4;
+    let per_writer = 30u64;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let engines = engines.clone();
+            let t_store = t.store.clone();
+            tokio::spawn(async move {
+                let nodes: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+                for (i, n) in nodes.iter().enumerate() {
+                    engines[i % 2]
+                        .node(*n, enroll(*n), &Meta::actor("a"))
+                        .await
+                        .unwrap();
+                }
+                for i in 0..per_writer {
+                    let node = nodes[i as usize % nodes.len()];
+                    let engine = &engines[(i as usize + w) % 2];
+                    let command = if i % 5 == 0 {
+                        port(w as u64 * 1000 + i)
+                    } else {
+                        patch_extra("k", i)
+                    };
+                    let patched = matches!(command, NodeCommand::Patch { .. });
+                    engine.node(node, command, &Meta::actor("a")).await.unwrap();
+                    if patched {
+                        let doc = t_store
+                            .doc_get("nodes", &node.to_string())
+                            .await
+                            .unwrap()
+                            .expect("node readable");
+                        assert_eq!(doc["state"]["extra"]["k"], json!(i), "read-your-writes");
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for engine in &engines {
+        engine.projector().catch_up().await.unwrap();
+    }
+    assert_models_equal_replay(&t, &engines[0]).await;
+}
+
+/// Projections may stand at different checkpoints (here: one model dropped,
+/// as if it were about to be rebuilt, while the others are current). A
+/// catch-up reads the feed once from the lowest checkpoint and applies each
+/// event only to the projections below it: the dropped model is rebuilt from
+/// scratch, the others get only the new events (once).
+async fn projections_at_different_checkpoints(t: common::TestStore) {
+    let engine = engine_on(&t);
+    let node = Uuid::new_v4();
+    engine
+        .node(node, enroll(node), &Meta::actor("a"))
+        .await
+        .unwrap();
+    for i in 0..5 {
+        engine
+            .node(node, patch_extra(&format!("k{i}"), i), &Meta::actor("a"))
+            .await
+            .unwrap();
+    }
+    engine.node(node, port(1), &Meta::actor("a")).await.unwrap();
+    let before = t.store.head().await.unwrap();
+    assert_eq!(t.store.checkpoint("ports").await.unwrap(), before);
+
+    t.store.drop_model("node_history").await.unwrap();
+    t.store.drop_model("ports").await.unwrap();
+    engine
+        .node(node, patch_extra("after", 1), &Meta::actor("a"))
+        .await
+        .unwrap();
+    engine.node(node, port(2), &Meta::actor("a")).await.unwrap();
+    engine.projector().catch_up().await.unwrap();
+
+    let head = t.store.head().await.unwrap();
+    assert!(head > before);
+    let checkpoints = engine.projector().checkpoints().await.unwrap();
+    assert!(checkpoints.values().all(|&c| c == head), "{checkpoints:?}");
+    assert_eq!(t.store.doc_list("ports").await.unwrap().len(), 2);
+    assert_eq!(read_extra(&t, node).await["after"], json!(1));
+    assert_models_equal_replay(&t, &engine).await;
+}
+
+macro_rules! on_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(crate::common::memory().await).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(crate::common::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(crate::common::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    two_processes_project_exactly_once,
+    projections_at_different_checkpoints,
+);
+
+/// PostgreSQL: a transaction that inserted an event and stays open holds back
+/// the numbering of everything committed after it. A command committed
+/// meanwhile must not return before its events are applied (the worker keeps
+/// looking while events are held back, though nobody in this process will kick
+/// it when the other transaction ends), and returns once that transaction has
+/// committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_waiter_outlasts_an_older_transaction() {
+    let t = common::postgres().await;
+    let engine = engine_on(&t);
+    let node = Uuid::new_v4();
+    engine
+        .node(node, enroll(node), &Meta::actor("a"))
+        .await
+        .unwrap();
+
+    let pool = t.pg_pool.clone().unwrap();
+    let mut older = pool.begin().await.unwrap();
+    sqlx::query(ironledger::store::postgres::INSERT_EVENT_SQL)
+        .bind("Elsewhere")
+        .bind("x")
+        .bind(1i64)
+        .bind("Happened")
+        .bind("1.0")
+        .bind(json!({"Happened": {}}))
+        .bind(json!({}))
+        .execute(&mut *older)
+        .await
+        .unwrap();
+
+    let command = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .node(node, patch_extra("held", 7), &Meta::actor("a"))
+                .await
+        })
+    };
+    // The command's events are committed but cannot be numbered yet, so it must
+    // still be waiting (its timeout is far longer than this pause).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !command.is_finished(),
+        "returned before its events were applied"
+    );
+    assert_eq!(
+        t.store
+            .aggregate_position("Node", &node.to_string())
+            .await
+            .unwrap()
+            .1,
+        true
+    );
+
+    older.commit().await.unwrap();
+    command.await.unwrap().unwrap();
+    assert_eq!(read_extra(&t, node).await["held"], json!(7));
+}
