@@ -20,6 +20,7 @@ pub mod listing;
 pub mod lookup;
 pub mod masking;
 pub mod nodes;
+pub mod openapi;
 pub mod ports;
 pub mod root;
 pub mod version;
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(root::root))
         .route("/v1", get(root::v1).fallback(root::v1_method_not_allowed))
         .route("/v1/", get(root::v1).fallback(root::v1_method_not_allowed))
+        .route("/v1/openapi.json", get(openapi::serve))
         .nest("/v1", v1_routes())
         .merge(v1_routes())
         .fallback(root::not_found)
