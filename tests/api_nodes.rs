@@ -1880,3 +1880,123 @@ async fn trailing_slashes_are_the_same_resource() {
         assert_eq!(x.body, y.body, "{a} vs {b}");
     }
 }
+
+// ---- the verb table (ironic-bfv.md §3.3) -------------------------------------------------
+
+/// A fresh node in `state`, reached through the API (and the engine's own
+/// outcomes where the process manager would report them).
+async fn node_in(api: &Api, state: &str) -> String {
+    let uuid = create(api, json!({"driver": "fake-hardware"})).await;
+    let ok = |a: Answer| assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
+    match state {
+        "enroll" => {}
+        "manageable" => ok(verb(api, &uuid, "manage").await),
+        "available" => make_available(api, &uuid).await,
+        "active" => make_active(api, &uuid).await,
+        "deploy failed" => {
+            make_available(api, &uuid).await;
+            ok(verb(api, &uuid, "active").await);
+            engine(api, &uuid, NodeCommand::FailDeploy { error: "e".into() }).await;
+        }
+        "error" => {
+            make_active(api, &uuid).await;
+            ok(verb(api, &uuid, "deleted").await);
+            engine(api, &uuid, NodeCommand::FailUndeploy { error: "e".into() }).await;
+        }
+        other => panic!("no recipe for {other}"),
+    }
+    let shown = api.get(&format!("/v1/nodes/{uuid}/states")).await.body;
+    assert_eq!(shown["provision_state"], state);
+    uuid
+}
+
+#[tokio::test]
+async fn verbs_legal_and_illegal_by_state() {
+    let api = memory_api().await;
+    // (state, verb, accepted, state afterwards)
+    let table: &[(&str, &str, bool, &str)] = &[
+        ("enroll", "manage", true, "manageable"),
+        ("enroll", "provide", false, ""),
+        ("enroll", "active", false, ""),
+        ("enroll", "deleted", false, ""),
+        ("enroll", "inspect", false, ""),
+        ("enroll", "adopt", false, ""),
+        ("manageable", "manage", false, ""),
+        ("manageable", "provide", true, "available"),
+        ("manageable", "inspect", true, "manageable"),
+        ("manageable", "adopt", true, "active"),
+        ("manageable", "active", false, ""),
+        ("manageable", "abort", false, ""),
+        ("available", "manage", true, "manageable"),
+        ("available", "provide", false, ""),
+        ("available", "deploy", true, "deploying"),
+        ("available", "rebuild", false, ""),
+        ("available", "undeploy", false, ""),
+        ("active", "active", false, ""),
+        ("active", "rebuild", true, "deploying"),
+        ("active", "undeploy", true, "deleting"),
+        ("active", "manage", false, ""),
+        ("active", "rescue", false, ""),
+        ("deploy failed", "active", true, "deploying"),
+        ("deploy failed", "deleted", true, "deleting"),
+        ("deploy failed", "manage", false, ""),
+        ("error", "rebuild", true, "deploying"),
+        ("error", "deleted", true, "deleting"),
+        ("error", "provide", false, ""),
+    ];
+    for (state, v, accepted, after) in table {
+        let uuid = node_in(&api, state).await;
+        let a = verb(&api, &uuid, v).await;
+        if *accepted {
+            assert_eq!(
+                a.status,
+                StatusCode::ACCEPTED,
+                "{v} from {state}: {:?}",
+                a.body
+            );
+            let now = api.get(&format!("/v1/nodes/{uuid}/states")).await.body;
+            assert_eq!(now["provision_state"], *after, "{v} from {state}");
+        } else {
+            refused(&a, 400, &format!(
+                "The requested action \"{v}\" can not be performed on node \"{uuid}\" while it is in state \"{state}\"."
+            ));
+        }
+    }
+}
+
+#[tokio::test]
+async fn verbs_below_their_version_are_not_acceptable() {
+    let api = memory_api().await;
+    for (v, minor) in [
+        ("manage", 4),
+        ("provide", 4),
+        ("inspect", 6),
+        ("abort", 13),
+        ("clean", 15),
+        ("adopt", 17),
+        ("rescue", 38),
+        ("unrescue", 38),
+        ("deploy", 73),
+        ("undeploy", 73),
+    ] {
+        let uuid = create(&api, json!({"driver": "fake-hardware"})).await;
+        let path = format!("/v1/nodes/{uuid}/states/provision");
+        let below = format!("1.{}", minor - 1);
+        let a = api
+            .call_v(Method::PUT, &path, Some(json!({"target": v})), Some(&below))
+            .await;
+        refused(&a, 406, "Request not acceptable.");
+        // At its version the verb reaches the state machine (enroll refuses all but manage).
+        let at = format!("1.{minor}");
+        let a = api
+            .call_v(Method::PUT, &path, Some(json!({"target": v})), Some(&at))
+            .await;
+        if v == "manage" {
+            assert_eq!(a.status, StatusCode::ACCEPTED);
+        } else {
+            refused(&a, 400, &format!(
+                "The requested action \"{v}\" can not be performed on node \"{uuid}\" while it is in state \"enroll\"."
+            ));
+        }
+    }
+}

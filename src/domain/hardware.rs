@@ -168,9 +168,13 @@ impl HardwareCatalog {
                 if usable(name) {
                     Ok(name.to_string())
                 } else if !enabled.iter().any(|e| e == name) {
+                    // Ironic lists the enabled names sorted, whatever the
+                    // configuration's order.
+                    let mut sorted = enabled.to_vec();
+                    sorted.sort();
                     Err(DomainError::Invalid(format!(
                         "Could not find the following interface in the 'ironic.hardware.interfaces.{kind}' entrypoint: {name}. Valid interfaces are {}.",
-                        python_list(enabled)
+                        python_list(&sorted)
                     )))
                 } else {
                     Err(DomainError::Invalid(format!(
@@ -242,6 +246,15 @@ mod tests {
             .resolve("fake-hardware", "storage", Some("external"))
             .unwrap_err();
         assert_eq!(err.status(), 400);
+        // Ironic sorts the enabled names in this message.
+        let mut noop_first = cat.clone();
+        noop_first.interfaces.get_mut("storage").unwrap().enabled =
+            vec!["noop".into(), "fake".into(), "cinder".into()];
+        assert!(noop_first
+            .resolve("fake-hardware", "storage", Some("magic"))
+            .unwrap_err()
+            .to_string()
+            .ends_with("Valid interfaces are ['cinder', 'fake', 'noop']."));
         let mut enabled = cat.clone();
         enabled
             .interfaces
