@@ -1,161 +1,166 @@
 //! `ports`, `connectors` and `targets`: one document per child record, keyed by
 //! its UUID, so the global `/v1/volume/connectors/{uuid}` style lookups and lists
 //! need no scan of nodes.
+//!
+//! The three models fold the same way — a record added, updated, removed, or
+//! removed with its node — so one [`ChildProjection`] serves them all; each
+//! differs only in how it reads its records out of a node event
+//! ([`ChildProjection::changes`]).
 
 use super::{node_event, timestamp, Docs, Projection, ProjectionError};
-use crate::domain::node::entities::{Connector, Port, Target};
 use crate::domain::NodeEvent;
 use crate::store::RecordedEvent;
 use async_trait::async_trait;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
 
-/// Writes a child's document, keeping its `created_at`.
-async fn upsert<T: Serialize>(
-    docs: &mut Docs<'_>,
-    event: &RecordedEvent,
-    uuid: &str,
-    record: &T,
-    created: bool,
-) -> Result<(), ProjectionError> {
-    let now = timestamp(event);
-    let mut body = serde_json::to_value(record).expect("a record serializes");
-    body["node_uuid"] = Value::String(event.aggregate_id.clone());
-    if created {
-        body["created_at"] = now;
-        body["updated_at"] = Value::Null;
-        // Creation order: Ironic's default sort key (`id`).
-        body["created_position"] = json!(event.position);
-    } else {
-        let previous = docs.get(uuid).await?;
-        let keep = |k: &str| {
-            previous
-                .as_ref()
-                .map(|p| p[k].clone())
-                .unwrap_or(Value::Null)
+/// What one event does to a child model.
+enum Change {
+    /// The record as it now is; `created` when it is new.
+    Upsert {
+        uuid: Uuid,
+        record: Value,
+        created: bool,
+    },
+    Delete(Uuid),
+    /// Only the `properties` changed (Cinder's connection data on a target).
+    Properties {
+        uuid: Uuid,
+        properties: Map<String, Value>,
+    },
+}
+
+fn upsert<T: Serialize>(uuid: Uuid, record: &T, created: bool) -> Change {
+    Change::Upsert {
+        uuid,
+        record: serde_json::to_value(record).expect("a record serializes"),
+        created,
+    }
+}
+
+/// A child model: its name, and how it reads node events.
+pub struct ChildProjection {
+    name: &'static str,
+    changes: fn(NodeEvent) -> Vec<Change>,
+}
+
+impl ChildProjection {
+    pub fn ports() -> Self {
+        ChildProjection {
+            name: "ports",
+            changes: |ev| match ev {
+                NodeEvent::PortAdded { port } => vec![upsert(port.uuid, &port, true)],
+                NodeEvent::PortUpdated { after, .. } => vec![upsert(after.uuid, &after, false)],
+                NodeEvent::PortRemoved { port } => vec![Change::Delete(port.uuid)],
+                NodeEvent::NodeDeleted { ports, .. } => {
+                    ports.iter().map(|p| Change::Delete(p.uuid)).collect()
+                }
+                _ => vec![],
+            },
+        }
+    }
+
+    pub fn connectors() -> Self {
+        ChildProjection {
+            name: "connectors",
+            changes: |ev| match ev {
+                NodeEvent::ConnectorAdded { connector } => {
+                    vec![upsert(connector.uuid, &connector, true)]
+                }
+                NodeEvent::ConnectorUpdated { after, .. } => {
+                    vec![upsert(after.uuid, &after, false)]
+                }
+                NodeEvent::ConnectorRemoved { connector } => vec![Change::Delete(connector.uuid)],
+                NodeEvent::NodeDeleted { connectors, .. } => {
+                    connectors.iter().map(|c| Change::Delete(c.uuid)).collect()
+                }
+                _ => vec![],
+            },
+        }
+    }
+
+    pub fn targets() -> Self {
+        ChildProjection {
+            name: "targets",
+            changes: |ev| match ev {
+                NodeEvent::TargetCreated { target } => vec![upsert(target.uuid, &target, true)],
+                NodeEvent::TargetUpdated { after, .. } => vec![upsert(after.uuid, &after, false)],
+                NodeEvent::TargetDeleted { target } => vec![Change::Delete(target.uuid)],
+                NodeEvent::TargetsPurged { targets } | NodeEvent::NodeDeleted { targets, .. } => {
+                    targets.iter().map(|t| Change::Delete(t.uuid)).collect()
+                }
+                // Cinder's connection data replaces the attached targets' properties.
+                NodeEvent::VolumesAttached { attachments } => attachments
+                    .into_iter()
+                    .map(|a| Change::Properties {
+                        uuid: a.target,
+                        properties: a.properties,
+                    })
+                    .collect(),
+                _ => vec![],
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Projection for ChildProjection {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn apply(
+        &self,
+        event: &RecordedEvent,
+        docs: &mut Docs<'_>,
+    ) -> Result<(), ProjectionError> {
+        let Some(ev) = node_event(event)? else {
+            return Ok(());
         };
-        body["created_at"] = keep("created_at");
-        body["created_position"] = keep("created_position");
-        body["updated_at"] = now;
-    }
-    body["position"] = json!(event.position);
-    docs.put(uuid, body);
-    Ok(())
-}
-
-pub struct PortsProjection;
-
-#[async_trait]
-impl Projection for PortsProjection {
-    fn name(&self) -> &'static str {
-        "ports"
-    }
-
-    async fn apply(
-        &self,
-        event: &RecordedEvent,
-        docs: &mut Docs<'_>,
-    ) -> Result<(), ProjectionError> {
-        match node_event(event)? {
-            Some(NodeEvent::PortAdded { port }) => {
-                upsert(docs, event, &port.uuid.to_string(), &port, true).await
-            }
-            Some(NodeEvent::PortUpdated { after, .. }) => {
-                upsert::<Port>(docs, event, &after.uuid.to_string(), &after, false).await
-            }
-            Some(NodeEvent::PortRemoved { port }) => {
-                docs.delete(&port.uuid.to_string());
-                Ok(())
-            }
-            Some(NodeEvent::NodeDeleted { ports, .. }) => {
-                ports.iter().for_each(|p| docs.delete(&p.uuid.to_string()));
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-pub struct ConnectorsProjection;
-
-#[async_trait]
-impl Projection for ConnectorsProjection {
-    fn name(&self) -> &'static str {
-        "connectors"
-    }
-
-    async fn apply(
-        &self,
-        event: &RecordedEvent,
-        docs: &mut Docs<'_>,
-    ) -> Result<(), ProjectionError> {
-        match node_event(event)? {
-            Some(NodeEvent::ConnectorAdded { connector }) => {
-                upsert(docs, event, &connector.uuid.to_string(), &connector, true).await
-            }
-            Some(NodeEvent::ConnectorUpdated { after, .. }) => {
-                upsert::<Connector>(docs, event, &after.uuid.to_string(), &after, false).await
-            }
-            Some(NodeEvent::ConnectorRemoved { connector }) => {
-                docs.delete(&connector.uuid.to_string());
-                Ok(())
-            }
-            Some(NodeEvent::NodeDeleted { connectors, .. }) => {
-                connectors
-                    .iter()
-                    .for_each(|c| docs.delete(&c.uuid.to_string()));
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-pub struct TargetsProjection;
-
-#[async_trait]
-impl Projection for TargetsProjection {
-    fn name(&self) -> &'static str {
-        "targets"
-    }
-
-    async fn apply(
-        &self,
-        event: &RecordedEvent,
-        docs: &mut Docs<'_>,
-    ) -> Result<(), ProjectionError> {
-        match node_event(event)? {
-            Some(NodeEvent::TargetCreated { target }) => {
-                upsert(docs, event, &target.uuid.to_string(), &target, true).await
-            }
-            Some(NodeEvent::TargetUpdated { after, .. }) => {
-                upsert::<Target>(docs, event, &after.uuid.to_string(), &after, false).await
-            }
-            Some(NodeEvent::TargetDeleted { target }) => {
-                docs.delete(&target.uuid.to_string());
-                Ok(())
-            }
-            Some(NodeEvent::TargetsPurged { targets })
-            | Some(NodeEvent::NodeDeleted { targets, .. }) => {
-                targets
-                    .iter()
-                    .for_each(|t| docs.delete(&t.uuid.to_string()));
-                Ok(())
-            }
-            // Cinder's connection data replaces the attached targets' properties.
-            Some(NodeEvent::VolumesAttached { attachments }) => {
-                for a in attachments {
-                    let id = a.target.to_string();
+        let now = timestamp(event);
+        for change in (self.changes)(ev) {
+            match change {
+                Change::Upsert {
+                    uuid,
+                    mut record,
+                    created,
+                } => {
+                    let id = uuid.to_string();
+                    record["node_uuid"] = Value::String(event.aggregate_id.clone());
+                    if created {
+                        record["created_at"] = now.clone();
+                        record["updated_at"] = Value::Null;
+                        // Creation order: Ironic's default sort key (`id`).
+                        record["created_position"] = json!(event.position);
+                    } else {
+                        // An update keeps when (and in which order) the record was created.
+                        let previous = docs.get(&id).await?;
+                        let keep = |k: &str| {
+                            previous
+                                .as_ref()
+                                .map(|p| p[k].clone())
+                                .unwrap_or(Value::Null)
+                        };
+                        record["created_at"] = keep("created_at");
+                        record["created_position"] = keep("created_position");
+                        record["updated_at"] = now.clone();
+                    }
+                    record["position"] = json!(event.position);
+                    docs.put(&id, record);
+                }
+                Change::Delete(uuid) => docs.delete(&uuid.to_string()),
+                Change::Properties { uuid, properties } => {
+                    let id = uuid.to_string();
                     if let Some(mut doc) = docs.get(&id).await? {
-                        doc["properties"] = Value::Object(a.properties);
-                        doc["updated_at"] = timestamp(event);
+                        doc["properties"] = Value::Object(properties);
+                        doc["updated_at"] = now.clone();
                         doc["position"] = json!(event.position);
                         docs.put(&id, doc);
                     }
                 }
-                Ok(())
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 }

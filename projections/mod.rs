@@ -17,7 +17,7 @@ mod history;
 mod nodes;
 mod projector;
 
-pub use children::{ConnectorsProjection, PortsProjection, TargetsProjection};
+pub use children::ChildProjection;
 pub use docs::Docs;
 pub use history::HistoryProjection;
 pub use nodes::NodesProjection;
@@ -45,9 +45,9 @@ pub trait Projection: Send + Sync {
 pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(NodesProjection),
-        Arc::new(PortsProjection),
-        Arc::new(ConnectorsProjection),
-        Arc::new(TargetsProjection),
+        Arc::new(ChildProjection::ports()),
+        Arc::new(ChildProjection::connectors()),
+        Arc::new(ChildProjection::targets()),
         Arc::new(HistoryProjection),
     ]
 }
