@@ -6,70 +6,15 @@
 //! `http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f`). The test fails,
 //! never skips, when Cinder is not there.
 
+mod common;
+
+use common::cinder::{client, create_volume};
 use ironledger::domain::node::entities::{Connector, Target};
 use ironledger::effects::cinder::{connector_for, CinderAuth, CinderClient, CinderConfig};
 use ironledger::effects::storage::{attach_volumes, detach_volumes};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 use std::time::Duration;
 use uuid::Uuid;
-
-fn endpoint() -> String {
-    std::env::var("IRONLEDGER_TEST_CINDER_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f".into())
-}
-
-fn project() -> String {
-    endpoint().rsplit('/').next().unwrap().to_string()
-}
-
-fn client() -> CinderClient {
-    CinderClient::new(CinderConfig {
-        endpoint: endpoint(),
-        auth: CinderAuth::None {
-            username: "admin".into(),
-            project_id: project(),
-        },
-        timeout: Duration::from_secs(20),
-        action_retries: 1,
-        action_retry_interval: Duration::from_millis(200),
-    })
-    .unwrap()
-}
-
-/// Creates a volume through Cinder's API and waits until it is available.
-async fn create_volume(multiattach: bool) -> String {
-    let http = reqwest::Client::new();
-    let token = format!("admin:{}", project());
-    let mut body =
-        json!({"volume": {"size": 1, "name": format!("ironledger-test-{}", Uuid::new_v4())}});
-    if multiattach {
-        body["volume"]["multiattach"] = json!(true);
-    }
-    let res = http
-        .post(format!("{}/volumes", endpoint()))
-        .header("X-Auth-Token", &token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "Cinder is not reachable at {} ({e}); start tests/rigs/cinder/start.sh",
-                endpoint()
-            )
-        });
-    let v: Value = res.json().await.unwrap();
-    let id = v["volume"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("volume create failed: {v}"))
-        .to_string();
-    for _ in 0..100 {
-        if client().get_volume(&id).await.unwrap().status == "available" {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("volume {id} never became available");
-}
 
 fn target(volume_id: &str, boot_index: i64) -> Target {
     Target {

@@ -18,10 +18,9 @@ use ironledger::domain::node::commands::{
 };
 use ironledger::domain::state::ProvisionState;
 use ironledger::domain::{Node, NodeCommand, NodeServices};
-use ironledger::effects::cinder::{CinderAuth, CinderClient, CinderConfig};
 use ironledger::engine::{Engine, Meta};
 use ironledger::store::DatabaseUrl;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -32,49 +31,7 @@ use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ironledger");
 
-fn cinder_endpoint() -> String {
-    std::env::var("IRONLEDGER_TEST_CINDER_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f".into())
-}
-
-fn cinder() -> CinderClient {
-    CinderClient::new(CinderConfig {
-        endpoint: cinder_endpoint(),
-        auth: CinderAuth::None {
-            username: "admin".into(),
-            project_id: cinder_endpoint().rsplit('/').next().unwrap().into(),
-        },
-        timeout: Duration::from_secs(10),
-        action_retries: 1,
-        action_retry_interval: Duration::from_millis(200),
-    })
-    .unwrap()
-}
-
-async fn cinder_volume() -> String {
-    let token = format!("admin:{}", cinder_endpoint().rsplit('/').next().unwrap());
-    let res: Value = reqwest::Client::new()
-        .post(format!("{}/volumes", cinder_endpoint()))
-        .header("X-Auth-Token", &token)
-        .json(&json!({"volume": {"size": 1, "name": "ironledger-crash-test"}}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("Cinder is not reachable at {} ({e})", cinder_endpoint()))
-        .json()
-        .await
-        .unwrap();
-    let id = res["volume"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{res}"))
-        .to_string();
-    for _ in 0..100 {
-        if cinder().get_volume(&id).await.unwrap().status == "available" {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("volume {id} never became available");
-}
+use common::cinder::{client as cinder, create_volume, endpoint as cinder_endpoint};
 
 /// A running `ironledger serve`, killed when dropped.
 struct Server(Child);
@@ -302,7 +259,7 @@ async fn sigkill_at_every_step_loses_nothing_and_repeats_nothing() {
         "deploy:after-write",
         "deploy:after-record-write",
     ] {
-        let volume = cinder_volume().await;
+        let volume = create_volume(false).await;
         let id = cinder_node(&engine, &volume).await;
         {
             let mut doomed = Server::start(dir.path(), &url, Some(point));
@@ -326,7 +283,7 @@ async fn sigkill_at_every_step_loses_nothing_and_repeats_nothing() {
         "undeploy:after-detach",
         "undeploy:before-purge",
     ] {
-        let volume = cinder_volume().await;
+        let volume = create_volume(false).await;
         let id = cinder_node(&engine, &volume).await;
         {
             let _server = Server::start(dir.path(), &url, None);
@@ -419,7 +376,7 @@ async fn two_servers_share_the_work_and_take_over_from_a_dead_one() {
     let _b = Server::start(&link_root(dir_b.path(), &shared_root), &url, None);
     let mut nodes = Vec::new();
     for _ in 0..6 {
-        let v = cinder_volume().await;
+        let v = create_volume(false).await;
         nodes.push((cinder_node(&engine, &v).await, v));
     }
     for (id, _) in &nodes {
@@ -441,7 +398,7 @@ async fn two_servers_share_the_work_and_take_over_from_a_dead_one() {
 
     // 2. The server working a node dies (SIGKILL right after Cinder attached the
     //    volume, lease held); the other takes over once the lease expires.
-    let v = cinder_volume().await;
+    let v = create_volume(false).await;
     let id = cinder_node(&engine, &v).await;
     let mut doomed = Server::start(dir_a.path(), &url, Some("deploy:after-attach"));
     engine

@@ -12,7 +12,7 @@ use ironledger::domain::node::commands::{
 use ironledger::domain::patch::PatchOp;
 use ironledger::domain::state::ProvisionState;
 use ironledger::domain::{Node, NodeCommand, NodeServices};
-use ironledger::effects::cinder::{CinderAuth, CinderClient, CinderConfig};
+use ironledger::effects::cinder::{CinderClient, CinderConfig};
 use ironledger::effects::process_manager::{PmConfig, ProcessManager};
 use ironledger::engine::{Engine, Meta};
 use ironledger::store::Opened;
@@ -23,23 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-fn cinder_endpoint() -> String {
-    std::env::var("IRONLEDGER_TEST_CINDER_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f".into())
-}
-
-fn cinder_config(endpoint: &str) -> CinderConfig {
-    CinderConfig {
-        endpoint: endpoint.to_string(),
-        auth: CinderAuth::None {
-            username: "admin".into(),
-            project_id: cinder_endpoint().rsplit('/').next().unwrap().to_string(),
-        },
-        timeout: Duration::from_secs(5),
-        action_retries: 1,
-        action_retry_interval: Duration::from_millis(100),
-    }
-}
+use common::cinder::{config as cinder_config, create_volume, endpoint as cinder_endpoint};
 
 struct Rig {
     engine: Arc<Engine>,
@@ -85,8 +69,6 @@ async fn rig(store: common::TestStore, cinder: Option<CinderConfig>) -> Rig {
 fn meta() -> Meta {
     Meta::actor("operator")
 }
-
-const MAC: &str = "52:54:00:12:34:56";
 
 /// The guide's node: ipxe boot, the given storage interface, `iscsi_boot`
 /// capability, an IQN connector, a PXE port, manageable → available.
@@ -331,35 +313,6 @@ async fn external_guide_example_deploys_and_undeploys() {
     }
 }
 
-/// Creates a volume in the real Cinder and waits until it is available.
-async fn cinder_volume() -> String {
-    let token = format!("admin:{}", cinder_endpoint().rsplit('/').next().unwrap());
-    let res: Value = reqwest::Client::new()
-        .post(format!("{}/volumes", cinder_endpoint()))
-        .header("X-Auth-Token", &token)
-        .json(&json!({"volume": {"size": 1, "name": "ironledger-deploy-test"}}))
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "Cinder is not reachable at {} ({e}); start tests/rigs/cinder/start.sh",
-                cinder_endpoint()
-            )
-        })
-        .json()
-        .await
-        .unwrap();
-    let id = res["volume"]["id"].as_str().unwrap().to_string();
-    let client = CinderClient::new(cinder_config(&cinder_endpoint())).unwrap();
-    for _ in 0..100 {
-        if client.get_volume(&id).await.unwrap().status == "available" {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("volume {id} never became available");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cinder_path_attaches_writes_back_and_detaches() {
     let r = rig(
@@ -368,7 +321,7 @@ async fn cinder_path_attaches_writes_back_and_detaches() {
     )
     .await;
     let cinder = CinderClient::new(cinder_config(&cinder_endpoint())).unwrap();
-    let (boot, data) = (cinder_volume().await, cinder_volume().await);
+    let (boot, data) = (create_volume(false).await, create_volume(false).await);
     let id = guide_node(&r, "cinder").await;
     add_target(&r, id, 0, &boot, json!({})).await;
     add_target(&r, id, 1, &data, json!({})).await;
@@ -461,7 +414,7 @@ async fn deploy_failures_say_why() {
 
     // A volume Cinder does not have: the attach fails, nothing stays attached.
     let missing = guide_node(&r, "cinder").await;
-    let good = cinder_volume().await;
+    let good = create_volume(false).await;
     add_target(&r, missing, 0, &good, json!({})).await;
     add_target(&r, missing, 1, &Uuid::new_v4().to_string(), json!({})).await;
     provision(&r, missing, "deploy").await;
@@ -557,7 +510,7 @@ async fn cinder_gone_mid_deploy_fails_clearly_and_cleans_up_once_back() {
     config.timeout = Duration::from_secs(2);
     let r = rig(common::memory().await, Some(config)).await;
     let id = guide_node(&r, "cinder").await;
-    let vol = cinder_volume().await;
+    let vol = create_volume(false).await;
     add_target(&r, id, 0, &vol, json!({})).await;
 
     // Cut Cinder off, then deploy: the attach cannot reach it.
