@@ -13,7 +13,9 @@ use serde_json::Value;
 pub const MAX_BODY: usize = 112 * 1024;
 
 /// A JSON body, as a raw value; handlers validate it field by field so each
-/// error names the field as Ironic does.
+/// error names the field as Ironic does. An empty body reads as `{}`, as in
+/// Ironic's web framework (so an empty POST is "'driver' is a required
+/// property", and `PUT …/maintenance` needs no body).
 pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -30,10 +32,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ApiError::bad_request(format!("Could not read the request body: {e}"))
             }
         })?;
-        if bytes.is_empty() {
-            return Err(ApiError::bad_request(
-                "The request body is empty; a JSON document is required.",
-            ));
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(Value::Object(serde_json::Map::new())));
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(format!("Malformed JSON in the request body: {e}"))

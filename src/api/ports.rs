@@ -19,7 +19,7 @@ use super::version::Version;
 use super::volume::resource::{self, object_of, Kind};
 use super::volume::schema::{self, py_str, Prop, Schema, Ty};
 use super::volume::{
-    check_path_node, method_not_allowed, query_map, refuse_unexpected, with_slash, OptJson,
+    check_path_node, method_not_allowed, query_map, refuse_unexpected, with_slash, JsonBody,
 };
 use super::{AppState, Who};
 use crate::domain::node::commands::NewPort;
@@ -374,7 +374,7 @@ pub fn routes() -> Router<AppState> {
     let collection =
         get(|s: State<AppState>, v: Version, b: BaseUrl, q: Q| list(s, v, b, None, false, q))
             .post(
-                |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: OptJson| {
+                |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: JsonBody| {
                     create(s, v, b, w, false, body)
                 },
             )
@@ -393,7 +393,7 @@ pub fn routes() -> Router<AppState> {
          b: BaseUrl,
          w: Who,
          Path(p): Path<String>,
-         body: OptJson| { patch(s, v, b, w, false, p, body) },
+         body: JsonBody| { patch(s, v, b, w, false, p, body) },
     )
     .delete(|s: State<AppState>, w: Who, Path(p): Path<String>| delete(s, w, false, p))
     .fallback(method_not_allowed);
@@ -403,7 +403,7 @@ pub fn routes() -> Router<AppState> {
         },
     )
     .post(
-        |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: OptJson| {
+        |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: JsonBody| {
             create(s, v, b, w, true, body)
         },
     )
@@ -425,7 +425,7 @@ pub fn routes() -> Router<AppState> {
          b: BaseUrl,
          w: Who,
          Path((_, p)): Path<(String, String)>,
-         body: OptJson| { patch(s, v, b, w, true, p, body) },
+         body: JsonBody| { patch(s, v, b, w, true, p, body) },
     )
     .delete(
         |s: State<AppState>, w: Who, Path((_, p)): Path<(String, String)>| delete(s, w, true, p),
@@ -767,7 +767,7 @@ async fn create(
     base: BaseUrl,
     Who(who): Who,
     scoped: bool,
-    OptJson(body): OptJson,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let mut record = resource::check_create_body(&PORTS, &body)?;
     validate_values(&mut record)?;
@@ -808,7 +808,7 @@ async fn patch(
     Who(who): Who,
     scoped: bool,
     ident: String,
-    OptJson(body): OptJson,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     bad_uuid_or_name("port_ident", &ident)?;
     let ops = schema::check_patch_body(&body)?;

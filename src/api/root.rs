@@ -65,6 +65,11 @@ pub async fn v1_method_not_allowed() -> ApiError {
     )
 }
 
+/// A known path with a method it does not take (the web framework's 405).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::framework(StatusCode::METHOD_NOT_ALLOWED, "")
+}
+
 /// Unknown paths.
 pub async fn not_found() -> ApiResult<()> {
     Err(ApiError::framework(StatusCode::NOT_FOUND, ""))

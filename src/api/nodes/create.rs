@@ -12,7 +12,7 @@ use super::super::{AppState, Who};
 use super::fields::{self, not_acceptable};
 use super::pyfmt::{self, check_type, repr};
 use super::render::{self, View};
-use super::{host, reread, uuid_like, OptionalJson};
+use super::{host, reread, uuid_like, JsonBody};
 use crate::domain::hardware::INTERFACE_KINDS;
 use crate::domain::node::commands::EnrollNode;
 use crate::domain::state::ProvisionState;
@@ -236,7 +236,7 @@ pub async fn create(
     version: Version,
     base: BaseUrl,
     who: Who,
-    OptionalJson(body): OptionalJson,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     check_schema(&body, "node", false)?;
     let mut obj = body.as_object().cloned().unwrap_or_default();

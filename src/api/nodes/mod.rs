@@ -27,12 +27,13 @@ pub mod states;
 pub mod update;
 pub mod validate;
 
+pub use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::lookup::{self, NodeDoc};
+pub use super::root::method_not_allowed;
 use super::version::Version;
 use super::AppState;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, put, MethodRouter};
@@ -80,11 +81,6 @@ pub fn routes() -> Router<AppState> {
     })
 }
 
-/// A known path with a method it does not take (Ironic's framework 405).
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::framework(StatusCode::METHOD_NOT_ALLOWED, "")
-}
-
 /// The host name ironledger reports as the conductor of every node:
 /// `[DEFAULT] host` if configured, else the machine's name.
 pub fn host(state: &AppState) -> String {
@@ -95,15 +91,7 @@ pub fn host(state: &AppState) -> String {
     {
         return h.clone();
     }
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "ironledger".to_string())
+    crate::engine::host_name()
 }
 
 /// Whether `s` looks like a UUID to Ironic (`uuidutils.is_uuid_like`).
@@ -196,38 +184,6 @@ pub fn kwargs(body: &Value, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
             Ok(m.clone())
         }
         _ => Ok(Map::new()),
-    }
-}
-
-/// A JSON body where an empty one means `{}`, as in Ironic's web framework
-/// (so an empty POST is "'driver' is a required property", an empty provision
-/// request "Missing mandatory parameter: target", and `PUT …/maintenance` needs
-/// no body). Malformed JSON is a 400 (Ironic: 500).
-pub struct OptionalJson(pub Value);
-
-impl<S: Send + Sync> FromRequest<S> for OptionalJson {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "Request body is larger than {} bytes.",
-                        super::body::MAX_BODY
-                    ),
-                )
-            } else {
-                ApiError::bad_request(format!("Could not read the request body: {e}"))
-            }
-        })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(Value::Object(Map::new())));
-        }
-        serde_json::from_slice(&bytes)
-            .map(OptionalJson)
-            .map_err(|e| ApiError::bad_request(format!("Malformed JSON in the request body: {e}")))
     }
 }
 

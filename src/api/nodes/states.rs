@@ -15,7 +15,7 @@ use super::super::{AppState, Who};
 use super::fields::{needs_version, not_acceptable};
 use super::pyfmt;
 use super::render::{self, View};
-use super::{accepted, find, host, kwargs, OptionalJson, Params};
+use super::{accepted, find, host, kwargs, JsonBody, Params};
 use crate::domain::node::commands::ProvisionRequest;
 use crate::domain::state::{transition, FsmEvent, ProvisionState};
 use crate::domain::NodeCommand;
@@ -241,7 +241,7 @@ pub async fn provision(
     base: BaseUrl,
     who: Who,
     Path(ident): Path<String>,
-    OptionalJson(body): OptionalJson,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let args = kwargs(
         &body,
@@ -405,7 +405,7 @@ pub async fn power(
     base: BaseUrl,
     who: Who,
     Path(ident): Path<String>,
-    OptionalJson(body): OptionalJson,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let args = kwargs(&body, &["target", "timeout"])?;
     let target = target_arg(&args)?;
@@ -453,7 +453,7 @@ pub async fn set_maintenance(
     who: Who,
     Path(ident): Path<String>,
     params: Params,
-    OptionalJson(body): OptionalJson,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     // Ironic takes `reason` from the body or the query string.
     let mut args = kwargs(&body, &["reason"])?;

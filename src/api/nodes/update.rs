@@ -19,7 +19,7 @@ use super::fields::{self, not_acceptable};
 use super::patch::{self, Op};
 use super::pyfmt;
 use super::render::{self, View};
-use super::{find, host, reread, OptionalJson, Params};
+use super::{find, host, reread, JsonBody, Params};
 use crate::domain::hardware::INTERFACE_KINDS;
 use crate::domain::patch::PatchOp;
 use crate::domain::state::ProvisionState;
@@ -140,7 +140,7 @@ pub async fn update(
     who: Who,
     Path(ident): Path<String>,
     params: Params,
-    OptionalJson(body): OptionalJson,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     // An empty body is `{}` to Ironic (and so not a patch document).
     params.only(&["reset_interfaces"])?;

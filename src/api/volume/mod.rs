@@ -16,22 +16,23 @@ pub mod kinds;
 pub mod resource;
 pub mod schema;
 
+pub use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::links::BaseUrl;
 use super::listing::{self, ListSpec, ORDER_KEY};
 use super::lookup;
+pub use super::root::method_not_allowed;
 use super::version::Version;
 use super::{AppState, Who};
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use kinds::{CONNECTORS, TARGETS};
 use resource::Kind;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -90,17 +91,12 @@ pub fn with_slash(r: Router<AppState>, path: &str, m: MethodRouter<AppState>) ->
     r.route(path, m.clone()).route(&format!("{path}/"), m)
 }
 
-/// Ironic's 405 (the web framework's, with an empty description).
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::framework(StatusCode::METHOD_NOT_ALLOWED, "")
-}
-
 type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 fn collection(k: &'static VolumeKind) -> MethodRouter<AppState> {
     get(move |s: State<AppState>, v: Version, b: BaseUrl, q: Q| list(k, s, v, b, None, q))
         .post(
-            move |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: OptJson| {
+            move |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: JsonBody| {
                 create(k, s, v, b, w, None, body)
             },
         )
@@ -121,7 +117,7 @@ fn item(k: &'static VolumeKind) -> MethodRouter<AppState> {
               b: BaseUrl,
               w: Who,
               Path(id): Path<String>,
-              body: OptJson| { patch(k, s, v, b, w, None, id, body) },
+              body: JsonBody| { patch(k, s, v, b, w, None, id, body) },
     )
     .delete(
         move |s: State<AppState>, v: Version, w: Who, Path(id): Path<String>| {
@@ -143,7 +139,7 @@ fn node_collection(k: &'static VolumeKind) -> MethodRouter<AppState> {
               b: BaseUrl,
               w: Who,
               Path(node): Path<String>,
-              body: OptJson| { create(k, s, v, b, w, Some(node), body) },
+              body: JsonBody| { create(k, s, v, b, w, Some(node), body) },
     )
     .patch(move |v: Version, Path(node): Path<String>| missing_uuid(k, v, Some(node)))
     .delete(move |v: Version, Path(node): Path<String>| missing_uuid(k, v, Some(node)))
@@ -164,7 +160,7 @@ fn node_item(k: &'static VolumeKind) -> MethodRouter<AppState> {
               b: BaseUrl,
               w: Who,
               Path((node, id)): Path<(String, String)>,
-              body: OptJson| { patch(k, s, v, b, w, Some(node), id, body) },
+              body: JsonBody| { patch(k, s, v, b, w, Some(node), id, body) },
     )
     .delete(
         move |s: State<AppState>, v: Version, w: Who, Path((node, id)): Path<(String, String)>| {
@@ -175,37 +171,6 @@ fn node_item(k: &'static VolumeKind) -> MethodRouter<AppState> {
 }
 
 // ---- request plumbing -----------------------------------------------------------
-
-/// A request body as Ironic reads it: an empty body is `{}` (so an empty POST
-/// gets the schema's "is a required property"), anything else must be JSON.
-/// Ironic answers malformed JSON with a 500; ironledger with a 400.
-pub struct OptJson(pub Value);
-
-impl<S: Send + Sync> FromRequest<S> for OptJson {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "Request body is larger than {} bytes.",
-                        super::body::MAX_BODY
-                    ),
-                )
-            } else {
-                ApiError::bad_request(format!("Could not read the request body: {e}"))
-            }
-        })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptJson(Value::Object(Map::new())));
-        }
-        serde_json::from_slice(&bytes)
-            .map(OptJson)
-            .map_err(|e| ApiError::bad_request(format!("Malformed JSON in the request body: {e}")))
-    }
-}
 
 /// The query as a map; repeated `fields` are joined (Ironic merges them),
 /// other repeated parameters keep their last value.
@@ -407,7 +372,7 @@ async fn create(
     base: BaseUrl,
     Who(who): Who,
     path_node: Option<String>,
-    OptJson(body): OptJson,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     require_sub(version)?;
     if let Some(n) = &path_node {
@@ -466,7 +431,7 @@ async fn patch(
     Who(who): Who,
     path_node: Option<String>,
     raw: String,
-    OptJson(body): OptJson,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     require_sub(version)?;
     if let Some(n) = &path_node {
