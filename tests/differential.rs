@@ -1455,61 +1455,126 @@ use Kind::*;
 /// normalisation of the recording (`IRONIC_MAX` → `OUR_MAX`).
 const ALLOWANCES: &[Allowance] = &[
     // --- deliberate --------------------------------------------------------------
-    allow(Deliberate, "*-malformed-json", "*",
+    allow(
+        Deliberate,
+        "*-malformed-json",
+        "*",
         "Ironic answers malformed JSON with a 500 (faultcode Server, the Python decoder's \
-         message); ironledger answers 400 (faultcode Client): bad input is never a server error"),
-    allow_values(Deliberate, "*", "body*/boot_interface", "\"fake\"", "\"ipxe\"",
+         message); ironledger answers 400 (faultcode Client): bad input is never a server error",
+    ),
+    allow_values(
+        Deliberate,
+        "*",
+        "body*/boot_interface",
+        "\"fake\"",
+        "\"ipxe\"",
         "default interfaces of fake-hardware: Ironic picks its `fake` implementations; \
          ironledger prefers the ones it really implements (iPXE boot, which boot from volume \
-         needs, and the direct/volume deploy)"),
-    allow_values(Deliberate, "*", "body*/deploy_interface", "\"fake\"", "\"direct\"",
-        "default interfaces of fake-hardware (see boot_interface)"),
-    allow_values(Deliberate, "node-*", "body/reservation", "\"ironic-peer-local\"", "null",
+         needs, and the direct/volume deploy)",
+    ),
+    allow_values(
+        Deliberate,
+        "*",
+        "body*/deploy_interface",
+        "\"fake\"",
+        "\"direct\"",
+        "default interfaces of fake-hardware (see boot_interface)",
+    ),
+    allow_values(
+        Deliberate,
+        "node-*",
+        "body/reservation",
+        "\"ironic-peer-local\"",
+        "null",
         "Ironic renders a PATCHed node while its conductor still holds the node lock; \
          ironledger has no node locks (optimistic concurrency on the node's event stream), \
-         so `reservation` is null"),
-    allow(Deliberate, "volume-unknown-sub", "*",
+         so `reservation` is null",
+    ),
+    allow(
+        Deliberate,
+        "volume-unknown-sub",
+        "*",
         "GET /v1/volume/foo is a 500 in Ironic (a TypeError in its controller); \
-         ironledger answers 404 like any unknown path"),
-    allow(Deliberate, "conn-list-node-scoped-by-name", "*",
+         ironledger answers 404 like any unknown path",
+    ),
+    allow(
+        Deliberate,
+        "conn-list-node-scoped-by-name",
+        "*",
         "Ironic looks the node of /v1/nodes/{node}/volume/connectors up by UUID only \
          (404 for a name, against its own api-ref); ironledger accepts a name, as the \
-         api-ref documents and as ?node= does"),
-    allow_values(Deliberate, "driver-show", "body/default_boot_interface", "\"fake\"", "\"ipxe\"",
-        "default interfaces of fake-hardware (see boot_interface)"),
-    allow_values(Deliberate, "driver-show", "body/default_deploy_interface", "\"fake\"", "\"direct\"",
-        "default interfaces of fake-hardware (see boot_interface)"),
-    allow(Deliberate, "node-validate-a", "body/boot/*|body/deploy/*",
+         api-ref documents and as ?node= does",
+    ),
+    allow_values(
+        Deliberate,
+        "driver-show",
+        "body/default_boot_interface",
+        "\"fake\"",
+        "\"ipxe\"",
+        "default interfaces of fake-hardware (see boot_interface)",
+    ),
+    allow_values(
+        Deliberate,
+        "driver-show",
+        "body/default_deploy_interface",
+        "\"fake\"",
+        "\"direct\"",
+        "default interfaces of fake-hardware (see boot_interface)",
+    ),
+    allow(
+        Deliberate,
+        "node-validate-a",
+        "body/boot/*|body/deploy/*",
         "node A has ironledger's default iPXE boot and direct deploy (Ironic's: fake), which \
-         need a port: the result is Ironic's own for those interfaces"),
-    allow(Deliberate, "v1-*", "body/*",
+         need a port: the result is Ironic's own for those interfaces",
+    ),
+    allow(
+        Deliberate,
+        "v1-*",
+        "body/*",
         "the /v1 document advertises only the resources ironledger serves: no portgroups, \
-         lookup, heartbeat, allocations, conductors, events or deploy_templates links"),
-    allow_values(Deliberate, "prov-deploy-b-wait", "body/power_state", "\"power off\"", "\"power on\"",
+         lookup, heartbeat, allocations, conductors, events or deploy_templates links",
+    ),
+    allow_values(
+        Deliberate,
+        "prov-deploy-b-wait",
+        "body/power_state",
+        "\"power off\"",
+        "\"power on\"",
         "the recording's node deploys with Ironic's `fake` deploy interface, which does \
          nothing; ironledger always runs the boot-from-volume deploy, whose last step powers \
-         the node on (as Ironic's direct deploy does)"),
-    allow(Deliberate, "tgt-list-after-undeploy|tgt-list-after-node-delete", "body/targets",
+         the node on (as Ironic's direct deploy does)",
+    ),
+    allow(
+        Deliberate,
+        "tgt-list-after-undeploy|tgt-list-after-node-delete",
+        "body/targets",
         "undeploy removes the node's volume targets (Ironic's real deploy interfaces do, in \
-         tear_down_storage_configuration; the recording's `fake` deploy interface skips it)"),
+         tear_down_storage_configuration; the recording's `fake` deploy interface skips it)",
+    ),
     // --- known bugs (reported; see the module doc) ------------------------------------
-    allow(KnownBug, "version-minor-too-high-root", "error/*",
-        "GET / with an unsupported version: Ironic's 406 body is a faultstring envelope, \
-         ironledger's the framework {code,title,description} one"),
-    allow(KnownBug, "unknown-path*|nodes-volume-no-node|volume-1.31|volume-no-version|node-volume-1.31|conn-*-1.31|tgt-*-1.31|node-history-1.77",
-        "header:x-openstack-ironic-api-*",
-        "ironledger sends the version headers on 404s of unknown paths and of the volume \
-         API below 1.32; Ironic sends none there"),
-    allow(KnownBug, "node-validate-b", "body/boot/*",
+    allow(
+        KnownBug,
+        "node-validate-b",
+        "body/boot/*",
         "ironledger's iPXE boot validates without driver_info deploy_kernel/deploy_ramdisk \
          (it boots no deploy ramdisk for a volume boot); Ironic's pxe/ipxe validate requires \
          them whatever the storage interface, so a node ironledger accepts may fail on Ironic \
-         (owner's call: fix, or declare deliberate)"),
-    allow(KnownBug, "driver-show", "body/enabled_management_interfaces",
+         (owner's call: fix, or declare deliberate)",
+    ),
+    allow(
+        KnownBug,
+        "driver-show",
+        "body/enabled_management_interfaces",
         "Ironic's fake-hardware supports only the `fake` management interface; ironledger's \
-         catalog also lists `noop` for it"),
-    allow(KnownBug, "node-set-*", "body/driver_internal_info/last_power_state_change",
-        "Ironic records driver_internal_info.last_power_state_change on every power change"),
+         catalog also lists `noop` for it",
+    ),
+    allow(
+        KnownBug,
+        "node-set-*",
+        "body/driver_internal_info/last_power_state_change",
+        "Ironic records driver_internal_info.last_power_state_change on every power change",
+    ),
 ];
 
 // ---------------------------------------------------------------------------

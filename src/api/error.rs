@@ -26,7 +26,14 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     style: Style,
+    /// Answered where Ironic answers before its version handling runs (unknown
+    /// paths, endpoints newer than the requested version): no version headers.
+    bare: bool,
 }
+
+/// Marks a response that must not carry the microversion headers.
+#[derive(Debug, Clone, Copy)]
+pub struct NoVersionHeaders;
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
@@ -34,6 +41,7 @@ impl ApiError {
             status,
             message: message.into(),
             style: Style::Fault,
+            bare: false,
         }
     }
 
@@ -43,6 +51,7 @@ impl ApiError {
             status,
             message: message.into(),
             style: Style::Framework,
+            bare: false,
         }
     }
 
@@ -70,6 +79,18 @@ impl ApiError {
     /// The 404 Ironic gives for an endpoint newer than the requested version.
     pub fn not_in_version() -> Self {
         Self::not_found("The API is not supported for this version")
+    }
+
+    /// Answers without the microversion headers (see [`NoVersionHeaders`]).
+    pub fn bare(mut self) -> Self {
+        self.bare = true;
+        self
+    }
+
+    /// The same error in the handlers' `faultstring` envelope.
+    pub fn as_fault(mut self) -> Self {
+        self.style = Style::Fault;
+        self
     }
 
     /// Ironic's `InvalidInput` text.
@@ -111,6 +132,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if self.bare {
+            res.extensions_mut().insert(NoVersionHeaders);
+        }
         res
     }
 }

@@ -72,5 +72,5 @@ pub async fn method_not_allowed() -> ApiError {
 
 /// Unknown paths.
 pub async fn not_found() -> ApiResult<()> {
-    Err(ApiError::framework(StatusCode::NOT_FOUND, ""))
+    Err(ApiError::framework(StatusCode::NOT_FOUND, "").bare())
 }

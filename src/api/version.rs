@@ -130,10 +130,20 @@ fn range_headers(res: &mut Response) {
 
 /// Middleware: negotiates the version for every request.
 pub async fn negotiate_layer(mut req: Request, next: Next) -> Response {
+    // Ironic's root controller words its 406 as a handler fault, `/v1` as the
+    // web framework does.
+    let at_root = req.uri().path() == "/";
     match negotiate(req.headers()) {
         Ok(version) => {
             req.extensions_mut().insert(version);
             let mut res = next.run(req).await;
+            if res
+                .extensions()
+                .get::<super::error::NoVersionHeaders>()
+                .is_some()
+            {
+                return res;
+            }
             range_headers(&mut res);
             res.headers_mut().insert(
                 HEADER,
@@ -142,6 +152,7 @@ pub async fn negotiate_layer(mut req: Request, next: Next) -> Response {
             res
         }
         Err((err, with_range)) => {
+            let err = if at_root { err.as_fault() } else { err };
             let mut res = err.into_response();
             if with_range {
                 range_headers(&mut res);

@@ -219,7 +219,7 @@ fn require_sub(version: Version) -> ApiResult<()> {
     if version.at_least(VOLUME_MINOR) {
         Ok(())
     } else {
-        Err(ApiError::framework(StatusCode::NOT_FOUND, ""))
+        Err(ApiError::framework(StatusCode::NOT_FOUND, "").bare())
     }
 }
 
