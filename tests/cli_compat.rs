@@ -19,6 +19,8 @@
 //! node has the PXE port iPXE needs, an `external` boot target, no
 //! `image_source`), and `node undeploy` back to `available`.
 
+mod common;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -125,9 +127,14 @@ impl Drop for Server {
 
 impl Server {
     fn start() -> Server {
+        Self::start_with(CONFIG)
+    }
+
+    /// Starts `ironledger serve` with `config` as its ironic.conf.
+    fn start_with(config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("ironic.conf");
-        std::fs::write(&conf, CONFIG).unwrap();
+        std::fs::write(&conf, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ironledger"))
             .arg("--config-file")
             .arg(&conf)
@@ -1060,6 +1067,139 @@ fn boot_from_volume_guide_through_the_baremetal_cli() {
         started.elapsed() - installed,
         installed
     );
+    if !cli.failures.is_empty() {
+        cli.finish(None);
+    }
+}
+
+/// The guide's Cinder path: a volume created in the real Cinder, the node's
+/// target naming it, `node deploy` attaching it (connection info written back
+/// into the target, secrets masked), `node undeploy` detaching it.
+#[test]
+fn cinder_path_through_the_baremetal_cli() {
+    let bin = baremetal_bin();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let volume = rt.block_on(common::cinder::create_volume(false));
+    let config = format!(
+        "{CONFIG}[cinder]\nendpoint_override = {}\naction_retries = 1\naction_retry_interval = 0.5\n",
+        common::cinder::endpoint()
+    );
+    let mut cli = Cli {
+        bin,
+        server: Server::start_with(&config),
+        commands: 0,
+        failures: vec![],
+    };
+
+    let node = cli.json(&[
+        "node",
+        "create",
+        "--driver",
+        "fake-hardware",
+        "--name",
+        "bfv-cinder-deploy",
+        "--boot-interface",
+        "ipxe",
+        "-f",
+        "json",
+    ]);
+    let n = cli.need(&node["uuid"], "node uuid");
+    cli.ok(&[
+        "--os-baremetal-api-version",
+        "1.33",
+        "node",
+        "set",
+        "--storage-interface",
+        "cinder",
+        &n,
+    ]);
+    cli.ok(&[
+        "node",
+        "set",
+        "--property",
+        "capabilities=iscsi_boot:True",
+        &n,
+    ]);
+    cli.ok(&["port", "create", "--node", &n, "52:54:00:c1:de:01"]);
+    cli.ok(&[
+        "volume",
+        "connector",
+        "create",
+        "--node",
+        &n,
+        "--type",
+        "iqn",
+        "--connector-id",
+        &format!("iqn.2017-08.org.openstack.{n}"),
+    ]);
+    let target = cli.json(&[
+        "volume",
+        "target",
+        "create",
+        "--node",
+        &n,
+        "--type",
+        "iscsi",
+        "--boot-index",
+        "0",
+        "--volume",
+        &volume,
+        "-f",
+        "json",
+    ]);
+    let t = cli.need(&target["uuid"], "target uuid");
+    cli.ok(&["node", "manage", "--wait", "30", &n]);
+    cli.ok(&["node", "provide", "--wait", "30", &n]);
+    cli.ok(&["node", "deploy", &n]);
+    let shown = cli.wait_for(&n, "active");
+    cli.check(
+        shown["provision_state"] == "active",
+        "cinder deploy → active",
+        &shown,
+    );
+    cli.check(shown["last_error"].is_null(), "no last_error", &shown);
+
+    // Cinder's connection info replaced the target's properties; the CHAP secret is masked.
+    let target = cli.json(&["volume", "target", "show", &t, "-f", "json"]);
+    cli.check(
+        target["properties"]["target_iqn"]
+            == json!(format!("iqn.2010-10.org.openstack:volume-{volume}")),
+        "the target carries Cinder's connection info",
+        &target,
+    );
+    cli.check(
+        target["properties"]["auth_password"] == "******",
+        "auth_password is masked",
+        &target,
+    );
+    let attached = rt
+        .block_on(common::cinder::client().get_volume(&volume))
+        .unwrap();
+    cli.check(
+        attached.status == "in-use"
+            && attached.attachments.len() == 1
+            && attached.attachments[0].0 == n,
+        "the volume is attached to the node in Cinder",
+        &json!({"status": attached.status, "attachments": attached.attachments.len()}),
+    );
+
+    cli.ok(&["node", "undeploy", &n]);
+    let shown = cli.wait_for(&n, "available");
+    cli.check(
+        shown["provision_state"] == "available",
+        "cinder undeploy → available",
+        &shown,
+    );
+    let detached = rt
+        .block_on(common::cinder::client().get_volume(&volume))
+        .unwrap();
+    cli.check(
+        detached.status == "available" && detached.attachments.is_empty(),
+        "the volume is detached in Cinder",
+        &json!({"status": detached.status, "attachments": detached.attachments.len()}),
+    );
+    let list = cli.json(&["volume", "target", "list", "--node", &n, "-f", "json"]);
+    cli.check(list == json!([]), "undeploy removes the targets", &list);
     if !cli.failures.is_empty() {
         cli.finish(None);
     }
