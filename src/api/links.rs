@@ -1,8 +1,12 @@
 //! Links in Ironic's shape: `self` under `/v1`, `bookmark` without it, based on
-//! `[api] public_endpoint` or the request's own host.
+//! `[api] public_endpoint` or the request's own host; and the answers that
+//! point at a resource with `Location` (201 Created, 202 Accepted).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 
@@ -42,5 +46,33 @@ impl BaseUrl {
     /// `{base}/v1/{path}`.
     pub fn v1(&self, path: &str) -> String {
         format!("{}/v1/{path}", self.0)
+    }
+}
+
+/// Sets `Location`. A location that cannot be a header value (only a
+/// misconfigured `public_endpoint` makes one) is left out rather than turned
+/// into an error: the resource exists by now, and a failure would invite a
+/// retry that conflicts with it.
+fn with_location(mut res: Response, location: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// A 201 with the created resource and its `Location` (`{base}/v1/{path}`).
+pub fn created(base: &BaseUrl, path: &str, body: Value) -> Response {
+    with_location(
+        (StatusCode::CREATED, Json(body)).into_response(),
+        &base.v1(path),
+    )
+}
+
+/// A 202 with no body; `Location` where Ironic sets one.
+pub fn accepted(location: Option<String>) -> Response {
+    let res = StatusCode::ACCEPTED.into_response();
+    match location {
+        Some(l) => with_location(res, &l),
+        None => res,
     }
 }

@@ -1,14 +1,116 @@
-//! Collection queries as Ironic answers them: `limit`/`marker` pagination with a
-//! `next` link whenever a page is full, `sort_key`/`sort_dir`, `fields`,
-//! `detail`, and 400s with Ironic's wording for every malformed parameter.
+//! Query strings and collection queries as Ironic answers them: the query
+//! parameters ([`Params`], Ironic's `args` conversions), `limit`/`marker`
+//! pagination with a `next` link whenever a page is full, `sort_key`/`sort_dir`,
+//! `fields`, `detail`, and 400s with Ironic's wording for every malformed
+//! parameter. Every endpoint reads its query through this module.
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiResult};
 use super::links::BaseUrl;
-use crate::domain::capabilities::bool_from_string;
+use super::pyfmt;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use uuid::Uuid;
+
+/// The query string as ordered pairs. A repeated parameter's last value wins,
+/// except `fields`, whose values are joined (Ironic merges them).
+pub struct Params(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::malformed_uri())?;
+        let mut out: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            match out.iter_mut().find(|(name, _)| *name == k) {
+                Some((_, prev)) if k == "fields" => {
+                    prev.push(',');
+                    prev.push_str(&v);
+                }
+                _ => out.push((k, v)),
+            }
+        }
+        Ok(Params(out))
+    }
+}
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// A boolean parameter (`args.boolean`): absent, or one of oslo's words.
+    pub fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
+        self.get(name).map(|raw| parse_bool(name, raw)).transpose()
+    }
+
+    /// Ironic's `Unexpected arguments: …` for parameters a handler does not take.
+    pub fn only(&self, allowed: &[&str]) -> ApiResult<()> {
+        unexpected(self.0.iter().map(|(k, _)| k.as_str()), allowed)
+    }
+}
+
+/// `Unexpected arguments: a, b` for names outside `allowed` (sorted, each once),
+/// as Ironic refuses keyword arguments a handler does not take.
+pub fn unexpected<'a>(keys: impl IntoIterator<Item = &'a str>, allowed: &[&str]) -> ApiResult<()> {
+    let mut extra: Vec<&str> = keys.into_iter().filter(|k| !allowed.contains(k)).collect();
+    extra.sort_unstable();
+    extra.dedup();
+    if extra.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Unexpected arguments: {}",
+            extra.join(", ")
+        )))
+    }
+}
+
+/// Ironic's `args.uuid` on a query parameter.
+pub fn uuid_arg(name: &str, raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::bad_request(format!("Expected UUID for {name}: {raw}")))
+}
+
+/// Ironic's `args.integer` on a query parameter (Python's `int()` of the text).
+pub fn integer_arg(name: &str, raw: &str) -> ApiResult<i64> {
+    pyfmt::python_int(&Value::String(raw.to_string()))
+        .ok_or_else(|| ApiError::bad_request(format!("Expected an integer for {name}: {raw}")))
+}
+
+/// Ironic's `validate_limit`: positive, at most `[api] max_limit` (the default).
+pub fn limit(requested: Option<i64>, max_limit: u32) -> ApiResult<usize> {
+    match requested {
+        None => Ok(max_limit as usize),
+        Some(n) if n <= 0 => Err(ApiError::bad_request("Limit must be positive")),
+        Some(n) => Ok((n as usize).min(max_limit as usize)),
+    }
+}
+
+/// Ironic's `validate_sort_dir` (the controllers that check `sort_dir`
+/// themselves; the volume API's schema words it differently, see
+/// [`ListSpec::parse`]).
+pub fn sort_dir(raw: Option<&str>) -> ApiResult<Dir> {
+    match raw {
+        None | Some("asc") => Ok(Dir::Asc),
+        Some("desc") => Ok(Dir::Desc),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
+        ))),
+    }
+}
 
 /// The internal key items carry for the default sort (`id` in Ironic: creation order).
 pub const ORDER_KEY: &str = "__order";
@@ -50,18 +152,12 @@ pub struct ListParams {
     pub detail: bool,
 }
 
-/// Parses a boolean query value the way Ironic does (strict).
+/// Ironic's `args.boolean` on a text value (a query parameter, a bool-string
+/// field): oslo's strict `bool_from_string`.
 pub fn parse_bool(name: &str, raw: &str) -> Result<bool, ApiError> {
-    const OK: [&str; 12] = [
-        "0", "1", "f", "false", "n", "no", "off", "on", "t", "true", "y", "yes",
-    ];
-    let l = raw.to_ascii_lowercase();
-    if OK.contains(&l.as_str()) {
-        Ok(bool_from_string(&l))
-    } else {
-        Err(ApiError::bad_request(format!(
-            "Invalid {name}: Unrecognized value '{raw}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
-        )))
+    match pyfmt::strict_bool(name, &Value::String(raw.to_string())) {
+        Ok(b) => Ok(b.unwrap_or_default()),
+        Err(m) => Err(ApiError::bad_request(m)),
     }
 }
 
@@ -92,46 +188,20 @@ pub fn parse_fields(raw: &str, allowed: &[&str]) -> Result<Vec<String>, ApiError
 
 impl ListSpec {
     /// Parses and checks the query parameters.
-    pub fn parse(
-        &self,
-        q: &HashMap<String, String>,
-        max_limit: u32,
-    ) -> Result<ListParams, ApiError> {
+    pub fn parse(&self, q: &Params, max_limit: u32) -> Result<ListParams, ApiError> {
         let common = [
             "limit", "marker", "sort_key", "sort_dir", "fields", "detail",
         ];
-        let mut unexpected: Vec<&str> = q
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !common.contains(k) && !self.filters.contains(k))
-            .collect();
-        if !unexpected.is_empty() {
-            unexpected.sort_unstable();
-            return Err(ApiError::bad_request(format!(
-                "Unexpected arguments: {}",
-                unexpected.join(", ")
-            )));
-        }
-        let limit = match q.get("limit") {
-            None => max_limit as usize,
-            Some(raw) => match raw.parse::<i64>() {
-                Err(_) => {
-                    return Err(ApiError::bad_request(format!(
-                        "Expected an integer for limit: {raw}"
-                    )))
-                }
-                Ok(n) if n <= 0 => return Err(ApiError::bad_request("Limit must be positive")),
-                Ok(n) => (n as usize).min(max_limit as usize),
-            },
-        };
-        let marker =
-            match q.get("marker") {
-                None => None,
-                Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| {
-                    ApiError::bad_request(format!("Expected UUID for marker: {raw}"))
-                })?),
-            };
-        let sort_dir = match q.get("sort_dir").map(String::as_str) {
+        let allowed: Vec<&str> = common.iter().chain(self.filters).copied().collect();
+        q.only(&allowed)?;
+        let requested = q
+            .get("limit")
+            .map(|l| integer_arg("limit", l))
+            .transpose()?;
+        let limit = limit(requested, max_limit)?;
+        let marker = q.get("marker").map(|m| uuid_arg("marker", m)).transpose()?;
+        // The volume API's schema checks `sort_dir`, in jsonschema's words.
+        let sort_dir = match q.get("sort_dir") {
             None | Some("asc") => Dir::Asc,
             Some("desc") => Dir::Desc,
             Some(other) => {
@@ -140,10 +210,7 @@ impl ListSpec {
                 )))
             }
         };
-        let sort_key = q
-            .get("sort_key")
-            .cloned()
-            .unwrap_or_else(|| "id".to_string());
+        let sort_key = q.get("sort_key").unwrap_or("id").to_string();
         if self.unsortable.contains(&sort_key.as_str()) {
             return Err(ApiError::bad_request(format!(
                 "The sort_key value {sort_key} is an invalid field for sorting"

@@ -31,6 +31,30 @@ impl NodeDoc {
     }
 }
 
+/// Whether `s` looks like a UUID to Ironic (`uuidutils.is_uuid_like`).
+pub fn uuid_like(s: &str) -> bool {
+    Uuid::parse_str(s).is_ok()
+}
+
+/// Ironic's `args.uuid_or_name` on a parameter: `Expected UUID or name for
+/// <name>: <value>`.
+pub fn check_uuid_or_name(name: &str, value: &str) -> ApiResult<()> {
+    if uuid_like(value) || is_logical_name(value) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Expected UUID or name for {name}: {value}"
+        )))
+    }
+}
+
+/// The same check on the node segment of a path, which Ironic's node
+/// controller answers while routing (hence the framework's error style).
+pub fn check_path_node(node: &str) -> ApiResult<()> {
+    check_uuid_or_name("node", node)
+        .map_err(|e| ApiError::framework(axum::http::StatusCode::BAD_REQUEST, e.message))
+}
+
 /// Whether a string is a valid logical node name (RFC 3986 unreserved characters).
 pub fn is_logical_name(s: &str) -> bool {
     !s.is_empty()
@@ -68,6 +92,13 @@ pub async fn node_by_uuid(store: &dyn LogStore, uuid: Uuid) -> ApiResult<Option<
         Some(doc) => Ok(Some(NodeDoc::from_doc(doc)?)),
         None => Ok(None),
     }
+}
+
+/// A node by UUID, or Ironic's 404 (`Node <uuid> could not be found.`).
+pub async fn existing_node(store: &dyn LogStore, uuid: Uuid) -> ApiResult<NodeDoc> {
+    node_by_uuid(store, uuid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Node {uuid} could not be found.")))
 }
 
 /// Parses a path UUID, or Ironic's 400 for a malformed one.

@@ -8,32 +8,11 @@ use serde_json::Value;
 
 pub const MASK: &str = "******";
 
-const SENSITIVE: &[&str] = &[
-    "adminpass",
-    "admin_pass",
-    "password",
-    "admin_password",
-    "auth_token",
-    "new_pass",
-    "auth_password",
-    "secret_uuid",
-    "secret",
-    "sys_pswd",
-    "token",
-    "configdrive",
-    "chappassword",
-    "encrypted_key",
-    "private_key",
-    "fernetkey",
-    "sslkey",
-    "passphrase",
-];
+use crate::domain::secrets::SENSITIVE;
 
-/// Whether a key names a secret.
-pub fn is_sensitive(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    SENSITIVE.iter().any(|s| k.contains(s))
-}
+/// Whether a key names a secret (the list is the domain's: the store encrypts
+/// the same values, see `crate::secrets`).
+pub use crate::domain::secrets::is_sensitive;
 
 /// A copy of `value` with every secret masked.
 pub fn mask(value: &Value) -> Value {

@@ -11,6 +11,18 @@
 //! | [`nodes`] | `/v1/nodes…` (CRUD, states, provision, power, maintenance, validate) |
 //! | [`ports`] | `/v1/ports…` |
 //! | [`volume`] | `/v1/volume…`, `/v1/nodes/{node}/volume…` |
+//!
+//! What the resources share, so that a request is checked and answered in the
+//! same words whichever endpoint it reaches:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`listing`] | query parameters (`args` conversions), pagination, sorting, `fields` |
+//! | [`schema`] | request bodies against Ironic's jsonschema schemas |
+//! | [`patch`] | JSON patch documents: Ironic's schema, jsonpatch's application |
+//! | [`pyfmt`] | Python's rendering of values in those messages |
+//! | [`lookup`] | finding nodes by UUID or name, Ironic's identifier checks |
+//! | [`links`] | links, and the 201/202 answers that carry `Location` |
 
 pub mod auth;
 pub mod body;
@@ -21,8 +33,11 @@ pub mod lookup;
 pub mod masking;
 pub mod nodes;
 pub mod openapi;
+pub mod patch;
 pub mod ports;
+pub mod pyfmt;
 pub mod root;
+pub mod schema;
 pub mod version;
 pub mod volume;
 
@@ -33,7 +48,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -85,6 +100,12 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .insert("x-openstack-request-id", v.clone());
     res.headers_mut().insert("openstack-request-id", v);
     res
+}
+
+/// Routes `path` and `path/`: Ironic's web framework treats a trailing slash
+/// as the same resource (`GET /v1/volume/connectors/?node=x` is a list).
+pub fn with_slash(r: Router<AppState>, path: &str, m: MethodRouter<AppState>) -> Router<AppState> {
+    r.route(path, m.clone()).route(&format!("{path}/"), m)
 }
 
 /// The v1 resources, mounted both under `/v1` and at the root (Ironic routes a

@@ -11,22 +11,21 @@
 //! Ironic 39); create, patch (with re-homing) and delete share their steps with
 //! the volume API ([`super::volume::resource`]).
 
+use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::links::BaseUrl;
-use super::listing::{self, Dir, ListParams, ListSpec, ORDER_KEY};
-use super::lookup;
-use super::version::Version;
-use super::volume::resource::{self, object_of, Kind};
-use super::volume::schema::{self, py_str, Prop, Schema, Ty};
-use super::volume::{
-    check_path_node, method_not_allowed, query_map, refuse_unexpected, with_slash, JsonBody,
-};
-use super::{AppState, Who};
+use super::links::{self, BaseUrl};
+use super::listing::{self, ListParams, ListSpec, Params, ORDER_KEY};
+use super::lookup::{self, check_path_node, check_uuid_or_name};
+use super::patch::{self, PatchOp};
+use super::pyfmt::str_ as py_str;
+use super::root::method_not_allowed;
+use super::schema::{self, Prop, Schema, Ty};
+use super::version::{not_acceptable, Version};
+use super::volume::resource::{self, fields_of, object_of, Kind};
+use super::{with_slash, AppState, Who};
 use crate::domain::node::commands::NewPort;
-use crate::domain::patch::PatchOp;
 use crate::domain::{NodeCommand, NodeEvent};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -34,8 +33,6 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// Ironic's `PORT_SCHEMA` (create, and the patched port).
 static PORT_SCHEMA: Schema = Schema {
@@ -115,10 +112,6 @@ fn check_allowed_fields<'a>(
     Ok(())
 }
 
-fn not_acceptable() -> ApiError {
-    ApiError::not_acceptable("Request not acceptable.")
-}
-
 /// `fields=` as Ironic checks it for ports: the version (1.8), fields newer
 /// than the request (406), unknown names (400, in the order given).
 fn parse_fields(version: Version, raw: &str) -> ApiResult<Vec<String>> {
@@ -182,18 +175,17 @@ fn render(doc: &Value, base: &BaseUrl, version: Version) -> Value {
 /// model has its empty value; `node_ident` is not a field (adding it at the root
 /// is refused, as in Ironic).
 fn patch_doc(record: &Value) -> Map<String, Value> {
-    let mut m = Map::new();
-    let get = |k: &str| record.get(k).cloned().unwrap_or(Value::Null);
-    for k in [
-        "uuid",
-        "address",
-        "extra",
-        "pxe_enabled",
-        "created_at",
-        "updated_at",
-    ] {
-        m.insert(k.into(), get(k));
-    }
+    let mut m = fields_of(
+        record,
+        &[
+            "uuid",
+            "address",
+            "extra",
+            "pxe_enabled",
+            "created_at",
+            "updated_at",
+        ],
+    );
     m.insert("local_link_connection".into(), json!({}));
     m.insert("portgroup_uuid".into(), Value::Null);
     m.insert("internal_info".into(), json!({}));
@@ -372,7 +364,7 @@ static PORTS: Kind = Kind {
 
 pub fn routes() -> Router<AppState> {
     let collection =
-        get(|s: State<AppState>, v: Version, b: BaseUrl, q: Q| list(s, v, b, None, false, q))
+        get(|s: State<AppState>, v: Version, b: BaseUrl, q: Params| list(s, v, b, None, false, q))
             .post(
                 |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: JsonBody| {
                     create(s, v, b, w, false, body)
@@ -380,10 +372,10 @@ pub fn routes() -> Router<AppState> {
             )
             .fallback(method_not_allowed);
     let detail =
-        get(|s: State<AppState>, v: Version, b: BaseUrl, q: Q| list(s, v, b, None, true, q))
+        get(|s: State<AppState>, v: Version, b: BaseUrl, q: Params| list(s, v, b, None, true, q))
             .fallback(method_not_allowed);
     let item = get(
-        |s: State<AppState>, v: Version, b: BaseUrl, Path(p): Path<String>, q: Q| {
+        |s: State<AppState>, v: Version, b: BaseUrl, Path(p): Path<String>, q: Params| {
             get_one(s, v, b, false, p, q)
         },
     )
@@ -398,7 +390,7 @@ pub fn routes() -> Router<AppState> {
     .delete(|s: State<AppState>, w: Who, Path(p): Path<String>| delete(s, w, false, p))
     .fallback(method_not_allowed);
     let node_collection = get(
-        |s: State<AppState>, v: Version, b: BaseUrl, Path(n): Path<String>, q: Q| {
+        |s: State<AppState>, v: Version, b: BaseUrl, Path(n): Path<String>, q: Params| {
             list(s, v, b, Some(n), false, q)
         },
     )
@@ -409,15 +401,17 @@ pub fn routes() -> Router<AppState> {
     )
     .fallback(method_not_allowed);
     let node_detail = get(
-        |s: State<AppState>, v: Version, b: BaseUrl, Path(n): Path<String>, q: Q| {
+        |s: State<AppState>, v: Version, b: BaseUrl, Path(n): Path<String>, q: Params| {
             list(s, v, b, Some(n), true, q)
         },
     )
     .fallback(method_not_allowed);
     let node_item = get(
-        |s: State<AppState>, v: Version, b: BaseUrl, Path((_, p)): Path<(String, String)>, q: Q| {
-            get_one(s, v, b, true, p, q)
-        },
+        |s: State<AppState>,
+         v: Version,
+         b: BaseUrl,
+         Path((_, p)): Path<(String, String)>,
+         q: Params| { get_one(s, v, b, true, p, q) },
     )
     .patch(
         |s: State<AppState>,
@@ -473,16 +467,6 @@ const SORTABLE: &[&str] = &[
     "is_smartnic",
 ];
 
-fn bad_uuid_or_name(name: &str, v: &str) -> ApiResult<()> {
-    if Uuid::parse_str(v).is_ok() || lookup::is_logical_name(v) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "Expected UUID or name for {name}: {v}"
-        )))
-    }
-}
-
 /// `GET /v1/ports`, `/v1/ports/detail` and the node-scoped forms.
 ///
 /// Ironic's node-scoped list answers 404 `Portgroup None could not be found.`
@@ -494,29 +478,24 @@ async fn list(
     base: BaseUrl,
     path_node: Option<String>,
     detail_endpoint: bool,
-    q: Q,
+    q: Params,
 ) -> ApiResult<Json<Value>> {
     if let Some(n) = &path_node {
         check_path_node(n)?;
     }
-    let q = query_map(q)?;
     let allowed: Vec<&str> = LIST_ARGS
         .iter()
         .copied()
         .filter(|a| !detail_endpoint || !["fields", "detail"].contains(a))
         .collect();
-    refuse_unexpected(&q, &allowed)?;
+    q.only(&allowed)?;
 
     // args.validate
     if let Some(n) = q.get("node") {
-        bad_uuid_or_name("node", n)?;
+        check_uuid_or_name("node", n)?;
     }
     if let Some(n) = q.get("node_uuid") {
-        if Uuid::parse_str(n).is_err() {
-            return Err(ApiError::bad_request(format!(
-                "Expected UUID for node_uuid: {n}"
-            )));
-        }
+        listing::uuid_arg("node_uuid", n)?;
     }
     let address = match q.get("address") {
         None => None,
@@ -524,39 +503,30 @@ async fn list(
             ApiError::bad_request(format!("Expected valid MAC address for address: {a}"))
         })?),
     };
-    let marker = match q.get("marker") {
-        None => None,
-        Some(m) => Some(
-            Uuid::parse_str(m)
-                .map_err(|_| ApiError::bad_request(format!("Expected UUID for marker: {m}")))?,
-        ),
-    };
-    let limit =
-        match q.get("limit") {
-            None => None,
-            Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-                ApiError::bad_request(format!("Expected an integer for limit: {raw}"))
-            })?),
-        };
-    if let Some(pg) = q.get("portgroup") {
-        bad_uuid_or_name("portgroup", pg)?;
-    }
-    let detail = q
-        .get("detail")
-        .map(|d| listing::parse_bool("detail", d))
+    let marker = q
+        .get("marker")
+        .map(|m| listing::uuid_arg("marker", m))
         .transpose()?;
+    let limit = q
+        .get("limit")
+        .map(|raw| listing::integer_arg("limit", raw))
+        .transpose()?;
+    if let Some(pg) = q.get("portgroup") {
+        check_uuid_or_name("portgroup", pg)?;
+    }
+    let detail = q.boolean("detail")?;
 
     // The controller's own checks.
     let fields = q
         .get("fields")
         .map(|f| parse_fields(version, f))
         .transpose()?;
-    let sort_key = q.get("sort_key").cloned().unwrap_or_else(|| "id".into());
+    let sort_key = q.get("sort_key").unwrap_or("id").to_string();
     check_allowed_fields(version, [sort_key.as_str()])?;
-    if q.contains_key("portgroup") && !version.at_least(24) {
+    if q.contains("portgroup") && !version.at_least(24) {
         return Err(not_acceptable());
     }
-    if q.contains_key("shard") {
+    if q.contains("shard") {
         // Filtering by shard came with 1.82, above ironledger's maximum.
         return Err(not_acceptable());
     }
@@ -575,27 +545,15 @@ async fn list(
     }
     let node_ident = path_node
         .clone()
-        .or_else(|| q.get("node_uuid").cloned())
-        .or_else(|| q.get("node").cloned());
+        .or_else(|| q.get("node_uuid").map(String::from))
+        .or_else(|| q.get("node").map(String::from));
     if let Some(n) = &node_ident {
         if !version.at_least(5) && Uuid::parse_str(n).is_err() {
             return Err(not_acceptable());
         }
     }
-    let limit = match limit {
-        None => state.config.api.max_limit as usize,
-        Some(n) if n <= 0 => return Err(ApiError::bad_request("Limit must be positive")),
-        Some(n) => (n as usize).min(state.config.api.max_limit as usize),
-    };
-    let sort_dir = match q.get("sort_dir").map(String::as_str) {
-        None | Some("asc") => Dir::Asc,
-        Some("desc") => Dir::Desc,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
-            )))
-        }
-    };
+    let limit = listing::limit(limit, state.config.api.max_limit)?;
+    let sort_dir = listing::sort_dir(q.get("sort_dir"))?;
     let store = state.engine.store().as_ref();
     if let Some(m) = marker {
         if store.doc_get("ports", &m.to_string()).await?.is_none() {
@@ -728,7 +686,7 @@ async fn list(
 /// A port by UUID, or (Ironic's `uuid_or_name`) by a name, which no port has
 /// before 1.88: 404.
 async fn find(state: &AppState, ident: &str, param: &str) -> ApiResult<(Uuid, Value)> {
-    bad_uuid_or_name(param, ident)?;
+    check_uuid_or_name(param, ident)?;
     let uuid = Uuid::parse_str(ident).map_err(|_| PORTS.not_found(ident))?;
     Ok((uuid, PORTS.load(state, uuid).await?))
 }
@@ -739,11 +697,10 @@ async fn get_one(
     base: BaseUrl,
     scoped: bool,
     ident: String,
-    q: Q,
+    q: Params,
 ) -> ApiResult<Json<Value>> {
-    let q = query_map(q)?;
-    refuse_unexpected(&q, &["fields"])?;
-    bad_uuid_or_name("port_ident", &ident)?;
+    q.only(&["fields"])?;
+    check_uuid_or_name("port_ident", &ident)?;
     if scoped {
         return Err(ApiError::malformed_uri());
     }
@@ -797,7 +754,11 @@ async fn create(
         .unwrap_or_else(Uuid::new_v4);
     state.engine.node(node, add(uuid, &record), &who).await?;
     let doc = PORTS.load(&state, uuid).await?;
-    super::volume::created(&base, "ports", uuid, render(&doc, &base, version))
+    Ok(links::created(
+        &base,
+        &format!("ports/{uuid}"),
+        render(&doc, &base, version),
+    ))
 }
 
 /// `PATCH /v1/ports/{port}`; a new `node_uuid` moves the port to that node.
@@ -810,12 +771,12 @@ async fn patch(
     ident: String,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    bad_uuid_or_name("port_ident", &ident)?;
-    let ops = schema::check_patch_body(&body)?;
+    check_uuid_or_name("port_ident", &ident)?;
+    let ops = patch::parse(&body)?;
     if scoped {
         return Err(ApiError::malformed_uri());
     }
-    schema::check_allowed(&ops, PORTS.patch_allowed)?;
+    patch::check_allowed(&ops, PORTS.patch_allowed)?;
     let gated = [
         "pxe_enabled",
         "local_link_connection",

@@ -174,6 +174,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Version {
     }
 }
 
+/// Ironic's bare 406 (`NotAcceptable` with its default text): something (a
+/// field, a filter, a verb) is newer than the negotiated version.
+pub fn not_acceptable() -> ApiError {
+    ApiError::not_acceptable("Request not acceptable.")
+}
+
+/// The 406 Ironic words with the version a filter needs.
+pub fn needs_version(minor: u32) -> ApiError {
+    ApiError::not_acceptable(format!(
+        "Request not acceptable. The minimal required API version should be 1.{minor}"
+    ))
+}
+
 /// Refuses an endpoint newer than the negotiated version with Ironic's 404.
 pub fn require(version: Version, minor: u32) -> Result<(), ApiError> {
     if version.at_least(minor) {

@@ -31,7 +31,8 @@ impl PatchOp {
     }
 }
 
-fn path_is_valid(path: &str) -> bool {
+/// Whether a path matches Ironic's `^(/[\w-]+)+$` (Python's Unicode `\w`).
+pub fn path_is_valid(path: &str) -> bool {
     path.starts_with('/')
         && path[1..].split('/').all(|seg| {
             !seg.is_empty()

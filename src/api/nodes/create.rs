@@ -6,120 +6,105 @@
 //! records the node. Nothing is written unless every check passes.
 
 use super::super::error::{ApiError, ApiResult};
-use super::super::links::BaseUrl;
-use super::super::version::Version;
+use super::super::links::{self, BaseUrl};
+use super::super::pyfmt;
+use super::super::schema::{Prop, Schema, Ty};
+use super::super::version::{not_acceptable, Version};
 use super::super::{AppState, Who};
-use super::fields::{self, not_acceptable};
-use super::pyfmt::{self, check_type, repr};
+use super::fields;
 use super::render::{self, View};
-use super::{host, reread, uuid_like, JsonBody};
+use super::{reread, uuid_like, JsonBody};
 use crate::domain::hardware::INTERFACE_KINDS;
 use crate::domain::node::commands::EnrollNode;
 use crate::domain::state::ProvisionState;
 use crate::domain::NodeCommand;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-const STR: &[&str] = &["string", "null"];
-const BOOLISH: &[&str] = &["string", "boolean", "null"];
-const OBJ: &[&str] = &["object", "null"];
+const STR: &[Ty] = &[Ty::String, Ty::Null];
+const BOOLISH: &[Ty] = &[Ty::String, Ty::Boolean, Ty::Null];
+const OBJ: &[Ty] = &[Ty::Object, Ty::Null];
 
-/// The node schema's properties, in its order: name, types, max length.
-const SCHEMA: &[(&str, &[&str], Option<usize>)] = &[
-    ("automated_clean", BOOLISH, None),
-    ("bios_interface", STR, None),
-    ("boot_interface", STR, None),
-    ("boot_mode", STR, None),
-    ("chassis_uuid", STR, None),
-    ("conductor_group", STR, None),
-    ("console_enabled", BOOLISH, None),
-    ("console_interface", STR, None),
-    ("deploy_interface", STR, None),
-    ("description", STR, Some(4096)),
-    ("disable_power_off", BOOLISH, None),
-    ("driver", &["string"], None),
-    ("driver_info", OBJ, None),
-    ("extra", OBJ, None),
-    ("firmware_interface", STR, None),
-    ("inspect_interface", STR, None),
-    ("instance_info", OBJ, None),
-    ("instance_name", STR, Some(255)),
-    ("instance_uuid", STR, None),
-    ("lessee", STR, None),
-    ("management_interface", STR, None),
-    ("maintenance", BOOLISH, None),
-    ("name", STR, None),
-    ("network_data", &[], None),
-    ("network_interface", STR, None),
-    ("owner", STR, None),
-    ("parent_node", STR, Some(36)),
-    ("power_interface", STR, None),
-    ("properties", OBJ, None),
-    ("raid_interface", STR, None),
-    ("rescue_interface", STR, None),
-    ("resource_class", STR, Some(80)),
-    ("retired", BOOLISH, None),
-    ("retired_reason", STR, None),
-    ("secure_boot", BOOLISH, None),
-    ("shard", STR, None),
-    ("storage_interface", STR, None),
-    ("uuid", STR, None),
-    ("vendor_interface", STR, None),
+/// The node patch schema's properties: the node schema's, then the two only
+/// the patch schema has (last, so the node schema is a prefix).
+const PATCH_PROPS: &[Prop] = &[
+    Prop::new("automated_clean", BOOLISH),
+    Prop::new("bios_interface", STR),
+    Prop::new("boot_interface", STR),
+    Prop::new("boot_mode", STR),
+    Prop::new("chassis_uuid", STR),
+    Prop::new("conductor_group", STR),
+    Prop::new("console_enabled", BOOLISH),
+    Prop::new("console_interface", STR),
+    Prop::new("deploy_interface", STR),
+    Prop::max("description", STR, 4096),
+    Prop::new("disable_power_off", BOOLISH),
+    Prop::new("driver", &[Ty::String]),
+    Prop::new("driver_info", OBJ),
+    Prop::new("extra", OBJ),
+    Prop::new("firmware_interface", STR),
+    Prop::new("inspect_interface", STR),
+    Prop::new("instance_info", OBJ),
+    Prop::max("instance_name", STR, 255),
+    Prop::new("instance_uuid", STR),
+    Prop::new("lessee", STR),
+    Prop::new("management_interface", STR),
+    Prop::new("maintenance", BOOLISH),
+    Prop::new("name", STR),
+    // Ironic's network data schema is `anyOf` null or a (further checked)
+    // object; ironledger checks only the top-level type.
+    Prop::any_of("network_data", &[Ty::Null, Ty::Object]),
+    Prop::new("network_interface", STR),
+    Prop::new("owner", STR),
+    Prop::max("parent_node", STR, 36),
+    Prop::new("power_interface", STR),
+    Prop::new("properties", OBJ),
+    Prop::new("raid_interface", STR),
+    Prop::new("rescue_interface", STR),
+    Prop::max("resource_class", STR, 80),
+    Prop::new("retired", BOOLISH),
+    Prop::new("retired_reason", STR),
+    Prop::new("secure_boot", BOOLISH),
+    Prop::new("shard", STR),
+    Prop::new("storage_interface", STR),
+    Prop::new("uuid", STR),
+    Prop::new("vendor_interface", STR),
+    // Only in the patch schema.
+    Prop::new("protected", BOOLISH),
+    Prop::new("protected_reason", STR),
 ];
 
-/// Fields only the patch schema adds.
-const PATCH_ONLY: &[(&str, &[&str], Option<usize>)] = &[
-    ("protected", BOOLISH, None),
-    ("protected_reason", STR, None),
-];
+/// Ironic's node schema (`POST`).
+static NODE_SCHEMA: Schema = Schema {
+    props: PATCH_PROPS.split_at(PATCH_PROPS.len() - 2).0,
+    required: &["driver"],
+    one_of_required: None,
+};
+
+/// Ironic's node patch schema (the patched node).
+static NODE_PATCH_SCHEMA: Schema = Schema {
+    props: PATCH_PROPS,
+    required: &["driver"],
+    one_of_required: None,
+};
 
 /// Validates a node document against Ironic's node schema (`what` is `node`
-/// for POST, `patch` for the patched node). Whole-object errors (missing
-/// `driver`, unknown keys) come before per-field ones, as jsonschema ranks them.
+/// for POST, `patch` for the patched node, which may also carry the
+/// `protected` fields).
 pub fn check_schema(doc: &Value, what: &str, patch: bool) -> ApiResult<()> {
-    let err = |m: String| ApiError::bad_request(format!("Schema error for {what}: {m}"));
-    let Value::Object(obj) = doc else {
-        return Err(err(pyfmt::type_error(doc, &["object"])));
+    let schema = if patch {
+        &NODE_PATCH_SCHEMA
+    } else {
+        &NODE_SCHEMA
     };
-    let props = || {
-        SCHEMA
-            .iter()
-            .chain(if patch { PATCH_ONLY } else { &[] }.iter())
-    };
-    if !obj.contains_key("driver") {
-        return Err(err(pyfmt::required("driver")));
+    match schema.check(doc) {
+        Some(m) => Err(ApiError::bad_request(format!(
+            "Schema error for {what}: {m}"
+        ))),
+        None => Ok(()),
     }
-    let extra: Vec<&str> = obj
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !props().any(|(p, _, _)| p == k))
-        .collect();
-    if !extra.is_empty() {
-        return Err(err(pyfmt::additional_properties(&extra)));
-    }
-    for (name, types, max) in props() {
-        let Some(v) = obj.get(*name) else { continue };
-        if *name == "network_data" {
-            if !(v.is_null() || v.is_object()) {
-                return Err(err(format!(
-                    "{} is not valid under any of the given schemas",
-                    repr(v)
-                )));
-            }
-            continue;
-        }
-        check_type(v, types).map_err(err)?;
-        if let (Some(max), Value::String(s)) = (max, v) {
-            if s.chars().count() > *max {
-                return Err(err(format!("{} is too long", repr(v))));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Ironic's `NODE_VALIDATE_EXTRA`: UUID fields must look like UUIDs and the
@@ -352,22 +337,15 @@ pub async fn create(
         .await?;
 
     let doc = reread(&state, uuid).await?;
-    let host = host(&state);
-    let view = View {
-        version,
-        base: &base,
-        host: &host,
-    };
-    let mut res = (StatusCode::CREATED, Json(render::node(&doc, &view, None))).into_response();
-    if let Ok(v) = HeaderValue::from_str(&base.v1(&format!("nodes/{uuid}"))) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    let view = View::new(&state, version, &base);
+    let body = render::node(&doc, &view, None);
+    Ok(links::created(&base, &format!("nodes/{uuid}"), body))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
     use serde_json::json;
 
     fn schema_err(v: Value) -> String {
@@ -399,6 +377,16 @@ mod tests {
         assert!(
             schema_err(json!({"driver": "x", "resource_class": "r".repeat(81)}))
                 .ends_with("is too long")
+        );
+        // Several faulty fields: the one whose name sorts last, and the
+        // network data's root cause (as Ironic answered both).
+        assert_eq!(
+            schema_err(json!({"driver": 5, "extra": 5})),
+            "Schema error for node: 5 is not of type 'object', 'null'"
+        );
+        assert_eq!(
+            schema_err(json!({"driver": "x", "network_data": 5, "extra": 5})),
+            "Schema error for node: 5 is not valid under any of the given schemas. Possible root cause: 5 is not of type 'null'"
         );
         assert!(check_schema(&json!({"driver": "x", "protected": true}), "patch", true).is_ok());
         assert!(check_schema(&json!({"driver": "x", "protected": true}), "node", false).is_err());

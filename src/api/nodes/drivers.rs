@@ -4,10 +4,9 @@
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::links::BaseUrl;
-use super::super::listing::parse_bool;
-use super::super::version::Version;
+use super::super::version::{needs_version, Version};
 use super::super::AppState;
-use super::fields::{self, needs_version};
+use super::fields;
 use super::{host, Params};
 use crate::domain::hardware::INTERFACE_KINDS;
 use axum::extract::{Path, State};
@@ -71,10 +70,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     params.only(&["type", "detail"])?;
     let kind = params.get("type");
-    let detail = params
-        .get("detail")
-        .map(|d| parse_bool("detail", d))
-        .transpose()?;
+    let detail = params.boolean("detail")?;
     if (kind.is_some() || detail.is_some()) && !version.at_least(30) {
         return Err(needs_version(30));
     }

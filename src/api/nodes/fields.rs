@@ -3,7 +3,7 @@
 //! `invalid_sort_key_list`, `PATCH_ALLOWED_FIELDS`).
 
 use super::super::error::{ApiError, ApiResult};
-use super::super::version::Version;
+use super::super::version::{not_acceptable, Version};
 
 /// Fields that appeared after 1.1, with the minor version that added them.
 /// Fields newer than the negotiated version are hidden in answers and refused
@@ -220,18 +220,6 @@ pub const PATCHABLE: &[&str] = &[
     "parent_node",
     "firmware_interface",
 ];
-
-/// Ironic's bare 406 (`NotAcceptable` with its default text).
-pub fn not_acceptable() -> ApiError {
-    ApiError::not_acceptable("Request not acceptable.")
-}
-
-/// The 406 Ironic words with the version a filter needs.
-pub fn needs_version(minor: u32) -> ApiError {
-    ApiError::not_acceptable(format!(
-        "Request not acceptable. The minimal required API version should be 1.{minor}"
-    ))
-}
 
 /// Ironic's `args.string_list`: comma-separated, trimmed, lower-cased, unique.
 pub fn string_list(raw: &str) -> Vec<String> {

@@ -6,6 +6,11 @@
 //! its complete audit trail in Ironic's shape. `project` (1.113) and
 //! `state`/`target_provision_state`/`duration_seconds` (1.115) are above
 //! ironledger's maximum version and never shown.
+//!
+//! Ironic's `next` links carry `fields=…`, which Ironic's own handler then
+//! refuses ("Unexpected arguments: fields"), so its pagination cannot be
+//! followed. ironledger accepts `fields` (a subset of the fields shown at the
+//! version, like other lists), so the links it returns work.
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::links::BaseUrl;
@@ -57,14 +62,16 @@ fn require(version: Version) -> ApiResult<()> {
     if version.at_least(78) {
         Ok(())
     } else {
-        Err(ApiError::framework(StatusCode::NOT_FOUND, ""))
+        Err(ApiError::framework(StatusCode::NOT_FOUND, "").bare())
     }
 }
 
-/// One entry as Ironic shows it; a standard entry's text is cut at 255.
-fn entry(doc: &Value, node_uuid: &str, base: &BaseUrl, detail: bool) -> Value {
+/// One entry as Ironic shows it with `fields`; a standard entry's text is cut
+/// at 255.
+fn entry(doc: &Value, node_uuid: &str, base: &BaseUrl, fields: &[&str]) -> Value {
+    let detail = fields.iter().any(|f| !STANDARD.contains(f));
     let mut out = Map::new();
-    for f in if detail { DETAIL } else { STANDARD } {
+    for f in fields {
         let mut v = doc.get(*f).cloned().unwrap_or(Value::Null);
         if *f == "user" && v.as_str() == Some("anonymous") {
             // Under noauth Ironic has no user; ironledger calls it anonymous.
@@ -73,7 +80,7 @@ fn entry(doc: &Value, node_uuid: &str, base: &BaseUrl, detail: bool) -> Value {
         out.insert(f.to_string(), v);
     }
     if !detail {
-        if let Some(text) = out["event"].as_str() {
+        if let Some(text) = out.get("event").and_then(Value::as_str) {
             if text.chars().count() > 255 {
                 let cut: String = text.chars().take(251).collect();
                 out.insert("event".into(), json!(format!("{cut}...")));
@@ -111,12 +118,43 @@ pub async fn list(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     require(version)?;
-    params.only(&["detail", "marker", "limit", "sort_key", "sort_dir"])?;
+    params.only(&[
+        "detail", "marker", "limit", "sort_key", "sort_dir", "fields",
+    ])?;
     let detail = params
         .get("detail")
         .map(|d| parse_bool("detail", d))
         .transpose()?
         .unwrap_or(false);
+    let fields: Vec<&str> = match params.get("fields") {
+        None if detail => DETAIL.to_vec(),
+        None => STANDARD.to_vec(),
+        Some(list) => {
+            let asked: Vec<&str> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .collect();
+            let known: Vec<&str> = ALL_DETAIL.split(',').collect();
+            let bad: Vec<&str> = asked
+                .iter()
+                .copied()
+                .filter(|f| !known.contains(f))
+                .collect();
+            if !bad.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "Field(s) \"{}\" are not valid",
+                    bad.join(", ")
+                )));
+            }
+            // Those shown at this version, in Ironic's order.
+            DETAIL
+                .iter()
+                .copied()
+                .filter(|f| asked.contains(f))
+                .collect()
+        }
+    };
     let marker = match params.get("marker") {
         None => None,
         Some(m) => Some(
@@ -193,7 +231,11 @@ pub async fn list(
             .last()
             .and_then(|e| e["uuid"].as_str())
             .unwrap_or_default();
-        let fields = if detail {
+        // Ironic's, unless the request chose fields itself: then the same
+        // fields again, so that every page of a detail listing is detailed.
+        let fields = if params.get("fields").is_some() {
+            fields.join(",")
+        } else if detail {
             ALL_DETAIL.to_string()
         } else {
             STANDARD.join(",")
@@ -209,7 +251,7 @@ pub async fn list(
     }
     let items: Vec<Value> = page
         .iter()
-        .map(|e| entry(e, &node_uuid, &base, detail))
+        .map(|e| entry(e, &node_uuid, &base, &fields))
         .collect();
     out.insert("history".into(), Value::Array(items));
     Ok(Json(Value::Object(out)))
@@ -242,5 +284,5 @@ pub async fn show(
         .ok_or_else(|| {
             ApiError::not_found(format!("Node history record {event} could not be found."))
         })?;
-    Ok(Json(entry(&found, &node_uuid, &base, true)))
+    Ok(Json(entry(&found, &node_uuid, &base, DETAIL)))
 }

@@ -10,13 +10,13 @@
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::links::BaseUrl;
-use super::super::listing::{compare, parse_bool};
+use super::super::listing::{self, compare, Dir};
 use super::super::lookup::NodeDoc;
-use super::super::version::Version;
+use super::super::version::{needs_version, not_acceptable, Version};
 use super::super::AppState;
-use super::fields::{self, needs_version, not_acceptable, string_list};
+use super::fields::{self, string_list};
 use super::render::{self, View};
-use super::{find, host, Params};
+use super::{find, Params};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -72,12 +72,7 @@ pub async fn show(
     if let Some(f) = &selected {
         fields::check_requested(f, version)?;
     }
-    let host = host(&state);
-    let view = View {
-        version,
-        base: &base,
-        host: &host,
-    };
+    let view = View::new(&state, version, &base);
     Ok(Json(render::node(&doc, &view, selected.as_deref())))
 }
 
@@ -153,16 +148,8 @@ struct Filters {
 }
 
 fn uuid_arg(name: &str, raw: Option<&str>) -> ApiResult<Option<String>> {
-    match raw {
-        None => Ok(None),
-        Some(v) => uuid::Uuid::parse_str(v)
-            .map(|u| Some(u.to_string()))
-            .map_err(|_| ApiError::bad_request(format!("Expected UUID for {name}: {v}"))),
-    }
-}
-
-fn bool_arg(name: &str, raw: Option<&str>) -> ApiResult<Option<bool>> {
-    raw.map(|v| parse_bool(name, v)).transpose()
+    raw.map(|v| listing::uuid_arg(name, v).map(|u| u.to_string()))
+        .transpose()
 }
 
 fn py_bool(b: bool) -> &'static str {
@@ -192,20 +179,16 @@ async fn collection(
     let mut f = Filters {
         chassis_uuid: uuid_arg("chassis_uuid", p("chassis_uuid"))?,
         instance_uuid: uuid_arg("instance_uuid", p("instance_uuid"))?,
-        associated: bool_arg("associated", p("associated"))?,
-        maintenance: bool_arg("maintenance", p("maintenance"))?,
-        retired: bool_arg("retired", p("retired"))?,
+        associated: params.boolean("associated")?,
+        maintenance: params.boolean("maintenance")?,
+        retired: params.boolean("retired")?,
         provision_state: p("provision_state").map(String::from),
         ..Filters::default()
     };
     let marker = uuid_arg("marker", p("marker"))?;
-    let limit =
-        match p("limit") {
-            None => None,
-            Some(raw) => Some(raw.trim().parse::<i64>().map_err(|_| {
-                ApiError::bad_request(format!("Expected an integer for limit: {raw}"))
-            })?),
-        };
+    let limit = p("limit")
+        .map(|raw| listing::integer_arg("limit", raw))
+        .transpose()?;
     let sort_key = p("sort_key").unwrap_or("id").to_string();
     let sort_dir = p("sort_dir").unwrap_or("asc").to_string();
     f.driver = p("driver").map(String::from);
@@ -213,14 +196,14 @@ async fn collection(
     f.resource_class = p("resource_class").map(String::from);
     f.fault = p("fault").map(String::from);
     f.conductor_group = p("conductor_group").map(String::from);
-    let detail = bool_arg("detail", p("detail"))?;
+    let detail = params.boolean("detail")?;
     f.conductor = p("conductor").map(String::from);
     f.owner = p("owner").map(String::from);
     f.description_contains = p("description_contains").map(String::from);
     f.lessee = p("lessee").map(String::from);
     f.project = p("project").map(String::from);
-    bool_arg("sharded", p("sharded"))?;
-    bool_arg("include_children", p("include_children"))?;
+    params.boolean("sharded")?;
+    params.boolean("include_children")?;
 
     // Version gates.
     if let Some(fl) = &requested_fields {
@@ -304,21 +287,8 @@ async fn collection(
     }
 
     // Limit, sort, marker.
-    let max = state.config.api.max_limit as i64;
-    let limit = match limit {
-        None => max,
-        Some(n) if n <= 0 => return Err(ApiError::bad_request("Limit must be positive")),
-        Some(n) => n.min(max),
-    } as usize;
-    let desc = match sort_dir.as_str() {
-        "asc" => false,
-        "desc" => true,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid sort direction: {other}. Acceptable values are 'asc' or 'desc'"
-            )))
-        }
-    };
+    let limit = listing::limit(limit, state.config.api.max_limit)?;
+    let desc = listing::sort_dir(Some(&sort_dir))? == Dir::Desc;
     if fields::UNSORTABLE.contains(&sort_key.as_str()) {
         return Err(ApiError::bad_request(format!(
             "The sort_key value {sort_key} is an invalid field for sorting"
@@ -340,12 +310,7 @@ async fn collection(
         .into_iter()
         .map(|(_, doc)| NodeDoc::from_doc(doc))
         .collect::<ApiResult<_>>()?;
-    let host = host(&state);
-    let view = View {
-        version,
-        base: &base,
-        host: &host,
-    };
+    let view = View::new(&state, version, &base);
     // Sort on the stored values (before masking and version hiding), then by
     // creation order, both in the requested direction, as Ironic's query does.
     let mut keyed: Vec<(Value, i64, NodeDoc)> = nodes
@@ -382,7 +347,7 @@ async fn collection(
         .into_iter()
         .skip(start)
         .map(|(_, _, d)| d)
-        .filter(|d| matches(d, &f, &host))
+        .filter(|d| matches(d, &f, &view.host))
         .take(limit)
         .collect();
 

@@ -20,8 +20,6 @@ pub mod drivers;
 pub mod fields;
 pub mod history;
 pub mod list;
-pub mod patch;
-pub mod pyfmt;
 pub mod render;
 pub mod states;
 pub mod update;
@@ -29,13 +27,12 @@ pub mod validate;
 
 pub use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
+pub use super::listing::Params;
+pub use super::lookup::uuid_like;
 use super::lookup::{self, NodeDoc};
 pub use super::root::method_not_allowed;
 use super::version::Version;
-use super::AppState;
-use axum::extract::{FromRequestParts, Query};
-use axum::http::request::Parts;
-use axum::http::StatusCode;
+use super::{with_slash, AppState};
 use axum::routing::{get, put, MethodRouter};
 use axum::Router;
 use serde_json::{Map, Value};
@@ -76,8 +73,7 @@ pub fn routes() -> Router<AppState> {
         ("/drivers/{name}", get(drivers::show).fallback(n)),
     ];
     table.into_iter().fold(Router::new(), |r, (path, methods)| {
-        r.route(path, methods.clone())
-            .route(&format!("{path}/"), methods)
+        with_slash(r, path, methods)
     })
 }
 
@@ -94,21 +90,11 @@ pub fn host(state: &AppState) -> String {
     crate::engine::host_name()
 }
 
-/// Whether `s` looks like a UUID to Ironic (`uuidutils.is_uuid_like`).
-pub fn uuid_like(s: &str) -> bool {
-    uuid::Uuid::parse_str(s).is_ok()
-}
-
 /// Finds the node a path names, as Ironic does: an identifier that is neither
 /// a UUID nor a valid name is the routing layer's 400; names only exist from
 /// 1.5 (before, a name is simply not found); unknown → 404.
 pub async fn find(state: &AppState, version: Version, ident: &str) -> ApiResult<NodeDoc> {
-    if !uuid_like(ident) && !lookup::is_logical_name(ident) {
-        return Err(ApiError::framework(
-            StatusCode::BAD_REQUEST,
-            format!("Expected UUID or name for node: {ident}"),
-        ));
-    }
+    lookup::check_path_node(ident)?;
     if !uuid_like(ident) && !version.at_least(5) {
         return Err(ApiError::not_found(format!(
             "Node {ident} could not be found."
@@ -120,58 +106,7 @@ pub async fn find(state: &AppState, version: Version, ident: &str) -> ApiResult<
 /// Re-reads a node after a command (the engine guarantees the read models
 /// already show it).
 pub async fn reread(state: &AppState, uuid: uuid::Uuid) -> ApiResult<NodeDoc> {
-    lookup::node_by_uuid(state.engine.store().as_ref(), uuid)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Node {uuid} could not be found.")))
-}
-
-/// The query string as ordered pairs (a repeated parameter: the last wins).
-pub struct Params(pub Vec<(String, String)>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::malformed_uri())?;
-        Ok(Params(pairs))
-    }
-}
-
-impl Params {
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Ironic's `Unexpected arguments: …` for parameters a handler does not take.
-    pub fn only(&self, allowed: &[&str]) -> ApiResult<()> {
-        let keys: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
-        unexpected(&keys, allowed)
-    }
-}
-
-/// `Unexpected arguments: a, b` for names outside `allowed`.
-pub fn unexpected(keys: &[&str], allowed: &[&str]) -> ApiResult<()> {
-    let mut extra: Vec<&str> = keys
-        .iter()
-        .copied()
-        .filter(|k| !allowed.contains(k))
-        .collect();
-    extra.sort_unstable();
-    extra.dedup();
-    if extra.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "Unexpected arguments: {}",
-            extra.join(", ")
-        )))
-    }
+    lookup::existing_node(state.engine.store().as_ref(), uuid).await
 }
 
 /// The keys of a body whose top-level keys are a handler's arguments (Ironic
@@ -179,22 +114,9 @@ pub fn unexpected(keys: &[&str], allowed: &[&str]) -> ApiResult<()> {
 pub fn kwargs(body: &Value, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
     match body {
         Value::Object(m) => {
-            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
-            unexpected(&keys, allowed)?;
+            super::listing::unexpected(m.keys().map(String::as_str), allowed)?;
             Ok(m.clone())
         }
         _ => Ok(Map::new()),
     }
-}
-
-/// A 202 with no body (`Location` set by the caller when Ironic sets one).
-pub fn accepted(location: Option<String>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut res = StatusCode::ACCEPTED.into_response();
-    if let Some(l) = location {
-        if let Ok(v) = axum::http::HeaderValue::from_str(&l) {
-            res.headers_mut().insert(axum::http::header::LOCATION, v);
-        }
-    }
-    res
 }

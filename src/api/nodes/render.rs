@@ -8,7 +8,9 @@
 use super::super::links::BaseUrl;
 use super::super::lookup::NodeDoc;
 use super::super::masking::{self, MASK};
+use super::super::pyfmt::truthy;
 use super::super::version::Version;
+use super::super::AppState;
 use super::fields;
 use crate::domain::hardware::INTERFACE_KINDS;
 use serde_json::{json, Map, Value};
@@ -18,7 +20,18 @@ pub struct View<'a> {
     pub version: Version,
     pub base: &'a BaseUrl,
     /// The host name shown as the node's `conductor`.
-    pub host: &'a str,
+    pub host: String,
+}
+
+impl<'a> View<'a> {
+    /// The view of a request: its version and base URL, this host.
+    pub fn new(state: &AppState, version: Version, base: &'a BaseUrl) -> Self {
+        View {
+            version,
+            base,
+            host: super::host(state),
+        }
+    }
 }
 
 /// Provision state names as older clients know them: `available` was `null`
@@ -67,17 +80,6 @@ fn mask_driver_info(info: &Map<String, Value>) -> Value {
         }
     }
     masked
-}
-
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
 }
 
 /// Every field of a node (including ones newer than any version asked for),

@@ -8,14 +8,13 @@
 //! with `Location: …/v1/nodes/{node}/states` and no body; the client polls.
 
 use super::super::error::{ApiError, ApiResult};
-use super::super::links::BaseUrl;
+use super::super::links::{accepted, BaseUrl};
 use super::super::lookup::NodeDoc;
-use super::super::version::Version;
+use super::super::pyfmt::{self, truthy};
+use super::super::version::{needs_version, not_acceptable, Version};
 use super::super::{AppState, Who};
-use super::fields::{needs_version, not_acceptable};
-use super::pyfmt;
 use super::render::{self, View};
-use super::{accepted, find, host, kwargs, JsonBody, Params};
+use super::{find, host, kwargs, JsonBody, Params};
 use crate::domain::node::commands::ProvisionRequest;
 use crate::domain::state::{transition, FsmEvent, ProvisionState};
 use crate::domain::NodeCommand;
@@ -34,12 +33,7 @@ pub async fn get_states(
 ) -> ApiResult<Json<Value>> {
     params.only(&[])?;
     let doc = find(&state, version, &ident).await?;
-    let host = host(&state);
-    let view = View {
-        version,
-        base: &base,
-        host: &host,
-    };
+    let view = View::new(&state, version, &base);
     Ok(Json(render::states(&doc, &view)))
 }
 
@@ -94,18 +88,6 @@ fn string_arg(args: &Map<String, Value>, name: &str) -> ApiResult<Option<String>
             "Expected string for {name}: {}",
             pyfmt::str_(other)
         ))),
-    }
-}
-
-/// Python truthiness, which Ironic uses for "was this argument given".
-fn truthy(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(Value::Array(a)) => !a.is_empty(),
-        Some(Value::Object(o)) => !o.is_empty(),
-        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
     }
 }
 
@@ -312,7 +294,7 @@ pub async fn provision(
         )
         .into());
     }
-    let configdrive = args.get("configdrive").filter(|v| truthy(Some(v))).cloned();
+    let configdrive = args.get("configdrive").filter(|v| truthy(v)).cloned();
     if let Some(cd) = &configdrive {
         check_configdrive(&verb, cd, version)?;
     }
@@ -333,16 +315,13 @@ pub async fn provision(
             ));
         }
     }
-    let clean_steps = args.get("clean_steps").filter(|v| truthy(Some(v))).cloned();
+    let clean_steps = args.get("clean_steps").filter(|v| truthy(v)).cloned();
     if clean_steps.is_some() && verb != "clean" {
         return Err(ApiError::bad_request(
             "\"clean_steps\" is only valid when setting target provision state to clean",
         ));
     }
-    let deploy_steps = args
-        .get("deploy_steps")
-        .filter(|v| truthy(Some(v)))
-        .cloned();
+    let deploy_steps = args.get("deploy_steps").filter(|v| truthy(v)).cloned();
     if deploy_steps.is_some() {
         if !version.at_least(69) {
             return Err(needs_version(69));
@@ -366,7 +345,7 @@ pub async fn provision(
             return Err(not_acceptable());
         }
     }
-    if args.get("service_steps").is_some_and(|v| truthy(Some(v))) {
+    if args.get("service_steps").is_some_and(truthy) {
         return Err(ApiError::bad_request(
             "\"service_steps\" is only valid when setting target provision state to service",
         ));

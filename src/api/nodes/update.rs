@@ -10,18 +10,16 @@
 
 use super::super::error::{ApiError, ApiResult};
 use super::super::links::BaseUrl;
-use super::super::listing::parse_bool;
 use super::super::lookup::NodeDoc;
-use super::super::version::Version;
+use super::super::patch::{self, Echo, PatchOp};
+use super::super::pyfmt;
+use super::super::version::{not_acceptable, Version};
 use super::super::{AppState, Who};
 use super::create::{check_name, check_schema, convert_extra, no_valid_host};
-use super::fields::{self, not_acceptable};
-use super::patch::{self, Op};
-use super::pyfmt;
+use super::fields;
 use super::render::{self, View};
-use super::{find, host, reread, JsonBody, Params};
+use super::{find, reread, JsonBody, Params};
 use crate::domain::hardware::INTERFACE_KINDS;
-use crate::domain::patch::PatchOp;
 use crate::domain::state::ProvisionState;
 use crate::domain::NodeCommand;
 use axum::extract::{Path, State};
@@ -31,7 +29,7 @@ use serde_json::{json, Map, Value};
 
 /// The node as Ironic's patch sees it (`rpc_node.as_dict()` restricted to the
 /// fields of the node patch schema), with stored, unmasked values.
-fn patch_view(doc: &NodeDoc) -> Value {
+fn patch_view(doc: &NodeDoc) -> Map<String, Value> {
     let n = &doc.node;
     let field = |k: &str, empty: Value| match n.fields.get(k) {
         Some(v) if !v.is_null() => v.clone(),
@@ -91,7 +89,7 @@ fn patch_view(doc: &NodeDoc) -> Value {
         n.name.clone().map(Value::String).unwrap_or(Value::Null),
     );
     m.insert("uuid".into(), json!(doc.uuid().to_string()));
-    Value::Object(m)
+    m
 }
 
 /// Root fields whose values Ironic reads as booleans.
@@ -107,14 +105,13 @@ const BOOLEAN_FIELDS: &[&str] = &[
 /// instance from a node in maintenance; `ident` as the client named the node.
 pub fn check_not_in_transition(
     doc: &NodeDoc,
-    ops: &[Op],
+    ops: &[PatchOp],
     ident: &str,
     version: Version,
 ) -> ApiResult<()> {
     let n = &doc.node;
-    let only_instance_removal = ops.len() == 1
-        && patch::op_name(&ops[0]) == "remove"
-        && patch::op_path(&ops[0]) == "/instance_uuid";
+    let only_instance_removal =
+        ops.len() == 1 && ops[0].op == "remove" && ops[0].path == "/instance_uuid";
     if n.maintenance && only_instance_removal {
         return Ok(());
     }
@@ -144,38 +141,33 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     // An empty body is `{}` to Ironic (and so not a patch document).
     params.only(&["reset_interfaces"])?;
-    let reset = params
-        .get("reset_interfaces")
-        .map(|v| parse_bool("reset_interfaces", v))
-        .transpose()?;
+    let reset = params.boolean("reset_interfaces")?;
     if reset.is_some() && !version.at_least(45) {
         return Err(not_acceptable());
     }
     let ops = patch::parse(&body)?;
+    // Ironic's `get_patch_values`; an operation without a value reads as
+    // Python's `None` here (Ironic itself fails on one with a 500).
+    let values_for = |path: &str| -> Vec<&Value> {
+        patch::values_for(&ops, path)
+            .into_iter()
+            .map(|v| v.unwrap_or(&Value::Null))
+            .collect()
+    };
 
     // The patch itself.
-    for op in &ops {
-        if !fields::PATCHABLE.contains(&patch::root(op)) {
-            return Err(ApiError::bad_request(format!(
-                "Cannot patch {}. Only the following can be updated: {}",
-                patch::op_path(op),
-                fields::PATCHABLE.join(", ")
-            )));
-        }
-    }
+    patch::check_allowed(&ops, fields::PATCHABLE)?;
     for (field, _) in fields::VERSIONED {
-        if !fields::allowed(field, version)
-            && !patch::values_for(&ops, &format!("/{field}")).is_empty()
-        {
+        if !fields::allowed(field, version) && !values_for(&format!("/{field}")).is_empty() {
             return Err(not_acceptable());
         }
     }
-    if reset == Some(true) && patch::values_for(&ops, "/driver").is_empty() {
+    if reset == Some(true) && values_for("/driver").is_empty() {
         return Err(ApiError::bad_request(
             "The reset_interfaces parameter can only be used when changing the node's driver.",
         ));
     }
-    for nd in patch::values_for(&ops, "/network_data") {
+    for nd in values_for("/network_data") {
         // ironledger checks only the top-level type of network data.
         if !nd.is_object() {
             return Err(ApiError::bad_request(format!(
@@ -184,7 +176,7 @@ pub async fn update(
             )));
         }
     }
-    if let Some(Value::String(d)) = patch::values_for(&ops, "/description").first() {
+    if let Some(Value::String(d)) = values_for("/description").first() {
         if d.chars().count() > 4096 {
             return Err(ApiError::bad_request(
                 "Cannot update node with description exceeding 4096 characters",
@@ -195,7 +187,7 @@ pub async fn update(
     // The node and its state.
     let doc = find(&state, version, &ident).await?;
     check_not_in_transition(&doc, &ops, &ident, version)?;
-    for name in patch::values_for(&ops, "/name") {
+    for name in values_for("/name") {
         check_name(
             name,
             version,
@@ -204,10 +196,9 @@ pub async fn update(
     }
 
     // The patched node against the schema.
-    let mut patched = patch_view(&doc);
-    patch::apply_all(&mut patched, &ops)?;
-    check_schema(&patched, "patch", true)?;
-    let mut patched_obj = patched.as_object().cloned().unwrap_or_default();
+    let mut patched_obj = patch_view(&doc);
+    patch::apply(&mut patched_obj, &ops, Echo::Masked)?;
+    check_schema(&Value::Object(patched_obj.clone()), "patch", true)?;
     convert_extra(&mut patched_obj)?;
     if let Some(Value::String(c)) = patched_obj.get("chassis_uuid") {
         return Err(ApiError::bad_request(format!(
@@ -230,14 +221,13 @@ pub async fn update(
     // What the aggregate gets.
     let mut domain_ops: Vec<PatchOp> = Vec::new();
     for op in &ops {
-        let root = patch::root(op);
+        let root = op.root();
         // `instance_name` is always empty here: only removing it gets this far.
         if root == "instance_name" {
             continue;
         }
-        let is_root = patch::op_path(op).matches('/').count() == 1;
-        let mut value = op.get("value").cloned();
-        if let (true, Some(v)) = (is_root, &value) {
+        let mut value = op.value.clone();
+        if let (true, Some(v)) = (patch::is_root(op), &value) {
             if BOOLEAN_FIELDS.contains(&root) {
                 let b = pyfmt::strict_bool(root, v).map_err(ApiError::bad_request)?;
                 value = Some(b.map(Value::Bool).unwrap_or(Value::Null));
@@ -248,15 +238,14 @@ pub async fn update(
             }
         }
         domain_ops.push(PatchOp {
-            op: patch::op_name(op).to_string(),
-            path: patch::op_path(op).to_string(),
             value,
+            ..op.clone()
         });
     }
     if reset == Some(true) {
         for kind in INTERFACE_KINDS {
             let field = format!("{kind}_interface");
-            if !ops.iter().any(|o| patch::root(o) == field) {
+            if !ops.iter().any(|o| o.root() == field) {
                 domain_ops.push(PatchOp {
                     op: "remove".into(),
                     path: format!("/{field}"),
@@ -275,12 +264,7 @@ pub async fn update(
             .await?;
         reread(&state, uuid).await?
     };
-    let host = host(&state);
-    let view = View {
-        version,
-        base: &base,
-        host: &host,
-    };
+    let view = View::new(&state, version, &base);
     Ok(Json(render::node(&doc, &view, None)))
 }
 

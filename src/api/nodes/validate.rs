@@ -4,9 +4,8 @@
 //! [`crate::domain::validation`].
 
 use super::super::error::ApiResult;
-use super::super::version::Version;
+use super::super::version::{not_acceptable, Version};
 use super::super::AppState;
-use super::fields::not_acceptable;
 use super::{find, host, uuid_like, Params};
 use crate::domain::validation::{self, ValidationEnv};
 use axum::extract::{Path, State};

@@ -1,12 +1,12 @@
 //! The two volume resources: connectors and targets (ironic-bfv.md §2.2, §2.3).
 
-use super::resource::{object_of, string_of, Kind};
-use super::schema::{as_integer, Prop, Schema, Ty};
+use super::resource::{fields_of, object_of, string_of, Kind};
 use super::VolumeKind;
 use crate::api::error::ApiResult;
 use crate::api::links::BaseUrl;
 use crate::api::listing::ListSpec;
 use crate::api::masking;
+use crate::api::schema::{as_integer, Prop, Schema, Ty};
 use crate::domain::node::commands::{NewConnector, NewTarget};
 use crate::domain::patch::PatchOp;
 use crate::domain::{NodeCommand, NodeEvent};
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 // ---- connectors ---------------------------------------------------------------
 
-static CONNECTOR_SCHEMA: Schema = Schema {
+pub(crate) static CONNECTOR_SCHEMA: Schema = Schema {
     props: &[
         Prop::new("connector_id", &[Ty::String]),
         Prop::new("extra", &[Ty::Object, Ty::Null]),
@@ -28,18 +28,17 @@ static CONNECTOR_SCHEMA: Schema = Schema {
 };
 
 fn connector_patch_doc(record: &Value) -> Map<String, Value> {
-    let mut m = Map::new();
-    for k in [
-        "uuid",
-        "type",
-        "connector_id",
-        "extra",
-        "created_at",
-        "updated_at",
-    ] {
-        m.insert(k.into(), record.get(k).cloned().unwrap_or(Value::Null));
-    }
-    m
+    fields_of(
+        record,
+        &[
+            "uuid",
+            "type",
+            "connector_id",
+            "extra",
+            "created_at",
+            "updated_at",
+        ],
+    )
 }
 
 fn connector_add(uuid: Uuid, doc: &Map<String, Value>) -> NodeCommand {
@@ -137,20 +136,19 @@ static TARGET_SCHEMA: Schema = Schema {
 };
 
 fn target_patch_doc(record: &Value) -> Map<String, Value> {
-    let mut m = Map::new();
-    for k in [
-        "uuid",
-        "volume_type",
-        "boot_index",
-        "volume_id",
-        "properties",
-        "extra",
-        "created_at",
-        "updated_at",
-    ] {
-        m.insert(k.into(), record.get(k).cloned().unwrap_or(Value::Null));
-    }
-    m
+    fields_of(
+        record,
+        &[
+            "uuid",
+            "volume_type",
+            "boot_index",
+            "volume_id",
+            "properties",
+            "extra",
+            "created_at",
+            "updated_at",
+        ],
+    )
 }
 
 /// `boot_index` passed the schema as an integer; `1.0` counts as one (as in

@@ -6,7 +6,9 @@
 //! | this one | routes, handlers, the node-scoped and version rules |
 //! | [`kinds`] | connectors and targets: schemas, fields, commands, rendering |
 //! | [`resource`] | patch (with re-homing to another node), remove: shared with ports |
-//! | [`schema`] | Ironic's validation messages (jsonschema, jsonpatch, Python `repr`) |
+//!
+//! Request validation in Ironic's words is the API's: [`super::schema`] (bodies),
+//! [`super::patch`] (patch documents), [`super::listing`] (query strings).
 //!
 //! Every answer was compared with Ironic 39 (`shared/peers/ironic`). Where
 //! ironledger deliberately answers differently (a 500 in Ironic, a name in
@@ -14,26 +16,25 @@
 
 pub mod kinds;
 pub mod resource;
-pub mod schema;
 
 pub use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
-use super::links::BaseUrl;
-use super::listing::{self, ListSpec, ORDER_KEY};
-use super::lookup;
-pub use super::root::method_not_allowed;
+use super::links::{self, BaseUrl};
+use super::listing::{self, ListSpec, Params, ORDER_KEY};
+use super::lookup::{self, check_path_node};
+use super::patch;
+use super::root::method_not_allowed;
+use super::schema;
 use super::version::Version;
-use super::{AppState, Who};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use super::{with_slash, AppState, Who};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use kinds::{CONNECTORS, TARGETS};
 use resource::Kind;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The microversion that added the volume API.
@@ -85,16 +86,8 @@ pub fn routes() -> Router<AppState> {
     )
 }
 
-/// Routes `path` and `path/`: Ironic's web framework treats a trailing slash
-/// as the same resource (`GET /v1/volume/connectors/?node=x` is a list).
-pub fn with_slash(r: Router<AppState>, path: &str, m: MethodRouter<AppState>) -> Router<AppState> {
-    r.route(path, m.clone()).route(&format!("{path}/"), m)
-}
-
-type Q = Result<Query<Vec<(String, String)>>, QueryRejection>;
-
 fn collection(k: &'static VolumeKind) -> MethodRouter<AppState> {
-    get(move |s: State<AppState>, v: Version, b: BaseUrl, q: Q| list(k, s, v, b, None, q))
+    get(move |s: State<AppState>, v: Version, b: BaseUrl, q: Params| list(k, s, v, b, None, q))
         .post(
             move |s: State<AppState>, v: Version, b: BaseUrl, w: Who, body: JsonBody| {
                 create(k, s, v, b, w, None, body)
@@ -107,7 +100,7 @@ fn collection(k: &'static VolumeKind) -> MethodRouter<AppState> {
 
 fn item(k: &'static VolumeKind) -> MethodRouter<AppState> {
     get(
-        move |s: State<AppState>, v: Version, b: BaseUrl, Path(id): Path<String>, q: Q| {
+        move |s: State<AppState>, v: Version, b: BaseUrl, Path(id): Path<String>, q: Params| {
             get_one(k, s, v, b, None, id, q)
         },
     )
@@ -129,7 +122,7 @@ fn item(k: &'static VolumeKind) -> MethodRouter<AppState> {
 
 fn node_collection(k: &'static VolumeKind) -> MethodRouter<AppState> {
     get(
-        move |s: State<AppState>, v: Version, b: BaseUrl, Path(node): Path<String>, q: Q| {
+        move |s: State<AppState>, v: Version, b: BaseUrl, Path(node): Path<String>, q: Params| {
             list(k, s, v, b, Some(node), q)
         },
     )
@@ -152,7 +145,7 @@ fn node_item(k: &'static VolumeKind) -> MethodRouter<AppState> {
               v: Version,
               b: BaseUrl,
               Path((node, id)): Path<(String, String)>,
-              q: Q| { get_one(k, s, v, b, Some(node), id, q) },
+              q: Params| { get_one(k, s, v, b, Some(node), id, q) },
     )
     .patch(
         move |s: State<AppState>,
@@ -172,43 +165,6 @@ fn node_item(k: &'static VolumeKind) -> MethodRouter<AppState> {
 
 // ---- request plumbing -----------------------------------------------------------
 
-/// The query as a map; repeated `fields` are joined (Ironic merges them),
-/// other repeated parameters keep their last value.
-pub fn query_map(q: Q) -> ApiResult<HashMap<String, String>> {
-    let Query(pairs) =
-        q.map_err(|e| ApiError::bad_request(format!("Invalid query string: {e}")))?;
-    let mut out: HashMap<String, String> = HashMap::new();
-    for (k, v) in pairs {
-        match out.get_mut(&k) {
-            Some(prev) if k == "fields" => {
-                prev.push(',');
-                prev.push_str(&v);
-            }
-            _ => {
-                out.insert(k, v);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// `Unexpected arguments: a, b` for parameters outside `allowed`.
-pub fn refuse_unexpected(q: &HashMap<String, String>, allowed: &[&str]) -> ApiResult<()> {
-    let mut bad: Vec<&str> = q
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !allowed.contains(k))
-        .collect();
-    if bad.is_empty() {
-        return Ok(());
-    }
-    bad.sort_unstable();
-    Err(ApiError::bad_request(format!(
-        "Unexpected arguments: {}",
-        bad.join(", ")
-    )))
-}
-
 /// `/v1/volume` and `/v1/nodes/{node}/volume` below 1.32: Ironic's handler 404.
 fn require_root(version: Version) -> ApiResult<()> {
     super::version::require(version, VOLUME_MINOR)
@@ -220,19 +176,6 @@ fn require_sub(version: Version) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::framework(StatusCode::NOT_FOUND, "").bare())
-    }
-}
-
-/// The node segment of a node-scoped path must look like a UUID or a name
-/// (Ironic's node controller answers this 400 itself).
-pub fn check_path_node(node: &str) -> ApiResult<()> {
-    if Uuid::parse_str(node).is_ok() || lookup::is_logical_name(node) {
-        Ok(())
-    } else {
-        Err(ApiError::framework(
-            StatusCode::BAD_REQUEST,
-            format!("Expected UUID or name for node: {node}"),
-        ))
     }
 }
 
@@ -288,19 +231,14 @@ async fn list(
     version: Version,
     base: BaseUrl,
     path_node: Option<String>,
-    q: Q,
+    q: Params,
 ) -> ApiResult<Json<Value>> {
     require_sub(version)?;
     if let Some(n) = &path_node {
         check_path_node(n)?;
     }
-    let q = query_map(q)?;
     if let Some(n) = q.get("node") {
-        if Uuid::parse_str(n).is_err() && !lookup::is_logical_name(n) {
-            return Err(ApiError::bad_request(format!(
-                "Expected UUID or name for node: {n}"
-            )));
-        }
+        lookup::check_uuid_or_name("node", n)?;
     }
     let params = k.spec.parse(&q, state.config.api.max_limit)?;
     if NOT_COLUMNS.contains(&params.sort_key.as_str()) {
@@ -310,7 +248,7 @@ async fn list(
         )));
     }
     let store = state.engine.store().as_ref();
-    let node = match path_node.as_deref().or(q.get("node").map(String::as_str)) {
+    let node = match path_node.as_deref().or(q.get("node")) {
         Some(ident) => Some(lookup::node(store, ident).await?.uuid().to_string()),
         None => None,
     };
@@ -340,15 +278,14 @@ async fn get_one(
     base: BaseUrl,
     path_node: Option<String>,
     raw: String,
-    q: Q,
+    q: Params,
 ) -> ApiResult<Json<Value>> {
     require_sub(version)?;
     if let Some(n) = &path_node {
         check_path_node(n)?;
     }
     let uuid = parse_item_uuid(k, &raw)?;
-    let q = query_map(q)?;
-    refuse_unexpected(&q, &["fields"])?;
+    q.only(&["fields"])?;
     let fields = q
         .get("fields")
         .map(|f| listing::parse_fields(f, k.spec.fields))
@@ -406,19 +343,8 @@ async fn create(
         .node(node_uuid, (k.kind.add)(uuid, &record), &who)
         .await?;
     let doc = k.kind.load(&state, uuid).await?;
-    created(&base, k.link_resource, uuid, (k.render)(&doc, &base))
-}
-
-/// A 201 with `Location`.
-pub fn created(base: &BaseUrl, resource: &str, uuid: Uuid, body: Value) -> ApiResult<Response> {
-    let mut res = (StatusCode::CREATED, Json(body)).into_response();
-    let location = base.v1(&format!("{resource}/{uuid}"));
-    res.headers_mut().insert(
-        header::LOCATION,
-        HeaderValue::from_str(&location)
-            .map_err(|_| ApiError::bad_request("The request's host cannot be used in a link."))?,
-    );
-    Ok(res)
+    let path = format!("{}/{uuid}", k.link_resource);
+    Ok(links::created(&base, &path, (k.render)(&doc, &base)))
 }
 
 /// `PATCH …/{uuid}` (§2.6).
@@ -438,7 +364,7 @@ async fn patch(
         check_path_node(n)?;
     }
     let uuid = parse_item_uuid(k, &raw)?;
-    let ops = schema::check_patch_body(&body)?;
+    let ops = patch::parse(&body)?;
     let doc = k.kind.load(&state, uuid).await?;
     if path_node.is_some() {
         return Err(ApiError::malformed_uri());

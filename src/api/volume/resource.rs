@@ -17,11 +17,12 @@
 //! back on the old node and the refusal is returned; only if that compensation
 //! fails too is the answer a 500 that says so.
 
-use super::schema::{self, Op, Schema};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::lookup;
+use crate::api::patch::{self, Echo, PatchOp};
+use crate::api::pyfmt;
+use crate::api::schema::{self, Schema};
 use crate::api::AppState;
-use crate::domain::patch::PatchOp;
 use crate::domain::{DomainError, Node, NodeCommand, NodeEvent};
 use crate::engine::Meta;
 use axum::http::StatusCode;
@@ -96,9 +97,7 @@ pub fn node_of(doc: &Value) -> ApiResult<Uuid> {
 /// The 400 Ironic gives when the node's power state refuses `action`, checked
 /// on the read model (used where no aggregate command carries the rule).
 pub async fn require_powered_off(state: &AppState, node: Uuid, action: &str) -> ApiResult<()> {
-    let doc = lookup::node_by_uuid(state.engine.store().as_ref(), node)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Node {node} could not be found.")))?;
+    let doc = lookup::existing_node(state.engine.store().as_ref(), node).await?;
     if doc.node.powered_off() {
         Ok(())
     } else {
@@ -130,16 +129,21 @@ pub async fn patch(
     kind: &Kind,
     uuid: Uuid,
     current: &Value,
-    ops: &[Op],
+    ops: &[PatchOp],
     who: &Meta,
 ) -> ApiResult<()> {
-    schema::check_allowed(ops, kind.patch_allowed)?;
-    let node_values = schema::patch_values(ops, "/node_uuid");
+    patch::check_allowed(ops, kind.patch_allowed)?;
+    // An operation without a value is left to the patch's application, which
+    // refuses it in jsonpatch's words.
+    let node_values: Vec<&Value> = patch::values_for(ops, "/node_uuid")
+        .into_iter()
+        .flatten()
+        .collect();
     for v in &node_values {
         if !schema::is_uuid_like(v) {
             return Err(ApiError::bad_request(format!(
                 "Expected a UUID for node_uuid, but received {}.",
-                schema::py_str(v)
+                pyfmt::str_(v)
             )));
         }
     }
@@ -159,7 +163,7 @@ pub async fn patch(
         .iter()
         .filter(|o| kind.domain_fields.contains(&o.root()) && o.root() != "node_uuid")
         .map(|o| {
-            let mut op = o.to_domain();
+            let mut op = o.clone();
             (kind.normalize)(&mut op);
             op
         })
@@ -182,10 +186,18 @@ pub async fn patch(
 /// The record with `ops` applied and validated, as Ironic builds it:
 /// `node_uuid` is null while the patch applies (so operations on it only set
 /// it), then becomes the node the record ends up on.
-fn patched(kind: &Kind, record: &Value, ops: &[Op], node: Uuid) -> ApiResult<Map<String, Value>> {
+fn patched(
+    kind: &Kind,
+    record: &Value,
+    ops: &[PatchOp],
+    node: Uuid,
+) -> ApiResult<Map<String, Value>> {
     let mut doc = (kind.patch_doc)(record);
     doc.insert("node_uuid".into(), Value::Null);
-    schema::apply_patch(&mut doc, ops)?;
+    // Target properties hold CHAP secrets: an error that echoes the document
+    // masks them (Ironic echoes them in clear here, though it masks them in
+    // every other answer).
+    patch::apply(&mut doc, ops, Echo::Masked)?;
     doc.insert("node_uuid".into(), Value::String(node.to_string()));
     schema::validate_patched(&mut doc, kind.schema)?;
     Ok(doc)
@@ -195,7 +207,7 @@ fn patched(kind: &Kind, record: &Value, ops: &[Op], node: Uuid) -> ApiResult<Map
 /// owner as the current one; either failure is the same 400, so a patch cannot
 /// probe for nodes it may not see.
 async fn authorize_node_link(state: &AppState, old: Uuid, value: &Value) -> ApiResult<Uuid> {
-    let raw = schema::py_str(value);
+    let raw = pyfmt::str_(value);
     let refuse = || {
         ApiError::bad_request(format!(
             "Unable to apply the requested node_uuid '{raw}'. Requested value was invalid."
@@ -222,7 +234,7 @@ async fn move_record(
     uuid: Uuid,
     old_node: Uuid,
     new_node: Uuid,
-    ops: &[Op],
+    ops: &[PatchOp],
     who: &Meta,
 ) -> ApiResult<()> {
     // Ironic's conductor checks the power state of the node the record moves to.
@@ -283,7 +295,9 @@ async fn removed_record(state: &AppState, kind: &Kind, node: Uuid, uuid: Uuid) -
     events
         .iter()
         .rev()
-        .filter_map(|e| serde_json::from_value::<NodeEvent>(e.payload.clone()).ok())
+        .filter_map(|e| {
+            crate::domain::upcast::node_event(&e.event_type, &e.event_version, &e.payload).ok()
+        })
         .find_map(|e| (kind.removed)(&e, uuid))
         .ok_or_else(|| {
             ApiError::new(
@@ -304,6 +318,20 @@ pub async fn remove(
     let node = node_of(doc)?;
     state.engine.node(node, (kind.remove)(uuid), who).await?;
     Ok(())
+}
+
+/// The record's `fields` as Ironic's `as_dict` has them, a missing one as
+/// `null` (each kind's `patch_doc` starts from this).
+pub fn fields_of(record: &Value, fields: &[&str]) -> Map<String, Value> {
+    fields
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                record.get(*k).cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect()
 }
 
 /// A JSON object field that may be null (read as `{}`).
