@@ -1204,3 +1204,67 @@ fn cinder_path_through_the_baremetal_cli() {
         cli.finish(None);
     }
 }
+
+/// `[DEFAULT] auth_strategy = http_basic`: the CLI's `http_basic` auth type
+/// works with an htpasswd file of bcrypt hashes; a wrong password is a 401.
+#[test]
+fn http_basic_auth_through_the_baremetal_cli() {
+    let bin = baremetal_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(&htpasswd, format!("operator:{hash}\n")).unwrap();
+    let config = format!(
+        "[DEFAULT]\nauth_strategy = http_basic\nhttp_basic_auth_user_file = {}\n",
+        htpasswd.display()
+    );
+    let mut cli = Cli {
+        bin,
+        server: Server::start_with(&config),
+        commands: 0,
+        failures: vec![],
+    };
+    let auth = |user: &str, pass: &str| {
+        vec![
+            "--os-auth-type".to_string(),
+            "http_basic".to_string(),
+            "--os-username".to_string(),
+            user.to_string(),
+            "--os-password".to_string(),
+            pass.to_string(),
+        ]
+    };
+    let good = auth("operator", "s3cret");
+    let mut args: Vec<&str> = good.iter().map(String::as_str).collect();
+    args.extend([
+        "node",
+        "create",
+        "--driver",
+        "fake-hardware",
+        "--name",
+        "basic-auth",
+        "-f",
+        "json",
+    ]);
+    let node = cli.json(&args);
+    cli.check(
+        node["name"] == "basic-auth",
+        "node create with http_basic credentials",
+        &node,
+    );
+
+    let bad = auth("operator", "wrong");
+    let mut args: Vec<&str> = bad.iter().map(String::as_str).collect();
+    args.extend(["node", "list"]);
+    let out = cli.run(&args);
+    if out.ok || !out.stderr.contains("401") {
+        cli.fail(&out, "a wrong password is refused with a 401");
+    }
+    let out = cli.run(&["node", "list"]);
+    if out.ok {
+        cli.fail(&out, "no credentials are refused");
+    }
+    if !cli.failures.is_empty() {
+        cli.finish(None);
+    }
+}
