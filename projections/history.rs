@@ -195,7 +195,7 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
             "INFO",
             format!("Deploy finished: {} -> {}.", t.from, t.to),
         ),
-        DeployFailed { error, .. } => ("provisioning", "ERROR", error.clone()),
+        DeployFailed { last_error, .. } => ("provisioning", "ERROR", last_error.clone()),
         UndeployRequested(t) => (
             "unprovision",
             "INFO",
@@ -211,7 +211,7 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
             "INFO",
             format!("Tear down finished: {} -> {}.", t.from, t.to),
         ),
-        UndeployFailed { error, .. } => ("unprovision", "ERROR", error.clone()),
+        UndeployFailed { last_error, .. } => ("unprovision", "ERROR", last_error.clone()),
         NodeDeleted { .. } => ("provisioning", "INFO", "Node deleted.".into()),
         VolumesAttached { attachments } => {
             let ids: Vec<&str> = attachments.iter().map(|a| a.volume_id.as_str()).collect();

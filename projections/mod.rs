@@ -16,10 +16,11 @@ mod docs;
 mod history;
 mod nodes;
 mod projector;
+pub mod replay;
 
 pub use children::ChildProjection;
 pub use docs::Docs;
-pub use history::HistoryProjection;
+pub use history::{describe as describe_event, HistoryProjection};
 pub use nodes::NodesProjection;
 pub use projector::{ProjectionError, Projector};
 
@@ -59,7 +60,8 @@ pub(crate) fn node_event(
     if event.aggregate_type != "Node" {
         return Ok(None);
     }
-    serde_json::from_value(event.payload.clone())
+    // Older schema versions are upcast first (see `domain::upcast`).
+    crate::domain::upcast::node_event(&event.event_type, &event.event_version, &event.payload)
         .map(Some)
         .map_err(|e| ProjectionError::Decode {
             position: event.position,

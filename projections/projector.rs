@@ -22,8 +22,9 @@
 //! - a command, once committed, **kicks** the worker ([`Projector::kick`]) and
 //!   gets a ticket; the worker starts a round (sequence, then apply up to the
 //!   head) and, when it ends, publishes that it has served every ticket handed
-//!   out before the round started, plus the low-water mark it left behind, on a
-//!   [`watch`] channel ([`Progress`]). Kicks that arrive during a round collapse
+//!   out before the round started, plus the low-water mark it left behind
+//!   ([`Progress`], on a [`watch`] channel for observers), and wakes exactly the
+//!   waiters whose tickets it served. Kicks that arrive during a round collapse
 //!   into the next one, so under load one round (one commit) serves many commands;
 //! - while committed events are still held back by an older transaction (see
 //!   [`crate::store::postgres`]), the worker keeps looking on its own, briefly
@@ -31,7 +32,9 @@
 //!   the poll interval, which picks up events other processes wrote.
 //!
 //! Waiters ([`Projector::wait_for_aggregate`]) never sleep on a timer: they wait
-//! for the rounds the worker publishes.
+//! for the round that serves them. Usually that round says that everything
+//! committed before it started is applied, and the waiter is done without a
+//! single query of its own.
 //!
 //! The worker holds only a weak reference to its projector: when the last engine
 //! using it is dropped, the worker stops.
@@ -43,7 +46,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::sync::{watch, Mutex, Notify};
+use tokio::sync::{oneshot, watch, Mutex, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -167,6 +170,17 @@ struct Signals {
     /// a kick during a round is never lost.
     kick: Notify,
     progress: watch::Sender<Progress>,
+    /// Waiters to wake when their ticket is served (ticket 0: at the next
+    /// publication). A `watch` wakes every receiver on every round; when rounds
+    /// are short and many commands wait, most of those wake-ups find nothing
+    /// and crowd out the worker, so waiters are woken one by one instead.
+    waiters: std::sync::Mutex<Vec<(u64, oneshot::Sender<Progress>)>>,
+}
+
+impl Signals {
+    fn waiters(&self) -> std::sync::MutexGuard<'_, Vec<(u64, oneshot::Sender<Progress>)>> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Projector {
@@ -180,6 +194,7 @@ impl Projector {
                 requested: AtomicU64::new(0),
                 kick: Notify::new(),
                 progress: watch::Sender::new(Progress::default()),
+                waiters: std::sync::Mutex::new(Vec::new()),
             }),
             worker: std::sync::Mutex::new(None),
         }
@@ -258,8 +273,47 @@ impl Projector {
         ticket
     }
 
+    /// Publishes progress, then wakes the waiters it serves. (A waiter registers
+    /// before it looks at the published value, so it cannot miss this.)
     fn publish(&self, update: impl FnOnce(&mut Progress)) {
         self.signals.progress.send_modify(update);
+        let now = self.signals.progress.borrow().clone();
+        let mut waiters = self.signals.waiters();
+        let mut i = 0;
+        while i < waiters.len() {
+            if waiters[i].0 <= now.served {
+                let (_, waiter) = waiters.swap_remove(i);
+                // A waiter that gave up (timed out) has dropped its receiver.
+                let _ = waiter.send(now.clone());
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The first published progress that satisfies `wanted` (the current one if
+    /// it does). The waiter is woken by the publication that serves `ticket`
+    /// (0: by the next publication at all), not by every round.
+    async fn next_progress(&self, ticket: u64, wanted: impl Fn(&Progress) -> bool) -> Progress {
+        loop {
+            let (tx, rx) = oneshot::channel();
+            {
+                let mut waiters = self.signals.waiters();
+                // Forget waiters that gave up (timed out) while nothing was published.
+                waiters.retain(|(_, w)| !w.is_closed());
+                waiters.push((ticket, tx));
+            }
+            // Registered first, looked second: a publication in between wakes us.
+            let current = self.signals.progress.borrow().clone();
+            if wanted(&current) {
+                return current;
+            }
+            if let Ok(published) = rx.await {
+                if wanted(&published) {
+                    return published;
+                }
+            }
+        }
     }
 
     /// Applies the feed to the `targets` (projection, model) from their
@@ -384,7 +438,12 @@ impl Projector {
         let p = self.find(name)?;
         let scratch = format!("{name}~rebuild");
         let target: [Target<'_>; 1] = [(p.as_ref(), &scratch)];
-        self.store.drop_model(&scratch).await?;
+        // A scratch model with a checkpoint is an interrupted rebuild: its
+        // documents are the log applied up to that checkpoint (committed
+        // together), so resume it instead of starting over.
+        if self.store.checkpoint(&scratch).await? == 0 {
+            self.store.drop_model(&scratch).await?;
+        }
         self.store.sequence().await?;
         let mut scratch_cursor = Cursor::default();
         let replayed = self.advance(&target, &mut scratch_cursor, None).await?;
@@ -434,31 +493,49 @@ impl Projector {
     }
 
     /// One worker round: number what can be numbered, apply everything up to
-    /// the head. `trust_known` uses the checkpoints this process last saw as the
-    /// starting point (right after a local commit they are exact unless another
-    /// process is projecting too); when polling for other processes' events the
-    /// database is asked.
-    async fn round(&self, trust_known: bool) -> Result<Round, ProjectionError> {
+    /// the head, and publish the outcome as serving every ticket up to `serving`
+    /// (handed out before the round started). `trust_known` uses the checkpoints
+    /// this process last saw as the starting point (right after a local commit
+    /// they are exact unless another process is projecting too); when polling for
+    /// other processes' events the database is asked.
+    async fn round(&self, serving: u64, trust_known: bool) -> Result<Round, ProjectionError> {
         let mut cursor = self.running.lock().await;
         if !trust_known {
             cursor.checkpoints = None;
         }
-        let sequenced = self.store.sequence_report().await?;
-        let applied = self
-            .advance(&self.live_targets(), &mut cursor, None)
-            .await?;
+        let result: Result<Round, ProjectionError> = async {
+            let sequenced = self.store.sequence_report().await?;
+            let applied = self
+                .advance(&self.live_targets(), &mut cursor, None)
+                .await?;
+            Ok(Round {
+                progressed: sequenced.numbered > 0 || applied > 0,
+                waiting: sequenced.waiting,
+            })
+        }
+        .await;
         let low = cursor.low();
-        // Published under the lock, so that rounds publish in the order they ran.
+        // One publication per round (every one wakes every waiter), made under
+        // the lock so that rounds and catch-ups publish in the order they ran.
         self.publish(|p| {
+            p.rounds += 1;
+            p.served = p.served.max(serving);
             if let Some(low) = low {
                 p.low_water_mark = low;
             }
-            p.waiting = sequenced.waiting;
+            match &result {
+                Ok(round) => {
+                    p.waiting = round.waiting;
+                    p.complete = !round.waiting;
+                    p.error = None;
+                }
+                Err(e) => {
+                    p.complete = false;
+                    p.error = Some(e.to_string());
+                }
+            }
         });
-        Ok(Round {
-            progressed: sequenced.numbered > 0 || applied > 0,
-            waiting: sequenced.waiting,
-        })
+        result
     }
 
     /// Waits until every event the aggregate has committed so far is sequenced
@@ -474,20 +551,18 @@ impl Projector {
     ) -> Result<bool, ProjectionError> {
         self.spawn_worker();
         let deadline = Instant::now() + timeout;
-        let mut progress = self.progress();
         let ticket = self.kick();
         // The aggregate's last position, once it has one.
         let mut target: Option<u64> = None;
         let mut after_round: Option<u64> = None;
         loop {
             // The first round that started after our kick, then each next one.
-            let wanted =
-                |p: &Progress| p.served >= ticket && after_round.map_or(true, |r| p.rounds > r);
-            let seen = match tokio::time::timeout_at(deadline, progress.wait_for(wanted)).await {
-                Err(_elapsed) => return Ok(false),
-                // The sender lives in `self.signals`, which we hold.
-                Ok(Err(_closed)) => return Ok(false),
-                Ok(Ok(seen)) => (*seen).clone(),
+            let r = after_round;
+            let next = self.next_progress(if r.is_none() { ticket } else { 0 }, move |p| {
+                p.served >= ticket && r.map_or(true, |r| p.rounds > r)
+            });
+            let Ok(seen) = tokio::time::timeout_at(deadline, next).await else {
+                return Ok(false);
             };
             if let Some(error) = seen.error {
                 return Err(ProjectionError::Worker(error));
@@ -532,7 +607,7 @@ async fn work(projector: Weak<Projector>, signals: Arc<Signals>) {
             return;
         };
         let serving = signals.requested.load(Ordering::SeqCst);
-        let result = p.round(trust_known).await;
+        let result = p.round(serving, trust_known).await;
         drop(p);
         let wait = match &result {
             Ok(round) if round.waiting => {
@@ -556,14 +631,6 @@ async fn work(projector: Weak<Projector>, signals: Arc<Signals>) {
                 ERROR_PAUSE
             }
         };
-        let complete = matches!(&result, Ok(round) if !round.waiting);
-        let error = result.err().map(|e| e.to_string());
-        signals.progress.send_modify(|p| {
-            p.rounds += 1;
-            p.served = p.served.max(serving);
-            p.complete = complete;
-            p.error = error;
-        });
         if wait.is_zero() {
             trust_known = true;
             continue;

@@ -62,8 +62,50 @@ pub struct Config {
     /// a node it works on without renewing; after a crash another process takes
     /// the node over this much later.
     pub lease_ttl: std::time::Duration,
+    /// `[secrets]`: the master key that encrypts secrets at rest.
+    pub secrets: SecretsConfig,
     /// Every option as read (file, then environment), for later subsystems.
     pub raw: BTreeMap<(String, String), String>,
+}
+
+/// Where the master key of `crate::secrets` comes from (ironledger's own
+/// section: Ironic has no such option).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretsConfig {
+    /// `[secrets] master_key`: the key itself, base64 of 32 bytes (e.g. from
+    /// `IRONLEDGER__SECRETS__MASTER_KEY`). Wins over the file.
+    pub master_key: Option<String>,
+    /// `[secrets] master_key_file` (default `<data dir>/master.key`): read, or
+    /// generated (mode 0600) on first start when missing.
+    pub master_key_file: PathBuf,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("master_key", &self.master_key.as_ref().map(|_| "******"))
+            .field("master_key_file", &self.master_key_file)
+            .finish()
+    }
+}
+
+impl SecretsConfig {
+    /// The configured master key, generating the key file if needed.
+    pub fn master_key(&self) -> Result<crate::secrets::MasterKey, crate::secrets::SecretsError> {
+        if let Some(text) = &self.master_key {
+            return crate::secrets::MasterKey::from_base64(text).map_err(|message| {
+                crate::secrets::SecretsError::KeyFile {
+                    path: "[secrets] master_key".into(),
+                    message,
+                }
+            });
+        }
+        let (key, created) = crate::secrets::MasterKey::load_or_create(&self.master_key_file)?;
+        if created {
+            tracing::info!(path = %self.master_key_file.display(), key = key.id(), "generated a new master key");
+        }
+        Ok(key)
+    }
 }
 
 /// Options ironledger reads; anything else in a file is warned about.
@@ -89,6 +131,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("cinder", "timeout"),
     ("cinder", "action_retries"),
     ("cinder", "action_retry_interval"),
+    ("secrets", "master_key"),
+    ("secrets", "master_key_file"),
 ];
 
 fn known(section: &str, option: &str) -> bool {
@@ -344,7 +388,22 @@ impl Config {
             },
         };
 
+        let secrets = SecretsConfig {
+            master_key: get("secrets", "master_key")
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(String::from),
+            master_key_file: get("secrets", "master_key_file")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("master.key")),
+        };
+        if let Some(k) = &secrets.master_key {
+            crate::secrets::MasterKey::from_base64(k)
+                .map_err(|m| invalid("secrets", "master_key", m))?;
+        }
+
         Ok(Config {
+            secrets,
             database,
             data_dir,
             api: ApiConfig {

@@ -122,7 +122,11 @@ pub fn claim_fn() -> ClaimFn {
         if event.aggregate_type != Node::TYPE {
             return vec![];
         }
-        let Ok(ev) = serde_json::from_value::<NodeEvent>(event.payload.clone()) else {
+        let Ok(ev) = crate::domain::upcast::node_event(
+            &event.event_type,
+            &event.event_version,
+            &event.payload,
+        ) else {
             return vec![];
         };
         let owner = event.aggregate_id.clone();
@@ -152,6 +156,8 @@ pub struct Engine {
     nodes: CqrsFramework<Node, Store<Node>>,
     volumes: CqrsFramework<Volume, Store<Volume>>,
     projector: Arc<Projector>,
+    /// Set when secrets are encrypted at rest (`serve` always sets it).
+    keyring: Option<Arc<crate::secrets::Keyring>>,
 }
 
 impl Engine {
@@ -161,10 +167,39 @@ impl Engine {
         Ok(Self::on(opened, services))
     }
 
-    /// Builds the engine on an opened store.
+    /// Builds the engine on an opened store (secrets are stored as given: see
+    /// [`Engine::with_keyring`]).
     pub fn on(opened: Opened, services: NodeServices) -> Self {
-        let repo = opened.repo(claim_fn());
-        let nodes = CqrsFramework::new(event_store::<Node>(repo.clone()), vec![], services);
+        Self::build(opened, services, None)
+    }
+
+    /// Builds the engine on an opened store, encrypting secrets at rest with
+    /// `keyring` (see `crate::secrets`): events are sealed when appended and
+    /// opened when the write model loads them.
+    pub fn with_keyring(
+        opened: Opened,
+        services: NodeServices,
+        keyring: Arc<crate::secrets::Keyring>,
+    ) -> Self {
+        Self::build(opened, services, Some(keyring))
+    }
+
+    fn build(
+        opened: Opened,
+        services: NodeServices,
+        keyring: Option<Arc<crate::secrets::Keyring>>,
+    ) -> Self {
+        let mut repo = opened.repo(claim_fn());
+        if let Some(k) = &keyring {
+            repo = repo.with_sealing(k.clone());
+        }
+        // Events stored in older schema versions are upcast when loaded.
+        let nodes = CqrsFramework::new(
+            event_store::<Node>(repo.clone())
+                .with_upcasters(crate::domain::upcast::node_upcasters()),
+            vec![],
+            services,
+        );
         let volumes = CqrsFramework::new(event_store::<Volume>(repo), vec![], ());
         let projector = Arc::new(Projector::new(opened.store.clone(), projections::all()));
         // Start following the feed now if we can; otherwise the first command
@@ -177,7 +212,13 @@ impl Engine {
             nodes,
             volumes,
             projector,
+            keyring,
         }
+    }
+
+    /// The keyring secrets are encrypted with, if any.
+    pub fn keyring(&self) -> Option<&Arc<crate::secrets::Keyring>> {
+        self.keyring.as_ref()
     }
 
     pub fn store(&self) -> &Arc<dyn LogStore> {
@@ -221,13 +262,24 @@ impl Engine {
         self.wait_projected(Volume::TYPE, volume_id).await
     }
 
-    /// The current state of a node, straight from its events (the write model).
+    /// The current state of a node, straight from its events (the write model),
+    /// with its secrets decrypted (the process manager renders them into the
+    /// iPXE script; nothing else should need them).
     pub async fn load_node(&self, id: Uuid) -> Result<Node, EngineError> {
-        let events = self.store.load(Node::TYPE, &id.to_string()).await?;
+        let mut events = self.store.load(Node::TYPE, &id.to_string()).await?;
+        if let Some(keyring) = &self.keyring {
+            let mut payloads: Vec<&mut serde_json::Value> =
+                events.iter_mut().map(|e| &mut e.payload).collect();
+            keyring
+                .open_payloads(&id.to_string(), &mut payloads)
+                .await
+                .map_err(|e| EngineError::Store(e.to_string()))?;
+        }
         let mut node = Node::default();
         for e in events {
-            let ev: NodeEvent = serde_json::from_value(e.payload)
-                .map_err(|err| EngineError::Store(format!("corrupt event: {err}")))?;
+            let ev: NodeEvent =
+                crate::domain::upcast::node_event(&e.event_type, &e.event_version, &e.payload)
+                    .map_err(|err| EngineError::Store(format!("corrupt event: {err}")))?;
             node.apply(ev);
         }
         Ok(node)

@@ -7,6 +7,7 @@
 //! - [`projections`]: read models built from the feed (lives in `projections/`).
 //! - [`engine`]: wires the aggregates to a store, retries conflicts, waits for
 //!   projections so that a command's effects are readable when it returns.
+//! - [`secrets`]: secrets at rest (per-node data keys under a master key).
 //! - [`config`], [`telemetry`], [`cli`], [`http`]: the runnable service.
 
 pub mod api;
@@ -18,5 +19,6 @@ pub mod engine;
 pub mod http;
 #[path = "../projections/mod.rs"]
 pub mod projections;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -184,6 +184,47 @@ async fn projections_at_different_checkpoints(t: common::TestStore) {
     assert_models_equal_replay(&t, &engine).await;
 }
 
+/// A process remembers the documents of its last batches, tagged with the
+/// checkpoint they are valid at. When another process has moved a model on
+/// meanwhile, those documents are stale and must not be used, even though this
+/// process's next commit would pass the compare-and-set (it re-read the
+/// checkpoints first, as when polling).
+async fn remembered_documents_follow_other_processes(t: common::TestStore) {
+    let [a, b] = [engine_on(&t), engine_on(&t)];
+    let node = Uuid::new_v4();
+    a.node(node, enroll(node), &Meta::actor("a")).await.unwrap();
+    a.node(node, patch_extra("one", 1), &Meta::actor("a"))
+        .await
+        .unwrap();
+    // B moves the models on (a change A's next event does not repeat); A's
+    // worker is not kicked and may not have polled.
+    b.node(
+        node,
+        NodeCommand::SetMaintenance {
+            reason: Some("by b".into()),
+        },
+        &Meta::actor("b"),
+    )
+    .await
+    .unwrap();
+    // A re-reads the checkpoints (nothing left to apply) ...
+    a.projector().catch_up().await.unwrap();
+    // ... and then applies its own next command on top of B's.
+    a.node(node, patch_extra("two", 2), &Meta::actor("a"))
+        .await
+        .unwrap();
+    let doc = t
+        .store
+        .doc_get("nodes", &node.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc["state"]["maintenance"], json!(true), "B's change kept");
+    assert_eq!(doc["state"]["extra"], json!({"one": 1, "two": 2}));
+    b.projector().catch_up().await.unwrap();
+    assert_models_equal_replay(&t, &a).await;
+}
+
 macro_rules! on_every_backend {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -216,6 +257,7 @@ macro_rules! on_every_backend {
 on_every_backend!(
     two_processes_project_exactly_once,
     projections_at_different_checkpoints,
+    remembered_documents_follow_other_processes,
 );
 
 /// PostgreSQL: a transaction that inserted an event and stays open holds back
@@ -256,20 +298,27 @@ async fn postgres_waiter_outlasts_an_older_transaction() {
                 .await
         })
     };
-    // The command's events are committed but cannot be numbered yet, so it must
-    // still be waiting (its timeout is far longer than this pause).
+    // Once the command's events are committed they cannot be numbered while
+    // `older` is open; the command must keep waiting through the worker's
+    // rounds (its own timeout is far longer than this test's pauses).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !t
+        .store
+        .aggregate_position("Node", &node.to_string())
+        .await
+        .unwrap()
+        .1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(
         !command.is_finished(),
         "returned before its events were applied"
-    );
-    assert_eq!(
-        t.store
-            .aggregate_position("Node", &node.to_string())
-            .await
-            .unwrap()
-            .1,
-        true
     );
 
     older.commit().await.unwrap();

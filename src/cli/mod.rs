@@ -1,6 +1,16 @@
 //! The `ironledger` command line.
 
+mod common;
+mod events;
+mod export;
+mod history;
+mod import;
+mod rebuild;
 mod serve;
+mod show;
+mod verify;
+
+pub use export::Line as ExportLine;
 
 use crate::config::{Config, Overrides};
 use clap::{Args, Parser, Subcommand};
@@ -14,6 +24,10 @@ use std::path::PathBuf;
 /// `[database] connection` in the file given with --config-file, overridden by
 /// --database-url / DATABASE_URL; with neither, a SQLite file in the data
 /// directory.
+///
+/// Besides `serve`, the audit and replay tools work on the same database (it
+/// may be serving meanwhile): `events`, `history`, `show --as-of`, `rebuild`,
+/// `verify`, `export`, `import`. `ironledger <command> --help` explains each.
 #[derive(Debug, Parser)]
 #[command(name = "ironledger", version, about, long_about)]
 pub struct Cli {
@@ -62,10 +76,19 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the API server (Ironic v1 API on [api] host_ip:port, default
-    /// 127.0.0.1:6385) with the projections and, later, the process manager.
+    /// 127.0.0.1:6385) with the projections and the deploy process manager.
     Serve(serve::ServeArgs),
     /// Create or upgrade the store's schema, then exit (serve does this too).
     Migrate,
+    // The subcommands below take their help from their argument structs
+    // (first paragraph: the summary in `ironledger --help`).
+    Events(events::EventsArgs),
+    History(history::HistoryArgs),
+    Show(show::ShowArgs),
+    Rebuild(rebuild::RebuildArgs),
+    Verify(verify::VerifyArgs),
+    Export(export::ExportArgs),
+    Import(import::ImportArgs),
 }
 
 /// A tiny error type for the binary: any error, shown with its message.
@@ -78,6 +101,13 @@ pub mod anyhow_free {
 pub async fn run(cli: Cli) -> anyhow_free::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Events(args) => events::run(&cli.global, args).await,
+        Command::History(args) => history::run(&cli.global, args).await,
+        Command::Show(args) => show::run(&cli.global, args).await,
+        Command::Rebuild(args) => rebuild::run(&cli.global, args).await,
+        Command::Verify(args) => verify::run(&cli.global, args).await,
+        Command::Export(args) => export::run(&cli.global, args).await,
+        Command::Import(args) => import::run(&cli.global, args).await,
         Command::Migrate => {
             let config = cli.global.config()?;
             let opened = crate::store::open(&config.database).await?;

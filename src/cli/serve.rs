@@ -26,15 +26,22 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
             std::fs::create_dir_all(dir)?;
         }
     }
-    let engine = Arc::new(
-        Engine::open(
-            &config.database,
-            NodeServices {
-                catalog: config.catalog.clone(),
-            },
-        )
-        .await?,
+    // Secrets at rest: the master key from configuration (generated into the
+    // data directory on first start), per-node data keys in the store.
+    let master = config.secrets.master_key()?;
+    let opened = crate::store::open(&config.database).await?;
+    let keyring = crate::secrets::Keyring::new(master, opened.store.clone());
+    tracing::info!(
+        master_key = keyring.master().id(),
+        "secrets are encrypted at rest"
     );
+    let engine = Arc::new(Engine::with_keyring(
+        opened,
+        NodeServices {
+            catalog: config.catalog.clone(),
+        },
+        keyring,
+    ));
     let applied = engine.projector().catch_up().await?;
     tracing::info!(applied, "projections caught up");
 

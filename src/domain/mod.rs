@@ -6,6 +6,8 @@
 //! - [`volume`]: the `Volume` aggregate (which nodes a Cinder volume is attached to).
 //! - [`claims`]: uniqueness across nodes, as claims the store writes atomically.
 //! - [`state`]: Ironic's provisioning state machine.
+//! - [`secrets`]: which event values are secrets (encrypted at rest, masked by the API).
+//! - [`upcast`]: how events stored in older schema versions are read.
 //! - [`validation`]: what `GET /v1/nodes/{node}/validate` answers per interface.
 
 pub mod capabilities;
@@ -14,7 +16,9 @@ pub mod error;
 pub mod hardware;
 pub mod node;
 pub mod patch;
+pub mod secrets;
 pub mod state;
+pub mod upcast;
 pub mod validation;
 pub mod volume;
 

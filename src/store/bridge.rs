@@ -15,11 +15,16 @@
 //!   (it selects its seven columns by name). Writes always go through
 //!   [`LogStore::append`], because postgres-es cannot write claims.
 //!
+//! - **Secrets at rest.** A repository built [`with_sealing`](Repo::with_sealing)
+//!   hands the events to a [`Sealing`] before appending them (which encrypts
+//!   secrets and may add claims: a new data key) and after loading them (which
+//!   decrypts them for the write model). See `crate::secrets`.
+//!
 //! Snapshots are never used: cqrs-es 0.5 applies events twice when it builds one
 //! (see `reference/cqrs-es-notes.md` §1.4), so [`event_store`] builds a pure
 //! event-sourced store and `get_snapshot` always answers `None`.
 
-use super::{ClaimConflict, ClaimFn, LogStore, StoreError};
+use super::{ClaimConflict, ClaimFn, ClaimOp, LogStore, StoreError};
 use cqrs_es::persist::{
     PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream, SerializedEvent,
     SerializedSnapshot,
@@ -42,6 +47,23 @@ pub struct Repo {
     pg: Option<PostgresEventRepository>,
     /// The pool `pg` was built on (PostgresEventRepository is not Clone; we rebuild it).
     pg_pool: Option<PgPool>,
+    /// Encrypts secrets on the way in, decrypts them on the way out.
+    sealing: Option<Arc<dyn Sealing>>,
+}
+
+/// Encryption of secrets in events at rest, as the repository applies it
+/// (implemented by `crate::secrets::Keyring`; the store knows no keys).
+#[async_trait::async_trait]
+pub trait Sealing: Send + Sync {
+    /// The events as they are to be stored (secrets encrypted), and claim
+    /// operations to apply with them (e.g. a new data key), which go first.
+    async fn seal(
+        &self,
+        events: &[SerializedEvent],
+    ) -> Result<(Vec<SerializedEvent>, Vec<ClaimOp>), StoreError>;
+
+    /// Stored events with their secrets decrypted where the keys still exist.
+    async fn open(&self, events: Vec<SerializedEvent>) -> Result<Vec<SerializedEvent>, StoreError>;
 }
 
 /// The cqrs-es event store the engine builds its `CqrsFramework`s on.
@@ -60,6 +82,7 @@ impl Repo {
             claims,
             pg: None,
             pg_pool: None,
+            sealing: None,
         }
     }
 
@@ -72,6 +95,25 @@ impl Repo {
             claims,
             pg: Some(PostgresEventRepository::new(pool.clone())),
             pg_pool: Some(pool),
+            sealing: None,
+        }
+    }
+
+    /// This repository, encrypting secrets before appending and decrypting them
+    /// after loading (see [`Sealing`]).
+    pub fn with_sealing(mut self, sealing: Arc<dyn Sealing>) -> Self {
+        self.sealing = Some(sealing);
+        self
+    }
+
+    /// Decrypts loaded events if this repository seals.
+    async fn opened(
+        &self,
+        events: Vec<SerializedEvent>,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match &self.sealing {
+            Some(s) => s.open(events).await.map_err(persistence_error),
+            None => Ok(events),
         }
     }
 
@@ -85,12 +127,14 @@ impl Repo {
 /// aggregate type) takes its repository by value.
 impl Clone for Repo {
     fn clone(&self) -> Self {
-        match &self.pg_pool {
+        let mut repo = match &self.pg_pool {
             Some(pool) => {
                 Self::with_postgres(self.store.clone(), self.claims.clone(), pool.clone())
             }
             None => Self::new(self.store.clone(), self.claims.clone()),
-        }
+        };
+        repo.sealing = self.sealing.clone();
+        repo
     }
 }
 
@@ -129,14 +173,15 @@ impl PersistedEventRepository for Repo {
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match &self.pg {
-            Some(pg) => pg.get_events::<A>(aggregate_id).await,
+        let events = match &self.pg {
+            Some(pg) => pg.get_events::<A>(aggregate_id).await?,
             None => self
                 .store
                 .load(A::TYPE, aggregate_id)
                 .await
-                .map_err(persistence_error),
-        }
+                .map_err(persistence_error)?,
+        };
+        self.opened(events).await
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -144,8 +189,8 @@ impl PersistedEventRepository for Repo {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match &self.pg {
-            Some(pg) => pg.get_last_events::<A>(aggregate_id, last_sequence).await,
+        let events = match &self.pg {
+            Some(pg) => pg.get_last_events::<A>(aggregate_id, last_sequence).await?,
             None => {
                 let mut events = self
                     .store
@@ -153,9 +198,10 @@ impl PersistedEventRepository for Repo {
                     .await
                     .map_err(persistence_error)?;
                 events.retain(|e| e.sequence > last_sequence);
-                Ok(events)
+                events
             }
-        }
+        };
+        self.opened(events).await
     }
 
     async fn get_snapshot<A: Aggregate>(
@@ -171,7 +217,16 @@ impl PersistedEventRepository for Repo {
         events: &[SerializedEvent],
         _snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        let claims: Vec<_> = events.iter().flat_map(|e| (self.claims)(e)).collect();
+        let mut claims: Vec<_> = events.iter().flat_map(|e| (self.claims)(e)).collect();
+        if let Some(sealing) = &self.sealing {
+            let (sealed, mut first) = sealing.seal(events).await.map_err(persistence_error)?;
+            first.append(&mut claims);
+            return self
+                .store
+                .append(&sealed, &first)
+                .await
+                .map_err(persistence_error);
+        }
         self.store
             .append(events, &claims)
             .await
@@ -182,17 +237,10 @@ impl PersistedEventRepository for Repo {
         &self,
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
-        match &self.pg {
-            Some(pg) => pg.stream_events::<A>(aggregate_id).await,
-            None => {
-                replay_of(
-                    self.store
-                        .load(A::TYPE, aggregate_id)
-                        .await
-                        .map_err(persistence_error)?,
-                )
-                .await
-            }
+        match (&self.pg, &self.sealing) {
+            (Some(pg), None) => pg.stream_events::<A>(aggregate_id).await,
+            // Decrypted like `get_events` (this path is not used by the engine).
+            _ => replay_of(self.get_events::<A>(aggregate_id).await?).await,
         }
     }
 

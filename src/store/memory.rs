@@ -326,4 +326,65 @@ impl LogStore for MemoryStore {
         };
         Ok(())
     }
+
+    async fn load_recorded(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let inner = self.lock();
+        let key = (aggregate_type.to_string(), aggregate_id.to_string());
+        Ok(inner
+            .streams
+            .get(&key)
+            .map(|stream| stream.values().map(|&i| inner.events[i].clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn claims_in_scope(
+        &self,
+        scope: &str,
+        owner: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let inner = self.lock();
+        let mut out: Vec<(String, String)> = inner
+            .claims
+            .iter()
+            .filter(|((s, _), o)| s == scope && owner.is_none_or(|w| w == o.as_str()))
+            .map(|((_, k), o)| (k.clone(), o.clone()))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn import_events(
+        &self,
+        events: &[RecordedEvent],
+        claims: &[ClaimOp],
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        super::check_continues(inner.events.len() as u64, events)?;
+        let mut taken = std::collections::HashSet::new();
+        for e in events {
+            let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
+            let exists = inner
+                .streams
+                .get(&key)
+                .is_some_and(|s| s.contains_key(&e.sequence));
+            if exists || !taken.insert((key, e.sequence)) {
+                return Err(StoreError::Conflict);
+            }
+        }
+        apply_claims(&mut inner.claims, claims)?;
+        for e in events {
+            let index = inner.events.len();
+            inner.events.push(e.clone());
+            inner
+                .streams
+                .entry((e.aggregate_type.clone(), e.aggregate_id.clone()))
+                .or_default()
+                .insert(e.sequence, index);
+        }
+        Ok(())
+    }
 }

@@ -303,6 +303,84 @@ pub trait LogStore: Send + Sync + 'static {
         local_leases::release(name, holder);
         Ok(())
     }
+
+    // ---- audit, secrets and migration (`ironledger events`, `export`, …) -----
+
+    /// One aggregate's events that have a position, in sequence order, with
+    /// their positions and times of recording (what `ironledger history` and
+    /// `show --as-of` replay). The default scans the feed; backends override it
+    /// with an indexed query.
+    async fn load_recorded(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = vec![];
+        let mut after = 0;
+        loop {
+            let page = self.read_feed(after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            out.extend(
+                page.into_iter().filter(|e| {
+                    e.aggregate_type == aggregate_type && e.aggregate_id == aggregate_id
+                }),
+            );
+        }
+        out.sort_by_key(|e| e.sequence);
+        Ok(out)
+    }
+
+    /// The claims held in `scope` (only `owner`'s, if given), as `(key, owner)`
+    /// pairs ordered by key. The per-node data keys of `crate::secrets` are
+    /// claims of scope `data_key`, so that they are written, and destroyed with
+    /// `NodeDeleted`, in the same transaction as the events.
+    async fn claims_in_scope(
+        &self,
+        scope: &str,
+        owner: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let _ = (scope, owner);
+        Err(StoreError::Database(format!(
+            "the {} store cannot list claims",
+            self.backend()
+        )))
+    }
+
+    /// Appends events that already have their positions and times of recording
+    /// (a log being imported, see `ironledger import`) and applies `claims`, in
+    /// one transaction. The events must continue the log exactly: the first
+    /// position is `head() + 1` and positions are dense, else nothing is
+    /// written and the answer is [`StoreError::Corrupt`]; a taken
+    /// `(type, id, sequence)` is [`StoreError::Conflict`], a claim held by
+    /// another owner [`StoreError::Claim`]. Not meant to run while other
+    /// processes append.
+    async fn import_events(
+        &self,
+        events: &[RecordedEvent],
+        claims: &[ClaimOp],
+    ) -> Result<(), StoreError> {
+        let _ = (events, claims);
+        Err(StoreError::Database(format!(
+            "the {} store cannot import events",
+            self.backend()
+        )))
+    }
+}
+
+/// Checks that `events` continue a log whose head is `head` with dense
+/// positions (the precondition of [`LogStore::import_events`]).
+pub(crate) fn check_continues(head: u64, events: &[RecordedEvent]) -> Result<(), StoreError> {
+    for (i, e) in events.iter().enumerate() {
+        let want = head + 1 + i as u64;
+        if e.position != want {
+            return Err(StoreError::Corrupt(format!(
+                "imported event {}/{} #{} has position {}, expected {want}",
+                e.aggregate_type, e.aggregate_id, e.sequence, e.position
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Leases held in this process (the default of [`LogStore::try_lease`]).

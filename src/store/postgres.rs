@@ -781,6 +781,119 @@ impl LogStore for PostgresStore {
         }
         tx.commit().await.map_err(sql_error)
     }
+
+    async fn load_recorded(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
+                    payload, metadata, \
+                    (extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_us \
+               FROM events \
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND position IS NOT NULL \
+              ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
+    async fn claims_in_scope(
+        &self,
+        scope: &str,
+        owner: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT key, owner FROM claims \
+              WHERE scope = $1 AND ($2::text IS NULL OR owner = $2) ORDER BY key",
+        )
+        .bind(scope)
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_error)
+    }
+
+    /// Inserts the events with their positions and times under the
+    /// sequencer's lock (so no sequencing round runs meanwhile), refusing
+    /// while events wait for a position: the imported ones would have to come
+    /// after them.
+    async fn import_events(
+        &self,
+        events: &[RecordedEvent],
+        claims: &[ClaimOp],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, 'events'::regclass::oid::int4)")
+            .bind(SEQUENCER_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        let (head, unsequenced): (i64, bool) = sqlx::query_as(
+            "SELECT coalesce(max(position), 0)::int8, \
+                    EXISTS (SELECT 1 FROM events WHERE position IS NULL) FROM events",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        if unsequenced {
+            return Err(StoreError::Database(
+                "events are waiting for a position (is a server writing to this database?); \
+                 import into an idle database"
+                    .into(),
+            ));
+        }
+        super::check_continues(to_u64(head, "position")?, events)?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata, position, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+                         'epoch'::timestamptz + $9 * interval '1 microsecond')",
+            )
+            .bind(&e.aggregate_type)
+            .bind(&e.aggregate_id)
+            .bind(to_i64(e.sequence, "sequence")?)
+            .bind(&e.event_type)
+            .bind(&e.event_version)
+            .bind(&e.payload)
+            .bind(&e.metadata)
+            .bind(to_i64(e.position, "position")?)
+            .bind(e.recorded_at.timestamp_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(append_error)?;
+        }
+        for op in claims {
+            match op {
+                ClaimOp::Acquire { scope, key, owner } => {
+                    acquire(&mut tx, scope, key, owner).await?;
+                }
+                ClaimOp::Release { scope, key, owner } => {
+                    sqlx::query("DELETE FROM claims WHERE scope = $1 AND key = $2 AND owner = $3")
+                        .bind(scope)
+                        .bind(key)
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(append_error)?;
+                }
+                ClaimOp::ReleaseAll { owner } => {
+                    sqlx::query("DELETE FROM claims WHERE owner = $1")
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(append_error)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(append_error)
+    }
 }
 
 /// Acquires a claim inside the append transaction, or fails the append.

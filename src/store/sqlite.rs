@@ -581,4 +581,133 @@ impl LogStore for SqliteStore {
         }
         tx.commit().await.map_err(sql_error)
     }
+
+    async fn load_recorded(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SELECT_EVENT_COLUMNS} FROM events \
+             WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY sequence"
+        ))
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(sql_error)?;
+        rows.iter().map(recorded_from_row).collect()
+    }
+
+    async fn claims_in_scope(
+        &self,
+        scope: &str,
+        owner: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT key, owner FROM claims \
+             WHERE scope = ? AND (? IS NULL OR owner = ?) ORDER BY key",
+        )
+        .bind(scope)
+        .bind(owner)
+        .bind(owner)
+        .fetch_all(&self.read)
+        .await
+        .map_err(sql_error)
+    }
+
+    async fn import_events(
+        &self,
+        events: &[RecordedEvent],
+        claims: &[ClaimOp],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        super::check_continues(to_u64(head, "position")?, events)?;
+        for e in events {
+            let result = sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata, position, recorded_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.aggregate_type)
+            .bind(&e.aggregate_id)
+            .bind(to_i64(e.sequence, "sequence")?)
+            .bind(&e.event_type)
+            .bind(&e.event_version)
+            .bind(json_text(&e.payload))
+            .bind(json_text(&e.metadata))
+            .bind(to_i64(e.position, "position")?)
+            .bind(e.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true))
+            .execute(&mut *tx)
+            .await;
+            match result {
+                Ok(_) => {}
+                Err(err) if is_unique_violation(&err) => return Err(StoreError::Conflict),
+                Err(err) => return Err(sql_error(err)),
+            }
+        }
+        apply_claims_in(&mut tx, claims).await?;
+        tx.commit().await.map_err(sql_error)
+    }
+}
+
+/// Applies claim operations inside a write transaction, as `append` does
+/// (writes are serialized, so read-then-write cannot race).
+async fn apply_claims_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    claims: &[ClaimOp],
+) -> Result<(), StoreError> {
+    for op in claims {
+        match op {
+            ClaimOp::Acquire { scope, key, owner } => {
+                let holder: Option<String> =
+                    sqlx::query_scalar("SELECT owner FROM claims WHERE scope = ? AND key = ?")
+                        .bind(scope)
+                        .bind(key)
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(sql_error)?;
+                match holder {
+                    Some(holder) if &holder != owner => {
+                        return Err(StoreError::Claim(ClaimConflict {
+                            scope: scope.clone(),
+                            key: key.clone(),
+                            owner: holder,
+                        }));
+                    }
+                    Some(_) => {}
+                    None => {
+                        sqlx::query("INSERT INTO claims (scope, key, owner) VALUES (?, ?, ?)")
+                            .bind(scope)
+                            .bind(key)
+                            .bind(owner)
+                            .execute(&mut **tx)
+                            .await
+                            .map_err(sql_error)?;
+                    }
+                }
+            }
+            ClaimOp::Release { scope, key, owner } => {
+                sqlx::query("DELETE FROM claims WHERE scope = ? AND key = ? AND owner = ?")
+                    .bind(scope)
+                    .bind(key)
+                    .bind(owner)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(sql_error)?;
+            }
+            ClaimOp::ReleaseAll { owner } => {
+                sqlx::query("DELETE FROM claims WHERE owner = ?")
+                    .bind(owner)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(sql_error)?;
+            }
+        }
+    }
+    Ok(())
 }

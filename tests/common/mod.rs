@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod audit;
 pub mod cinder;
 
 use cqrs_es::persist::SerializedEvent;

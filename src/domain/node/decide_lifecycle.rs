@@ -304,7 +304,7 @@ impl Node {
         }
         Ok(vec![NodeEvent::DeployFailed {
             transition: t,
-            error,
+            last_error: error,
         }])
     }
 
@@ -338,7 +338,7 @@ impl Node {
         let t = self.step(FsmEvent::Fail, "undeploy failed")?;
         Ok(vec![NodeEvent::UndeployFailed {
             transition: t,
-            error: format!("Failed to tear down: {error}"),
+            last_error: format!("Failed to tear down: {error}"),
         }])
     }
 

@@ -138,9 +138,11 @@ pub enum NodeEvent {
     /// The deploy finished: the node is `active`.
     Deployed(Transition),
     /// The deploy could not finish: the node is `deploy failed`, `last_error` set.
+    ///
+    /// Version 1.1 (1.0 called `last_error` `error`; `upcast` renames it).
     DeployFailed {
         transition: Transition,
-        error: String,
+        last_error: String,
     },
     /// Undeploy asked for: the node is now `deleting`.
     UndeployRequested(Transition),
@@ -151,9 +153,11 @@ pub enum NodeEvent {
     /// Tear-down finished: the node moves on to cleaning; instance data cleared.
     Undeployed(Transition),
     /// Tear-down could not finish: the node is in `error`, `last_error` set.
+    ///
+    /// Version 1.1 (1.0 called `last_error` `error`; `upcast` renames it).
     UndeployFailed {
         transition: Transition,
-        error: String,
+        last_error: String,
     },
     /// The node and everything it owned are gone.
     NodeDeleted {
@@ -200,7 +204,18 @@ pub struct VolumeAttachment {
 }
 
 impl NodeEvent {
+    /// The schema version of most events (see [`NodeEvent::version`]).
     pub const VERSION: &'static str = "1.0";
+
+    /// The schema version this event is written in. An event whose shape
+    /// changes gets a higher version here and an upcaster in
+    /// `domain::upcast` that rewrites older payloads when they are read.
+    pub fn version(&self) -> &'static str {
+        match self {
+            NodeEvent::DeployFailed { .. } | NodeEvent::UndeployFailed { .. } => "1.1",
+            _ => Self::VERSION,
+        }
+    }
 
     /// The variant name, as stored in the `event_type` column.
     pub fn name(&self) -> &'static str {
@@ -266,6 +281,6 @@ impl DomainEvent for NodeEvent {
     }
 
     fn event_version(&self) -> String {
-        Self::VERSION.to_string()
+        self.version().to_string()
     }
 }

@@ -279,7 +279,14 @@ impl Aggregate for Node {
                 self.last_error = None;
             }
             Deployed(t) => self.set_transition(&t),
-            DeployFailed { transition, error } | UndeployFailed { transition, error } => {
+            DeployFailed {
+                transition,
+                last_error: error,
+            }
+            | UndeployFailed {
+                transition,
+                last_error: error,
+            } => {
                 self.set_transition(&transition);
                 self.last_error = Some(error);
             }

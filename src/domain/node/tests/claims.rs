@@ -228,13 +228,13 @@ fn events_that_touch_no_unique_value_claim_nothing() {
         NodeEvent::Deployed(t.clone()),
         NodeEvent::DeployFailed {
             transition: t.clone(),
-            error: "e".into(),
+            last_error: "e".into(),
         },
         NodeEvent::UndeployRequested(t.clone()),
         NodeEvent::Undeployed(t.clone()),
         NodeEvent::UndeployFailed {
             transition: t,
-            error: "e".into(),
+            last_error: "e".into(),
         },
     ];
     for e in events {

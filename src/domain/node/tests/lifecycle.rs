@@ -617,7 +617,7 @@ async fn a_new_deploy_clears_the_last_error() {
         in_state(Deploying),
         [NodeEvent::DeployFailed {
             transition: tr(E::Fail, Deploying, DeployFailed, Some(Active)),
-            error: "boom".into(),
+            last_error: "boom".into(),
         }],
     );
     assert_eq!(replay(&history).last_error.as_deref(), Some("boom"));
@@ -830,7 +830,7 @@ async fn fail_deploy_from_deploying_or_wait_call_back_sets_last_error() {
                 events,
                 vec![NodeEvent::DeployFailed {
                     transition: tr(E::Fail, state, DeployFailed, Some(Active)),
-                    error: "Agent did not call back".into(),
+                    last_error: "Agent did not call back".into(),
                 }]
             );
             let node = replay(&and(in_state(state), events));
@@ -1006,7 +1006,7 @@ async fn fail_undeploy_puts_the_node_in_error() {
         events,
         vec![NodeEvent::UndeployFailed {
             transition: tr(E::Fail, Deleting, Error, None),
-            error: "Failed to tear down: cinder detach timed out".into(),
+            last_error: "Failed to tear down: cinder detach timed out".into(),
         }]
     );
     let node = replay(&and(history, events));
@@ -1028,7 +1028,7 @@ fn replay_history_in_error() -> Vec<NodeEvent> {
         deleting_with_instance(),
         [NodeEvent::UndeployFailed {
             transition: tr(E::Fail, Deleting, Error, None),
-            error: "Failed to tear down: x".into(),
+            last_error: "Failed to tear down: x".into(),
         }],
     )
 }

@@ -1,0 +1,358 @@
+//! Secrets at rest: CHAP passwords (and other password-like values) are
+//! encrypted in events and read models on both stores, decrypted only for the
+//! write model (the iPXE script still gets the right CHAP), and destroyed with
+//! their node (crypto-shredding).
+
+mod common;
+
+use common::audit::{db, scenario, Backend, SECRET_A, SECRET_B, SECRET_GONE};
+use ironledger::domain::hardware::HardwareCatalog;
+use ironledger::domain::node::commands::{
+    EnrollNode, NewConnector, NewPort, NewTarget, ProvisionRequest,
+};
+use ironledger::domain::patch::PatchOp;
+use ironledger::domain::state::ProvisionState;
+use ironledger::domain::{NodeCommand, NodeServices};
+use ironledger::effects::process_manager::{PmConfig, ProcessManager};
+use ironledger::engine::{Engine, Meta};
+use ironledger::secrets::{Keyring, MasterKey, SecretsError, DATA_KEY_SCOPE, ENVELOPE_PREFIX};
+use ironledger::store::Opened;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+const ALL_SECRETS: &[&str] = &[SECRET_A, SECRET_B, SECRET_GONE, "ipmi-Secret-4411"];
+
+fn assert_no_secret(text: &str, what: &str) {
+    for s in ALL_SECRETS {
+        assert!(!text.contains(s), "{s} in clear in {what}");
+    }
+}
+
+/// Every byte of the database: the SQLite file and its WAL, or every row of
+/// the PostgreSQL tables as text.
+async fn database_text(d: &common::audit::Db) -> String {
+    match (&d.file, &d.store.pg_pool) {
+        (Some(file), _) => {
+            let mut all = vec![];
+            for f in std::fs::read_dir(file.parent().unwrap()).unwrap() {
+                all.extend(std::fs::read(f.unwrap().path()).unwrap());
+            }
+            String::from_utf8_lossy(&all).into_owned()
+        }
+        (None, Some(pool)) => {
+            let mut all = String::new();
+            for table in ["events", "read_models", "claims", "checkpoints"] {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as(&format!("SELECT t::text FROM {table} t"))
+                        .fetch_all(pool)
+                        .await
+                        .unwrap();
+                for (r,) in rows {
+                    all.push_str(&r);
+                    all.push('\n');
+                }
+            }
+            all
+        }
+        _ => unreachable!(),
+    }
+}
+
+async fn no_secret_in_clear_in_the_database(backend: Backend) {
+    let d = db(backend).await;
+    let (engine, keyring) = d.engine(MasterKey::generate());
+    let s = scenario(&engine).await;
+    let text = database_text(&d).await;
+    assert_no_secret(&text, &format!("the {backend:?} database"));
+    assert!(text.contains(ENVELOPE_PREFIX), "no encrypted value at all?");
+
+    // Every event carrying a target carries it encrypted; read models too.
+    let events = d
+        .store
+        .store
+        .load("Node", &s.node.to_string())
+        .await
+        .unwrap();
+    let sealed: Vec<&str> = events
+        .iter()
+        .filter(|e| e.payload.to_string().contains(ENVELOPE_PREFIX))
+        .map(|e| e.event_type.as_str())
+        .collect();
+    for t in ["NodeEnrolled", "TargetCreated", "TargetsPurged"] {
+        assert!(sealed.contains(&t), "{t} not sealed: {sealed:?}");
+    }
+    let target = d
+        .store
+        .store
+        .doc_get("targets", &s.target_b.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(target["properties"]["auth_password"]
+        .as_str()
+        .unwrap()
+        .starts_with(ENVELOPE_PREFIX));
+    assert_eq!(target["properties"]["auth_username"], "ABC");
+
+    // The write model sees them in clear.
+    let node = engine.load_node(s.node).await.unwrap();
+    assert_eq!(node.targets[0].properties["auth_password"], SECRET_B);
+    assert_eq!(node.driver_info["ipmi_password"], "ipmi-Secret-4411");
+
+    // One data key per node with secrets, wrapped; none for the deleted node.
+    let keys = d
+        .store
+        .store
+        .claims_in_scope(DATA_KEY_SCOPE, None)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].1, s.node.to_string());
+    assert_no_secret(&keys[0].0, "the wrapped key");
+    drop(keyring);
+
+    // An export holds none either.
+    let export = d.ok(&["export"]).await;
+    assert_no_secret(&export, "the export");
+    assert_eq!(export.matches("\"kind\":\"data_key\"").count(), 1);
+}
+
+async fn a_deleted_nodes_secrets_cannot_be_decrypted(backend: Backend) {
+    let d = db(backend).await;
+    let (engine, keyring) = d.engine(MasterKey::generate());
+    let s = scenario(&engine).await;
+    let owner = s.other.to_string();
+    let events = d.store.store.load("Node", &owner).await.unwrap();
+    let created = events
+        .iter()
+        .find(|e| e.event_type == "TargetCreated")
+        .unwrap();
+    let envelope = created.payload["TargetCreated"]["target"]["properties"]["auth_password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(envelope.starts_with(ENVELOPE_PREFIX));
+    match keyring.open_value(&owner, &envelope).await {
+        Err(SecretsError::Shredded { owner: o, .. }) => assert_eq!(o, owner),
+        other => panic!("a deleted node's secret must be unrecoverable, got {other:?}"),
+    }
+    // Its data key is gone from the database; its history still loads.
+    assert!(d
+        .store
+        .store
+        .claims_in_scope(DATA_KEY_SCOPE, Some(&owner))
+        .await
+        .unwrap()
+        .is_empty());
+    let node = engine.load_node(s.other).await.unwrap();
+    assert!(!node.exists);
+    // A live node's secret opens with its key.
+    let live = d
+        .store
+        .store
+        .load("Node", &s.node.to_string())
+        .await
+        .unwrap();
+    let env = live
+        .iter()
+        .rev()
+        .find(|e| e.event_type == "TargetCreated")
+        .unwrap()
+        .payload["TargetCreated"]["target"]["properties"]["auth_password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        keyring.open_value(&s.node.to_string(), &env).await.unwrap(),
+        json!(SECRET_B)
+    );
+    // Not with another master key.
+    let stranger = Keyring::new(MasterKey::generate(), d.store.store.clone());
+    assert!(matches!(
+        stranger.open_value(&s.node.to_string(), &env).await,
+        Err(SecretsError::WrongMasterKey { .. })
+    ));
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    no_secret_in_clear_in_the_database,
+    a_deleted_nodes_secrets_cannot_be_decrypted,
+);
+
+/// The guide's external deploy through the process manager, with secrets
+/// encrypted at rest: the script has the CHAP credentials in clear (0600), the
+/// database does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deploy_renders_the_decrypted_chap_into_the_script() {
+    let d = db(Backend::Sqlite).await;
+    let mut catalog = HardwareCatalog::default();
+    catalog
+        .interfaces
+        .get_mut("storage")
+        .unwrap()
+        .enabled
+        .push("external".into());
+    let keyring = Keyring::new(MasterKey::generate(), d.store.store.clone());
+    let engine = Arc::new(Engine::with_keyring(
+        Opened {
+            store: d.store.store.clone(),
+            pg_pool: None,
+        },
+        NodeServices { catalog },
+        keyring,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("httpboot");
+    let mut config = PmConfig::new(root.clone(), None);
+    config.poll = Duration::from_millis(50);
+    config.sweep = Duration::from_millis(300);
+    ProcessManager::new(engine.clone(), config).unwrap().spawn();
+
+    let id = Uuid::new_v4();
+    let meta = Meta::actor("operator");
+    let mut interfaces = BTreeMap::new();
+    interfaces.insert("boot".to_string(), Some("ipxe".to_string()));
+    interfaces.insert("storage".to_string(), Some("external".to_string()));
+    let run = |c: NodeCommand| {
+        let (engine, meta) = (engine.clone(), meta.clone());
+        async move { engine.node(id, c, &meta).await.unwrap() }
+    };
+    run(NodeCommand::Enroll(EnrollNode {
+        uuid: id,
+        name: None,
+        driver: "fake-hardware".into(),
+        interfaces,
+        properties: Map::new(),
+        instance_info: Map::new(),
+        driver_info: Map::new(),
+        extra: Map::new(),
+        fields: BTreeMap::new(),
+        initial_state: ProvisionState::Enroll,
+    }))
+    .await;
+    run(NodeCommand::Patch {
+        ops: vec![PatchOp {
+            op: "add".into(),
+            path: "/properties/capabilities".into(),
+            value: Some(json!("iscsi_boot:True")),
+        }],
+    })
+    .await;
+    run(NodeCommand::AddConnector(NewConnector {
+        uuid: Uuid::new_v4(),
+        kind: "iqn".into(),
+        connector_id: format!("iqn.2017-08.org.openstack.{id}"),
+        extra: Map::new(),
+    }))
+    .await;
+    run(NodeCommand::AddPort(NewPort {
+        uuid: Uuid::new_v4(),
+        address: "52:54:00:cc:dd:01".into(),
+        pxe_enabled: true,
+        extra: Map::new(),
+    }))
+    .await;
+    run(NodeCommand::CreateTarget(NewTarget {
+        uuid: Uuid::new_v4(),
+        volume_type: "iscsi".into(),
+        boot_index: 0,
+        volume_id: "04452bed-5367-4202-8bf5-de4335ac56d2".into(),
+        properties: json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001",
+            "target_lun": 0, "target_portal": "192.168.0.123:3260", "auth_method": "CHAP",
+            "auth_username": "ABC", "auth_password": SECRET_A})
+        .as_object()
+        .unwrap()
+        .clone(),
+        extra: Map::new(),
+    }))
+    .await;
+    for verb in ["manage", "provide", "deploy"] {
+        run(NodeCommand::Provision(ProvisionRequest::verb(verb))).await;
+    }
+    let mut state = ProvisionState::Deploying;
+    for _ in 0..300 {
+        state = engine.load_node(id).await.unwrap().state();
+        if state != ProvisionState::Deploying {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, ProvisionState::Active);
+    let script_path = root.join(id.to_string()).join("config");
+    let script = std::fs::read_to_string(&script_path).unwrap();
+    assert!(script.contains("set username ABC"), "{script}");
+    assert!(
+        script.contains(&format!("set password {SECRET_A}")),
+        "{script}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&script_path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    engine.projector().catch_up().await.unwrap();
+    let text = database_text(&d).await;
+    assert!(
+        !text.contains(SECRET_A),
+        "the CHAP password is in clear in the database"
+    );
+    let payloads: Vec<Value> = d
+        .store
+        .store
+        .load("Node", &id.to_string())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.payload)
+        .collect();
+    assert!(!json!(payloads).to_string().contains(SECRET_A));
+}
+
+/// `serve` generates its master key into the data directory (0600) on first
+/// start and keeps using it.
+#[tokio::test]
+async fn serve_generates_a_private_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = ironledger::config::Config::load(&ironledger::config::Overrides {
+        config_files: vec![],
+        database_url: Some("memory".into()),
+        data_dir: Some(data.clone()),
+    })
+    .unwrap();
+    assert_eq!(config.secrets.master_key_file, data.join("master.key"));
+    let a = config.secrets.master_key().unwrap();
+    let b = config.secrets.master_key().unwrap();
+    assert_eq!(a.id(), b.id());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
