@@ -53,9 +53,12 @@ impl Server {
                  [database]\nconnection = {database}\n\
                  [deploy]\nhttp_root = {}\n\
                  [conductor]\nlease_seconds = 2\n\
-                 [cinder]\nendpoint_override = {}\naction_retries = 1\naction_retry_interval = 0.2\n",
+                 [cinder]\nendpoint_override = {}\naction_retries = 1\naction_retry_interval = 0.2\n\
+                 [secrets]\nmaster_key_file = {}\n",
                 dir.join("httpboot").display(),
-                cinder_endpoint()
+                cinder_endpoint(),
+                // Every process sharing a database needs the same master key.
+                std::env::temp_dir().join(format!("ironledger-crash-safety-{}.key", std::process::id())).display()
             ),
         )
         .unwrap();
