@@ -541,29 +541,7 @@ impl LogStore for PostgresStore {
                 .await
                 .map_err(append_error)?;
         }
-        for op in claims {
-            match op {
-                ClaimOp::Acquire { scope, key, owner } => {
-                    acquire(&mut tx, scope, key, owner).await?;
-                }
-                ClaimOp::Release { scope, key, owner } => {
-                    sqlx::query("DELETE FROM claims WHERE scope = $1 AND key = $2 AND owner = $3")
-                        .bind(scope)
-                        .bind(key)
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(append_error)?;
-                }
-                ClaimOp::ReleaseAll { owner } => {
-                    sqlx::query("DELETE FROM claims WHERE owner = $1")
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(append_error)?;
-                }
-            }
-        }
+        apply_claims(&mut tx, claims).await?;
         tx.commit().await.map_err(append_error)?;
         self.appended.store(true, Ordering::Release);
         Ok(())
@@ -869,31 +847,38 @@ impl LogStore for PostgresStore {
             .await
             .map_err(append_error)?;
         }
-        for op in claims {
-            match op {
-                ClaimOp::Acquire { scope, key, owner } => {
-                    acquire(&mut tx, scope, key, owner).await?;
-                }
-                ClaimOp::Release { scope, key, owner } => {
-                    sqlx::query("DELETE FROM claims WHERE scope = $1 AND key = $2 AND owner = $3")
-                        .bind(scope)
-                        .bind(key)
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(append_error)?;
-                }
-                ClaimOp::ReleaseAll { owner } => {
-                    sqlx::query("DELETE FROM claims WHERE owner = $1")
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(append_error)?;
-                }
-            }
-        }
+        apply_claims(&mut tx, claims).await?;
         tx.commit().await.map_err(append_error)
     }
+}
+
+/// Applies claim changes inside an append (or import) transaction, in order.
+async fn apply_claims(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    claims: &[ClaimOp],
+) -> Result<(), StoreError> {
+    for op in claims {
+        match op {
+            ClaimOp::Acquire { scope, key, owner } => acquire(tx, scope, key, owner).await?,
+            ClaimOp::Release { scope, key, owner } => {
+                sqlx::query("DELETE FROM claims WHERE scope = $1 AND key = $2 AND owner = $3")
+                    .bind(scope)
+                    .bind(key)
+                    .bind(owner)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(append_error)?;
+            }
+            ClaimOp::ReleaseAll { owner } => {
+                sqlx::query("DELETE FROM claims WHERE owner = $1")
+                    .bind(owner)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(append_error)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Acquires a claim inside the append transaction, or fails the append.

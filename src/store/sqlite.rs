@@ -343,56 +343,10 @@ impl LogStore for SqliteStore {
             }
         }
 
-        // Writes are serialized, so read-then-write claims cannot race.
-        for op in claims {
-            match op {
-                ClaimOp::Acquire { scope, key, owner } => {
-                    let holder: Option<String> =
-                        sqlx::query_scalar("SELECT owner FROM claims WHERE scope = ? AND key = ?")
-                            .bind(scope)
-                            .bind(key)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(sql_error)?;
-                    match holder {
-                        Some(holder) if &holder != owner => {
-                            tx.rollback().await.map_err(sql_error)?;
-                            return Err(StoreError::Claim(ClaimConflict {
-                                scope: scope.clone(),
-                                key: key.clone(),
-                                owner: holder,
-                            }));
-                        }
-                        Some(_) => {}
-                        None => {
-                            sqlx::query("INSERT INTO claims (scope, key, owner) VALUES (?, ?, ?)")
-                                .bind(scope)
-                                .bind(key)
-                                .bind(owner)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(sql_error)?;
-                        }
-                    }
-                }
-                ClaimOp::Release { scope, key, owner } => {
-                    sqlx::query("DELETE FROM claims WHERE scope = ? AND key = ? AND owner = ?")
-                        .bind(scope)
-                        .bind(key)
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(sql_error)?;
-                }
-                ClaimOp::ReleaseAll { owner } => {
-                    sqlx::query("DELETE FROM claims WHERE owner = ?")
-                        .bind(owner)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(sql_error)?;
-                }
-            }
-        }
+        // Writes are serialized, so read-then-write claims cannot race. A
+        // claim held by another owner fails the append: the transaction is
+        // dropped, which rolls it back.
+        apply_claims_in(&mut tx, claims).await?;
         tx.commit().await.map_err(sql_error)
     }
 
@@ -655,8 +609,8 @@ impl LogStore for SqliteStore {
     }
 }
 
-/// Applies claim operations inside a write transaction, as `append` does
-/// (writes are serialized, so read-then-write cannot race).
+/// Applies claim operations inside a write transaction (`append`, `import`);
+/// writes are serialized, so read-then-write cannot race.
 async fn apply_claims_in(
     tx: &mut Transaction<'static, Sqlite>,
     claims: &[ClaimOp],
