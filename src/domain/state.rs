@@ -176,6 +176,27 @@ impl FsmEvent {
     }
 }
 
+impl FsmEvent {
+    /// The event a provision verb (`PUT …/states/provision {"target": …}`)
+    /// names, if ironledger models it: `active`/`deploy` and
+    /// `deleted`/`undeploy` are aliases.
+    pub fn from_verb(verb: &str) -> Option<FsmEvent> {
+        use FsmEvent::*;
+        Some(match verb {
+            "manage" => Manage,
+            "provide" => Provide,
+            "active" | "deploy" => Deploy,
+            "rebuild" => Rebuild,
+            "deleted" | "undeploy" => Delete,
+            "abort" => Abort,
+            "inspect" => Inspect,
+            "clean" => Clean,
+            "adopt" => Adopt,
+            _ => return None,
+        })
+    }
+}
+
 /// Where a state goes on an event, or `None` when the machine refuses it.
 ///
 /// `target` is the state the node is heading for (`target_provision_state`); it

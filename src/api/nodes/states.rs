@@ -105,22 +105,6 @@ fn verb_min_version(verb: &str) -> Option<u32> {
     }
 }
 
-/// The state-machine event a verb names, if ironledger models it.
-fn verb_event(verb: &str) -> Option<FsmEvent> {
-    Some(match verb {
-        "manage" => FsmEvent::Manage,
-        "provide" => FsmEvent::Provide,
-        "active" | "deploy" => FsmEvent::Deploy,
-        "rebuild" => FsmEvent::Rebuild,
-        "deleted" | "undeploy" => FsmEvent::Delete,
-        "abort" => FsmEvent::Abort,
-        "inspect" => FsmEvent::Inspect,
-        "clean" => FsmEvent::Clean,
-        "adopt" => FsmEvent::Adopt,
-        _ => return None,
-    })
-}
-
 /// States in which ironledger's engine is working the node: a refused verb
 /// there is Ironic's `NodeLocked` (409, "retry later") rather than a 400.
 fn being_worked(state: ProvisionState) -> bool {
@@ -266,7 +250,7 @@ pub async fn provision(
     let from = node.state();
     // Verbs Ironic has and ironledger does not model can never be taken here,
     // except that `service` is first refused by its version, as in Ironic.
-    let actionable = match verb_event(&verb) {
+    let actionable = match FsmEvent::from_verb(&verb) {
         Some(ev) => {
             transition(from, ev, node.target_provision_state).is_some()
                 && !(ev == FsmEvent::Clean && from == ProvisionState::Deleting)

@@ -155,24 +155,8 @@ impl Node {
 
     pub(super) fn provision(&self, req: &ProvisionRequest) -> Result<Vec<NodeEvent>, DomainError> {
         let verb = req.verb.as_str();
-        let event = match verb {
-            "manage" => FsmEvent::Manage,
-            "provide" => FsmEvent::Provide,
-            "active" | "deploy" => FsmEvent::Deploy,
-            "rebuild" => FsmEvent::Rebuild,
-            "deleted" | "undeploy" => FsmEvent::Delete,
-            "abort" => FsmEvent::Abort,
-            "inspect" => FsmEvent::Inspect,
-            "clean" => FsmEvent::Clean,
-            "adopt" => FsmEvent::Adopt,
-            _ => {
-                return Err(DomainError::invalid_state(
-                    verb,
-                    &self.id(),
-                    self.state().as_str(),
-                ))
-            }
-        };
+        let event = FsmEvent::from_verb(verb)
+            .ok_or_else(|| DomainError::invalid_state(verb, &self.id(), self.state().as_str()))?;
         // Ironic's order (ironic-bfv.md §3.3): maintenance, then the state
         // machine, then misuse of the request's parameters.
         if self.maintenance && matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
