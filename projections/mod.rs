@@ -2,10 +2,13 @@
 //!
 //! Each [`Projection`] folds events into documents of one model (`nodes`,
 //! `ports`, `connectors`, `targets`, `node_history`). The [`Projector`] feeds
-//! them from the store's global feed, starting at each model's checkpoint, and
-//! writes a batch's documents and the new checkpoint in one transaction, only if
-//! the checkpoint is still where the batch started: every event is applied to a
-//! model exactly once, even with several ironledger processes on one database.
+//! them from the store's global feed: it reads a batch once, from the lowest
+//! checkpoint, applies each event to every model that has not seen it, and
+//! writes all the models' documents and new checkpoints in one transaction, only
+//! if every checkpoint is still where the batch started: every event is applied
+//! to a model exactly once, even with several ironledger processes on one
+//! database. One worker task per process does this for the engine's commands
+//! (which wait for it: read-your-writes) and for events other processes wrote.
 //!
 //! Models can be dropped and rebuilt from the log at any time; a rebuild is
 //! written under a scratch name and swapped in, and it must equal the live model
