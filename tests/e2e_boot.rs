@@ -1144,7 +1144,10 @@ fn run_flow(storage: &str) {
         &[
             &chained,
             "Could not open SAN device: Operation not permitted",
-            "Failed to attach iSCSI volume(s), retrying in 10 seconds.",
+            // The script's retry message. The boot is stopped as soon as it
+            // appears (see BOOT_ENDS), so the rest of that line may not be in
+            // the log yet.
+            "Failed to attach iSCSI volume(s)",
         ],
         &["Registered SAN device", &vol.token],
     );
