@@ -21,89 +21,20 @@
 
 mod common;
 
+use common::client::baremetal_bin;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const DEFAULT_VENV: &str = "/var/tmp/ironledger-client-venv";
 const CONFIG: &str = "[DEFAULT]\nenabled_storage_interfaces = cinder,external,noop\n";
 const VOLUME_UUID: &str = "04452bed-5367-4202-8bf5-de4335ac56d2";
 const VOLUME_UUID_2: &str = "7bb0e8e4-0a9c-4e4b-a1f8-4a8d3a0b3c11";
 
 // ---------------------------------------------------------------------------
 // The client's virtualenv.
-
-fn venv_dir() -> PathBuf {
-    std::env::var_os("IRONLEDGER_CLIENT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_VENV))
-}
-
-fn venv_works(venv: &Path) -> bool {
-    Command::new(venv.join("bin/baremetal"))
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn run_setup(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}\n(`python3 -m venv` needs Debian's python3-venv package; .ci/run installs it)",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The `baremetal` executable, installing the client first if needed.
-fn baremetal_bin() -> PathBuf {
-    let venv = venv_dir();
-    let bin = venv.join("bin/baremetal");
-    if venv_works(&venv) {
-        return bin;
-    }
-    let parent = venv.parent().expect("venv has a parent directory");
-    std::fs::create_dir_all(parent).unwrap();
-    let lock_path = venv.with_extension("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
-    lock.lock().expect("lock the client venv");
-    // Another process may have built it while we waited for the lock. A
-    // half-built one (an interrupted run) does not pass `venv_works` and is
-    // rebuilt. (Console scripts carry the venv's absolute path, so it is built
-    // in place rather than elsewhere and moved.)
-    if !venv_works(&venv) {
-        eprintln!("installing python-ironicclient into {}", venv.display());
-        let _ = std::fs::remove_dir_all(&venv);
-        run_setup(
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-            "python3 -m venv",
-        );
-        run_setup(
-            Command::new(venv.join("bin/pip")).args([
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "python-ironicclient",
-            ]),
-            "pip install python-ironicclient",
-        );
-        assert!(venv_works(&venv), "{} does not run", bin.display());
-    }
-    drop(lock);
-    bin
-}
 
 // ---------------------------------------------------------------------------
 // The server.

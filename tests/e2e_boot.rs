@@ -44,6 +44,9 @@
 //! tgtd and ironledger logs, the http root). Serial logs of every boot are
 //! printed (`cargo test --test e2e_boot -- --nocapture` shows them).
 
+mod common;
+
+use common::client::baremetal_bin;
 use rand::Rng;
 use serde_json::{json, Value};
 use std::fs;
@@ -58,7 +61,6 @@ const GUEST_PORTAL: &str = "10.0.2.100:3260";
 /// Upper bounds of one boot: a BIOS boot takes ~6 s, a UEFI one ~18 s here.
 const BIOS_LIMIT: Duration = Duration::from_secs(60);
 const UEFI_LIMIT: Duration = Duration::from_secs(100);
-const DEFAULT_VENV: &str = "/var/tmp/ironledger-client-venv";
 const DEFAULT_CINDER: &str = "http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f";
 
 /// Lines of the serial console after which a boot has nothing more to say.
@@ -512,55 +514,6 @@ impl Ironledger {
 
 // ---------------------------------------------------------------------------
 // The `baremetal` CLI (python-ironicclient) from the cached virtualenv.
-
-fn venv_works(venv: &Path) -> bool {
-    Command::new(venv.join("bin/baremetal"))
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// The `baremetal` executable; creates the virtualenv exactly like
-/// `tests/cli_compat.rs` and `.ci/run` (same path, same lock file) if missing.
-fn baremetal_bin() -> PathBuf {
-    let venv = std::env::var_os("IRONLEDGER_CLIENT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_VENV));
-    if !venv_works(&venv) {
-        fs::create_dir_all(venv.parent().unwrap()).unwrap();
-        let lock_path = venv.with_extension("lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .unwrap_or_else(|e| panic!("open {}: {e}", lock_path.display()));
-        lock.lock().expect("lock the client venv");
-        if !venv_works(&venv) {
-            eprintln!("installing python-ironicclient into {}", venv.display());
-            let _ = fs::remove_dir_all(&venv);
-            must(
-                Command::new("python3").args(["-m", "venv"]).arg(&venv),
-                "python3 -m venv (Debian: python3-venv)",
-            );
-            must(
-                Command::new(venv.join("bin/pip")).args([
-                    "install",
-                    "-q",
-                    "--disable-pip-version-check",
-                    "python-ironicclient",
-                ]),
-                "pip install python-ironicclient",
-            );
-        }
-        drop(lock);
-        assert!(venv_works(&venv), "{} does not run", venv.display());
-    }
-    venv.join("bin/baremetal")
-}
 
 struct Cli {
     bin: PathBuf,

@@ -6,68 +6,16 @@
 //! (`IRONLEDGER_CLIENT_VENV`, default `/var/tmp/ironledger-client-venv`);
 //! it is built here the same way if missing.
 
+mod common;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-fn venv() -> PathBuf {
-    std::env::var_os("IRONLEDGER_CLIENT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/ironledger-client-venv"))
-}
-
-fn works(venv: &Path) -> bool {
-    Command::new(venv.join("bin/baremetal"))
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The `baremetal` executable, installing python-ironicclient if needed (under
-/// the lock file `tests/cli_compat.rs` uses, so the two never race).
+/// The `baremetal` executable (the shared cached virtualenv).
 fn baremetal() -> PathBuf {
-    let venv = venv();
-    if works(&venv) {
-        return venv.join("bin/baremetal");
-    }
-    std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(venv.with_extension("lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    if !works(&venv) {
-        let _ = std::fs::remove_dir_all(&venv);
-        for (cmd, args) in [
-            (
-                PathBuf::from("python3"),
-                vec!["-m", "venv", venv.to_str().unwrap()],
-            ),
-            (
-                venv.join("bin/pip"),
-                vec![
-                    "install",
-                    "-q",
-                    "--disable-pip-version-check",
-                    "python-ironicclient",
-                ],
-            ),
-        ] {
-            let out = Command::new(&cmd).args(&args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{cmd:?} {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-    drop(lock);
-    venv.join("bin/baremetal")
+    common::client::baremetal_bin()
 }
 
 struct Server {

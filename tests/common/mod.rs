@@ -14,6 +14,7 @@
 pub mod api;
 pub mod audit;
 pub mod cinder;
+pub mod client;
 
 use cqrs_es::persist::SerializedEvent;
 use ironledger::store::bridge::Repo;
