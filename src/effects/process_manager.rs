@@ -478,14 +478,7 @@ impl ProcessManager {
         if node.interface("storage") == "cinder" && !node.targets.is_empty() {
             let cinder = self.cinder()?;
             // Detach retries come from [cinder] action_retries inside detach_volumes.
-            let volume_ids: Vec<String> = node
-                .targets
-                .iter()
-                .map(|t| t.volume_id.clone())
-                .chain(node.attached_volumes.iter().cloned())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
+            let volume_ids = volumes_of(node);
             detach_volumes(
                 cinder,
                 &node_id,
@@ -508,13 +501,8 @@ impl ProcessManager {
 
     /// Records that the node's volumes are detached (node and volume aggregates).
     async fn release_volumes(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
-        let ids: Vec<String> = node
-            .targets
-            .iter()
-            .map(|t| t.volume_id.clone())
-            .chain(node.attached_volumes.iter().cloned())
-            .collect();
-        for v in ids.iter().collect::<BTreeSet<_>>() {
+        let ids = volumes_of(node);
+        for v in &ids {
             self.engine
                 .volume(
                     v,
@@ -614,6 +602,18 @@ fn has_leftovers(node: &Node) -> bool {
         node.state(),
         ProvisionState::Active | ProvisionState::Deploying | ProvisionState::Error
     ) && (!node.attached_volumes.is_empty() || node.boot_config.is_some())
+}
+
+/// Every volume the node may hold in Cinder: its targets' volumes and those
+/// named by an attach intent, once each.
+fn volumes_of(node: &Node) -> Vec<String> {
+    node.targets
+        .iter()
+        .map(|t| t.volume_id.clone())
+        .chain(node.attached_volumes.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Whether a node needs the process manager.
