@@ -20,14 +20,12 @@
 
 use ironledger::domain::node::commands::EnrollNode;
 use ironledger::domain::patch::PatchOp;
-use ironledger::domain::state::ProvisionState;
 use ironledger::domain::{NodeCommand, NodeServices};
 use ironledger::engine::{Engine, Meta};
 use ironledger::store::{open, DatabaseUrl, LogStore};
-use serde_json::{json, Map};
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
-use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,18 +79,7 @@ async fn engine(backend: &str, dir: &std::path::Path) -> Arc<Engine> {
 }
 
 fn enroll(uuid: Uuid) -> NodeCommand {
-    NodeCommand::Enroll(EnrollNode {
-        uuid,
-        name: None,
-        driver: "fake-hardware".into(),
-        interfaces: BTreeMap::new(),
-        properties: Map::new(),
-        instance_info: Map::new(),
-        driver_info: Map::new(),
-        extra: Map::new(),
-        fields: BTreeMap::new(),
-        initial_state: ProvisionState::Enroll,
-    })
+    NodeCommand::Enroll(EnrollNode::new(uuid, "fake-hardware"))
 }
 
 struct Run {

@@ -7,12 +7,10 @@ mod common;
 
 use common::api::Api;
 use ironledger::domain::node::commands::EnrollNode;
-use ironledger::domain::state::ProvisionState;
 use ironledger::domain::NodeCommand;
 use ironledger::engine::Meta;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 const MISSING: &str = "11111111-2222-4333-8444-555555555555";
@@ -23,16 +21,8 @@ async fn node(api: &Api, name: Option<&str>) -> Uuid {
         .node(
             uuid,
             NodeCommand::Enroll(EnrollNode {
-                uuid,
                 name: name.map(String::from),
-                driver: "fake-hardware".into(),
-                interfaces: BTreeMap::new(),
-                properties: Map::new(),
-                instance_info: Map::new(),
-                driver_info: Map::new(),
-                extra: Map::new(),
-                fields: BTreeMap::new(),
-                initial_state: ProvisionState::Enroll,
+                ..EnrollNode::new(uuid, "fake-hardware")
             }),
             &Meta::actor("test"),
         )

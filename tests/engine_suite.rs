@@ -13,7 +13,6 @@ use ironledger::domain::{DomainError, NodeCommand, NodeServices, VolumeCommand};
 use ironledger::engine::{Engine, EngineError, Meta};
 use ironledger::store::Opened;
 use serde_json::{json, Map};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -34,16 +33,8 @@ fn engine_on(t: &common::TestStore) -> Arc<Engine> {
 
 fn enroll(uuid: Uuid, name: Option<&str>) -> NodeCommand {
     NodeCommand::Enroll(EnrollNode {
-        uuid,
         name: name.map(String::from),
-        driver: "fake-hardware".into(),
-        interfaces: BTreeMap::new(),
-        properties: Map::new(),
-        instance_info: Map::new(),
-        driver_info: Map::new(),
-        extra: Map::new(),
-        fields: BTreeMap::new(),
-        initial_state: ironledger::domain::state::ProvisionState::Enroll,
+        ..EnrollNode::new(uuid, "fake-hardware")
     })
 }
 

@@ -7,12 +7,10 @@ mod common;
 
 use ironledger::domain::node::commands::{EnrollNode, NewPort};
 use ironledger::domain::patch::PatchOp;
-use ironledger::domain::state::ProvisionState;
 use ironledger::domain::{NodeCommand, NodeServices};
 use ironledger::engine::{Engine, Meta};
 use ironledger::store::Opened;
 use serde_json::{json, Map};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -25,18 +23,7 @@ fn engine_on(t: &common::TestStore) -> Arc<Engine> {
 }
 
 fn enroll(uuid: Uuid) -> NodeCommand {
-    NodeCommand::Enroll(EnrollNode {
-        uuid,
-        name: None,
-        driver: "fake-hardware".into(),
-        interfaces: BTreeMap::new(),
-        properties: Map::new(),
-        instance_info: Map::new(),
-        driver_info: Map::new(),
-        extra: Map::new(),
-        fields: BTreeMap::new(),
-        initial_state: ProvisionState::Enroll,
-    })
+    NodeCommand::Enroll(EnrollNode::new(uuid, "fake-hardware"))
 }
 
 fn patch_extra(key: &str, value: u64) -> NodeCommand {

@@ -36,6 +36,25 @@ pub struct EnrollNode {
     pub initial_state: ProvisionState,
 }
 
+impl EnrollNode {
+    /// A node of `driver` with nothing else set: default interfaces, empty
+    /// dictionaries, starting in `enroll` (API ≥ 1.11).
+    pub fn new(uuid: Uuid, driver: &str) -> Self {
+        EnrollNode {
+            uuid,
+            name: None,
+            driver: driver.to_string(),
+            interfaces: BTreeMap::new(),
+            properties: Map::new(),
+            instance_info: Map::new(),
+            driver_info: Map::new(),
+            extra: Map::new(),
+            fields: BTreeMap::new(),
+            initial_state: ProvisionState::Enroll,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewPort {
     pub uuid: Uuid,
