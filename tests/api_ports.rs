@@ -6,7 +6,6 @@
 mod common;
 
 use common::api::Api;
-use ironledger::domain::node::commands::EnrollNode;
 use ironledger::domain::NodeCommand;
 use ironledger::engine::Meta;
 use reqwest::{Method, StatusCode};
@@ -16,28 +15,11 @@ use uuid::Uuid;
 const MISSING: &str = "11111111-2222-4333-8444-555555555555";
 
 async fn node(api: &Api, name: Option<&str>) -> Uuid {
-    let uuid = Uuid::new_v4();
-    api.engine
-        .node(
-            uuid,
-            NodeCommand::Enroll(EnrollNode {
-                name: name.map(String::from),
-                ..EnrollNode::new(uuid, "fake-hardware")
-            }),
-            &Meta::actor("test"),
-        )
-        .await
-        .expect("enroll");
-    uuid
+    api.enroll(name, None).await
 }
 
 async fn events_of(api: &Api, node: Uuid) -> usize {
-    api.store
-        .store
-        .load("Node", &node.to_string())
-        .await
-        .unwrap()
-        .len()
+    api.event_count(node).await
 }
 
 async fn port(api: &Api, node: Uuid, mac: &str) -> String {

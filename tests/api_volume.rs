@@ -10,13 +10,12 @@
 mod common;
 
 use common::api::{Answer, Api};
-use ironledger::domain::node::commands::{EnrollNode, ProvisionRequest};
+use ironledger::domain::node::commands::ProvisionRequest;
 use ironledger::domain::state::ProvisionState;
 use ironledger::domain::NodeCommand;
 use ironledger::engine::Meta;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 const MISSING: &str = "11111111-2222-4333-8444-555555555555";
@@ -31,31 +30,7 @@ async fn node(api: &Api, name: Option<&str>) -> Uuid {
 }
 
 async fn node_owned(api: &Api, name: Option<&str>, owner: Option<&str>) -> Uuid {
-    let uuid = Uuid::new_v4();
-    let mut fields = BTreeMap::new();
-    if let Some(o) = owner {
-        fields.insert("owner".to_string(), json!(o));
-    }
-    api.engine
-        .node(
-            uuid,
-            NodeCommand::Enroll(EnrollNode {
-                uuid,
-                name: name.map(String::from),
-                driver: "fake-hardware".into(),
-                interfaces: BTreeMap::new(),
-                properties: Map::new(),
-                instance_info: Map::new(),
-                driver_info: Map::new(),
-                extra: Map::new(),
-                fields,
-                initial_state: ProvisionState::Enroll,
-            }),
-            &meta(),
-        )
-        .await
-        .expect("enroll");
-    uuid
+    api.enroll(name, owner).await
 }
 
 async fn power(api: &Api, node: Uuid, target: &str) {
@@ -84,12 +59,7 @@ async fn provision(api: &Api, node: Uuid, verb: &str) {
 
 /// The number of events the node has (to prove that a refusal wrote nothing).
 async fn events_of(api: &Api, node: Uuid) -> usize {
-    api.store
-        .store
-        .load("Node", &node.to_string())
-        .await
-        .unwrap()
-        .len()
+    api.event_count(node).await
 }
 
 async fn connector(api: &Api, node: Uuid, id: &str) -> String {

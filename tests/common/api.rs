@@ -3,8 +3,9 @@
 use super::TestStore;
 use ironledger::api::AppState;
 use ironledger::config::{Config, Overrides};
-use ironledger::domain::NodeServices;
-use ironledger::engine::Engine;
+use ironledger::domain::node::commands::EnrollNode;
+use ironledger::domain::{NodeCommand, NodeServices};
+use ironledger::engine::{Engine, Meta};
 use ironledger::store::Opened;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -142,5 +143,35 @@ impl Api {
     }
     pub async fn delete(&self, path: &str) -> Answer {
         self.call(Method::DELETE, path, None).await
+    }
+}
+
+impl Api {
+    /// Enrolls a fake-hardware node (in `enroll`, power state unknown) through
+    /// the engine, optionally named and owned.
+    pub async fn enroll(&self, name: Option<&str>, owner: Option<&str>) -> uuid::Uuid {
+        let uuid = uuid::Uuid::new_v4();
+        let mut cmd = EnrollNode {
+            name: name.map(String::from),
+            ..EnrollNode::new(uuid, "fake-hardware")
+        };
+        if let Some(o) = owner {
+            cmd.fields.insert("owner".to_string(), serde_json::json!(o));
+        }
+        self.engine
+            .node(uuid, NodeCommand::Enroll(cmd), &Meta::actor("test"))
+            .await
+            .expect("enroll");
+        uuid
+    }
+
+    /// The number of events a node has (to prove that a refusal wrote nothing).
+    pub async fn event_count(&self, node: uuid::Uuid) -> usize {
+        self.store
+            .store
+            .load("Node", &node.to_string())
+            .await
+            .unwrap()
+            .len()
     }
 }
