@@ -55,7 +55,9 @@ if ! "$VENV/bin/python" -c 'import cinder, fixtures, pymysql' 2>/dev/null; then
     "$VENV/bin/pip" install -q "cinder==$CINDER_VERSION" fixtures PyMySQL
 fi
 
-SQL="$([ "${1:-}" = "--fresh" ] && echo 'DROP DATABASE IF EXISTS ironledger_cinder;')
+# (an `if`, not `[ … ] && echo`: under `set -e` a false test as the last
+# command of the substitution would end the script.)
+SQL="$(if [ "${1:-}" = "--fresh" ]; then echo 'DROP DATABASE IF EXISTS ironledger_cinder;'; fi)
     CREATE DATABASE IF NOT EXISTS ironledger_cinder CHARACTER SET utf8mb4;
     CREATE USER IF NOT EXISTS 'ironledger_cinder'@'127.0.0.1' IDENTIFIED BY 'cinder';
     GRANT ALL ON ironledger_cinder.* TO 'ironledger_cinder'@'127.0.0.1'; FLUSH PRIVILEGES;"
