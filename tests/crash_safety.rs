@@ -257,6 +257,7 @@ async fn sigkill_at_every_step_loses_nothing_and_repeats_nothing() {
     for point in [
         "deploy:before-attach",
         "deploy:after-intent",
+        "deploy:after-reserve",
         "deploy:after-attach",
         "deploy:after-record-attach",
         "deploy:after-write",

@@ -558,3 +558,162 @@ async fn cinder_gone_mid_deploy_fails_clearly_and_cleans_up_once_back() {
     provision(&r, id, "undeploy").await;
     settle(&r, id, ProvisionState::Available).await;
 }
+
+/// An HTTP proxy in front of the real Cinder that stops answering (503, as a
+/// load balancer with no backend does) right after it has passed on an
+/// `os-reserve`: Cinder has reserved the volume, and is gone before the attach.
+struct CutAfterReserve {
+    url: String,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn cut_after_reserve(upstream: &str) -> CutAfterReserve {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (base, path) = upstream
+        .trim_start_matches("http://")
+        .split_once('/')
+        .unwrap();
+    let base = format!("http://{base}");
+    let cut = Arc::new(AtomicBool::new(false));
+    let state = (base, cut.clone(), reqwest::Client::new());
+    let forward = |axum::extract::State((base, cut, http)): axum::extract::State<(
+        String,
+        Arc<AtomicBool>,
+        reqwest::Client,
+    )>,
+                   method: Method,
+                   uri: Uri,
+                   headers: HeaderMap,
+                   body: Bytes| async move {
+        if cut.load(Ordering::SeqCst) {
+            return (StatusCode::SERVICE_UNAVAILABLE, Vec::new());
+        }
+        let reserving = body.windows(10).any(|w| w == b"os-reserve");
+        let mut req = http.request(method, format!("{base}{uri}")).body(body);
+        for (k, v) in headers.iter() {
+            if k != "host" && k != "content-length" {
+                req = req.header(k, v);
+            }
+        }
+        let res = req.send().await.unwrap();
+        let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
+        let bytes = res.bytes().await.unwrap().to_vec();
+        if reserving && status.is_success() {
+            cut.store(true, Ordering::SeqCst);
+        }
+        (status, bytes)
+    };
+    let app = axum::Router::new().fallback(forward).with_state(state);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    CutAfterReserve {
+        url: format!("http://{addr}/{path}"),
+        cut,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cinder_gone_between_reserve_and_attach_releases_the_reservation_once_back() {
+    let real = cinder_endpoint();
+    let proxy = cut_after_reserve(&real).await;
+    let mut config = cinder_config(&proxy.url);
+    config.timeout = Duration::from_secs(2);
+    let r = rig(common::memory().await, Some(config)).await;
+    let id = guide_node(&r, "cinder").await;
+    let vol = create_volume(false).await;
+    add_target(&r, id, 0, &vol, json!({})).await;
+    let cinder = CinderClient::new(cinder_config(&real)).unwrap();
+
+    provision(&r, id, "deploy").await;
+    let n = settle(&r, id, ProvisionState::DeployFailed).await;
+    let err = n.last_error.unwrap();
+    assert!(
+        err.starts_with("Attaching volumes failed:")
+            && err.contains("Cinder answered 503: Service Unavailable"),
+        "{err}"
+    );
+    // Cinder holds the reservation: without its release the volume could
+    // never be attached again (Ironic leaves it so).
+    let v = cinder.get_volume(&vol).await.unwrap();
+    assert_eq!(v.status, "attaching", "reserved, never attached");
+    assert!(v.reserved_by(&id.to_string(), &[&id.to_string()]));
+
+    // Cinder is back: the sweep releases the reservation.
+    proxy.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = cinder.get_volume(&vol).await.unwrap().status;
+        if status == "available"
+            && r.engine
+                .load_node(id)
+                .await
+                .unwrap()
+                .attached_volumes
+                .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "available", "the reservation was released");
+    let v = cinder.get_volume(&vol).await.unwrap();
+    assert_eq!(
+        v.last_action_of(&id.to_string()).as_deref(),
+        Some("unreserved")
+    );
+    assert!(v.attachments.is_empty());
+    assert!(r
+        .engine
+        .load_node(id)
+        .await
+        .unwrap()
+        .attached_volumes
+        .is_empty());
+}
+
+/// A reservation that is not the node's (someone else reserved the volume)
+/// is left alone by the node's compensation, and refuses its deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reservation_made_by_someone_else_is_not_released() {
+    let real = cinder_endpoint();
+    let r = rig(common::memory().await, Some(cinder_config(&real))).await;
+    let id = guide_node(&r, "cinder").await;
+    let vol = create_volume(false).await;
+    add_target(&r, id, 0, &vol, json!({})).await;
+    let cinder = CinderClient::new(cinder_config(&real)).unwrap();
+    cinder.reserve(&vol).await.unwrap();
+
+    provision(&r, id, "deploy").await;
+    let n = settle(&r, id, ProvisionState::DeployFailed).await;
+    let err = n.last_error.unwrap();
+    assert!(
+        err.contains("os-reserve of volume") && err.contains("must be available to reserve"),
+        "{err}"
+    );
+    // Give the sweep time to (wrongly) clean up, then look.
+    for _ in 0..30 {
+        if r.engine
+            .load_node(id)
+            .await
+            .unwrap()
+            .attached_volumes
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = cinder.get_volume(&vol).await.unwrap();
+    assert_eq!(
+        v.status, "attaching",
+        "the other party's reservation stands"
+    );
+    assert_eq!(
+        v.last_action_of(&id.to_string()).as_deref(),
+        Some("reserve refused")
+    );
+    cinder.unreserve(&vol).await.unwrap();
+}

@@ -81,6 +81,8 @@ pub struct VolumeInfo {
     pub multiattach: bool,
     /// `(server_id, attachment_id)` of each attachment.
     pub attachments: Vec<(String, String)>,
+    /// The volume's user metadata (Cinder keeps strings only).
+    pub metadata: Map<String, Value>,
 }
 
 impl VolumeInfo {
@@ -91,7 +93,33 @@ impl VolumeInfo {
             .find(|(server, _)| ids.contains(&server.as_str()))
             .map(|(_, a)| a.as_str())
     }
+
+    /// The `last_action` of the node's `ironic_node_<uuid>` metadata entry,
+    /// written by [`CinderClient::set_node_metadata`].
+    pub fn last_action_of(&self, node_uuid: &str) -> Option<String> {
+        let raw = self
+            .metadata
+            .get(&format!("ironic_node_{node_uuid}"))?
+            .as_str()?;
+        let v: Value = serde_json::from_str(raw).ok()?;
+        v["last_action"].as_str().map(String::from)
+    }
+
+    /// Whether this node reserved the volume (`os-reserve`) and never finished
+    /// attaching it: Cinder shows the volume `attaching` with no attachment of
+    /// the node, and the node's metadata mark says it was reserving. Cinder
+    /// records no owner of a reservation; the mark, written just before
+    /// `os-reserve`, is how a resumed deploy or a compensation tells its own
+    /// reservation from someone else's.
+    pub fn reserved_by(&self, node_uuid: &str, ids: &[&str]) -> bool {
+        self.status == "attaching"
+            && self.attachment_of(ids).is_none()
+            && self.last_action_of(node_uuid).as_deref() == Some(RESERVING)
+    }
 }
+
+/// The `last_action` ironledger writes on a volume just before reserving it.
+pub const RESERVING: &str = "reserving";
 
 /// Builds the connector Cinder is given from a node's volume connectors (§4.4):
 /// the first `iqn` → `initiator`, the first `ip` → `ip`, every `wwpn`/`wwnn` into
@@ -160,8 +188,10 @@ impl CinderClient {
         &self.config
     }
 
+    /// One request; `what` names it in errors (`os-reserve of volume …`).
     async fn call(
         &self,
+        what: &str,
         method: Method,
         path: &str,
         body: Option<Value>,
@@ -202,12 +232,17 @@ impl CinderClient {
             .and_then(|m| m.values().next())
             .and_then(|v| v["message"].as_str())
             .map(String::from)
-            .unwrap_or_else(|| text.chars().take(200).collect());
+            .unwrap_or_else(|| text.trim().chars().take(200).collect::<String>());
+        let message = if message.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("no message")
+                .to_string()
+        } else {
+            message
+        };
         Err(CinderError {
-            message: format!(
-                "{method} {path}: Cinder answered {}: {message}",
-                status.as_u16()
-            ),
+            message: format!("{what}: Cinder answered {}: {message}", status.as_u16()),
             transient: status.is_server_error(),
             status: Some(status.as_u16()),
         })
@@ -221,6 +256,7 @@ impl CinderClient {
     ) -> Result<Value, CinderError> {
         let (_, body) = self
             .call(
+                &format!("{action} of volume {volume_id}"),
                 Method::POST,
                 &format!("volumes/{volume_id}/action"),
                 Some(json!({ action: args })),
@@ -231,7 +267,12 @@ impl CinderClient {
 
     pub async fn get_volume(&self, volume_id: &str) -> Result<VolumeInfo, CinderError> {
         let (status, body) = self
-            .call(Method::GET, &format!("volumes/{volume_id}"), None)
+            .call(
+                &format!("Getting volume {volume_id}"),
+                Method::GET,
+                &format!("volumes/{volume_id}"),
+                None,
+            )
             .await?;
         // Cinder's no-auth mode answers 204 with no body when the token is missing.
         let v = body.get("volume").ok_or_else(|| CinderError {
@@ -258,6 +299,7 @@ impl CinderClient {
             status: v["status"].as_str().unwrap_or_default().to_string(),
             multiattach: v["multiattach"].as_bool().unwrap_or(false),
             attachments,
+            metadata: v["metadata"].as_object().cloned().unwrap_or_default(),
         })
     }
 
@@ -355,6 +397,7 @@ impl CinderClient {
         .to_string();
         let body = json!({"metadata": { format!("ironic_node_{node_uuid}"): value }});
         self.call(
+            &format!("Setting the metadata of volume {volume_id}"),
             Method::POST,
             &format!("volumes/{volume_id}/metadata"),
             Some(body),

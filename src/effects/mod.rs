@@ -7,3 +7,18 @@ pub mod ipxe;
 pub mod ipxe_syntax;
 pub mod process_manager;
 pub mod storage;
+
+/// Kills this process when `IRONLEDGER_TEST_CRASH_AT` names the point reached.
+/// The crash-safety tests use it to SIGKILL the server at every step in turn.
+pub(crate) fn crash_point(name: &str) {
+    if std::env::var("IRONLEDGER_TEST_CRASH_AT").ok().as_deref() == Some(name) {
+        tracing::warn!(
+            point = name,
+            "test crash point reached: killing this process"
+        );
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
+        std::process::abort();
+    }
+}

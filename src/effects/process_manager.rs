@@ -23,6 +23,7 @@
 //! when its holder stops renewing it (crash), and another process takes over.
 
 use super::cinder::{CinderClient, CinderConfig, CinderError};
+use super::crash_point;
 use super::http_root::HttpRoot;
 use super::ipxe;
 use super::ipxe_syntax;
@@ -88,21 +89,6 @@ enum StepError {
 impl From<EngineError> for StepError {
     fn from(e: EngineError) -> Self {
         StepError::Retry(e.to_string())
-    }
-}
-
-/// Kills this process when `IRONLEDGER_TEST_CRASH_AT` names the point reached.
-/// The crash-safety tests use it to SIGKILL the server at every step in turn.
-fn crash_point(name: &str) {
-    if std::env::var("IRONLEDGER_TEST_CRASH_AT").ok().as_deref() == Some(name) {
-        tracing::warn!(
-            point = name,
-            "test crash point reached: killing this process"
-        );
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &std::process::id().to_string()])
-            .status();
-        std::process::abort();
     }
 }
 

@@ -4,7 +4,8 @@
 //! volume no longer attached is not detached again — which is what lets the
 //! process manager resume after a crash without a second attachment.
 
-use super::cinder::{connector_for, CinderClient, CinderError};
+use super::cinder::{connector_for, CinderClient, CinderError, RESERVING};
+use super::crash_point;
 use crate::domain::node::entities::{Connector, Target};
 use serde_json::Value;
 
@@ -100,7 +101,18 @@ async fn attach_one(
         );
         client.initialize_connection(volume_id, connector).await?
     } else {
-        client.reserve(volume_id).await?;
+        if volume.reserved_by(node_uuid, ids) {
+            // A resumed deploy whose earlier try reserved the volume and
+            // stopped (crash, Cinder gone) before attaching: go on from there.
+            tracing::info!(
+                node = node_uuid,
+                volume = volume_id,
+                "volume already reserved for the node"
+            );
+        } else {
+            reserve(client, node_uuid, instance, volume_id).await?;
+        }
+        crash_point("deploy:after-reserve");
         let info = match client.initialize_connection(volume_id, connector).await {
             Ok(i) => i,
             Err(e) => {
@@ -139,7 +151,59 @@ async fn attach_one(
     })
 }
 
-/// Detaches one volume from the node; a volume not attached to it is skipped.
+/// Marks the volume as being reserved by the node, then reserves it. The mark
+/// comes first so that a reservation whose answer was lost (or whose process
+/// died right after) is still recognisably ours; a refused reservation clears
+/// it again.
+async fn reserve(
+    client: &CinderClient,
+    node_uuid: &str,
+    instance: &str,
+    volume_id: &str,
+) -> Result<(), CinderError> {
+    client
+        .set_node_metadata(volume_id, node_uuid, instance, RESERVING)
+        .await?;
+    if let Err(e) = client.reserve(volume_id).await {
+        if !e.transient {
+            let _ = client
+                .set_node_metadata(volume_id, node_uuid, instance, "reserve refused")
+                .await;
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Releases a reservation the node made and never turned into an attachment.
+async fn unreserve(
+    client: &CinderClient,
+    node_uuid: &str,
+    ids: &[&str],
+    volume_id: &str,
+) -> Result<(), CinderError> {
+    tracing::info!(
+        node = node_uuid,
+        volume = volume_id,
+        "releasing a reservation the node never completed"
+    );
+    client.unreserve(volume_id).await?;
+    if let Err(e) = client
+        .set_node_metadata(
+            volume_id,
+            node_uuid,
+            ids.last().unwrap_or(&node_uuid),
+            "unreserved",
+        )
+        .await
+    {
+        tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "could not record node metadata on the volume");
+    }
+    Ok(())
+}
+
+/// Detaches one volume from the node; a volume not attached to it is skipped,
+/// and a reservation it left unfinished is released.
 ///
 /// `allow_errors` (Ironic's name) tolerates Cinder *refusing* a step for one
 /// volume (logged, the volume skipped). A transient failure — Cinder
@@ -172,6 +236,15 @@ async fn detach_one(
         Err(e) => return Err(e),
     };
     let Some(attachment) = volume.attachment_of(ids).map(String::from) else {
+        if volume.reserved_by(node_uuid, ids) {
+            match unreserve(client, node_uuid, ids, volume_id).await {
+                Err(e) if !allow_errors || e.transient => return Err(e),
+                Err(e) => {
+                    tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "unreserve failed")
+                }
+                Ok(()) => {}
+            }
+        }
         return Ok(());
     };
     if volume.status != "detaching" {
