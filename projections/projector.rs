@@ -559,7 +559,7 @@ impl Projector {
             // The first round that started after our kick, then each next one.
             let r = after_round;
             let next = self.next_progress(if r.is_none() { ticket } else { 0 }, move |p| {
-                p.served >= ticket && r.map_or(true, |r| p.rounds > r)
+                p.served >= ticket && r.is_none_or(|r| p.rounds > r)
             });
             let Ok(seen) = tokio::time::timeout_at(deadline, next).await else {
                 return Ok(false);

@@ -84,20 +84,20 @@ async fn attach_reattach_refuse_detach() {
     let v = c.get_volume(&vol).await.unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("in-use", 1));
 
-    detach_volumes(&c, &a, None, &[vol.clone()], &iqn(&a), false)
+    detach_volumes(&c, &a, None, std::slice::from_ref(&vol), &iqn(&a), false)
         .await
         .unwrap();
     let v = c.get_volume(&vol).await.unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
     // Detaching again is a no-op.
-    detach_volumes(&c, &a, None, &[vol.clone()], &iqn(&a), false)
+    detach_volumes(&c, &a, None, std::slice::from_ref(&vol), &iqn(&a), false)
         .await
         .unwrap();
     // And now the other node may attach it.
     attach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b))
         .await
         .unwrap();
-    detach_volumes(&c, &b, None, &[vol.clone()], &iqn(&b), false)
+    detach_volumes(&c, &b, None, std::slice::from_ref(&vol), &iqn(&b), false)
         .await
         .unwrap();
 }
@@ -140,7 +140,7 @@ async fn instance_uuid_is_the_attachment_owner_when_set() {
         &c,
         &node,
         Some(&instance),
-        &[vol.clone()],
+        std::slice::from_ref(&vol),
         &iqn(&node),
         false,
     )

@@ -492,19 +492,11 @@ async fn relay(upstream: &str) -> Relay {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cinder_gone_mid_deploy_fails_clearly_and_cleans_up_once_back() {
     let real = cinder_endpoint();
-    let host_port = real
+    let (host_port, path) = real
         .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let path = real
-        .trim_start_matches("http://")
-        .splitn(2, '/')
-        .nth(1)
-        .unwrap()
-        .to_string();
-    let relay = relay(&host_port).await;
+        .split_once('/')
+        .unwrap();
+    let relay = relay(host_port).await;
     let via_relay = format!("http://{}/{path}", relay.addr);
     let mut config = cinder_config(&via_relay);
     config.timeout = Duration::from_secs(2);
