@@ -231,6 +231,24 @@ async fn settle(r: &Rig, id: Uuid, want: ProvisionState) -> Node {
     );
 }
 
+/// Waits (up to 10 s) until the node holds no volume — its attach intent is
+/// empty because Cinder confirmed every detach — and says whether it does.
+async fn wait_holds_no_volumes(r: &Rig, id: Uuid) -> bool {
+    for _ in 0..100 {
+        if r.engine
+            .load_node(id)
+            .await
+            .unwrap()
+            .attached_volumes
+            .is_empty()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 fn event_types(store: &common::TestStore, id: Uuid) -> Vec<String> {
     futures::executor::block_on(store.store.load("Node", &id.to_string()))
         .unwrap()
@@ -492,10 +510,7 @@ async fn relay(upstream: &str) -> Relay {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cinder_gone_mid_deploy_fails_clearly_and_cleans_up_once_back() {
     let real = cinder_endpoint();
-    let (host_port, path) = real
-        .trim_start_matches("http://")
-        .split_once('/')
-        .unwrap();
+    let (host_port, path) = real.trim_start_matches("http://").split_once('/').unwrap();
     let relay = relay(host_port).await;
     let via_relay = format!("http://{}/{path}", relay.addr);
     let mut config = cinder_config(&via_relay);
@@ -521,25 +536,7 @@ async fn cinder_gone_mid_deploy_fails_clearly_and_cleans_up_once_back() {
 
     // Cinder is back: the leftovers are cleaned up, nothing stays attached.
     relay.open.store(true, std::sync::atomic::Ordering::SeqCst);
-    for _ in 0..100 {
-        if r.engine
-            .load_node(id)
-            .await
-            .unwrap()
-            .attached_volumes
-            .is_empty()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(r
-        .engine
-        .load_node(id)
-        .await
-        .unwrap()
-        .attached_volumes
-        .is_empty());
+    assert!(wait_holds_no_volumes(&r, id).await);
     let cinder = CinderClient::new(cinder_config(&real)).unwrap();
     assert_eq!(cinder.get_volume(&vol).await.unwrap().attachments.len(), 0);
 
@@ -635,35 +632,14 @@ async fn cinder_gone_between_reserve_and_attach_releases_the_reservation_once_ba
 
     // Cinder is back: the sweep releases the reservation.
     proxy.cut.store(false, std::sync::atomic::Ordering::SeqCst);
-    let mut status = String::new();
-    for _ in 0..100 {
-        status = cinder.get_volume(&vol).await.unwrap().status;
-        if status == "available"
-            && r.engine
-                .load_node(id)
-                .await
-                .unwrap()
-                .attached_volumes
-                .is_empty()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "available", "the reservation was released");
+    assert!(wait_holds_no_volumes(&r, id).await);
     let v = cinder.get_volume(&vol).await.unwrap();
+    assert_eq!(v.status, "available", "the reservation was released");
     assert_eq!(
         v.last_action_of(&id.to_string()).as_deref(),
         Some("unreserved")
     );
     assert!(v.attachments.is_empty());
-    assert!(r
-        .engine
-        .load_node(id)
-        .await
-        .unwrap()
-        .attached_volumes
-        .is_empty());
 }
 
 /// A reservation that is not the node's (someone else reserved the volume)
@@ -685,19 +661,8 @@ async fn a_reservation_made_by_someone_else_is_not_released() {
         err.contains("os-reserve of volume") && err.contains("must be available to reserve"),
         "{err}"
     );
-    // Give the sweep time to (wrongly) clean up, then look.
-    for _ in 0..30 {
-        if r.engine
-            .load_node(id)
-            .await
-            .unwrap()
-            .attached_volumes
-            .is_empty()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The compensation has run (the intent is cleared) and left it alone.
+    assert!(wait_holds_no_volumes(&r, id).await);
     let v = cinder.get_volume(&vol).await.unwrap();
     assert_eq!(
         v.status, "attaching",

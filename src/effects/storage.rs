@@ -125,12 +125,7 @@ async fn attach_one(
             let _ = client.unreserve(volume_id).await;
             return Err(e);
         }
-        if let Err(e) = client
-            .set_node_metadata(volume_id, node_uuid, instance, "attached")
-            .await
-        {
-            tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "could not record node metadata on the volume");
-        }
+        note_on_volume(client, volume_id, node_uuid, instance, "attached").await;
         info
     };
     let mut data = info["data"].clone();
@@ -149,6 +144,24 @@ async fn attach_one(
         already_attached,
         multiattach: volume.multiattach,
     })
+}
+
+/// Records the node's last action on the volume (`ironic_node_<uuid>`
+/// metadata). Only a help to whoever looks at the volume, as in Ironic: a
+/// failure is logged, not fatal.
+async fn note_on_volume(
+    client: &CinderClient,
+    volume_id: &str,
+    node_uuid: &str,
+    instance: &str,
+    action: &str,
+) {
+    if let Err(e) = client
+        .set_node_metadata(volume_id, node_uuid, instance, action)
+        .await
+    {
+        tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "could not record node metadata on the volume");
+    }
 }
 
 /// Marks the volume as being reserved by the node, then reserves it. The mark
@@ -188,17 +201,14 @@ async fn unreserve(
         "releasing a reservation the node never completed"
     );
     client.unreserve(volume_id).await?;
-    if let Err(e) = client
-        .set_node_metadata(
-            volume_id,
-            node_uuid,
-            ids.last().unwrap_or(&node_uuid),
-            "unreserved",
-        )
-        .await
-    {
-        tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "could not record node metadata on the volume");
-    }
+    note_on_volume(
+        client,
+        volume_id,
+        node_uuid,
+        ids.last().unwrap_or(&node_uuid),
+        "unreserved",
+    )
+    .await;
     Ok(())
 }
 
@@ -264,17 +274,14 @@ async fn detach_one(
         return Err(e);
     }
     client.detach(volume_id, &attachment).await?;
-    if let Err(e) = client
-        .set_node_metadata(
-            volume_id,
-            node_uuid,
-            ids.last().unwrap_or(&node_uuid),
-            "detached",
-        )
-        .await
-    {
-        tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "could not record node metadata on the volume");
-    }
+    note_on_volume(
+        client,
+        volume_id,
+        node_uuid,
+        ids.last().unwrap_or(&node_uuid),
+        "detached",
+    )
+    .await;
     Ok(())
 }
 
