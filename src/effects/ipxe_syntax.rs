@@ -6,11 +6,12 @@
 //! (`iscsi:<server>:<protocol>:<port>:<lun hex>:<target iqn>`). The engine
 //! checks every script before writing it, and the tests check every rendering.
 
+/// Where a script is wrong and why. It never quotes the line: a script holds
+/// CHAP secrets, and this error ends up in `last_error`, the log and the API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {problem}: {text}")]
+#[error("line {line}: {problem}")]
 pub struct SyntaxError {
     pub line: usize,
-    pub text: String,
     pub problem: String,
 }
 
@@ -146,7 +147,6 @@ pub fn check(script: &str) -> Result<(), SyntaxError> {
     if lines.first().map(|l| l.trim()) != Some("#!ipxe") {
         return Err(SyntaxError {
             line: 1,
-            text: lines.first().unwrap_or(&"").to_string(),
             problem: "missing #!ipxe".into(),
         });
     }
@@ -159,7 +159,6 @@ pub fn check(script: &str) -> Result<(), SyntaxError> {
         let line = raw.trim();
         let err = |problem: String| SyntaxError {
             line: n + 1,
-            text: raw.to_string(),
             problem,
         };
         if line.is_empty() || line.starts_with('#') {
@@ -175,9 +174,11 @@ pub fn check(script: &str) -> Result<(), SyntaxError> {
             }
             continue;
         }
-        for part in line.split("||").flat_map(|p| p.split("&&")) {
-            let words: Vec<&str> = part.split_whitespace().collect();
-            check_command(&words, &labels).map_err(err)?;
+        // As iPXE does: words first, then `||` and `&&` only as words of
+        // their own (a password may contain `||`).
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for command in words.split(|w| *w == "||" || *w == "&&") {
+            check_command(command, &labels).map_err(err)?;
         }
     }
     Ok(())
@@ -211,5 +212,15 @@ mod tests {
         assert!(check("#!ipxe\nsethost x\n").is_err());
         assert!(check("set x y\n").is_err());
         assert!(check("#!ipxe\nset username\n").is_err());
+        // `||` inside a word is part of the word, as in iPXE.
+        assert!(check("#!ipxe\nset password S3cr3t||pw\n").is_ok());
+        assert!(check("#!ipxe\nset password x || bogus\n").is_err());
+    }
+
+    #[test]
+    fn errors_never_quote_the_line() {
+        let e = check("#!ipxe\nset password hunter2 && sethost\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 }

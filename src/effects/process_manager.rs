@@ -438,7 +438,7 @@ impl ProcessManager {
         self.command(
             id,
             NodeCommand::RecordBootConfig {
-                digest: digest(&script),
+                digest: digest(&ipxe::render_config(&node_id, &plan.without_secrets())),
                 macs,
             },
         )
@@ -618,7 +618,8 @@ fn needs_work_doc(doc: &serde_json::Value) -> bool {
 }
 
 /// A short, stable digest of a script (FNV-1a, 64 bits): enough to tell two
-/// versions apart in the log without storing the secrets it contains.
+/// versions apart in the log. It is taken of the script with its passwords
+/// masked, so the log holds nothing to test a guessed password against.
 fn digest(script: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in script.bytes() {
