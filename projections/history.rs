@@ -221,7 +221,7 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
                 format!("Volume(s) attached: {}.", ids.join(", ")),
             )
         }
-        VolumesAttaching { volume_ids } => (
+        VolumesAttaching { volume_ids, .. } => (
             "provisioning",
             "INFO",
             format!("Attaching volume(s): {}.", volume_ids.join(", ")),

@@ -45,6 +45,9 @@ impl Projection for NodesProjection {
                 })?;
                 (node, doc)
             }
+            // The process manager's reports on a deleted node's leftovers
+            // come after `NodeDeleted`: the node stays gone from this model.
+            None if !matches!(ev, NodeEvent::NodeEnrolled(_)) => return Ok(()),
             None => (
                 Node::default(),
                 json!({"created_at": now, "updated_at": Value::Null, "provision_updated_at": Value::Null}),

@@ -11,7 +11,7 @@ mod common;
 use common::cinder::{client, create_volume};
 use ironledger::domain::node::entities::{Connector, Target};
 use ironledger::effects::cinder::{connector_for, CinderAuth, CinderClient, CinderConfig};
-use ironledger::effects::storage::{attach_volumes, detach_volumes};
+use ironledger::effects::storage::{attach_volumes, detach_volumes, DetachMode};
 use serde_json::{json, Map};
 use std::time::Duration;
 use uuid::Uuid;
@@ -84,22 +84,43 @@ async fn attach_reattach_refuse_detach() {
     let v = c.get_volume(&vol).await.unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("in-use", 1));
 
-    detach_volumes(&c, &a, None, std::slice::from_ref(&vol), &iqn(&a), false)
-        .await
-        .unwrap();
+    detach_volumes(
+        &c,
+        &a,
+        None,
+        std::slice::from_ref(&vol),
+        &iqn(&a),
+        DetachMode::Undeploy,
+    )
+    .await
+    .unwrap();
     let v = c.get_volume(&vol).await.unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
     // Detaching again is a no-op.
-    detach_volumes(&c, &a, None, std::slice::from_ref(&vol), &iqn(&a), false)
-        .await
-        .unwrap();
+    detach_volumes(
+        &c,
+        &a,
+        None,
+        std::slice::from_ref(&vol),
+        &iqn(&a),
+        DetachMode::Undeploy,
+    )
+    .await
+    .unwrap();
     // And now the other node may attach it.
     attach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b))
         .await
         .unwrap();
-    detach_volumes(&c, &b, None, std::slice::from_ref(&vol), &iqn(&b), false)
-        .await
-        .unwrap();
+    detach_volumes(
+        &c,
+        &b,
+        None,
+        std::slice::from_ref(&vol),
+        &iqn(&b),
+        DetachMode::Undeploy,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -142,7 +163,7 @@ async fn instance_uuid_is_the_attachment_owner_when_set() {
         Some(&instance),
         std::slice::from_ref(&vol),
         &iqn(&node),
-        false,
+        DetachMode::Undeploy,
     )
     .await
     .unwrap();

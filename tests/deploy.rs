@@ -497,9 +497,20 @@ async fn relay(upstream: &str) -> Relay {
                 continue;
             }
             let upstream = upstream.clone();
+            let gate = gate.clone();
             tokio::spawn(async move {
                 if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    // Cutting also drops the connections already open (the
+                    // client keeps them alive between requests).
+                    let cut = async {
+                        while gate.load(std::sync::atomic::Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                        _ = cut => {}
+                    }
                 }
             });
         }
@@ -673,4 +684,178 @@ async fn a_reservation_made_by_someone_else_is_not_released() {
         Some("reserve refused")
     );
     cinder.unreserve(&vol).await.unwrap();
+}
+
+/// Ironic lets an operator delete a deployed node in maintenance (a broken
+/// BMC) and forgets its volumes and script. ironledger undoes them: the
+/// volume is detached in Cinder, the script with its CHAP secret and the MAC
+/// link are removed, the volume may be attached elsewhere, and the node stays
+/// gone from the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleting_a_deployed_node_in_maintenance_undoes_its_volumes_and_script() {
+    let r = rig(
+        common::memory().await,
+        Some(cinder_config(&cinder_endpoint())),
+    )
+    .await;
+    let cinder = CinderClient::new(cinder_config(&cinder_endpoint())).unwrap();
+    let vol = create_volume(false).await;
+    let id = guide_node(&r, "cinder").await;
+    add_target(&r, id, 0, &vol, json!({})).await;
+    provision(&r, id, "deploy").await;
+    settle(&r, id, ProvisionState::Active).await;
+    let script = r.root.join(id.to_string()).join("config");
+    assert!(script.exists());
+    assert_eq!(cinder.get_volume(&vol).await.unwrap().status, "in-use");
+
+    let e = &r.engine;
+    e.node(id, NodeCommand::SetMaintenance { reason: None }, &meta())
+        .await
+        .unwrap();
+    e.node(id, NodeCommand::Delete, &meta()).await.unwrap();
+
+    assert!(
+        wait_holds_no_volumes(&r, id).await,
+        "the leftovers were undone"
+    );
+    let v = cinder.get_volume(&vol).await.unwrap();
+    assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
+    assert!(!script.exists(), "the script with its CHAP secret is gone");
+    assert!(
+        std::fs::read_dir(r.root.join("pxelinux.cfg"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "no MAC link is left"
+    );
+    let node = e.load_node(id).await.unwrap();
+    assert!(!node.exists && !node.has_leftovers());
+    assert!(e
+        .store()
+        .doc_get("nodes", &id.to_string())
+        .await
+        .unwrap()
+        .is_none());
+    // The volume is free for another node.
+    let other = guide_node(&r, "cinder").await;
+    add_target(&r, other, 0, &vol, json!({})).await;
+    provision(&r, other, "deploy").await;
+    settle(&r, other, ProvisionState::Active).await;
+    provision(&r, other, "undeploy").await;
+    settle(&r, other, ProvisionState::Available).await;
+}
+
+/// The same with Cinder away at deletion time: the deleted node is gone from
+/// `nodes`, so the process manager keeps it in its own model and its sweep
+/// finishes the job once Cinder answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_nodes_volumes_are_detached_once_cinder_is_back() {
+    let real = cinder_endpoint();
+    let (host_port, path) = real.trim_start_matches("http://").split_once('/').unwrap();
+    let relay = relay(host_port).await;
+    let mut config = cinder_config(&format!("http://{}/{path}", relay.addr));
+    config.timeout = Duration::from_secs(2);
+    let r = rig(common::memory().await, Some(config)).await;
+    let vol = create_volume(false).await;
+    let id = guide_node(&r, "cinder").await;
+    add_target(&r, id, 0, &vol, json!({})).await;
+    provision(&r, id, "deploy").await;
+    settle(&r, id, ProvisionState::Active).await;
+
+    relay.open.store(false, std::sync::atomic::Ordering::SeqCst);
+    let e = &r.engine;
+    e.node(id, NodeCommand::SetMaintenance { reason: None }, &meta())
+        .await
+        .unwrap();
+    e.node(id, NodeCommand::Delete, &meta()).await.unwrap();
+    let mut remembered = false;
+    for _ in 0..50 {
+        let orphans = e.store().doc_list("process_manager").await.unwrap();
+        if orphans.iter().any(|(k, _)| *k == id.to_string()) {
+            remembered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(remembered, "the deleted node is kept for the sweep");
+    assert!(
+        !r.root.join(id.to_string()).exists(),
+        "the script goes at once"
+    );
+
+    relay.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(wait_holds_no_volumes(&r, id).await);
+    let v = CinderClient::new(cinder_config(&real))
+        .unwrap()
+        .get_volume(&vol)
+        .await
+        .unwrap();
+    assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
+    for _ in 0..50 {
+        if e.store()
+            .doc_list("process_manager")
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the deleted node stayed in the process manager's model");
+}
+
+/// Cinder knows the attachment by the instance UUID the node had at deploy.
+/// Ironic lets the instance be cleared from an active node; the undeploy must
+/// still detach what was attached under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undeploy_detaches_under_the_instance_of_the_attach_even_if_cleared() {
+    let r = rig(
+        common::memory().await,
+        Some(cinder_config(&cinder_endpoint())),
+    )
+    .await;
+    let cinder = CinderClient::new(cinder_config(&cinder_endpoint())).unwrap();
+    let vol = create_volume(false).await;
+    let id = guide_node(&r, "cinder").await;
+    add_target(&r, id, 0, &vol, json!({})).await;
+    let instance = Uuid::new_v4().to_string();
+    let set_instance = |op: &str, value: Option<Value>| NodeCommand::Patch {
+        ops: vec![PatchOp {
+            op: op.into(),
+            path: "/instance_uuid".into(),
+            value,
+        }],
+    };
+    let e = &r.engine;
+    e.node(id, set_instance("add", Some(json!(instance))), &meta())
+        .await
+        .unwrap();
+    provision(&r, id, "deploy").await;
+    settle(&r, id, ProvisionState::Active).await;
+    let v = cinder.get_volume(&vol).await.unwrap();
+    assert_eq!(v.attachments[0].0, instance, "attached for the instance");
+
+    // Swapping the instance is refused (Ironic's 409); clearing it is not.
+    let swap = e
+        .node(
+            id,
+            set_instance("replace", Some(json!(Uuid::new_v4().to_string()))),
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        swap.to_string()
+            .contains(&format!("is associated with instance {instance}")),
+        "{swap}"
+    );
+    e.node(id, set_instance("remove", None), &meta())
+        .await
+        .unwrap();
+
+    provision(&r, id, "undeploy").await;
+    settle(&r, id, ProvisionState::Available).await;
+    let v = cinder.get_volume(&vol).await.unwrap();
+    assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
 }

@@ -27,12 +27,13 @@ use super::crash_point;
 use super::http_root::HttpRoot;
 use super::ipxe;
 use super::ipxe_syntax;
-use super::storage::{attach_volumes, detach_volumes};
+use super::storage::{attach_volumes, detach_volumes, DetachMode};
 use crate::domain::node::events::VolumeAttachment;
 use crate::domain::state::{ProvisionState, POWER_OFF, POWER_ON};
 use crate::domain::validation::{self, ValidationEnv};
 use crate::domain::{Node, NodeCommand, VolumeCommand};
 use crate::engine::{Engine, EngineError, Meta};
+use crate::store::DocChange;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -174,22 +175,50 @@ impl ProcessManager {
                     candidates.insert(id);
                 }
             }
+            // Deleted nodes are gone from `nodes`; those whose leftovers are
+            // not undone yet are kept in this manager's own model.
+            for (id, _) in store.doc_list(CHECKPOINT).await? {
+                candidates.insert(id);
+            }
         }
+        let deleted: BTreeSet<String> = events
+            .iter()
+            .filter(|e| e.event_type == "NodeDeleted")
+            .map(|e| e.aggregate_id.clone())
+            .collect();
         let mut worked = 0;
+        let mut orphans = Vec::new();
         for id in candidates {
             let Ok(uuid) = Uuid::parse_str(&id) else {
                 continue;
             };
-            if self.work(uuid).await? {
-                worked += 1;
+            match self.work(uuid).await {
+                Ok(true) => worked += 1,
+                Ok(false) => {}
+                // One node's trouble (an undecodable event, a store hiccup)
+                // must not keep the others waiting.
+                Err(e) => tracing::warn!(node = %uuid, error = %e, "working the node failed"),
+            }
+            if deleted.contains(&id) || sweep {
+                if let Ok(node) = self.engine.load_node(uuid).await {
+                    if !node.exists {
+                        orphans.push(if node.has_leftovers() {
+                            DocChange::Put {
+                                id: id.clone(),
+                                body: serde_json::json!({}),
+                            }
+                        } else {
+                            DocChange::Delete { id: id.clone() }
+                        });
+                    }
+                }
             }
         }
-        if let Some(last) = events.last() {
+        let to = events.last().map(|e| e.position).unwrap_or(from);
+        if to != from || !orphans.is_empty() {
             // Moving the checkpoint is safe even for nodes another process holds:
             // the sweep finds them again if that process dies.
-            store
-                .commit_model(CHECKPOINT, from, last.position, &[])
-                .await?;
+            store.commit_model(CHECKPOINT, from, to, &orphans).await?;
         }
         Ok(worked)
     }
@@ -237,6 +266,7 @@ impl ProcessManager {
         // Re-read under the lease: another process may have finished the node.
         let node = self.engine.load_node(id).await?;
         let outcome = match node.state() {
+            _ if !node.exists => self.clean_leftovers(id, &node).await,
             ProvisionState::Deploying => self.deploy(id, &node).await,
             ProvisionState::Deleting => self.undeploy(id, &node).await,
             _ if has_leftovers(&node) => self.clean_leftovers(id, &node).await,
@@ -360,8 +390,14 @@ impl ProcessManager {
             // The intent first: if anything below fails or this process dies,
             // the node knows which volumes may be attached and detaches them.
             let volume_ids = node.targets.iter().map(|t| t.volume_id.clone()).collect();
-            self.command(id, NodeCommand::RecordAttachIntent { volume_ids })
-                .await?;
+            self.command(
+                id,
+                NodeCommand::RecordAttachIntent {
+                    volume_ids,
+                    owner: node.instance_uuid.clone(),
+                },
+            )
+            .await?;
             crash_point("deploy:after-intent");
             let attached = self
                 .retrying("Attaching volumes", || {
@@ -468,10 +504,10 @@ impl ProcessManager {
             detach_volumes(
                 cinder,
                 &node_id,
-                node.instance_uuid.as_deref(),
+                attachment_owner(node),
                 &volume_ids,
                 &node.connectors,
-                false,
+                DetachMode::Undeploy,
             )
             .await
             .map_err(|e| StepError::Fatal(format!("Detaching volumes failed: {}", e.message)))?;
@@ -525,10 +561,10 @@ impl ProcessManager {
             detach_volumes(
                 cinder,
                 &node_id,
-                node.instance_uuid.as_deref(),
+                attachment_owner(node),
                 &volume_ids,
                 &node.connectors,
-                true,
+                DetachMode::Compensation,
             )
             .await
             .map_err(|e| StepError::Retry(e.message))?;
@@ -583,11 +619,24 @@ fn check_deployable(node: &Node) -> Result<(), StepError> {
     Ok(())
 }
 
+/// Leftovers to undo now: those of a deleted node, or of a node at rest
+/// that is not deployed (a failed deploy, an undeploy that ended in `error` is
+/// left to the operator).
 fn has_leftovers(node: &Node) -> bool {
-    !matches!(
-        node.state(),
-        ProvisionState::Active | ProvisionState::Deploying | ProvisionState::Error
-    ) && (!node.attached_volumes.is_empty() || node.boot_config.is_some())
+    node.has_leftovers()
+        && (!node.exists
+            || !matches!(
+                node.state(),
+                ProvisionState::Active | ProvisionState::Deploying | ProvisionState::Error
+            ))
+}
+
+/// The instance Cinder knows the node's attachments by: the one recorded when
+/// they were made, else the current one (the node UUID is always tried too).
+fn attachment_owner(node: &Node) -> Option<&str> {
+    node.attachment_owner
+        .as_deref()
+        .or(node.instance_uuid.as_deref())
 }
 
 /// Every volume the node may hold in Cinder: its targets' volumes and those
@@ -604,11 +653,12 @@ fn volumes_of(node: &Node) -> Vec<String> {
 
 /// Whether a node needs the process manager.
 pub fn needs_work(node: &Node) -> bool {
-    node.exists
-        && (matches!(
+    (node.exists
+        && matches!(
             node.state(),
             ProvisionState::Deploying | ProvisionState::Deleting
-        ) || has_leftovers(node))
+        ))
+        || has_leftovers(node)
 }
 
 fn needs_work_doc(doc: &serde_json::Value) -> bool {

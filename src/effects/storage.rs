@@ -285,23 +285,38 @@ async fn detach_one(
     Ok(())
 }
 
-/// Detaches volumes from the node, retrying the whole pass `action_retries`
-/// times `action_retry_interval` apart (Ironic's rule); the last error is
-/// returned.
+/// How a detach treats failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetachMode {
+    /// An undeploy: every refusal is an error, and the whole pass is retried
+    /// `action_retries` times `action_retry_interval` apart (Ironic's rule).
+    Undeploy,
+    /// Undoing a failed deploy or a deleted node's volumes: Cinder refusing
+    /// one volume is logged and skipped (Ironic's `allow_errors`), and one pass
+    /// is made — the process manager's sweep is the retry loop, so a Cinder
+    /// that is away does not hold up the other nodes.
+    Compensation,
+}
+
+/// Detaches volumes from the node; the last error is returned.
 pub async fn detach_volumes(
     client: &CinderClient,
     node_uuid: &str,
     instance_uuid: Option<&str>,
     volume_ids: &[String],
     connectors: &[Connector],
-    allow_errors: bool,
+    mode: DetachMode,
 ) -> Result<(), CinderError> {
+    let allow_errors = mode == DetachMode::Compensation;
     if volume_ids.is_empty() {
         return Ok(());
     }
     let connector = connector_for(node_uuid, connectors)?;
     let ids = node_ids(node_uuid, instance_uuid);
-    let attempts = client.config().action_retries + 1;
+    let attempts = match mode {
+        DetachMode::Undeploy => client.config().action_retries + 1,
+        DetachMode::Compensation => 1,
+    };
     let mut last = None;
     for attempt in 1..=attempts {
         let mut failed = None;

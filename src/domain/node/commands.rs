@@ -143,6 +143,8 @@ pub enum NodeCommand {
     /// The process manager is about to attach these volumes (deploying only).
     RecordAttachIntent {
         volume_ids: Vec<String>,
+        /// The instance UUID the attachments are made for (`None`: the node's).
+        owner: Option<String>,
     },
     /// Cinder attached these volumes (deploying only).
     RecordAttachments {

@@ -50,6 +50,7 @@ impl Node {
     pub(super) fn record_attach_intent(
         &self,
         volume_ids: Vec<String>,
+        owner: Option<String>,
     ) -> Result<Vec<NodeEvent>, DomainError> {
         if self.state() != ProvisionState::Deploying {
             return Err(DomainError::invalid_state(
@@ -65,7 +66,10 @@ impl Node {
         Ok(if new.is_empty() {
             vec![]
         } else {
-            vec![NodeEvent::VolumesAttaching { volume_ids: new }]
+            vec![NodeEvent::VolumesAttaching {
+                volume_ids: new,
+                owner,
+            }]
         })
     }
 

@@ -37,6 +37,12 @@ impl Node {
                 cmd.uuid
             )));
         }
+        if self.has_leftovers() {
+            return Err(DomainError::Conflict(format!(
+                "Node {} was deleted and its volumes or boot configuration are still being cleaned up; enrol it again once that is done.",
+                self.id()
+            )));
+        }
         if let Some(name) = &cmd.name {
             if !valid_name(name) {
                 return Err(DomainError::Invalid(format!(

@@ -331,6 +331,15 @@ impl Node {
         }
         if changed("instance_uuid") {
             let to = as_opt_string("instance_uuid", &after["instance_uuid"])?;
+            // Ironic's rule: a node's instance is set or cleared, never
+            // swapped for another (that would take a deployed machine from
+            // under its instance).
+            if let (Some(current), Some(_)) = (&self.instance_uuid, &to) {
+                return Err(DomainError::Conflict(format!(
+                    "Node {} is associated with instance {current}.",
+                    self.id()
+                )));
+            }
             if let Some(u) = &to {
                 if uuid::Uuid::parse_str(u).is_err() {
                     return Err(DomainError::Invalid(format!(

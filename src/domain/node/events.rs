@@ -177,6 +177,13 @@ pub enum NodeEvent {
     /// of it never leaves an attachment nobody knows about).
     VolumesAttaching {
         volume_ids: Vec<String>,
+        /// The instance UUID the volumes are attached for in Cinder (the
+        /// attachment's `server_id`), when the node had one: detaching must
+        /// name the same even if `instance_uuid` was cleared since. Absent in
+        /// events written before it existed (then the node UUID was used, or
+        /// the current instance).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     /// Cinder detached the volumes from the node.
     VolumesDetached {

@@ -65,6 +65,10 @@ pub struct Node {
     /// attach (`VolumesAttaching`) until `VolumesDetached`.
     #[serde(default)]
     pub attached_volumes: BTreeSet<String>,
+    /// The instance UUID Cinder knows the attached volumes by, if not the
+    /// node's own UUID (see `VolumesAttaching`).
+    #[serde(default)]
+    pub attachment_owner: Option<String>,
     /// The iPXE script written for the node, if any.
     #[serde(default)]
     pub boot_config: Option<BootConfig>,
@@ -89,6 +93,12 @@ impl Node {
         "parent_node",
         "disable_power_off",
     ];
+
+    /// Volumes Cinder may hold for the node, or an iPXE script of it, that the
+    /// process manager has not undone yet.
+    pub fn has_leftovers(&self) -> bool {
+        !self.attached_volumes.is_empty() || self.boot_config.is_some()
+    }
 
     /// The node's UUID as a string (empty before enrolment).
     pub fn id(&self) -> String {
@@ -135,7 +145,14 @@ impl Node {
         command: NodeCommand,
         services: &NodeServices,
     ) -> Result<Vec<NodeEvent>, DomainError> {
-        if !matches!(command, NodeCommand::Enroll(_)) {
+        // A deleted node only takes the process manager's reports that its
+        // leftovers (volumes, script) are gone.
+        if !matches!(
+            command,
+            NodeCommand::Enroll(_)
+                | NodeCommand::RecordDetachments { .. }
+                | NodeCommand::RecordBootConfigRemoved
+        ) {
             self.require_exists()?;
         }
         match command {
@@ -160,7 +177,9 @@ impl Node {
             NodeCommand::SetDriverInternalInfo { changes } => {
                 Ok(vec![NodeEvent::DriverInternalInfoUpdated { changes }])
             }
-            NodeCommand::RecordAttachIntent { volume_ids } => self.record_attach_intent(volume_ids),
+            NodeCommand::RecordAttachIntent { volume_ids, owner } => {
+                self.record_attach_intent(volume_ids, owner)
+            }
             NodeCommand::RecordAttachments { attachments } => self.record_attachments(attachments),
             NodeCommand::RecordDetachments { volume_ids } => self.record_detachments(volume_ids),
             NodeCommand::RecordBootConfig { digest, macs } => self.record_boot_config(digest, macs),
@@ -308,9 +327,25 @@ impl Aggregate for Node {
                 self.driver_internal_info.remove("boot_from_volume_deploy");
             }
             NodeDeleted { .. } => {
-                let uuid = self.uuid;
+                // What the process manager still has to undo outlives the node:
+                // volumes Cinder may hold for it (with the connectors and
+                // instance that name it there) and its iPXE script.
+                let leftovers = !self.attached_volumes.is_empty();
                 *self = Node {
-                    uuid,
+                    uuid: self.uuid,
+                    attached_volumes: std::mem::take(&mut self.attached_volumes),
+                    boot_config: self.boot_config.take(),
+                    connectors: if leftovers {
+                        std::mem::take(&mut self.connectors)
+                    } else {
+                        vec![]
+                    },
+                    attachment_owner: self.attachment_owner.take(),
+                    instance_uuid: if leftovers {
+                        self.instance_uuid.take()
+                    } else {
+                        None
+                    },
                     ..Node::default()
                 };
             }
@@ -322,10 +357,18 @@ impl Aggregate for Node {
                     self.attached_volumes.insert(a.volume_id);
                 }
             }
-            VolumesAttaching { volume_ids } => self.attached_volumes.extend(volume_ids),
+            VolumesAttaching { volume_ids, owner } => {
+                self.attached_volumes.extend(volume_ids);
+                if owner.is_some() {
+                    self.attachment_owner = owner;
+                }
+            }
             VolumesDetached { volume_ids } => {
                 for v in volume_ids {
                     self.attached_volumes.remove(&v);
+                }
+                if self.attached_volumes.is_empty() {
+                    self.attachment_owner = None;
                 }
             }
             BootConfigWritten { digest, macs } => {

@@ -489,6 +489,26 @@ async fn instance_uuid_must_be_a_uuid() {
         }]);
 }
 
+#[tokio::test]
+async fn an_instance_is_never_swapped_for_another() {
+    // Ironic's NodeAssociated (409): clear it first, then set the new one.
+    let other = "11111111-2222-3333-4444-555555555555";
+    TestFramework::<Node>::with(services())
+        .given(and(in_state(Active), [associated()]))
+        .when_async(patch(vec![replace("/instance_uuid", json!(other))]))
+        .await
+        .then_expect_error(DomainError::Conflict(format!(
+            "Node {NODE} is associated with instance {INSTANCE}."
+        )));
+    TestFramework::<Node>::with(services())
+        .given(and(in_state(Available), [associated()]))
+        .when_async(patch(vec![add("/instance_uuid", json!(other))]))
+        .await
+        .then_expect_error(DomainError::Conflict(format!(
+            "Node {NODE} is associated with instance {INSTANCE}."
+        )));
+}
+
 // ---- transitions in progress ---------------------------------------------------
 
 #[tokio::test]
