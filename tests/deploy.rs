@@ -859,3 +859,66 @@ async fn undeploy_detaches_under_the_instance_of_the_attach_even_if_cleared() {
     let v = cinder.get_volume(&vol).await.unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
 }
+
+/// Ironic lets ports come and go on a deployed node. The MAC links follow:
+/// a removed port's MAC stops booting the node's volume (else a machine that
+/// gets that NIC would boot it with the node's CHAP login), a new one starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_mac_links_of_a_deployed_node_follow_its_ports() {
+    let r = rig(common::memory().await, None).await;
+    let id = guide_node(&r, "external").await;
+    add_target(
+        &r,
+        id,
+        0,
+        "04452bed-5367-4202-8bf5-de4335ac56d2",
+        json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001", "target_lun": 0,
+               "target_portal": "192.168.0.123:3260"}),
+    )
+    .await;
+    provision(&r, id, "deploy").await;
+    let node = settle(&r, id, ProvisionState::Active).await;
+    let old = node.ports[0].clone();
+    let link = |mac: &str| r.root.join("pxelinux.cfg").join(mac.replace(':', "-"));
+    assert!(link(&old.address).exists());
+
+    let e = &r.engine;
+    let new_mac = "52:54:00:12:34:56";
+    e.node(
+        id,
+        NodeCommand::AddPort(NewPort {
+            uuid: Uuid::new_v4(),
+            address: new_mac.into(),
+            pxe_enabled: true,
+            extra: Map::new(),
+        }),
+        &meta(),
+    )
+    .await
+    .unwrap();
+    e.node(id, NodeCommand::RemovePort { uuid: old.uuid }, &meta())
+        .await
+        .unwrap();
+    let mut followed = false;
+    for _ in 0..100 {
+        let n = e.load_node(id).await.unwrap();
+        if n.boot_config.as_ref().map(|b| b.macs.clone()) == Some(vec![new_mac.to_string()]) {
+            followed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(followed, "BootConfigWritten records the new MAC set");
+    assert!(
+        !link(&old.address).exists(),
+        "the removed port's link is gone"
+    );
+    assert_eq!(
+        std::fs::read_link(link(new_mac)).unwrap(),
+        PathBuf::from("..").join(id.to_string()).join("config")
+    );
+    assert_eq!(
+        e.load_node(id).await.unwrap().state(),
+        ProvisionState::Active
+    );
+}

@@ -105,12 +105,30 @@ impl HttpRoot {
         Ok(())
     }
 
-    /// Writes a node's script and points each MAC at it. Idempotent.
+    /// Writes a node's script and points each MAC (and only those) at it.
+    /// Idempotent.
     pub fn write_node(&self, node_uuid: &str, script: &str, macs: &[String]) -> io::Result<()> {
         self.prepare()?;
         mkdir_private(&self.node_dir(node_uuid))?;
         write_atomic(&self.config_path(node_uuid), script.as_bytes(), 0o600)?;
+        self.link_node(node_uuid, macs)
+    }
+
+    /// Points exactly `macs` at the node's script: links are made for new MACs
+    /// and removed for MACs the node no longer has (a port deleted from a
+    /// deployed node must not keep booting its volume). Idempotent.
+    pub fn link_node(&self, node_uuid: &str, macs: &[String]) -> io::Result<()> {
         let target = PathBuf::from("..").join(node_uuid).join("config");
+        let keep: Vec<PathBuf> = macs.iter().map(|m| self.mac_path(m)).collect();
+        if let Ok(entries) = fs::read_dir(self.root.join(MAC_DIR)) {
+            for e in entries.flatten() {
+                if fs::read_link(e.path()).ok().as_deref() == Some(target.as_path())
+                    && !keep.contains(&e.path())
+                {
+                    fs::remove_file(e.path())?;
+                }
+            }
+        }
         for mac in macs {
             let link = self.mac_path(mac);
             if fs::read_link(&link).ok().as_deref() == Some(target.as_path()) {

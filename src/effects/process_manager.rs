@@ -267,6 +267,7 @@ impl ProcessManager {
         let node = self.engine.load_node(id).await?;
         let outcome = match node.state() {
             _ if !node.exists => self.clean_leftovers(id, &node).await,
+            ProvisionState::Active if stale_links(&node) => self.relink(id, &node).await,
             ProvisionState::Deploying => self.deploy(id, &node).await,
             ProvisionState::Deleting => self.undeploy(id, &node).await,
             _ if has_leftovers(&node) => self.clean_leftovers(id, &node).await,
@@ -461,12 +462,7 @@ impl ProcessManager {
         let script = ipxe::render_config(&node_id, &plan);
         ipxe_syntax::check(&script)
             .map_err(|e| StepError::Fatal(format!("Generated iPXE script is invalid: {e}")))?;
-        let macs: Vec<String> = node
-            .ports
-            .iter()
-            .filter(|p| p.pxe_enabled)
-            .map(|p| p.address.clone())
-            .collect();
+        let macs = pxe_macs(&node);
         self.root
             .write_node(&node_id, &script, &macs)
             .map_err(|e| StepError::Fatal(format!("Writing the boot configuration failed: {e}")))?;
@@ -518,6 +514,27 @@ impl ProcessManager {
         self.command(id, NodeCommand::PurgeTargets).await?;
         self.command(id, NodeCommand::FinishUndeploy).await?;
         tracing::info!(node = %id, "undeployed");
+        Ok(())
+    }
+
+    /// Makes the MAC links of a deployed node follow its PXE-enabled ports.
+    async fn relink(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
+        let Some(boot) = &node.boot_config else {
+            return Ok(());
+        };
+        let macs = pxe_macs(node);
+        self.root
+            .link_node(&id.to_string(), &macs)
+            .map_err(|e| StepError::Retry(format!("relinking MACs: {e}")))?;
+        self.command(
+            id,
+            NodeCommand::RecordBootConfig {
+                digest: boot.digest.clone(),
+                macs,
+            },
+        )
+        .await?;
+        tracing::info!(node = %id, "MAC links follow the node's ports");
         Ok(())
     }
 
@@ -651,6 +668,26 @@ fn volumes_of(node: &Node) -> Vec<String> {
         .collect()
 }
 
+/// The MACs a node's script is reached by: its PXE-enabled ports'.
+fn pxe_macs(node: &Node) -> Vec<String> {
+    node.ports
+        .iter()
+        .filter(|p| p.pxe_enabled)
+        .map(|p| p.address.clone())
+        .collect()
+}
+
+/// A deployed node whose MAC links no longer match its ports (a port added,
+/// removed, or its `pxe_enabled` or MAC changed in maintenance).
+fn stale_links(node: &Node) -> bool {
+    node.exists
+        && node.state() == ProvisionState::Active
+        && node
+            .boot_config
+            .as_ref()
+            .is_some_and(|b| b.macs != pxe_macs(node))
+}
+
 /// Whether a node needs the process manager.
 pub fn needs_work(node: &Node) -> bool {
     (node.exists
@@ -659,6 +696,7 @@ pub fn needs_work(node: &Node) -> bool {
             ProvisionState::Deploying | ProvisionState::Deleting
         ))
         || has_leftovers(node)
+        || stale_links(node)
 }
 
 fn needs_work_doc(doc: &serde_json::Value) -> bool {

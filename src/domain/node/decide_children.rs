@@ -168,7 +168,11 @@ impl Node {
             pxe_enabled,
             extra: object_field(&out, "extra")?,
         };
-        self.check_port_update_state(&before, &after)?;
+        // Ironic counts a field as changed once a patch sets it, even to the
+        // value it had.
+        let pxe_touched =
+            after.pxe_enabled != before.pxe_enabled || ops.iter().any(|o| o.path == "/pxe_enabled");
+        self.check_port_update_state(&before, &after, pxe_touched)?;
         self.check_port_unique(&after.address, Some(uuid))?;
         if after == before {
             return Ok(vec![]);
@@ -182,7 +186,12 @@ impl Node {
     /// it; `pxe_enabled` (a connectivity attribute) changes only in enroll,
     /// inspecting, inspect wait or manageable. Ironic lists the attributes from
     /// a Python set, in no fixed order; this is one of its orders.
-    fn check_port_update_state(&self, before: &Port, after: &Port) -> Result<(), DomainError> {
+    fn check_port_update_state(
+        &self,
+        before: &Port,
+        after: &Port,
+        pxe_touched: bool,
+    ) -> Result<(), DomainError> {
         if self.maintenance {
             return Ok(());
         }
@@ -200,7 +209,7 @@ impl Node {
             ProvisionState::InspectWait,
             ProvisionState::Manageable,
         ];
-        if after.pxe_enabled != before.pxe_enabled && !CONNECTIVITY_STATES.contains(&self.state()) {
+        if pxe_touched && !CONNECTIVITY_STATES.contains(&self.state()) {
             return Err(DomainError::Conflict(format!(
                 "Port {} can not have any connectivity attributes (portgroup_id, pxe_enabled, local_link_connection, physical_network) updated unless node {} is in a enroll, inspecting, inspect wait, manageable state or in maintenance mode. The current state is {}.",
                 after.uuid,

@@ -93,7 +93,14 @@ impl Node {
         digest: String,
         macs: Vec<String>,
     ) -> Result<Vec<NodeEvent>, DomainError> {
-        if self.state() != ProvisionState::Deploying {
+        // A deployed node's script stays; only the MACs pointing at it follow
+        // its ports.
+        let relink = self.state() == ProvisionState::Active
+            && self
+                .boot_config
+                .as_ref()
+                .is_some_and(|b| b.digest == digest);
+        if self.state() != ProvisionState::Deploying && !relink {
             return Err(DomainError::invalid_state(
                 "write boot configuration",
                 &self.id(),

@@ -278,6 +278,17 @@ async fn port_updates_follow_the_node_state() {
         } else {
             assert_eq!(pxe_result, Err(pxe_refused(state.as_str())), "{state}");
         }
+        // Setting it to the value it has counts as a change (Ironic's
+        // objects mark a field changed when it is set).
+        let same_pxe = NodeCommand::PatchPort {
+            uuid: port_uuid(1),
+            ops: vec![replace("/pxe_enabled", json!(true))],
+        };
+        assert_eq!(
+            run(mac(state, false), same_pxe).await.is_ok(),
+            pxe_result.is_ok(),
+            "{state}"
+        );
         // Maintenance lifts both rules.
         assert!(
             run(mac(state, true), new_mac.clone()).await.is_ok(),
