@@ -71,6 +71,9 @@ pub enum ProjectionError {
     Decode { position: u64, message: String },
     #[error("unknown projection '{0}'")]
     Unknown(String),
+    /// Two rebuilds of one model ran at once and the other swapped first.
+    #[error("another rebuild of '{0}' finished first; this one changed nothing")]
+    RebuiltElsewhere(String),
     /// The worker's round that should have applied a command's events failed
     /// (the worker logged the cause and keeps going).
     #[error("projection worker failed: {0}")]
@@ -449,8 +452,16 @@ impl Projector {
         let replayed = self.advance(&target, &mut scratch_cursor, None).await?;
         {
             let mut live = self.running.lock().await;
-            self.advance(&target, &mut scratch_cursor, None).await?;
-            self.store.swap_model(name, &scratch).await?;
+            loop {
+                self.advance(&target, &mut scratch_cursor, None).await?;
+                if self.store.swap_model(name, &scratch).await? {
+                    break;
+                }
+                if self.store.checkpoint(&scratch).await? == 0 {
+                    return Err(ProjectionError::RebuiltElsewhere(name.to_string()));
+                }
+                // Another process's projector moved the live model on: catch up.
+            }
             // The live checkpoint just moved under the cursor's guess (the
             // documents stay valid at the checkpoints they are tagged with).
             live.checkpoints = None;

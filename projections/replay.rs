@@ -188,7 +188,14 @@ impl Replayer {
             if self.store.head().await? > at {
                 continue;
             }
-            self.store.swap_model(name, &scratch).await?;
+            if !self.store.swap_model(name, &scratch).await? {
+                if self.store.checkpoint(&scratch).await? == 0 {
+                    return Err(ProjectionError::RebuiltElsewhere(name.to_string()));
+                }
+                // `serve` applied newer events to the live model meanwhile:
+                // take them too, then swap.
+                continue;
+            }
             return Ok(RebuildOutcome::Swapped {
                 resumed_from,
                 applied,

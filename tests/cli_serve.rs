@@ -132,3 +132,30 @@ fn help_explains_and_bad_config_fails_clearly() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("[database] connection"), "{err}");
 }
+
+/// The embedded store takes one server: a second `serve` on the same file
+/// would work the same nodes twice (its leases live in the process). It is
+/// refused with a message that says what to do; the first keeps serving, and
+/// once it is gone another may start.
+#[test]
+fn a_second_server_on_the_same_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, addr) = serve(dir.path(), &[]);
+    let out = Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .env("IRONLEDGER_DATA_DIR", dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another `ironledger serve` is running on")
+            && err.contains("run several on PostgreSQL"),
+        "{err}"
+    );
+    assert_eq!(get(&format!("{addr}/health")).0, 200);
+    drop(first);
+    let (_second, addr) = serve(dir.path(), &[]);
+    assert_eq!(get(&format!("{addr}/health")).0, 200);
+}

@@ -788,7 +788,7 @@ async fn swap_model_replaces_live(t: &TestStore) {
     .await
     .unwrap();
 
-    s.swap_model("nodes", "nodes~rebuild").await.unwrap();
+    assert!(s.swap_model("nodes", "nodes~rebuild").await.unwrap());
     assert_eq!(
         s.doc_list("nodes").await.unwrap(),
         vec![
@@ -804,16 +804,38 @@ async fn swap_model_replaces_live(t: &TestStore) {
     assert!(!s.commit_model("nodes", 10, 11, &[]).await.unwrap());
     assert!(s.commit_model("nodes", 12, 13, &[]).await.unwrap());
 
-    // Swapping in an empty scratch model empties the live one.
-    s.swap_model("nodes", "empty").await.unwrap();
+    // A scratch model that is not there (another rebuild swapped it in
+    // first) changes nothing: the live model is not emptied.
+    assert!(!s.swap_model("nodes", "nodes~rebuild").await.unwrap());
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 13);
+    assert_eq!(s.doc_list("nodes").await.unwrap().len(), 2);
+
+    // A scratch model behind the live one is not swapped in (reads would go
+    // back in time); caught up, it is.
+    s.commit_model("nodes~rebuild", 0, 12, &[put("x", json!(2))])
+        .await
+        .unwrap();
+    assert!(!s.swap_model("nodes", "nodes~rebuild").await.unwrap());
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 13);
+    assert_eq!(s.checkpoint("nodes~rebuild").await.unwrap(), 12);
+    s.commit_model("nodes~rebuild", 12, 13, &[]).await.unwrap();
+    assert!(s.swap_model("nodes", "nodes~rebuild").await.unwrap());
+    assert_eq!(
+        s.doc_list("nodes").await.unwrap(),
+        vec![("x".to_string(), json!(2))]
+    );
+
+    // A scratch model with a checkpoint but no documents empties the live one.
+    s.commit_model("empty", 0, 13, &[]).await.unwrap();
+    assert!(s.swap_model("nodes", "empty").await.unwrap());
     assert!(s.doc_list("nodes").await.unwrap().is_empty());
-    assert_eq!(s.checkpoint("nodes").await.unwrap(), 0);
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 13);
 
     // A model swapped with itself is left alone.
     s.commit_model("self", 0, 1, &[put("a", json!(1))])
         .await
         .unwrap();
-    s.swap_model("self", "self").await.unwrap();
+    assert!(s.swap_model("self", "self").await.unwrap());
     assert_eq!(s.doc_get("self", "a").await.unwrap(), Some(json!(1)));
     assert_eq!(s.checkpoint("self").await.unwrap(), 1);
 }

@@ -21,11 +21,16 @@ pub struct ServeArgs {
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let config = global.config()?;
     tracing::info!(database = %config.database, "opening event store");
-    if let crate::store::DatabaseUrl::Sqlite(path) = &config.database {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+    // Held until the process ends (the OS releases it even on SIGKILL).
+    let _single_server = match &config.database {
+        crate::store::DatabaseUrl::Sqlite(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            Some(lock_embedded_store(path)?)
         }
-    }
+        _ => None,
+    };
     // Secrets at rest: the master key from configuration (generated into the
     // data directory on first start), per-node data keys in the store.
     let master = config.secrets.master_key()?;
@@ -69,6 +74,29 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         .with_graceful_shutdown(shutdown())
         .await?;
     Ok(())
+}
+
+/// One `serve` per SQLite file. The embedded store keeps node leases in the
+/// process, so a second server on the same file would deploy the same nodes
+/// twice (two Cinder attachments, racing script writes). Several servers need
+/// PostgreSQL, whose leases live in the database.
+fn lock_embedded_store(db: &std::path::Path) -> Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".serve-lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another `ironledger serve` is running on {}: the embedded store takes one server; run several on PostgreSQL",
+            db.display()
+        )
+        .into()),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 async fn shutdown() {

@@ -311,20 +311,24 @@ impl LogStore for MemoryStore {
         Ok(())
     }
 
-    async fn swap_model(&self, live: &str, scratch: &str) -> Result<(), StoreError> {
+    async fn swap_model(&self, live: &str, scratch: &str) -> Result<bool, StoreError> {
         if live == scratch {
-            return Ok(());
+            return Ok(true);
         }
         let mut inner = self.lock();
-        match inner.models.remove(scratch) {
-            Some(docs) => inner.models.insert(live.to_string(), docs),
-            None => inner.models.remove(live),
-        };
-        match inner.checkpoints.remove(scratch) {
-            Some(p) => inner.checkpoints.insert(live.to_string(), p),
-            None => inner.checkpoints.remove(live),
-        };
-        Ok(())
+        match (
+            inner.checkpoints.get(live).copied(),
+            inner.checkpoints.get(scratch).copied(),
+        ) {
+            (_, None) => return Ok(false),
+            (Some(l), Some(s)) if l > s => return Ok(false),
+            _ => {}
+        }
+        let docs = inner.models.remove(scratch).unwrap_or_default();
+        inner.models.insert(live.to_string(), docs);
+        let p = inner.checkpoints.remove(scratch).expect("checked");
+        inner.checkpoints.insert(live.to_string(), p);
+        Ok(true)
     }
 
     async fn load_recorded(

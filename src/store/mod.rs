@@ -278,8 +278,12 @@ pub trait LogStore: Send + Sync + 'static {
     /// Deletes every document and the checkpoint of a model.
     async fn drop_model(&self, model: &str) -> Result<(), StoreError>;
     /// Atomically replaces model `live` by model `scratch` (documents and checkpoint);
-    /// `scratch` is gone afterwards.
-    async fn swap_model(&self, live: &str, scratch: &str) -> Result<(), StoreError>;
+    /// `scratch` is gone afterwards. Returns false, changing nothing, when
+    /// `scratch` has no checkpoint (another rebuild swapped it in first: going
+    /// on would empty the live model) or is behind `live` (the live projector
+    /// moved on meanwhile: swapping would take reads back in time; catch the
+    /// scratch model up and try again).
+    async fn swap_model(&self, live: &str, scratch: &str) -> Result<bool, StoreError>;
 
     // ---- leases ---------------------------------------------------------------
 

@@ -734,12 +734,33 @@ impl LogStore for PostgresStore {
         Ok(())
     }
 
-    async fn swap_model(&self, live: &str, scratch: &str) -> Result<(), StoreError> {
+    async fn swap_model(&self, live: &str, scratch: &str) -> Result<bool, StoreError> {
         if live == scratch {
             // Deleting `live` first would destroy the very documents we keep.
-            return Ok(());
+            return Ok(true);
         }
         let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        // Both checkpoint rows locked, in a fixed order (no deadlock between
+        // two swaps), so neither moves until the swap is done.
+        let rows = sqlx::query(
+            "SELECT model, position FROM checkpoints WHERE model = $1 OR model = $2 \
+             ORDER BY model FOR UPDATE",
+        )
+        .bind(live)
+        .bind(scratch)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        let at = |m: &str| {
+            rows.iter()
+                .find(|r| r.get::<String, _>("model") == m)
+                .map(|r| r.get::<i64, _>("position"))
+        };
+        match (at(live), at(scratch)) {
+            (_, None) => return Ok(false),
+            (Some(l), Some(s)) if l > s => return Ok(false),
+            _ => {}
+        }
         // Checkpoint first: deleting the live checkpoint row locks it, so a live
         // projector's compare-and-set waits for us and then fails (its row is gone)
         // instead of writing documents into the model we are replacing.
@@ -757,7 +778,8 @@ impl LogStore for PostgresStore {
             };
             query.execute(&mut *tx).await.map_err(sql_error)?;
         }
-        tx.commit().await.map_err(sql_error)
+        tx.commit().await.map_err(sql_error)?;
+        Ok(true)
     }
 
     async fn load_recorded(

@@ -514,12 +514,30 @@ impl LogStore for SqliteStore {
         tx.commit().await.map_err(sql_error)
     }
 
-    async fn swap_model(&self, live: &str, scratch: &str) -> Result<(), StoreError> {
+    async fn swap_model(&self, live: &str, scratch: &str) -> Result<bool, StoreError> {
         if live == scratch {
             // Deleting `live` first would destroy the very documents we keep.
-            return Ok(());
+            return Ok(true);
         }
+        // The write transaction excludes every other writer (projectors too).
         let mut tx = self.begin_write().await?;
+        let live_at: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")
+                .bind(live)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        let scratch_at: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")
+                .bind(scratch)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        match (live_at, scratch_at) {
+            (_, None) => return Ok(false),
+            (Some(l), Some(s)) if l > s => return Ok(false),
+            _ => {}
+        }
         for table in ["checkpoints", "read_models"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE model = ?"))
                 .bind(live)
@@ -533,7 +551,8 @@ impl LogStore for SqliteStore {
                 .await
                 .map_err(sql_error)?;
         }
-        tx.commit().await.map_err(sql_error)
+        tx.commit().await.map_err(sql_error)?;
+        Ok(true)
     }
 
     async fn load_recorded(
