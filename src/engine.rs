@@ -291,13 +291,22 @@ impl Engine {
     /// it publishes (no polling, no sleeping), so concurrent commands share
     /// rounds instead of queueing for catch-ups of their own. If the read models
     /// still lag after [`READ_YOUR_WRITES_TIMEOUT`] (a long transaction elsewhere
-    /// holds back sequencing), the command has committed all the same: say so in
-    /// the log, don't fail it.
+    /// holds back sequencing), or the projector's round failed (a busy store,
+    /// an event it cannot decode), the command has committed all the same: say
+    /// so in the log, don't fail it — a 500 would make the client retry a
+    /// create that succeeded and get a 409.
     async fn wait_projected(&self, aggregate_type: &str, id: &str) -> Result<(), EngineError> {
-        let applied = self
+        let applied = match self
             .projector
             .wait_for_aggregate(aggregate_type, id, READ_YOUR_WRITES_TIMEOUT)
-            .await?;
+            .await
+        {
+            Ok(applied) => applied,
+            Err(e) => {
+                tracing::error!(aggregate_type, id, error = %e, "the command committed but the read models could not apply it");
+                return Ok(());
+            }
+        };
         if !applied {
             tracing::warn!(
                 aggregate_type,

@@ -348,6 +348,40 @@ async fn volume_refuses_a_second_node(t: common::TestStore) {
     engine.volume("vol-9", attach("n2"), &meta()).await.unwrap();
 }
 
+/// A committed command is a success even when the read models cannot apply
+/// it (here: an undecodable event ahead of it stops the projector). A 500
+/// would make the client retry a create that happened, and get a 409.
+async fn a_committed_command_succeeds_when_the_read_models_stall(t: common::TestStore) {
+    let engine = engine_on(&t);
+    t.store
+        .append(
+            &[cqrs_es::persist::SerializedEvent {
+                aggregate_id: Uuid::new_v4().to_string(),
+                sequence: 1,
+                aggregate_type: "Node".into(),
+                event_type: "NodeEnrolled".into(),
+                event_version: "1.0".into(),
+                payload: json!({"NodeEnrolled": "not a node"}),
+                metadata: json!({}),
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    engine
+        .node(id, enroll(id, Some("after-garbage")), &meta())
+        .await
+        .expect("the command committed: not an error");
+    assert!(engine.load_node(id).await.unwrap().exists);
+    // Committed for good: a retry is the conflict a client would see.
+    let again = engine
+        .node(id, enroll(id, None), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(again.status(), 409, "{again}");
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -371,6 +405,13 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn concurrent_patches_lose_nothing() {
                 super::concurrent_patches_lose_nothing(common::$backend().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn a_committed_command_succeeds_when_the_read_models_stall() {
+                super::a_committed_command_succeeds_when_the_read_models_stall(
+                    common::$backend().await,
+                )
+                .await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn volume_refuses_a_second_node() {
