@@ -922,3 +922,56 @@ async fn the_mac_links_of_a_deployed_node_follow_its_ports() {
         ProvisionState::Active
     );
 }
+
+/// A node waiting on a Cinder that does not answer must not hold up the
+/// others: nodes are worked side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stuck_on_cinder_does_not_hold_up_the_others() {
+    // A "Cinder" that accepts connections and never answers.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = black_hole.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = black_hole.accept().await {
+            held.push(s);
+        }
+    });
+    let mut config = cinder_config(&format!("http://{addr}/v3/project"));
+    config.timeout = Duration::from_secs(120);
+    let r = rig(common::memory().await, Some(config)).await;
+    let stuck = guide_node(&r, "cinder").await;
+    add_target(&r, stuck, 0, "vol-never-answered", json!({})).await;
+    provision(&r, stuck, "deploy").await;
+    // Wait until the stuck node's attach has started.
+    for _ in 0..100 {
+        if !r
+            .engine
+            .load_node(stuck)
+            .await
+            .unwrap()
+            .attached_volumes
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let free = guide_node(&r, "external").await;
+    add_target(
+        &r,
+        free,
+        0,
+        "04452bed-5367-4202-8bf5-de4335ac56d2",
+        json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001", "target_lun": 0,
+               "target_portal": "192.168.0.123:3260"}),
+    )
+    .await;
+    provision(&r, free, "deploy").await;
+    settle(&r, free, ProvisionState::Active).await;
+    assert_eq!(
+        r.engine.load_node(stuck).await.unwrap().state(),
+        ProvisionState::Deploying,
+        "the other node is still waiting on Cinder"
+    );
+}

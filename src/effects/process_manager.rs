@@ -44,6 +44,7 @@ use uuid::Uuid;
 /// The process manager's checkpoint in the feed.
 pub const CHECKPOINT: &str = "process_manager";
 
+
 #[derive(Debug, Clone)]
 pub struct PmConfig {
     /// `[cinder]`; `None` when no endpoint is configured (cinder nodes then fail
@@ -101,6 +102,8 @@ pub struct ProcessManager {
     /// This process's name in leases.
     holder: String,
     kick: Notify,
+    /// Nodes a task of this process is working on.
+    busy: std::sync::Mutex<std::collections::HashSet<Uuid>>,
 }
 
 fn meta() -> Meta {
@@ -127,6 +130,7 @@ impl ProcessManager {
             config,
             holder,
             kick: Notify::new(),
+            busy: Default::default(),
         }))
     }
 
@@ -158,9 +162,13 @@ impl ProcessManager {
     }
 
     /// One round: the nodes the feed mentions since the checkpoint (and every
-    /// node when sweeping) are worked if they need it. Returns the number of
-    /// nodes worked.
-    pub async fn round(&self, sweep: bool) -> Result<usize, EngineError> {
+    /// node when sweeping) are handed to workers if they need it. Returns the
+    /// number of nodes handed out.
+    ///
+    /// Each node is worked in a task of its own and the round does not wait
+    /// for it: a node waiting on Cinder must not hold up the others, nor the
+    /// next rounds. A node already being worked by this process is skipped.
+    pub async fn round(self: &Arc<Self>, sweep: bool) -> Result<usize, EngineError> {
         let store = self.engine.store().clone();
         let from = store.checkpoint(CHECKPOINT).await?;
         let events = store.read_feed(from, 1000).await?;
@@ -169,58 +177,60 @@ impl ProcessManager {
             .filter(|e| e.aggregate_type == "Node")
             .map(|e| e.aggregate_id.clone())
             .collect();
+        let mut orphans = Vec::new();
+        // Deleted nodes are gone from `nodes`; those whose leftovers are not
+        // undone yet are kept in this manager's own model, for the sweep.
+        for e in events.iter().filter(|e| e.event_type == "NodeDeleted") {
+            if let Ok(uuid) = Uuid::parse_str(&e.aggregate_id) {
+                if self.engine.load_node(uuid).await?.has_leftovers() {
+                    orphans.push(DocChange::Put {
+                        id: e.aggregate_id.clone(),
+                        body: serde_json::json!({}),
+                    });
+                }
+            }
+        }
         if sweep {
             for (id, doc) in store.doc_list("nodes").await? {
                 if needs_work_doc(&doc) {
                     candidates.insert(id);
                 }
             }
-            // Deleted nodes are gone from `nodes`; those whose leftovers are
-            // not undone yet are kept in this manager's own model.
             for (id, _) in store.doc_list(CHECKPOINT).await? {
-                candidates.insert(id);
-            }
-        }
-        let deleted: BTreeSet<String> = events
-            .iter()
-            .filter(|e| e.event_type == "NodeDeleted")
-            .map(|e| e.aggregate_id.clone())
-            .collect();
-        let mut worked = 0;
-        let mut orphans = Vec::new();
-        for id in candidates {
-            let Ok(uuid) = Uuid::parse_str(&id) else {
-                continue;
-            };
-            match self.work(uuid).await {
-                Ok(true) => worked += 1,
-                Ok(false) => {}
-                // One node's trouble (an undecodable event, a store hiccup)
-                // must not keep the others waiting.
-                Err(e) => tracing::warn!(node = %uuid, error = %e, "working the node failed"),
-            }
-            if deleted.contains(&id) || sweep {
-                if let Ok(node) = self.engine.load_node(uuid).await {
-                    if !node.exists {
-                        orphans.push(if node.has_leftovers() {
-                            DocChange::Put {
-                                id: id.clone(),
-                                body: serde_json::json!({}),
-                            }
-                        } else {
-                            DocChange::Delete { id: id.clone() }
-                        });
-                    }
+                let done = match Uuid::parse_str(&id) {
+                    Ok(uuid) => !self.engine.load_node(uuid).await?.has_leftovers(),
+                    Err(_) => true,
+                };
+                if done {
+                    orphans.push(DocChange::Delete { id });
+                } else {
+                    candidates.insert(id);
                 }
             }
         }
         let to = events.last().map(|e| e.position).unwrap_or(from);
         if to != from || !orphans.is_empty() {
-            // Moving the checkpoint is safe even for nodes another process holds:
-            // the sweep finds them again if that process dies.
+            // Moving the checkpoint is safe even for nodes another process holds
+            // or a worker of ours is still on: the sweep finds them again.
             store.commit_model(CHECKPOINT, from, to, &orphans).await?;
         }
-        Ok(worked)
+        let mut handed = 0;
+        for uuid in candidates.iter().filter_map(|id| Uuid::parse_str(id).ok()) {
+            if !self.busy.lock().expect("busy set").insert(uuid) {
+                continue;
+            }
+            handed += 1;
+            let pm = self.clone();
+            tokio::spawn(async move {
+                // One node's trouble (an undecodable event, a store hiccup)
+                // stays with that node.
+                if let Err(e) = pm.work(uuid).await {
+                    tracing::warn!(node = %uuid, error = %e, "working the node failed");
+                }
+                pm.busy.lock().expect("busy set").remove(&uuid);
+            });
+        }
+        Ok(handed)
     }
 
     /// Works one node if it needs it and its lease is free. Returns whether it
@@ -239,25 +249,31 @@ impl ProcessManager {
             return Ok(false);
         }
         // Renew the lease while working, so a long Cinder call does not let
-        // another process take the node over.
-        let renewer = {
-            let (store, lease, holder, ttl) = (
-                store.clone(),
-                lease.clone(),
-                self.holder.clone(),
-                self.config.lease_ttl,
-            );
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(ttl / 3).await;
-                    if !matches!(store.try_lease(&lease, &holder, ttl).await, Ok(true)) {
-                        tracing::error!(lease, "lost a node lease while working");
-                    }
+        // another process take the node over. If it cannot be renewed (the
+        // database is away, this process stalled), another process may hold
+        // the node by now: stop at once, as a crash would — every step is
+        // idempotent and the holder carries on from the log.
+        let (store2, lease2, holder, ttl) = (
+            store.clone(),
+            lease.clone(),
+            self.holder.clone(),
+            self.config.lease_ttl,
+        );
+        let lost = async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                if !matches!(store2.try_lease(&lease2, &holder, ttl).await, Ok(true)) {
+                    return;
                 }
-            })
+            }
         };
-        let result = self.work_leased(id).await;
-        renewer.abort();
+        let result = tokio::select! {
+            r = self.work_leased(id) => r,
+            () = lost => {
+                tracing::error!(node = %id, "lost the node's lease while working; stopped");
+                Ok(())
+            }
+        };
         let _ = store.release_lease(&lease, &self.holder).await;
         result.map(|_| true)
     }
