@@ -173,9 +173,14 @@ pub async fn run(global: &GlobalArgs, args: EventsArgs) -> Result<()> {
     match (&filter.aggregate_type, &filter.aggregate_id) {
         // One aggregate: read its stream rather than the whole feed.
         (Some(t), Some(id)) => {
+            // The head first: an event numbered after it is left to `--follow`
+            // (read the other way round, one numbered in between was lost).
+            let head = store.head().await?;
+            after = after.max(head);
             found = store.load_recorded(t, id).await?;
-            after = after.max(store.head().await?);
-            found.retain(|e| e.position >= from && e.position <= to && filter.matches(e));
+            found.retain(|e| {
+                e.position >= from && e.position <= to && e.position <= head && filter.matches(e)
+            });
         }
         _ => loop {
             let page = store.read_feed(after, 1000).await?;

@@ -69,6 +69,12 @@ fn put(out: &mut dyn Write, line: &Line) -> Result<()> {
 
 pub async fn run(global: &GlobalArgs, args: ExportArgs) -> Result<()> {
     let store = common::open_store(global, true).await?;
+    // The data keys are read before the head and again after the events, and
+    // both sets are exported: `serve` may delete a node (and its key) after
+    // the head was read, while the export still holds that node's events up
+    // to the head — without the first read, its secrets could not be
+    // decrypted after import.
+    let keys_before = store.claims_in_scope(DATA_KEY_SCOPE, None).await?;
     store.sequence().await?;
     let head = store.head().await?;
     let mut out: Box<dyn Write> = match &args.output {
@@ -98,19 +104,37 @@ pub async fn run(global: &GlobalArgs, args: ExportArgs) -> Result<()> {
     let started = Instant::now();
     let mut after = 0;
     let mut events = 0u64;
+    // Nodes whose last exported word is their deletion: their keys were
+    // destroyed with it and must not come back through the export.
+    let mut shredded = std::collections::HashSet::new();
     while after < head {
         let page = store.read_feed(after, 1000).await?;
         let Some(last) = page.last().map(|e| e.position) else {
             break;
         };
         for e in page.into_iter().filter(|e| e.position <= head) {
+            match e.event_type.as_str() {
+                "NodeDeleted" => {
+                    shredded.insert(e.aggregate_id.clone());
+                }
+                "NodeEnrolled" => {
+                    shredded.remove(&e.aggregate_id);
+                }
+                _ => {}
+            }
             put(&mut out, &Line::Event(e))?;
             events += 1;
         }
         after = last;
         bar.set_position(after.min(head));
     }
-    let keys = store.claims_in_scope(DATA_KEY_SCOPE, None).await?;
+    let mut keys = store.claims_in_scope(DATA_KEY_SCOPE, None).await?;
+    for key in keys_before {
+        if !keys.iter().any(|(_, owner)| *owner == key.1) {
+            keys.push(key);
+        }
+    }
+    keys.retain(|(_, owner)| !shredded.contains(owner));
     for (wrapped, owner) in &keys {
         put(
             &mut out,

@@ -145,6 +145,10 @@ const MIGRATION_LOCK: i32 = 0x494C_4D47;
 /// second half is the `events` table's OID, which is per schema.
 const SEQUENCER_LOCK: i32 = 0x494C_5351;
 
+/// First half of the advisory-lock keys of claims ("ILCL"); the second half
+/// hashes the claim's scope and key. See [`lock_claim_keys`].
+const CLAIM_LOCK: i32 = 0x494C_434C;
+
 /// How many events one sequencing round numbers at most. Rounds repeat until the
 /// backlog is done; the cap keeps each transaction (and its row locks) short.
 const SEQUENCE_BATCH: i64 = 10_000;
@@ -528,6 +532,7 @@ impl LogStore for PostgresStore {
         }
         // Dropping `tx` on an early return rolls it back.
         let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        lock_claim_keys(&mut tx, claims).await?;
         for e in events {
             sqlx::query(INSERT_EVENT_SQL)
                 .bind(&e.aggregate_type)
@@ -875,6 +880,64 @@ impl LogStore for PostgresStore {
 }
 
 /// Applies claim changes inside an append (or import) transaction, in order.
+/// Takes a transaction-scoped advisory lock on every claim key the append
+/// touches, before its first write.
+///
+/// Why: the feed orders events by transaction id, which PostgreSQL assigns at
+/// a transaction's first write. Without these locks, a transaction acquiring a
+/// claim (a port with MAC X added to node B) could write its events first,
+/// then wait on the claim row of one releasing it (node A deleted) and commit
+/// after it — yet be numbered before it, so a replay would apply "B takes X"
+/// before "A lets X go". Waiting here, where no id is assigned yet, makes the
+/// later owner's events come later in the feed too. Keys are locked in one
+/// order, so two appends cannot deadlock on each other.
+async fn lock_claim_keys(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    claims: &[ClaimOp],
+) -> Result<(), StoreError> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for op in claims {
+        match op {
+            ClaimOp::Acquire { scope, key, .. } | ClaimOp::Release { scope, key, .. } => {
+                keys.push((scope.clone(), key.clone()))
+            }
+            ClaimOp::ReleaseAll { owner } => {
+                // A read: assigns no transaction id.
+                let held: Vec<(String, String)> =
+                    sqlx::query_as("SELECT scope, key FROM claims WHERE owner = $1")
+                        .bind(owner)
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(sql_error)?;
+                keys.extend(held);
+            }
+        }
+    }
+    let mut hashes: Vec<i32> = keys
+        .iter()
+        .map(|(scope, key)| {
+            // FNV-1a over scope, a separator and key, folded to 32 bits.
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in scope.bytes().chain([0u8]).chain(key.bytes()) {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            (h ^ (h >> 32)) as u32 as i32
+        })
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    for h in hashes {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(CLAIM_LOCK)
+            .bind(h)
+            .execute(&mut **tx)
+            .await
+            .map_err(sql_error)?;
+    }
+    Ok(())
+}
+
 async fn apply_claims(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     claims: &[ClaimOp],
