@@ -238,7 +238,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let id = id.to_string();
         let meta = meta.to_map();
-        retrying(|| {
+        retrying(&id, || {
             self.nodes
                 .execute_with_metadata(&id, command.clone(), meta.clone())
         })
@@ -254,7 +254,7 @@ impl Engine {
         meta: &Meta,
     ) -> Result<(), EngineError> {
         let meta = meta.to_map();
-        retrying(|| {
+        retrying(volume_id, || {
             self.volumes
                 .execute_with_metadata(volume_id, command.clone(), meta.clone())
         })
@@ -320,7 +320,7 @@ impl Engine {
 
 /// Runs `attempt` until it does not lose a concurrency race, at most
 /// [`MAX_ATTEMPTS`] times, and maps cqrs-es errors to engine errors.
-async fn retrying<F, Fut>(mut attempt: F) -> Result<(), EngineError>
+async fn retrying<F, Fut>(claimant: &str, mut attempt: F) -> Result<(), EngineError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), AggregateError<DomainError>>>,
@@ -337,7 +337,7 @@ where
             Err(e) => {
                 if let Some(c) = claim_conflict(&e) {
                     return Err(EngineError::Domain(DomainError::Conflict(
-                        claims::conflict_message(&c.scope, &c.key),
+                        claims::conflict_message(&c.scope, &c.key, claimant),
                     )));
                 }
                 return Err(EngineError::Store(e.to_string()));

@@ -382,6 +382,32 @@ async fn a_committed_command_succeeds_when_the_read_models_stall(t: common::Test
     assert_eq!(again.status(), 409, "{again}");
 }
 
+/// One instance, one node (Ironic's `InstanceAssociated`, 409): Nova relies on
+/// it. Clearing the instance frees it for another node.
+async fn an_instance_belongs_to_one_node(t: common::TestStore) {
+    let engine = engine_on(&t);
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let instance = Uuid::new_v4().to_string();
+    let set = |op: &str| NodeCommand::Patch {
+        ops: vec![PatchOp {
+            op: op.into(),
+            path: "/instance_uuid".into(),
+            value: (op != "remove").then(|| json!(instance)),
+        }],
+    };
+    engine.node(a, enroll(a, None), &meta()).await.unwrap();
+    engine.node(b, enroll(b, None), &meta()).await.unwrap();
+    engine.node(a, set("add"), &meta()).await.unwrap();
+    let err = engine.node(b, set("add"), &meta()).await.unwrap_err();
+    assert_eq!(err.status(), 409);
+    assert_eq!(
+        err.to_string(),
+        format!("Instance {instance} is already associated with a node, it cannot be associated with this other node {b}")
+    );
+    engine.node(a, set("remove"), &meta()).await.unwrap();
+    engine.node(b, set("add"), &meta()).await.unwrap();
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -412,6 +438,10 @@ macro_rules! suite {
                     common::$backend().await,
                 )
                 .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn an_instance_belongs_to_one_node() {
+                super::an_instance_belongs_to_one_node(common::$backend().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn volume_refuses_a_second_node() {

@@ -17,6 +17,8 @@ pub const PORT_UUID: &str = "port_uuid";
 pub const CONNECTOR: &str = "connector";
 pub const CONNECTOR_UUID: &str = "connector_uuid";
 pub const TARGET_UUID: &str = "target_uuid";
+/// A node's `instance_uuid`: one instance, one node (Nova relies on it).
+pub const INSTANCE: &str = "instance";
 
 /// A claim change, independent of any store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,14 +74,23 @@ pub fn node_event_claims(event: &NodeEvent) -> Vec<Claim> {
             .iter()
             .map(|t| Release(TARGET_UUID, t.uuid.to_string()))
             .collect(),
+        E::InstanceAssociated { from, to } => {
+            let mut v: Vec<Claim> = from.iter().map(|i| Release(INSTANCE, i.clone())).collect();
+            v.extend(to.iter().map(|i| Acquire(INSTANCE, i.clone())));
+            v
+        }
         E::NodeDeleted { .. } => vec![ReleaseAll],
         _ => vec![],
     }
 }
 
-/// The message (Ironic's wording) for a claim another node holds.
-pub fn conflict_message(scope: &str, key: &str) -> String {
+/// The message (Ironic's wording) for a claim another node holds, when node
+/// `claimant` asked for it.
+pub fn conflict_message(scope: &str, key: &str, claimant: &str) -> String {
     match scope {
+        INSTANCE => format!(
+            "Instance {key} is already associated with a node, it cannot be associated with this other node {claimant}"
+        ),
         NODE_NAME => format!("A node with name {key} already exists."),
         PORT_ADDRESS => format!("A port with MAC address {key} already exists."),
         PORT_UUID => format!("A port with UUID {key} already exists."),

@@ -44,7 +44,6 @@ use uuid::Uuid;
 /// The process manager's checkpoint in the feed.
 pub const CHECKPOINT: &str = "process_manager";
 
-
 #[derive(Debug, Clone)]
 pub struct PmConfig {
     /// `[cinder]`; `None` when no endpoint is configured (cinder nodes then fail

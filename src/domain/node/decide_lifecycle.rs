@@ -317,10 +317,17 @@ impl Node {
             FsmEvent::Done,
             "clean done",
         )?;
-        Ok(vec![
-            NodeEvent::Undeployed(to_cleaning),
-            NodeEvent::ProvisionStateChanged(done),
-        ])
+        let mut events = Vec::new();
+        // Said out loud so the instance's claim is released with it.
+        if self.instance_uuid.is_some() {
+            events.push(NodeEvent::InstanceAssociated {
+                from: self.instance_uuid.clone(),
+                to: None,
+            });
+        }
+        events.push(NodeEvent::Undeployed(to_cleaning));
+        events.push(NodeEvent::ProvisionStateChanged(done));
+        Ok(events)
     }
 
     pub(super) fn fail_undeploy(&self, error: String) -> Result<Vec<NodeEvent>, DomainError> {

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::domain::claims::{
-    conflict_message, node_event_claims, Claim, CONNECTOR, CONNECTOR_UUID, NODE_NAME, PORT_ADDRESS,
-    PORT_UUID, TARGET_UUID,
+    conflict_message, node_event_claims, Claim, CONNECTOR, CONNECTOR_UUID, INSTANCE, NODE_NAME,
+    PORT_ADDRESS, PORT_UUID, TARGET_UUID,
 };
 use crate::domain::node::commands::{NewConnector, NewPort, NewTarget};
 use serde_json::json;
@@ -216,7 +216,6 @@ fn events_that_touch_no_unique_value_claim_nothing() {
         NodeEvent::DriverInternalInfoUpdated {
             changes: BTreeMap::new(),
         },
-        associated(),
         maintenance_on(),
         NodeEvent::MaintenanceUnset,
         powered("power on"),
@@ -240,6 +239,28 @@ fn events_that_touch_no_unique_value_claim_nothing() {
     for e in events {
         assert_eq!(node_event_claims(&e), vec![], "{}", e.name());
     }
+}
+
+/// One instance, one node: associating claims the instance UUID, clearing
+/// releases it (the undeploy clears it out loud for that reason).
+#[test]
+fn an_instance_is_claimed_while_associated() {
+    let i = "8b0b4bb5-6f9c-4c2a-9d0e-6f1f6a9a0b11".to_string();
+    assert_eq!(
+        node_event_claims(&associated()),
+        vec![Claim::Acquire(INSTANCE, i.clone())]
+    );
+    assert_eq!(
+        node_event_claims(&NodeEvent::InstanceAssociated {
+            from: Some(i.clone()),
+            to: None
+        }),
+        vec![Claim::Release(INSTANCE, i.clone())]
+    );
+    assert_eq!(
+        conflict_message(INSTANCE, &i, "n-2"),
+        format!("Instance {i} is already associated with a node, it cannot be associated with this other node n-2")
+    );
 }
 
 /// The aggregate's own duplicate messages are the ones the store gives for a
@@ -311,7 +332,11 @@ async fn in_node_conflicts_read_like_cross_node_claims() {
     for (cmd, scope, k) in cases {
         assert_eq!(
             run(history.clone(), cmd).await,
-            Err(DomainError::Conflict(conflict_message(scope, &k))),
+            Err(DomainError::Conflict(conflict_message(
+                scope,
+                &k,
+                &NODE.to_string()
+            ))),
             "{scope}"
         );
     }

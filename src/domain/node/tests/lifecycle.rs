@@ -953,6 +953,10 @@ async fn finish_undeploy_cleans_then_lands_in_available_and_clears_the_instance(
     assert_eq!(
         events,
         vec![
+            NodeEvent::InstanceAssociated {
+                from: Some(INSTANCE.into()),
+                to: None
+            },
             NodeEvent::Undeployed(tr(E::Clean, Deleting, Cleaning, Some(Available))),
             psc(E::Done, Cleaning, Available, None),
         ]
