@@ -182,6 +182,13 @@ impl Node {
             ));
         }
         let t = self.step(event, verb)?;
+        // A retired node is on its way out: it is not handed out again.
+        if event == FsmEvent::Provide && self.is_retired() {
+            return Err(DomainError::Invalid(format!(
+                "The providing operation can't be performed on node {} because it is retired.",
+                self.id()
+            )));
+        }
         if req.configdrive.is_some() && !matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
             return Err(DomainError::Invalid(
                 "Adding a config drive is only supported when setting provision state to active, rebuild".into(),

@@ -824,7 +824,18 @@ async fn retired_cannot_be_set_on_available_nodes() {
     )
     .await
     .unwrap();
-    let node = replay(&and(in_state(Manageable), events));
+    let node = replay(&and(in_state(Manageable), events.clone()));
     assert!(node.is_retired());
     assert_eq!(node.fields["retired_reason"], json!("eol"));
+    // A retired node is not provided again.
+    assert_eq!(
+        run(
+            and(in_state(Manageable), events),
+            NodeCommand::Provision(ProvisionRequest::verb("provide"))
+        )
+        .await,
+        Err(DomainError::Invalid(format!(
+            "The providing operation can't be performed on node {NODE} because it is retired."
+        )))
+    );
 }
