@@ -226,3 +226,52 @@ fn connector_dictionary_follows_ironic() {
         .message
         .starts_with("Insufficient or incompatible volume connection records for node n1"));
 }
+
+/// A compensation reports as detached only what Cinder confirmed: a volume it
+/// refuses to detach (here: put in `maintenance` behind our back) stays
+/// attached and is left out, so the process manager tries it again; once
+/// Cinder lets go, it is reported.
+#[tokio::test]
+async fn a_compensation_reports_only_what_cinder_detached() {
+    let c = client();
+    let node = Uuid::new_v4().to_string();
+    let (stuck, free) = (create_volume(false).await, create_volume(false).await);
+    attach_volumes(
+        &c,
+        &node,
+        None,
+        &[target(&stuck, 0), target(&free, 1)],
+        &iqn(&node),
+    )
+    .await
+    .unwrap();
+    common::cinder::reset_status(&stuck, "maintenance").await;
+    let both = [stuck.clone(), free.clone()];
+    let detached = detach_volumes(
+        &c,
+        &node,
+        None,
+        &both,
+        &iqn(&node),
+        DetachMode::Compensation,
+    )
+    .await
+    .unwrap();
+    assert_eq!(detached, vec![free.clone()]);
+    assert_eq!(c.get_volume(&stuck).await.unwrap().attachments.len(), 1);
+    assert_eq!(c.get_volume(&free).await.unwrap().attachments.len(), 0);
+
+    common::cinder::reset_status(&stuck, "in-use").await;
+    let detached = detach_volumes(
+        &c,
+        &node,
+        None,
+        &both,
+        &iqn(&node),
+        DetachMode::Compensation,
+    )
+    .await
+    .unwrap();
+    assert_eq!(detached, both.to_vec(), "the free one is confirmed again");
+    assert_eq!(c.get_volume(&stuck).await.unwrap().attachments.len(), 0);
+}

@@ -523,7 +523,7 @@ impl ProcessManager {
             .await
             .map_err(|e| StepError::Fatal(format!("Detaching volumes failed: {}", e.message)))?;
             crash_point("undeploy:after-detach");
-            self.release_volumes(id, node).await?;
+            self.release_volumes(id, volumes_of(node)).await?;
         }
         crash_point("undeploy:before-purge");
         self.command(id, NodeCommand::PurgeTargets).await?;
@@ -553,9 +553,12 @@ impl ProcessManager {
         Ok(())
     }
 
-    /// Records that the node's volumes are detached (node and volume aggregates).
-    async fn release_volumes(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
-        let ids = volumes_of(node);
+    /// Records that these volumes of the node are detached (node and volume
+    /// aggregates).
+    async fn release_volumes(&self, id: Uuid, ids: Vec<String>) -> Result<(), StepError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         for v in &ids {
             self.engine
                 .volume(
@@ -590,7 +593,7 @@ impl ProcessManager {
             // The intent may name volumes whose targets changed since: detach
             // by volume id.
             let volume_ids: Vec<String> = node.attached_volumes.iter().cloned().collect();
-            detach_volumes(
+            let detached = detach_volumes(
                 cinder,
                 &node_id,
                 attachment_owner(node),
@@ -600,7 +603,14 @@ impl ProcessManager {
             )
             .await
             .map_err(|e| StepError::Retry(e.message))?;
-            self.release_volumes(id, node).await?;
+            let refused = volume_ids.len() - detached.len();
+            self.release_volumes(id, detached).await?;
+            if refused > 0 {
+                // Kept in the intent: the sweep asks Cinder again.
+                return Err(StepError::Retry(format!(
+                    "Cinder refused to detach {refused} volume(s) of the node"
+                )));
+            }
         }
         Ok(())
     }

@@ -216,9 +216,10 @@ async fn unreserve(
 /// and a reservation it left unfinished is released.
 ///
 /// `allow_errors` (Ironic's name) tolerates Cinder *refusing* a step for one
-/// volume (logged, the volume skipped). A transient failure — Cinder
-/// unreachable, timing out, 5xx — is always returned: a volume we could not
-/// even ask about must not be reported as detached.
+/// volume: logged, and the answer is `false` — the volume may still be
+/// attached, so the caller must not record it as detached. A transient
+/// failure — Cinder unreachable, timing out, 5xx — is always returned.
+/// `true`: Cinder holds nothing of this node's on the volume any more.
 async fn detach_one(
     client: &CinderClient,
     node_uuid: &str,
@@ -226,7 +227,7 @@ async fn detach_one(
     volume_id: &str,
     connector: &Value,
     allow_errors: bool,
-) -> Result<(), CinderError> {
+) -> Result<bool, CinderError> {
     let volume = match client.get_volume(volume_id).await {
         Ok(v) => v,
         // A volume Cinder does not know is attached to nothing (Ironic fails the
@@ -237,11 +238,11 @@ async fn detach_one(
                 volume = volume_id,
                 "volume not found in Cinder; nothing to detach"
             );
-            return Ok(());
+            return Ok(true);
         }
         Err(e) if allow_errors && !e.transient => {
             tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "cannot read volume; skipping");
-            return Ok(());
+            return Ok(false);
         }
         Err(e) => return Err(e),
     };
@@ -250,12 +251,13 @@ async fn detach_one(
             match unreserve(client, node_uuid, ids, volume_id).await {
                 Err(e) if !allow_errors || e.transient => return Err(e),
                 Err(e) => {
-                    tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "unreserve failed")
+                    tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "unreserve failed");
+                    return Ok(false);
                 }
                 Ok(()) => {}
             }
         }
-        return Ok(());
+        return Ok(true);
     };
     if volume.status != "detaching" {
         if let Err(e) = client.begin_detaching(volume_id).await {
@@ -268,12 +270,18 @@ async fn detach_one(
     if let Err(e) = client.terminate_connection(volume_id, connector).await {
         if allow_errors && !e.transient {
             tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "terminate_connection failed");
-            return Ok(());
+            return Ok(false);
         }
         let _ = client.roll_detaching(volume_id).await;
         return Err(e);
     }
-    client.detach(volume_id, &attachment).await?;
+    if let Err(e) = client.detach(volume_id, &attachment).await {
+        if allow_errors && !e.transient {
+            tracing::warn!(node = node_uuid, volume = volume_id, error = %e, "detach failed");
+            return Ok(false);
+        }
+        return Err(e);
+    }
     note_on_volume(
         client,
         volume_id,
@@ -282,7 +290,7 @@ async fn detach_one(
         "detached",
     )
     .await;
-    Ok(())
+    Ok(true)
 }
 
 /// How a detach treats failures.
@@ -298,7 +306,10 @@ pub enum DetachMode {
     Compensation,
 }
 
-/// Detaches volumes from the node; the last error is returned.
+/// Detaches volumes from the node; the last error is returned. On success,
+/// the volumes Cinder confirmed hold nothing of the node's any more (with
+/// [`DetachMode::Undeploy`], all of them; a compensation leaves out those
+/// Cinder refused to detach, to be tried again).
 pub async fn detach_volumes(
     client: &CinderClient,
     node_uuid: &str,
@@ -306,10 +317,10 @@ pub async fn detach_volumes(
     volume_ids: &[String],
     connectors: &[Connector],
     mode: DetachMode,
-) -> Result<(), CinderError> {
+) -> Result<Vec<String>, CinderError> {
     let allow_errors = mode == DetachMode::Compensation;
     if volume_ids.is_empty() {
-        return Ok(());
+        return Ok(vec![]);
     }
     let connector = connector_for(node_uuid, connectors)?;
     let ids = node_ids(node_uuid, instance_uuid);
@@ -320,16 +331,19 @@ pub async fn detach_volumes(
     let mut last = None;
     for attempt in 1..=attempts {
         let mut failed = None;
+        let mut confirmed = Vec::new();
         for volume_id in volume_ids {
-            if let Err(e) =
-                detach_one(client, node_uuid, &ids, volume_id, &connector, allow_errors).await
-            {
-                failed = Some(e);
-                break;
+            match detach_one(client, node_uuid, &ids, volume_id, &connector, allow_errors).await {
+                Ok(true) => confirmed.push(volume_id.clone()),
+                Ok(false) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
         match failed {
-            None => return Ok(()),
+            None => return Ok(confirmed),
             Some(e) => {
                 tracing::warn!(node = node_uuid, attempt, attempts, error = %e, "detach pass failed");
                 last = Some(e);

@@ -69,3 +69,16 @@ pub async fn create_volume(multiattach: bool) -> String {
     }
     panic!("volume {id} never became available");
 }
+
+/// Sets a volume's status behind ironledger's back (Cinder's admin
+/// `os-reset_status`), as an operator repairing Cinder would.
+pub async fn reset_status(volume_id: &str, status: &str) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/volumes/{volume_id}/action", endpoint()))
+        .header("X-Auth-Token", format!("admin:{}", project()))
+        .json(&json!({"os-reset_status": {"status": status}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "reset_status: {}", res.status());
+}
