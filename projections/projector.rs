@@ -462,9 +462,12 @@ impl Projector {
                 }
                 // Another process's projector moved the live model on: catch up.
             }
-            // The live checkpoint just moved under the cursor's guess (the
-            // documents stay valid at the checkpoints they are tagged with).
+            // The live model was replaced: its checkpoint moved under the
+            // cursor's guess, and the documents it remembers are the old
+            // model's, possibly at the very same checkpoint (a rebuild that
+            // repaired a corrupted document must not be undone by them).
             live.checkpoints = None;
+            live.docs.clear();
         }
         tracing::info!(projection = name, events = replayed, "projection rebuilt");
         Ok(replayed)

@@ -645,15 +645,16 @@ fn check_deployable(node: &Node) -> Result<(), StepError> {
         .find(|t| t.boot_index == 0)
         .expect("should_write_image checked it");
     let caps = crate::domain::capabilities::Capabilities::from_properties(&node.properties);
+    // Ironic's texts, per volume type.
     let needed = match boot.volume_type.as_str() {
-        "iscsi" => Some("iscsi_boot"),
-        "fibre_channel" => Some("fibre_channel_boot"),
+        "iscsi" => Some(("iscsi_boot", "an iSCSI", "iSCSI")),
+        "fibre_channel" => Some(("fibre_channel_boot", "a Fibre Channel", "Fibre Channel")),
         _ => None,
     };
-    if let Some(cap) = needed {
+    if let Some((cap, a_kind, kind)) = needed {
         if !caps.has(cap) {
             return Err(StepError::Fatal(format!(
-                "Node {} has an iSCSI boot volume defined and no iSCSI boot support available.",
+                "Node {} has {a_kind} boot volume defined and no {kind} boot support available.",
                 node.id()
             )));
         }
