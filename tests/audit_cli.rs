@@ -661,6 +661,13 @@ async fn import_refuses_inconsistent_logs(backend: Backend) {
     gap.push(json!({"kind": "end", "events": pos, "data_keys": 1}).to_string());
     // No end line.
     let truncated = owned[..owned.len() - 1].to_vec();
+    // An event ironledger cannot read (a payload that is not the event its
+    // type says): imported, it would stop every projection there.
+    let mut unreadable = owned.clone();
+    let mut v: Value = serde_json::from_str(&unreadable[2]).unwrap();
+    let kind = v["event_type"].as_str().unwrap().to_string();
+    v["payload"] = json!({ kind: "garbage" });
+    unreadable[2] = v.to_string();
     // A wrong count.
     let mut miscounted = owned.clone();
     *miscounted.last_mut().unwrap() =
@@ -671,6 +678,7 @@ async fn import_refuses_inconsistent_logs(backend: Backend) {
         ("gap", &gap, "sequences must be 1, 2, 3"),
         ("truncated", &truncated, "truncated"),
         ("miscounted", &miscounted, "the end line counts 3 events"),
+        ("unreadable", &unreadable, "cannot be read"),
     ] {
         let target = db(Backend::Sqlite).await;
         let r = target.cli(&["import", &write(name, file)]).await;

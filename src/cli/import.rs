@@ -57,6 +57,30 @@ fn bad(line: usize, msg: impl std::fmt::Display) -> super::anyhow_free::Error {
     format!("line {line}: {msg}").into()
 }
 
+/// Whether ironledger can read the event: a log it cannot decode would be
+/// imported, then stop every projection at that position (and its claims
+/// would silently be missing).
+fn readable(e: &RecordedEvent) -> std::result::Result<(), String> {
+    let decoded = match e.aggregate_type.as_str() {
+        "Node" => crate::domain::upcast::node_event(&e.event_type, &e.event_version, &e.payload)
+            .map(|ev| cqrs_es::DomainEvent::event_type(&ev)),
+        "Volume" => serde_json::from_value::<crate::domain::volume::VolumeEvent>(e.payload.clone())
+            .map(|ev| cqrs_es::DomainEvent::event_type(&ev)),
+        other => return Err(format!("unknown aggregate type '{other}'")),
+    };
+    match decoded {
+        Ok(t) if t == e.event_type => Ok(()),
+        Ok(t) => Err(format!(
+            "event_type says {} but the payload is a {t}",
+            e.event_type
+        )),
+        Err(why) => Err(format!(
+            "{} {} event {} cannot be read: {why}",
+            e.aggregate_type, e.aggregate_id, e.event_type
+        )),
+    }
+}
+
 /// Reads and checks an export (see the command's help for the rules).
 pub fn check(reader: impl BufRead) -> Result<Checked> {
     let mut events: Vec<RecordedEvent> = vec![];
@@ -113,6 +137,7 @@ pub fn check(reader: impl BufRead) -> Result<Checked> {
                 if !e.metadata.is_object() {
                     return Err(bad(n, "metadata must be a JSON object"));
                 }
+                readable(&e).map_err(|why| bad(n, why))?;
                 events.push(e);
             }
             Line::DataKey { owner, wrapped } => data_keys.push((owner, wrapped)),
