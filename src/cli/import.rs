@@ -18,8 +18,9 @@ use std::time::Instant;
 ///
 /// The whole file is checked before anything is written: a header, events
 /// whose positions are dense and in order (1, 2, 3, …), each aggregate's
-/// sequences dense from 1 in position order, and the end line (a truncated
-/// file is refused). The events keep their positions, metadata and times of
+/// sequences dense from 1 in position order, every event one ironledger can
+/// read (a `Node` or `Volume` event whose payload is the event its type
+/// names), and the end line (a truncated file is refused). The events keep their positions, metadata and times of
 /// recording; uniqueness claims are recomputed and the nodes' data keys
 /// restored (the secrets stay readable with the same master key).
 ///
