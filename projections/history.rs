@@ -195,7 +195,9 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
             "INFO",
             format!("Deploy finished: {} -> {}.", t.from, t.to),
         ),
-        DeployFailed { last_error, .. } => ("provisioning", "ERROR", last_error.clone()),
+        DeployFailed { last_error, .. } | AdoptFailed { last_error, .. } => {
+            ("provisioning", "ERROR", last_error.clone())
+        }
         UndeployRequested(t) => (
             "unprovision",
             "INFO",

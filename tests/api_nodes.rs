@@ -1924,7 +1924,7 @@ async fn verbs_legal_and_illegal_by_state() {
         ("manageable", "manage", false, ""),
         ("manageable", "provide", true, "available"),
         ("manageable", "inspect", true, "manageable"),
-        ("manageable", "adopt", true, "active"),
+        ("manageable", "adopt", true, "adopting"),
         ("manageable", "active", false, ""),
         ("manageable", "abort", false, ""),
         ("available", "manage", true, "manageable"),

@@ -975,3 +975,49 @@ async fn a_node_stuck_on_cinder_does_not_hold_up_the_others() {
         "the other node is still waiting on Cinder"
     );
 }
+
+/// Adopting a running boot-from-volume node writes its iPXE script (as
+/// Ironic's `prepare_instance` does) without attaching or powering anything,
+/// so its next network boot finds it; a target the script cannot be written
+/// from ends the adoption in `adopt failed` with Ironic's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adoption_writes_the_boot_configuration_of_a_volume_boot() {
+    let r = rig(common::memory().await, None).await;
+    let id = guide_node(&r, "external").await;
+    let target = add_target(
+        &r,
+        id,
+        0,
+        "04452bed-5367-4202-8bf5-de4335ac56d2",
+        json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001", "target_lun": 0,
+               "target_portal": "192.168.0.123:3260", "auth_method": "CHAP",
+               "auth_username": "ABC", "auth_password": "XYZ"}),
+    )
+    .await;
+    provision(&r, id, "manage").await;
+    provision(&r, id, "adopt").await;
+    let node = settle(&r, id, ProvisionState::Active).await;
+    assert_eq!(
+        node.driver_internal_info["boot_from_volume"],
+        target.to_string()
+    );
+    assert!(node.boot_config.is_some());
+    let script = std::fs::read_to_string(r.root.join(id.to_string()).join("config")).unwrap();
+    assert!(script.contains("sanhook --drive 0x80 iscsi:192.168.0.123::3260:0:iqn.2010-10.org.openstack:volume-00000001"));
+    let mac = node.ports[0].address.replace(':', "-");
+    assert!(r.root.join("pxelinux.cfg").join(mac).exists());
+
+    // A cinder target that never got Cinder's connection data.
+    let bare = guide_node(&r, "cinder").await;
+    add_target(&r, bare, 0, "vol-without-data", json!({})).await;
+    provision(&r, bare, "manage").await;
+    provision(&r, bare, "adopt").await;
+    let n = settle(&r, bare, ProvisionState::AdoptFailed).await;
+    let err = n.last_error.unwrap();
+    assert!(
+        err.starts_with(&format!("Error while attempting to adopt node {bare}: "))
+            && err.contains("target_iqn is missing"),
+        "{err}"
+    );
+    assert!(!r.root.join(bare.to_string()).exists());
+}

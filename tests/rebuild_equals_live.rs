@@ -37,6 +37,7 @@ fn next_step(state: ProvisionState) -> NodeCommand {
         Manageable => verb("provide"),
         Available => verb("deploy"),
         Deploying => NodeCommand::FinishDeploy,
+        Adopting => NodeCommand::FinishAdopt,
         Active => verb("undeploy"),
         Deleting => NodeCommand::PurgeTargets,
         DeployFailed | Error => verb("undeploy"),

@@ -284,6 +284,7 @@ impl ProcessManager {
             _ if !node.exists => self.clean_leftovers(id, &node).await,
             ProvisionState::Active if stale_links(&node) => self.relink(id, &node).await,
             ProvisionState::Deploying => self.deploy(id, &node).await,
+            ProvisionState::Adopting => self.adopt(id, &node).await,
             ProvisionState::Deleting => self.undeploy(id, &node).await,
             _ if has_leftovers(&node) => self.clean_leftovers(id, &node).await,
             _ => Ok(()),
@@ -321,6 +322,18 @@ impl ProcessManager {
                 self.command(
                     id,
                     NodeCommand::FailUndeploy {
+                        error: why.to_string(),
+                    },
+                )
+                .await
+            }
+            ProvisionState::Adopting => {
+                if let Err(e) = self.root.remove_node(&id.to_string()) {
+                    tracing::warn!(node = %id, error = %e, "could not remove a partial boot configuration");
+                }
+                self.command(
+                    id,
+                    NodeCommand::FailAdopt {
                         error: why.to_string(),
                     },
                 )
@@ -472,12 +485,25 @@ impl ProcessManager {
 
         // Render from the node as it is now (targets carry Cinder's data).
         let node = self.engine.load_node(id).await?;
+        self.write_boot_config(id, &node).await?;
+        crash_point("deploy:after-record-write");
+
+        self.set_power(id, &node, POWER_ON).await?;
+        self.command(id, NodeCommand::FinishDeploy).await?;
+        tracing::info!(node = %id, "deployed");
+        Ok(())
+    }
+
+    /// Renders, checks and writes the node's iPXE script and MAC links, and
+    /// records it (`BootConfigWritten`).
+    async fn write_boot_config(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
+        let node_id = id.to_string();
         let plan = ipxe::plan(&node.targets, &node.connectors)
             .map_err(|e| StepError::Fatal(e.to_string()))?;
         let script = ipxe::render_config(&node_id, &plan);
         ipxe_syntax::check(&script)
             .map_err(|e| StepError::Fatal(format!("Generated iPXE script is invalid: {e}")))?;
-        let macs = pxe_macs(&node);
+        let macs = pxe_macs(node);
         self.root
             .write_node(&node_id, &script, &macs)
             .map_err(|e| StepError::Fatal(format!("Writing the boot configuration failed: {e}")))?;
@@ -490,11 +516,35 @@ impl ProcessManager {
             },
         )
         .await?;
-        crash_point("deploy:after-record-write");
+        Ok(())
+    }
 
-        self.set_power(id, &node, POWER_ON).await?;
-        self.command(id, NodeCommand::FinishDeploy).await?;
-        tracing::info!(node = %id, "deployed");
+    /// Takes over a running node (`adopt`): nothing is attached or powered —
+    /// the machine already runs from its volume — but a boot-from-volume node
+    /// gets its iPXE script, so that its next network boot finds it (Ironic's
+    /// `prepare_instance` does the same). A node without a boot volume target
+    /// is simply taken over.
+    async fn adopt(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
+        if let Some(boot) = node.targets.iter().find(|t| t.boot_index == 0) {
+            let uuid = boot.uuid.to_string();
+            if node
+                .driver_internal_info
+                .get("boot_from_volume")
+                .and_then(|v| v.as_str())
+                != Some(uuid.as_str())
+            {
+                let mut changes = std::collections::BTreeMap::new();
+                changes.insert(
+                    "boot_from_volume".to_string(),
+                    Some(serde_json::json!(uuid)),
+                );
+                self.command(id, NodeCommand::SetDriverInternalInfo { changes })
+                    .await?;
+            }
+            self.write_boot_config(id, node).await?;
+        }
+        self.command(id, NodeCommand::FinishAdopt).await?;
+        tracing::info!(node = %id, "adopted");
         Ok(())
     }
 
@@ -719,7 +769,7 @@ pub fn needs_work(node: &Node) -> bool {
     (node.exists
         && matches!(
             node.state(),
-            ProvisionState::Deploying | ProvisionState::Deleting
+            ProvisionState::Deploying | ProvisionState::Deleting | ProvisionState::Adopting
         ))
         || has_leftovers(node)
         || stale_links(node)

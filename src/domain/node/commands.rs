@@ -132,6 +132,11 @@ pub enum NodeCommand {
     FailDeploy {
         error: String,
     },
+    /// Adoption done (its boot configuration, if any, written): `active`.
+    FinishAdopt,
+    FailAdopt {
+        error: String,
+    },
     PurgeTargets,
     FinishUndeploy,
     FailUndeploy {

@@ -100,7 +100,11 @@ impl Node {
                 .boot_config
                 .as_ref()
                 .is_some_and(|b| b.digest == digest);
-        if self.state() != ProvisionState::Deploying && !relink {
+        if !matches!(
+            self.state(),
+            ProvisionState::Deploying | ProvisionState::Adopting
+        ) && !relink
+        {
             return Err(DomainError::invalid_state(
                 "write boot configuration",
                 &self.id(),

@@ -228,9 +228,11 @@ impl Node {
             // Verification, cleaning, inspection and adoption have no work to do
             // on the hardware types ironledger models: they finish at once.
             FsmEvent::Manage if t.to == ProvisionState::Verifying => self.then_done(t, verb),
-            FsmEvent::Provide | FsmEvent::Clean | FsmEvent::Inspect | FsmEvent::Adopt => {
-                self.then_done(t, verb)
-            }
+            FsmEvent::Provide | FsmEvent::Clean | FsmEvent::Inspect => self.then_done(t, verb),
+            // Adoption takes the node over as it runs: the process manager
+            // writes its boot configuration (a volume boot needs its iPXE
+            // script), then finishes it.
+            FsmEvent::Adopt => Ok(vec![NodeEvent::ProvisionStateChanged(t)]),
             _ => Ok(vec![NodeEvent::ProvisionStateChanged(t)]),
         }
     }
@@ -288,6 +290,24 @@ impl Node {
         Ok(vec![NodeEvent::Deployed(
             self.step(FsmEvent::Done, "deploy done")?,
         )])
+    }
+
+    pub(super) fn finish_adopt(&self) -> Result<Vec<NodeEvent>, DomainError> {
+        self.require_state(ProvisionState::Adopting, "adopt done")?;
+        Ok(vec![NodeEvent::ProvisionStateChanged(
+            self.step(FsmEvent::Done, "adopt done")?,
+        )])
+    }
+
+    pub(super) fn fail_adopt(&self, error: String) -> Result<Vec<NodeEvent>, DomainError> {
+        self.require_state(ProvisionState::Adopting, "adopt failed")?;
+        Ok(vec![NodeEvent::AdoptFailed {
+            transition: self.step(FsmEvent::Fail, "adopt failed")?,
+            last_error: format!(
+                "Error while attempting to adopt node {}: {error}.",
+                self.id()
+            ),
+        }])
     }
 
     pub(super) fn fail_deploy(&self, error: String) -> Result<Vec<NodeEvent>, DomainError> {

@@ -144,6 +144,12 @@ pub enum NodeEvent {
         transition: Transition,
         last_error: String,
     },
+    /// Adoption could not finish (its boot configuration could not be
+    /// written): the node is `adopt failed`, `last_error` set.
+    AdoptFailed {
+        transition: Transition,
+        last_error: String,
+    },
     /// Undeploy asked for: the node is now `deleting`.
     UndeployRequested(Transition),
     /// Every volume target of the node was removed by undeploy (connectors stay).
@@ -254,6 +260,7 @@ impl NodeEvent {
             DeployRequested { .. } => "DeployRequested",
             Deployed(_) => "Deployed",
             DeployFailed { .. } => "DeployFailed",
+            AdoptFailed { .. } => "AdoptFailed",
             UndeployRequested(_) => "UndeployRequested",
             TargetsPurged { .. } => "TargetsPurged",
             Undeployed(_) => "Undeployed",
@@ -276,6 +283,7 @@ impl NodeEvent {
             }
             DeployRequested { transition, .. }
             | DeployFailed { transition, .. }
+            | AdoptFailed { transition, .. }
             | UndeployFailed { transition, .. } => Some(transition),
             _ => None,
         }

@@ -170,6 +170,8 @@ impl Node {
             NodeCommand::Provision(req) => self.provision(&req),
             NodeCommand::Delete => self.delete(),
             NodeCommand::FinishDeploy => self.finish_deploy(),
+            NodeCommand::FinishAdopt => self.finish_adopt(),
+            NodeCommand::FailAdopt { error } => self.fail_adopt(error),
             NodeCommand::FailDeploy { error } => self.fail_deploy(error),
             NodeCommand::PurgeTargets => self.purge_targets(),
             NodeCommand::FinishUndeploy => self.finish_undeploy(),
@@ -303,6 +305,10 @@ impl Aggregate for Node {
                 last_error: error,
             }
             | UndeployFailed {
+                transition,
+                last_error: error,
+            }
+            | AdoptFailed {
                 transition,
                 last_error: error,
             } => {

@@ -399,10 +399,9 @@ fn expected_provision(state: ProvisionState, verb: &str) -> Option<Vec<NodeEvent
                 Some(Active),
             )]
         }
-        ("adopt", Manageable | AdoptFailed) => vec![
-            psc(E::Adopt, state, Adopting, Some(Active)),
-            psc(E::Done, Adopting, Active, None),
-        ],
+        ("adopt", Manageable | AdoptFailed) => {
+            vec![psc(E::Adopt, state, Adopting, Some(Active))]
+        }
         _ => return None,
     };
     Some(events)
@@ -538,10 +537,42 @@ async fn inspect_and_adopt_finish_at_once() {
             .given(in_state(from))
             .when_async(provision("adopt"))
             .await
-            .then_expect_events(vec![
-                psc(E::Adopt, from, Adopting, Some(Active)),
-                psc(E::Done, Adopting, Active, None),
-            ]);
+            .then_expect_events(vec![psc(E::Adopt, from, Adopting, Some(Active))]);
+    }
+}
+
+/// Adoption waits in `adopting` for the process manager (which writes a
+/// volume boot's script), then ends in `active`, or in `adopt failed` with
+/// Ironic's text.
+#[tokio::test]
+async fn adoption_is_finished_or_failed_by_the_process_manager() {
+    let adopting = and(
+        in_state(Manageable),
+        [psc(E::Adopt, Manageable, Adopting, Some(Active))],
+    );
+    TestFramework::<Node>::with(services())
+        .given(adopting.clone())
+        .when_async(NodeCommand::FinishAdopt)
+        .await
+        .then_expect_events(vec![psc(E::Done, Adopting, Active, None)]);
+    TestFramework::<Node>::with(services())
+        .given(adopting)
+        .when_async(NodeCommand::FailAdopt {
+            error: "volume target x: target_iqn is missing".into(),
+        })
+        .await
+        .then_expect_events(vec![NodeEvent::AdoptFailed {
+            transition: tr(E::Fail, Adopting, AdoptFailed, Some(Active)),
+            last_error: format!(
+                "Error while attempting to adopt node {NODE}: volume target x: target_iqn is missing."
+            ),
+        }]);
+    for state in [Manageable, Active, AdoptFailed] {
+        TestFramework::<Node>::with(services())
+            .given(in_state(state))
+            .when_async(NodeCommand::FinishAdopt)
+            .await
+            .then_expect_error(invalid_state("adopt done", state.as_str()));
     }
 }
 
