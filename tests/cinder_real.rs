@@ -36,6 +36,20 @@ fn iqn(node: &str) -> Vec<Connector> {
     }]
 }
 
+/// An undeploy's detach of one volume from `node`, which must succeed.
+async fn detach(c: &CinderClient, node: &str, vol: &str) {
+    detach_volumes(
+        c,
+        node,
+        None,
+        &[vol.to_string()],
+        &iqn(node),
+        DetachMode::Undeploy,
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn attach_reattach_refuse_detach() {
     let c = client();
@@ -84,43 +98,16 @@ async fn attach_reattach_refuse_detach() {
     let v = c.get_volume(&vol).await.unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("in-use", 1));
 
-    detach_volumes(
-        &c,
-        &a,
-        None,
-        std::slice::from_ref(&vol),
-        &iqn(&a),
-        DetachMode::Undeploy,
-    )
-    .await
-    .unwrap();
+    detach(&c, &a, &vol).await;
     let v = c.get_volume(&vol).await.unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
     // Detaching again is a no-op.
-    detach_volumes(
-        &c,
-        &a,
-        None,
-        std::slice::from_ref(&vol),
-        &iqn(&a),
-        DetachMode::Undeploy,
-    )
-    .await
-    .unwrap();
+    detach(&c, &a, &vol).await;
     // And now the other node may attach it.
     attach_volumes(&c, &b, None, &[target(&vol, 0)], &iqn(&b))
         .await
         .unwrap();
-    detach_volumes(
-        &c,
-        &b,
-        None,
-        std::slice::from_ref(&vol),
-        &iqn(&b),
-        DetachMode::Undeploy,
-    )
-    .await
-    .unwrap();
+    detach(&c, &b, &vol).await;
 }
 
 #[tokio::test]
@@ -247,31 +234,24 @@ async fn a_compensation_reports_only_what_cinder_detached() {
     .unwrap();
     common::cinder::reset_status(&stuck, "maintenance").await;
     let both = [stuck.clone(), free.clone()];
-    let detached = detach_volumes(
-        &c,
-        &node,
-        None,
-        &both,
-        &iqn(&node),
-        DetachMode::Compensation,
-    )
-    .await
-    .unwrap();
+    let connectors = iqn(&node);
+    let compensate = || {
+        detach_volumes(
+            &c,
+            &node,
+            None,
+            &both,
+            &connectors,
+            DetachMode::Compensation,
+        )
+    };
+    let detached = compensate().await.unwrap();
     assert_eq!(detached, vec![free.clone()]);
     assert_eq!(c.get_volume(&stuck).await.unwrap().attachments.len(), 1);
     assert_eq!(c.get_volume(&free).await.unwrap().attachments.len(), 0);
 
     common::cinder::reset_status(&stuck, "in-use").await;
-    let detached = detach_volumes(
-        &c,
-        &node,
-        None,
-        &both,
-        &iqn(&node),
-        DetachMode::Compensation,
-    )
-    .await
-    .unwrap();
+    let detached = compensate().await.unwrap();
     assert_eq!(detached, both.to_vec(), "the free one is confirmed again");
     assert_eq!(c.get_volume(&stuck).await.unwrap().attachments.len(), 0);
 }

@@ -203,6 +203,19 @@ async fn provision(r: &Rig, id: Uuid, verb: &str) {
         .unwrap();
 }
 
+/// The boot target of the guide's "Use Without Cinder" example (with its
+/// CHAP login when `chap`).
+async fn guide_external_target(r: &Rig, id: Uuid, chap: bool) -> Uuid {
+    let mut props = json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001",
+                           "target_lun": 0, "target_portal": "192.168.0.123:3260"});
+    if chap {
+        props["auth_method"] = json!("CHAP");
+        props["auth_username"] = json!("ABC");
+        props["auth_password"] = json!("XYZ");
+    }
+    add_target(r, id, 0, "04452bed-5367-4202-8bf5-de4335ac56d2", props).await
+}
+
 /// Waits until the node reaches a stable or failed state.
 async fn settle(r: &Rig, id: Uuid, want: ProvisionState) -> Node {
     for _ in 0..300 {
@@ -261,16 +274,7 @@ fn event_types(store: &common::TestStore, id: Uuid) -> Vec<String> {
 async fn external_guide_example_deploys_and_undeploys() {
     let r = rig(common::memory().await, None).await;
     let id = guide_node(&r, "external").await;
-    add_target(
-        &r,
-        id,
-        0,
-        "04452bed-5367-4202-8bf5-de4335ac56d2",
-        json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001", "target_lun": 0,
-               "target_portal": "192.168.0.123:3260", "auth_method": "CHAP",
-               "auth_username": "ABC", "auth_password": "XYZ"}),
-    )
-    .await;
+    guide_external_target(&r, id, true).await;
     provision(&r, id, "deploy").await;
     let node = settle(&r, id, ProvisionState::Active).await;
     assert_eq!(node.power_state.as_deref(), Some("power on"));
@@ -867,15 +871,7 @@ async fn undeploy_detaches_under_the_instance_of_the_attach_even_if_cleared() {
 async fn the_mac_links_of_a_deployed_node_follow_its_ports() {
     let r = rig(common::memory().await, None).await;
     let id = guide_node(&r, "external").await;
-    add_target(
-        &r,
-        id,
-        0,
-        "04452bed-5367-4202-8bf5-de4335ac56d2",
-        json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001", "target_lun": 0,
-               "target_portal": "192.168.0.123:3260"}),
-    )
-    .await;
+    guide_external_target(&r, id, false).await;
     provision(&r, id, "deploy").await;
     let node = settle(&r, id, ProvisionState::Active).await;
     let old = node.ports[0].clone();
@@ -958,15 +954,7 @@ async fn a_node_stuck_on_cinder_does_not_hold_up_the_others() {
     }
 
     let free = guide_node(&r, "external").await;
-    add_target(
-        &r,
-        free,
-        0,
-        "04452bed-5367-4202-8bf5-de4335ac56d2",
-        json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001", "target_lun": 0,
-               "target_portal": "192.168.0.123:3260"}),
-    )
-    .await;
+    guide_external_target(&r, free, false).await;
     provision(&r, free, "deploy").await;
     settle(&r, free, ProvisionState::Active).await;
     assert_eq!(
@@ -984,16 +972,7 @@ async fn a_node_stuck_on_cinder_does_not_hold_up_the_others() {
 async fn adoption_writes_the_boot_configuration_of_a_volume_boot() {
     let r = rig(common::memory().await, None).await;
     let id = guide_node(&r, "external").await;
-    let target = add_target(
-        &r,
-        id,
-        0,
-        "04452bed-5367-4202-8bf5-de4335ac56d2",
-        json!({"target_iqn": "iqn.2010-10.org.openstack:volume-00000001", "target_lun": 0,
-               "target_portal": "192.168.0.123:3260", "auth_method": "CHAP",
-               "auth_username": "ABC", "auth_password": "XYZ"}),
-    )
-    .await;
+    let target = guide_external_target(&r, id, true).await;
     provision(&r, id, "manage").await;
     provision(&r, id, "adopt").await;
     let node = settle(&r, id, ProvisionState::Active).await;
