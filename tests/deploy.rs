@@ -55,6 +55,7 @@ async fn rig(store: common::TestStore, cinder: Option<CinderConfig>) -> Rig {
     config.sweep = Duration::from_millis(300);
     config.step_backoff = Duration::from_millis(100);
     config.step_attempts = 2;
+    config.lease_ttl = Duration::from_secs(3);
     let pm = ProcessManager::new(engine.clone(), config).unwrap();
     pm.spawn();
     Rig {
@@ -923,15 +924,7 @@ async fn the_mac_links_of_a_deployed_node_follow_its_ports() {
 /// others: nodes are worked side by side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_stuck_on_cinder_does_not_hold_up_the_others() {
-    // A "Cinder" that accepts connections and never answers.
-    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = black_hole.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = black_hole.accept().await {
-            held.push(s);
-        }
-    });
+    let (addr, _) = black_hole().await;
     let mut config = cinder_config(&format!("http://{addr}/v3/project"));
     config.timeout = Duration::from_secs(120);
     let r = rig(common::memory().await, Some(config)).await;
@@ -999,4 +992,81 @@ async fn adoption_writes_the_boot_configuration_of_a_volume_boot() {
         "{err}"
     );
     assert!(!r.root.join(bare.to_string()).exists());
+}
+
+/// A "Cinder" that accepts connections and never answers; it counts the
+/// connections its clients closed.
+async fn black_hole() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = closed.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, closed)
+}
+
+/// A process that cannot renew a node's lease (here: another process took
+/// it, as after a stall longer than the lease) stops working the node at once
+/// — its pending Cinder call is dropped — instead of racing the new holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn losing_the_lease_stops_the_work() {
+    let (addr, closed) = black_hole().await;
+    let mut config = cinder_config(&format!("http://{addr}/v3/project"));
+    config.timeout = Duration::from_secs(120);
+    let store = common::postgres().await;
+    let pool = store.pg_pool.clone().unwrap();
+    let r = rig(store, Some(config)).await;
+    let id = guide_node(&r, "cinder").await;
+    add_target(&r, id, 0, "vol-never-answered", json!({})).await;
+    provision(&r, id, "deploy").await;
+    for _ in 0..100 {
+        if !r
+            .engine
+            .load_node(id)
+            .await
+            .unwrap()
+            .attached_volumes
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // Another holder takes the lease over.
+    let taken = sqlx::query(
+        "UPDATE leases SET holder = 'another-process', expires_at = now() + interval '1 hour' \
+         WHERE name = $1",
+    )
+    .bind(format!("node/{id}"))
+    .execute(&pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(taken, 1, "the process manager held the node's lease");
+    let mut stopped = false;
+    for _ in 0..100 {
+        if closed.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stopped, "the Cinder call of the lost node was dropped");
+    assert_eq!(
+        r.engine.load_node(id).await.unwrap().state(),
+        ProvisionState::Deploying,
+        "left to the new holder"
+    );
 }
