@@ -285,3 +285,90 @@ async fn concurrent_writers_reader_sees_everything_once() {
     .unwrap();
     assert_eq!(misplaced, 0);
 }
+
+/// An append that takes over a claim key waits for whoever holds it *before*
+/// writing anything, so that it gets its transaction id — the feed's order —
+/// only after the holder has committed: a replay then never sees "B takes
+/// MAC X" before "A lets X go". The test holds the key's lock in a raw
+/// transaction (as a deleting node's append does), and watches the engine's
+/// append wait on it with no transaction id yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_taker_waits_before_it_writes() {
+    use ironledger::domain::node::commands::{EnrollNode, NewPort};
+    use ironledger::domain::{NodeCommand, NodeServices};
+    use ironledger::engine::{Engine, Meta};
+    use ironledger::store::postgres::claim_lock_key;
+    use uuid::Uuid;
+
+    let t = common::postgres().await;
+    let pool = t.pg_pool.clone().unwrap();
+    let engine = Arc::new(Engine::on(
+        ironledger::store::Opened {
+            store: t.store.clone(),
+            pg_pool: t.pg_pool.clone(),
+        },
+        NodeServices::default(),
+    ));
+    let meta = Meta::actor("test");
+    let b = Uuid::new_v4();
+    engine
+        .node(
+            b,
+            NodeCommand::Enroll(EnrollNode::new(b, "fake-hardware")),
+            &meta,
+        )
+        .await
+        .unwrap();
+    let mac = "52:54:00:aa:00:01";
+
+    let mut holder = pool.begin().await.unwrap();
+    let (class, key) = claim_lock_key("port_address", mac);
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(class)
+        .bind(key)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let taker = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let port = NewPort {
+                uuid: Uuid::new_v4(),
+                address: mac.into(),
+                pxe_enabled: true,
+                extra: serde_json::Map::new(),
+            };
+            engine
+                .node(b, NodeCommand::AddPort(port), &Meta::actor("test"))
+                .await
+        })
+    };
+    // The taker's backend waits on the claim's lock, and has no transaction
+    // id yet: nothing of it is written.
+    let mut waiting = false;
+    for _ in 0..100 {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND NOT l.granted \
+               AND l.classid::int4 = $1 AND l.objid::int4 = $2 AND a.backend_xid IS NULL",
+        )
+        .bind(class)
+        .bind(key)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if n == 1 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(waiting, "the append waits on the claim key before writing");
+    assert!(!taker.is_finished());
+    holder.commit().await.unwrap();
+    taker
+        .await
+        .unwrap()
+        .expect("the port is added once the key is free");
+}

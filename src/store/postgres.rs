@@ -913,29 +913,32 @@ async fn lock_claim_keys(
             }
         }
     }
-    let mut hashes: Vec<i32> = keys
+    let mut locks: Vec<(i32, i32)> = keys
         .iter()
-        .map(|(scope, key)| {
-            // FNV-1a over scope, a separator and key, folded to 32 bits.
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            for b in scope.bytes().chain([0u8]).chain(key.bytes()) {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            (h ^ (h >> 32)) as u32 as i32
-        })
+        .map(|(scope, key)| claim_lock_key(scope, key))
         .collect();
-    hashes.sort_unstable();
-    hashes.dedup();
-    for h in hashes {
+    locks.sort_unstable();
+    locks.dedup();
+    for (class, h) in locks {
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(CLAIM_LOCK)
+            .bind(class)
             .bind(h)
             .execute(&mut **tx)
             .await
             .map_err(sql_error)?;
     }
     Ok(())
+}
+
+/// The advisory-lock key (`pg_advisory_xact_lock(int4, int4)`) of one claim:
+/// [`CLAIM_LOCK`] and an FNV-1a hash of scope and key folded to 32 bits.
+pub fn claim_lock_key(scope: &str, key: &str) -> (i32, i32) {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in scope.bytes().chain([0u8]).chain(key.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (CLAIM_LOCK, (h ^ (h >> 32)) as u32 as i32)
 }
 
 async fn apply_claims(
