@@ -179,9 +179,19 @@ impl ProcessManager {
         let mut orphans = Vec::new();
         // Deleted nodes are gone from `nodes`; those whose leftovers are not
         // undone yet are kept in this manager's own model, for the sweep.
+        // A node that cannot be loaded (a store hiccup, an event it cannot
+        // read) must not stop the round for every other node: it is logged,
+        // kept, and tried again by the sweep.
         for e in events.iter().filter(|e| e.event_type == "NodeDeleted") {
             if let Ok(uuid) = Uuid::parse_str(&e.aggregate_id) {
-                if self.engine.load_node(uuid).await?.has_leftovers() {
+                let keep = match self.engine.load_node(uuid).await {
+                    Ok(node) => node.has_leftovers(),
+                    Err(err) => {
+                        tracing::warn!(node = %uuid, error = %err, "cannot load a deleted node");
+                        true
+                    }
+                };
+                if keep {
                     orphans.push(DocChange::Put {
                         id: e.aggregate_id.clone(),
                         body: serde_json::json!({}),
@@ -197,7 +207,13 @@ impl ProcessManager {
             }
             for (id, _) in store.doc_list(CHECKPOINT).await? {
                 let done = match Uuid::parse_str(&id) {
-                    Ok(uuid) => !self.engine.load_node(uuid).await?.has_leftovers(),
+                    Ok(uuid) => match self.engine.load_node(uuid).await {
+                        Ok(node) => !node.has_leftovers(),
+                        Err(err) => {
+                            tracing::warn!(node = %uuid, error = %err, "cannot load a deleted node");
+                            false
+                        }
+                    },
                     Err(_) => true,
                 };
                 if done {
