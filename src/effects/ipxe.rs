@@ -120,18 +120,23 @@ pub fn iscsi_uri(target: &Target) -> Result<String, RenderError> {
 
 /// A value iPXE can carry in `set <name> <value>`: iPXE splits a command
 /// into words at whitespace (several spaces become one, leading and trailing
-/// ones vanish), has no quoting, ends a command at a line break, and expands
-/// `${…}`. A value it would change is refused rather than written wrong —
-/// and the error never quotes the value (it may be a password).
+/// ones vanish), has no quoting, ends a command at a line break or at a word
+/// `||`, `&&` or `;`, starts a comment at a word beginning with `#`, and
+/// expands `${…}`. A value it would change — or that would run a command of
+/// its own — is refused rather than written, and the error never quotes the
+/// value (it may be a password).
 fn script_value(name: &str, value: &str) -> Result<(), String> {
     let mangled = value.chars().any(|c| c.is_control())
         || value.contains("${")
         || value.starts_with(' ')
         || value.ends_with(' ')
-        || value.contains("  ");
+        || value.contains("  ")
+        || value
+            .split(' ')
+            .any(|w| matches!(w, "||" | "&&" | ";") || w.starts_with('#'));
     if mangled {
         Err(format!(
-            "{name} cannot be written into an iPXE script: it holds a control character, '${{', or leading, trailing or repeated spaces"
+            "{name} cannot be written into an iPXE script: it holds a control character, '${{', a word '||', '&&' or ';', a word starting with '#', or leading, trailing or repeated spaces"
         ))
     } else {
         Ok(())

@@ -174,10 +174,14 @@ pub fn check(script: &str) -> Result<(), SyntaxError> {
             }
             continue;
         }
-        // As iPXE does: words first, then `||` and `&&` only as words of
-        // their own (a password may contain `||`).
-        let words: Vec<&str> = line.split_whitespace().collect();
-        for command in words.split(|w| *w == "||" || *w == "&&") {
+        // As iPXE does: words first; a word starting with `#` starts a
+        // comment; `||`, `&&` and `;` end a command only as words of their
+        // own (a password may contain `||`).
+        let words: Vec<&str> = line
+            .split_whitespace()
+            .take_while(|w| !w.starts_with('#'))
+            .collect();
+        for command in words.split(|w| matches!(*w, "||" | "&&" | ";")) {
             check_command(command, &labels).map_err(err)?;
         }
     }
@@ -215,6 +219,11 @@ mod tests {
         // `||` inside a word is part of the word, as in iPXE.
         assert!(check("#!ipxe\nset password S3cr3t||pw\n").is_ok());
         assert!(check("#!ipxe\nset password x || bogus\n").is_err());
+        assert!(check("#!ipxe\nset password x ; bogus\n").is_err());
+        // A `#` word starts a comment: what follows is not checked, and a
+        // `set` left without its value is caught.
+        assert!(check("#!ipxe\nset password #secret\n").is_err());
+        assert!(check("#!ipxe\nimgfree # bogus words\n").is_ok());
     }
 
     #[test]
