@@ -454,6 +454,11 @@ impl Projector {
             let mut live = self.running.lock().await;
             loop {
                 self.advance(&target, &mut scratch_cursor, None).await?;
+                if self.store.head().await? == 0 {
+                    // An empty log: the rebuilt model is empty.
+                    self.store.drop_model(name).await?;
+                    break;
+                }
                 if self.store.swap_model(name, &scratch).await? {
                     break;
                 }

@@ -188,6 +188,16 @@ impl Replayer {
             if self.store.head().await? > at {
                 continue;
             }
+            if at == 0 {
+                // An empty log: the rebuilt model is empty, and the scratch
+                // model never got a checkpoint to swap in.
+                self.store.drop_model(name).await?;
+                return Ok(RebuildOutcome::Swapped {
+                    resumed_from,
+                    applied,
+                    at,
+                });
+            }
             if !self.store.swap_model(name, &scratch).await? {
                 if self.store.checkpoint(&scratch).await? == 0 {
                     return Err(ProjectionError::RebuiltElsewhere(name.to_string()));

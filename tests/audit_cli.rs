@@ -39,10 +39,19 @@ on_both_stores!(
     history_is_a_timeline,
     show_as_of_a_deployed_undeployed_redeployed_node,
     rebuild_resumes_after_an_interruption,
+    rebuild_and_verify_work_on_an_empty_log,
     verify_detects_a_corrupted_projection,
     export_import_moves_the_log_to_the_other_store,
     import_refuses_inconsistent_logs,
 );
+
+/// A fresh installation: nothing to replay is not an error.
+async fn rebuild_and_verify_work_on_an_empty_log(backend: Backend) {
+    let d = db(backend).await;
+    d.ok(&["rebuild"]).await;
+    d.ok(&["verify"]).await;
+    assert_eq!(d.store.store.head().await.unwrap(), 0);
+}
 
 async fn setup(backend: Backend) -> (Db, std::sync::Arc<ironledger::engine::Engine>, Scenario) {
     let d = db(backend).await;

@@ -237,12 +237,22 @@ impl ProcessManager {
             handed += 1;
             let pm = self.clone();
             tokio::spawn(async move {
+                // Frees the node for later rounds however the task ends (a
+                // panic included).
+                struct Done(Arc<ProcessManager>, Uuid);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        if let Ok(mut busy) = self.0.busy.lock() {
+                            busy.remove(&self.1);
+                        }
+                    }
+                }
+                let _done = Done(pm.clone(), uuid);
                 // One node's trouble (an undecodable event, a store hiccup)
                 // stays with that node.
                 if let Err(e) = pm.work(uuid).await {
                     tracing::warn!(node = %uuid, error = %e, "working the node failed");
                 }
-                pm.busy.lock().expect("busy set").remove(&uuid);
             });
         }
         Ok(handed)

@@ -256,6 +256,18 @@ async fn detach_one(
                 }
                 Ok(()) => {}
             }
+        } else if volume.last_action_of(node_uuid).as_deref() == Some(RESERVING) {
+            // A reserve that Cinder never carried out (its answer was lost):
+            // clear the mark, so that a reservation someone else makes later
+            // is not taken for ours.
+            note_on_volume(
+                client,
+                volume_id,
+                node_uuid,
+                ids.last().unwrap_or(&node_uuid),
+                "released",
+            )
+            .await;
         }
         return Ok(true);
     };
