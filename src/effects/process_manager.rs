@@ -103,6 +103,9 @@ pub struct ProcessManager {
     kick: Notify,
     /// Nodes a task of this process is working on.
     busy: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    /// Nodes whose last try could not finish (Cinder away or refusing): when
+    /// the sweep may try again, and how many tries failed in a row.
+    backoff: std::sync::Mutex<std::collections::HashMap<Uuid, (Instant, u32)>>,
 }
 
 fn meta() -> Meta {
@@ -130,6 +133,7 @@ impl ProcessManager {
             holder,
             kick: Notify::new(),
             busy: Default::default(),
+            backoff: Default::default(),
         }))
     }
 
@@ -171,11 +175,12 @@ impl ProcessManager {
         let store = self.engine.store().clone();
         let from = store.checkpoint(CHECKPOINT).await?;
         let events = store.read_feed(from, 1000).await?;
-        let mut candidates: BTreeSet<String> = events
+        let fresh: BTreeSet<String> = events
             .iter()
             .filter(|e| e.aggregate_type == "Node")
             .map(|e| e.aggregate_id.clone())
             .collect();
+        let mut candidates = fresh.clone();
         let mut orphans = Vec::new();
         // Deleted nodes are gone from `nodes`; those whose leftovers are not
         // undone yet are kept in this manager's own model, for the sweep.
@@ -230,7 +235,20 @@ impl ProcessManager {
             store.commit_model(CHECKPOINT, from, to, &orphans).await?;
         }
         let mut handed = 0;
-        for uuid in candidates.iter().filter_map(|id| Uuid::parse_str(id).ok()) {
+        let now = Instant::now();
+        for (id, uuid) in candidates
+            .iter()
+            .filter_map(|id| Some((id, Uuid::parse_str(id).ok()?)))
+        {
+            let resting = self
+                .backoff
+                .lock()
+                .expect("backoff")
+                .get(&uuid)
+                .is_some_and(|(next, _)| *next > now);
+            if resting && !fresh.contains(id) {
+                continue;
+            }
             if !self.busy.lock().expect("busy set").insert(uuid) {
                 continue;
             }
@@ -316,13 +334,29 @@ impl ProcessManager {
             _ => Ok(()),
         };
         match outcome {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.backoff.lock().expect("backoff").remove(&id);
+                Ok(())
+            }
             Err(StepError::Retry(why)) => {
-                tracing::info!(node = %id, why, "node will be retried");
+                let wait = self.back_off(id);
+                tracing::warn!(node = %id, why, retry_in_s = wait.as_secs(), "node will be retried");
                 Ok(())
             }
             Err(StepError::Fatal(why)) => self.fail(id, &why).await,
         }
+    }
+
+    /// Notes one more failed try of a node and returns how long the sweep
+    /// leaves it alone: the sweep interval, doubling with each failure, at
+    /// most ten minutes. (News about the node in the feed — an operator's
+    /// command — still has it worked at once.)
+    fn back_off(&self, id: Uuid) -> Duration {
+        let mut backoff = self.backoff.lock().expect("backoff");
+        let failures = backoff.get(&id).map_or(0, |(_, n)| *n) + 1;
+        let wait = backoff_wait(self.config.sweep, failures);
+        backoff.insert(id, (Instant::now() + wait, failures));
+        wait
     }
 
     /// Fails the node's deploy or undeploy with `why`, after undoing what a
@@ -807,6 +841,13 @@ fn needs_work_doc(doc: &serde_json::Value) -> bool {
         .unwrap_or(false)
 }
 
+/// How long the sweep leaves a node alone after `failures` failed tries in a
+/// row: one sweep interval, doubling, at most ten minutes.
+fn backoff_wait(sweep: Duration, failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1)).min(1 << 16);
+    (sweep * factor).min(Duration::from_secs(600))
+}
+
 /// A short, stable digest of a script (FNV-1a, 64 bits): enough to tell two
 /// versions apart in the log. It is taken of the script with its passwords
 /// masked, so the log holds nothing to test a guessed password against.
@@ -817,4 +858,19 @@ fn digest(script: &str) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_node_is_tried_less_and_less_often() {
+        let sweep = Duration::from_secs(5);
+        let waits: Vec<u64> = (1..=10)
+            .map(|n| backoff_wait(sweep, n).as_secs())
+            .collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(backoff_wait(sweep, u32::MAX), Duration::from_secs(600));
+    }
 }
