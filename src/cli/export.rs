@@ -69,11 +69,15 @@ fn put(out: &mut dyn Write, line: &Line) -> Result<()> {
 
 pub async fn run(global: &GlobalArgs, args: ExportArgs) -> Result<()> {
     let store = common::open_store(global, true).await?;
-    // The data keys are read before the head and again after the events, and
-    // both sets are exported: `serve` may delete a node (and its key) after
-    // the head was read, while the export still holds that node's events up
-    // to the head — without the first read, its secrets could not be
-    // decrypted after import.
+    // The data keys are read before the head and again after the events.
+    // Those still there at the end belong to live nodes. One gone meanwhile
+    // was destroyed by a node's deletion: if that deletion is past the
+    // export's head, the export still holds the node's events and needs the
+    // key; if it is within the export, the key stays destroyed
+    // (crypto-shredding holds through exports). A deletion that destroyed a
+    // key read at `keys_before` is numbered after `head0`.
+    store.sequence().await?;
+    let head0 = store.head().await?;
     let keys_before = store.claims_in_scope(DATA_KEY_SCOPE, None).await?;
     store.sequence().await?;
     let head = store.head().await?;
@@ -104,23 +108,16 @@ pub async fn run(global: &GlobalArgs, args: ExportArgs) -> Result<()> {
     let started = Instant::now();
     let mut after = 0;
     let mut events = 0u64;
-    // Nodes whose last exported word is their deletion: their keys were
-    // destroyed with it and must not come back through the export.
-    let mut shredded = std::collections::HashSet::new();
+    // Nodes deleted within the export after `head0`.
+    let mut deleted_in_window = std::collections::HashSet::new();
     while after < head {
         let page = store.read_feed(after, 1000).await?;
         let Some(last) = page.last().map(|e| e.position) else {
             break;
         };
         for e in page.into_iter().filter(|e| e.position <= head) {
-            match e.event_type.as_str() {
-                "NodeDeleted" => {
-                    shredded.insert(e.aggregate_id.clone());
-                }
-                "NodeEnrolled" => {
-                    shredded.remove(&e.aggregate_id);
-                }
-                _ => {}
+            if e.event_type == "NodeDeleted" && e.position > head0 {
+                deleted_in_window.insert(e.aggregate_id.clone());
             }
             put(&mut out, &Line::Event(e))?;
             events += 1;
@@ -129,12 +126,12 @@ pub async fn run(global: &GlobalArgs, args: ExportArgs) -> Result<()> {
         bar.set_position(after.min(head));
     }
     let mut keys = store.claims_in_scope(DATA_KEY_SCOPE, None).await?;
-    for key in keys_before {
-        if !keys.iter().any(|(_, owner)| *owner == key.1) {
-            keys.push(key);
+    for (wrapped, owner) in keys_before {
+        let destroyed = !keys.iter().any(|(w, _)| *w == wrapped);
+        if destroyed && !deleted_in_window.contains(&owner) {
+            keys.push((wrapped, owner));
         }
     }
-    keys.retain(|(_, owner)| !shredded.contains(owner));
     for (wrapped, owner) in &keys {
         put(
             &mut out,
