@@ -867,9 +867,7 @@ mod tests {
     #[test]
     fn a_failing_node_is_tried_less_and_less_often() {
         let sweep = Duration::from_secs(5);
-        let waits: Vec<u64> = (1..=10)
-            .map(|n| backoff_wait(sweep, n).as_secs())
-            .collect();
+        let waits: Vec<u64> = (1..=10).map(|n| backoff_wait(sweep, n).as_secs()).collect();
         assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
         assert_eq!(backoff_wait(sweep, u32::MAX), Duration::from_secs(600));
     }

@@ -316,13 +316,9 @@ impl LogStore for MemoryStore {
             return Ok(true);
         }
         let mut inner = self.lock();
-        match (
-            inner.checkpoints.get(live).copied(),
-            inner.checkpoints.get(scratch).copied(),
-        ) {
-            (_, None) => return Ok(false),
-            (Some(l), Some(s)) if l > s => return Ok(false),
-            _ => {}
+        let at = |m: &str| inner.checkpoints.get(m).map(|&p| p as i64);
+        if !super::swap_allowed(at(live), at(scratch)) {
+            return Ok(false);
         }
         let docs = inner.models.remove(scratch).unwrap_or_default();
         inner.models.insert(live.to_string(), docs);

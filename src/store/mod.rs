@@ -105,6 +105,16 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Whether a scratch model at checkpoint `scratch` may replace a live one at
+/// `live` (`None`: no checkpoint row): see [`LogStore::swap_model`].
+pub fn swap_allowed(live: Option<i64>, scratch: Option<i64>) -> bool {
+    match (live, scratch) {
+        (_, None) => false,
+        (Some(l), Some(s)) => l <= s,
+        (None, Some(_)) => true,
+    }
+}
+
 /// A write to one read-model document, applied with the projection's checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DocChange {

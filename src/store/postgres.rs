@@ -761,10 +761,8 @@ impl LogStore for PostgresStore {
                 .find(|r| r.get::<String, _>("model") == m)
                 .map(|r| r.get::<i64, _>("position"))
         };
-        match (at(live), at(scratch)) {
-            (_, None) => return Ok(false),
-            (Some(l), Some(s)) if l > s => return Ok(false),
-            _ => {}
+        if !super::swap_allowed(at(live), at(scratch)) {
+            return Ok(false);
         }
         // Checkpoint first: deleting the live checkpoint row locks it, so a live
         // projector's compare-and-set waits for us and then fails (its row is gone)

@@ -521,22 +521,16 @@ impl LogStore for SqliteStore {
         }
         // The write transaction excludes every other writer (projectors too).
         let mut tx = self.begin_write().await?;
-        let live_at: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT model, position FROM checkpoints WHERE model IN (?, ?)")
                 .bind(live)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(sql_error)?;
-        let scratch_at: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")
                 .bind(scratch)
-                .fetch_optional(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(sql_error)?;
-        match (live_at, scratch_at) {
-            (_, None) => return Ok(false),
-            (Some(l), Some(s)) if l > s => return Ok(false),
-            _ => {}
+        let at = |m: &str| rows.iter().find(|(model, _)| model == m).map(|(_, p)| *p);
+        if !super::swap_allowed(at(live), at(scratch)) {
+            return Ok(false);
         }
         for table in ["checkpoints", "read_models"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE model = ?"))
