@@ -146,6 +146,10 @@ pub fn claim_fn() -> ClaimFn {
                 Claim::ReleaseAll => ClaimOp::ReleaseAll {
                     owner: owner.clone(),
                 },
+                Claim::ReleaseScope(scope) => ClaimOp::ReleaseScope {
+                    scope: scope.into(),
+                    owner: owner.clone(),
+                },
             })
             .collect()
     })

@@ -379,9 +379,29 @@ async fn claims_release_all(t: &TestStore) {
     .await
     .unwrap();
 
+    // One scope only: the name stays.
     s.append(
         &[event("node", "n1", 2, json!({}))],
-        &[ClaimOp::ReleaseAll { owner: "n1".into() }],
+        &[ClaimOp::ReleaseScope {
+            scope: "mac".into(),
+            owner: "n1".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    for key in ["m1", "m2"] {
+        assert_eq!(s.claim_owner("mac", key).await.unwrap(), None, "{key}");
+    }
+    assert_eq!(
+        s.claim_owner("name", "a").await.unwrap().as_deref(),
+        Some("n1")
+    );
+    s.append(
+        &[event("node", "n1", 3, json!({}))],
+        &[
+            acquire("mac", "m1", "n1"),
+            ClaimOp::ReleaseAll { owner: "n1".into() },
+        ],
     )
     .await
     .unwrap();

@@ -26,6 +26,8 @@ pub enum Claim {
     Acquire(&'static str, String),
     Release(&'static str, String),
     ReleaseAll,
+    /// Whatever the node holds in this scope.
+    ReleaseScope(&'static str),
 }
 
 /// The claim changes one node event makes, in order (releases before acquires
@@ -79,6 +81,9 @@ pub fn node_event_claims(event: &NodeEvent) -> Vec<Claim> {
             v.extend(to.iter().map(|i| Acquire(INSTANCE, i.clone())));
             v
         }
+        // The undeploy clears the instance. New logs also say so with an
+        // `InstanceAssociated`; older ones only have this event.
+        E::Undeployed(_) => vec![ReleaseScope(INSTANCE)],
         E::NodeDeleted { .. } => vec![ReleaseAll],
         _ => vec![],
     }

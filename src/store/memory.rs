@@ -100,10 +100,17 @@ fn apply_claims(
                     undo.push((k, previous));
                 }
             }
-            ClaimOp::ReleaseAll { owner } => {
+            ClaimOp::ReleaseAll { .. } | ClaimOp::ReleaseScope { .. } => {
+                let (owner, scope) = match op {
+                    ClaimOp::ReleaseScope { scope, owner } => (owner, Some(scope)),
+                    ClaimOp::ReleaseAll { owner } => (owner, None),
+                    _ => unreachable!("matched above"),
+                };
                 let keys: Vec<ClaimKey> = claims
                     .iter()
-                    .filter(|(_, holder)| *holder == owner)
+                    .filter(|((s, _), holder)| {
+                        *holder == owner && scope.is_none_or(|scope| s == scope)
+                    })
                     .map(|(k, _)| k.clone())
                     .collect();
                 for k in keys {

@@ -75,6 +75,8 @@ pub enum ClaimOp {
     },
     /// Release every claim this owner holds (node deleted).
     ReleaseAll { owner: String },
+    /// Release every claim this owner holds in one scope.
+    ReleaseScope { scope: String, owner: String },
 }
 
 /// The error an append fails with when a claim is held by another owner.

@@ -909,6 +909,16 @@ async fn lock_claim_keys(
                         .map_err(sql_error)?;
                 keys.extend(held);
             }
+            ClaimOp::ReleaseScope { scope, owner } => {
+                let held: Vec<(String, String)> =
+                    sqlx::query_as("SELECT scope, key FROM claims WHERE owner = $1 AND scope = $2")
+                        .bind(owner)
+                        .bind(scope)
+                        .fetch_all(&mut **tx)
+                        .await
+                        .map_err(sql_error)?;
+                keys.extend(held);
+            }
         }
     }
     let mut locks: Vec<(i32, i32)> = keys
@@ -958,6 +968,14 @@ async fn apply_claims(
             ClaimOp::ReleaseAll { owner } => {
                 sqlx::query("DELETE FROM claims WHERE owner = $1")
                     .bind(owner)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(append_error)?;
+            }
+            ClaimOp::ReleaseScope { scope, owner } => {
+                sqlx::query("DELETE FROM claims WHERE owner = $1 AND scope = $2")
+                    .bind(owner)
+                    .bind(scope)
                     .execute(&mut **tx)
                     .await
                     .map_err(append_error)?;

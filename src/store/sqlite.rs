@@ -674,6 +674,14 @@ async fn apply_claims_in(
                     .await
                     .map_err(sql_error)?;
             }
+            ClaimOp::ReleaseScope { scope, owner } => {
+                sqlx::query("DELETE FROM claims WHERE owner = ? AND scope = ?")
+                    .bind(owner)
+                    .bind(scope)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(sql_error)?;
+            }
         }
     }
     Ok(())

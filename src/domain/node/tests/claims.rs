@@ -230,7 +230,6 @@ fn events_that_touch_no_unique_value_claim_nothing() {
             last_error: "e".into(),
         },
         NodeEvent::UndeployRequested(t.clone()),
-        NodeEvent::Undeployed(t.clone()),
         NodeEvent::UndeployFailed {
             transition: t,
             last_error: "e".into(),
@@ -256,6 +255,13 @@ fn an_instance_is_claimed_while_associated() {
             to: None
         }),
         vec![Claim::Release(INSTANCE, i.clone())]
+    );
+    // An undeploy clears the instance; logs written before the undeploy
+    // said so with an `InstanceAssociated` only have this event.
+    let t = tr(E::Clean, Deleting, Cleaning, Some(Available));
+    assert_eq!(
+        node_event_claims(&NodeEvent::Undeployed(t)),
+        vec![Claim::ReleaseScope(INSTANCE)]
     );
     assert_eq!(
         conflict_message(INSTANCE, &i, "n-2"),
