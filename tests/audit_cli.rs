@@ -40,10 +40,82 @@ on_both_stores!(
     show_as_of_a_deployed_undeployed_redeployed_node,
     rebuild_resumes_after_an_interruption,
     rebuild_and_verify_work_on_an_empty_log,
+    leftovers_lists_what_is_not_undone_yet,
     verify_detects_a_corrupted_projection,
     export_import_moves_the_log_to_the_other_store,
     import_refuses_inconsistent_logs,
 );
+
+/// `leftovers` shows the volumes and scripts the process manager has not
+/// undone yet — of a failed deploy, and of a node deleted meanwhile, which the
+/// API no longer shows — and forgets them once Cinder confirmed.
+async fn leftovers_lists_what_is_not_undone_yet(backend: Backend) {
+    use ironledger::domain::node::commands::{EnrollNode, ProvisionRequest};
+    use ironledger::domain::state::ProvisionState;
+    use ironledger::engine::Meta;
+    let d = db(backend).await;
+    let (engine, _) = d.engine(MasterKey::generate());
+    assert_eq!(d.ok(&["leftovers"]).await.trim(), "nothing is left over");
+    let meta = Meta::actor("conductor");
+    let (failed, deleted) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    for (id, volume) in [(failed, "vol-f"), (deleted, "vol-d")] {
+        let enroll = EnrollNode {
+            initial_state: ProvisionState::Available,
+            ..EnrollNode::new(id, "fake-hardware")
+        };
+        for cmd in [
+            NodeCommand::Enroll(enroll),
+            NodeCommand::Provision(ProvisionRequest::verb("deploy")),
+            NodeCommand::RecordAttachIntent {
+                volume_ids: vec![volume.into()],
+                owner: None,
+            },
+            NodeCommand::FailDeploy {
+                error: "Cinder is away".into(),
+            },
+        ] {
+            engine.node(id, cmd, &meta).await.unwrap();
+        }
+    }
+    for cmd in [
+        NodeCommand::SetMaintenance { reason: None },
+        NodeCommand::Delete,
+    ] {
+        engine.node(deleted, cmd, &meta).await.unwrap();
+    }
+    let lines = json_lines(&d.ok(&["leftovers", "--output", "json"]).await);
+    let by_node = |id: uuid::Uuid| {
+        lines
+            .iter()
+            .find(|l| l["node"] == id.to_string())
+            .unwrap_or_else(|| panic!("{id} missing from {lines:?}"))
+            .clone()
+    };
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(by_node(failed)["state"], "deploy failed");
+    assert_eq!(by_node(failed)["volumes"], json!(["vol-f"]));
+    assert_eq!(by_node(deleted)["state"], "deleted");
+    assert_eq!(by_node(deleted)["volumes"], json!(["vol-d"]));
+    let table = d.ok(&["leftovers"]).await;
+    assert!(
+        table.contains("deleted") && table.contains("vol-d"),
+        "{table}"
+    );
+
+    engine
+        .node(
+            deleted,
+            NodeCommand::RecordDetachments {
+                volume_ids: vec!["vol-d".into()],
+            },
+            &meta,
+        )
+        .await
+        .unwrap();
+    let lines = json_lines(&d.ok(&["leftovers", "--output", "json"]).await);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["node"], failed.to_string());
+}
 
 /// A fresh installation: nothing to replay is not an error.
 async fn rebuild_and_verify_work_on_an_empty_log(backend: Backend) {

@@ -5,6 +5,7 @@ mod events;
 mod export;
 mod history;
 mod import;
+mod leftovers;
 mod rebuild;
 mod serve;
 mod show;
@@ -27,7 +28,8 @@ use std::path::PathBuf;
 ///
 /// Besides `serve`, the audit and replay tools work on the same database (it
 /// may be serving meanwhile): `events`, `history`, `show --as-of`, `rebuild`,
-/// `verify`, `export`, `import`. `ironledger <command> --help` explains each.
+/// `verify`, `export`, `import`, `leftovers`. `ironledger <command> --help`
+/// explains each.
 #[derive(Debug, Parser)]
 #[command(name = "ironledger", version, about, long_about)]
 pub struct Cli {
@@ -89,6 +91,7 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     Export(export::ExportArgs),
     Import(import::ImportArgs),
+    Leftovers(leftovers::LeftoversArgs),
 }
 
 /// A tiny error type for the binary: any error, shown with its message.
@@ -108,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow_free::Result<()> {
         Command::Verify(args) => verify::run(&cli.global, args).await,
         Command::Export(args) => export::run(&cli.global, args).await,
         Command::Import(args) => import::run(&cli.global, args).await,
+        Command::Leftovers(args) => leftovers::run(&cli.global, args).await,
         Command::Migrate => {
             let config = cli.global.config()?;
             let opened = crate::store::open(&config.database).await?;
