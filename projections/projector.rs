@@ -521,6 +521,10 @@ impl Projector {
         let mut cursor = self.running.lock().await;
         if !trust_known {
             cursor.checkpoints = None;
+            // The documents remembered are dropped too: a rebuild run by
+            // another process may have swapped in a repaired model at the very
+            // checkpoint they are tagged with, which nothing else reveals.
+            cursor.docs.clear();
         }
         let result: Result<Round, ProjectionError> = async {
             let sequenced = self.store.sequence_report().await?;

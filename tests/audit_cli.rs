@@ -41,6 +41,7 @@ on_both_stores!(
     rebuild_resumes_after_an_interruption,
     rebuild_and_verify_work_on_an_empty_log,
     leftovers_lists_what_is_not_undone_yet,
+    a_repair_by_rebuild_is_not_undone_by_a_running_engine,
     verify_detects_a_corrupted_projection,
     export_import_moves_the_log_to_the_other_store,
     import_refuses_inconsistent_logs,
@@ -115,6 +116,51 @@ async fn leftovers_lists_what_is_not_undone_yet(backend: Backend) {
     let lines = json_lines(&d.ok(&["leftovers", "--output", "json"]).await);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["node"], failed.to_string());
+}
+
+/// A running engine remembers the documents it last wrote. A corrupted
+/// document it picked up, then repaired by a CLI `rebuild` (at the same
+/// checkpoint), must not be written back by its next command: its next poll
+/// of the database drops what it remembers.
+async fn a_repair_by_rebuild_is_not_undone_by_a_running_engine(backend: Backend) {
+    let (d, engine, s) = setup(backend).await;
+    let store = d.store.store.clone();
+    let node_id = s.node.to_string();
+    let touch = |key: &'static str| NodeCommand::Patch {
+        ops: vec![ironledger::domain::patch::PatchOp {
+            op: "add".into(),
+            path: format!("/extra/{key}"),
+            value: Some(json!(1)),
+        }],
+    };
+    let meta = ironledger::engine::Meta::actor("operator");
+    let mut doc = store.doc_get("nodes", &node_id).await.unwrap().unwrap();
+    doc["state"]["name"] = json!("tampered");
+    let cp = store.checkpoint("nodes").await.unwrap();
+    assert!(store
+        .commit_model(
+            "nodes",
+            cp,
+            cp,
+            &[DocChange::Put {
+                id: node_id.clone(),
+                body: doc
+            }]
+        )
+        .await
+        .unwrap());
+    // The engine's next poll forgets what it remembered; its next command
+    // reads the corrupted document and carries it on.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    engine.node(s.node, touch("a"), &meta).await.unwrap();
+    let r = d.cli(&["verify", "nodes"]).await;
+    assert!(!r.ok && r.stdout.contains("tampered"), "{}", r.stdout);
+
+    d.ok(&["rebuild", "nodes"]).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    engine.node(s.node, touch("b"), &meta).await.unwrap();
+    let r = d.cli(&["verify", "nodes"]).await;
+    assert!(r.ok, "the repair was undone: {}", r.stdout);
 }
 
 /// A fresh installation: nothing to replay is not an error.
