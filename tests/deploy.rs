@@ -797,12 +797,8 @@ async fn a_deleted_nodes_volumes_are_detached_once_cinder_is_back() {
         .unwrap();
     assert_eq!((v.status.as_str(), v.attachments.len()), ("available", 0));
     for _ in 0..50 {
-        if e.store()
-            .doc_list("process_manager")
-            .await
-            .unwrap()
-            .is_empty()
-        {
+        let orphans = e.store().doc_list("process_manager").await.unwrap();
+        if !orphans.iter().any(|(k, _)| *k == id.to_string()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1069,4 +1065,66 @@ async fn losing_the_lease_stops_the_work() {
         ProvisionState::Deploying,
         "left to the new holder"
     );
+}
+
+/// A node deleted with leftovers before the process manager kept track of
+/// deleted nodes (its checkpoint already past the deletion, as after an
+/// upgrade) is found once by reading the log, and cleaned up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleted_nodes_from_before_the_tracking_are_found_once() {
+    use ironledger::effects::process_manager::CHECKPOINT;
+    let store = common::memory().await;
+    let catalog = HardwareCatalog::default();
+    let engine = Arc::new(Engine::on(
+        Opened {
+            store: store.store.clone(),
+            pg_pool: None,
+        },
+        NodeServices { catalog },
+    ));
+    let id = Uuid::new_v4();
+    let meta = meta();
+    let enroll = EnrollNode {
+        initial_state: ProvisionState::Available,
+        ..EnrollNode::new(id, "fake-hardware")
+    };
+    for cmd in [
+        NodeCommand::Enroll(enroll),
+        NodeCommand::Provision(ProvisionRequest::verb("deploy")),
+        NodeCommand::RecordAttachIntent {
+            volume_ids: vec!["vol-gone".into()],
+            owner: None,
+        },
+        NodeCommand::FailDeploy { error: "x".into() },
+        NodeCommand::SetMaintenance { reason: None },
+        NodeCommand::Delete,
+    ] {
+        engine.node(id, cmd, &meta).await.unwrap();
+    }
+    // The manager's checkpoint is past the deletion, and it has no records.
+    let head = store.store.head().await.unwrap();
+    assert!(store
+        .store
+        .commit_model(CHECKPOINT, 0, head, &[])
+        .await
+        .unwrap());
+
+    // A process manager starts. Cinder does not know the volume: detached,
+    // and no connector is needed for that (the node never had one).
+    let _pm = rig(store, Some(cinder_config(&cinder_endpoint()))).await;
+    let mut cleaned = false;
+    for _ in 0..100 {
+        if engine
+            .load_node(id)
+            .await
+            .unwrap()
+            .attached_volumes
+            .is_empty()
+        {
+            cleaned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cleaned, "the old deleted node's volume was released");
 }

@@ -44,6 +44,10 @@ use uuid::Uuid;
 /// The process manager's checkpoint in the feed.
 pub const CHECKPOINT: &str = "process_manager";
 
+/// The document of the process manager's model saying that deleted nodes
+/// from before it kept track of them have been looked for.
+const SEEDED: &str = "~seeded";
+
 #[derive(Debug, Clone)]
 pub struct PmConfig {
     /// `[cinder]`; `None` when no endpoint is configured (cinder nodes then fail
@@ -210,7 +214,20 @@ impl ProcessManager {
                     candidates.insert(id);
                 }
             }
+            if store.doc_get(CHECKPOINT, SEEDED).await?.is_none() {
+                // Once per database: deleted nodes whose deletion this
+                // manager's checkpoint had passed before it kept such records
+                // (an upgrade) are found by reading the whole log.
+                orphans.extend(self.deleted_with_leftovers(from).await?);
+                orphans.push(DocChange::Put {
+                    id: SEEDED.into(),
+                    body: serde_json::json!({}),
+                });
+            }
             for (id, _) in store.doc_list(CHECKPOINT).await? {
+                if id == SEEDED {
+                    continue;
+                }
                 let done = match Uuid::parse_str(&id) {
                     Ok(uuid) => match self.engine.load_node(uuid).await {
                         Ok(node) => !node.has_leftovers(),
@@ -228,6 +245,14 @@ impl ProcessManager {
                 }
             }
         }
+        // One change per document (the last one said).
+        let mut seen = std::collections::HashSet::new();
+        orphans.reverse();
+        orphans.retain(|c| {
+            seen.insert(match c {
+                DocChange::Put { id, .. } | DocChange::Delete { id } => id.clone(),
+            })
+        });
         let to = events.last().map(|e| e.position).unwrap_or(from);
         if to != from || !orphans.is_empty() {
             // Moving the checkpoint is safe even for nodes another process holds
@@ -274,6 +299,40 @@ impl ProcessManager {
             });
         }
         Ok(handed)
+    }
+
+    /// Deleted nodes with leftovers among the events up to `until`.
+    async fn deleted_with_leftovers(&self, until: u64) -> Result<Vec<DocChange>, EngineError> {
+        let store = self.engine.store().clone();
+        let mut found = Vec::new();
+        let mut after = 0;
+        while after < until {
+            let page = store.read_feed(after, 1000).await?;
+            let Some(last) = page.last().map(|e| e.position) else {
+                break;
+            };
+            for e in page
+                .iter()
+                .filter(|e| e.event_type == "NodeDeleted" && e.position <= until)
+            {
+                let Ok(uuid) = Uuid::parse_str(&e.aggregate_id) else {
+                    continue;
+                };
+                if self
+                    .engine
+                    .load_node(uuid)
+                    .await
+                    .is_ok_and(|n| n.has_leftovers())
+                {
+                    found.push(DocChange::Put {
+                        id: e.aggregate_id.clone(),
+                        body: serde_json::json!({}),
+                    });
+                }
+            }
+            after = last;
+        }
+        Ok(found)
     }
 
     /// Works one node if it needs it and its lease is free. Returns whether it

@@ -70,7 +70,9 @@ pub async fn attach_volumes(
                     .collect();
                 tracing::warn!(node = node_uuid, volume = %target.volume_id, error = %e, compensating = attached.len(), "attach failed");
                 for v in attached {
-                    if let Err(d) = detach_one(client, node_uuid, &ids, v, &connector, true).await {
+                    if let Err(d) =
+                        detach_one(client, node_uuid, &ids, v, Ok(&connector), true).await
+                    {
                         tracing::warn!(node = node_uuid, volume = v, error = %d, "compensating detach failed");
                     }
                 }
@@ -225,7 +227,7 @@ async fn detach_one(
     node_uuid: &str,
     ids: &[&str],
     volume_id: &str,
-    connector: &Value,
+    connector: Result<&Value, &CinderError>,
     allow_errors: bool,
 ) -> Result<bool, CinderError> {
     let volume = match client.get_volume(volume_id).await {
@@ -271,6 +273,10 @@ async fn detach_one(
         }
         return Ok(true);
     };
+    // Only now is the connector needed (before anything changes): a volume
+    // not attached, or unknown to Cinder, is settled even for a node whose
+    // connectors are gone.
+    let connector = connector.map_err(Clone::clone)?;
     if volume.status != "detaching" {
         if let Err(e) = client.begin_detaching(volume_id).await {
             if !allow_errors || e.transient {
@@ -334,7 +340,7 @@ pub async fn detach_volumes(
     if volume_ids.is_empty() {
         return Ok(vec![]);
     }
-    let connector = connector_for(node_uuid, connectors)?;
+    let connector = connector_for(node_uuid, connectors);
     let ids = node_ids(node_uuid, instance_uuid);
     let attempts = match mode {
         DetachMode::Undeploy => client.config().action_retries + 1,
@@ -345,7 +351,16 @@ pub async fn detach_volumes(
         let mut failed = None;
         let mut confirmed = Vec::new();
         for volume_id in volume_ids {
-            match detach_one(client, node_uuid, &ids, volume_id, &connector, allow_errors).await {
+            match detach_one(
+                client,
+                node_uuid,
+                &ids,
+                volume_id,
+                connector.as_ref(),
+                allow_errors,
+            )
+            .await
+            {
                 Ok(true) => confirmed.push(volume_id.clone()),
                 Ok(false) => {}
                 Err(e) => {
