@@ -145,10 +145,11 @@ pub fn claim_fn() -> ClaimFn {
                 },
                 Claim::ReleaseAll => ClaimOp::ReleaseAll {
                     owner: owner.clone(),
+                    scope: None,
                 },
-                Claim::ReleaseScope(scope) => ClaimOp::ReleaseScope {
-                    scope: scope.into(),
+                Claim::ReleaseScope(scope) => ClaimOp::ReleaseAll {
                     owner: owner.clone(),
+                    scope: Some(scope.into()),
                 },
             })
             .collect()

@@ -382,9 +382,9 @@ async fn claims_release_all(t: &TestStore) {
     // One scope only: the name stays.
     s.append(
         &[event("node", "n1", 2, json!({}))],
-        &[ClaimOp::ReleaseScope {
-            scope: "mac".into(),
+        &[ClaimOp::ReleaseAll {
             owner: "n1".into(),
+            scope: Some("mac".into()),
         }],
     )
     .await
@@ -400,7 +400,10 @@ async fn claims_release_all(t: &TestStore) {
         &[event("node", "n1", 3, json!({}))],
         &[
             acquire("mac", "m1", "n1"),
-            ClaimOp::ReleaseAll { owner: "n1".into() },
+            ClaimOp::ReleaseAll {
+                owner: "n1".into(),
+                scope: None,
+            },
         ],
     )
     .await

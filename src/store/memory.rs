@@ -100,16 +100,11 @@ fn apply_claims(
                     undo.push((k, previous));
                 }
             }
-            ClaimOp::ReleaseAll { .. } | ClaimOp::ReleaseScope { .. } => {
-                let (owner, scope) = match op {
-                    ClaimOp::ReleaseScope { scope, owner } => (owner, Some(scope)),
-                    ClaimOp::ReleaseAll { owner } => (owner, None),
-                    _ => unreachable!("matched above"),
-                };
+            ClaimOp::ReleaseAll { owner, scope } => {
                 let keys: Vec<ClaimKey> = claims
                     .iter()
                     .filter(|((s, _), holder)| {
-                        *holder == owner && scope.is_none_or(|scope| s == scope)
+                        *holder == owner && scope.as_ref().is_none_or(|scope| s == scope)
                     })
                     .map(|(k, _)| k.clone())
                     .collect();

@@ -73,10 +73,12 @@ pub enum ClaimOp {
         key: String,
         owner: String,
     },
-    /// Release every claim this owner holds (node deleted).
-    ReleaseAll { owner: String },
-    /// Release every claim this owner holds in one scope.
-    ReleaseScope { scope: String, owner: String },
+    /// Release every claim this owner holds (node deleted), or, with
+    /// `scope`, every one it holds in that scope.
+    ReleaseAll {
+        owner: String,
+        scope: Option<String>,
+    },
 }
 
 /// The error an append fails with when a claim is held by another owner.

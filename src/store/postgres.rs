@@ -899,24 +899,16 @@ async fn lock_claim_keys(
             ClaimOp::Acquire { scope, key, .. } | ClaimOp::Release { scope, key, .. } => {
                 keys.push((scope.clone(), key.clone()))
             }
-            ClaimOp::ReleaseAll { owner } => {
+            ClaimOp::ReleaseAll { owner, scope } => {
                 // A read: assigns no transaction id.
-                let held: Vec<(String, String)> =
-                    sqlx::query_as("SELECT scope, key FROM claims WHERE owner = $1")
-                        .bind(owner)
-                        .fetch_all(&mut **tx)
-                        .await
-                        .map_err(sql_error)?;
-                keys.extend(held);
-            }
-            ClaimOp::ReleaseScope { scope, owner } => {
-                let held: Vec<(String, String)> =
-                    sqlx::query_as("SELECT scope, key FROM claims WHERE owner = $1 AND scope = $2")
-                        .bind(owner)
-                        .bind(scope)
-                        .fetch_all(&mut **tx)
-                        .await
-                        .map_err(sql_error)?;
+                let held: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT scope, key FROM claims WHERE owner = $1 AND ($2::text IS NULL OR scope = $2)",
+                )
+                .bind(owner)
+                .bind(scope)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(sql_error)?;
                 keys.extend(held);
             }
         }
@@ -965,20 +957,15 @@ async fn apply_claims(
                     .await
                     .map_err(append_error)?;
             }
-            ClaimOp::ReleaseAll { owner } => {
-                sqlx::query("DELETE FROM claims WHERE owner = $1")
-                    .bind(owner)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(append_error)?;
-            }
-            ClaimOp::ReleaseScope { scope, owner } => {
-                sqlx::query("DELETE FROM claims WHERE owner = $1 AND scope = $2")
-                    .bind(owner)
-                    .bind(scope)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(append_error)?;
+            ClaimOp::ReleaseAll { owner, scope } => {
+                sqlx::query(
+                    "DELETE FROM claims WHERE owner = $1 AND ($2::text IS NULL OR scope = $2)",
+                )
+                .bind(owner)
+                .bind(scope)
+                .execute(&mut **tx)
+                .await
+                .map_err(append_error)?;
             }
         }
     }

@@ -667,15 +667,8 @@ async fn apply_claims_in(
                     .await
                     .map_err(sql_error)?;
             }
-            ClaimOp::ReleaseAll { owner } => {
-                sqlx::query("DELETE FROM claims WHERE owner = ?")
-                    .bind(owner)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(sql_error)?;
-            }
-            ClaimOp::ReleaseScope { scope, owner } => {
-                sqlx::query("DELETE FROM claims WHERE owner = ? AND scope = ?")
+            ClaimOp::ReleaseAll { owner, scope } => {
+                sqlx::query("DELETE FROM claims WHERE owner = ?1 AND (?2 IS NULL OR scope = ?2)")
                     .bind(owner)
                     .bind(scope)
                     .execute(&mut **tx)
