@@ -33,7 +33,7 @@ use crate::domain::state::{ProvisionState, POWER_OFF, POWER_ON};
 use crate::domain::validation::{self, ValidationEnv};
 use crate::domain::{Node, NodeCommand, VolumeCommand};
 use crate::engine::{Engine, EngineError, Meta};
-use crate::store::DocChange;
+use crate::store::{DocChange, RecordedEvent};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -185,29 +185,9 @@ impl ProcessManager {
             .map(|e| e.aggregate_id.clone())
             .collect();
         let mut candidates = fresh.clone();
-        let mut orphans = Vec::new();
         // Deleted nodes are gone from `nodes`; those whose leftovers are not
         // undone yet are kept in this manager's own model, for the sweep.
-        // A node that cannot be loaded (a store hiccup, an event it cannot
-        // read) must not stop the round for every other node: it is logged,
-        // kept, and tried again by the sweep.
-        for e in events.iter().filter(|e| e.event_type == "NodeDeleted") {
-            if let Ok(uuid) = Uuid::parse_str(&e.aggregate_id) {
-                let keep = match self.engine.load_node(uuid).await {
-                    Ok(node) => node.has_leftovers(),
-                    Err(err) => {
-                        tracing::warn!(node = %uuid, error = %err, "cannot load a deleted node");
-                        true
-                    }
-                };
-                if keep {
-                    orphans.push(DocChange::Put {
-                        id: e.aggregate_id.clone(),
-                        body: serde_json::json!({}),
-                    });
-                }
-            }
-        }
+        let mut orphans = self.deleted_with_leftovers(&events).await;
         if sweep {
             for (id, doc) in store.doc_list("nodes").await? {
                 if needs_work_doc(&doc) {
@@ -218,7 +198,7 @@ impl ProcessManager {
                 // Once per database: deleted nodes whose deletion this
                 // manager's checkpoint had passed before it kept such records
                 // (an upgrade) are found by reading the whole log.
-                orphans.extend(self.deleted_with_leftovers(from).await?);
+                orphans.extend(self.deleted_with_leftovers_until(from).await?);
                 orphans.push(DocChange::Put {
                     id: SEEDED.into(),
                     body: serde_json::json!({}),
@@ -301,35 +281,48 @@ impl ProcessManager {
         Ok(handed)
     }
 
-    /// Deleted nodes with leftovers among the events up to `until`.
-    async fn deleted_with_leftovers(&self, until: u64) -> Result<Vec<DocChange>, EngineError> {
+    /// Records (for this manager's model) of the nodes `events` delete that
+    /// still have leftovers. A node that cannot be loaded (a store hiccup, an
+    /// event it cannot read) must not stop the round for every other node:
+    /// it is logged, kept, and tried again by the sweep.
+    async fn deleted_with_leftovers(&self, events: &[RecordedEvent]) -> Vec<DocChange> {
+        let mut found = Vec::new();
+        for e in events.iter().filter(|e| e.event_type == "NodeDeleted") {
+            let Ok(uuid) = Uuid::parse_str(&e.aggregate_id) else {
+                continue;
+            };
+            let keep = match self.engine.load_node(uuid).await {
+                Ok(node) => node.has_leftovers(),
+                Err(err) => {
+                    tracing::warn!(node = %uuid, error = %err, "cannot load a deleted node");
+                    true
+                }
+            };
+            if keep {
+                found.push(DocChange::Put {
+                    id: e.aggregate_id.clone(),
+                    body: serde_json::json!({}),
+                });
+            }
+        }
+        found
+    }
+
+    /// [`Self::deleted_with_leftovers`] over the whole log up to `until`.
+    async fn deleted_with_leftovers_until(
+        &self,
+        until: u64,
+    ) -> Result<Vec<DocChange>, EngineError> {
         let store = self.engine.store().clone();
         let mut found = Vec::new();
         let mut after = 0;
         while after < until {
-            let page = store.read_feed(after, 1000).await?;
+            let mut page = store.read_feed(after, 1000).await?;
             let Some(last) = page.last().map(|e| e.position) else {
                 break;
             };
-            for e in page
-                .iter()
-                .filter(|e| e.event_type == "NodeDeleted" && e.position <= until)
-            {
-                let Ok(uuid) = Uuid::parse_str(&e.aggregate_id) else {
-                    continue;
-                };
-                if self
-                    .engine
-                    .load_node(uuid)
-                    .await
-                    .is_ok_and(|n| n.has_leftovers())
-                {
-                    found.push(DocChange::Put {
-                        id: e.aggregate_id.clone(),
-                        body: serde_json::json!({}),
-                    });
-                }
-            }
+            page.retain(|e| e.position <= until);
+            found.extend(self.deleted_with_leftovers(&page).await);
             after = last;
         }
         Ok(found)

@@ -181,9 +181,7 @@ async fn reserve(
         .await?;
     if let Err(e) = client.reserve(volume_id).await {
         if !e.transient {
-            let _ = client
-                .set_node_metadata(volume_id, node_uuid, instance, "reserve refused")
-                .await;
+            note_on_volume(client, volume_id, node_uuid, instance, "reserve refused").await;
         }
         return Err(e);
     }
