@@ -17,6 +17,10 @@ pub struct Docs<'a> {
     model: &'a str,
     cache: HashMap<String, Option<Value>>,
     dirty: BTreeMap<String, Option<Value>>,
+    /// What the current event's writes replaced in `dirty` (`None`: the id
+    /// had no buffered write), so that an event that fails half-way can be
+    /// taken back (see [`Docs::begin_event`]).
+    undo: Vec<(String, Option<Option<Value>>)>,
 }
 
 impl<'a> Docs<'a> {
@@ -26,6 +30,7 @@ impl<'a> Docs<'a> {
             model,
             cache: HashMap::new(),
             dirty: BTreeMap::new(),
+            undo: Vec::new(),
         }
     }
 
@@ -50,15 +55,35 @@ impl<'a> Docs<'a> {
             model,
             cache: known,
             dirty: BTreeMap::new(),
+            undo: Vec::new(),
         }
     }
 
     pub fn put(&mut self, id: &str, body: Value) {
-        self.dirty.insert(id.to_string(), Some(body));
+        let before = self.dirty.insert(id.to_string(), Some(body));
+        self.undo.push((id.to_string(), before));
     }
 
     pub fn delete(&mut self, id: &str) {
-        self.dirty.insert(id.to_string(), None);
+        let before = self.dirty.insert(id.to_string(), None);
+        self.undo.push((id.to_string(), before));
+    }
+
+    /// Marks the start of one event's writes: [`Docs::undo_event`] takes back
+    /// everything written after this, so that an event the projection cannot
+    /// apply leaves no half of itself behind.
+    pub(crate) fn begin_event(&mut self) {
+        self.undo.clear();
+    }
+
+    /// Takes back the writes since [`Docs::begin_event`].
+    pub(crate) fn undo_event(&mut self) {
+        while let Some((id, before)) = self.undo.pop() {
+            match before {
+                Some(body) => self.dirty.insert(id, body),
+                None => self.dirty.remove(&id),
+            };
+        }
     }
 
     /// The buffered writes, in id order, and everything this overlay knows of

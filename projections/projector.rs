@@ -41,8 +41,8 @@
 
 use super::docs::Known;
 use super::{Docs, Projection};
-use crate::store::{DocChange, LogStore, ModelCommit, StoreError};
-use std::collections::BTreeMap;
+use crate::store::{ApplyFailure, DocChange, LogStore, ModelCommit, RecordedEvent, StoreError};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -79,6 +79,22 @@ pub enum ProjectionError {
     #[error("projection worker failed: {0}")]
     Worker(String),
 }
+
+impl ProjectionError {
+    /// Whether the error lies in the event (or the model's document it meets)
+    /// rather than in reaching the store: trying again cannot help, so the
+    /// projector records it and goes on without the event (see
+    /// [`ApplyFailure`]). Anything else is retried.
+    pub fn is_poison(&self) -> bool {
+        matches!(
+            self,
+            ProjectionError::Decode { .. } | ProjectionError::Store(StoreError::Corrupt(_))
+        )
+    }
+}
+
+/// An aggregate a model skips: `(aggregate type, aggregate id)`.
+type Quarantined = HashSet<(String, String)>;
 
 /// What the worker has done so far, as published on its [`watch`] channel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,6 +146,10 @@ struct Cursor {
     checkpoints: Option<Vec<u64>>,
     /// Each target's documents, and the checkpoint they are valid at.
     docs: Vec<(u64, Known)>,
+    /// Each target's quarantined aggregates (those with a recorded failure),
+    /// valid exactly when `checkpoints` is: failures are only recorded with a
+    /// checkpoint move. Read again whenever the checkpoints are.
+    quarantined: Vec<Quarantined>,
 }
 
 impl Cursor {
@@ -341,6 +361,12 @@ impl Projector {
         result
     }
 
+    /// The events the projections could not apply, as recorded (see
+    /// [`ApplyFailure`]), for every live model.
+    pub async fn failures(&self) -> Result<Vec<ApplyFailure>, ProjectionError> {
+        Ok(self.store.failures(&self.names()).await?)
+    }
+
     async fn advance_inner(
         &self,
         targets: &[Target<'_>],
@@ -352,11 +378,19 @@ impl Projector {
             *cursor = Cursor::default();
             cursor.docs.resize_with(targets.len(), Default::default);
         }
+        if cursor.quarantined.len() != targets.len() {
+            // Unknown: read again with the checkpoints.
+            cursor.checkpoints = None;
+        }
         let mut applied = 0;
         loop {
             let from = match cursor.checkpoints.take() {
                 Some(from) if from.len() == targets.len() => from,
-                _ => self.store.checkpoints(&models).await?,
+                _ => {
+                    let from = self.store.checkpoints(&models).await?;
+                    cursor.quarantined = quarantined(self.store.as_ref(), &models).await?;
+                    from
+                }
             };
             let Some(low) = from.iter().min().copied() else {
                 return Ok(applied);
@@ -384,10 +418,43 @@ impl Projector {
                 let known = if at == from[i] { known } else { Known::new() };
                 docs.push(Docs::with_known(self.store.as_ref(), model, known));
             }
+            let mut quarantine = cursor.quarantined.clone();
+            let mut failures: Vec<Vec<ApplyFailure>> = vec![Vec::new(); targets.len()];
             for event in &events {
-                for (i, (projection, _)) in targets.iter().enumerate() {
-                    if event.position > from[i] {
-                        projection.apply(event, &mut docs[i]).await?;
+                for (i, (projection, model)) in targets.iter().enumerate() {
+                    if event.position <= from[i] {
+                        continue;
+                    }
+                    let stream = (event.aggregate_type.clone(), event.aggregate_id.clone());
+                    if quarantine[i].contains(&stream) {
+                        // Applying it to a state that misses an earlier event
+                        // would make a wrong document look right.
+                        failures[i].push(failure(
+                            model,
+                            event,
+                            "skipped: an earlier event of this aggregate could not be applied"
+                                .into(),
+                        ));
+                        continue;
+                    }
+                    docs[i].begin_event();
+                    match projection.apply(event, &mut docs[i]).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_poison() => {
+                            docs[i].undo_event();
+                            tracing::error!(
+                                model = *model,
+                                position = event.position,
+                                aggregate_type = %event.aggregate_type,
+                                aggregate_id = %event.aggregate_id,
+                                event_type = %event.event_type,
+                                error = %e,
+                                "read model cannot apply an event; recorded, skipping the aggregate in this model"
+                            );
+                            quarantine[i].insert(stream);
+                            failures[i].push(failure(model, event, e.to_string()));
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
             }
@@ -400,6 +467,7 @@ impl Projector {
                     from: from[i],
                     to: last,
                     changes: &changes[i],
+                    failures: &failures[i],
                 })
                 .collect();
             if self.store.commit_models(&commits).await? {
@@ -418,6 +486,7 @@ impl Projector {
                     cursor.docs[i] = (reached[i], view);
                 }
                 cursor.checkpoints = Some(reached);
+                cursor.quarantined = quarantine;
                 if at_head {
                     return Ok(applied);
                 }
@@ -617,6 +686,33 @@ impl Projector {
             // the worker keeps looking by itself while that is so.
             after_round = Some(seen.rounds);
         }
+    }
+}
+
+/// The aggregates each of `models` skips, from its recorded failures.
+async fn quarantined(
+    store: &dyn LogStore,
+    models: &[&str],
+) -> Result<Vec<Quarantined>, ProjectionError> {
+    let mut sets = vec![Quarantined::new(); models.len()];
+    for f in store.failures(models).await? {
+        if let Some(i) = models.iter().position(|m| *m == f.model) {
+            sets[i].insert((f.aggregate_type, f.aggregate_id));
+        }
+    }
+    Ok(sets)
+}
+
+/// The record of `event` not applied to `model`, and why.
+fn failure(model: &str, event: &RecordedEvent, error: String) -> ApplyFailure {
+    ApplyFailure {
+        model: model.to_string(),
+        position: event.position,
+        aggregate_type: event.aggregate_type.clone(),
+        aggregate_id: event.aggregate_id.clone(),
+        event_type: event.event_type.clone(),
+        error,
+        failed_at: chrono::Utc::now(),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::domain::{
     DomainError, Node, NodeCommand, NodeEvent, NodeServices, Volume, VolumeCommand,
 };
 use crate::projections::{self, ProjectionError, Projector};
-use crate::store::bridge::claim_conflict;
+use crate::store::bridge::{claim_conflict, unreadable};
 use crate::store::{
     event_store, ClaimFn, ClaimOp, DatabaseUrl, LogStore, Opened, Store, StoreError,
 };
@@ -95,6 +95,10 @@ pub enum EngineError {
     Conflict(String),
     #[error("storage failure: {0}")]
     Store(String),
+    /// A stored event (or document) cannot be read as what it should be:
+    /// no retry can help; see `store::ApplyFailure`.
+    #[error("unreadable event: {0}")]
+    Unreadable(String),
     #[error("projection failure: {0}")]
     Projection(#[from] ProjectionError),
 }
@@ -104,14 +108,19 @@ impl EngineError {
         match self {
             EngineError::Domain(d) => d.status(),
             EngineError::Conflict(_) => 409,
-            EngineError::Store(_) | EngineError::Projection(_) => 500,
+            EngineError::Store(_) | EngineError::Unreadable(_) | EngineError::Projection(_) => {
+                500
+            }
         }
     }
 }
 
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
-        EngineError::Store(e.to_string())
+        match e {
+            StoreError::Corrupt(_) => EngineError::Unreadable(e.to_string()),
+            e => EngineError::Store(e.to_string()),
+        }
     }
 }
 
@@ -284,7 +293,12 @@ impl Engine {
         for e in events {
             let ev: NodeEvent =
                 crate::domain::upcast::node_event(&e.event_type, &e.event_version, &e.payload)
-                    .map_err(|err| EngineError::Store(format!("corrupt event: {err}")))?;
+                    .map_err(|err| {
+                        EngineError::Unreadable(format!(
+                            "{} #{} of node {id}: {err}",
+                            e.event_type, e.sequence
+                        ))
+                    })?;
             node.apply(ev);
         }
         Ok(node)
@@ -340,6 +354,13 @@ where
             }
             Err(AggregateError::UserError(e)) => return Err(EngineError::Domain(e)),
             Err(e) => {
+                if let Some(u) = unreadable(&e) {
+                    // Refused at the request: a log nobody can read is worse
+                    // than a command that did not happen.
+                    return Err(EngineError::Domain(DomainError::Invalid(format!(
+                        "The request cannot be recorded: {u}."
+                    ))));
+                }
                 if let Some(c) = claim_conflict(&e) {
                     return Err(EngineError::Domain(DomainError::Conflict(
                         claims::conflict_message(&c.scope, &c.key, claimant),

@@ -325,7 +325,8 @@ impl DataKey {
             .ok_or_else(|| SecretsError::Corrupt("not an encrypted value".into()))?;
         let text = open_bytes(&self.cipher, sealed, &Self::aad(owner))
             .map_err(|m| SecretsError::Corrupt(format!("secret of {owner}: {m}")))?;
-        serde_json::from_slice(&text).map_err(|e| SecretsError::Corrupt(e.to_string()))
+        // Stored data: decoded like every other (see `store::json`).
+        crate::store::json::decode_slice(&text).map_err(|e| SecretsError::Corrupt(e.to_string()))
     }
 }
 

@@ -11,9 +11,11 @@ use common::{event, settle, TestStore};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent, EventStore};
-use ironledger::store::bridge::{claim_conflict, event_store};
-use ironledger::store::{ClaimConflict, ClaimFn, ClaimOp, DocChange, ModelCommit, StoreError};
-use serde::{Deserialize, Serialize};
+use ironledger::store::bridge::{claim_conflict, event_store, unreadable};
+use ironledger::store::{
+    ApplyFailure, ClaimConflict, ClaimFn, ClaimOp, DocChange, ModelCommit, StoreError,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,10 +62,13 @@ suite!(
     swap_model_replaces_live,
     doc_list_is_in_byte_order,
     json_round_trips,
+    deep_json_reads_back,
+    failures_are_kept_with_their_model,
     recorded_at_is_set,
     bridge_commands_persist_and_reload,
     bridge_concurrent_commands_conflict,
     bridge_claims_reject_duplicates,
+    bridge_refuses_an_event_that_does_not_read_back,
 );
 
 fn acquire(scope: &str, key: &str, owner: &str) -> ClaimOp {
@@ -609,6 +614,7 @@ fn model_commit<'a>(
         from,
         to,
         changes,
+        failures: &[],
     }
 }
 
@@ -925,6 +931,108 @@ async fn json_round_trips(t: &TestStore) {
     assert_eq!(s.doc_get("m", "doc ☃").await.unwrap(), Some(payload));
 }
 
+/// Stored JSON reads back however deeply it nests: well past serde_json's
+/// 128-level parser limit, which a stored event's envelope (`{"NodeEnrolled":
+/// {"extra": …}}`) pushed a client's body over, making the log unreadable.
+async fn deep_json_reads_back(t: &TestStore) {
+    let s = &t.store;
+    let mut deep = json!("bottom");
+    for _ in 0..200 {
+        deep = json!([deep]);
+    }
+    let e = event("node", "deep", 1, json!({"NodeEnrolled": {"extra": {"x": deep}}}));
+    let payload = e.payload.clone();
+    s.append(std::slice::from_ref(&e), &[]).await.unwrap();
+    assert_eq!(s.load("node", "deep").await.unwrap(), vec![e]);
+    settle(&**s, 1).await;
+    assert_eq!(s.read_feed(0, 10).await.unwrap()[0].payload, payload);
+    assert_eq!(s.load_recorded("node", "deep").await.unwrap()[0].payload, payload);
+
+    s.commit_model("m", 0, 1, &[put("deep", payload.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.doc_get("m", "deep").await.unwrap(), Some(payload.clone()));
+    assert_eq!(s.doc_list("m").await.unwrap(), vec![("deep".into(), payload)]);
+}
+
+fn apply_failure(model: &str, position: u64, aggregate_id: &str) -> ApplyFailure {
+    ApplyFailure {
+        model: model.into(),
+        position,
+        aggregate_type: "node".into(),
+        aggregate_id: aggregate_id.into(),
+        event_type: "NodeEnrolled".into(),
+        error: format!("cannot decode the event at position {position}"),
+        failed_at: chrono::Utc::now(),
+    }
+}
+
+/// Failures are written with the checkpoint that moves past them (all or
+/// nothing), replaced by a swap, gone with a drop; recorded and cleared by
+/// aggregate outside a checkpoint move.
+async fn failures_are_kept_with_their_model(t: &TestStore) {
+    let s = &t.store;
+    assert!(s.failures(&[]).await.unwrap().is_empty());
+    let live = [apply_failure("live", 1, "a"), apply_failure("live", 2, "a")];
+    let commit = |model, from, to, failures| ModelCommit {
+        model,
+        from,
+        to,
+        changes: &[],
+        failures,
+    };
+    // A refused compare-and-set records nothing.
+    assert!(!s
+        .commit_models(&[commit("live", 5, 6, &live[..])])
+        .await
+        .unwrap());
+    assert!(s.failures(&["live"]).await.unwrap().is_empty());
+    assert!(s
+        .commit_models(&[commit("live", 0, 2, &live[..]), commit("other", 0, 2, &[])])
+        .await
+        .unwrap());
+    let listed = s.failures(&["live"]).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|f| (f.model.as_str(), f.position)).collect::<Vec<_>>(),
+        vec![("live", 1), ("live", 2)]
+    );
+    assert_eq!(listed[0].error, live[0].error);
+    assert_eq!(listed[0].aggregate_id, "a");
+    // Microseconds survive the store.
+    let micros = |f: &ApplyFailure| f.failed_at.timestamp_micros();
+    assert_eq!(micros(&listed[0]), micros(&live[0]));
+    assert!(s.failures(&["other"]).await.unwrap().is_empty());
+    assert_eq!(s.failures(&[]).await.unwrap().len(), 2);
+
+    // A rebuilt model brings its own failures (here: one, elsewhere).
+    let scratch = [apply_failure("live~rebuild", 2, "b")];
+    assert!(s
+        .commit_models(&[commit("live~rebuild", 0, 2, &scratch[..])])
+        .await
+        .unwrap());
+    assert!(s.swap_model("live", "live~rebuild").await.unwrap());
+    let listed = s.failures(&["live"]).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].model.as_str(), listed[0].aggregate_id.as_str()), ("live", "b"));
+    assert!(s.failures(&["live~rebuild"]).await.unwrap().is_empty());
+
+    // Outside a checkpoint move: recorded (replacing the same position), cleared.
+    let mut pm = apply_failure("pm", 7, "c");
+    s.record_failure(&pm).await.unwrap();
+    pm.error = "still unreadable".into();
+    s.record_failure(&pm).await.unwrap();
+    let listed = s.failures(&["pm"]).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].error, "still unreadable");
+    s.clear_failures("pm", "node", "other").await.unwrap();
+    assert_eq!(s.failures(&["pm"]).await.unwrap().len(), 1);
+    s.clear_failures("pm", "node", "c").await.unwrap();
+    assert!(s.failures(&["pm"]).await.unwrap().is_empty());
+
+    s.drop_model("live").await.unwrap();
+    assert!(s.failures(&[]).await.unwrap().is_empty());
+}
+
 async fn recorded_at_is_set(t: &TestStore) {
     let s = &t.store;
     let before = chrono::Utc::now();
@@ -965,12 +1073,33 @@ struct Counter {
 enum CounterCommand {
     Name(String),
     Add(u64),
+    /// Records a [`CounterEvent::Lopsided`].
+    Lopside,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum CounterEvent {
     Named { name: String },
     Added { n: u64 },
+    /// An event whose stored form its own type cannot read back.
+    Lopsided { l: Lopsided },
+}
+
+/// Written as a number, read only from a string: a domain bug the bridge
+/// must catch before it reaches the log.
+#[derive(Debug, Clone, PartialEq)]
+struct Lopsided;
+
+impl Serialize for Lopsided {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lopsided {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|_| Lopsided)
+    }
 }
 
 impl DomainEvent for CounterEvent {
@@ -978,6 +1107,7 @@ impl DomainEvent for CounterEvent {
         match self {
             Self::Named { .. } => "Named",
             Self::Added { .. } => "Added",
+            Self::Lopsided { .. } => "Lopsided",
         }
         .to_string()
     }
@@ -1021,6 +1151,10 @@ impl Aggregate for Counter {
                 sink.write(CounterEvent::Named { name }, self).await;
             }
             CounterCommand::Add(n) => sink.write(CounterEvent::Added { n }, self).await,
+            CounterCommand::Lopside => {
+                sink.write(CounterEvent::Lopsided { l: Lopsided }, self)
+                    .await
+            }
         }
         Ok(())
     }
@@ -1029,6 +1163,7 @@ impl Aggregate for Counter {
         match event {
             CounterEvent::Named { name } => self.name = Some(name),
             CounterEvent::Added { n } => self.count += n,
+            CounterEvent::Lopsided { .. } => {}
         }
     }
 }
@@ -1072,7 +1207,7 @@ async fn bridge_commands_persist_and_reload(t: &TestStore) {
         .unwrap_err();
     assert!(matches!(err, AggregateError::UserError(_)), "{err:?}");
 
-    // Reload through a fresh store (on PostgreSQL: postgres-es reading our table).
+    // Reload through a fresh store.
     let store = event_store::<Counter>(t.repo(counter_claims()));
     let context = store.load_aggregate("c1").await.unwrap();
     assert_eq!(context.aggregate.name.as_deref(), Some("first"));
@@ -1125,6 +1260,23 @@ async fn bridge_concurrent_commands_conflict(t: &TestStore) {
         store.load_aggregate("hot").await.unwrap().aggregate.count,
         1
     );
+}
+
+/// An event that would not read back is never appended: the command fails
+/// with [`unreadable`] and the log is as before.
+async fn bridge_refuses_an_event_that_does_not_read_back(t: &TestStore) {
+    let cqrs = framework(t, CounterServices::default());
+    cqrs.execute("c1", CounterCommand::Name("first".into()))
+        .await
+        .unwrap();
+    let err = cqrs.execute("c1", CounterCommand::Lopside).await.unwrap_err();
+    let why = unreadable(&err).unwrap_or_else(|| panic!("not refused as unreadable: {err:?}"));
+    assert_eq!(why.event_type, "Lopsided");
+    assert_eq!(t.store.load("counter", "c1").await.unwrap().len(), 1);
+    settle(&*t.store, 1).await;
+    assert_eq!(t.store.head().await.unwrap(), 1);
+    // The aggregate still works.
+    cqrs.execute("c1", CounterCommand::Add(1)).await.unwrap();
 }
 
 async fn bridge_claims_reject_duplicates(t: &TestStore) {

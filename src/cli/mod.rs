@@ -3,6 +3,7 @@
 mod common;
 mod events;
 mod export;
+mod failures;
 mod history;
 mod import;
 mod leftovers;
@@ -28,7 +29,7 @@ use std::path::PathBuf;
 ///
 /// Besides `serve`, the audit and replay tools work on the same database (it
 /// may be serving meanwhile): `events`, `history`, `show --as-of`, `rebuild`,
-/// `verify`, `export`, `import`, `leftovers`. `ironledger <command> --help`
+/// `verify`, `export`, `import`, `leftovers`, `failures`. `ironledger <command> --help`
 /// explains each.
 #[derive(Debug, Parser)]
 #[command(name = "ironledger", version, about, long_about)]
@@ -92,6 +93,7 @@ pub enum Command {
     Export(export::ExportArgs),
     Import(import::ImportArgs),
     Leftovers(leftovers::LeftoversArgs),
+    Failures(failures::FailuresArgs),
 }
 
 /// A tiny error type for the binary: any error, shown with its message.
@@ -112,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow_free::Result<()> {
         Command::Export(args) => export::run(&cli.global, args).await,
         Command::Import(args) => import::run(&cli.global, args).await,
         Command::Leftovers(args) => leftovers::run(&cli.global, args).await,
+        Command::Failures(args) => failures::run(&cli.global, args).await,
         Command::Migrate => {
             let config = cli.global.config()?;
             let opened = crate::store::open(&config.database).await?;

@@ -47,8 +47,14 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         },
         keyring,
     ));
-    let applied = engine.projector().catch_up().await?;
-    tracing::info!(applied, "projections caught up");
+    // A read model that cannot catch up must not keep the service from
+    // starting: what it can serve, it serves, and `/health` says it is stuck
+    // (events it cannot apply are recorded and skipped; only a store that
+    // does not answer ends up here, and the worker keeps trying).
+    match engine.projector().catch_up().await {
+        Ok(applied) => tracing::info!(applied, "projections caught up"),
+        Err(e) => tracing::error!(error = %e, "projections could not catch up; serving, see /health"),
+    }
 
     // The projector's worker applies this process's commands at once and polls
     // for events other processes wrote (see `projections::Projector`). The

@@ -11,8 +11,16 @@ use clap::Args;
 /// Each live model is read at its checkpoint (consistently, even while `serve`
 /// runs), the log is replayed up to that checkpoint into a scratch model
 /// (`<name>~verify`, dropped afterwards), and the two are compared document by
-/// document. Differences are listed field by field (live → replayed); the exit
-/// status is 1 if any model differs. `ironledger rebuild` repairs a model.
+/// document. Differences are listed field by field (live → replayed).
+///
+/// A model also fails the check when it has events it could not apply
+/// (`ironledger failures` lists them; a replay skips them the same way, so
+/// the documents alone would not show it), and when its checkpoint is still
+/// below the head the log had when the check started (nothing is applying
+/// the log: `serve` is stopped or stuck; `/health` says which).
+///
+/// The exit status is 1 if any model fails. `ironledger rebuild` repairs a
+/// model.
 ///
 /// Examples:
 ///
@@ -33,7 +41,9 @@ pub struct VerifyArgs {
 pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<()> {
     let store = common::open_store(global, true).await?;
     let replayer = Replayer::new(store.clone());
+    let head = store.head().await?;
     let mut differing = vec![];
+    let mut unhealthy = vec![];
     for name in super::rebuild::names(&args.projections)? {
         let bar = common::event_bar(0, &name);
         let diff = replayer
@@ -43,6 +53,25 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<()> {
             })
             .await?;
         bar.finish_and_clear();
+        // Read after the replay, which took a while: a live projector has
+        // moved past the head we started with by now.
+        let checkpoint = store.checkpoint(&name).await?;
+        let failures = store.failures(&[name.as_str()]).await?;
+        if checkpoint < head {
+            println!(
+                "{name}: BEHIND: at position {checkpoint}, the log's head is {head} \
+                 (nothing is applying the log)"
+            );
+        }
+        if !failures.is_empty() {
+            println!(
+                "{name}: {} event(s) could not be applied (`ironledger failures {name}`)",
+                failures.len()
+            );
+        }
+        if checkpoint < head || !failures.is_empty() {
+            unhealthy.push(name.clone());
+        }
         if diff.is_empty() {
             println!(
                 "{name}: OK ({} documents at position {})",
@@ -89,14 +118,20 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<()> {
             println!("  … and {} more", total - listed);
         }
     }
-    if differing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
+    if !differing.is_empty() {
+        return Err(format!(
             "{} differ from the log; `ironledger rebuild {}` rebuilds them",
             differing.join(", "),
             differing.join(" ")
         )
-        .into())
+        .into());
     }
+    if !unhealthy.is_empty() {
+        return Err(format!(
+            "{} do not reflect the whole log (see above)",
+            unhealthy.join(", ")
+        )
+        .into());
+    }
+    Ok(())
 }

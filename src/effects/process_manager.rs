@@ -33,7 +33,7 @@ use crate::domain::state::{ProvisionState, POWER_OFF, POWER_ON};
 use crate::domain::validation::{self, ValidationEnv};
 use crate::domain::{Node, NodeCommand, VolumeCommand};
 use crate::engine::{Engine, EngineError, Meta};
-use crate::store::{DocChange, RecordedEvent};
+use crate::store::{ApplyFailure, DocChange, RecordedEvent};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,6 +110,10 @@ pub struct ProcessManager {
     /// Nodes whose last try could not finish (Cinder away or refusing): when
     /// the sweep may try again, and how many tries failed in a row.
     backoff: std::sync::Mutex<std::collections::HashMap<Uuid, (Instant, u32)>>,
+    /// Nodes with a recorded failure of this manager (an event it cannot
+    /// read), so that the record is cleared once the node reads again;
+    /// `None` until read from the store.
+    unreadable: tokio::sync::Mutex<Option<std::collections::HashSet<Uuid>>>,
 }
 
 fn meta() -> Meta {
@@ -138,6 +142,7 @@ impl ProcessManager {
             kick: Notify::new(),
             busy: Default::default(),
             backoff: Default::default(),
+            unreadable: Default::default(),
         }))
     }
 
@@ -273,12 +278,85 @@ impl ProcessManager {
                 let _done = Done(pm.clone(), uuid);
                 // One node's trouble (an undecodable event, a store hiccup)
                 // stays with that node.
-                if let Err(e) = pm.work(uuid).await {
-                    tracing::warn!(node = %uuid, error = %e, "working the node failed");
+                match pm.work(uuid).await {
+                    Ok(_) => pm.readable_again(uuid).await,
+                    Err(EngineError::Unreadable(why)) => pm.unreadable_node(uuid, &why).await,
+                    Err(e) => tracing::warn!(node = %uuid, error = %e, "working the node failed"),
                 }
             });
         }
         Ok(handed)
+    }
+
+    /// A node whose events cannot be read (see `store::ApplyFailure`): no
+    /// retry can help until ironledger or the log is fixed. The node is left
+    /// alone like a failing one (the sweep backs off; an operator's command on
+    /// it still has it looked at at once), and the failure is recorded, with
+    /// the position of the first event that does not read, for `/health` and
+    /// `ironledger failures`.
+    async fn unreadable_node(&self, id: Uuid, why: &str) {
+        let wait = self.back_off(id);
+        tracing::error!(node = %id, error = why, retry_in_s = wait.as_secs(), "cannot read the node's events; recorded, node left alone");
+        let store = self.engine.store();
+        let events = store
+            .load_recorded("Node", &id.to_string())
+            .await
+            .unwrap_or_default();
+        let culprit = events
+            .iter()
+            .find(|e| {
+                crate::domain::upcast::node_event(&e.event_type, &e.event_version, &e.payload)
+                    .is_err()
+            })
+            .or(events.last());
+        let failure = ApplyFailure {
+            model: CHECKPOINT.into(),
+            position: culprit.map_or(1, |e| e.position),
+            aggregate_type: "Node".into(),
+            aggregate_id: id.to_string(),
+            event_type: culprit.map_or_else(String::new, |e| e.event_type.clone()),
+            error: why.to_string(),
+            failed_at: chrono::Utc::now(),
+        };
+        let mut known = self.unreadable.lock().await;
+        match store.record_failure(&failure).await {
+            Ok(()) => {
+                if let Some(known) = known.as_mut() {
+                    known.insert(id);
+                }
+            }
+            Err(e) => tracing::warn!(node = %id, error = %e, "could not record the failure"),
+        }
+    }
+
+    /// A node that reads again (after an upgrade, or a repaired log) loses
+    /// the failures this manager recorded for it.
+    async fn readable_again(&self, id: Uuid) {
+        let store = self.engine.store();
+        let mut known = self.unreadable.lock().await;
+        if known.is_none() {
+            match store.failures(&[CHECKPOINT]).await {
+                Ok(failures) => {
+                    *known = Some(
+                        failures
+                            .iter()
+                            .filter_map(|f| Uuid::parse_str(&f.aggregate_id).ok())
+                            .collect(),
+                    )
+                }
+                Err(_) => return, // asked again next time
+            }
+        }
+        let Some(set) = known.as_mut() else { return };
+        if set.contains(&id)
+            && store
+                .clear_failures(CHECKPOINT, "Node", &id.to_string())
+                .await
+                .is_ok()
+        {
+            set.remove(&id);
+            tracing::info!(node = %id, "the node's events read again; its failure record is cleared");
+        }
     }
 
     /// Records (for this manager's model) of the nodes `events` delete that

@@ -1,5 +1,7 @@
 //! The HTTP service: `GET /health` beside the Ironic v1 API ([`crate::api`]).
 
+pub mod health;
+
 use crate::effects::http_root::HttpRoot;
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -7,8 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Router;
 
 pub use crate::api::AppState;
 
@@ -16,7 +17,7 @@ pub use crate::api::AppState;
 /// fetch their iPXE scripts here), and the API.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route("/health", get(health::health))
         .route("/boot/{*path}", get(boot_file))
         .with_state(state.clone())
         .merge(crate::api::router(state))
@@ -31,33 +32,5 @@ async fn boot_file(State(state): State<AppState>, Path(path): Path<String>) -> R
             ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], bytes).into_response()
         }
         _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
-    }
-}
-
-/// Liveness and a glance at the log: the store answers, and how far each
-/// projection has applied the feed.
-async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let store = state.engine.store();
-    let head = store.head().await;
-    let checkpoints = state.engine.projector().checkpoints().await;
-    match (head, checkpoints) {
-        (Ok(head), Ok(checkpoints)) => (
-            StatusCode::OK,
-            Json(
-                json!({"status": "ok", "store": store.backend(), "head": head, "projections": checkpoints}),
-            ),
-        ),
-        (Err(e), _) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"status": "unavailable", "store": store.backend(), "error": e.to_string()}),
-            ),
-        ),
-        (_, Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"status": "unavailable", "store": store.backend(), "error": e.to_string()}),
-            ),
-        ),
     }
 }

@@ -9,12 +9,16 @@
 //!   the events. A claim held by another owner comes back from cqrs-es as
 //!   `AggregateError::UnexpectedError` wrapping a [`ClaimConflict`], which the
 //!   engine recovers with `downcast_ref`.
-//! - **Reading aggregate streams on PostgreSQL.** When the repository is built with
-//!   a PostgreSQL pool, loads are delegated to postgres-es's own
-//!   `PostgresEventRepository`, which reads our extended `events` table unchanged
-//!   (it selects its seven columns by name). Writes always go through
-//!   [`LogStore::append`], because postgres-es cannot write claims.
-//!
+//! - **One reader, and nothing appended that it cannot read.** Aggregate
+//!   streams are loaded through [`LogStore::load`] on every backend, so they
+//!   are decoded by the one decoder of stored data ([`super::json`]).
+//!   (postgres-es's own repository is not used to read: its sqlx decoding
+//!   stops at serde_json's 128 levels of nesting, and one event it could not
+//!   read would make its node unloadable.) Before appending, every event is
+//!   written out as the stores write it and read back through that decoder
+//!   and the aggregate's own event type ([`check_readable`]); an event that
+//!   does not read back as itself is never committed, and the command fails
+//!   with an [`Unreadable`] error instead.
 //! - **Secrets at rest.** A repository built [`with_sealing`](Repo::with_sealing)
 //!   hands the events to a [`Sealing`] before appending them (which encrypts
 //!   secrets and may add claims: a new data key) and after loading them (which
@@ -30,9 +34,7 @@ use cqrs_es::persist::{
     SerializedSnapshot,
 };
 use cqrs_es::{Aggregate, AggregateError};
-use postgres_es::PostgresEventRepository;
 use serde_json::Value;
-use sqlx::PgPool;
 use std::sync::Arc;
 
 /// How many events `stream_all_events` reads from the feed per query, and the
@@ -43,10 +45,6 @@ const STREAM_PAGE: u32 = 500;
 pub struct Repo {
     store: Arc<dyn LogStore>,
     claims: ClaimFn,
-    /// postgres-es's reader, when the store is PostgreSQL.
-    pg: Option<PostgresEventRepository>,
-    /// The pool `pg` was built on (PostgresEventRepository is not Clone; we rebuild it).
-    pg_pool: Option<PgPool>,
     /// Encrypts secrets on the way in, decrypts them on the way out.
     sealing: Option<Arc<dyn Sealing>>,
 }
@@ -80,21 +78,6 @@ impl Repo {
         Self {
             store,
             claims,
-            pg: None,
-            pg_pool: None,
-            sealing: None,
-        }
-    }
-
-    /// A repository for the PostgreSQL backend: writes go through `store` (a
-    /// `PostgresStore` on the same database), aggregate loads through postgres-es's
-    /// repository on `pool`.
-    pub fn with_postgres(store: Arc<dyn LogStore>, claims: ClaimFn, pool: PgPool) -> Self {
-        Self {
-            store,
-            claims,
-            pg: Some(PostgresEventRepository::new(pool.clone())),
-            pg_pool: Some(pool),
             sealing: None,
         }
     }
@@ -127,14 +110,57 @@ impl Repo {
 /// aggregate type) takes its repository by value.
 impl Clone for Repo {
     fn clone(&self) -> Self {
-        let mut repo = match &self.pg_pool {
-            Some(pool) => {
-                Self::with_postgres(self.store.clone(), self.claims.clone(), pool.clone())
-            }
-            None => Self::new(self.store.clone(), self.claims.clone()),
-        };
-        repo.sealing = self.sealing.clone();
-        repo
+        Self {
+            store: self.store.clone(),
+            claims: self.claims.clone(),
+            sealing: self.sealing.clone(),
+        }
+    }
+}
+
+/// A command's event that would not read back as itself (see
+/// [`check_readable`]): nothing was appended. Travels through cqrs-es as
+/// `AggregateError::UnexpectedError`, like [`ClaimConflict`]; the engine
+/// recovers it with [`unreadable`] and refuses the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("its {event_type} event would not read back ({why}); nothing was recorded")]
+pub struct Unreadable {
+    pub event_type: String,
+    pub why: String,
+}
+
+/// Checks that every event of a commit reads back exactly as the readers
+/// will read it: its stored form (`stored`: sealed, if secrets are sealed)
+/// through the one decoder of stored data, and its payload as the aggregate's
+/// event type `A::Event` (`plain`: before sealing, as the write model sees it
+/// once opened).
+pub fn check_readable<A: Aggregate>(
+    plain: &[SerializedEvent],
+    stored: &[SerializedEvent],
+) -> Result<(), Unreadable> {
+    let refuse = |e: &SerializedEvent, why: String| Unreadable {
+        event_type: e.event_type.clone(),
+        why,
+    };
+    for e in stored {
+        super::json::round_trips(&e.payload).map_err(|why| refuse(e, format!("payload: {why}")))?;
+        super::json::round_trips(&e.metadata)
+            .map_err(|why| refuse(e, format!("metadata: {why}")))?;
+    }
+    for e in plain {
+        let text = super::json::encode(&e.payload);
+        super::json::decode_as::<A::Event>(text.as_bytes())
+            .map_err(|why| refuse(e, why.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Finds the [`Unreadable`] inside an error cqrs-es returned, if that is what
+/// it was.
+pub fn unreadable<E: std::error::Error>(err: &AggregateError<E>) -> Option<&Unreadable> {
+    match err {
+        AggregateError::UnexpectedError(inner) => inner.downcast_ref::<Unreadable>(),
+        _ => None,
     }
 }
 
@@ -173,14 +199,11 @@ impl PersistedEventRepository for Repo {
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        let events = match &self.pg {
-            Some(pg) => pg.get_events::<A>(aggregate_id).await?,
-            None => self
-                .store
-                .load(A::TYPE, aggregate_id)
-                .await
-                .map_err(persistence_error)?,
-        };
+        let events = self
+            .store
+            .load(A::TYPE, aggregate_id)
+            .await
+            .map_err(persistence_error)?;
         self.opened(events).await
     }
 
@@ -189,18 +212,12 @@ impl PersistedEventRepository for Repo {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        let events = match &self.pg {
-            Some(pg) => pg.get_last_events::<A>(aggregate_id, last_sequence).await?,
-            None => {
-                let mut events = self
-                    .store
-                    .load(A::TYPE, aggregate_id)
-                    .await
-                    .map_err(persistence_error)?;
-                events.retain(|e| e.sequence > last_sequence);
-                events
-            }
-        };
+        let mut events = self
+            .store
+            .load(A::TYPE, aggregate_id)
+            .await
+            .map_err(persistence_error)?;
+        events.retain(|e| e.sequence > last_sequence);
         self.opened(events).await
     }
 
@@ -217,9 +234,11 @@ impl PersistedEventRepository for Repo {
         events: &[SerializedEvent],
         _snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
+        let unreadable = |u: Unreadable| PersistenceError::UnknownError(Box::new(u));
         let mut claims: Vec<_> = events.iter().flat_map(|e| (self.claims)(e)).collect();
         if let Some(sealing) = &self.sealing {
             let (sealed, mut first) = sealing.seal(events).await.map_err(persistence_error)?;
+            check_readable::<A>(events, &sealed).map_err(unreadable)?;
             first.append(&mut claims);
             return self
                 .store
@@ -227,6 +246,7 @@ impl PersistedEventRepository for Repo {
                 .await
                 .map_err(persistence_error);
         }
+        check_readable::<A>(events, events).map_err(unreadable)?;
         self.store
             .append(events, &claims)
             .await
@@ -237,20 +257,14 @@ impl PersistedEventRepository for Repo {
         &self,
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
-        match (&self.pg, &self.sealing) {
-            (Some(pg), None) => pg.stream_events::<A>(aggregate_id).await,
-            // Decrypted like `get_events` (this path is not used by the engine).
-            _ => replay_of(self.get_events::<A>(aggregate_id).await?).await,
-        }
+        // Decrypted like `get_events` (this path is not used by the engine).
+        replay_of(self.get_events::<A>(aggregate_id).await?).await
     }
 
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
-        if let Some(pg) = &self.pg {
-            return pg.stream_all_events::<A>().await;
-        }
-        // The embedded stores number events as they append them, so the feed holds
-        // every event, in commit order (better than postgres-es's per-aggregate
-        // sequence order). Page through it in a task, keeping this aggregate type.
+        // The feed holds every numbered event, in commit order (better than
+        // postgres-es's per-aggregate sequence order). Page through it in a
+        // task, keeping this aggregate type.
         let store = self.store.clone();
         let (mut feed, stream) = ReplayStream::new(STREAM_PAGE as usize);
         tokio::spawn(async move {

@@ -13,7 +13,7 @@
 //! `tests/store_suite.rs` holds all three to it.
 
 use super::{
-    distinct_models, ClaimConflict, ClaimOp, DocChange, LogStore, ModelCommit, RecordedEvent,
+    distinct_models, ApplyFailure, ClaimConflict, ClaimOp, DocChange, LogStore, ModelCommit, RecordedEvent,
     StoreError,
 };
 use async_trait::async_trait;
@@ -41,6 +41,8 @@ struct Inner {
     /// model → id → document. BTreeMaps give `doc_list` its id order.
     models: BTreeMap<String, BTreeMap<String, Value>>,
     checkpoints: HashMap<String, u64>,
+    /// model → position → failure.
+    failures: BTreeMap<String, BTreeMap<u64, ApplyFailure>>,
 }
 
 impl MemoryStore {
@@ -302,6 +304,16 @@ impl LogStore for MemoryStore {
             if docs.is_empty() {
                 inner.models.remove(c.model);
             }
+            if !c.failures.is_empty() {
+                let failures = inner.failures.entry(c.model.to_string()).or_default();
+                for f in c.failures {
+                    let f = ApplyFailure {
+                        model: c.model.to_string(),
+                        ..f.clone()
+                    };
+                    failures.insert(f.position, f);
+                }
+            }
         }
         Ok(true)
     }
@@ -310,6 +322,43 @@ impl LogStore for MemoryStore {
         let mut inner = self.lock();
         inner.models.remove(model);
         inner.checkpoints.remove(model);
+        inner.failures.remove(model);
+        Ok(())
+    }
+
+    async fn failures(&self, models: &[&str]) -> Result<Vec<ApplyFailure>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .failures
+            .iter()
+            .filter(|(m, _)| models.is_empty() || models.contains(&m.as_str()))
+            .flat_map(|(_, f)| f.values().cloned())
+            .collect())
+    }
+
+    async fn record_failure(&self, failure: &ApplyFailure) -> Result<(), StoreError> {
+        self.lock()
+            .failures
+            .entry(failure.model.clone())
+            .or_default()
+            .insert(failure.position, failure.clone());
+        Ok(())
+    }
+
+    async fn clear_failures(
+        &self,
+        model: &str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if let Some(failures) = inner.failures.get_mut(model) {
+            failures
+                .retain(|_, f| f.aggregate_type != aggregate_type || f.aggregate_id != aggregate_id);
+            if failures.is_empty() {
+                inner.failures.remove(model);
+            }
+        }
         Ok(())
     }
 
@@ -326,6 +375,14 @@ impl LogStore for MemoryStore {
         inner.models.insert(live.to_string(), docs);
         let p = inner.checkpoints.remove(scratch).expect("checked");
         inner.checkpoints.insert(live.to_string(), p);
+        let mut failures = inner.failures.remove(scratch).unwrap_or_default();
+        for f in failures.values_mut() {
+            f.model = live.to_string();
+        }
+        inner.failures.remove(live);
+        if !failures.is_empty() {
+            inner.failures.insert(live.to_string(), failures);
+        }
         Ok(true)
     }
 

@@ -16,6 +16,7 @@
 //! a function the engine injects ([`ClaimFn`]).
 
 pub mod bridge;
+pub mod json;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
@@ -127,7 +128,7 @@ pub enum DocChange {
 }
 
 /// One model's part of a [`LogStore::commit_models`]: move its checkpoint from
-/// `from` to `to` and write `changes`.
+/// `from` to `to`, write `changes` and record `failures`.
 ///
 /// Borrowed, so that the projector can hand over the changes its overlays
 /// buffered without copying documents.
@@ -137,6 +138,31 @@ pub struct ModelCommit<'a> {
     pub from: u64,
     pub to: u64,
     pub changes: &'a [DocChange],
+    /// Events of this batch the model could not apply (their `model` is this
+    /// commit's; see [`ApplyFailure`]).
+    pub failures: &'a [ApplyFailure],
+}
+
+/// An event a read model (or another consumer of the feed) could not apply:
+/// the model went on without it, and this record says so until the model is
+/// rebuilt (a rebuild replaces a model's failures with its own) or dropped.
+///
+/// One bad event must not stop the world: the projector records it in the
+/// same transaction as the checkpoint that moves past it, and skips the
+/// aggregate's later events in that model (they would apply to a state that
+/// misses one of its events), recording each of them too. `/health`,
+/// `ironledger failures` and `ironledger verify` show them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyFailure {
+    pub model: String,
+    pub position: u64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub event_type: String,
+    /// Why the event could not be applied (never a secret: the error names
+    /// the event and what was wrong with its shape, not its values).
+    pub error: String,
+    pub failed_at: DateTime<Utc>,
 }
 
 /// What one [`LogStore::sequence_report`] did, and what it had to leave.
@@ -275,6 +301,7 @@ pub trait LogStore: Send + Sync + 'static {
             from,
             to,
             changes,
+            failures: &[],
         }])
         .await
     }
@@ -289,9 +316,25 @@ pub trait LogStore: Send + Sync + 'static {
     /// either way, and the caller re-reads the checkpoints and tries again. A model
     /// named twice is an error. An empty list commits nothing and is true.
     async fn commit_models(&self, commits: &[ModelCommit<'_>]) -> Result<bool, StoreError>;
-    /// Deletes every document and the checkpoint of a model.
+    /// Deletes every document, the checkpoint and the recorded failures of a
+    /// model.
     async fn drop_model(&self, model: &str) -> Result<(), StoreError>;
-    /// Atomically replaces model `live` by model `scratch` (documents and checkpoint);
+    /// The failures recorded for `models` (every model's when empty), ordered
+    /// by model and position.
+    async fn failures(&self, models: &[&str]) -> Result<Vec<ApplyFailure>, StoreError>;
+    /// Records a failure outside a checkpoint move (or replaces the one at
+    /// its model and position): for consumers of the feed whose failures are
+    /// not tied to one batch, like the process manager's.
+    async fn record_failure(&self, failure: &ApplyFailure) -> Result<(), StoreError>;
+    /// Forgets the failures recorded for one aggregate in `model`.
+    async fn clear_failures(
+        &self,
+        model: &str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(), StoreError>;
+    /// Atomically replaces model `live` by model `scratch` (documents, checkpoint
+    /// and recorded failures);
     /// `scratch` is gone afterwards. Returns false, changing nothing, when
     /// `scratch` has no checkpoint (another rebuild swapped it in first: going
     /// on would empty the live model) or is behind `live` (the live projector

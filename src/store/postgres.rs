@@ -1,9 +1,10 @@
 //! The production backend: PostgreSQL, shareable by several ironledger processes.
 //!
-//! The `events` table is postgres-es's, extended (see `schema/postgres/0001_events.sql`).
-//! postgres-es's own repository still reads the aggregate streams from it (see
-//! [`crate::store::bridge`]); this module writes events, claims and read models,
-//! and owns the one thing postgres-es lacks: a **gap-free global feed**.
+//! The `events` table is postgres-es's, extended (see `schema/postgres/0001_events.sql`),
+//! so postgres-es's tools can still read it. This module reads and writes
+//! events (decoding them with [`super::json`], see [`crate::store::bridge`]
+//! for why not through postgres-es), claims and read models, and owns the one
+//! thing postgres-es lacks: a **gap-free global feed**.
 //!
 //! # The gap, and why positions are not handed out at insert time
 //!
@@ -95,7 +96,7 @@
 //! model's documents.
 
 use super::{
-    distinct_models, last_changes, sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, LogStore,
+    distinct_models, ApplyFailure, last_changes, sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, LogStore,
     ModelCommit, RecordedEvent, Sequenced, StoreError,
 };
 use async_trait::async_trait;
@@ -105,6 +106,38 @@ use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Connection, Executor, Row};
+
+/// A `json`/`jsonb` column decoded by the one decoder of stored data
+/// ([`super::json`]), not by sqlx's (serde_json's 128-level limit): what was
+/// stored must read back, however it is nested.
+struct Stored(Value);
+
+impl sqlx::Type<sqlx::Postgres> for Stored {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <Json<Value> as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <Json<Value> as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Stored {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        use sqlx::ValueRef;
+        let binary_jsonb = value.format() == sqlx::postgres::PgValueFormat::Binary
+            && *value.type_info() == <Json<Value> as sqlx::Type<sqlx::Postgres>>::type_info();
+        let mut bytes = value.as_bytes()?;
+        if binary_jsonb {
+            // jsonb's binary form is a version byte (1) and the JSON text.
+            match bytes.split_first() {
+                Some((1, text)) => bytes = text,
+                _ => return Err("unsupported jsonb format version".into()),
+            }
+        }
+        Ok(Stored(super::json::decode_slice(bytes)?))
+    }
+}
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,6 +166,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_leases",
         include_str!("../../schema/postgres/0004_leases.sql"),
+    ),
+    (
+        5,
+        "0005_projection_failures",
+        include_str!("../../schema/postgres/0005_projection_failures.sql"),
     ),
 ];
 
@@ -262,7 +300,7 @@ impl PostgresStore {
         })
     }
 
-    /// The pool, to share with postgres-es's repository (see `bridge::Repo`).
+    /// The pool (tests and tools use it for raw SQL).
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -393,9 +431,39 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
         }
+        for c in commits {
+            for f in c.failures {
+                insert_failure(&mut *tx, c.model, f).await?;
+            }
+        }
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Records (or replaces) one failure of `model`.
+async fn insert_failure(
+    conn: &mut PgConnection,
+    model: &str,
+    f: &ApplyFailure,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_failures (model, position, aggregate_type, \
+         aggregate_id, event_type, error, failed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz) \
+         ON CONFLICT (model, position) DO UPDATE SET error = EXCLUDED.error, \
+         failed_at = EXCLUDED.failed_at",
+    )
+    .bind(model)
+    .bind(f.position as i64)
+    .bind(&f.aggregate_type)
+    .bind(&f.aggregate_id)
+    .bind(&f.event_type)
+    .bind(&f.error)
+    .bind(f.failed_at.to_rfc3339())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Applies every migration not yet recorded in `schema_migrations`, each in its own
@@ -476,8 +544,8 @@ fn serialized_from_row(row: &PgRow) -> Result<SerializedEvent, StoreError> {
         sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")? as usize,
         event_type: row.try_get("event_type").map_err(sql_error)?,
         event_version: row.try_get("event_version").map_err(sql_error)?,
-        payload: row.try_get("payload").map_err(sql_error)?,
-        metadata: row.try_get("metadata").map_err(sql_error)?,
+        payload: row.try_get::<Stored, _>("payload").map_err(sql_error)?.0,
+        metadata: row.try_get::<Stored, _>("metadata").map_err(sql_error)?.0,
     })
 }
 
@@ -631,21 +699,25 @@ impl LogStore for PostgresStore {
     }
 
     async fn doc_get(&self, model: &str, id: &str) -> Result<Option<Value>, StoreError> {
-        sqlx::query_scalar("SELECT body FROM read_models WHERE model = $1 AND id = $2")
-            .bind(model)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sql_error)
+        let body: Option<Stored> =
+            sqlx::query_scalar("SELECT body FROM read_models WHERE model = $1 AND id = $2")
+                .bind(model)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(sql_error)?;
+        Ok(body.map(|b| b.0))
     }
 
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
         // `id` is COLLATE "C": byte order, like the other backends.
-        sqlx::query_as("SELECT id, body FROM read_models WHERE model = $1 ORDER BY id")
-            .bind(model)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sql_error)
+        let rows: Vec<(String, Stored)> =
+            sqlx::query_as("SELECT id, body FROM read_models WHERE model = $1 ORDER BY id")
+                .bind(model)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(sql_error)?;
+        Ok(rows.into_iter().map(|(id, body)| (id, body.0)).collect())
     }
 
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
@@ -701,6 +773,7 @@ impl LogStore for PostgresStore {
         for sql in [
             "DELETE FROM checkpoints WHERE model = $1",
             "DELETE FROM read_models WHERE model = $1",
+            "DELETE FROM projection_failures WHERE model = $1",
         ] {
             sqlx::query(sql)
                 .bind(model)
@@ -709,6 +782,62 @@ impl LogStore for PostgresStore {
                 .map_err(sql_error)?;
         }
         tx.commit().await.map_err(sql_error)
+    }
+
+    async fn failures(&self, models: &[&str]) -> Result<Vec<ApplyFailure>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT model, position, aggregate_type, aggregate_id, event_type, error, \
+                    (extract(epoch FROM failed_at) * 1000000)::int8 AS failed_us \
+               FROM projection_failures \
+              WHERE cardinality($1::text[]) = 0 OR model = ANY($1) \
+              ORDER BY model, position",
+        )
+        .bind(models)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        rows.iter()
+            .map(|row| {
+                let micros: i64 = row.try_get("failed_us").map_err(sql_error)?;
+                Ok(ApplyFailure {
+                    model: row.try_get("model").map_err(sql_error)?,
+                    position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
+                    aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
+                    aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
+                    event_type: row.try_get("event_type").map_err(sql_error)?,
+                    error: row.try_get("error").map_err(sql_error)?,
+                    failed_at: DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(
+                        || StoreError::Corrupt(format!("failed_at out of range: {micros}")),
+                    )?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_failure(&self, failure: &ApplyFailure) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(sql_error)?;
+        insert_failure(&mut conn, &failure.model, failure)
+            .await
+            .map_err(sql_error)
+    }
+
+    async fn clear_failures(
+        &self,
+        model: &str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM projection_failures \
+              WHERE model = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+        )
+        .bind(model)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .execute(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        Ok(())
     }
 
     /// Takes the lease if it is free, expired, or already ours (then renews it);
@@ -772,6 +901,8 @@ impl LogStore for PostgresStore {
             "UPDATE checkpoints SET model = $1 WHERE model = $2",
             "DELETE FROM read_models WHERE model = $1",
             "UPDATE read_models SET model = $1 WHERE model = $2",
+            "DELETE FROM projection_failures WHERE model = $1",
+            "UPDATE projection_failures SET model = $1 WHERE model = $2",
         ] {
             let query = sqlx::query(sql).bind(live);
             let query = if sql.contains("$2") {

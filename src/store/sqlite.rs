@@ -27,7 +27,7 @@
 //! process crash (WAL with `NORMAL` may lose the last transactions on power loss).
 
 use super::{
-    distinct_models, last_changes, sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, LogStore,
+    distinct_models, ApplyFailure, last_changes, sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, LogStore,
     ModelCommit, RecordedEvent, StoreError,
 };
 use async_trait::async_trait;
@@ -61,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "0003_read_models",
         include_str!("../../schema/sqlite/0003_read_models.sql"),
+    ),
+    (
+        4,
+        "0004_projection_failures",
+        include_str!("../../schema/sqlite/0004_projection_failures.sql"),
     ),
 ];
 
@@ -198,12 +203,37 @@ fn now_text() -> String {
 }
 
 fn json_text(value: &Value) -> String {
-    // Serializing a `Value` cannot fail (its map keys are strings).
-    serde_json::to_string(value).expect("serde_json::Value always serializes")
+    super::json::encode(value)
 }
 
+/// Records (or replaces) one failure of `model` inside a write transaction.
+async fn insert_failure(
+    tx: &mut Transaction<'_, Sqlite>,
+    model: &str,
+    f: &ApplyFailure,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO projection_failures (model, position, aggregate_type, \
+         aggregate_id, event_type, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (model, position) DO UPDATE SET error = excluded.error, \
+         failed_at = excluded.failed_at",
+    )
+    .bind(model)
+    .bind(to_i64(f.position, "position")?)
+    .bind(&f.aggregate_type)
+    .bind(&f.aggregate_id)
+    .bind(&f.event_type)
+    .bind(&f.error)
+    .bind(f.failed_at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    .execute(&mut **tx)
+    .await
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Stored JSON text, read by the one decoder of stored data ([`super::json`]).
 fn parse_json(text: &str, what: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    super::json::decode(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 fn serialized_from_row(row: &SqliteRow) -> Result<SerializedEvent, StoreError> {
@@ -495,8 +525,69 @@ impl LogStore for SqliteStore {
             }
             query.execute(&mut *tx).await.map_err(sql_error)?;
         }
+        for c in commits {
+            for f in c.failures {
+                insert_failure(&mut tx, c.model, f).await?;
+            }
+        }
         tx.commit().await.map_err(sql_error)?;
         Ok(true)
+    }
+
+    async fn failures(&self, models: &[&str]) -> Result<Vec<ApplyFailure>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT model, position, aggregate_type, aggregate_id, event_type, error, failed_at \
+               FROM projection_failures \
+              WHERE ? = '[]' OR model IN (SELECT value FROM json_each(?)) \
+              ORDER BY model, position",
+        )
+        .bind(json_text(&serde_json::json!(models)))
+        .bind(json_text(&serde_json::json!(models)))
+        .fetch_all(&self.read)
+        .await
+        .map_err(sql_error)?;
+        rows.iter()
+            .map(|row| {
+                let at: String = row.try_get("failed_at").map_err(sql_error)?;
+                Ok(ApplyFailure {
+                    model: row.try_get("model").map_err(sql_error)?,
+                    position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
+                    aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
+                    aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
+                    event_type: row.try_get("event_type").map_err(sql_error)?,
+                    error: row.try_get("error").map_err(sql_error)?,
+                    failed_at: DateTime::parse_from_rfc3339(&at)
+                        .map_err(|e| StoreError::Corrupt(format!("failed_at {at:?}: {e}")))?
+                        .with_timezone(&Utc),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_failure(&self, failure: &ApplyFailure) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        insert_failure(&mut tx, &failure.model, failure).await?;
+        tx.commit().await.map_err(sql_error)
+    }
+
+    async fn clear_failures(
+        &self,
+        model: &str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM projection_failures \
+              WHERE model = ? AND aggregate_type = ? AND aggregate_id = ?",
+        )
+        .bind(model)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        tx.commit().await.map_err(sql_error)
     }
 
     async fn drop_model(&self, model: &str) -> Result<(), StoreError> {
@@ -504,6 +595,7 @@ impl LogStore for SqliteStore {
         for sql in [
             "DELETE FROM read_models WHERE model = ?",
             "DELETE FROM checkpoints WHERE model = ?",
+            "DELETE FROM projection_failures WHERE model = ?",
         ] {
             sqlx::query(sql)
                 .bind(model)
@@ -532,7 +624,7 @@ impl LogStore for SqliteStore {
         if !super::swap_allowed(at(live), at(scratch)) {
             return Ok(false);
         }
-        for table in ["checkpoints", "read_models"] {
+        for table in ["checkpoints", "read_models", "projection_failures"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE model = ?"))
                 .bind(live)
                 .execute(&mut *tx)

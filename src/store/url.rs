@@ -174,21 +174,19 @@ pub fn mask_password(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
-/// An opened store, plus what the cqrs-es bridge needs to read through postgres-es.
+/// An opened store, and its PostgreSQL pool when it has one (for tests and
+/// tools that need raw SQL).
 #[derive(Clone)]
 pub struct Opened {
     pub store: Arc<dyn LogStore>,
-    /// Set for PostgreSQL: the pool the store uses, for postgres-es's repository.
+    /// Set for PostgreSQL: the pool the store uses.
     pub pg_pool: Option<PgPool>,
 }
 
 impl Opened {
-    /// A cqrs-es repository over this store (reading through postgres-es on PostgreSQL).
+    /// A cqrs-es repository over this store.
     pub fn repo(&self, claims: ClaimFn) -> Repo {
-        match &self.pg_pool {
-            Some(pool) => Repo::with_postgres(self.store.clone(), claims, pool.clone()),
-            None => Repo::new(self.store.clone(), claims),
-        }
+        Repo::new(self.store.clone(), claims)
     }
 }
 

@@ -40,13 +40,9 @@ pub struct TestStore {
 }
 
 impl TestStore {
-    /// A cqrs-es repository over this store, reading through postgres-es on
-    /// PostgreSQL, exactly as the engine builds it.
+    /// A cqrs-es repository over this store, exactly as the engine builds it.
     pub fn repo(&self, claims: ClaimFn) -> Repo {
-        match &self.pg_pool {
-            Some(pool) => Repo::with_postgres(self.store.clone(), claims, pool.clone()),
-            None => Repo::new(self.store.clone(), claims),
-        }
+        Repo::new(self.store.clone(), claims)
     }
 }
 
