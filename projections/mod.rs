@@ -63,6 +63,12 @@ pub(crate) fn node_event(
     if event.aggregate_type != "Node" {
         return Ok(None);
     }
+    if let Some(why) = event.unreadable() {
+        return Err(ProjectionError::Decode {
+            position: event.position,
+            message: why.to_string(),
+        });
+    }
     // Older schema versions are upcast first (see `domain::upcast`).
     crate::domain::upcast::node_event(&event.event_type, &event.event_version, &event.payload)
         .map(Some)

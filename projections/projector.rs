@@ -94,7 +94,7 @@ impl ProjectionError {
 }
 
 /// An aggregate a model skips: `(aggregate type, aggregate id)`.
-type Quarantined = HashSet<(String, String)>;
+pub(crate) type Quarantined = HashSet<(String, String)>;
 
 /// What the worker has done so far, as published on its [`watch`] channel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -425,37 +425,15 @@ impl Projector {
                     if event.position <= from[i] {
                         continue;
                     }
-                    let stream = (event.aggregate_type.clone(), event.aggregate_id.clone());
-                    if quarantine[i].contains(&stream) {
-                        // Applying it to a state that misses an earlier event
-                        // would make a wrong document look right.
-                        failures[i].push(failure(
-                            model,
-                            event,
-                            "skipped: an earlier event of this aggregate could not be applied"
-                                .into(),
-                        ));
-                        continue;
-                    }
-                    docs[i].begin_event();
-                    match projection.apply(event, &mut docs[i]).await {
-                        Ok(()) => {}
-                        Err(e) if e.is_poison() => {
-                            docs[i].undo_event();
-                            tracing::error!(
-                                model = *model,
-                                position = event.position,
-                                aggregate_type = %event.aggregate_type,
-                                aggregate_id = %event.aggregate_id,
-                                event_type = %event.event_type,
-                                error = %e,
-                                "read model cannot apply an event; recorded, skipping the aggregate in this model"
-                            );
-                            quarantine[i].insert(stream);
-                            failures[i].push(failure(model, event, e.to_string()));
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    apply_or_record(
+                        *projection,
+                        model,
+                        event,
+                        &mut docs[i],
+                        &mut quarantine[i],
+                        &mut failures[i],
+                    )
+                    .await?;
                 }
             }
             let (changes, views): (Vec<Vec<DocChange>>, Vec<Known>) =
@@ -689,8 +667,57 @@ impl Projector {
     }
 }
 
+/// Applies one event to one model, or records why it could not (see
+/// [`ApplyFailure`]): the one rule for every applier of the feed (the live
+/// projector, rebuilds and checks).
+///
+/// An event whose aggregate already failed in this model is skipped (and
+/// recorded): applying it to a state that misses an earlier event would make
+/// a wrong document look right. An event that fails with a poison error
+/// ([`ProjectionError::is_poison`]) leaves no half of itself in `docs`, puts
+/// its aggregate in `quarantine` and is recorded. Any other error (the store)
+/// is returned: the batch is retried.
+pub(crate) async fn apply_or_record(
+    projection: &dyn Projection,
+    model: &str,
+    event: &RecordedEvent,
+    docs: &mut Docs<'_>,
+    quarantine: &mut Quarantined,
+    failures: &mut Vec<ApplyFailure>,
+) -> Result<(), ProjectionError> {
+    let stream = (event.aggregate_type.clone(), event.aggregate_id.clone());
+    if quarantine.contains(&stream) {
+        failures.push(failure(
+            model,
+            event,
+            "skipped: an earlier event of this aggregate could not be applied".into(),
+        ));
+        return Ok(());
+    }
+    docs.begin_event();
+    match projection.apply(event, docs).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_poison() => {
+            docs.undo_event();
+            tracing::error!(
+                model,
+                position = event.position,
+                aggregate_type = %event.aggregate_type,
+                aggregate_id = %event.aggregate_id,
+                event_type = %event.event_type,
+                error = %e,
+                "read model cannot apply an event; recorded, skipping the aggregate in this model"
+            );
+            quarantine.insert(stream);
+            failures.push(failure(model, event, e.to_string()));
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The aggregates each of `models` skips, from its recorded failures.
-async fn quarantined(
+pub(crate) async fn quarantined(
     store: &dyn LogStore,
     models: &[&str],
 ) -> Result<Vec<Quarantined>, ProjectionError> {

@@ -14,8 +14,9 @@
 //! - [`Replayer::verify`] replays up to the live model's checkpoint and
 //!   compares document by document.
 
+use super::projector::{apply_or_record, quarantined, Quarantined};
 use super::{all, Docs, Projection, ProjectionError};
-use crate::store::LogStore;
+use crate::store::{LogStore, ModelCommit};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -104,6 +105,14 @@ impl Replayer {
         self
     }
 
+    /// The aggregates `model` skips (see [`apply_or_record`]).
+    async fn quarantine(&self, model: &str) -> Result<Quarantined, ProjectionError> {
+        Ok(quarantined(self.store.as_ref(), &[model])
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
     /// Applies the feed to `model` with `projection`, from the model's
     /// checkpoint up to position `until`, one committed batch at a time;
     /// `progress` is told after each batch. Stops early once `budget` events
@@ -118,6 +127,7 @@ impl Replayer {
     ) -> Result<u64, ProjectionError> {
         let mut applied = 0u64;
         let mut from = self.store.checkpoint(model).await?;
+        let mut quarantine = self.quarantine(model).await?;
         while from < until {
             let room = budget
                 .map(|b| b.saturating_sub(applied))
@@ -132,13 +142,31 @@ impl Replayer {
                 break;
             };
             let mut docs = Docs::new(self.store.as_ref(), model);
+            let mut batch_quarantine = quarantine.clone();
+            let mut failures = vec![];
             for event in &events {
-                projection.apply(event, &mut docs).await?;
+                apply_or_record(
+                    projection,
+                    model,
+                    event,
+                    &mut docs,
+                    &mut batch_quarantine,
+                    &mut failures,
+                )
+                .await?;
             }
             let changes = docs.into_changes();
-            if self.store.commit_model(model, from, last, &changes).await? {
+            let commit = ModelCommit {
+                model,
+                from,
+                to: last,
+                changes: &changes,
+                failures: &failures,
+            };
+            if self.store.commit_models(&[commit]).await? {
                 applied += events.len() as u64;
                 from = last;
+                quarantine = batch_quarantine;
                 progress(ReplayProgress {
                     position: from,
                     until,
@@ -148,6 +176,7 @@ impl Replayer {
                 // Someone else moved the scratch checkpoint (a second rebuild of
                 // the same model): re-read it and go on from there.
                 from = self.store.checkpoint(model).await?;
+                quarantine = self.quarantine(model).await?;
             }
         }
         Ok(applied)

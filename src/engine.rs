@@ -108,9 +108,7 @@ impl EngineError {
         match self {
             EngineError::Domain(d) => d.status(),
             EngineError::Conflict(_) => 409,
-            EngineError::Store(_) | EngineError::Unreadable(_) | EngineError::Projection(_) => {
-                500
-            }
+            EngineError::Store(_) | EngineError::Unreadable(_) | EngineError::Projection(_) => 500,
         }
     }
 }

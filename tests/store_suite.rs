@@ -940,19 +940,30 @@ async fn deep_json_reads_back(t: &TestStore) {
     for _ in 0..200 {
         deep = json!([deep]);
     }
-    let e = event("node", "deep", 1, json!({"NodeEnrolled": {"extra": {"x": deep}}}));
+    let e = event(
+        "node",
+        "deep",
+        1,
+        json!({"NodeEnrolled": {"extra": {"x": deep}}}),
+    );
     let payload = e.payload.clone();
     s.append(std::slice::from_ref(&e), &[]).await.unwrap();
     assert_eq!(s.load("node", "deep").await.unwrap(), vec![e]);
     settle(&**s, 1).await;
     assert_eq!(s.read_feed(0, 10).await.unwrap()[0].payload, payload);
-    assert_eq!(s.load_recorded("node", "deep").await.unwrap()[0].payload, payload);
+    assert_eq!(
+        s.load_recorded("node", "deep").await.unwrap()[0].payload,
+        payload
+    );
 
     s.commit_model("m", 0, 1, &[put("deep", payload.clone())])
         .await
         .unwrap();
     assert_eq!(s.doc_get("m", "deep").await.unwrap(), Some(payload.clone()));
-    assert_eq!(s.doc_list("m").await.unwrap(), vec![("deep".into(), payload)]);
+    assert_eq!(
+        s.doc_list("m").await.unwrap(),
+        vec![("deep".into(), payload)]
+    );
 }
 
 fn apply_failure(model: &str, position: u64, aggregate_id: &str) -> ApplyFailure {
@@ -993,7 +1004,10 @@ async fn failures_are_kept_with_their_model(t: &TestStore) {
         .unwrap());
     let listed = s.failures(&["live"]).await.unwrap();
     assert_eq!(
-        listed.iter().map(|f| (f.model.as_str(), f.position)).collect::<Vec<_>>(),
+        listed
+            .iter()
+            .map(|f| (f.model.as_str(), f.position))
+            .collect::<Vec<_>>(),
         vec![("live", 1), ("live", 2)]
     );
     assert_eq!(listed[0].error, live[0].error);
@@ -1013,7 +1027,10 @@ async fn failures_are_kept_with_their_model(t: &TestStore) {
     assert!(s.swap_model("live", "live~rebuild").await.unwrap());
     let listed = s.failures(&["live"]).await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].model.as_str(), listed[0].aggregate_id.as_str()), ("live", "b"));
+    assert_eq!(
+        (listed[0].model.as_str(), listed[0].aggregate_id.as_str()),
+        ("live", "b")
+    );
     assert!(s.failures(&["live~rebuild"]).await.unwrap().is_empty());
 
     // Outside a checkpoint move: recorded (replacing the same position), cleared.
@@ -1079,10 +1096,16 @@ enum CounterCommand {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum CounterEvent {
-    Named { name: String },
-    Added { n: u64 },
+    Named {
+        name: String,
+    },
+    Added {
+        n: u64,
+    },
     /// An event whose stored form its own type cannot read back.
-    Lopsided { l: Lopsided },
+    Lopsided {
+        l: Lopsided,
+    },
 }
 
 /// Written as a number, read only from a string: a domain bug the bridge
@@ -1269,7 +1292,10 @@ async fn bridge_refuses_an_event_that_does_not_read_back(t: &TestStore) {
     cqrs.execute("c1", CounterCommand::Name("first".into()))
         .await
         .unwrap();
-    let err = cqrs.execute("c1", CounterCommand::Lopside).await.unwrap_err();
+    let err = cqrs
+        .execute("c1", CounterCommand::Lopside)
+        .await
+        .unwrap_err();
     let why = unreadable(&err).unwrap_or_else(|| panic!("not refused as unreadable: {err:?}"));
     assert_eq!(why.event_type, "Lopsided");
     assert_eq!(t.store.load("counter", "c1").await.unwrap().len(), 1);

@@ -116,6 +116,15 @@ pub async fn run(global: &GlobalArgs, args: ExportArgs) -> Result<()> {
             break;
         };
         for e in page.into_iter().filter(|e| e.position <= head) {
+            if let Some(why) = e.unreadable() {
+                // A backup that silently lost an event is worse than none.
+                return Err(format!(
+                    "the event at position {} ({} {} #{}) cannot be read from the database ({why}); \
+                     nothing past it can be exported",
+                    e.position, e.aggregate_type, e.aggregate_id, e.sequence
+                )
+                .into());
+            }
             if e.event_type == "NodeDeleted" && e.position > head0 {
                 deleted_in_window.insert(e.aggregate_id.clone());
             }

@@ -71,7 +71,14 @@ pub async fn run(global: &GlobalArgs, args: FailuresArgs) -> Result<()> {
                 })
                 .collect();
             common::print_table(
-                &["MODEL", "POSITION", "AGGREGATE", "EVENT", "RECORDED", "ERROR"],
+                &[
+                    "MODEL",
+                    "POSITION",
+                    "AGGREGATE",
+                    "EVENT",
+                    "RECORDED",
+                    "ERROR",
+                ],
                 &rows,
             );
         }

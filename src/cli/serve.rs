@@ -53,7 +53,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     // does not answer ends up here, and the worker keeps trying).
     match engine.projector().catch_up().await {
         Ok(applied) => tracing::info!(applied, "projections caught up"),
-        Err(e) => tracing::error!(error = %e, "projections could not catch up; serving, see /health"),
+        Err(e) => {
+            tracing::error!(error = %e, "projections could not catch up; serving, see /health")
+        }
     }
 
     // The projector's worker applies this process's commands at once and polls

@@ -13,8 +13,8 @@
 //! `tests/store_suite.rs` holds all three to it.
 
 use super::{
-    distinct_models, ApplyFailure, ClaimConflict, ClaimOp, DocChange, LogStore, ModelCommit, RecordedEvent,
-    StoreError,
+    distinct_models, ApplyFailure, ClaimConflict, ClaimOp, DocChange, LogStore, ModelCommit,
+    RecordedEvent, StoreError,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -353,8 +353,9 @@ impl LogStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if let Some(failures) = inner.failures.get_mut(model) {
-            failures
-                .retain(|_, f| f.aggregate_type != aggregate_type || f.aggregate_id != aggregate_id);
+            failures.retain(|_, f| {
+                f.aggregate_type != aggregate_type || f.aggregate_id != aggregate_id
+            });
             if failures.is_empty() {
                 inner.failures.remove(model);
             }

@@ -57,6 +57,42 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// The key of the stand-in payload the feed delivers for a stored event whose
+/// JSON cannot be decoded: `{"$unreadable": "<why>"}` (see
+/// [`RecordedEvent::unreadable`]).
+pub const UNREADABLE: &str = "$unreadable";
+
+impl RecordedEvent {
+    /// Why this event's stored JSON could not be decoded, if it could not.
+    ///
+    /// The feed must not stop at one bad row: a page that fails as a whole
+    /// would stop every consumer at that position forever (nothing after it
+    /// could be read). So the feed delivers such an event with its place in
+    /// the log intact and a stand-in payload saying why; consumers treat it as
+    /// an event they cannot apply (the projector records it, see
+    /// [`ApplyFailure`]; `export` refuses to write it). Loading an aggregate's
+    /// own stream stays strict: a command must never decide on a state that
+    /// misses an event.
+    pub fn unreadable(&self) -> Option<&str> {
+        self.payload.get(UNREADABLE)?.as_str()
+    }
+}
+
+/// A feed event's payload and metadata from their decoding: as decoded, or
+/// the stand-in of [`RecordedEvent::unreadable`].
+pub(crate) fn feed_json(
+    payload: Result<Value, StoreError>,
+    metadata: Result<Value, StoreError>,
+) -> (Value, Value) {
+    match (payload, metadata) {
+        (Ok(p), Ok(m)) => (p, m),
+        (Err(e), _) | (_, Err(e)) => (
+            serde_json::json!({ UNREADABLE: e.to_string() }),
+            Value::Object(Default::default()),
+        ),
+    }
+}
+
 /// A change to a uniqueness claim, made atomically with the events that cause it.
 ///
 /// A claim `(scope, key)` is held by one owner (an aggregate id). Acquiring a claim

@@ -96,8 +96,8 @@
 //! model's documents.
 
 use super::{
-    distinct_models, ApplyFailure, last_changes, sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, LogStore,
-    ModelCommit, RecordedEvent, Sequenced, StoreError,
+    distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
+    LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -549,18 +549,25 @@ fn serialized_from_row(row: &PgRow) -> Result<SerializedEvent, StoreError> {
     })
 }
 
+/// A feed event; JSON that does not decode gets the stand-in of
+/// [`RecordedEvent::unreadable`] instead of failing the whole page.
 fn recorded_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let e = serialized_from_row(row)?;
     let micros: i64 = row.try_get("recorded_us").map_err(sql_error)?;
+    let json = |column: &str| {
+        row.try_get::<Stored, _>(column)
+            .map(|s| s.0)
+            .map_err(sql_error)
+    };
+    let (payload, metadata) = super::feed_json(json("payload"), json("metadata"));
     Ok(RecordedEvent {
         position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
-        aggregate_type: e.aggregate_type,
-        aggregate_id: e.aggregate_id,
-        sequence: e.sequence as u64,
-        event_type: e.event_type,
-        event_version: e.event_version,
-        payload: e.payload,
-        metadata: e.metadata,
+        aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
+        aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
+        sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")?,
+        event_type: row.try_get("event_type").map_err(sql_error)?,
+        event_version: row.try_get("event_version").map_err(sql_error)?,
+        payload,
+        metadata,
         recorded_at: DateTime::<Utc>::from_timestamp_micros(micros)
             .ok_or_else(|| StoreError::Corrupt(format!("recorded_at out of range: {micros}")))?,
     })
@@ -806,9 +813,9 @@ impl LogStore for PostgresStore {
                     aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
                     event_type: row.try_get("event_type").map_err(sql_error)?,
                     error: row.try_get("error").map_err(sql_error)?,
-                    failed_at: DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(
-                        || StoreError::Corrupt(format!("failed_at out of range: {micros}")),
-                    )?,
+                    failed_at: DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| {
+                        StoreError::Corrupt(format!("failed_at out of range: {micros}"))
+                    })?,
                 })
             })
             .collect()

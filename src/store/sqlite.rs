@@ -27,8 +27,8 @@
 //! process crash (WAL with `NORMAL` may lose the last transactions on power loss).
 
 use super::{
-    distinct_models, ApplyFailure, last_changes, sql_error, to_i64, to_u64, ClaimConflict, ClaimOp, LogStore,
-    ModelCommit, RecordedEvent, StoreError,
+    distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
+    LogStore, ModelCommit, RecordedEvent, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -254,18 +254,25 @@ fn serialized_from_row(row: &SqliteRow) -> Result<SerializedEvent, StoreError> {
     })
 }
 
+/// A feed event; JSON that does not decode gets the stand-in of
+/// [`RecordedEvent::unreadable`] instead of failing the whole page.
 fn recorded_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
-    let e = serialized_from_row(row)?;
     let recorded_at: String = row.try_get("recorded_at").map_err(sql_error)?;
+    let json = |column: &str| {
+        row.try_get::<String, _>(column)
+            .map_err(sql_error)
+            .and_then(|text| parse_json(&text, column))
+    };
+    let (payload, metadata) = super::feed_json(json("payload"), json("metadata"));
     Ok(RecordedEvent {
         position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
-        aggregate_type: e.aggregate_type,
-        aggregate_id: e.aggregate_id,
-        sequence: e.sequence as u64,
-        event_type: e.event_type,
-        event_version: e.event_version,
-        payload: e.payload,
-        metadata: e.metadata,
+        aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
+        aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
+        sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")?,
+        event_type: row.try_get("event_type").map_err(sql_error)?,
+        event_version: row.try_get("event_version").map_err(sql_error)?,
+        payload,
+        metadata,
         recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
             .map_err(|e| StoreError::Corrupt(format!("recorded_at {recorded_at:?}: {e}")))?
             .with_timezone(&Utc),
