@@ -10,13 +10,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+pub mod deadline;
+pub mod server;
+
 pub use crate::api::AppState;
 
 /// Health and the HTTP boot root (no auth, no version negotiation: machines
 /// fetch their iPXE scripts here), and the API.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route("/health", get(public_health))
         .route("/boot/{*path}", get(boot_file))
         .with_state(state.clone())
         .merge(crate::api::router(state))
@@ -32,6 +35,24 @@ async fn boot_file(State(state): State<AppState>, Path(path): Path<String>) -> R
         }
         _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
     }
+}
+
+/// `/health` needs no credentials (load balancers probe it), so with
+/// authentication on it shows only `{"status": …}` (and its status code):
+/// the head, checkpoints and store are for authenticated tools and logs.
+async fn public_health(state: State<AppState>) -> Response {
+    let auth_on = state.config.auth != crate::config::AuthStrategy::NoAuth;
+    let res = health(state).await.into_response();
+    if !auth_on {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let status = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("status").cloned())
+        .unwrap_or_else(|| json!("unavailable"));
+    (parts.status, Json(json!({ "status": status }))).into_response()
 }
 
 /// Liveness and a glance at the log: the store answers, and how far each
