@@ -45,7 +45,13 @@ impl Server {
         )
         .unwrap();
         let mut child = Command::new(BIN)
-            .args(["--config-file", file.to_str().unwrap(), "serve", "--port", "0"])
+            .args([
+                "--config-file",
+                file.to_str().unwrap(),
+                "serve",
+                "--port",
+                "0",
+            ])
             .env("IRONLEDGER_DATA_DIR", dir.path())
             .env_remove("DATABASE_URL")
             .env_remove("RUST_LOG")
@@ -225,10 +231,12 @@ fn beyond_max_connections_new_ones_are_refused_and_the_admitted_served() {
         let (code, body) = read_answer(&mut extra).expect("an answer, not silence");
         assert_eq!(code, 503, "{body}");
         let outer: Value = serde_json::from_str(&body).unwrap();
-        let inner: Value =
-            serde_json::from_str(outer["error_message"].as_str().unwrap()).unwrap();
+        let inner: Value = serde_json::from_str(outer["error_message"].as_str().unwrap()).unwrap();
         assert!(
-            inner["faultstring"].as_str().unwrap().contains("max_connections"),
+            inner["faultstring"]
+                .as_str()
+                .unwrap()
+                .contains("max_connections"),
             "{inner}"
         );
         assert!(closed_by_server(&mut extra), "refused and closed");
@@ -284,7 +292,11 @@ fn client_from(ip: &str) -> reqwest::Client {
         .unwrap()
 }
 
-async fn status_of(client: &reqwest::Client, url: &str, authorization: Option<&str>) -> reqwest::Response {
+async fn status_of(
+    client: &reqwest::Client,
+    url: &str,
+    authorization: Option<&str>,
+) -> reqwest::Response {
     let mut req = client
         .get(url)
         .header("X-OpenStack-Ironic-API-Version", "1.78");
@@ -328,7 +340,11 @@ async fn password_guessing_is_throttled_and_others_are_served() {
         .json()
         .await
         .unwrap();
-    assert_eq!(health, serde_json::json!({"status": "ok"}), "only the status");
+    assert_eq!(
+        health,
+        serde_json::json!({"status": "ok"}),
+        "only the status"
+    );
     for scheme in ["BASIC", "basic"] {
         let a = right.replacen("Basic", scheme, 1);
         let res = status_of(&operator, &server.url("/v1/nodes"), Some(&a)).await;
@@ -368,11 +384,18 @@ async fn password_guessing_is_throttled_and_others_are_served() {
     // The right password from the guessing address waits too.
     let res = status_of(&guesser, &url, Some(&right)).await;
     assert_eq!(res.status(), 429);
-    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=2).contains(&wait), "{wait}");
     let body: Value = res.json().await.unwrap();
     let inner: Value = serde_json::from_str(body["error_message"].as_str().unwrap()).unwrap();
-    assert!(inner["faultstring"].as_str().unwrap().contains("Too many failed logins"));
+    assert!(inner["faultstring"]
+        .as_str()
+        .unwrap()
+        .contains("Too many failed logins"));
     let res = status_of(&operator, &url, Some(&right)).await;
     assert_eq!(res.status(), 200, "the operator is not locked out");
 
@@ -390,5 +413,8 @@ async fn password_guessing_is_throttled_and_others_are_served() {
     let res = status_of(&sprayer, &url, Some(&right)).await;
     assert_eq!(res.status(), 429, "the address is held up");
     let log = server.log();
-    assert!(!log.contains("s3cret") && !log.contains("guess-"), "no password in the log");
+    assert!(
+        !log.contains("s3cret") && !log.contains("guess-"),
+        "no password in the log"
+    );
 }

@@ -47,7 +47,9 @@ async fn public_health(state: State<AppState>) -> Response {
         return res;
     }
     let (parts, body) = res.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
     let status = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("status").cloned())

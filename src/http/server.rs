@@ -17,7 +17,7 @@
 //! Shutdown stops accepting, asks every connection to finish its request and
 //! close, and returns when all have.
 
-use super::deadline::{ResponseBody, RequestBody, Watch, WatchedIo};
+use super::deadline::{RequestBody, ResponseBody, Watch, WatchedIo};
 use crate::api::error::ApiError;
 use crate::config::ConnectionLimits;
 use axum::extract::ConnectInfo;
@@ -120,7 +120,10 @@ async fn connection(
         req.extensions_mut().insert(ConnectInfo(peer));
         let app = app.clone();
         async move {
-            let res = app.oneshot(req).await.unwrap_or_else(|e: Infallible| match e {});
+            let res = app
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|e: Infallible| match e {});
             Ok::<_, Infallible>(res.map(|body| ResponseBody::new(body, watch)))
         }
     });
@@ -184,7 +187,10 @@ struct Throttled {
 impl Throttled {
     fn note(&mut self, log: impl FnOnce(u64)) {
         self.since += 1;
-        if self.last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
             log(self.since);
             self.since = 0;
             self.last = Some(Instant::now());
@@ -204,6 +210,7 @@ pub struct FileLimit {
 /// limit: the usual soft limit of 1024 is what a flood of idle sockets used
 /// to exhaust.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is not `u64` on every unix
 pub fn raise_open_file_limit() -> std::io::Result<FileLimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

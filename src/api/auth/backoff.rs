@@ -209,7 +209,11 @@ mod tests {
         }
         let much_later = t + FORGET_AFTER;
         b.failed("admin", A, much_later);
-        assert_eq!(b.wait("admin", A, much_later), None, "old failures forgotten");
+        assert_eq!(
+            b.wait("admin", A, much_later),
+            None,
+            "old failures forgotten"
+        );
 
         let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();

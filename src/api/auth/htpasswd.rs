@@ -89,6 +89,8 @@ mod tests {
         assert!(hash.unwrap().starts_with("$2y$05$"));
         assert_eq!(cost, 7);
         assert_eq!(file.lookup("nobody").unwrap(), (None, 7));
-        assert!(UserFile::new(dir.path().join("missing")).lookup("x").is_err());
+        assert!(UserFile::new(dir.path().join("missing"))
+            .lookup("x")
+            .is_err());
     }
 }

@@ -230,7 +230,12 @@ mod tests {
             let auth = auth.clone();
             async move { auth.authenticate(h.as_deref(), HERE).await }
         };
-        assert_eq!(check(Some(basic("Basic", "admin", "s3cret"))).await.unwrap(), "admin");
+        assert_eq!(
+            check(Some(basic("Basic", "admin", "s3cret")))
+                .await
+                .unwrap(),
+            "admin"
+        );
         for scheme in ["basic", "BASIC", "bAsIc"] {
             assert_eq!(
                 check(Some(basic(scheme, "admin", "s3cret"))).await.unwrap(),
@@ -246,7 +251,11 @@ mod tests {
             Some("Basic !!!".into()),
             Some("Basicx".into()),
         ] {
-            assert_eq!(check(refused.clone()).await, Err(Denied::Unauthorized), "{refused:?}");
+            assert_eq!(
+                check(refused.clone()).await,
+                Err(Denied::Unauthorized),
+                "{refused:?}"
+            );
         }
     }
 
@@ -256,10 +265,18 @@ mod tests {
     async fn unknown_users_are_verified_like_known_ones() {
         let (_dir, auth) = http_basic(AuthThrottle::default());
         let runs = auth.verifier().runs();
-        let _ = auth.authenticate(Some(&basic("Basic", "admin", "wrong")), HERE).await;
+        let _ = auth
+            .authenticate(Some(&basic("Basic", "admin", "wrong")), HERE)
+            .await;
         assert_eq!(auth.verifier().runs(), runs + 1);
-        let _ = auth.authenticate(Some(&basic("Basic", "nobody", "wrong")), HERE).await;
-        assert_eq!(auth.verifier().runs(), runs + 2, "the unknown user was verified");
+        let _ = auth
+            .authenticate(Some(&basic("Basic", "nobody", "wrong")), HERE)
+            .await;
+        assert_eq!(
+            auth.verifier().runs(),
+            runs + 2,
+            "the unknown user was verified"
+        );
     }
 
     /// After the limit, even the right password waits (and costs no bcrypt
@@ -273,14 +290,27 @@ mod tests {
         });
         let elsewhere: IpAddr = "192.0.2.7".parse().unwrap();
         for _ in 0..2 {
-            let r = auth.authenticate(Some(&basic("Basic", "admin", "wrong")), HERE).await;
+            let r = auth
+                .authenticate(Some(&basic("Basic", "admin", "wrong")), HERE)
+                .await;
             assert_eq!(r, Err(Denied::Unauthorized));
         }
         let runs = auth.verifier().runs();
-        let r = auth.authenticate(Some(&basic("Basic", "admin", "s3cret")), HERE).await;
-        assert!(matches!(r, Err(Denied::Throttled(w)) if w <= Duration::from_secs(60)), "{r:?}");
-        assert_eq!(auth.verifier().runs(), runs, "no verification while waiting");
-        let r = auth.authenticate(Some(&basic("Basic", "admin", "s3cret")), elsewhere).await;
+        let r = auth
+            .authenticate(Some(&basic("Basic", "admin", "s3cret")), HERE)
+            .await;
+        assert!(
+            matches!(r, Err(Denied::Throttled(w)) if w <= Duration::from_secs(60)),
+            "{r:?}"
+        );
+        assert_eq!(
+            auth.verifier().runs(),
+            runs,
+            "no verification while waiting"
+        );
+        let r = auth
+            .authenticate(Some(&basic("Basic", "admin", "s3cret")), elsewhere)
+            .await;
         assert_eq!(r.unwrap(), "admin");
 
         let res = Denied::Throttled(Duration::from_millis(2500)).into_response();

@@ -175,19 +175,34 @@ mod tests {
     async fn unknown_users_cost_one_verification_like_known_ones() {
         let v = Verifier::with_slots(1);
         let hash = bcrypt::hash("s3cret", 4).unwrap();
-        assert_eq!(v.check("admin", "wrong", Some(&hash), 4).await, Verdict::Invalid);
+        assert_eq!(
+            v.check("admin", "wrong", Some(&hash), 4).await,
+            Verdict::Invalid
+        );
         assert_eq!(v.runs(), 1);
         assert_eq!(v.check("nobody", "wrong", None, 4).await, Verdict::Invalid);
         assert_eq!(v.runs(), 2, "the unknown user was verified too");
         assert_eq!(v.check("nobody", "s3cret", None, 4).await, Verdict::Invalid);
-        assert_eq!(v.check("admin", "s3cret", Some(&hash), 4).await, Verdict::Valid);
+        assert_eq!(
+            v.check("admin", "s3cret", Some(&hash), 4).await,
+            Verdict::Valid
+        );
         assert_eq!(v.runs(), 4);
-        assert_eq!(v.check("admin", "s3cret", Some(&hash), 4).await, Verdict::Valid);
+        assert_eq!(
+            v.check("admin", "s3cret", Some(&hash), 4).await,
+            Verdict::Valid
+        );
         assert_eq!(v.runs(), 4, "a success is remembered");
         let changed = bcrypt::hash("s3cret", 4).unwrap();
-        assert_eq!(v.check("admin", "s3cret", Some(&changed), 4).await, Verdict::Valid);
+        assert_eq!(
+            v.check("admin", "s3cret", Some(&changed), 4).await,
+            Verdict::Valid
+        );
         assert_eq!(v.runs(), 5, "a changed hash is verified again");
-        assert_eq!(v.check("admin", "wrong", Some(&hash), 4).await, Verdict::Invalid);
+        assert_eq!(
+            v.check("admin", "wrong", Some(&hash), 4).await,
+            Verdict::Invalid
+        );
     }
 
     /// Beyond the pool's room, callers are told to retry at once.
@@ -199,17 +214,25 @@ mod tests {
         let queued: Vec<_> = (0..MAX_IN_POOL)
             .map(|i| {
                 let (v, hash) = (v.clone(), hash.clone());
-                tokio::spawn(async move { v.check(&format!("u{i}"), "wrong", Some(&hash), 4).await })
+                tokio::spawn(
+                    async move { v.check(&format!("u{i}"), "wrong", Some(&hash), 4).await },
+                )
             })
             .collect();
         while v.in_pool.load(Ordering::SeqCst) < MAX_IN_POOL {
             tokio::task::yield_now().await;
         }
-        assert_eq!(v.check("admin", "s3cret", Some(&hash), 4).await, Verdict::Busy);
+        assert_eq!(
+            v.check("admin", "s3cret", Some(&hash), 4).await,
+            Verdict::Busy
+        );
         drop(held);
         for task in queued {
             assert_eq!(task.await.unwrap(), Verdict::Invalid);
         }
-        assert_eq!(v.check("admin", "s3cret", Some(&hash), 4).await, Verdict::Valid);
+        assert_eq!(
+            v.check("admin", "s3cret", Some(&hash), 4).await,
+            Verdict::Valid
+        );
     }
 }
