@@ -41,6 +41,57 @@ pub struct ApiConfig {
     pub max_limit: u32,
     /// `[api] public_endpoint`: base URL for links (else the request's host).
     pub public_endpoint: Option<String>,
+    /// `[api] header_timeout`, `body_timeout`, `idle_timeout`, `max_connections`.
+    pub limits: ConnectionLimits,
+    /// `[api] auth_failure_limit`, `auth_address_failure_limit`, `auth_backoff`.
+    pub auth_throttle: AuthThrottle,
+}
+
+/// What one client may hold of the listener (ironledger's own `[api]` options:
+/// Ironic leaves this to its WSGI server). See `crate::http::server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From the first byte of a request to the end of its head.
+    pub header_timeout: std::time::Duration,
+    /// From the end of the head to the end of the body.
+    pub body_timeout: std::time::Duration,
+    /// How long a connection may wait for a request: a fresh one that sends
+    /// nothing, or a kept-alive one after its last answer.
+    pub idle_timeout: std::time::Duration,
+    /// Connections served at once; beyond, new ones are answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout: std::time::Duration::from_secs(30),
+            body_timeout: std::time::Duration::from_secs(60),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 1000,
+        }
+    }
+}
+
+/// Back-off of repeated failed logins under `http_basic` (see `crate::api::auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthThrottle {
+    /// Failures of one user from one client address before it must wait.
+    pub per_user: u32,
+    /// Failures from one client address, whatever the users, before it must wait.
+    pub per_address: u32,
+    /// How long after its last failure a blocked caller waits.
+    pub backoff: std::time::Duration,
+}
+
+impl Default for AuthThrottle {
+    fn default() -> Self {
+        AuthThrottle {
+            per_user: 5,
+            per_address: 20,
+            backoff: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +166,13 @@ const KNOWN: &[(&str, &str)] = &[
     ("api", "port"),
     ("api", "max_limit"),
     ("api", "public_endpoint"),
+    ("api", "header_timeout"),
+    ("api", "body_timeout"),
+    ("api", "idle_timeout"),
+    ("api", "max_connections"),
+    ("api", "auth_failure_limit"),
+    ("api", "auth_address_failure_limit"),
+    ("api", "auth_backoff"),
     ("DEFAULT", "auth_strategy"),
     ("DEFAULT", "http_basic_auth_user_file"),
     ("DEFAULT", "enabled_hardware_types"),
@@ -186,6 +244,42 @@ fn parse_list(v: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect()
+}
+
+/// A positive number of seconds (fractions allowed), or `default`.
+fn positive_seconds(
+    section: &str,
+    option: &str,
+    v: Option<&str>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    match v.trim().parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok(std::time::Duration::from_secs_f64(n)),
+        _ => Err(invalid(
+            section,
+            option,
+            format!("'{v}' is not a positive number of seconds"),
+        )),
+    }
+}
+
+/// A count of at least 1, or `default`.
+fn positive_count(
+    section: &str,
+    option: &str,
+    v: Option<&str>,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    match v.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(
+            section,
+            option,
+            format!("'{v}' is not a positive integer"),
+        )),
+    }
 }
 
 /// Reads INI files into `(section, option) → value`. `[DEFAULT]` and keys
@@ -279,6 +373,55 @@ impl Config {
                 }
             },
             None => 1000,
+        };
+
+        let defaults = ConnectionLimits::default();
+        let limits = ConnectionLimits {
+            header_timeout: positive_seconds(
+                "api",
+                "header_timeout",
+                get("api", "header_timeout"),
+                defaults.header_timeout,
+            )?,
+            body_timeout: positive_seconds(
+                "api",
+                "body_timeout",
+                get("api", "body_timeout"),
+                defaults.body_timeout,
+            )?,
+            idle_timeout: positive_seconds(
+                "api",
+                "idle_timeout",
+                get("api", "idle_timeout"),
+                defaults.idle_timeout,
+            )?,
+            max_connections: positive_count(
+                "api",
+                "max_connections",
+                get("api", "max_connections"),
+                defaults.max_connections as u32,
+            )? as usize,
+        };
+        let defaults = AuthThrottle::default();
+        let auth_throttle = AuthThrottle {
+            per_user: positive_count(
+                "api",
+                "auth_failure_limit",
+                get("api", "auth_failure_limit"),
+                defaults.per_user,
+            )?,
+            per_address: positive_count(
+                "api",
+                "auth_address_failure_limit",
+                get("api", "auth_address_failure_limit"),
+                defaults.per_address,
+            )?,
+            backoff: positive_seconds(
+                "api",
+                "auth_backoff",
+                get("api", "auth_backoff"),
+                defaults.backoff,
+            )?,
         };
 
         let auth = match get("DEFAULT", "auth_strategy").unwrap_or("noauth") {
@@ -411,6 +554,8 @@ impl Config {
                 port,
                 max_limit,
                 public_endpoint,
+                limits,
+                auth_throttle,
             },
             auth,
             catalog,
@@ -544,6 +689,36 @@ mod tests {
             Some("noop")
         );
         assert!(!c.automated_clean);
+        assert_eq!(c.api.limits, ConnectionLimits::default());
+        assert_eq!(c.api.auth_throttle, AuthThrottle::default());
+    }
+
+    #[test]
+    fn limits_are_read_from_api() {
+        let c = from(
+            "[api]\nheader_timeout = 2.5\nbody_timeout = 3\nidle_timeout = 4\nmax_connections = 8\n\
+             auth_failure_limit = 2\nauth_address_failure_limit = 6\nauth_backoff = 1.5\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        let s = std::time::Duration::from_secs_f64;
+        assert_eq!(
+            c.api.limits,
+            ConnectionLimits {
+                header_timeout: s(2.5),
+                body_timeout: s(3.0),
+                idle_timeout: s(4.0),
+                max_connections: 8,
+            }
+        );
+        assert_eq!(
+            c.api.auth_throttle,
+            AuthThrottle {
+                per_user: 2,
+                per_address: 6,
+                backoff: s(1.5),
+            }
+        );
     }
 
     #[test]
@@ -591,6 +766,16 @@ mod tests {
             ("[api]\nport = seventy\n", "port"),
             ("[api]\nhost_ip = nowhere\n", "host_ip"),
             ("[api]\nmax_limit = 0\n", "max_limit"),
+            ("[api]\nheader_timeout = 0\n", "header_timeout"),
+            ("[api]\nbody_timeout = soon\n", "body_timeout"),
+            ("[api]\nidle_timeout = -1\n", "idle_timeout"),
+            ("[api]\nmax_connections = 0\n", "max_connections"),
+            ("[api]\nauth_failure_limit = 0\n", "auth_failure_limit"),
+            (
+                "[api]\nauth_address_failure_limit = x\n",
+                "auth_address_failure_limit",
+            ),
+            ("[api]\nauth_backoff = inf\n", "auth_backoff"),
             ("[DEFAULT]\nauth_strategy = keystone\n", "auth_strategy"),
             (
                 "[DEFAULT]\nenabled_storage_interfaces = cinder,magic\n",

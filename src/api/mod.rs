@@ -119,7 +119,10 @@ fn v1_routes() -> Router<AppState> {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    let authenticator = auth::Authenticator::new(state.config.auth.clone());
+    let authenticator = auth::Authenticator::new(
+        state.config.auth.clone(),
+        state.config.api.auth_throttle.clone(),
+    );
     let public = links::PublicEndpoint(state.config.api.public_endpoint.clone());
     Router::new()
         .route("/", get(root::root))

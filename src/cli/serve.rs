@@ -69,18 +69,47 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     ProcessManager::new(engine.clone(), pm_config)?.spawn();
     tracing::info!(http_root = %config.http_root.display(), cinder = config.cinder.is_some(), "process manager running");
 
+    let mut limits = config.api.limits.clone();
+    match crate::http::server::raise_open_file_limit() {
+        Ok(files) => {
+            tracing::info!(
+                soft_before = files.soft_before,
+                soft = files.soft,
+                hard = files.hard,
+                "open-file limit"
+            );
+            let cap = crate::http::server::connections_within(limits.max_connections, files.soft);
+            if cap < limits.max_connections {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    open_file_limit = files.soft,
+                    serving = cap,
+                    "[api] max_connections does not fit in the open-file limit: lowered"
+                );
+                limits.max_connections = cap;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
+
     let addr = SocketAddr::new(config.api.host_ip, args.port.unwrap_or(config.api.port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     println!("ironledger listening on http://{local}");
-    tracing::info!(%local, store = engine.store().backend(), "serving");
+    tracing::info!(
+        %local,
+        store = engine.store().backend(),
+        max_connections = limits.max_connections,
+        idle_timeout = ?limits.idle_timeout,
+        header_timeout = ?limits.header_timeout,
+        body_timeout = ?limits.body_timeout,
+        "serving"
+    );
     let state = AppState {
         engine,
         config: Arc::new(config),
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    crate::http::server::serve(listener, router(state), limits, shutdown()).await?;
     Ok(())
 }
 

@@ -107,8 +107,14 @@ pub async fn check(state: &AppState) -> Health {
     Health { status, body }
 }
 
-/// The handler.
+/// The handler. `/health` needs no credentials (load balancers probe it), so
+/// with authentication on it shows only `{"status": …}` (and its status
+/// code): the head, checkpoints, failures and store are for authenticated
+/// tools (`ironledger failures`) and the logs.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let h = check(&state).await;
+    if state.config.auth != crate::config::AuthStrategy::NoAuth {
+        return (h.status, Json(json!({"status": h.body["status"]})));
+    }
     (h.status, Json(h.body))
 }

@@ -1,6 +1,8 @@
 //! The HTTP service: `GET /health` beside the Ironic v1 API ([`crate::api`]).
 
+pub mod deadline;
 pub mod health;
+pub mod server;
 
 use crate::effects::http_root::HttpRoot;
 use axum::extract::{Path, State};
