@@ -420,6 +420,48 @@ fn description(o: &Operation) -> String {
     d
 }
 
+/// An operation's `operationId`: its method and path (`get_v1_nodes_node`).
+pub fn operation_id(o: &Operation) -> String {
+    let path: String = o
+        .path
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let path: Vec<&str> = path.split('_').filter(|s| !s.is_empty()).collect();
+    format!("{}_{}", o.method, path.join("_"))
+}
+
+/// The path parameter a created resource's `uuid` fills.
+fn created_param(r: Resource) -> &'static str {
+    match r {
+        Resource::Node => "node",
+        Resource::Port => "port",
+        Resource::Connector => "connector",
+        Resource::Target => "target",
+    }
+}
+
+/// OpenAPI links from a create to every operation on the created resource, so
+/// a client (or a generator) knows the `uuid` answered is what those take.
+fn links(o: &Operation) -> Option<Value> {
+    let Body::Create(r) = o.body else {
+        return None;
+    };
+    let param = created_param(r);
+    let hole = format!("{{{param}}}");
+    let links: Map<String, Value> = OPERATIONS
+        .iter()
+        .filter(|t| t.path.contains(&hole) && t.path.matches('{').count() == 1)
+        .map(|t| {
+            (
+                operation_id(t),
+                json!({"operationId": operation_id(t), "parameters": {param: "$response.body#/uuid"}}),
+            )
+        })
+        .collect();
+    Some(Value::Object(links))
+}
+
 fn responses(o: &Operation, auth: bool) -> Map<String, Value> {
     let error = json!({"description": "Error in Ironic's envelope",
                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
@@ -433,6 +475,10 @@ fn responses(o: &Operation, auth: bool) -> Map<String, Value> {
             json!({"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}})
         }
     };
+    let mut success = success;
+    if let Some(l) = links(o) {
+        success["links"] = l;
+    }
     responses.insert(o.status.to_string(), success);
     let mut errors = o.errors.to_vec();
     if auth && o.versioned() {
@@ -476,6 +522,7 @@ pub fn document(config: &Config) -> Value {
             params.push(version_header.clone());
         }
         let mut operation = json!({
+            "operationId": operation_id(o),
             "summary": o.summary,
             "description": description(o),
             "parameters": params,
