@@ -475,7 +475,7 @@ fn schemathesis() -> Option<std::path::PathBuf> {
 }
 
 /// schemathesis, driven by `/v1/openapi.json` alone, against `ironledger serve`
-/// (SQLite, the embedded default) for a bounded number of cases per operation:
+/// (SQLite, the embedded default; `IRONLEDGER_FUZZ_DATABASE_URL` for another store) for a bounded number of cases per operation:
 /// no 5xx, no status, content type or response body the document does not
 /// describe, and the generated requests really create nodes (a document whose
 /// schemas only produce refusals would pass the other checks while testing
@@ -489,10 +489,16 @@ async fn a_schema_driven_fuzzer_finds_no_server_error_and_creates_nodes() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
+    let mut serve = Command::new(BIN);
+    serve
         .args(["serve", "--port", "0"])
         .env("IRONLEDGER_DATA_DIR", dir.path())
-        .env_remove("DATABASE_URL")
+        .env_remove("DATABASE_URL");
+    // By hand, the same run against a PostgreSQL database of one's own.
+    if let Ok(url) = std::env::var("IRONLEDGER_FUZZ_DATABASE_URL") {
+        serve.env("DATABASE_URL", url);
+    }
+    let mut child = serve
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -230,12 +230,12 @@ fn logical_name() -> Value {
 /// What the handlers check after the schema, per property of a resource's body
 /// (see [`REFINEMENTS`]); a property the validator does not have is a bug that
 /// `tests/openapi.rs` catches.
-pub fn refinements(resource: Resource, config: &Config) -> Vec<(&'static str, Value)> {
+pub fn refinements(resource: Resource, config: &Config) -> Vec<(String, Value)> {
     let none_of = |why: &str| json!({"enum": [null], "description": why});
     match resource {
         Resource::Node => {
             let catalog = &config.catalog;
-            let mut out = vec![
+            let mut out = named(vec![
                 ("driver", json!({"enum": catalog.hardware_types})),
                 ("uuid", uuid_format()),
                 ("instance_uuid", uuid_format()),
@@ -254,7 +254,7 @@ pub fn refinements(resource: Resource, config: &Config) -> Vec<(&'static str, Va
                     json!({"enum": [false, null, "false", "0", "no", "off", "f", "n"],
                            "description": "ironledger has no console: only false"}),
                 ),
-            ];
+            ]);
             for name in [
                 "automated_clean",
                 "disable_power_off",
@@ -262,7 +262,7 @@ pub fn refinements(resource: Resource, config: &Config) -> Vec<(&'static str, Va
                 "retired",
                 "protected",
             ] {
-                out.push((name, boolish()));
+                out.push((name.to_string(), boolish()));
             }
             for kind in crate::domain::hardware::INTERFACE_KINDS {
                 let Some(enabled) = catalog.interfaces.get(kind) else {
@@ -270,27 +270,11 @@ pub fn refinements(resource: Resource, config: &Config) -> Vec<(&'static str, Va
                 };
                 let mut values: Vec<Value> = enabled.enabled.iter().map(|e| json!(e)).collect();
                 values.push(Value::Null);
-                let name: &'static str = match kind {
-                    "bios" => "bios_interface",
-                    "boot" => "boot_interface",
-                    "console" => "console_interface",
-                    "deploy" => "deploy_interface",
-                    "firmware" => "firmware_interface",
-                    "inspect" => "inspect_interface",
-                    "management" => "management_interface",
-                    "network" => "network_interface",
-                    "power" => "power_interface",
-                    "raid" => "raid_interface",
-                    "rescue" => "rescue_interface",
-                    "storage" => "storage_interface",
-                    "vendor" => "vendor_interface",
-                    _ => continue,
-                };
-                out.push((name, json!({"enum": values})));
+                out.push((format!("{kind}_interface"), json!({"enum": values})));
             }
             out
         }
-        Resource::Port => vec![
+        Resource::Port => named(vec![
             (
                 "address",
                 json!({"pattern": "^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$", "description": "A MAC address"}),
@@ -299,24 +283,28 @@ pub fn refinements(resource: Resource, config: &Config) -> Vec<(&'static str, Va
             ("node_ident", logical_name()),
             ("uuid", uuid_format()),
             ("pxe_enabled", boolish()),
-        ],
-        Resource::Connector => vec![
+        ]),
+        Resource::Connector => named(vec![
             ("node_uuid", uuid_format()),
             ("uuid", uuid_format()),
             (
                 "type",
                 json!({"description": "Ironic's connector types: iqn, ip, mac, wwnn, wwpn, port, portgroup (the API takes any string; a deploy uses iqn, ip, wwnn and wwpn)"}),
             ),
-        ],
-        Resource::Target => vec![
+        ]),
+        Resource::Target => named(vec![
             ("node_uuid", uuid_format()),
             ("uuid", uuid_format()),
             (
                 "volume_type",
                 json!({"description": "iscsi, fibre_channel, …: the storage protocol"}),
             ),
-        ],
+        ]),
     }
+}
+
+fn named(pairs: Vec<(&str, Value)>) -> Vec<(String, Value)> {
+    pairs.into_iter().map(|(n, v)| (n.to_string(), v)).collect()
 }
 
 /// A resource's body schema as published: its validator's, refined.
@@ -325,7 +313,7 @@ pub fn body_schema(resource: Resource, schema: &Schema, config: &Config) -> Valu
     let props = s["properties"].as_object_mut().expect("properties");
     for (name, extra) in refinements(resource, config) {
         // The patched node's `protected` is not in the POST schema.
-        let Some(Value::Object(p)) = props.get_mut(name) else {
+        let Some(Value::Object(p)) = props.get_mut(&name) else {
             continue;
         };
         for (k, v) in extra.as_object().expect("keywords") {
@@ -576,4 +564,38 @@ pub fn document(config: &Config) -> Value {
 
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {
     Json(document(&state.config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refinement of a property no validator has would be silently dropped:
+    /// each must name a property of the resource (the patched node's
+    /// `protected` fields included), and use only refinement keywords.
+    #[test]
+    fn refinements_name_the_validators_properties() {
+        let config = Config::load(&crate::config::Overrides {
+            database_url: Some("memory".into()),
+            data_dir: Some(std::env::temp_dir()),
+            ..Default::default()
+        })
+        .expect("default config");
+        for r in [
+            Resource::Node,
+            Resource::Port,
+            Resource::Connector,
+            Resource::Target,
+        ] {
+            for (name, extra) in refinements(r, &config) {
+                assert!(
+                    r.patched_schema().props.iter().any(|p| p.name == name),
+                    "{r:?}: {name} is not a property"
+                );
+                for k in extra.as_object().unwrap().keys() {
+                    assert!(REFINEMENTS.contains(&k.as_str()), "{r:?}.{name}: {k}");
+                }
+            }
+        }
+    }
 }
