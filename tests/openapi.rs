@@ -377,7 +377,7 @@ fn excluded_value(schema: &Value) -> Option<Value> {
         ("boolean", json!(true)),
     ]
     .into_iter()
-    .find(|(t, _)| !types.contains(t) && !(*t == "integer" && types.contains(&"number")))
+    .find(|(t, _)| !(types.contains(t) || *t == "integer" && types.contains(&"number")))
     .map(|(_, v)| v)
 }
 

@@ -23,10 +23,14 @@ use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-/// The arguments of `PUT …/states/provision`, each with the JSON Schema of
-/// what the checks below accept: the handler takes exactly these names and the
-/// OpenAPI document publishes exactly these schemas.
-const PROVISION: [(&str, fn() -> Value); 8] = [
+/// One body argument: its name and the JSON Schema of what the handler's checks
+/// accept. The handlers take exactly the names of their table (anything else
+/// is Ironic's "unexpected" 400) and the OpenAPI document publishes exactly
+/// these schemas.
+type Arg = (&'static str, fn() -> Value);
+
+/// The arguments of `PUT …/states/provision`.
+const PROVISION: [Arg; 8] = [
     (
         "target",
         || json!({"type": "string", "enum": FsmEvent::VERBS}),
@@ -54,7 +58,7 @@ const PROVISION: [(&str, fn() -> Value); 8] = [
 pub const PROVISION_ARGS: [&str; 8] = names(&PROVISION);
 
 /// The arguments of `PUT …/states/power`.
-const POWER: [(&str, fn() -> Value); 2] = [
+const POWER: [Arg; 2] = [
     (
         "target",
         || json!({"type": "string", "enum": crate::domain::state::POWER_TARGETS}),
@@ -67,11 +71,10 @@ const POWER: [(&str, fn() -> Value); 2] = [
 pub const POWER_ARGS: [&str; 2] = names(&POWER);
 
 /// The arguments of `PUT …/maintenance`.
-const MAINTENANCE: [(&str, fn() -> Value); 1] =
-    [("reason", || json!({"type": ["string", "null"]}))];
+const MAINTENANCE: [Arg; 1] = [("reason", || json!({"type": ["string", "null"]}))];
 pub const MAINTENANCE_ARGS: [&str; 1] = names(&MAINTENANCE);
 
-const fn names<const N: usize>(args: &[(&'static str, fn() -> Value); N]) -> [&'static str; N] {
+const fn names<const N: usize>(args: &[Arg; N]) -> [&'static str; N] {
     let mut out = [""; N];
     let mut i = 0;
     while i < N {
@@ -81,7 +84,7 @@ const fn names<const N: usize>(args: &[(&'static str, fn() -> Value); N]) -> [&'
     out
 }
 
-fn object_schema(args: &[(&str, fn() -> Value)], required: &[&str]) -> Value {
+fn object_schema(args: &[Arg], required: &[&str]) -> Value {
     let props: Map<String, Value> = args.iter().map(|(n, s)| (n.to_string(), s())).collect();
     json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
