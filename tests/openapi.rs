@@ -326,6 +326,17 @@ async fn every_request_body_is_the_validators_schema() {
         "{boot}"
     );
     assert!(doc["paths"]["/v1/nodes"]["get"]["responses"]["401"].is_null());
+    // List parameters on the lists, not on the creates beside them.
+    let names = |method: &str| -> Vec<String> {
+        doc["paths"]["/v1/nodes"][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(names("get").contains(&"limit".to_string()));
+    assert!(!names("post").contains(&"limit".to_string()));
 }
 
 /// With `http_basic`, the document says so: a security scheme, 401 on the API,

@@ -505,7 +505,9 @@ pub fn document(config: &Config) -> Value {
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| path_param(name, config))
             .collect();
-        params.extend(list_params(o.path));
+        if o.method == "get" {
+            params.extend(list_params(o.path));
+        }
         if o.versioned() {
             params.push(version_header.clone());
         }
