@@ -64,6 +64,7 @@ suite!(
     json_round_trips,
     deep_json_reads_back,
     failures_are_kept_with_their_model,
+    extreme_numbers_round_trip,
     recorded_at_is_set,
     bridge_commands_persist_and_reload,
     bridge_concurrent_commands_conflict,
@@ -1048,6 +1049,28 @@ async fn failures_are_kept_with_their_model(t: &TestStore) {
 
     s.drop_model("live").await.unwrap();
     assert!(s.failures(&[]).await.unwrap().is_empty());
+/// Numbers at the ends of f64's range come back as they went in. PostgreSQL's
+/// `jsonb` keeps numbers as decimals and writes `-1.7976931348623157e308` out
+/// as 309 digits; read without exact float parsing that overflowed ("number
+/// out of range"), so one such value in a target's `extra` (found by the
+/// OpenAPI fuzzer) was committed and then stopped the process manager and
+/// every reader of the log.
+async fn extreme_numbers_round_trip(t: &TestStore) {
+    let s = &t.store;
+    let payload = json!({"Happened": {"extra": {
+        "max": f64::MAX, "min": f64::MIN, "tiny": f64::MIN_POSITIVE,
+        "subnormal": 5e-324, "e308": 1e308, "neg_tiny": -7.276728457457684e-83,
+    }}});
+    let mut e = event("node", "n1", 1, json!(null));
+    e.payload = payload.clone();
+    s.append(std::slice::from_ref(&e), &[]).await.unwrap();
+    assert_eq!(s.load("node", "n1").await.unwrap(), vec![e]);
+    settle(&**s, 1).await;
+    assert_eq!(s.read_feed(0, 1).await.unwrap()[0].payload, payload);
+    s.commit_model("m", 0, 1, &[put("d", payload.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.doc_get("m", "d").await.unwrap(), Some(payload));
 }
 
 async fn recorded_at_is_set(t: &TestStore) {

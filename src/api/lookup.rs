@@ -55,6 +55,10 @@ pub fn check_path_node(node: &str) -> ApiResult<()> {
         .map_err(|e| ApiError::framework(axum::http::StatusCode::BAD_REQUEST, e.message))
 }
 
+/// [`is_logical_name`] as a regular expression, for the OpenAPI document (a
+/// UUID matches it too, so it describes a node path segment whole).
+pub const LOGICAL_NAME_PATTERN: &str = "^[A-Za-z0-9._~-]{1,255}$";
+
 /// Whether a string is a valid logical node name (RFC 3986 unreserved characters).
 pub fn is_logical_name(s: &str) -> bool {
     !s.is_empty()

@@ -28,6 +28,24 @@ use serde_json::{Map, Value};
 /// The pattern Ironic requires of a patch path (checked by [`path_is_valid`]).
 const PATH_PATTERN: &str = r"^(/[\w-]+)+$";
 
+/// Ironic's patch schema as JSON Schema, for the OpenAPI document: what
+/// [`parse`] checks.
+pub fn json_schema() -> Value {
+    serde_json::json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["op", "path"],
+            "properties": {
+                "op": {"type": "string", "enum": ["add", "replace", "remove"]},
+                "path": {"type": "string", "pattern": PATH_PATTERN},
+                "value": {}
+            },
+            "additionalProperties": false
+        }
+    })
+}
+
 /// Checks a PATCH body against Ironic's patch schema and returns its
 /// operations; the error text is `Schema error for patch: …`.
 ///

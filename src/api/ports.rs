@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Ironic's `PORT_SCHEMA` (create, and the patched port).
-static PORT_SCHEMA: Schema = Schema {
+pub static PORT_SCHEMA: Schema = Schema {
     props: &[
         Prop::new("address", &[Ty::String]),
         Prop::new("extra", &[Ty::Object, Ty::Null]),

@@ -9,6 +9,10 @@
 //!
 //! Also here: the checks Ironic runs on body fields after the schema
 //! (`args.uuid`) and jsonschema's reading of integers.
+//!
+//! The same definitions are published as JSON Schema ([`Schema::json_schema`])
+//! in the OpenAPI document (`super::openapi`), so what a client reads there
+//! is what the API checks, and the two cannot drift.
 
 use super::error::ApiError;
 use super::lookup::uuid_like;
@@ -38,6 +42,14 @@ impl Ty {
 
     fn accepts(self, v: &Value) -> bool {
         pyfmt::is_type(v, self.name())
+    }
+}
+
+/// A JSON Schema `type` keyword: one name, or a list of alternatives.
+fn type_keyword(types: &[Ty]) -> Value {
+    match types {
+        [one] => Value::from(one.name()),
+        many => many.iter().map(|t| Value::from(t.name())).collect(),
     }
 }
 
@@ -83,6 +95,26 @@ impl Prop {
         }
     }
 
+    /// This property as JSON Schema (2020-12, as OpenAPI 3.1 reads it): exactly
+    /// the keywords [`Prop::problem`] checks, nothing more.
+    pub fn json_schema(&self) -> Value {
+        let mut s = Map::new();
+        if self.any_of {
+            let alternatives = self
+                .types
+                .iter()
+                .map(|t| serde_json::json!({"type": t.name()}))
+                .collect();
+            s.insert("anyOf".into(), Value::Array(alternatives));
+        } else {
+            s.insert("type".into(), type_keyword(self.types));
+        }
+        if let Some(max) = self.max_length {
+            s.insert("maxLength".into(), max.into());
+        }
+        Value::Object(s)
+    }
+
     /// What is wrong with this property's value, in jsonschema's words.
     fn problem(&self, value: &Value) -> Option<String> {
         if self.types.iter().any(|t| t.accepts(value)) {
@@ -116,6 +148,32 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// The schema as JSON Schema (2020-12, as OpenAPI 3.1 reads it), with the
+    /// keywords [`Schema::check`] applies: `type: object`, the properties,
+    /// `required`, the `oneOf` of two required names, and
+    /// `additionalProperties: false`.
+    pub fn json_schema(&self) -> Value {
+        let mut s = Map::new();
+        s.insert("type".into(), "object".into());
+        let props: Map<String, Value> = self
+            .props
+            .iter()
+            .map(|p| (p.name.to_string(), p.json_schema()))
+            .collect();
+        s.insert("properties".into(), Value::Object(props));
+        if !self.required.is_empty() {
+            s.insert("required".into(), self.required.into());
+        }
+        if let Some([a, b]) = self.one_of_required {
+            s.insert(
+                "oneOf".into(),
+                serde_json::json!([{"required": [a]}, {"required": [b]}]),
+            );
+        }
+        s.insert("additionalProperties".into(), false.into());
+        Value::Object(s)
+    }
+
     /// The message of jsonschema's best match, or `None` when `v` is valid.
     ///
     /// Errors on the object itself (type, `required`, `oneOf`,

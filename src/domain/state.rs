@@ -180,6 +180,13 @@ impl FsmEvent {
     /// The event a provision verb (`PUT …/states/provision {"target": …}`)
     /// names, if ironledger models it: `active`/`deploy` and
     /// `deleted`/`undeploy` are aliases.
+    /// Every verb [`FsmEvent::from_verb`] knows (`PUT …/states/provision`
+    /// `target`): any other is refused, so the API documents these.
+    pub const VERBS: &'static [&'static str] = &[
+        "manage", "provide", "active", "deploy", "rebuild", "deleted", "undeploy", "abort",
+        "inspect", "clean", "adopt",
+    ];
+
     pub fn from_verb(verb: &str) -> Option<FsmEvent> {
         use FsmEvent::*;
         Some(match verb {
@@ -296,6 +303,15 @@ pub const POWER_ON: &str = "power on";
 pub const POWER_OFF: &str = "power off";
 
 /// Power targets the `states/power` endpoint accepts, with the state each ends in.
+/// Every power target [`power_target_result`] knows (`PUT …/states/power`).
+pub const POWER_TARGETS: &[&str] = &[
+    "power on",
+    "power off",
+    "rebooting",
+    "soft rebooting",
+    "soft power off",
+];
+
 pub fn power_target_result(target: &str) -> Option<&'static str> {
     match target {
         "power on" => Some(POWER_ON),
@@ -310,6 +326,21 @@ pub fn power_target_result(target: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listed_verbs_and_power_targets_are_the_known_ones() {
+        for v in FsmEvent::VERBS {
+            assert!(FsmEvent::from_verb(v).is_some(), "{v}");
+        }
+        for t in POWER_TARGETS {
+            assert!(power_target_result(t).is_some(), "{t}");
+        }
+        // And nothing else is known (Ironic's verbs ironledger does not model).
+        for v in ["rescue", "unrescue", "service", "unhold", "bogus"] {
+            assert!(FsmEvent::from_verb(v).is_none(), "{v}");
+        }
+        assert!(power_target_result("power cycle").is_none());
+    }
 
     #[test]
     fn wire_names_round_trip() {

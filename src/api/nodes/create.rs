@@ -77,14 +77,14 @@ const PATCH_PROPS: &[Prop] = &[
 ];
 
 /// Ironic's node schema (`POST`).
-static NODE_SCHEMA: Schema = Schema {
+pub static NODE_SCHEMA: Schema = Schema {
     props: PATCH_PROPS.split_at(PATCH_PROPS.len() - 2).0,
     required: &["driver"],
     one_of_required: None,
 };
 
 /// Ironic's node patch schema (the patched node).
-static NODE_PATCH_SCHEMA: Schema = Schema {
+pub static NODE_PATCH_SCHEMA: Schema = Schema {
     props: PATCH_PROPS,
     required: &["driver"],
     one_of_required: None,

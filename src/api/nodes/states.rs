@@ -21,7 +21,88 @@ use crate::domain::NodeCommand;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+
+/// One body argument: its name and the JSON Schema of what the handler's checks
+/// accept. The handlers take exactly the names of their table (anything else
+/// is Ironic's "unexpected" 400) and the OpenAPI document publishes exactly
+/// these schemas.
+type Arg = (&'static str, fn() -> Value);
+
+/// The arguments of `PUT …/states/provision`.
+const PROVISION: [Arg; 8] = [
+    (
+        "target",
+        || json!({"type": "string", "enum": FsmEvent::VERBS}),
+    ),
+    (
+        "configdrive",
+        || json!({"type": ["null", "object", "string"], "description": "A URL, base64 text, or {meta_data, network_data, user_data, vendor_data} (1.56)"}),
+    ),
+    (
+        "clean_steps",
+        || json!({"type": ["null", "array"], "items": {"type": "object"}}),
+    ),
+    (
+        "deploy_steps",
+        || json!({"type": ["null", "array"], "items": {"type": "object"}}),
+    ),
+    ("rescue_password", || json!({"type": ["string", "null"]})),
+    (
+        "disable_ramdisk",
+        || json!({"type": ["string", "boolean", "null"]}),
+    ),
+    ("service_steps", || json!({"type": ["null", "array"]})),
+    ("runbook", || json!({"type": ["null", "string"]})),
+];
+pub const PROVISION_ARGS: [&str; 8] = names(&PROVISION);
+
+/// The arguments of `PUT …/states/power`.
+const POWER: [Arg; 2] = [
+    (
+        "target",
+        || json!({"type": "string", "enum": crate::domain::state::POWER_TARGETS}),
+    ),
+    (
+        "timeout",
+        || json!({"type": ["integer", "null"], "minimum": 1, "description": "Seconds (1.27)"}),
+    ),
+];
+pub const POWER_ARGS: [&str; 2] = names(&POWER);
+
+/// The arguments of `PUT …/maintenance`.
+const MAINTENANCE: [Arg; 1] = [("reason", || json!({"type": ["string", "null"]}))];
+pub const MAINTENANCE_ARGS: [&str; 1] = names(&MAINTENANCE);
+
+const fn names<const N: usize>(args: &[Arg; N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = args[i].0;
+        i += 1;
+    }
+    out
+}
+
+fn object_schema(args: &[Arg], required: &[&str]) -> Value {
+    let props: Map<String, Value> = args.iter().map(|(n, s)| (n.to_string(), s())).collect();
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+}
+
+/// The provision body as JSON Schema (OpenAPI).
+pub fn provision_schema() -> Value {
+    object_schema(&PROVISION, &["target"])
+}
+
+/// The power body as JSON Schema (OpenAPI).
+pub fn power_schema() -> Value {
+    object_schema(&POWER, &["target"])
+}
+
+/// The maintenance body as JSON Schema (OpenAPI).
+pub fn maintenance_schema() -> Value {
+    object_schema(&MAINTENANCE, &[])
+}
 
 /// `GET /v1/nodes/{node}/states`.
 pub async fn get_states(
@@ -209,19 +290,7 @@ pub async fn provision(
     Path(ident): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let args = kwargs(
-        &body,
-        &[
-            "target",
-            "configdrive",
-            "clean_steps",
-            "deploy_steps",
-            "rescue_password",
-            "disable_ramdisk",
-            "service_steps",
-            "runbook",
-        ],
-    )?;
+    let args = kwargs(&body, &PROVISION_ARGS)?;
     let verb = target_arg(&args)?;
     types_arg(&args, "configdrive", &["null", "object", "string"])?;
     types_arg(&args, "clean_steps", &["null", "array"])?;
@@ -370,7 +439,7 @@ pub async fn power(
     Path(ident): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let args = kwargs(&body, &["target", "timeout"])?;
+    let args = kwargs(&body, &POWER_ARGS)?;
     let target = target_arg(&args)?;
     let timeout = match args.get("timeout") {
         None | Some(Value::Null) => None,
@@ -419,7 +488,7 @@ pub async fn set_maintenance(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     // Ironic takes `reason` from the body or the query string.
-    let mut args = kwargs(&body, &["reason"])?;
+    let mut args = kwargs(&body, &MAINTENANCE_ARGS)?;
     params.only(&["reason"])?;
     if let Some(r) = params.get("reason") {
         args.entry("reason").or_insert(Value::String(r.to_string()));

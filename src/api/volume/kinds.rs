@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 // ---- connectors ---------------------------------------------------------------
 
-pub(crate) static CONNECTOR_SCHEMA: Schema = Schema {
+pub static CONNECTOR_SCHEMA: Schema = Schema {
     props: &[
         Prop::new("connector_id", &[Ty::String]),
         Prop::new("extra", &[Ty::Object, Ty::Null]),
@@ -121,7 +121,7 @@ pub static CONNECTORS: VolumeKind = VolumeKind {
 
 // ---- targets ------------------------------------------------------------------
 
-static TARGET_SCHEMA: Schema = Schema {
+pub static TARGET_SCHEMA: Schema = Schema {
     props: &[
         Prop::new("boot_index", &[Ty::Integer]),
         Prop::new("extra", &[Ty::Object, Ty::Null]),
