@@ -1,15 +1,19 @@
 //! The engine: aggregates on a store, with the guarantees the API promises.
 //!
 //! - Commands run on cqrs-es's `CqrsFramework` in pure event-sourcing mode.
-//! - A command that lost an optimistic-concurrency race is retried (bounded,
-//!   with jitter): the aggregate re-decides on the fresh state, so a retry is
-//!   always safe; when retries run out the caller gets a conflict (409).
+//! - Commands on one aggregate take turns inside the process (a lock per
+//!   aggregate, `crate::locks`), so writers here never race each other.
+//! - A command that lost an optimistic-concurrency race (to another process)
+//!   is retried (bounded, with jitter): the aggregate re-decides on the fresh
+//!   state, so a retry is always safe; when retries run out the caller gets a
+//!   conflict (409).
 //! - A uniqueness claim held by another node becomes Ironic's 409 message.
 //! - Read-your-writes: when `execute` returns, the projections have applied the
 //!   command's events, so a following read sees them. The projector's worker
 //!   applies them; the command only waits for it (see `projections::Projector`).
 
 use crate::domain::claims::{self, Claim};
+use crate::locks::KeyedLocks;
 use crate::domain::{
     DomainError, Node, NodeCommand, NodeEvent, NodeServices, Volume, VolumeCommand,
 };
@@ -161,6 +165,8 @@ pub struct Engine {
     nodes: CqrsFramework<Node, Store<Node>>,
     volumes: CqrsFramework<Volume, Store<Volume>>,
     projector: Arc<Projector>,
+    /// One lock per aggregate (`<type>/<id>`) held while a command on it runs.
+    writers: KeyedLocks,
     /// Set when secrets are encrypted at rest (`serve` always sets it).
     keyring: Option<Arc<crate::secrets::Keyring>>,
 }
@@ -217,6 +223,7 @@ impl Engine {
             nodes,
             volumes,
             projector,
+            writers: KeyedLocks::new(),
             keyring,
         }
     }
@@ -243,11 +250,15 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let id = id.to_string();
         let meta = meta.to_map();
-        retrying(&id, || {
-            self.nodes
-                .execute_with_metadata(&id, command.clone(), meta.clone())
-        })
-        .await?;
+        {
+            let _turn = self.writers.lock(&format!("{}/{id}", Node::TYPE)).await;
+            retrying(&id, || {
+                self.nodes
+                    .execute_with_metadata(&id, command.clone(), meta.clone())
+            })
+            .await?;
+        }
+        // Waiting for the read models needs no turn: the next writer goes on.
         self.wait_projected(Node::TYPE, &id).await
     }
 
@@ -259,11 +270,17 @@ impl Engine {
         meta: &Meta,
     ) -> Result<(), EngineError> {
         let meta = meta.to_map();
-        retrying(volume_id, || {
-            self.volumes
-                .execute_with_metadata(volume_id, command.clone(), meta.clone())
-        })
-        .await?;
+        {
+            let _turn = self
+                .writers
+                .lock(&format!("{}/{volume_id}", Volume::TYPE))
+                .await;
+            retrying(volume_id, || {
+                self.volumes
+                    .execute_with_metadata(volume_id, command.clone(), meta.clone())
+            })
+            .await?;
+        }
         self.wait_projected(Volume::TYPE, volume_id).await
     }
 

@@ -156,7 +156,7 @@ async fn deep_bodies_are_refused_on(api: &Api) {
     .await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     let events = api.event_count(node.parse().unwrap()).await;
-    let inner = format!("/extra/z{}/w", "/0".repeat(24));
+    let inner = format!("/extra/z{}/-", "/0".repeat(24));
     let a = send(
         api,
         Method::PATCH,
