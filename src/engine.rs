@@ -13,10 +13,10 @@
 //!   applies them; the command only waits for it (see `projections::Projector`).
 
 use crate::domain::claims::{self, Claim};
-use crate::locks::KeyedLocks;
 use crate::domain::{
     DomainError, Node, NodeCommand, NodeEvent, NodeServices, Volume, VolumeCommand,
 };
+use crate::locks::KeyedLocks;
 use crate::projections::{self, ProjectionError, Projector};
 use crate::store::bridge::claim_conflict;
 use crate::store::{

@@ -52,7 +52,11 @@ async fn send(
 fn refused(a: &Answer, status: u16, needle: &str) {
     assert_eq!(a.status.as_u16(), status, "{:?}", a.body);
     assert_eq!(a.headers["content-type"], "application/json");
-    assert!(a.error().contains(needle), "{needle:?} not in {:?}", a.error());
+    assert!(
+        a.error().contains(needle),
+        "{needle:?} not in {:?}",
+        a.error()
+    );
 }
 
 /// `d` arrays nested in each other, as JSON text (`[[…]]`).
@@ -176,18 +180,36 @@ async fn nul_is_refused_on(api: &Api) {
     let before = node_count(api).await;
     let events = api.event_count(node.parse().unwrap()).await;
     let bodies = [
-        (Method::POST, "/v1/nodes".to_string(),
-         r#"{"driver":"fake-hardware","name":"a\u0000b"}"#.to_string()),
-        (Method::POST, "/v1/nodes".into(),
-         r#"{"driver":"fake-hardware","extra":{"k\u0000":1}}"#.into()),
-        (Method::POST, "/v1/nodes".into(),
-         r#"{"driver":"fake-hardware","extra":{"k":["\u0000"]}}"#.into()),
-        (Method::PATCH, format!("/v1/nodes/{node}"),
-         r#"[{"op":"add","path":"/extra/k","value":"x\u0000"}]"#.into()),
-        (Method::POST, "/v1/volume/connectors".into(),
-         format!(r#"{{"node_uuid":"{node}","type":"iqn","connector_id":"iqn.\u0000"}}"#)),
-        (Method::PUT, format!("/v1/nodes/{node}/maintenance"),
-         r#"{"reason":"\u0000"}"#.into()),
+        (
+            Method::POST,
+            "/v1/nodes".to_string(),
+            r#"{"driver":"fake-hardware","name":"a\u0000b"}"#.to_string(),
+        ),
+        (
+            Method::POST,
+            "/v1/nodes".into(),
+            r#"{"driver":"fake-hardware","extra":{"k\u0000":1}}"#.into(),
+        ),
+        (
+            Method::POST,
+            "/v1/nodes".into(),
+            r#"{"driver":"fake-hardware","extra":{"k":["\u0000"]}}"#.into(),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/nodes/{node}"),
+            r#"[{"op":"add","path":"/extra/k","value":"x\u0000"}]"#.into(),
+        ),
+        (
+            Method::POST,
+            "/v1/volume/connectors".into(),
+            format!(r#"{{"node_uuid":"{node}","type":"iqn","connector_id":"iqn.\u0000"}}"#),
+        ),
+        (
+            Method::PUT,
+            format!("/v1/nodes/{node}/maintenance"),
+            r#"{"reason":"\u0000"}"#.into(),
+        ),
     ];
     for (method, path, body) in bodies {
         let a = send(api, method, &path, Some(body.clone()), &[]).await;
@@ -263,7 +285,11 @@ async fn target_values_are_checked_on(api: &Api) {
     refused(&a, 400, "target_luns");
     assert_eq!(api.event_count(node.parse().unwrap()).await, events);
     let listed = api.get("/v1/volume/targets").await;
-    assert_eq!(listed.body["targets"], json!([]), "a refused target was stored");
+    assert_eq!(
+        listed.body["targets"],
+        json!([]),
+        "a refused target was stored"
+    );
 
     // The largest values that fit are taken as they are.
     let a = send(
@@ -320,7 +346,12 @@ async fn reasons_are_bounded_on(api: &Api) {
     let patch = r#"[{"op":"add","path":"/extra/r","value":1}]"#.to_string();
     let events = api.event_count(node.parse().unwrap()).await;
     let long = "r".repeat(256);
-    for reason in [long.as_bytes(), b"tab\there", "é".repeat(256).as_bytes(), b"\xff\xfe"] {
+    for reason in [
+        long.as_bytes(),
+        b"tab\there",
+        "é".repeat(256).as_bytes(),
+        b"\xff\xfe",
+    ] {
         let a = send(
             api,
             Method::PATCH,

@@ -81,10 +81,13 @@ fn reason(parts: &Parts) -> Result<Option<String>, error::ApiError> {
     let Some(raw) = parts.headers.get(REASON_HEADER) else {
         return Ok(None);
     };
-    let bad = |why: &str| error::ApiError::bad_request(format!("Invalid {REASON_HEADER} header: {why}."));
+    let bad =
+        |why: &str| error::ApiError::bad_request(format!("Invalid {REASON_HEADER} header: {why}."));
     let text = std::str::from_utf8(raw.as_bytes()).map_err(|_| bad("it is not UTF-8"))?;
     if text.chars().count() > MAX_REASON_CHARS {
-        return Err(bad(&format!("it is longer than {MAX_REASON_CHARS} characters")));
+        return Err(bad(&format!(
+            "it is longer than {MAX_REASON_CHARS} characters"
+        )));
     }
     if text.chars().any(char::is_control) {
         return Err(bad("it holds a control character"));

@@ -50,9 +50,7 @@ pub fn boot_index(v: &Value) -> Result<i64, DomainError> {
 }
 
 fn not_an_integer(v: &Value) -> DomainError {
-    DomainError::Invalid(format!(
-        "Invalid boot_index: {v} is not of type 'integer'"
-    ))
+    DomainError::Invalid(format!("Invalid boot_index: {v} is not of type 'integer'"))
 }
 
 /// The checks on a target's `properties`: `target_lun` and every element of
@@ -100,7 +98,10 @@ mod tests {
         assert!(boot_index(&below).is_err());
         for v in [json!(2.5), json!("1"), json!(null), json!(true)] {
             assert!(
-                boot_index(&v).unwrap_err().to_string().contains("'integer'"),
+                boot_index(&v)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("'integer'"),
                 "{v}"
             );
         }
