@@ -193,8 +193,10 @@ async fn named_secrets_are_encrypted_like_the_others(backend: Backend) {
     let obj = |v: Value| v.as_object().unwrap().clone();
     let mut enroll = EnrollNode::new(node, "fake-hardware");
     enroll.instance_info = obj(json!({"image_url": IMAGE_URL, "root_gb": 10}));
-    enroll.driver_info = obj(json!({"snmp_auth_key": SNMP_AUTH, "snmp_priv_key": SNMP_PRIV,
-                                     "snmp_address": "10.0.0.9"}));
+    enroll.driver_info = obj(
+        json!({"snmp_auth_key": SNMP_AUTH, "snmp_priv_key": SNMP_PRIV,
+                                     "snmp_address": "10.0.0.9"}),
+    );
     let meta = Meta::actor("admin");
     engine
         .node(node, NodeCommand::Enroll(enroll), &meta)
@@ -223,7 +225,10 @@ async fn named_secrets_are_encrypted_like_the_others(backend: Backend) {
 
     let events = d.store.store.load("Node", &node.to_string()).await.unwrap();
     for e in &events {
-        no_clear(&e.payload.to_string(), &format!("the stored {}", e.event_type));
+        no_clear(
+            &e.payload.to_string(),
+            &format!("the stored {}", e.event_type),
+        );
     }
     let row = d
         .store
@@ -233,7 +238,10 @@ async fn named_secrets_are_encrypted_like_the_others(backend: Backend) {
         .unwrap()
         .unwrap();
     no_clear(&row.to_string(), "the nodes read model");
-    no_clear(&database_text(&d).await, &format!("the {backend:?} database"));
+    no_clear(
+        &database_text(&d).await,
+        &format!("the {backend:?} database"),
+    );
     no_clear(&d.ok(&["export"]).await, "the export");
 
     // The write model (what the process manager renders from) has them.
