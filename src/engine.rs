@@ -1,9 +1,12 @@
 //! The engine: aggregates on a store, with the guarantees the API promises.
 //!
 //! - Commands run on cqrs-es's `CqrsFramework` in pure event-sourcing mode.
-//! - A command that lost an optimistic-concurrency race is retried (bounded,
-//!   with jitter): the aggregate re-decides on the fresh state, so a retry is
-//!   always safe; when retries run out the caller gets a conflict (409).
+//! - Commands on one aggregate take turns inside the process (a lock per
+//!   aggregate, `crate::locks`), so writers here never race each other.
+//! - A command that lost an optimistic-concurrency race (to another process)
+//!   is retried (bounded, with jitter): the aggregate re-decides on the fresh
+//!   state, so a retry is always safe; when retries run out the caller gets a
+//!   conflict (409).
 //! - A uniqueness claim held by another node becomes Ironic's 409 message.
 //! - Read-your-writes: when `execute` returns, the projections have applied the
 //!   command's events, so a following read sees them. The projector's worker
@@ -13,6 +16,7 @@ use crate::domain::claims::{self, Claim};
 use crate::domain::{
     DomainError, Node, NodeCommand, NodeEvent, NodeServices, Volume, VolumeCommand,
 };
+use crate::locks::KeyedLocks;
 use crate::projections::{self, ProjectionError, Projector};
 use crate::store::bridge::{claim_conflict, unreadable};
 use crate::store::{
@@ -168,6 +172,8 @@ pub struct Engine {
     nodes: CqrsFramework<Node, Store<Node>>,
     volumes: CqrsFramework<Volume, Store<Volume>>,
     projector: Arc<Projector>,
+    /// One lock per aggregate (`<type>/<id>`) held while a command on it runs.
+    writers: KeyedLocks,
     /// Set when secrets are encrypted at rest (`serve` always sets it).
     keyring: Option<Arc<crate::secrets::Keyring>>,
 }
@@ -224,6 +230,7 @@ impl Engine {
             nodes,
             volumes,
             projector,
+            writers: KeyedLocks::new(),
             keyring,
         }
     }
@@ -250,11 +257,15 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let id = id.to_string();
         let meta = meta.to_map();
-        retrying(&id, || {
-            self.nodes
-                .execute_with_metadata(&id, command.clone(), meta.clone())
-        })
-        .await?;
+        {
+            let _turn = self.writers.lock(&format!("{}/{id}", Node::TYPE)).await;
+            retrying(&id, || {
+                self.nodes
+                    .execute_with_metadata(&id, command.clone(), meta.clone())
+            })
+            .await?;
+        }
+        // Waiting for the read models needs no turn: the next writer goes on.
         self.wait_projected(Node::TYPE, &id).await
     }
 
@@ -266,11 +277,17 @@ impl Engine {
         meta: &Meta,
     ) -> Result<(), EngineError> {
         let meta = meta.to_map();
-        retrying(volume_id, || {
-            self.volumes
-                .execute_with_metadata(volume_id, command.clone(), meta.clone())
-        })
-        .await?;
+        {
+            let _turn = self
+                .writers
+                .lock(&format!("{}/{volume_id}", Volume::TYPE))
+                .await;
+            retrying(volume_id, || {
+                self.volumes
+                    .execute_with_metadata(volume_id, command.clone(), meta.clone())
+            })
+            .await?;
+        }
         self.wait_projected(Volume::TYPE, volume_id).await
     }
 

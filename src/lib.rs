@@ -6,7 +6,8 @@
 //! - [`store`]: event store backends (memory, SQLite, PostgreSQL) and the ordered feed.
 //! - [`projections`]: read models built from the feed (lives in `projections/`).
 //! - [`engine`]: wires the aggregates to a store, retries conflicts, waits for
-//!   projections so that a command's effects are readable when it returns.
+//!   projections so that a command's effects are readable when it returns;
+//!   [`locks`] serialises the writers of one aggregate inside the process.
 //! - [`secrets`]: secrets at rest (per-node data keys under a master key).
 //! - [`config`], [`telemetry`], [`cli`], [`http`]: the runnable service.
 
@@ -17,6 +18,7 @@ pub mod domain;
 pub mod effects;
 pub mod engine;
 pub mod http;
+pub mod locks;
 #[path = "../projections/mod.rs"]
 pub mod projections;
 pub mod secrets;

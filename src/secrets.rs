@@ -20,7 +20,9 @@
 //! # What is encrypted
 //!
 //! The values of sensitive keys (`domain::secrets::is_sensitive`: `password`,
-//! `secret`, `token`, …, the list the API masks) inside the parts of an event
+//! `secret`, `token`, …, the list the API masks) and the keys
+//! `domain::secrets::FIELD_SECRETS` names for one field (`image_url`,
+//! `snmp_auth_key`, …, which the API masks by name) inside the parts of an event
 //! that `domain::secrets::secret_scopes` names: volume target `properties` in
 //! every event that carries a target, and node `instance_info`, `driver_info`,
 //! `driver_internal_info`. Each value becomes a string
@@ -42,7 +44,7 @@
 //! Events recorded before secrets at rest was enabled (or by an engine built
 //! without a keyring, as in most tests) stay as they were written.
 
-use crate::domain::secrets::{is_sensitive, secret_scopes};
+use crate::domain::secrets::{is_field_secret, is_sensitive, secret_scopes, Scope};
 use crate::store::bridge::Sealing;
 use crate::store::{ClaimOp, LogStore, StoreError};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -362,23 +364,33 @@ fn visit_secrets(v: &mut Value, f: &mut dyn FnMut(&mut Value)) {
 
 /// Calls `f` on every secret of a node event's payload (see module docs).
 pub fn visit_event_secrets(event_type: &str, payload: &mut Value, f: &mut dyn FnMut(&mut Value)) {
-    fn follow(v: &mut Value, path: &[&str], f: &mut dyn FnMut(&mut Value)) {
+    fn follow(v: &mut Value, scope: &Scope, path: &[&str], f: &mut dyn FnMut(&mut Value)) {
         match path.split_first() {
-            None => visit_secrets(v, f),
+            None => {
+                // Whole values first: a `configdrive` object is sealed as one.
+                if let (Some(field), Value::Object(m)) = (scope.field, &mut *v) {
+                    for (k, child) in m.iter_mut() {
+                        if is_field_secret(field, k, child) && !is_envelope(child) {
+                            f(child);
+                        }
+                    }
+                }
+                visit_secrets(v, f)
+            }
             Some((&"*", rest)) => {
                 if let Value::Array(items) = v {
-                    items.iter_mut().for_each(|i| follow(i, rest, f));
+                    items.iter_mut().for_each(|i| follow(i, scope, rest, f));
                 }
             }
             Some((key, rest)) => {
                 if let Some(child) = v.get_mut(*key) {
-                    follow(child, rest, f);
+                    follow(child, scope, rest, f);
                 }
             }
         }
     }
     for scope in secret_scopes(event_type) {
-        follow(payload, scope, f);
+        follow(payload, scope, scope.path, f);
     }
 }
 

@@ -180,6 +180,11 @@ fn bad_targets_are_refused_clearly() {
             json!({"target_portal": "h:1", "target_iqn": "i"}),
             "target_lun",
         ),
+        // iPXE reads one hex group of a LUN as 16 bits: 0x10000 would be LUN 0.
+        (
+            json!({"target_portal": "h:1", "target_iqn": "i", "target_lun": 65536}),
+            "from 0 to 65535",
+        ),
         (json!({"target_iqn": "i", "target_lun": 0}), "target_portal"),
         (
             json!({"target_portal": "h:1", "target_iqn": "", "target_lun": 0}),

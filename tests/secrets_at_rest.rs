@@ -177,6 +177,115 @@ async fn a_deleted_nodes_secrets_cannot_be_decrypted(backend: Backend) {
     ));
 }
 
+/// The values Ironic masks by key name rather than by a password-like name:
+/// `instance_info.image_url` and `driver_info.snmp_auth_key`/`snmp_priv_key`.
+const IMAGE_URL: &str = "https://images.example/tok-Image-5521/disk.qcow2";
+const SNMP_AUTH: &str = "snmp-Auth-Secret-9174";
+const SNMP_PRIV: &str = "snmp-Priv-Secret-3308";
+const SNMP_PRIV_2: &str = "snmp-Priv-Secret-6613";
+
+/// Those values are sealed in every event and read model row that carries
+/// them and in exports; the API masks them; the write model has them in clear.
+async fn named_secrets_are_encrypted_like_the_others(backend: Backend) {
+    let d = db(backend).await;
+    let (engine, _keyring) = d.engine(MasterKey::generate());
+    let node = Uuid::new_v4();
+    let obj = |v: Value| v.as_object().unwrap().clone();
+    let mut enroll = EnrollNode::new(node, "fake-hardware");
+    enroll.instance_info = obj(json!({"image_url": IMAGE_URL, "root_gb": 10}));
+    enroll.driver_info = obj(
+        json!({"snmp_auth_key": SNMP_AUTH, "snmp_priv_key": SNMP_PRIV,
+                                     "snmp_address": "10.0.0.9"}),
+    );
+    let meta = Meta::actor("admin");
+    engine
+        .node(node, NodeCommand::Enroll(enroll), &meta)
+        .await
+        .unwrap();
+    let patch = |path: &str, value: Value| NodeCommand::Patch {
+        ops: vec![PatchOp {
+            op: "add".into(),
+            path: path.into(),
+            value: Some(value),
+        }],
+    };
+    // Changes carry them too (InstanceInfoUpdated before/after, DriverInfoUpdated).
+    for cmd in [
+        patch("/instance_info/root_gb", json!(20)),
+        patch("/driver_info/snmp_priv_key", json!(SNMP_PRIV_2)),
+    ] {
+        engine.node(node, cmd, &meta).await.unwrap();
+    }
+    let secrets = [IMAGE_URL, SNMP_AUTH, SNMP_PRIV, SNMP_PRIV_2];
+    let no_clear = |text: &str, what: &str| {
+        for s in secrets {
+            assert!(!text.contains(s), "{s} in clear in {what}");
+        }
+    };
+
+    let events = d.store.store.load("Node", &node.to_string()).await.unwrap();
+    for e in &events {
+        no_clear(
+            &e.payload.to_string(),
+            &format!("the stored {}", e.event_type),
+        );
+    }
+    let row = d
+        .store
+        .store
+        .doc_get("nodes", &node.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    no_clear(&row.to_string(), "the nodes read model");
+    no_clear(
+        &database_text(&d).await,
+        &format!("the {backend:?} database"),
+    );
+    no_clear(&d.ok(&["export"]).await, "the export");
+
+    // The write model (what the process manager renders from) has them.
+    let n = engine.load_node(node).await.unwrap();
+    assert_eq!(n.instance_info["image_url"], IMAGE_URL);
+    assert_eq!(n.driver_info["snmp_auth_key"], SNMP_AUTH);
+    assert_eq!(n.driver_info["snmp_priv_key"], SNMP_PRIV_2);
+
+    // The API masks them (and shows the rest).
+    let api = serve_api(&d, engine.clone()).await;
+    let shown: Value = reqwest::Client::new()
+        .get(format!("{api}/v1/nodes/{node}"))
+        .header("X-OpenStack-Ironic-API-Version", "1.78")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["instance_info"]["image_url"], "******", "{shown}");
+    assert_eq!(shown["instance_info"]["root_gb"], 20);
+    assert_eq!(shown["driver_info"]["snmp_auth_key"], "******");
+    assert_eq!(shown["driver_info"]["snmp_priv_key"], "******");
+    assert_eq!(shown["driver_info"]["snmp_address"], "10.0.0.9");
+}
+
+/// The HTTP API on `engine`, as `serve` runs it; its base URL.
+async fn serve_api(d: &common::audit::Db, engine: Arc<Engine>) -> String {
+    let config = ironledger::config::Config::load(&ironledger::config::Overrides {
+        config_files: vec![],
+        data_dir: Some(d.data_dir.path().to_path_buf()),
+        database_url: Some("memory".into()),
+    })
+    .unwrap();
+    let app = ironledger::http::router(ironledger::api::AppState {
+        engine,
+        config: Arc::new(config),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -195,6 +304,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     no_secret_in_clear_in_the_database,
     a_deleted_nodes_secrets_cannot_be_decrypted,
+    named_secrets_are_encrypted_like_the_others,
 );
 
 /// The guide's external deploy through the process manager, with secrets

@@ -1,8 +1,11 @@
 //! Request bodies: JSON parsed into the handler's type, every failure a 400 in
 //! Ironic's format (Ironic itself answers malformed JSON with a 500), and an
-//! oversized body a 413.
+//! oversized body a 413. Every body the API takes comes through [`JsonBody`],
+//! so the limits of `domain::limits` hold for all of them: no body nested
+//! deeper than `MAX_JSON_DEPTH` levels, no NUL in any string.
 
 use super::error::ApiError;
+use crate::domain::limits;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -38,6 +41,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(format!("Malformed JSON in the request body: {e}"))
         })?;
+        if let Some(problem) = limits::too_deep("The request body", &value) {
+            return Err(ApiError::bad_request(problem));
+        }
+        if limits::has_nul(&value) {
+            return Err(ApiError::bad_request(
+                "The request body holds a NUL character (\\u0000) in a string or key; no field may contain one.",
+            ));
+        }
         Ok(JsonBody(value))
     }
 }

@@ -38,6 +38,7 @@ pub mod ports;
 pub mod pyfmt;
 pub mod root;
 pub mod schema;
+pub mod uri;
 pub mod version;
 pub mod volume;
 
@@ -50,7 +51,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, MethodRouter};
 use axum::Router;
-use std::convert::Infallible;
 use std::sync::Arc;
 
 /// Shared state of every handler.
@@ -67,8 +67,36 @@ pub struct RequestId(pub String);
 /// Who is asking and the request id: the metadata every event of this request carries.
 pub struct Who(pub Meta);
 
+/// The longest `X-Ironledger-Reason` accepted, in characters: the reason is
+/// stored in every event the request records, and shown by the audit tools.
+pub const MAX_REASON_CHARS: usize = 255;
+
+pub const REASON_HEADER: &str = "X-Ironledger-Reason";
+
+/// The request's `X-Ironledger-Reason`: UTF-8 text of at most
+/// [`MAX_REASON_CHARS`] characters without control characters (a tab, a line
+/// break or an escape would garble the logs and the audit tools' tables), or
+/// a 400 that says which rule it breaks (never quoting the value).
+fn reason(parts: &Parts) -> Result<Option<String>, error::ApiError> {
+    let Some(raw) = parts.headers.get(REASON_HEADER) else {
+        return Ok(None);
+    };
+    let bad =
+        |why: &str| error::ApiError::bad_request(format!("Invalid {REASON_HEADER} header: {why}."));
+    let text = std::str::from_utf8(raw.as_bytes()).map_err(|_| bad("it is not UTF-8"))?;
+    if text.chars().count() > MAX_REASON_CHARS {
+        return Err(bad(&format!(
+            "it is longer than {MAX_REASON_CHARS} characters"
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(bad("it holds a control character"));
+    }
+    Ok(Some(text.to_string()))
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Who {
-    type Rejection = Infallible;
+    type Rejection = error::ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let actor = parts
@@ -77,14 +105,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
             .map(|c| c.0.clone())
             .unwrap_or_else(|| "anonymous".into());
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
-        let reason = parts
-            .headers
-            .get("X-Ironledger-Reason")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
         Ok(Who(Meta {
             actor,
-            reason,
+            reason: reason(parts)?,
             request_id,
             project: None,
         }))
@@ -134,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(root::not_found)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY))
+        .layer(middleware::from_fn(uri::refuse_nul))
         .layer(middleware::from_fn(version::negotiate_layer))
         .layer(middleware::from_fn_with_state(authenticator, auth::layer))
         .layer(axum::Extension(public))

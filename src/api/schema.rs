@@ -8,7 +8,8 @@
 //! them all: [`Schema::check`] reproduces `best_match`'s choice for that shape.
 //!
 //! Also here: the checks Ironic runs on body fields after the schema
-//! (`args.uuid`) and jsonschema's reading of integers.
+//! (`args.uuid`). Which integers a field may hold is a domain rule (e.g.
+//! `domain::node::target_rules::boot_index`).
 //!
 //! The same definitions are published as JSON Schema ([`Schema::json_schema`])
 //! in the OpenAPI document (`super::openapi`), so what a client reads there
@@ -248,18 +249,6 @@ pub fn check_uuid_field(m: &Map<String, Value>, name: &str) -> Result<(), ApiErr
             "Expected UUID for {name}: {}",
             pyfmt::str_(v)
         ))),
-    }
-}
-
-/// An integer-valued JSON number as `i64` (`1.0` counts, as in jsonschema).
-pub fn as_integer(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
-                .map(|f| f as i64)
-        }),
-        _ => None,
     }
 }
 

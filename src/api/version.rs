@@ -46,27 +46,29 @@ fn range() -> String {
     format!("[1.{MIN_MINOR}, 1.{MAX_MINOR}]")
 }
 
+/// A header's text. Bytes that are not visible ASCII are kept (replaced by
+/// U+FFFD when not UTF-8) rather than dropped, so that such a header is a
+/// malformed version (406, as Ironic answers it), not a missing one (1.1).
+fn text(v: &HeaderValue) -> String {
+    String::from_utf8_lossy(v.as_bytes()).into_owned()
+}
+
 /// Reads the requested version from the headers.
 fn requested(headers: &HeaderMap) -> Option<String> {
     for v in headers.get_all("openstack-api-version") {
-        if let Ok(s) = v.to_str() {
-            for part in s.split(',') {
-                let mut words = part.split_whitespace();
-                if words
-                    .next()
-                    .is_some_and(|w| w.eq_ignore_ascii_case("baremetal"))
-                {
-                    if let Some(v) = words.next() {
-                        return Some(v.to_string());
-                    }
+        for part in text(v).split(',') {
+            let mut words = part.split_whitespace();
+            if words
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case("baremetal"))
+            {
+                if let Some(v) = words.next() {
+                    return Some(v.to_string());
                 }
             }
         }
     }
-    headers
-        .get(HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
+    headers.get(HEADER).map(|v| text(v).trim().to_string())
 }
 
 /// Negotiates; the error carries whether the min/max headers apply.

@@ -8,12 +8,14 @@
 //! - [`state`]: Ironic's provisioning state machine.
 //! - [`secrets`]: which event values are secrets (encrypted at rest, masked by the API).
 //! - [`upcast`]: how events stored in older schema versions are read.
+//! - [`limits`]: how deep a JSON value may nest, and no NUL in strings.
 //! - [`validation`]: what `GET /v1/nodes/{node}/validate` answers per interface.
 
 pub mod capabilities;
 pub mod claims;
 pub mod error;
 pub mod hardware;
+pub mod limits;
 pub mod node;
 pub mod patch;
 pub mod secrets;

@@ -116,6 +116,11 @@ pub fn apply(
     for key in doc.keys() {
         out.entry(key.clone()).or_insert(Value::Null);
     }
+    // Each patch body is held to the depth limit, but a path can reach into
+    // what earlier patches added: the result is held to it too.
+    if let Some(problem) = super::limits::too_deep_object("The patched resource", &out) {
+        return Err(DomainError::Invalid(problem));
+    }
     Ok(out)
 }
 

@@ -1,15 +1,21 @@
 //! Which values of a node's events are secrets.
 //!
 //! A key names a secret when its lower-case name contains one of [`SENSITIVE`]
-//! (oslo's `mask_dict_password` list, which Ironic applies to API output). The
-//! API masks such values (`api::masking`); the store keeps them encrypted
-//! (`crate::secrets`). Both use this one list.
+//! (oslo's `mask_dict_password` list, which Ironic applies to API output), or
+//! when it is one of the keys [`FIELD_SECRETS`] names for one field of a node
+//! (Ironic masks those by name: `instance_info.image_url`,
+//! `driver_info.snmp_auth_key`, …). The API masks such values
+//! (`api::masking`, `api::nodes::render`); the store keeps them encrypted
+//! (`crate::secrets`). Both use these two lists, so nothing is masked in
+//! answers yet stored in clear.
 //!
 //! [`secret_scopes`] says where in an event's payload secrets may sit: the
 //! parts of a node that the API masks (volume target `properties`, node
 //! `instance_info`, `driver_info`, `driver_internal_info`). Node `properties`
 //! and every `extra` are shown unmasked by Ironic, so they are not sealed
 //! either: sealing them would show ciphertext through the API.
+
+use serde_json::Value;
 
 /// Substrings that make a key name a secret (oslo.utils' list).
 pub const SENSITIVE: &[&str] = &[
@@ -39,6 +45,32 @@ pub fn is_sensitive(key: &str) -> bool {
     SENSITIVE.iter().any(|s| k.contains(s))
 }
 
+/// Keys that are secrets in one field of a node although their names hold
+/// none of [`SENSITIVE`]: Ironic's node controller masks their whole value
+/// when it is set (truthy), whatever its type.
+pub const FIELD_SECRETS: &[(&str, &[&str])] = &[
+    ("instance_info", &["configdrive", "image_url"]),
+    ("driver_info", &["snmp_auth_key", "snmp_priv_key"]),
+];
+
+/// Whether `value`, under `key` at the top of the node field `field`, is one
+/// of the [`FIELD_SECRETS`] (and set, as Ironic masks it only then).
+pub fn is_field_secret(field: &str, key: &str, value: &Value) -> bool {
+    FIELD_SECRETS
+        .iter()
+        .any(|(f, keys)| *f == field && keys.contains(&key))
+        && super::validation::truthy(value)
+}
+
+/// Where secrets may sit in an event's payload: the path to an object, and
+/// the node field that object is (for [`FIELD_SECRETS`]; `None` for a
+/// volume target's `properties`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    pub path: &'static [&'static str],
+    pub field: Option<&'static str>,
+}
+
 /// The places in a node event's payload (externally tagged:
 /// `{"TargetCreated": {...}}`) under which values of sensitive keys are secrets,
 /// as paths of object keys; `*` stands for every element of an array.
@@ -47,27 +79,66 @@ pub fn is_sensitive(key: &str) -> bool {
 /// CHAP credentials Cinder or the operator gave): `TargetCreated`,
 /// `TargetUpdated`, `TargetDeleted`, `TargetsPurged`, `NodeDeleted`,
 /// `VolumesAttached`.
-pub fn secret_scopes(event_type: &str) -> &'static [&'static [&'static str]] {
+pub fn secret_scopes(event_type: &str) -> &'static [Scope] {
     match event_type {
-        "TargetCreated" => &[&["TargetCreated", "target", "properties"]],
+        "TargetCreated" => &[Scope {
+            path: &["TargetCreated", "target", "properties"],
+            field: None,
+        }],
         "TargetUpdated" => &[
-            &["TargetUpdated", "before", "properties"],
-            &["TargetUpdated", "after", "properties"],
+            Scope {
+                path: &["TargetUpdated", "before", "properties"],
+                field: None,
+            },
+            Scope {
+                path: &["TargetUpdated", "after", "properties"],
+                field: None,
+            },
         ],
-        "TargetDeleted" => &[&["TargetDeleted", "target", "properties"]],
-        "TargetsPurged" => &[&["TargetsPurged", "targets", "*", "properties"]],
-        "NodeDeleted" => &[&["NodeDeleted", "targets", "*", "properties"]],
-        "VolumesAttached" => &[&["VolumesAttached", "attachments", "*", "properties"]],
+        "TargetDeleted" => &[Scope {
+            path: &["TargetDeleted", "target", "properties"],
+            field: None,
+        }],
+        "TargetsPurged" => &[Scope {
+            path: &["TargetsPurged", "targets", "*", "properties"],
+            field: None,
+        }],
+        "NodeDeleted" => &[Scope {
+            path: &["NodeDeleted", "targets", "*", "properties"],
+            field: None,
+        }],
+        "VolumesAttached" => &[Scope {
+            path: &["VolumesAttached", "attachments", "*", "properties"],
+            field: None,
+        }],
         "NodeEnrolled" => &[
-            &["NodeEnrolled", "instance_info"],
-            &["NodeEnrolled", "driver_info"],
+            Scope {
+                path: &["NodeEnrolled", "instance_info"],
+                field: Some("instance_info"),
+            },
+            Scope {
+                path: &["NodeEnrolled", "driver_info"],
+                field: Some("driver_info"),
+            },
         ],
         "InstanceInfoUpdated" => &[
-            &["InstanceInfoUpdated", "before"],
-            &["InstanceInfoUpdated", "after"],
+            Scope {
+                path: &["InstanceInfoUpdated", "before"],
+                field: Some("instance_info"),
+            },
+            Scope {
+                path: &["InstanceInfoUpdated", "after"],
+                field: Some("instance_info"),
+            },
         ],
-        "DriverInfoUpdated" => &[&["DriverInfoUpdated", "after"]],
-        "DriverInternalInfoUpdated" => &[&["DriverInternalInfoUpdated", "changes"]],
+        "DriverInfoUpdated" => &[Scope {
+            path: &["DriverInfoUpdated", "after"],
+            field: Some("driver_info"),
+        }],
+        "DriverInternalInfoUpdated" => &[Scope {
+            path: &["DriverInternalInfoUpdated", "changes"],
+            field: Some("driver_internal_info"),
+        }],
         _ => &[],
     }
 }
@@ -105,5 +176,23 @@ mod tests {
             assert!(!secret_scopes(t).is_empty(), "{t}");
         }
         assert!(secret_scopes("PortAdded").is_empty());
+    }
+
+    #[test]
+    fn field_secrets_are_secret_in_their_field_only_and_when_set() {
+        use serde_json::json;
+        assert!(is_field_secret(
+            "instance_info",
+            "image_url",
+            &json!("http://x")
+        ));
+        assert!(is_field_secret("driver_info", "snmp_priv_key", &json!("k")));
+        assert!(!is_field_secret("instance_info", "image_url", &json!("")));
+        assert!(!is_field_secret(
+            "driver_info",
+            "image_url",
+            &json!("http://x")
+        ));
+        assert!(!is_field_secret("extra", "snmp_auth_key", &json!("k")));
     }
 }

@@ -173,7 +173,8 @@ fn boot(node: &Node, env: &ValidationEnv) -> Outcome {
 }
 
 /// Python truthiness of a JSON value.
-fn truthy(v: &Value) -> bool {
+/// Python's truthiness of a JSON value, as Ironic's checks read fields.
+pub(crate) fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,

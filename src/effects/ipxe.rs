@@ -13,6 +13,7 @@
 //! `effects::http_root`'s job.
 
 use crate::domain::node::entities::{Connector, Target};
+use crate::domain::node::target_rules::MAX_TARGET_LUN;
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
@@ -88,10 +89,14 @@ pub fn iscsi_uri(target: &Target) -> Result<String, RenderError> {
         .and_then(Value::as_str)
         .ok_or_else(|| bad("target_iqn is missing or not a string"))?;
     let lun = match first(p, "target_lun", "target_luns") {
-        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().expect("u64"),
+        // One hex group is all iPXE reads of a LUN, as 16 bits (the API
+        // refuses larger LUNs; this guards values that came from elsewhere).
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|l| l <= MAX_TARGET_LUN) => {
+            n.as_u64().expect("u64")
+        }
         Some(other) => {
             return Err(bad(&format!(
-                "target_lun must be a non-negative integer, got {other}"
+                "target_lun must be an integer from 0 to {MAX_TARGET_LUN}, got {other}"
             )))
         }
         None => return Err(bad("target_lun is missing")),

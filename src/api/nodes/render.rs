@@ -8,11 +8,11 @@
 use super::super::links::BaseUrl;
 use super::super::lookup::NodeDoc;
 use super::super::masking::{self, MASK};
-use super::super::pyfmt::truthy;
 use super::super::version::Version;
 use super::super::AppState;
 use super::fields;
 use crate::domain::hardware::INTERFACE_KINDS;
+use crate::domain::secrets::is_field_secret;
 use serde_json::{json, Map, Value};
 
 /// What a rendering depends on besides the node.
@@ -55,27 +55,25 @@ fn opt_str(v: &Option<String>) -> Value {
     v.clone().map(Value::String).unwrap_or(Value::Null)
 }
 
-/// Ironic's `instance_info` masking: passwords, then a truthy `configdrive`
-/// and `image_url` as a whole.
+/// Ironic's `instance_info` masking: passwords, then a set `configdrive`
+/// and `image_url` as a whole (the domain's list, which the store encrypts).
 fn mask_instance_info(info: &Map<String, Value>) -> Value {
-    let mut masked = masking::mask(&Value::Object(info.clone()));
-    if let Value::Object(m) = &mut masked {
-        for key in ["configdrive", "image_url"] {
-            if info.get(key).is_some_and(truthy) {
-                m.insert(key.into(), json!(MASK));
-            }
-        }
-    }
-    masked
+    mask_field("instance_info", info)
 }
 
 /// Ironic's `driver_info` masking: passwords and the SNMP keys.
 fn mask_driver_info(info: &Map<String, Value>) -> Value {
+    mask_field("driver_info", info)
+}
+
+/// Masks the secrets of one node field: sensitive key names anywhere, then
+/// the field's own secret keys (`domain::secrets::FIELD_SECRETS`) whole.
+fn mask_field(field: &str, info: &Map<String, Value>) -> Value {
     let mut masked = masking::mask(&Value::Object(info.clone()));
     if let Value::Object(m) = &mut masked {
-        for key in ["snmp_auth_key", "snmp_priv_key"] {
-            if info.get(key).is_some_and(truthy) {
-                m.insert(key.into(), json!(MASK));
+        for (key, value) in info {
+            if is_field_secret(field, key, value) {
+                m.insert(key.clone(), json!(MASK));
             }
         }
     }

@@ -6,8 +6,9 @@ use crate::api::error::ApiResult;
 use crate::api::links::BaseUrl;
 use crate::api::listing::ListSpec;
 use crate::api::masking;
-use crate::api::schema::{as_integer, Prop, Schema, Ty};
+use crate::api::schema::{Prop, Schema, Ty};
 use crate::domain::node::commands::{NewConnector, NewTarget};
+use crate::domain::node::target_rules;
 use crate::domain::patch::PatchOp;
 use crate::domain::{NodeCommand, NodeEvent};
 use serde_json::{json, Map, Value};
@@ -152,9 +153,11 @@ fn target_patch_doc(record: &Value) -> Map<String, Value> {
 }
 
 /// `boot_index` passed the schema as an integer; `1.0` counts as one (as in
-/// jsonschema) and is stored as `1`.
+/// jsonschema) and is stored as `1`; one beyond 64 bits is refused (the
+/// domain's rule, which the aggregate applies to patches too).
 fn target_checks(doc: &mut Map<String, Value>) -> ApiResult<()> {
-    if let Some(i) = doc.get("boot_index").and_then(as_integer) {
+    if let Some(v) = doc.get("boot_index") {
+        let i = target_rules::boot_index(v)?;
         doc.insert("boot_index".into(), json!(i));
     }
     Ok(())
@@ -164,9 +167,10 @@ fn target_add(uuid: Uuid, doc: &Map<String, Value>) -> NodeCommand {
     NodeCommand::CreateTarget(NewTarget {
         uuid,
         volume_type: string_of(doc, "volume_type"),
+        // `check_record` ran first: the value is an integer in range.
         boot_index: doc
             .get("boot_index")
-            .and_then(as_integer)
+            .and_then(Value::as_i64)
             .unwrap_or_default(),
         volume_id: string_of(doc, "volume_id"),
         properties: object_of(doc, "properties"),
@@ -185,7 +189,7 @@ fn target_removed(e: &NodeEvent, uuid: Uuid) -> Option<Value> {
 
 fn target_normalize(op: &mut PatchOp) {
     if op.path == "/boot_index" {
-        if let Some(i) = op.value.as_ref().and_then(as_integer) {
+        if let Some(Ok(i)) = op.value.as_ref().map(target_rules::boot_index) {
             op.value = Some(json!(i));
         }
     }

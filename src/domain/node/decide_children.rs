@@ -7,6 +7,7 @@
 use super::commands::{NewConnector, NewPort, NewTarget};
 use super::entities::{normalize_mac, Connector, Port, Target};
 use super::events::NodeEvent;
+use super::target_rules;
 use super::Node;
 use crate::domain::error::DomainError;
 use crate::domain::patch::{self, PatchOp};
@@ -327,6 +328,7 @@ impl Node {
                 t.uuid
             )));
         }
+        target_rules::check_properties(&t.properties)?;
         self.check_boot_index_free(t.boot_index, t.uuid)?;
         let target = Target {
             uuid: t.uuid,
@@ -353,17 +355,12 @@ impl Node {
         let out = patch::apply(doc.as_object().expect("object"), ops, TARGET_FIELDS)?;
         self.check_same_node(&out)?;
         let boot_index = match out.get("boot_index") {
-            Some(Value::Number(n)) if n.is_i64() => n.as_i64().expect("i64"),
             None | Some(Value::Null) => {
                 return Err(DomainError::Invalid(
                     "'boot_index' is a required property".into(),
                 ))
             }
-            Some(other) => {
-                return Err(DomainError::Invalid(format!(
-                    "Invalid boot_index: {other} is not of type 'integer'"
-                )))
-            }
+            Some(v) => target_rules::boot_index(v)?,
         };
         let after = Target {
             uuid,
@@ -373,6 +370,7 @@ impl Node {
             properties: object_field(&out, "properties")?,
             extra: object_field(&out, "extra")?,
         };
+        target_rules::check_properties(&after.properties)?;
         self.require_power_off("volume target update")?;
         self.check_boot_index_free(after.boot_index, uuid)?;
         if after == before {

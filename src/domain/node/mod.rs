@@ -12,6 +12,7 @@ mod decide_lifecycle;
 mod decide_update;
 pub mod entities;
 pub mod events;
+pub mod target_rules;
 #[cfg(test)]
 mod tests;
 
