@@ -407,6 +407,38 @@ async fn an_event_no_reader_can_apply_is_recorded_and_skipped(backend: Backend) 
     );
 }
 
+/// `/health` says 503 `stuck`, with the lag, while the read models cannot
+/// move (here: another session holds PostgreSQL's `read_models` table, so
+/// the projector's commit waits), and `ok` again once they caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_503_while_the_read_models_are_stuck() {
+    let d = db(Backend::Postgres).await;
+    let server = serve(&d);
+    let health = || get_owned(format!("{}/health", server.addr));
+    assert_eq!(health().await.0, 200);
+
+    let pool = d.store.pg_pool.clone().unwrap();
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE read_models IN EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    write(&d, &[enrolled(Uuid::new_v4(), "held", Map::new())]).await;
+    let (code, body) = health().await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["status"], "stuck", "{body}");
+    assert!(body["lag"].as_u64().unwrap() >= 1, "{body}");
+
+    blocker.rollback().await.unwrap();
+    let (code, body) = eventually(health, |(code, _)| *code == 200).await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("ok")), "{body}");
+    assert_eq!(body["lag"], 0);
+}
+
+async fn get_owned(url: String) -> (u16, Value) {
+    get(&url).await
+}
+
 /// Models whose checkpoint stays below the head do not reflect the log, even
 /// if what they hold matches a replay up to their checkpoint.
 async fn verify_fails_when_nothing_applies_the_log(backend: Backend) {
