@@ -1049,6 +1049,8 @@ async fn failures_are_kept_with_their_model(t: &TestStore) {
 
     s.drop_model("live").await.unwrap();
     assert!(s.failures(&[]).await.unwrap().is_empty());
+}
+
 /// Numbers at the ends of f64's range come back as they went in. PostgreSQL's
 /// `jsonb` keeps numbers as decimals and writes `-1.7976931348623157e308` out
 /// as 309 digits; read without exact float parsing that overflowed ("number
