@@ -103,18 +103,25 @@ pub fn round_trips(value: &Value) -> Result<(), String> {
     }
 }
 
-/// How deeply a value is nested: a scalar is 1, `[]` and `{}` are 1, `[[]]` 2.
-/// Iterative, so that it cannot overflow the stack either.
+/// How many arrays and objects are nested in one another: `[]`, `{}` and
+/// `{"a": [1]}`'s `[1]` are 1, `{"a": [1]}` is 2 (a scalar inside adds no
+/// level; a scalar alone counts 1). Iterative, so that it cannot overflow the
+/// stack either.
 pub fn depth(value: &Value) -> usize {
-    let mut deepest = 0;
+    let mut deepest = 1;
     let mut todo = vec![(value, 1usize)];
     while let Some((v, d)) = todo.pop() {
         deepest = deepest.max(d);
-        match v {
-            Value::Array(items) => todo.extend(items.iter().map(|i| (i, d + 1))),
-            Value::Object(map) => todo.extend(map.values().map(|i| (i, d + 1))),
-            _ => {}
-        }
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        todo.extend(
+            children
+                .filter(|c| c.is_array() || c.is_object())
+                .map(|c| (c, d + 1)),
+        );
     }
     deepest
 }
