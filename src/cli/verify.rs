@@ -41,6 +41,8 @@ pub struct VerifyArgs {
 pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<()> {
     let store = common::open_store(global, true).await?;
     let replayer = Replayer::new(store.clone());
+    // Number what is committed (PostgreSQL), so the head is the log's.
+    store.sequence().await?;
     let head = store.head().await?;
     let mut differing = vec![];
     let mut unhealthy = vec![];
