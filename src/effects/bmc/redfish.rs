@@ -413,13 +413,14 @@ impl RedfishClient {
         }
     }
 
-    /// The system's path, found through the links once and kept.
-    pub async fn system_path(&self) -> Result<String, BmcError> {
+    /// The system's path, found through the links once and kept; `action`
+    /// names the call it is for in errors.
+    pub async fn system_path(&self, action: &str) -> Result<String, BmcError> {
         let mut cached = self.system.lock().await;
         if let Some(p) = cached.as_ref() {
             return Ok(p.clone());
         }
-        let what = self.what("system lookup");
+        let what = self.what(action);
         let root = self.call(&what, Method::GET, "/redfish/v1/", None).await?;
         let systems = root.body["Systems"]["@odata.id"].as_str().ok_or_else(|| {
             BmcError::new(
@@ -476,7 +477,7 @@ impl RedfishClient {
     }
 
     async fn system(&self, action: &str) -> Result<(String, Value), BmcError> {
-        let path = self.system_path().await?;
+        let path = self.system_path(action).await?;
         let answer = self
             .call(&self.what(action), Method::GET, &path, None)
             .await?;
