@@ -1,6 +1,7 @@
 //! Side effects the process manager drives: iPXE boot scripts (and the HTTP
 //! root they live in), and the Cinder block-storage client.
 
+pub mod bmc;
 pub mod cinder;
 pub mod http_root;
 pub mod ipxe;

@@ -1,0 +1,44 @@
+//! Baseboard management controllers: the layer a deploy will use to power a
+//! node and choose what it boots from. Two clients, one per protocol Ironic's
+//! `redfish` and `ipmi` hardware types speak — [`redfish::RedfishClient`]
+//! (HTTP, over the project's reqwest) and [`ipmi::IpmiClient`] (Debian's
+//! `ipmitool`, the program Ironic itself runs) — behind one trait, [`Bmc`],
+//! with Ironic's names for power states and boot devices, so the saga and the
+//! API never see a protocol.
+//!
+//! BMCs apply a reset asynchronously: [`poll`] waits for the state a power
+//! action aims at. Errors ([`BmcError`]) name the BMC action that failed and
+//! whether retrying can help; they never carry a password (the clients hold
+//! passwords in [`Secret`], whose `Debug` and `Display` print `******`).
+
+pub mod error;
+pub mod ipmi;
+pub mod poll;
+pub mod redfish;
+pub mod types;
+
+pub use error::{BmcError, BmcErrorKind};
+pub use types::{BootDevice, BootDeviceInfo, BootMode, PowerAction, PowerState, Secret};
+
+/// What a deploy needs of a BMC. Every method is one round of calls to the
+/// BMC; none waits for a power change to complete (see [`poll`]).
+#[async_trait::async_trait]
+pub trait Bmc: Send + Sync {
+    /// The power state the BMC reports now.
+    async fn power_state(&self) -> Result<PowerState, BmcError>;
+    /// Asks the BMC for a power change; it is applied asynchronously.
+    async fn set_power(&self, action: PowerAction) -> Result<(), BmcError>;
+    /// The boot device the BMC will use next, and whether it is persistent
+    /// (`None` where the BMC does not say).
+    async fn boot_device(&self) -> Result<BootDeviceInfo, BmcError>;
+    /// Sets the boot device, for every boot (`persistent`) or the next one,
+    /// and the boot mode when `mode` asks for one.
+    async fn set_boot_device(
+        &self,
+        device: BootDevice,
+        persistent: bool,
+        mode: Option<BootMode>,
+    ) -> Result<(), BmcError>;
+    /// The boot devices this BMC accepts.
+    async fn supported_boot_devices(&self) -> Result<Vec<BootDevice>, BmcError>;
+}
