@@ -83,7 +83,7 @@ pub async fn check(state: &AppState) -> Health {
         Err(e) => return unavailable(e.to_string()),
     };
     let mut recent = failures.clone();
-    recent.sort_by(|a, b| b.failed_at.cmp(&a.failed_at));
+    recent.sort_by_key(|f| std::cmp::Reverse(f.failed_at));
     recent.truncate(FAILURES_LISTED);
     let worker_error = projector.progress().borrow().error.clone();
     let (status, word) = if !moving {

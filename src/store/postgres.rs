@@ -433,7 +433,7 @@ impl PostgresStore {
         }
         for c in commits {
             for f in c.failures {
-                insert_failure(&mut *tx, c.model, f).await?;
+                insert_failure(&mut tx, c.model, f).await?;
             }
         }
         tx.commit().await?;
