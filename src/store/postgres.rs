@@ -460,7 +460,7 @@ async fn insert_failure(
     .bind(&f.aggregate_id)
     .bind(&f.event_type)
     .bind(&f.error)
-    .bind(f.failed_at.to_rfc3339())
+    .bind(f.failed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
     .execute(conn)
     .await?;
     Ok(())
