@@ -57,6 +57,30 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// The columns of a `projection_failures` row as both SQL backends select
+/// them (`model, position, aggregate_type, aggregate_id, event_type, error`),
+/// and the time of recording in each dialect's own form.
+pub(crate) type FailureColumns<T> = (String, i64, String, String, String, String, T);
+
+impl ApplyFailure {
+    /// A failure from its row; `failed_at` is the row's time, already read
+    /// in the backend's dialect.
+    pub(crate) fn from_columns<T>(
+        (model, position, aggregate_type, aggregate_id, event_type, error, _): FailureColumns<T>,
+        failed_at: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        Ok(ApplyFailure {
+            model,
+            position: to_u64(position, "position")?,
+            aggregate_type,
+            aggregate_id,
+            event_type,
+            error,
+            failed_at,
+        })
+    }
+}
+
 /// The key of the stand-in payload the feed delivers for a stored event whose
 /// JSON cannot be decoded: `{"$unreadable": "<why>"}` (see
 /// [`RecordedEvent::unreadable`]).

@@ -97,7 +97,7 @@
 
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
-    LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError,
+    FailureColumns, LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -460,7 +460,10 @@ async fn insert_failure(
     .bind(&f.aggregate_id)
     .bind(&f.event_type)
     .bind(&f.error)
-    .bind(f.failed_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    .bind(
+        f.failed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    )
     .execute(conn)
     .await?;
     Ok(())
@@ -792,7 +795,7 @@ impl LogStore for PostgresStore {
     }
 
     async fn failures(&self, models: &[&str]) -> Result<Vec<ApplyFailure>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<FailureColumns<i64>> = sqlx::query_as(
             "SELECT model, position, aggregate_type, aggregate_id, event_type, error, \
                     (extract(epoch FROM failed_at) * 1000000)::int8 AS failed_us \
                FROM projection_failures \
@@ -803,20 +806,13 @@ impl LogStore for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(sql_error)?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
-                let micros: i64 = row.try_get("failed_us").map_err(sql_error)?;
-                Ok(ApplyFailure {
-                    model: row.try_get("model").map_err(sql_error)?,
-                    position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
-                    aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
-                    aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
-                    event_type: row.try_get("event_type").map_err(sql_error)?,
-                    error: row.try_get("error").map_err(sql_error)?,
-                    failed_at: DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| {
-                        StoreError::Corrupt(format!("failed_at out of range: {micros}"))
-                    })?,
-                })
+                let micros = row.6;
+                let at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| {
+                    StoreError::Corrupt(format!("failed_at out of range: {micros}"))
+                })?;
+                ApplyFailure::from_columns(row, at)
             })
             .collect()
     }

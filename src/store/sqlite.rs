@@ -28,7 +28,7 @@
 
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
-    LogStore, ModelCommit, RecordedEvent, StoreError,
+    FailureColumns, LogStore, ModelCommit, RecordedEvent, StoreError,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -542,7 +542,7 @@ impl LogStore for SqliteStore {
     }
 
     async fn failures(&self, models: &[&str]) -> Result<Vec<ApplyFailure>, StoreError> {
-        let rows = sqlx::query(
+        let rows: Vec<FailureColumns<String>> = sqlx::query_as(
             "SELECT model, position, aggregate_type, aggregate_id, event_type, error, failed_at \
                FROM projection_failures \
               WHERE ? = '[]' OR model IN (SELECT value FROM json_each(?)) \
@@ -553,20 +553,12 @@ impl LogStore for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(sql_error)?;
-        rows.iter()
+        rows.into_iter()
             .map(|row| {
-                let at: String = row.try_get("failed_at").map_err(sql_error)?;
-                Ok(ApplyFailure {
-                    model: row.try_get("model").map_err(sql_error)?,
-                    position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
-                    aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
-                    aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
-                    event_type: row.try_get("event_type").map_err(sql_error)?,
-                    error: row.try_get("error").map_err(sql_error)?,
-                    failed_at: DateTime::parse_from_rfc3339(&at)
-                        .map_err(|e| StoreError::Corrupt(format!("failed_at {at:?}: {e}")))?
-                        .with_timezone(&Utc),
-                })
+                let at = DateTime::parse_from_rfc3339(&row.6)
+                    .map_err(|e| StoreError::Corrupt(format!("failed_at {:?}: {e}", row.6)))?
+                    .with_timezone(&Utc);
+                ApplyFailure::from_columns(row, at)
             })
             .collect()
     }
