@@ -41,6 +41,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+/// The longest pause between two rounds that fail in a row.
+const ROUND_ERROR_PAUSE_MAX: Duration = Duration::from_secs(5);
+
 /// The process manager's checkpoint in the feed.
 pub const CHECKPOINT: &str = "process_manager";
 
@@ -160,15 +163,32 @@ impl ProcessManager {
         let pm = self.clone();
         tokio::spawn(async move {
             let mut last_sweep: Option<Instant> = None;
+            // Rounds failing in a row (the store away): each waits twice as
+            // long as the last, up to ROUND_ERROR_PAUSE_MAX, so an outage is
+            // a few log lines, not five a second.
+            let mut failing = 0u32;
             loop {
                 let sweep = last_sweep.is_none_or(|t| t.elapsed() >= pm.config.sweep);
                 if sweep {
                     last_sweep = Some(Instant::now());
                 }
-                if let Err(e) = pm.round(sweep).await {
-                    tracing::warn!(error = %e, "process manager round failed");
-                }
-                let _ = tokio::time::timeout(pm.config.poll, pm.kick.notified()).await;
+                let pause = match pm.round(sweep).await {
+                    Ok(_) => {
+                        failing = 0;
+                        pm.config.poll
+                    }
+                    Err(e) => {
+                        failing = failing.saturating_add(1);
+                        let pause = pm
+                            .config
+                            .poll
+                            .saturating_mul(1 << failing.min(6))
+                            .min(ROUND_ERROR_PAUSE_MAX);
+                        tracing::warn!(error = %e, failing, retry_in_ms = pause.as_millis() as u64, "process manager round failed");
+                        pause
+                    }
+                };
+                let _ = tokio::time::timeout(pause, pm.kick.notified()).await;
             }
         })
     }
