@@ -410,9 +410,12 @@ async fn an_event_no_reader_can_apply_is_recorded_and_skipped(backend: Backend) 
     );
 }
 
-/// `/health` says 503 `stuck`, with the lag, while the read models cannot
-/// move (here: another session holds PostgreSQL's `read_models` table, so
-/// the projector's commit waits), and `ok` again once they caught up.
+/// `/health` says 503 `stuck`, with the lag and the projector's error, while
+/// the read models cannot move (here: a trigger the test puts on PostgreSQL's
+/// `checkpoints` table refuses every checkpoint move), and `ok` again once
+/// they caught up. (Refusing rather than blocking: a projector blocked inside
+/// its transaction would hold back the numbering of every later event, on
+/// the whole cluster, and the head would not move either.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_while_the_read_models_are_stuck() {
     let d = db(Backend::Postgres).await;
@@ -421,18 +424,26 @@ async fn health_is_503_while_the_read_models_are_stuck() {
     assert_eq!(health().await.0, 200);
 
     let pool = d.store.pg_pool.clone().unwrap();
-    let mut blocker = pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE read_models IN EXCLUSIVE MODE")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    for sql in [
+        "CREATE FUNCTION refuse_checkpoints() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'checkpoints refused by the test'; END $$",
+        "CREATE TRIGGER refuse_checkpoints BEFORE INSERT OR UPDATE ON checkpoints \
+         FOR EACH ROW EXECUTE FUNCTION refuse_checkpoints()",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
     write(&d, &[enrolled(Uuid::new_v4(), "held", Map::new())]).await;
     let (code, body) = health().await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["status"], "stuck", "{body}");
     assert!(body["lag"].as_u64().unwrap() >= 1, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("checkpoints refused by the test"), "{body}");
 
-    blocker.rollback().await.unwrap();
+    sqlx::query("DROP TRIGGER refuse_checkpoints ON checkpoints")
+        .execute(&pool)
+        .await
+        .unwrap();
     let (code, body) = eventually(health, |(code, _)| *code == 200).await;
     assert_eq!((code, body["status"].as_str()), (200, Some("ok")), "{body}");
     assert_eq!(body["lag"], 0);
