@@ -450,7 +450,12 @@ impl Config {
                         "enabled_hardware_types",
                         format!(
                             "unknown hardware type '{t}' (ironledger has {})",
-                            catalog.supported.keys().cloned().collect::<Vec<_>>().join(", ")
+                            catalog
+                                .supported
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }

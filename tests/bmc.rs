@@ -740,7 +740,9 @@ async fn clients_built_from_a_nodes_driver_info_power_the_emulators() {
         set_power_and_wait(bmc.as_ref(), PowerAction::PowerOn, wait())
             .await
             .unwrap();
-        bmc.set_boot_device(BootDevice::Pxe, true, None).await.unwrap();
+        bmc.set_boot_device(BootDevice::Pxe, true, None)
+            .await
+            .unwrap();
         if kind == "redfish" {
             let sys = rf_rig.system(1).await;
             assert_eq!(sys["PowerState"], "On");

@@ -1254,7 +1254,11 @@ fn redfish_and_ipmi_nodes_through_the_baremetal_cli() {
         }
         let node: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
         let n = cli.need(&node["uuid"], "node uuid");
-        cli.check(node["power_interface"] == interface, "power interface", &node);
+        cli.check(
+            node["power_interface"] == interface,
+            "power interface",
+            &node,
+        );
         cli.check(
             node["management_interface"] == interface,
             "management interface",

@@ -353,7 +353,10 @@ async fn bmc_passwords_are_sealed(backend: Backend) {
             .await
             .unwrap();
         no_clear(&shown.to_string(), "the API's answer");
-        assert!(shown["driver_info"].to_string().contains("******"), "{shown}");
+        assert!(
+            shown["driver_info"].to_string().contains("******"),
+            "{shown}"
+        );
     }
 }
 

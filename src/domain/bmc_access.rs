@@ -355,8 +355,11 @@ fn parse_ipmi(_node: &str, info: &Map<String, Value>) -> Result<IpmiAccess, Stri
             IPMI_PRIV_LEVELS.join(", ")
         ));
     }
-    if let Some(kg) = info.get("ipmi_hex_kg_key").filter(|v| super::validation::truthy(v)) {
-        if py_str(kg).len() % 2 != 0 {
+    if let Some(kg) = info
+        .get("ipmi_hex_kg_key")
+        .filter(|v| super::validation::truthy(v))
+    {
+        if !py_str(kg).len().is_multiple_of(2) {
             return Err("Number of ipmi_hex_kg_key characters is not even".into());
         }
         return Err(
@@ -538,7 +541,9 @@ mod tests {
         );
         assert_eq!(
             redfish(json!({"redfish_address": "http://"})).unwrap_err(),
-            format!("Invalid Redfish address http:// set in driver_info/redfish_address on node {NODE}")
+            format!(
+                "Invalid Redfish address http:// set in driver_info/redfish_address on node {NODE}"
+            )
         );
         assert_eq!(
             redfish(json!({"redfish_address": "a b"})).unwrap_err(),
@@ -612,9 +617,11 @@ mod tests {
         for (v, want) in cases {
             assert_eq!(ipmi(v.clone()).unwrap_err(), want, "{v}");
         }
-        assert!(ipmi(json!({"ipmi_address": "h", "ipmi_bridging": "single"}))
-            .unwrap_err()
-            .contains("ironledger does not bridge"));
+        assert!(
+            ipmi(json!({"ipmi_address": "h", "ipmi_bridging": "single"}))
+                .unwrap_err()
+                .contains("ironledger does not bridge")
+        );
         for bad in ["BMC.example.com", "bad host", "-x", "a..b"] {
             assert_eq!(
                 ipmi(json!({ "ipmi_address": bad }))

@@ -296,13 +296,24 @@ mod tests {
         let cat = HardwareCatalog::default();
         let r = cat.resolve_all("redfish", &BTreeMap::new()).unwrap();
         assert_eq!(
-            (r["power"].as_str(), r["management"].as_str(), r["boot"].as_str()),
+            (
+                r["power"].as_str(),
+                r["management"].as_str(),
+                r["boot"].as_str()
+            ),
             ("redfish", "redfish", "ipxe")
         );
-        assert_eq!((r["deploy"].as_str(), r["storage"].as_str()), ("direct", "noop"));
+        assert_eq!(
+            (r["deploy"].as_str(), r["storage"].as_str()),
+            ("direct", "noop")
+        );
         let i = cat.resolve_all("ipmi", &BTreeMap::new()).unwrap();
         assert_eq!(
-            (i["power"].as_str(), i["management"].as_str(), i["console"].as_str()),
+            (
+                i["power"].as_str(),
+                i["management"].as_str(),
+                i["console"].as_str()
+            ),
             ("ipmitool", "ipmitool", "no-console")
         );
         // Each BMC interface belongs to its own hardware type only.
@@ -311,12 +322,24 @@ mod tests {
             e.to_string(),
             "Interface redfish is not supported by hardware type ipmi: the supported power interfaces are ['ipmitool']."
         );
-        assert!(cat.resolve("fake-hardware", "power", Some("ipmitool")).is_err());
-        assert_eq!(cat.resolve("redfish", "management", Some("noop")).unwrap(), "noop");
+        assert!(cat
+            .resolve("fake-hardware", "power", Some("ipmitool"))
+            .is_err());
+        assert_eq!(
+            cat.resolve("redfish", "management", Some("noop")).unwrap(),
+            "noop"
+        );
         // The types ironledger models keep their fake power.
         assert_eq!(cat.resolve("fake-hardware", "power", None).unwrap(), "fake");
-        assert_eq!(cat.resolve("fake-hardware", "management", None).unwrap(), "fake");
-        assert_eq!(cat.resolve("manual-management", "management", None).unwrap(), "noop");
+        assert_eq!(
+            cat.resolve("fake-hardware", "management", None).unwrap(),
+            "fake"
+        );
+        assert_eq!(
+            cat.resolve("manual-management", "management", None)
+                .unwrap(),
+            "noop"
+        );
     }
 
     #[test]
