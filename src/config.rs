@@ -448,7 +448,15 @@ impl Config {
                     return Err(invalid(
                         "DEFAULT",
                         "enabled_hardware_types",
-                        format!("unknown hardware type '{t}' (ironledger models fake-hardware and manual-management)"),
+                        format!(
+                            "unknown hardware type '{t}' (ironledger has {})",
+                            catalog
+                                .supported
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
                     ));
                 }
             }

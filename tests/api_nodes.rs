@@ -1600,7 +1600,10 @@ async fn drivers() {
         .iter()
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["fake-hardware", "manual-management"]);
+    assert_eq!(
+        names,
+        ["fake-hardware", "manual-management", "ipmi", "redfish"]
+    );
     assert_eq!(a.body["drivers"][0]["type"], "dynamic");
     assert!(a.body["drivers"][0]
         .get("default_storage_interface")

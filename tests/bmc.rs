@@ -10,6 +10,10 @@
 //! (Debian `openipmi`) and `ipmitool`; `.ci/run` installs them. Tests fail,
 //! never skip, when a rig cannot start.
 
+mod common;
+
+use ironledger::domain::bmc_access::{self, Protocol};
+use ironledger::effects::bmc::access;
 use ironledger::effects::bmc::ipmi::{IpmiClient, IpmiConfig};
 use ironledger::effects::bmc::poll::{set_power_and_wait, PowerWait};
 use ironledger::effects::bmc::redfish::{AuthType, RedfishClient, RedfishConfig, VerifyCa};
@@ -696,4 +700,68 @@ async fn ipmi_password_never_on_the_command_line() {
     let e = call.await.unwrap().unwrap_err();
     assert_no_secret(&e);
     assert!(!file.exists(), "the password file outlived the call");
+}
+
+/// A node enrolled through the API with its BMC's `driver_info`: the clients
+/// built from its parsed access (`domain::bmc_access` → `effects::bmc::access`)
+/// power the emulated machines, read back through the emulators. This proves
+/// the conversion end to end, without the deploy saga.
+#[tokio::test]
+async fn clients_built_from_a_nodes_driver_info_power_the_emulators() {
+    let api = common::api::start(common::memory().await).await;
+    let rf_rig = Rig::redfish(1, true, false);
+    let ipmi_rig = Rig::ipmi();
+    let cases = [
+        (
+            serde_json::json!({"driver": "redfish", "driver_info": {
+                "redfish_address": rf_rig.addr, "redfish_username": "admin",
+                "redfish_password": PASSWORD, "redfish_auth_type": "session"}}),
+            "redfish",
+        ),
+        (
+            serde_json::json!({"driver": "ipmi", "driver_info": {
+                "ipmi_address": "127.0.0.1", "ipmi_port": ipmi_rig.port.to_string(),
+                "ipmi_username": "admin", "ipmi_password": PASSWORD,
+                "ipmi_priv_level": "ADMINISTRATOR"}}),
+            "ipmi",
+        ),
+    ];
+    for (body, kind) in cases {
+        let a = api.post("/v1/nodes", body).await;
+        assert_eq!(a.status, reqwest::StatusCode::CREATED, "{:?}", a.body);
+        assert!(!a.body.to_string().contains(PASSWORD));
+        let uuid = uuid::Uuid::parse_str(a.body["uuid"].as_str().unwrap()).unwrap();
+        let node = api.engine.load_node(uuid).await.unwrap();
+        let protocol = Protocol::of_interface(node.interface("power")).unwrap();
+        let parsed = bmc_access::parse(protocol, &node.id(), &node.driver_info, |_| false).unwrap();
+        assert!(!format!("{parsed:?}").contains(PASSWORD), "{parsed:?}");
+        let bmc = access::client(&parsed).unwrap();
+        assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off, "{kind}");
+        set_power_and_wait(bmc.as_ref(), PowerAction::PowerOn, wait())
+            .await
+            .unwrap();
+        bmc.set_boot_device(BootDevice::Pxe, true, None)
+            .await
+            .unwrap();
+        if kind == "redfish" {
+            let sys = rf_rig.system(1).await;
+            assert_eq!(sys["PowerState"], "On");
+            assert_eq!(sys["Boot"]["BootSourceOverrideTarget"], "Pxe");
+            // The session the driver_info asked for was used.
+            assert!(rf_rig
+                .access_log()
+                .iter()
+                .any(|r| r.to_string().contains("Sessions")));
+        } else {
+            assert_eq!(ipmi_rig.file("power"), "1");
+        }
+        set_power_and_wait(bmc.as_ref(), PowerAction::PowerOff, wait())
+            .await
+            .unwrap();
+        if kind == "redfish" {
+            assert_eq!(rf_rig.system(1).await["PowerState"], "Off");
+        } else {
+            assert_eq!(ipmi_rig.file("power"), "0");
+        }
+    }
 }

@@ -1199,3 +1199,127 @@ fn http_basic_auth_through_the_baremetal_cli() {
         cli.finish(None);
     }
 }
+
+/// A `redfish` and an `ipmi` node enrolled as an operator does, with the
+/// real `baremetal` CLI: `node create --driver … --driver-info …`, the
+/// password masked in `node show`, `node validate` reading `driver_info`
+/// (Ironic's text when a value is missing), and `node deploy` / `node power
+/// on` refused with the current limit's text.
+#[test]
+fn redfish_and_ipmi_nodes_through_the_baremetal_cli() {
+    let mut cli = Cli {
+        bin: baremetal_bin(),
+        server: Server::start_with(CONFIG),
+        commands: 0,
+        failures: vec![],
+    };
+    let password = "Cli-Bmc-Pass-4471";
+    let pw_rf = format!("redfish_password={password}");
+    let pw_ipmi = format!("ipmi_password={password}");
+    let cases: [(&str, Vec<&str>, &str); 2] = [
+        (
+            "redfish",
+            vec![
+                "--driver-info",
+                "redfish_address=https://10.0.0.21",
+                "--driver-info",
+                "redfish_username=admin",
+                "--driver-info",
+                &pw_rf,
+                "--driver-info",
+                "redfish_system_id=/redfish/v1/Systems/1",
+            ],
+            "redfish",
+        ),
+        (
+            "ipmi",
+            vec![
+                "--driver-info",
+                "ipmi_address=10.0.0.22",
+                "--driver-info",
+                "ipmi_username=admin",
+                "--driver-info",
+                &pw_ipmi,
+            ],
+            "ipmitool",
+        ),
+    ];
+    for (driver, info, interface) in cases {
+        let mut args = vec!["node", "create", "--driver", driver];
+        args.extend(info.iter().copied());
+        args.extend(["-f", "json"]);
+        let out = cli.run(&args);
+        if out.stdout.contains(password) {
+            cli.fail(&out, "node create printed the BMC password");
+        }
+        let node: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        let n = cli.need(&node["uuid"], "node uuid");
+        cli.check(
+            node["power_interface"] == interface,
+            "power interface",
+            &node,
+        );
+        cli.check(
+            node["management_interface"] == interface,
+            "management interface",
+            &node,
+        );
+        let shown = cli.show_node(&n);
+        cli.check(
+            !shown.to_string().contains(password),
+            "node show masks the password",
+            &shown,
+        );
+        let key = format!("{driver}_password");
+        cli.check(
+            shown["driver_info"][&key] == "******",
+            "the password is ******",
+            &shown,
+        );
+
+        let validated = cli.json(&["node", "validate", &n, "-f", "json"]);
+        for kind in ["power", "management"] {
+            let row = validated
+                .as_array()
+                .and_then(|rows| rows.iter().find(|r| field(r, "interface") == kind))
+                .cloned()
+                .unwrap_or(Value::Null);
+            cli.check(
+                field(&row, "result") == true,
+                &format!("{kind} validates"),
+                &validated,
+            );
+        }
+
+        for v in ["manage", "provide"] {
+            cli.ok(&["node", v, &n]);
+        }
+        let limit = format!(
+            "Node {n} uses the {interface} power interface: ironledger does not drive this hardware type's BMC yet"
+        );
+        cli.err(&["node", "deploy", &n], &limit);
+        cli.err(&["node", "power", "on", &n], &limit);
+        let shown = cli.show_node(&n);
+        cli.check(
+            shown["provision_state"] == "available",
+            "a refused deploy leaves the node available",
+            &shown,
+        );
+    }
+
+    // Missing address: Ironic's text in `node validate`.
+    let node = cli.json(&["node", "create", "--driver", "redfish", "-f", "json"]);
+    let n = cli.need(&node["uuid"], "node uuid");
+    let validated = cli.json(&["node", "validate", &n, "-f", "json"]);
+    let want = format!(
+        "Missing the following Redfish properties in node {n} driver_info: ['redfish_address']"
+    );
+    cli.check(
+        validated.to_string().contains(&want),
+        "validate names the missing redfish_address",
+        &validated,
+    );
+    if !cli.failures.is_empty() {
+        cli.finish(None);
+    }
+}

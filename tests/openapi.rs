@@ -224,7 +224,7 @@ async fn every_request_body_is_the_validators_schema() {
     assert_eq!(node["properties"]["uuid"]["format"], "uuid");
     assert_eq!(
         node["properties"]["driver"]["enum"],
-        json!(["fake-hardware", "manual-management"])
+        json!(["fake-hardware", "manual-management", "ipmi", "redfish"])
     );
     let port = request_schema(&doc, "post", "/v1/ports");
     assert_eq!(

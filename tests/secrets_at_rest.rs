@@ -268,6 +268,98 @@ async fn named_secrets_are_encrypted_like_the_others(backend: Backend) {
     assert_eq!(shown["driver_info"]["snmp_address"], "10.0.0.9");
 }
 
+const REDFISH_PW: &str = "redfish-Pass-Secret-5120";
+const REDFISH_PW_2: &str = "redfish-Pass-Secret-5121";
+const IPMI_PW: &str = "ipmi-Pass-Secret-3307";
+
+/// The BMC passwords of `redfish` and `ipmi` nodes are sealed like CHAP
+/// secrets, in the enrolment and in every change, in the read models, the
+/// database and exports; the write model (which the BMC clients are built
+/// from) has them in clear; the API masks them.
+async fn bmc_passwords_are_sealed(backend: Backend) {
+    let d = db(backend).await;
+    let (engine, _keyring) = d.engine(MasterKey::generate());
+    let meta = Meta::actor("admin");
+    let obj = |v: Value| v.as_object().unwrap().clone();
+    let (rf, ipmi) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut enroll = EnrollNode::new(rf, "redfish");
+    enroll.driver_info = obj(json!({"redfish_address": "https://10.0.0.7",
+                                    "redfish_username": "admin", "redfish_password": REDFISH_PW}));
+    engine
+        .node(rf, NodeCommand::Enroll(enroll), &meta)
+        .await
+        .unwrap();
+    let mut enroll = EnrollNode::new(ipmi, "ipmi");
+    enroll.driver_info = obj(json!({"ipmi_address": "10.0.0.8", "ipmi_password": IPMI_PW}));
+    engine
+        .node(ipmi, NodeCommand::Enroll(enroll), &meta)
+        .await
+        .unwrap();
+    let replace = NodeCommand::Patch {
+        ops: vec![PatchOp {
+            op: "replace".into(),
+            path: "/driver_info/redfish_password".into(),
+            value: Some(json!(REDFISH_PW_2)),
+        }],
+    };
+    engine.node(rf, replace, &meta).await.unwrap();
+
+    let secrets = [REDFISH_PW, REDFISH_PW_2, IPMI_PW];
+    let no_clear = |text: &str, what: &str| {
+        for s in secrets {
+            assert!(!text.contains(s), "{s} in clear in {what}");
+        }
+    };
+    let mut sealed = 0;
+    for node in [rf, ipmi] {
+        for e in d.store.store.load("Node", &node.to_string()).await.unwrap() {
+            let text = e.payload.to_string();
+            no_clear(&text, &format!("the stored {}", e.event_type));
+            sealed += text.matches(ENVELOPE_PREFIX).count();
+        }
+        let row = d
+            .store
+            .store
+            .doc_get("nodes", &node.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        no_clear(&row.to_string(), "the nodes read model");
+    }
+    assert!(sealed >= 3, "the passwords are sealed, not dropped");
+    no_clear(
+        &database_text(&d).await,
+        &format!("the {backend:?} database"),
+    );
+    no_clear(&d.ok(&["export"]).await, "the export");
+
+    assert_eq!(
+        engine.load_node(rf).await.unwrap().driver_info["redfish_password"],
+        REDFISH_PW_2
+    );
+    assert_eq!(
+        engine.load_node(ipmi).await.unwrap().driver_info["ipmi_password"],
+        IPMI_PW
+    );
+    let api = serve_api(&d, engine.clone()).await;
+    for node in [rf, ipmi] {
+        let shown: Value = reqwest::Client::new()
+            .get(format!("{api}/v1/nodes/{node}"))
+            .header("X-OpenStack-Ironic-API-Version", "1.78")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        no_clear(&shown.to_string(), "the API's answer");
+        assert!(
+            shown["driver_info"].to_string().contains("******"),
+            "{shown}"
+        );
+    }
+}
+
 /// The HTTP API on `engine`, as `serve` runs it; its base URL.
 async fn serve_api(d: &common::audit::Db, engine: Arc<Engine>) -> String {
     let config = ironledger::config::Config::load(&ironledger::config::Overrides {
@@ -305,6 +397,7 @@ on_both_stores!(
     no_secret_in_clear_in_the_database,
     a_deleted_nodes_secrets_cannot_be_decrypted,
     named_secrets_are_encrypted_like_the_others,
+    bmc_passwords_are_sealed,
 );
 
 /// The guide's external deploy through the process manager, with secrets

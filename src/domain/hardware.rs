@@ -52,8 +52,15 @@ fn strings(names: &[&str]) -> Vec<String> {
 
 impl Default for HardwareCatalog {
     /// ironledger's defaults: Ironic's defaults for the interfaces the
-    /// boot-from-volume workflow touches, and the two hardware types ironledger can
-    /// model honestly (`fake-hardware`, `manual-management`).
+    /// boot-from-volume workflow touches; the two hardware types ironledger
+    /// models itself (`fake-hardware`, `manual-management`) and Ironic's two
+    /// default ones for real machines (`ipmi`, `redfish`).
+    ///
+    /// `ipmi` and `redfish` list, of what Ironic's `IPMIHardware` and
+    /// `RedfishHardware` support, only the interfaces ironledger implements:
+    /// no Redfish BIOS, RAID, firmware, inspection, virtual-media boot or
+    /// vendor passthru, no IPMI console. An operator cannot enable a name
+    /// that would do nothing.
     fn default() -> Self {
         let mut interfaces = BTreeMap::new();
         let mut set = |kind: &str, enabled: &[&str], default: Option<&str>| {
@@ -71,9 +78,9 @@ impl Default for HardwareCatalog {
         set("deploy", &["direct", "ramdisk", "fake"], None);
         set("firmware", &["no-firmware", "fake"], None);
         set("inspect", &["no-inspect", "fake"], None);
-        set("management", &["noop", "fake"], None);
+        set("management", &["ipmitool", "redfish", "noop", "fake"], None);
         set("network", &["flat", "noop"], None);
-        set("power", &["fake"], None);
+        set("power", &["ipmitool", "redfish", "fake"], None);
         set("raid", &["no-raid", "fake"], None);
         set("rescue", &["no-rescue", "fake"], None);
         set("storage", &["cinder", "noop"], Some("noop"));
@@ -118,11 +125,25 @@ impl Default for HardwareCatalog {
         both(&mut manual, "storage", &["noop", "cinder", "external"]);
         both(&mut manual, "vendor", &["no-vendor"]);
 
+        // Ironic's GenericHardware, as far as ironledger implements it; then
+        // each BMC type's power and management (ironic/drivers/ipmi.py,
+        // redfish.py).
+        let generic = |power: &str, management: &[&str]| {
+            let mut m = manual.clone();
+            both(&mut m, "power", &[power]);
+            both(&mut m, "management", management);
+            m
+        };
+        let ipmi = generic("ipmitool", &["ipmitool"]);
+        let redfish = generic("redfish", &["redfish", "noop"]);
+
         let mut supported = BTreeMap::new();
         supported.insert("fake-hardware".to_string(), fake);
         supported.insert("manual-management".to_string(), manual);
+        supported.insert("ipmi".to_string(), ipmi);
+        supported.insert("redfish".to_string(), redfish);
         HardwareCatalog {
-            hardware_types: strings(&["fake-hardware", "manual-management"]),
+            hardware_types: strings(&["fake-hardware", "manual-management", "ipmi", "redfish"]),
             interfaces,
             supported,
         }
@@ -271,9 +292,60 @@ mod tests {
     }
 
     #[test]
+    fn bmc_hardware_types_resolve_to_their_bmc_interfaces() {
+        let cat = HardwareCatalog::default();
+        let r = cat.resolve_all("redfish", &BTreeMap::new()).unwrap();
+        assert_eq!(
+            (
+                r["power"].as_str(),
+                r["management"].as_str(),
+                r["boot"].as_str()
+            ),
+            ("redfish", "redfish", "ipxe")
+        );
+        assert_eq!(
+            (r["deploy"].as_str(), r["storage"].as_str()),
+            ("direct", "noop")
+        );
+        let i = cat.resolve_all("ipmi", &BTreeMap::new()).unwrap();
+        assert_eq!(
+            (
+                i["power"].as_str(),
+                i["management"].as_str(),
+                i["console"].as_str()
+            ),
+            ("ipmitool", "ipmitool", "no-console")
+        );
+        // Each BMC interface belongs to its own hardware type only.
+        let e = cat.resolve("ipmi", "power", Some("redfish")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Interface redfish is not supported by hardware type ipmi: the supported power interfaces are ['ipmitool']."
+        );
+        assert!(cat
+            .resolve("fake-hardware", "power", Some("ipmitool"))
+            .is_err());
+        assert_eq!(
+            cat.resolve("redfish", "management", Some("noop")).unwrap(),
+            "noop"
+        );
+        // The types ironledger models keep their fake power.
+        assert_eq!(cat.resolve("fake-hardware", "power", None).unwrap(), "fake");
+        assert_eq!(
+            cat.resolve("fake-hardware", "management", None).unwrap(),
+            "fake"
+        );
+        assert_eq!(
+            cat.resolve("manual-management", "management", None)
+                .unwrap(),
+            "noop"
+        );
+    }
+
+    #[test]
     fn unknown_driver_is_refused() {
         let cat = HardwareCatalog::default();
-        assert!(cat.resolve_all("ipmi", &BTreeMap::new()).is_err());
+        assert!(cat.resolve_all("idrac", &BTreeMap::new()).is_err());
         let all = cat
             .resolve_all("manual-management", &BTreeMap::new())
             .unwrap();

@@ -12,6 +12,7 @@
 //! ramdisk for a node that boots from a volume, so that check is skipped when
 //! no image is written.
 
+use super::bmc_access::{self, BmcAccess, PathExists, Protocol};
 use super::capabilities::Capabilities;
 use super::node::Node;
 use serde_json::Value;
@@ -42,6 +43,32 @@ pub struct ValidationEnv {
     pub deploy_ramdisk: bool,
     /// The host name unexpected failures are reported from.
     pub host: String,
+    /// Whether a `redfish_verify_ca` path exists (the caller's I/O); `None`
+    /// counts every path as absent.
+    pub path_exists: Option<PathExists>,
+}
+
+fn no_path(_: &str) -> bool {
+    false
+}
+
+/// What a `redfish` or `ipmitool` power or management interface says: the
+/// reading of `driver_info` (`domain::bmc_access`), and for IPMI power the
+/// address check Ironic's `IPMIPower.validate` adds.
+fn bmc(node: &Node, env: &ValidationEnv, kind: &str) -> Outcome {
+    let Some(protocol) = Protocol::of_interface(node.interface(kind)) else {
+        return Ok(());
+    };
+    let access = bmc_access::parse(
+        protocol,
+        &node.id(),
+        &node.driver_info,
+        env.path_exists.unwrap_or(no_path),
+    )?;
+    match access {
+        BmcAccess::Ipmi(i) if kind == "power" => i.check_address(&node.id()),
+        _ => Ok(()),
+    }
 }
 
 /// The outcome for one interface: `Ok` or the reason it fails.
@@ -85,6 +112,7 @@ fn validate_one(node: &Node, env: &ValidationEnv, kind: &str) -> Outcome {
         "boot" => boot(node, env),
         "deploy" => deploy(node, env),
         "storage" => storage(node, env),
+        "power" | "management" => bmc(node, env, kind),
         // fake, noop, flat and the like have nothing to check.
         _ => Ok(()),
     }
@@ -534,6 +562,7 @@ mod tests {
             deploy_kernel: true,
             deploy_ramdisk: true,
             host: "h".into(),
+            path_exists: None,
         };
         let all = validate(&n, &env);
         let get = |k: &str| all.iter().find(|(x, _)| *x == k).unwrap().1.clone();
@@ -548,6 +577,48 @@ mod tests {
             .insert("image_checksum".into(), json!("abc"));
         let all = validate(&n, &env);
         assert!(all.iter().all(|(k, r)| r.is_ok() || *k == "bios"));
+    }
+
+    #[test]
+    fn bmc_power_and_management_read_driver_info() {
+        let mut n = node("noop", "ipxe");
+        n.driver = "redfish".into();
+        n.interfaces.insert("power".into(), "redfish".into());
+        n.interfaces.insert("management".into(), "redfish".into());
+        let get = |n: &Node, k: &str| {
+            validate(n, &ValidationEnv::default())
+                .into_iter()
+                .find(|(x, _)| *x == k)
+                .unwrap()
+                .1
+        };
+        let missing = Err(format!(
+            "Missing the following Redfish properties in node {NODE} driver_info: ['redfish_address']"
+        ));
+        assert_eq!(get(&n, "power"), missing);
+        assert_eq!(get(&n, "management"), missing);
+        n.interfaces.insert("management".into(), "noop".into());
+        assert_eq!(get(&n, "management"), Ok(()));
+        n.driver_info
+            .insert("redfish_address".into(), json!("https://bmc"));
+        assert_eq!(get(&n, "power"), Ok(()));
+
+        n.driver = "ipmi".into();
+        n.interfaces.insert("power".into(), "ipmitool".into());
+        n.interfaces.insert("management".into(), "ipmitool".into());
+        n.driver_info
+            .insert("ipmi_address".into(), json!("Not A Host"));
+        // Only IPMI power checks the address's form, as in Ironic.
+        assert_eq!(
+            get(&n, "power"),
+            Err(format!("Invalid IPMI address \"Not A Host\" for node {NODE}. Must be a valid IP address or hostname."))
+        );
+        assert_eq!(get(&n, "management"), Ok(()));
+        n.driver_info
+            .insert("ipmi_priv_level".into(), json!("ROOT"));
+        assert!(get(&n, "management")
+            .unwrap_err()
+            .starts_with("Invalid privilege level value:ROOT"));
     }
 
     #[test]

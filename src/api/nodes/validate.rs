@@ -28,6 +28,8 @@ async fn answer(state: &AppState, version: Version, ident: &str) -> ApiResult<Js
         deploy_kernel: configured("deploy_kernel"),
         deploy_ramdisk: configured("deploy_ramdisk"),
         host: host(state),
+        // Ironic takes an existing `redfish_verify_ca` path as a CA bundle.
+        path_exists: Some(|p| std::path::Path::new(p).exists()),
     };
     let mut out = Map::new();
     for (kind, outcome) in validation::validate(&doc.node, &env) {

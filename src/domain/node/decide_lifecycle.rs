@@ -4,6 +4,7 @@
 use super::commands::{EnrollNode, ProvisionRequest};
 use super::events::{NodeEnrolled, NodeEvent, Transition};
 use super::Node;
+use crate::domain::bmc_access::not_driven_yet;
 use crate::domain::error::DomainError;
 use crate::domain::hardware::HardwareCatalog;
 use crate::domain::state::{power_target_result, target_of, transition, FsmEvent, ProvisionState};
@@ -219,6 +220,16 @@ impl Node {
         if self.is_protected() && matches!(event, FsmEvent::Rebuild | FsmEvent::Delete) {
             return Err(DomainError::node_protected(&self.id()));
         }
+        if matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
+            let action = if event == FsmEvent::Rebuild {
+                "rebuild it"
+            } else {
+                "deploy it"
+            };
+            if let Some(why) = not_driven_yet(&self.id(), self.interface("power"), action) {
+                return Err(DomainError::Invalid(why));
+            }
+        }
         match event {
             FsmEvent::Deploy | FsmEvent::Rebuild => Ok(vec![NodeEvent::DeployRequested {
                 transition: t,
@@ -252,6 +263,13 @@ impl Node {
                 &self.id(),
                 self.state().as_str(),
             ));
+        }
+        if let Some(why) = not_driven_yet(
+            &self.id(),
+            self.interface("power"),
+            &format!("set its power to '{target}'"),
+        ) {
+            return Err(DomainError::Invalid(why));
         }
         Ok(vec![NodeEvent::PowerStateChanged {
             from: self.power_state.clone(),

@@ -6,11 +6,15 @@
 //! with Ironic's names for power states and boot devices, so the saga and the
 //! API never see a protocol.
 //!
+//! [`access`] builds a client from a node's `driver_info` as the domain
+//! reads it (`domain::bmc_access`).
+//!
 //! BMCs apply a reset asynchronously: [`poll`] waits for the state a power
 //! action aims at. Errors ([`BmcError`]) name the BMC action that failed and
 //! whether retrying can help; they never carry a password (the clients hold
 //! passwords in [`Secret`], whose `Debug` and `Display` print `******`).
 
+pub mod access;
 pub mod error;
 pub mod ipmi;
 pub mod poll;

@@ -146,13 +146,13 @@ async fn enroll_refuses_an_unknown_interface_name_or_kind() {
 #[tokio::test]
 async fn enroll_refuses_an_unknown_driver() {
     let mut cmd = enroll_cmd();
-    cmd.driver = "ipmi".into();
+    cmd.driver = "idrac".into();
     TestFramework::<Node>::with(services())
         .given_no_previous_events()
         .when_async(NodeCommand::Enroll(cmd))
         .await
         .then_expect_error(DomainError::Invalid(
-            "Could not find the following driver(s) or hardware type(s): ipmi.".into(),
+            "Could not find the following driver(s) or hardware type(s): idrac.".into(),
         ));
 }
 

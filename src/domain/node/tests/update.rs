@@ -277,10 +277,10 @@ async fn a_storage_interface_change_is_folded_into_the_node() {
 async fn the_driver_must_exist_and_cannot_be_removed() {
     TestFramework::<Node>::with(services())
         .given(in_state(Enroll))
-        .when_async(patch(vec![replace("/driver", json!("ipmi"))]))
+        .when_async(patch(vec![replace("/driver", json!("idrac"))]))
         .await
         .then_expect_error(DomainError::Invalid(
-            "Could not find the following driver(s) or hardware type(s): ipmi.".into(),
+            "Could not find the following driver(s) or hardware type(s): idrac.".into(),
         ));
     TestFramework::<Node>::with(services())
         .given(in_state(Enroll))

@@ -1,0 +1,388 @@
+//! The `redfish` and `ipmi` hardware types over real HTTP: their drivers in
+//! `GET /v1/drivers`, nodes enrolled with them and their interfaces, the BMC
+//! passwords of `driver_info` masked in every answer, what `validate` says of
+//! their `driver_info` (Ironic's texts), and the requests ironledger refuses
+//! until it drives BMCs (deploy, rebuild, power), which write nothing.
+
+mod common;
+
+use common::api::{Answer, Api};
+use ironledger::domain::NodeCommand;
+use ironledger::engine::Meta;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const REDFISH_PW: &str = "Rf-pass-7731";
+const IPMI_PW: &str = "Ipmi-pass-2290";
+
+async fn api() -> Api {
+    common::api::start(common::memory().await).await
+}
+
+async fn create(api: &Api, body: Value) -> String {
+    let a = api.post("/v1/nodes", body.clone()).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{body}: {:?}", a.body);
+    a.body["uuid"].as_str().unwrap().to_string()
+}
+
+fn refused(a: &Answer, status: u16, message: &str) {
+    assert_eq!(a.status.as_u16(), status, "{:?}", a.body);
+    assert_eq!(a.error(), message, "{:?}", a.body);
+}
+
+fn redfish_node() -> Value {
+    json!({"driver": "redfish", "name": "rf-1",
+           "driver_info": {"redfish_address": "https://10.1.2.3:8000",
+                           "redfish_system_id": "/redfish/v1/Systems/1",
+                           "redfish_username": "admin", "redfish_password": REDFISH_PW,
+                           "redfish_verify_ca": false}})
+}
+
+fn ipmi_node() -> Value {
+    json!({"driver": "ipmi", "name": "ipmi-1",
+           "driver_info": {"ipmi_address": "10.1.2.4", "ipmi_port": 6230,
+                           "ipmi_username": "admin", "ipmi_password": IPMI_PW}})
+}
+
+async fn validate(api: &Api, node: &str) -> Value {
+    let a = api.get(&format!("/v1/nodes/{node}/validate")).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    a.body
+}
+
+async fn events(api: &Api, node: &str) -> usize {
+    api.event_count(Uuid::parse_str(node).unwrap()).await
+}
+
+#[tokio::test]
+async fn drivers_list_and_show_the_bmc_types() {
+    let api = api().await;
+    let a = api.get("/v1/drivers?detail=true").await;
+    let drivers = a.body["drivers"].as_array().unwrap();
+    let find = |n: &str| drivers.iter().find(|d| d["name"] == n).cloned().unwrap();
+    for (name, power, management) in [
+        ("redfish", "redfish", json!(["redfish", "noop"])),
+        ("ipmi", "ipmitool", json!(["ipmitool"])),
+    ] {
+        for d in [
+            find(name),
+            api.get(&format!("/v1/drivers/{name}")).await.body,
+        ] {
+            assert_eq!(d["type"], "dynamic", "{d}");
+            assert_eq!(d["default_power_interface"], power, "{d}");
+            assert_eq!(d["enabled_power_interfaces"], json!([power]), "{d}");
+            assert_eq!(d["default_management_interface"], management[0], "{d}");
+            assert_eq!(d["enabled_management_interfaces"], management, "{d}");
+            assert_eq!(d["default_boot_interface"], "ipxe", "{d}");
+            assert_eq!(d["enabled_boot_interfaces"], json!(["ipxe", "pxe"]), "{d}");
+            assert_eq!(d["default_deploy_interface"], "direct", "{d}");
+            assert_eq!(d["default_storage_interface"], "noop", "{d}");
+            assert_eq!(
+                d["enabled_storage_interfaces"],
+                json!(["noop", "cinder", "external"])
+            );
+        }
+    }
+    // The fake types keep their fake power and management.
+    let fake = find("fake-hardware");
+    assert_eq!(fake["default_power_interface"], "fake");
+    assert_eq!(fake["enabled_power_interfaces"], json!(["fake"]));
+}
+
+#[tokio::test]
+async fn the_options_choose_types_and_interfaces() {
+    let api = common::api::start_with(
+        common::memory().await,
+        "[DEFAULT]\nenabled_hardware_types = redfish\nenabled_power_interfaces = redfish\n\
+         enabled_management_interfaces = redfish,noop\ndefault_management_interface = noop\n",
+    )
+    .await;
+    let a = api.get("/v1/drivers").await;
+    let names: Vec<&str> = a.body["drivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["redfish"]);
+    refused(
+        &api.post("/v1/nodes", ipmi_node()).await,
+        400,
+        "No valid host was found. Reason: No conductor service registered which supports driver ipmi for conductor group \"\". Ensure the driver is valid and enabled.",
+    );
+    let n = create(&api, redfish_node()).await;
+    let node = api.get(&format!("/v1/nodes/{n}")).await.body;
+    assert_eq!(node["power_interface"], "redfish");
+    assert_eq!(node["management_interface"], "noop");
+    // An interface of the other BMC type is refused by name.
+    let a = api
+        .post(
+            "/v1/nodes",
+            json!({"driver": "redfish", "power_interface": "ipmitool"}),
+        )
+        .await;
+    refused(&a, 400, "Could not find the following interface in the 'ironic.hardware.interfaces.power' entrypoint: ipmitool. Valid interfaces are ['redfish'].");
+}
+
+#[tokio::test]
+async fn bmc_nodes_enrol_with_their_interfaces_and_masked_passwords() {
+    let api = api().await;
+    let rf = create(&api, redfish_node()).await;
+    let ipmi = create(&api, ipmi_node()).await;
+    let node = api.get(&format!("/v1/nodes/{rf}")).await.body;
+    assert_eq!(node["driver"], "redfish");
+    assert_eq!(
+        (
+            &node["power_interface"],
+            &node["management_interface"],
+            &node["boot_interface"]
+        ),
+        (&json!("redfish"), &json!("redfish"), &json!("ipxe"))
+    );
+    let node = api.get(&format!("/v1/nodes/{ipmi}")).await.body;
+    assert_eq!(
+        (&node["power_interface"], &node["management_interface"]),
+        (&json!("ipmitool"), &json!("ipmitool"))
+    );
+
+    for path in [
+        format!("/v1/nodes/{rf}"),
+        format!("/v1/nodes/{rf}?fields=driver_info"),
+        format!("/v1/nodes/{ipmi}?fields=driver_info,uuid"),
+        "/v1/nodes/detail".into(),
+        "/v1/nodes?fields=driver_info".into(),
+    ] {
+        let a = api.get(&path).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {:?}", a.body);
+        let text = a.body.to_string();
+        assert!(
+            !text.contains(REDFISH_PW) && !text.contains(IPMI_PW),
+            "{path}: {text}"
+        );
+        assert!(text.contains("\"******\""), "{path}: {text}");
+    }
+    let shown = api.get(&format!("/v1/nodes/{rf}")).await.body["driver_info"].clone();
+    assert_eq!(
+        shown,
+        json!({"redfish_address": "https://10.1.2.3:8000", "redfish_system_id": "/redfish/v1/Systems/1",
+               "redfish_username": "admin", "redfish_password": "******", "redfish_verify_ca": false})
+    );
+    // The PATCH answer masks too, and the password is kept as given.
+    let a = api
+        .patch(
+            &format!("/v1/nodes/{ipmi}"),
+            json!([{"op": "replace", "path": "/driver_info/ipmi_password", "value": "New-Ipmi-9"}]),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["driver_info"]["ipmi_password"], "******");
+    let stored = api
+        .engine
+        .load_node(Uuid::parse_str(&ipmi).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored.driver_info["ipmi_password"], "New-Ipmi-9");
+
+    // Ports, connectors and targets work on BMC nodes.
+    let a = api
+        .post(
+            "/v1/ports",
+            json!({"node_uuid": rf, "address": "52:54:00:12:34:56"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let a = api
+        .post(
+            "/v1/volume/connectors",
+            json!({"node_uuid": rf, "type": "iqn", "connector_id": "iqn.2024-01.org.example:rf-1"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let a = api
+        .post(
+            "/v1/volume/targets",
+            json!({"node_uuid": rf, "volume_type": "iscsi", "boot_index": 0, "volume_id": "v-1"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+}
+
+#[tokio::test]
+async fn validate_reads_driver_info_as_ironic() {
+    let api = api().await;
+    let rf = create(&api, redfish_node()).await;
+    let v = validate(&api, &rf).await;
+    assert_eq!(v["power"], json!({"result": true}), "{v}");
+    assert_eq!(v["management"], json!({"result": true}), "{v}");
+    let ipmi = create(&api, ipmi_node()).await;
+    let v = validate(&api, &ipmi).await;
+    assert_eq!(v["power"], json!({"result": true}), "{v}");
+    assert_eq!(v["management"], json!({"result": true}), "{v}");
+
+    let bare = create(&api, json!({"driver": "redfish"})).await;
+    let v = validate(&api, &bare).await;
+    let missing = format!(
+        "Missing the following Redfish properties in node {bare} driver_info: ['redfish_address']"
+    );
+    for kind in ["power", "management"] {
+        assert_eq!(
+            v[kind],
+            json!({"result": false, "reason": missing}),
+            "{kind}: {v}"
+        );
+    }
+    let bare = create(&api, json!({"driver": "ipmi"})).await;
+    let v = validate(&api, &bare).await;
+    assert_eq!(
+        v["power"]["reason"],
+        "Missing the following IPMI credentials in node's driver_info: ['ipmi_address']."
+    );
+
+    // Each invalid value, through PATCH, then validate.
+    let cases: Vec<(&str, &str, Value, String)> = vec![
+        (&rf, "redfish_verify_ca", json!("maybe"),
+         format!("Invalid value type set in driver_info/redfish_verify_ca on node {rf}. The value should be a Boolean or the path to a file/directory, not \"maybe\"")),
+        (&rf, "redfish_auth_type", json!("digest"),
+         format!("Invalid value \"digest\" set in driver_info/redfish_auth_type on node {rf}. The value should be one of \"basic\", \"session\" or \"auto\".")),
+        (&rf, "redfish_address", json!("http://"),
+         format!("Invalid Redfish address http:// set in driver_info/redfish_address on node {rf}")),
+        (&ipmi, "ipmi_port", json!("x"), "ipmi_port \"x\" is not a valid port.".into()),
+        (&ipmi, "ipmi_priv_level", json!("ROOT"),
+         "Invalid privilege level value:ROOT, the valid value can be one of ADMINISTRATOR, CALLBACK, OPERATOR, USER".into()),
+        (&ipmi, "ipmi_protocol_version", json!("3.0"),
+         "Invalid IPMI protocol version value 3.0, the valid value can be one of 2.0, 1.5".into()),
+    ];
+    for (node, key, value, reason) in cases {
+        let good = api.get(&format!("/v1/nodes/{node}")).await.body["driver_info"][key].clone();
+        let a = api
+            .patch(
+                &format!("/v1/nodes/{node}"),
+                json!([{"op": "add", "path": format!("/driver_info/{key}"), "value": value}]),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+        let v = validate(&api, node).await;
+        for kind in ["power", "management"] {
+            assert_eq!(
+                v[kind],
+                json!({"result": false, "reason": reason}),
+                "{key}: {v}"
+            );
+        }
+        let op = if good.is_null() {
+            json!([{"op": "remove", "path": format!("/driver_info/{key}")}])
+        } else {
+            json!([{"op": "replace", "path": format!("/driver_info/{key}"), "value": good}])
+        };
+        assert_eq!(
+            api.patch(&format!("/v1/nodes/{node}"), op).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(validate(&api, node).await["power"]["result"], true);
+    }
+    // A CA bundle that exists is taken as one.
+    let ca = std::env::temp_dir().join(format!("ironledger-ca-{}.pem", Uuid::new_v4()));
+    std::fs::write(&ca, "not checked by validate").unwrap();
+    let a = api
+        .patch(
+            &format!("/v1/nodes/{rf}"),
+            json!([{"op": "replace", "path": "/driver_info/redfish_verify_ca", "value": ca.to_str().unwrap()}]),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(validate(&api, &rf).await["power"]["result"], true);
+    std::fs::remove_file(&ca).unwrap();
+    assert!(validate(&api, &rf).await["power"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("redfish_verify_ca"));
+}
+
+fn not_driven(node: &str, interface: &str, action: &str) -> String {
+    format!("Node {node} uses the {interface} power interface: ironledger does not drive this hardware type's BMC yet, so it cannot {action}. Enrolment, updates, validation, ports and volume connectors and targets work; see docs/api.md (Current limits).")
+}
+
+#[tokio::test]
+async fn deploy_rebuild_and_power_are_refused_and_write_nothing() {
+    let api = api().await;
+    for (body, interface) in [(redfish_node(), "redfish"), (ipmi_node(), "ipmitool")] {
+        let n = create(&api, body).await;
+        for v in ["manage", "provide"] {
+            let a = api
+                .put(
+                    &format!("/v1/nodes/{n}/states/provision"),
+                    json!({ "target": v }),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::ACCEPTED, "{v}: {:?}", a.body);
+        }
+        let before = events(&api, &n).await;
+        for target in ["active", "deploy"] {
+            refused(
+                &api.put(
+                    &format!("/v1/nodes/{n}/states/provision"),
+                    json!({ "target": target }),
+                )
+                .await,
+                400,
+                &not_driven(&n, interface, "deploy it"),
+            );
+        }
+        for target in ["power on", "power off", "rebooting"] {
+            refused(
+                &api.put(
+                    &format!("/v1/nodes/{n}/states/power"),
+                    json!({ "target": target }),
+                )
+                .await,
+                400,
+                &not_driven(&n, interface, &format!("set its power to '{target}'")),
+            );
+        }
+        assert_eq!(events(&api, &n).await, before, "a refusal writes nothing");
+        let node = api.get(&format!("/v1/nodes/{n}")).await.body;
+        assert_eq!(node["provision_state"], "available");
+        assert_eq!(node["target_power_state"], Value::Null);
+
+        // An adopted node is active without a deploy: its rebuild is refused too.
+        for v in ["manage", "adopt"] {
+            let a = api
+                .put(
+                    &format!("/v1/nodes/{n}/states/provision"),
+                    json!({ "target": v }),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::ACCEPTED, "{v}: {:?}", a.body);
+        }
+        api.engine
+            .node(
+                Uuid::parse_str(&n).unwrap(),
+                NodeCommand::FinishAdopt,
+                &Meta::actor("test"),
+            )
+            .await
+            .unwrap();
+        let before = events(&api, &n).await;
+        refused(
+            &api.put(
+                &format!("/v1/nodes/{n}/states/provision"),
+                json!({"target": "rebuild"}),
+            )
+            .await,
+            400,
+            &not_driven(&n, interface, "rebuild it"),
+        );
+        assert_eq!(events(&api, &n).await, before);
+    }
+    // A fake node is unaffected.
+    let f = create(&api, json!({"driver": "fake-hardware"})).await;
+    let a = api
+        .call(
+            Method::PUT,
+            &format!("/v1/nodes/{f}/states/power"),
+            Some(json!({"target": "power on"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
+}
