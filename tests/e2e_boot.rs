@@ -30,13 +30,20 @@
 //! 7. `node undeploy`; the same machine boots again and finds no
 //!    configuration for its MAC (no SAN device, no token).
 //!
+//! A third test boots once more, with the machine started by its BMC rather
+//! than by the test (issue 10, item 7): after steps 1–3 (`external`) it
+//! starts an `ipmi_sim` of its own (`tests/rigs/bmc/`) whose chassis control
+//! runs the QEMU command line `boot-vm.sh --argv` wrote; ironledger's IPMI
+//! client sets the boot device to pxe and powers on; the serial log must show
+//! the SAN boot and the token; power off must leave no QEMU behind.
+//!
 //! The VM's network is QEMU user networking with `restrict=on`: the guest
 //! reaches only 10.0.2.100:80 (→ ironledger) and 10.0.2.100:3260 (→ tgtd),
 //! both forwarded to 127.0.0.1 (`tests/e2e/boot-vm.sh`). Nothing leaves
 //! loopback.
 //!
 //! Needs root and Debian's `qemu-system-x86 ipxe-qemu ipxe tgt ovmf socat
-//! mtools gnu-efi` (plus binutils and gcc), the client virtualenv
+//! mtools gnu-efi` (plus binutils and gcc; `openipmi ipmitool` for the BMC), the client virtualenv
 //! (`IRONLEDGER_CLIENT_VENV`, created like `tests/cli_compat.rs` does) and,
 //! for the `cinder` flow, the Cinder rig (`IRONLEDGER_TEST_CINDER_URL`);
 //! `.ci/run` provides all of them. Missing pieces fail the test, they never
@@ -1408,7 +1415,7 @@ fn ipmi_bmc_powers_the_machine_into_its_volume_and_off() {
         .unwrap();
     let start = Instant::now();
     rt.block_on(set_power_and_wait(&bmc, PowerAction::PowerOn, wait))
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}\nthe machine's output: {}", rig.file("machine.out")));
     let pid = rig.machine_pid().expect("the BMC started no machine");
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv: Vec<String> = String::from_utf8_lossy(&cmdline)

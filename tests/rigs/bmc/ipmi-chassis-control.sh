@@ -64,7 +64,13 @@ machine_stop() {
         machine_alive || break
         sleep 0.1
     done
-    machine_alive && kill -KILL "-$pid" 2>/dev/null
+    if machine_alive; then
+        kill -KILL "-$pid" 2>/dev/null
+        sleep 0.1
+        # Keep the pid file of a machine that would not die: ipmi-stop.sh
+        # and the next command try again, and the BMC reports it on.
+        machine_alive && { echo "the machine $pid does not stop"; return 1; }
+    fi
     rm -f "$dir/machine.pid"
     echo "stop" >>"$dir/machine.log"
 }
@@ -93,21 +99,21 @@ set)
         case $parm in
         power)
             if has_machine; then
-                if [ "$val" = 1 ]; then machine_start; else machine_stop; fi
+                if [ "$val" = 1 ]; then machine_start; else machine_stop || exit 1; fi
             fi
             echo "$val" >"$dir/power"
             ;;
         reset)
             if has_machine; then
                 machine_alive || { echo "reset while powered off"; exit 1; }
-                machine_stop
+                machine_stop || exit 1
                 machine_start
             else
                 [ "$(cat "$dir/power")" = 1 ] || { echo "reset while powered off"; exit 1; }
             fi
             ;;
         shutdown)
-            has_machine && machine_stop
+            if has_machine; then machine_stop || exit 1; fi
             echo 0 >"$dir/power"
             ;;
         boot)
