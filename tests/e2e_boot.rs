@@ -891,8 +891,8 @@ impl Machine<'_> {
         let mut vm = Vm { child };
         let (log, ended) = watch_serial(&serial, limit, || {
             let status = vm.child.try_wait().ok().flatten()?;
-            let out = fs::read_to_string(self.work.join(format!("qemu-{name}.out")))
-                .unwrap_or_default();
+            let out =
+                fs::read_to_string(self.work.join(format!("qemu-{name}.out"))).unwrap_or_default();
             Some(format!("QEMU exited ({status}): {out}"))
         });
         let elapsed = start.elapsed();
@@ -1355,7 +1355,11 @@ fn process_alive(pid: u32) -> bool {
 fn live_processes_with(needle: &str) -> Vec<String> {
     let mut found = vec![];
     for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
