@@ -43,9 +43,10 @@
 //! loopback.
 //!
 //! Needs root and Debian's `qemu-system-x86 ipxe-qemu ipxe tgt ovmf socat
-//! mtools gnu-efi` (plus binutils and gcc; `openipmi ipmitool` for the BMC), the client virtualenv
-//! (`IRONLEDGER_CLIENT_VENV`, created like `tests/cli_compat.rs` does) and,
-//! for the `cinder` flow, the Cinder rig (`IRONLEDGER_TEST_CINDER_URL`);
+//! mtools gnu-efi` (plus binutils and gcc; `openipmi ipmitool` for the
+//! BMC-started boot), the client virtualenv (`IRONLEDGER_CLIENT_VENV`,
+//! created like `tests/cli_compat.rs` does) and, for the `cinder` flow, the
+//! Cinder rig (`IRONLEDGER_TEST_CINDER_URL`);
 //! `.ci/run` provides all of them. Missing pieces fail the test, they never
 //! skip it. `IRONLEDGER_E2E_KEEP=1` keeps the work directory (serial logs,
 //! tgtd and ironledger logs, the http root). Serial logs of every boot are
@@ -826,7 +827,7 @@ impl Boot {
 }
 
 /// Reads a serial log until it shows one of [`BOOT_ENDS`], `exited` says the
-/// machine is gone (and why), or `deadline` passes; the log and how it ended.
+/// machine is gone (and why), or `limit` passes; the log and how it ended.
 fn watch_serial(
     serial: &Path,
     limit: Duration,
