@@ -764,4 +764,84 @@ async fn clients_built_from_a_nodes_driver_info_power_the_emulators() {
             assert_eq!(ipmi_rig.file("power"), "0");
         }
     }
+
+/// Whether a process runs: it exists and is not a zombie (the rig's machine
+/// is orphaned, and a container's init may never reap it).
+fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// With a `machine` command line in its directory, the IPMI rig's chassis is
+/// that process (here a shell that records its arguments, then sleeps; the
+/// e2e test puts QEMU there): power on starts it with the boot order of the
+/// boot device, power cycle and soft reboot start a new one, power status is
+/// whether it lives, power off kills it.
+#[tokio::test]
+async fn ipmi_rig_chassis_is_the_machine_behind_it() {
+    let rig = Rig::ipmi();
+    let dir = rig.dir.path();
+    let args_file = dir.join("args");
+    let script = format!("echo \"$*\" >>'{}'; exec sleep 600", args_file.display());
+    std::fs::write(dir.join("machine"), format!("sh\n-c\n{script}\nmachine\n")).unwrap();
+    let pid = || -> Option<u32> { rig.file("machine.pid").parse().ok() };
+    let args = || -> Vec<String> {
+        std::fs::read_to_string(&args_file)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let bmc = ipmi(rig.port, PASSWORD);
+    assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
+    assert_eq!(pid(), None, "nothing runs before power on");
+
+    // The boot device the rig starts with is disk.
+    set_power_and_wait(&bmc, PowerAction::PowerOn, wait())
+        .await
+        .unwrap();
+    let first = pid().expect("power on started no machine");
+    assert!(process_alive(first));
+    assert_eq!(args(), ["-boot order=c"]);
+
+    // Power cycle: off, then a new machine, from the network now.
+    bmc.set_boot_device(BootDevice::Pxe, true, None)
+        .await
+        .unwrap();
+    set_power_and_wait(&bmc, PowerAction::Reboot, wait())
+        .await
+        .unwrap();
+    let second = pid().expect("no machine after power cycle");
+    assert!(second != first && !process_alive(first) && process_alive(second));
+    assert_eq!(args(), ["-boot order=c", "-boot order=n"]);
+
+    // Soft reboot: soft off (the machine is killed), then on.
+    set_power_and_wait(&bmc, PowerAction::SoftReboot, wait())
+        .await
+        .unwrap();
+    let third = pid().expect("no machine after soft reboot");
+    assert!(third != second && !process_alive(second) && process_alive(third));
+
+    // A machine that stops by itself reads as off.
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &third.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
+
+    set_power_and_wait(&bmc, PowerAction::PowerOn, wait())
+        .await
+        .unwrap();
+    let fourth = pid().expect("no machine after power on");
+    set_power_and_wait(&bmc, PowerAction::PowerOff, wait())
+        .await
+        .unwrap();
+    assert!(!process_alive(fourth), "the machine outlived power off");
+    assert_eq!(pid(), None);
+    assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
+    assert_eq!(args().len(), 4, "{:?}", args());
 }

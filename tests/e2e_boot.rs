@@ -30,15 +30,23 @@
 //! 7. `node undeploy`; the same machine boots again and finds no
 //!    configuration for its MAC (no SAN device, no token).
 //!
+//! A third test boots once more, with the machine started by its BMC rather
+//! than by the test (issue 10, item 7): after steps 1–3 (`external`) it
+//! starts an `ipmi_sim` of its own (`tests/rigs/bmc/`) whose chassis control
+//! runs the QEMU command line `boot-vm.sh --argv` wrote; ironledger's IPMI
+//! client sets the boot device to pxe and powers on; the serial log must show
+//! the SAN boot and the token; power off must leave no QEMU behind.
+//!
 //! The VM's network is QEMU user networking with `restrict=on`: the guest
 //! reaches only 10.0.2.100:80 (→ ironledger) and 10.0.2.100:3260 (→ tgtd),
 //! both forwarded to 127.0.0.1 (`tests/e2e/boot-vm.sh`). Nothing leaves
 //! loopback.
 //!
 //! Needs root and Debian's `qemu-system-x86 ipxe-qemu ipxe tgt ovmf socat
-//! mtools gnu-efi` (plus binutils and gcc), the client virtualenv
-//! (`IRONLEDGER_CLIENT_VENV`, created like `tests/cli_compat.rs` does) and,
-//! for the `cinder` flow, the Cinder rig (`IRONLEDGER_TEST_CINDER_URL`);
+//! mtools gnu-efi` (plus binutils and gcc; `openipmi ipmitool` for the
+//! BMC-started boot), the client virtualenv (`IRONLEDGER_CLIENT_VENV`,
+//! created like `tests/cli_compat.rs` does) and, for the `cinder` flow, the
+//! Cinder rig (`IRONLEDGER_TEST_CINDER_URL`);
 //! `.ci/run` provides all of them. Missing pieces fail the test, they never
 //! skip it. `IRONLEDGER_E2E_KEEP=1` keeps the work directory (serial logs,
 //! tgtd and ironledger logs, the http root). Serial logs of every boot are
@@ -47,6 +55,9 @@
 mod common;
 
 use common::client::baremetal_bin;
+use ironledger::effects::bmc::ipmi::{IpmiClient, IpmiConfig};
+use ironledger::effects::bmc::poll::{set_power_and_wait, PowerWait};
+use ironledger::effects::bmc::{Bmc, BootDevice, PowerAction, PowerState, Secret};
 use rand::Rng;
 use serde_json::{json, Value};
 use std::fs;
@@ -758,6 +769,23 @@ struct Boot {
 }
 
 impl Boot {
+    /// A boot as the serial console showed it; its summary goes to stderr.
+    fn seen(name: &str, firmware: &str, log: String, ended: String, elapsed: Duration) -> Boot {
+        let boot = Boot {
+            name: name.to_string(),
+            log,
+            ended,
+            elapsed,
+        };
+        eprintln!(
+            "--- boot {name} ({firmware}): {} after {:.1}s\n{}",
+            boot.ended,
+            elapsed.as_secs_f64(),
+            boot.summary()
+        );
+        boot
+    }
+
     /// The lines worth reading in a report.
     fn summary(&self) -> String {
         const KEEP: &[&str] = &[
@@ -798,6 +826,29 @@ impl Boot {
     }
 }
 
+/// Reads a serial log until it shows one of [`BOOT_ENDS`], `exited` says the
+/// machine is gone (and why), or `limit` passes; the log and how it ended.
+fn watch_serial(
+    serial: &Path,
+    limit: Duration,
+    mut exited: impl FnMut() -> Option<String>,
+) -> (String, String) {
+    let deadline = Instant::now() + limit;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let log = clean_serial(&fs::read(serial).unwrap_or_default());
+        if let Some(end) = BOOT_ENDS.iter().find(|e| log.contains(**e)) {
+            return (log, format!("ended with \"{end}\""));
+        }
+        if let Some(why) = exited() {
+            return (log, why);
+        }
+        if Instant::now() > deadline {
+            return (log, format!("no end of boot within {}s", limit.as_secs()));
+        }
+    }
+}
+
 struct Machine<'a> {
     work: &'a Path,
     mac: String,
@@ -806,6 +857,23 @@ struct Machine<'a> {
 }
 
 impl Machine<'_> {
+    /// `tests/e2e/boot-vm.sh` for this machine: one command line, whether
+    /// the test starts QEMU or a BMC rig does (`--argv`).
+    fn boot_vm(&self, firmware: &str, serial: &Path) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(e2e_dir().join("boot-vm.sh"))
+            .args(["--firmware", firmware, "--mac", &self.mac])
+            .arg("--http")
+            .arg(format!("127.0.0.1:{}", self.http_port))
+            .arg("--iscsi")
+            .arg(format!("127.0.0.1:{}", self.iscsi_port))
+            .arg("--serial")
+            .arg(serial)
+            .arg("--work")
+            .arg(self.work.join("vm"));
+        cmd
+    }
+
     /// Boots until the serial console shows one of [`BOOT_ENDS`], QEMU exits,
     /// or `limit` passes.
     fn boot(&self, firmware: &str, name: &str, limit: Duration) -> Boot {
@@ -813,17 +881,8 @@ impl Machine<'_> {
         let _ = fs::remove_file(&serial);
         let qemu_out = fs::File::create(self.work.join(format!("qemu-{name}.out"))).unwrap();
         let start = Instant::now();
-        let child = Command::new("bash")
-            .arg(e2e_dir().join("boot-vm.sh"))
-            .args(["--firmware", firmware, "--mac", &self.mac])
-            .arg("--http")
-            .arg(format!("127.0.0.1:{}", self.http_port))
-            .arg("--iscsi")
-            .arg(format!("127.0.0.1:{}", self.iscsi_port))
-            .arg("--serial")
-            .arg(&serial)
-            .arg("--work")
-            .arg(self.work.join("vm"))
+        let child = self
+            .boot_vm(firmware, &serial)
             .stdin(Stdio::null())
             .stdout(qemu_out.try_clone().unwrap())
             .stderr(qemu_out)
@@ -831,44 +890,44 @@ impl Machine<'_> {
             .spawn()
             .expect("start boot-vm.sh");
         let mut vm = Vm { child };
-        let deadline = start + limit;
-        let (log, ended) = loop {
-            std::thread::sleep(Duration::from_millis(200));
-            let log = clean_serial(&fs::read(&serial).unwrap_or_default());
-            if let Some(end) = BOOT_ENDS.iter().find(|e| log.contains(**e)) {
-                break (log, format!("ended with \"{end}\""));
-            }
-            if let Ok(Some(status)) = vm.child.try_wait() {
-                let out = fs::read_to_string(self.work.join(format!("qemu-{name}.out")))
-                    .unwrap_or_default();
-                break (log, format!("QEMU exited ({status}): {out}"));
-            }
-            if Instant::now() > deadline {
-                break (log, format!("no end of boot within {}s", limit.as_secs()));
-            }
-        };
+        let (log, ended) = watch_serial(&serial, limit, || {
+            let status = vm.child.try_wait().ok().flatten()?;
+            let out =
+                fs::read_to_string(self.work.join(format!("qemu-{name}.out"))).unwrap_or_default();
+            Some(format!("QEMU exited ({status}): {out}"))
+        });
         let elapsed = start.elapsed();
         drop(vm);
-        let boot = Boot {
-            name: name.to_string(),
-            log,
-            ended,
-            elapsed,
-        };
-        eprintln!(
-            "--- boot {name} ({firmware}): {} after {:.1}s\n{}",
-            boot.ended,
-            elapsed.as_secs_f64(),
-            boot.summary()
-        );
-        boot
+        Boot::seen(name, firmware, log, ended, elapsed)
     }
 }
 
 // ---------------------------------------------------------------------------
 // The flow.
 
-fn run_flow(storage: &str) {
+/// A node that ironledger deployed (`active`) onto a real iSCSI target:
+/// everything a boot needs but the machine. Dropped in field order: server,
+/// target, then the work directory.
+struct Deployed {
+    t: Timings,
+    server: Ironledger,
+    tgt: Tgtd,
+    cli: Cli,
+    vol: Volume,
+    mac: String,
+    mac_file: String,
+    initiator: String,
+    node: String,
+    /// ironledger's HTTP root as the test reaches it (`…/boot`).
+    base: String,
+    cinder_volume: Option<String>,
+    work: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// Steps 1–3 of a flow: images, tgtd, ironledger, the node through the
+/// `baremetal` CLI, deployed to `active`; the script it serves is fetched.
+fn deploy(storage: &'static str) -> Deployed {
     require_tools();
     let mut t = Timings::new();
     let baremetal = baremetal_bin();
@@ -1052,6 +1111,70 @@ fn run_flow(storage: &str) {
         script.replace(&vol.password, "<password>")
     );
 
+    Deployed {
+        t,
+        server,
+        tgt,
+        cli,
+        vol,
+        mac,
+        mac_file,
+        initiator,
+        node: n,
+        base,
+        cinder_volume,
+        work,
+        _tmp,
+    }
+}
+
+impl Deployed {
+    fn machine(&self) -> Machine<'_> {
+        Machine {
+            work: &self.work,
+            mac: self.mac.clone(),
+            http_port: self.server.port(),
+            iscsi_port: self.tgt.port,
+        }
+    }
+}
+
+/// What a BIOS boot into the deployed volume must show, and must not.
+fn bios_san_boot(mac_file: &str, vol: &Volume) -> (Vec<String>, Vec<String>) {
+    (
+        vec![
+            "http://10.0.2.100/boot/boot.ipxe... ok".into(),
+            format!("pxelinux.cfg/{mac_file}... ok"),
+            "Registered SAN device 0x80".into(),
+            "IRONLEDGER-E2E-MBR: boot sector running from drive 0x80".into(),
+            format!("IRONLEDGER-E2E-MBR: LBA 1 reads: {}", vol.token),
+        ],
+        vec!["Failed to attach".into(), "Could not".into()],
+    )
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn run_flow(storage: &'static str) {
+    let d = deploy(storage);
+    let Deployed {
+        _tmp,
+        work,
+        mac,
+        mut t,
+        server,
+        tgt,
+        cli,
+        vol,
+        mac_file,
+        initiator,
+        node: n,
+        base,
+        cinder_volume,
+        ..
+    } = d;
     let machine = Machine {
         work: &work,
         mac: mac.clone(),
@@ -1063,16 +1186,8 @@ fn run_flow(storage: &str) {
 
     // 4. BIOS.
     let bios = machine.boot("bios", &format!("{storage}-bios"), BIOS_LIMIT);
-    bios.expect(
-        &[
-            fetched,
-            &chained,
-            "Registered SAN device 0x80",
-            "IRONLEDGER-E2E-MBR: boot sector running from drive 0x80",
-            &format!("IRONLEDGER-E2E-MBR: LBA 1 reads: {}", vol.token),
-        ],
-        &["Failed to attach", "Could not"],
-    );
+    let (present, absent) = bios_san_boot(&mac_file, &vol);
+    bios.expect(&strs(&present), &strs(&absent));
     t.mark("BIOS boot");
 
     // 5. UEFI.
@@ -1160,4 +1275,186 @@ fn external_storage_boots_bios_and_uefi_then_undeploys() {
 #[test]
 fn cinder_storage_boots_bios_and_uefi_then_undeploys() {
     run_flow("cinder");
+}
+
+// ---------------------------------------------------------------------------
+// The machine started and stopped by its BMC.
+
+/// An `ipmi_sim` of this test's own (`tests/rigs/bmc/ipmi-start.sh`, a rig
+/// directory in the work directory, a free loopback UDP port) whose chassis
+/// is the machine of the command line in `<dir>/machine`
+/// (`tests/rigs/bmc/ipmi-chassis-control.sh`). Stopped, with its machine,
+/// when dropped.
+struct IpmiRig {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl IpmiRig {
+    fn script(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/rigs/bmc")
+            .join(name)
+    }
+
+    fn start(dir: &Path, password: &str) -> IpmiRig {
+        for c in ["ipmi_sim", "ipmitool"] {
+            assert!(
+                on_path(c),
+                "{c} is missing: run .ci/run, which installs Debian's openipmi and ipmitool"
+            );
+        }
+        fs::create_dir_all(dir).unwrap();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        must(
+            Command::new(Self::script("ipmi-start.sh"))
+                .env("IRONLEDGER_BMC_RIG", dir)
+                .env("IRONLEDGER_IPMI_PORT", port.to_string())
+                .env("IRONLEDGER_IPMI_PASSWORD", password),
+            "ipmi-start.sh",
+        );
+        IpmiRig {
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+
+    fn file(&self, name: &str) -> String {
+        fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// The machine's pid, while the rig has one started.
+    fn machine_pid(&self) -> Option<u32> {
+        self.file("machine.pid").trim().parse().ok()
+    }
+}
+
+impl Drop for IpmiRig {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script("ipmi-stop.sh"))
+            .env("IRONLEDGER_BMC_RIG", &self.dir)
+            .stdin(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether a process runs: it exists and is not a zombie (the rig's machine
+/// is orphaned, and a container's init may never reap it).
+fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
+    !matches!(state, Some(Some('Z' | 'X')) | None)
+}
+
+/// The command line of every live process that contains `needle`.
+fn live_processes_with(needle: &str) -> Vec<String> {
+    let mut found = vec![];
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) && process_alive(pid) {
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
+}
+
+/// Issue 10, item 7's rig: the test does not start QEMU. It writes the
+/// machine's command line for the BMC, and with ironledger's own IPMI client
+/// sets the boot device to pxe (persistent) and powers the node on: the BMC
+/// starts the machine, which boots the node's script into its iSCSI volume.
+/// Powering off through the BMC leaves no machine behind. (Next step: the
+/// deploy saga makes these IPMI calls, not the test.)
+#[test]
+fn ipmi_bmc_powers_the_machine_into_its_volume_and_off() {
+    let mut d = deploy("external");
+    let password = hex(8);
+    let rig = IpmiRig::start(&d.work.join("bmc"), &password);
+    let serial = d.work.join("serial-bmc.log");
+    must(
+        d.machine()
+            .boot_vm("bios", &serial)
+            .arg("--argv")
+            .arg(rig.dir.join("machine")),
+        "boot-vm.sh --argv",
+    );
+    let bmc = {
+        let mut c = IpmiConfig::new("127.0.0.1");
+        c.port = Some(rig.port);
+        c.username = Some("admin".into());
+        c.password = Some(Secret::new(password.clone()));
+        c.retries = 1;
+        c.retry_interval_secs = 1;
+        c.timeout = Duration::from_secs(20);
+        IpmiClient::new(c)
+    };
+    let wait = PowerWait {
+        timeout: Duration::from_secs(30),
+        interval: Duration::from_millis(300),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(bmc.power_state()).unwrap(), PowerState::Off);
+    assert!(
+        rig.machine_pid().is_none() && !serial.exists(),
+        "nothing runs before the BMC powers the machine on"
+    );
+    d.t.mark("ipmi_sim");
+
+    rt.block_on(bmc.set_boot_device(BootDevice::Pxe, true, None))
+        .unwrap();
+    let start = Instant::now();
+    rt.block_on(set_power_and_wait(&bmc, PowerAction::PowerOn, wait))
+        .unwrap_or_else(|e| panic!("{e}\nthe machine's output: {}", rig.file("machine.out")));
+    let pid = rig.machine_pid().expect("the BMC started no machine");
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let argv: Vec<String> = String::from_utf8_lossy(&cmdline)
+        .split('\0')
+        .map(String::from)
+        .collect();
+    assert!(
+        argv[0].ends_with("qemu-system-x86_64")
+            && argv.iter().any(|a| a.contains(&d.mac))
+            && argv.windows(2).any(|w| w == ["-boot", "order=n"]),
+        "the BMC's machine is not the test's QEMU booting from the network: {argv:?}"
+    );
+    let (log, ended) = watch_serial(&serial, BIOS_LIMIT, || {
+        (!process_alive(pid)).then(|| format!("the machine stopped: {}", rig.file("machine.out")))
+    });
+    let boot = Boot::seen("external-bmc", "bios", log, ended, start.elapsed());
+    let (present, absent) = bios_san_boot(&d.mac_file, &d.vol);
+    boot.expect(&strs(&present), &strs(&absent));
+    // The booted sector halts: the machine runs until its BMC stops it.
+    assert_eq!(rt.block_on(bmc.power_state()).unwrap(), PowerState::On);
+    d.t.mark("BMC power on, BIOS boot");
+
+    rt.block_on(set_power_and_wait(&bmc, PowerAction::PowerOff, wait))
+        .unwrap();
+    assert_eq!(rt.block_on(bmc.power_state()).unwrap(), PowerState::Off);
+    assert!(!process_alive(pid), "QEMU {pid} outlived power off");
+    let left = live_processes_with(&d.mac);
+    assert!(left.is_empty(), "processes left after power off: {left:?}");
+    // What the BMC did, in order, as its chassis control recorded it.
+    let events = rig.file("events");
+    assert_eq!(
+        events.lines().collect::<Vec<_>>(),
+        ["boot pxe", "power 1", "power 0"]
+    );
+    d.t.mark("BMC power off");
+    eprintln!("=== e2e ipmi: {}", d.t.report());
 }

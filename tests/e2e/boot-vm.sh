@@ -12,16 +12,20 @@
 # whose boot file name is URL, and chains it.
 #
 # usage: boot-vm.sh --firmware bios|uefi --mac MAC --http HOST:PORT --iscsi HOST:PORT
-#                   --serial FILE [--url URL] [--work DIR]
+#                   --serial FILE [--url URL] [--work DIR] [--argv FILE]
 #   --url   default http://10.0.2.100/boot/boot.ipxe (ironledger's chain script)
 #   --work  where the UEFI stage-0 disk and variable store go (default: a new
 #           temporary directory, printed on stderr)
+#   --argv  do not start QEMU: write its command line to FILE, one argument
+#           per line, the program first, without a boot order — for a BMC
+#           rig that starts the machine itself and appends the order from
+#           its boot device (tests/rigs/bmc/ipmi-chassis-control.sh)
 # Runs until killed (or until the guest reboots: -no-reboot). The serial
 # console (iPXE's output, the booted code's) goes to FILE.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 die() { echo "boot-vm.sh: $*" >&2; exit 2; }
-FIRMWARE= MAC= HTTP= ISCSI= SERIAL= WORK= URL=http://10.0.2.100/boot/boot.ipxe
+FIRMWARE= MAC= HTTP= ISCSI= SERIAL= WORK= ARGV= URL=http://10.0.2.100/boot/boot.ipxe
 while [ $# -gt 0 ]; do
     case "$1" in
         --firmware) FIRMWARE=$2 ;;
@@ -31,6 +35,7 @@ while [ $# -gt 0 ]; do
         --serial) SERIAL=$2 ;;
         --url) URL=$2 ;;
         --work) WORK=$2 ;;
+        --argv) ARGV=$2 ;;
         *) die "unknown argument $1" ;;
     esac
     shift 2 || die "$1 needs a value"
@@ -49,7 +54,8 @@ ARGS=(-machine pc,accel=tcg -m 256 -smp 1 -nographic -no-reboot -monitor none
 case "$FIRMWARE" in
     bios)
         # SeaBIOS runs the NIC's option ROM (ipxe-qemu's efi-e1000.rom: iPXE).
-        ARGS+=(-device "e1000,netdev=net0,mac=$MAC" -boot n) ;;
+        ARGS+=(-device "e1000,netdev=net0,mac=$MAC")
+        [ -n "$ARGV" ] || ARGS+=(-boot n) ;;
     uefi)
         code=/usr/share/OVMF/OVMF_CODE_4M.fd vars=/usr/share/OVMF/OVMF_VARS_4M.fd
         [ -f $code ] || die "$code missing (Debian package ovmf)"
@@ -62,4 +68,8 @@ case "$FIRMWARE" in
                -device "e1000,netdev=net0,mac=$MAC,romfile=") ;;
     *) die "--firmware bios|uefi" ;;
 esac
+if [ -n "$ARGV" ]; then
+    printf '%s\n' "$(command -v qemu-system-x86_64)" "${ARGS[@]}" >"$ARGV"
+    exit 0
+fi
 exec qemu-system-x86_64 "${ARGS[@]}"
