@@ -764,6 +764,7 @@ async fn clients_built_from_a_nodes_driver_info_power_the_emulators() {
             assert_eq!(ipmi_rig.file("power"), "0");
         }
     }
+}
 
 /// Whether a process runs: it exists and is not a zombie (the rig's machine
 /// is orphaned, and a container's init may never reap it).
