@@ -107,6 +107,20 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
                 from.as_deref().unwrap_or("None")
             ),
         ),
+        PowerChangeRequested { action, .. } => (
+            "power",
+            "INFO",
+            format!("Power change to {action} requested."),
+        ),
+        PowerChangeDone { from, to, .. } => (
+            "power",
+            "INFO",
+            format!(
+                "Power state changed from {} to {to}.",
+                from.as_deref().unwrap_or("None")
+            ),
+        ),
+        PowerChangeFailed { last_error, .. } => ("power", "ERROR", last_error.clone()),
         PortAdded { port } => (
             "update",
             "INFO",

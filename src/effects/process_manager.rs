@@ -22,6 +22,8 @@
 //! database, a node is worked by the holder of its lease only; a lease expires
 //! when its holder stops renewing it (crash), and another process takes over.
 
+use super::bmc::poll::{power_action, PowerWait};
+use super::bmc::{BmcError, PowerAction};
 use super::cinder::{CinderClient, CinderConfig, CinderError};
 use super::crash_point;
 use super::http_root::HttpRoot;
@@ -68,6 +70,10 @@ pub struct PmConfig {
     pub step_attempts: u32,
     /// First pause between attempts (doubles each time).
     pub step_backoff: Duration,
+    /// How long a BMC power change may take when the request names no
+    /// `timeout`, and how often the power state is read meanwhile
+    /// (Ironic's `[conductor] power_state_change_timeout`, 60 s).
+    pub power_wait: PowerWait,
 }
 
 impl PmConfig {
@@ -80,6 +86,7 @@ impl PmConfig {
             sweep: Duration::from_secs(5),
             step_attempts: 3,
             step_backoff: Duration::from_millis(500),
+            power_wait: PowerWait::default(),
         }
     }
 }
@@ -476,6 +483,10 @@ impl ProcessManager {
         let node = self.engine.load_node(id).await?;
         let outcome = match node.state() {
             _ if !node.exists => self.clean_leftovers(id, &node).await,
+            _ if node.power_request.is_some() => {
+                self.power(id, &node).await;
+                Ok(())
+            }
             ProvisionState::Active if stale_links(&node) => self.relink(id, &node).await,
             ProvisionState::Deploying => self.deploy(id, &node).await,
             ProvisionState::Adopting => self.adopt(id, &node).await,
@@ -597,6 +608,96 @@ impl ProcessManager {
             .await?;
         }
         Ok(())
+    }
+
+    /// Carries out the node's pending power request through its BMC and
+    /// records the outcome (`FinishPower` / `FailPower`). Resumed from the
+    /// log after a crash: the request is still pending, so it is done again
+    /// from the start (reading the BMC first, so a change that had completed
+    /// is not repeated — except a reboot, which reboots once more).
+    async fn power(&self, id: Uuid, node: &Node) {
+        let Some(req) = node.power_request.clone() else {
+            return;
+        };
+        let outcome = self.drive_power(id, node, &req).await;
+        let cmd = match outcome {
+            Ok(state) => NodeCommand::FinishPower {
+                power_state: state.as_str().to_string(),
+                at: chrono::Utc::now()
+                    .naive_utc()
+                    .format("%Y-%m-%dT%H:%M:%S%.6f")
+                    .to_string(),
+            },
+            Err((error, last_seen)) => {
+                tracing::warn!(node = %id, action = %req.action, error, "power change failed");
+                NodeCommand::FailPower {
+                    error,
+                    power_state: last_seen,
+                }
+            }
+        };
+        crash_point("power:before-record");
+        if let Err(e) = self.command(id, cmd).await {
+            // The request stays pending; the sweep does it again.
+            tracing::warn!(node = %id, error = %e, "could not record the power change");
+            self.back_off(id);
+        } else {
+            tracing::info!(node = %id, action = %req.action, "power change recorded");
+        }
+    }
+
+    /// The BMC calls of a power request. On failure: `last_error` (Ironic's
+    /// "Failed to change power state to …" with the BMC action that failed;
+    /// the clients' errors never carry a password) and the power state the
+    /// BMC last reported, if it could be read.
+    async fn drive_power(
+        &self,
+        id: Uuid,
+        node: &Node,
+        req: &crate::domain::node::PowerRequest,
+    ) -> Result<super::bmc::PowerState, (String, Option<String>)> {
+        let fail = |why: String| {
+            format!(
+                "Failed to change power state to '{}' by '{}': {why}",
+                req.target, req.action
+            )
+        };
+        let action = PowerAction::parse(&req.action)
+            .ok_or_else(|| (fail("unknown power action".into()), None))?;
+        let protocol = crate::domain::bmc_access::Protocol::of_interface(node.interface("power"))
+            .ok_or_else(|| {
+            (
+                fail("the node's power interface drives no BMC".into()),
+                None,
+            )
+        })?;
+        let access =
+            crate::domain::bmc_access::parse(protocol, &id.to_string(), &node.driver_info, |p| {
+                std::path::Path::new(p).exists()
+            })
+            .map_err(|e| (fail(e), None))?;
+        let bmc = super::bmc::access::client(&access).map_err(|e| (fail(e.to_string()), None))?;
+        let mut wait = self.config.power_wait;
+        if let Some(t) = req.timeout {
+            wait.timeout = Duration::from_secs(t);
+        }
+        let mut pause = self.config.step_backoff;
+        let mut attempt = 1;
+        let err: BmcError = loop {
+            crash_point("power:before-bmc");
+            match power_action(bmc.as_ref(), action, wait).await {
+                Ok(state) => return Ok(state),
+                Err(e) if e.transient && attempt < self.config.step_attempts => {
+                    tracing::warn!(node = %id, attempt, error = %e, "transient BMC failure; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                Err(e) => break e,
+            }
+        };
+        let seen = bmc.power_state().await.ok().map(|s| s.as_str().to_string());
+        Err((fail(err.to_string()), seen))
     }
 
     async fn deploy(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
@@ -976,11 +1077,12 @@ fn stale_links(node: &Node) -> bool {
 
 /// Whether a node needs the process manager.
 pub fn needs_work(node: &Node) -> bool {
-    (node.exists
-        && matches!(
-            node.state(),
-            ProvisionState::Deploying | ProvisionState::Deleting | ProvisionState::Adopting
-        ))
+    (node.exists && node.power_request.is_some())
+        || (node.exists
+            && matches!(
+                node.state(),
+                ProvisionState::Deploying | ProvisionState::Deleting | ProvisionState::Adopting
+            ))
         || has_leftovers(node)
         || stale_links(node)
 }

@@ -164,7 +164,13 @@ pub fn all_fields(doc: &NodeDoc, view: &View) -> Map<String, Value> {
     put("retired", field_or(n, "retired", json!(false)));
     put("retired_reason", field_or(n, "retired_reason", Value::Null));
     put("shard", field_or(n, "shard", Value::Null));
-    put("target_power_state", Value::Null);
+    put(
+        "target_power_state",
+        n.power_request
+            .as_ref()
+            .map(|r| json!(r.target))
+            .unwrap_or(Value::Null),
+    );
     put(
         "target_provision_state",
         n.target_provision_state

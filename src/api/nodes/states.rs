@@ -471,9 +471,22 @@ pub async fn power(
     if matches!(ps, ProvisionState::Cleaning | ProvisionState::CleanWait) {
         return Err(crate::domain::DomainError::invalid_state(&target, &ident, ps.as_str()).into());
     }
+    if doc.node.power_request.is_some() {
+        // Ironic holds the node's lock for the whole power change.
+        return Err(ApiError::conflict(format!(
+            "Node {} is locked by host {}, please retry after the current operation is completed.",
+            doc.uuid(),
+            host(&state)
+        )));
+    }
+    let timeout = timeout.map(|t| t as u64);
     state
         .engine
-        .node(doc.uuid(), NodeCommand::SetPowerState { target }, &who.0)
+        .node(
+            doc.uuid(),
+            NodeCommand::RequestPower { target, timeout },
+            &who.0,
+        )
         .await?;
     Ok(accepted(states_location(&base, &ident)))
 }

@@ -124,6 +124,15 @@ pub enum NodeCommand {
     SetPowerState {
         target: String,
     },
+    /// `PUT …/states/power` as the API takes it: on a node whose power
+    /// interface drives a BMC, a request the process manager carries out
+    /// (`PowerChangeRequested`); on any other node, the same as
+    /// [`NodeCommand::SetPowerState`].
+    RequestPower {
+        target: String,
+        /// Seconds the change may take (`timeout`); `None`: the default.
+        timeout: Option<u64>,
+    },
     Provision(ProvisionRequest),
     Delete,
 
@@ -166,6 +175,18 @@ pub enum NodeCommand {
     },
     /// The boot script was removed.
     RecordBootConfigRemoved,
+    /// The BMC reports the pending power request's target state (`at`: when,
+    /// ISO 8601, for `driver_internal_info.last_power_state_change`).
+    FinishPower {
+        power_state: String,
+        at: String,
+    },
+    /// The pending power request failed: `error` names the BMC action;
+    /// `power_state` is what the BMC last reported, if it could be read.
+    FailPower {
+        error: String,
+        power_state: Option<String>,
+    },
 
     AddPort(NewPort),
     PatchPort {

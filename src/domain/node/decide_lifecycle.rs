@@ -4,7 +4,7 @@
 use super::commands::{EnrollNode, ProvisionRequest};
 use super::events::{NodeEnrolled, NodeEvent, Transition};
 use super::Node;
-use crate::domain::bmc_access::not_driven_yet;
+use crate::domain::bmc_access::{not_driven_yet, Protocol};
 use crate::domain::error::DomainError;
 use crate::domain::hardware::HardwareCatalog;
 use crate::domain::state::{power_target_result, target_of, transition, FsmEvent, ProvisionState};
@@ -248,7 +248,10 @@ impl Node {
         }
     }
 
-    pub(super) fn set_power(&self, target: &str) -> Result<Vec<NodeEvent>, DomainError> {
+    /// The checks every power change passes (Ironic's API and conductor):
+    /// a known target, and not while cleaning. Returns the state the node
+    /// ends in.
+    fn check_power(&self, target: &str) -> Result<&'static str, DomainError> {
         let to = power_target_result(target).ok_or_else(|| {
             DomainError::Invalid(format!(
                 "Invalid power target '{target}'; expected one of 'power on', 'power off', 'rebooting', 'soft rebooting', 'soft power off'."
@@ -264,6 +267,14 @@ impl Node {
                 self.state().as_str(),
             ));
         }
+        Ok(to)
+    }
+
+    /// Records a power state directly: nodes without a BMC (the process
+    /// manager's own power steps, and `fake-hardware` / `manual-management`
+    /// through [`Self::request_power`]).
+    pub(super) fn set_power(&self, target: &str) -> Result<Vec<NodeEvent>, DomainError> {
+        let to = self.check_power(target)?;
         if let Some(why) = not_driven_yet(
             &self.id(),
             self.interface("power"),
@@ -275,6 +286,52 @@ impl Node {
             from: self.power_state.clone(),
             to: to.to_string(),
         }])
+    }
+
+    /// `PUT …/states/power`. A node whose power interface drives a BMC gets
+    /// a request the process manager carries out; one power change at a time
+    /// (Ironic holds the node's lock for the whole change, so a second one
+    /// is its `NodeLocked`, 409). Other nodes record the state at once.
+    pub(super) fn request_power(
+        &self,
+        target: &str,
+        timeout: Option<u64>,
+    ) -> Result<Vec<NodeEvent>, DomainError> {
+        let to = self.check_power(target)?;
+        if Protocol::of_interface(self.interface("power")).is_none() {
+            return self.set_power(target);
+        }
+        if self.power_request.is_some() {
+            return Err(DomainError::Conflict(power_locked(&self.id())));
+        }
+        Ok(vec![NodeEvent::PowerChangeRequested {
+            action: target.to_string(),
+            target: to.to_string(),
+            timeout,
+        }])
+    }
+
+    /// The BMC reached the target: recorded once (a repeated report of a
+    /// request already closed records nothing).
+    pub(super) fn finish_power(&self, power_state: String, at: String) -> Vec<NodeEvent> {
+        if self.power_request.is_none() {
+            return vec![];
+        }
+        vec![NodeEvent::PowerChangeDone {
+            from: self.power_state.clone(),
+            to: power_state,
+            at,
+        }]
+    }
+
+    pub(super) fn fail_power(&self, error: String, power_state: Option<String>) -> Vec<NodeEvent> {
+        if self.power_request.is_none() {
+            return vec![];
+        }
+        vec![NodeEvent::PowerChangeFailed {
+            last_error: error,
+            power_state,
+        }]
     }
 
     pub(super) fn delete(&self) -> Result<Vec<NodeEvent>, DomainError> {
@@ -395,4 +452,10 @@ impl Node {
             ))
         }
     }
+}
+
+/// A second power change while one is pending, when the API's own check
+/// (which names the host, as Ironic's `NodeLocked`) lost a race.
+fn power_locked(node: &str) -> String {
+    format!("Node {node} is locked by a pending power change, please retry after the current operation is completed.")
 }

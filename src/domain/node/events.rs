@@ -94,6 +94,32 @@ pub enum NodeEvent {
         from: Option<String>,
         to: String,
     },
+    /// A power change of a BMC node asked for: the node shows
+    /// `target_power_state` until the process manager records the outcome.
+    PowerChangeRequested {
+        /// Ironic's power target as asked (`rebooting`, `soft power off`, …).
+        action: String,
+        /// The state the node ends in (`power on` / `power off`).
+        target: String,
+        /// Seconds the change may take; `None`: the default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<u64>,
+    },
+    /// The BMC reached the requested state: `power_state` set,
+    /// `target_power_state` cleared.
+    PowerChangeDone {
+        from: Option<String>,
+        to: String,
+        /// When (ISO 8601): `driver_internal_info.last_power_state_change`.
+        at: String,
+    },
+    /// The power request failed: `last_error` set, `target_power_state`
+    /// cleared, `power_state` as the BMC last reported it (unchanged if it
+    /// could not be read).
+    PowerChangeFailed {
+        last_error: String,
+        power_state: Option<String>,
+    },
 
     PortAdded {
         port: Port,
@@ -247,6 +273,9 @@ impl NodeEvent {
             MaintenanceSet { .. } => "MaintenanceSet",
             MaintenanceUnset => "MaintenanceUnset",
             PowerStateChanged { .. } => "PowerStateChanged",
+            PowerChangeRequested { .. } => "PowerChangeRequested",
+            PowerChangeDone { .. } => "PowerChangeDone",
+            PowerChangeFailed { .. } => "PowerChangeFailed",
             PortAdded { .. } => "PortAdded",
             PortUpdated { .. } => "PortUpdated",
             PortRemoved { .. } => "PortRemoved",

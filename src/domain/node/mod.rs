@@ -36,6 +36,17 @@ pub struct NodeServices {
     pub catalog: HardwareCatalog,
 }
 
+/// A power change asked of a node's BMC (`PowerChangeRequested`), pending
+/// until the process manager records its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PowerRequest {
+    /// Ironic's power target as asked (`power on`, `rebooting`, …).
+    pub action: String,
+    /// The state the node ends in: what `target_power_state` shows.
+    pub target: String,
+    pub timeout: Option<u64>,
+}
+
 /// The current state of one node, rebuilt from its events.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Node {
@@ -53,6 +64,9 @@ pub struct Node {
     pub fields: BTreeMap<String, Value>,
     pub instance_uuid: Option<String>,
     pub power_state: Option<String>,
+    /// A power change asked of the node's BMC and not done yet.
+    #[serde(default)]
+    pub power_request: Option<PowerRequest>,
     pub provision_state: Option<ProvisionState>,
     pub target_provision_state: Option<ProvisionState>,
     pub maintenance: bool,
@@ -168,6 +182,11 @@ impl Node {
                 vec![]
             }),
             NodeCommand::SetPowerState { target } => self.set_power(&target),
+            NodeCommand::RequestPower { target, timeout } => self.request_power(&target, timeout),
+            NodeCommand::FinishPower { power_state, at } => Ok(self.finish_power(power_state, at)),
+            NodeCommand::FailPower { error, power_state } => {
+                Ok(self.fail_power(error, power_state))
+            }
             NodeCommand::Provision(req) => self.provision(&req),
             NodeCommand::Delete => self.delete(),
             NodeCommand::FinishDeploy => self.finish_deploy(),
@@ -284,6 +303,34 @@ impl Aggregate for Node {
                 self.maintenance_reason = None;
             }
             PowerStateChanged { to, .. } => self.power_state = Some(to),
+            PowerChangeRequested {
+                action,
+                target,
+                timeout,
+            } => {
+                self.power_request = Some(PowerRequest {
+                    action,
+                    target,
+                    timeout,
+                });
+                self.last_error = None;
+            }
+            PowerChangeDone { to, at, .. } => {
+                self.power_state = Some(to);
+                self.power_request = None;
+                self.driver_internal_info
+                    .insert("last_power_state_change".into(), Value::String(at));
+            }
+            PowerChangeFailed {
+                last_error,
+                power_state,
+            } => {
+                self.power_request = None;
+                self.last_error = Some(last_error);
+                if power_state.is_some() {
+                    self.power_state = power_state;
+                }
+            }
             PortAdded { port } => self.ports.push(port),
             PortUpdated { after, .. } => replace_by_uuid(&mut self.ports, after, |p| p.uuid),
             PortRemoved { port } => self.ports.retain(|p| p.uuid != port.uuid),

@@ -67,3 +67,32 @@ pub async fn set_power_and_wait(
     bmc.set_power(action).await?;
     wait_for_power(bmc, &format!("Waiting for {action}"), action.target(), wait).await
 }
+
+/// Carries out a power request as Ironic's conductor does
+/// (`node_power_action`): reads the power state first and, for `power on`,
+/// `power off` and `soft power off`, asks nothing when the node is already
+/// there; a reboot of a running node is a hard off, wait for off, on, wait
+/// for on (an off node is just powered on). Returns the state the BMC
+/// reports at the end.
+pub async fn power_action(
+    bmc: &dyn Bmc,
+    action: PowerAction,
+    wait: PowerWait,
+) -> Result<PowerState, BmcError> {
+    let target = action.target();
+    let now = bmc.power_state().await?;
+    match action {
+        PowerAction::PowerOn | PowerAction::PowerOff | PowerAction::SoftPowerOff
+            if now == target =>
+        {
+            return Ok(now)
+        }
+        PowerAction::Reboot if now == PowerState::On => {
+            set_power_and_wait(bmc, PowerAction::PowerOff, wait).await?;
+            set_power_and_wait(bmc, PowerAction::PowerOn, wait).await?;
+        }
+        PowerAction::Reboot => set_power_and_wait(bmc, PowerAction::PowerOn, wait).await?,
+        _ => set_power_and_wait(bmc, action, wait).await?,
+    }
+    Ok(target)
+}
