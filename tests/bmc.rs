@@ -16,6 +16,7 @@ use ironledger::domain::bmc_access::{self, Protocol};
 use ironledger::effects::bmc::access;
 use ironledger::effects::bmc::ipmi::{IpmiClient, IpmiConfig};
 use ironledger::effects::bmc::poll::{set_power_and_wait, PowerWait};
+use ironledger::effects::process_manager::{PmConfig, ProcessManager};
 use ironledger::effects::bmc::redfish::{AuthType, RedfishClient, RedfishConfig, VerifyCa};
 use ironledger::effects::bmc::{
     Bmc, BmcError, BmcErrorKind, BootDevice, BootMode, PowerAction, PowerState, Secret,
@@ -845,4 +846,203 @@ async fn ipmi_rig_chassis_is_the_machine_behind_it() {
     assert_eq!(pid(), None);
     assert_eq!(bmc.power_state().await.unwrap(), PowerState::Off);
     assert_eq!(args().len(), 4, "{:?}", args());
+}
+
+/// A process manager on `api`'s engine (power waits shortened to the rig's
+/// pace), started once the test has looked at the pending requests.
+fn power_manager(api: &common::api::Api) -> Arc<ProcessManager> {
+    let root = tempfile::tempdir().unwrap().keep();
+    let mut config = PmConfig::new(root, None);
+    config.poll = Duration::from_millis(50);
+    config.sweep = Duration::from_millis(300);
+    config.step_backoff = Duration::from_millis(100);
+    config.step_attempts = 2;
+    config.power_wait = wait();
+    ProcessManager::new(api.engine.clone(), config).unwrap()
+}
+
+/// Reads the node until no power change is pending (bounded, so a broken
+/// manager fails the test rather than hanging it).
+async fn settled(api: &common::api::Api, uuid: &str) -> Value {
+    for _ in 0..600 {
+        let n = api.get(&format!("/v1/nodes/{uuid}")).await;
+        if n.body["target_power_state"].is_null() {
+            return n.body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the power change of {uuid} never finished");
+}
+
+async fn put_power(api: &common::api::Api, uuid: &str, target: &str) -> common::api::Answer {
+    api.put(
+        &format!("/v1/nodes/{uuid}/states/power"),
+        serde_json::json!({ "target": target }),
+    )
+    .await
+}
+
+/// `PUT …/states/power` on a redfish and an ipmi node over real HTTP: the
+/// request is accepted (202) and shown (`target_power_state`), a second one
+/// meanwhile is Ironic's NodeLocked (409); the process manager — started only
+/// afterwards, so it resumes the request from the log as after a crash —
+/// changes the emulated machine's power (read back from the emulator) and
+/// the node shows the new `power_state`. Then off and a reboot.
+#[tokio::test]
+async fn power_requests_over_http_drive_the_emulators() {
+    let api = common::api::start(common::memory().await).await;
+    let rf_rig = Rig::redfish(1, false, false);
+    let ipmi_rig = Rig::ipmi();
+    let rf = api
+        .post(
+            "/v1/nodes",
+            serde_json::json!({"driver": "redfish", "driver_info": {
+                "redfish_address": rf_rig.addr, "redfish_username": "admin",
+                "redfish_password": PASSWORD, "redfish_auth_type": "basic"}}),
+        )
+        .await;
+    let ipmi = api
+        .post(
+            "/v1/nodes",
+            serde_json::json!({"driver": "ipmi", "driver_info": {
+                "ipmi_address": "127.0.0.1", "ipmi_port": ipmi_rig.port.to_string(),
+                "ipmi_username": "admin", "ipmi_password": PASSWORD}}),
+        )
+        .await;
+    let rf = rf.body["uuid"].as_str().unwrap().to_string();
+    let ipmi = ipmi.body["uuid"].as_str().unwrap().to_string();
+    let redfish_power = || async { rf_rig.system(1).await["PowerState"].clone() };
+
+    for uuid in [&rf, &ipmi] {
+        let a = put_power(&api, uuid, "power on").await;
+        assert_eq!(a.status, reqwest::StatusCode::ACCEPTED, "{:?}", a.body);
+        let n = api.get(&format!("/v1/nodes/{uuid}")).await.body;
+        assert_eq!(n["target_power_state"], "power on");
+        assert!(n["power_state"].is_null(), "{n}");
+        let again = put_power(&api, uuid, "power off").await;
+        assert_eq!(again.status, reqwest::StatusCode::CONFLICT);
+        assert!(
+            again
+                .error()
+                .contains(&format!("Node {uuid} is locked by host")),
+            "{}",
+            again.error()
+        );
+    }
+    assert_eq!(redfish_power().await, "Off", "nothing asked of the BMC yet");
+    assert_eq!(ipmi_rig.file("power"), "0");
+
+    power_manager(&api).spawn();
+    for uuid in [&rf, &ipmi] {
+        let n = settled(&api, uuid).await;
+        assert_eq!(n["power_state"], "power on", "{n}");
+        assert!(n["last_error"].is_null(), "{n}");
+        assert!(n["driver_internal_info"]["last_power_state_change"].is_string());
+    }
+    assert_eq!(redfish_power().await, "On");
+    assert_eq!(ipmi_rig.file("power"), "1");
+
+    // Already on: power on asks the BMC for no reset.
+    let resets = |rig: &Rig| -> Vec<String> {
+        rig.access_log()
+            .iter()
+            .filter(|r| r.to_string().contains("Reset"))
+            .map(|r| r.to_string())
+            .collect()
+    };
+    let before = resets(&rf_rig).len();
+    assert_eq!(put_power(&api, &rf, "power on").await.status, 202);
+    assert_eq!(settled(&api, &rf).await["power_state"], "power on");
+    assert_eq!(resets(&rf_rig).len(), before, "{:?}", resets(&rf_rig));
+
+    for uuid in [&rf, &ipmi] {
+        assert_eq!(put_power(&api, uuid, "power off").await.status, 202);
+        assert_eq!(settled(&api, uuid).await["power_state"], "power off");
+    }
+    assert_eq!(redfish_power().await, "Off");
+    assert_eq!(ipmi_rig.file("power"), "0");
+
+    // A reboot of a running node: off, then on, as Ironic does it.
+    for uuid in [&rf, &ipmi] {
+        assert_eq!(put_power(&api, uuid, "power on").await.status, 202);
+        settled(&api, uuid).await;
+        assert_eq!(put_power(&api, uuid, "rebooting").await.status, 202);
+        let n = settled(&api, uuid).await;
+        assert_eq!(n["power_state"], "power on", "{n}");
+        assert!(n["last_error"].is_null(), "{n}");
+    }
+    assert_eq!(redfish_power().await, "On");
+    assert_eq!(ipmi_rig.file("power"), "1");
+    let tail: Vec<String> = resets(&rf_rig).into_iter().rev().take(2).collect();
+    assert!(
+        tail[1].contains("ForceOff") && tail[0].contains("\"On\""),
+        "{tail:?}"
+    );
+    let events: Vec<String> = ipmi_rig.file("events").lines().map(String::from).collect();
+    assert!(!events.is_empty());
+    for uuid in [&rf, &ipmi] {
+        let n = api.get(&format!("/v1/nodes/{uuid}")).await;
+        assert!(!n.body.to_string().contains(PASSWORD));
+    }
+}
+
+/// A BMC that cannot be reached, and BMCs that refuse the credentials: the
+/// request ends, `target_power_state` cleared, with `last_error` naming the
+/// power change and the BMC action that failed, and no password in the
+/// answer or the logs.
+#[tokio::test]
+async fn power_failures_end_in_last_error_without_the_password() {
+    let logs = Captured::default();
+    let _guard = logs.install();
+    let api = common::api::start(common::memory().await).await;
+    let rf_rig = Rig::redfish(1, false, false);
+    let ipmi_rig = Rig::ipmi();
+    let wrong = format!("{PASSWORD}-wrong");
+    let cases = [
+        (
+            serde_json::json!({"driver": "redfish", "driver_info": {
+                "redfish_address": format!("http://127.0.0.1:{}", free_port(false)),
+                "redfish_username": "admin", "redfish_password": PASSWORD}}),
+            "Redfish",
+            "unreachable",
+        ),
+        (
+            serde_json::json!({"driver": "redfish", "driver_info": {
+                "redfish_address": rf_rig.addr, "redfish_username": "admin",
+                "redfish_password": wrong, "redfish_auth_type": "basic"}}),
+            "Redfish",
+            "credentials",
+        ),
+        (
+            serde_json::json!({"driver": "ipmi", "driver_info": {
+                "ipmi_address": "127.0.0.1", "ipmi_port": ipmi_rig.port.to_string(),
+                "ipmi_username": "admin", "ipmi_password": wrong}}),
+            "IPMI",
+            "credentials",
+        ),
+    ];
+    let mut nodes = vec![];
+    for (body, protocol, _) in &cases {
+        let a = api.post("/v1/nodes", body.clone()).await;
+        let uuid = a.body["uuid"].as_str().unwrap().to_string();
+        assert_eq!(put_power(&api, &uuid, "power on").await.status, 202);
+        nodes.push((uuid, *protocol));
+    }
+    power_manager(&api).spawn();
+    for ((uuid, protocol), (_, _, why)) in nodes.iter().zip(&cases) {
+        let n = settled(&api, uuid).await;
+        let err = n["last_error"].as_str().unwrap_or_default();
+        assert!(
+            err.starts_with("Failed to change power state to 'power on'")
+                && err.contains(&format!("{protocol} ")),
+            "{why}: {err}"
+        );
+        assert!(!n.to_string().contains(PASSWORD), "{why}: {n}");
+        assert_ne!(n["power_state"], "power on", "{why}: {n}");
+    }
+    assert_eq!(rf_rig.system(1).await["PowerState"], "Off");
+    assert_eq!(ipmi_rig.file("power"), "0");
+    // A failed request no longer holds the node: the next one is accepted.
+    assert_eq!(put_power(&api, &nodes[0].0, "power off").await.status, 202);
+    assert!(!logs.text().contains(PASSWORD), "a password in the logs");
 }
