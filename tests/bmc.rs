@@ -16,11 +16,11 @@ use ironledger::domain::bmc_access::{self, Protocol};
 use ironledger::effects::bmc::access;
 use ironledger::effects::bmc::ipmi::{IpmiClient, IpmiConfig};
 use ironledger::effects::bmc::poll::{set_power_and_wait, PowerWait};
-use ironledger::effects::process_manager::{PmConfig, ProcessManager};
 use ironledger::effects::bmc::redfish::{AuthType, RedfishClient, RedfishConfig, VerifyCa};
 use ironledger::effects::bmc::{
     Bmc, BmcError, BmcErrorKind, BootDevice, BootMode, PowerAction, PowerState, Secret,
 };
+use ironledger::effects::process_manager::{PmConfig, ProcessManager};
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};

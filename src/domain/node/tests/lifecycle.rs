@@ -1485,3 +1485,99 @@ async fn node_deleted_carries_everything_the_node_owned() {
     assert_eq!(node.uuid, Some(NODE));
     assert!(node.ports.is_empty() && node.connectors.is_empty() && node.targets.is_empty());
 }
+
+/// A node whose power interface drives a BMC (`redfish`).
+fn bmc_node() -> Vec<NodeEvent> {
+    vec![enrolled_with(|e| {
+        e.driver = "redfish".into();
+        e.interfaces.insert("power".into(), "redfish".into());
+        e.provision_state = Available;
+    })]
+}
+
+#[tokio::test]
+async fn power_of_a_node_without_bmc_is_recorded_at_once() {
+    assert_eq!(
+        run(
+            in_state(Available),
+            NodeCommand::RequestPower {
+                target: "rebooting".into(),
+                timeout: Some(5),
+            }
+        )
+        .await,
+        Ok(vec![NodeEvent::PowerStateChanged {
+            from: None,
+            to: "power on".into(),
+        }])
+    );
+}
+
+#[tokio::test]
+async fn power_of_a_bmc_node_is_a_request_one_at_a_time() {
+    let request = NodeCommand::RequestPower {
+        target: "rebooting".into(),
+        timeout: Some(5),
+    };
+    let asked = run(bmc_node(), request.clone()).await.unwrap();
+    assert_eq!(
+        asked,
+        vec![NodeEvent::PowerChangeRequested {
+            action: "rebooting".into(),
+            target: "power on".into(),
+            timeout: Some(5),
+        }]
+    );
+    let pending = and(bmc_node(), asked);
+    assert_eq!(
+        replay(&pending).power_request.map(|r| r.target),
+        Some("power on".into())
+    );
+    assert!(matches!(
+        run(pending.clone(), request).await,
+        Err(DomainError::Conflict(_))
+    ));
+    // The outcome is recorded once; a repeated report records nothing.
+    let done = run(
+        pending.clone(),
+        NodeCommand::FinishPower {
+            power_state: "power on".into(),
+            at: "2026-12-02T00:00:00.000000".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let after = replay(&and(pending.clone(), done.clone()));
+    assert_eq!(after.power_state.as_deref(), Some("power on"));
+    assert_eq!(after.power_request, None);
+    assert_eq!(
+        after.driver_internal_info["last_power_state_change"],
+        "2026-12-02T00:00:00.000000"
+    );
+    let again = run(
+        and(pending.clone(), done),
+        NodeCommand::FailPower {
+            error: "x".into(),
+            power_state: None,
+        },
+    )
+    .await;
+    assert_eq!(again, Ok(vec![]));
+    // A failure clears the request and keeps what the BMC last reported.
+    let failed = run(
+        pending.clone(),
+        NodeCommand::FailPower {
+            error: "Failed to change power state".into(),
+            power_state: Some("power off".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let after = replay(&and(pending, failed));
+    assert_eq!(after.power_request, None);
+    assert_eq!(after.power_state.as_deref(), Some("power off"));
+    assert_eq!(
+        after.last_error.as_deref(),
+        Some("Failed to change power state")
+    );
+}
