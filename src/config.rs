@@ -113,6 +113,9 @@ pub struct Config {
     /// a node it works on without renewing; after a crash another process takes
     /// the node over this much later.
     pub lease_ttl: std::time::Duration,
+    /// `[conductor] power_state_change_timeout` (Ironic's, default 60 s): how
+    /// long a BMC power change may take when the request names no `timeout`.
+    pub power_state_change_timeout: std::time::Duration,
     /// `[secrets]`: the master key that encrypts secrets at rest.
     pub secrets: SecretsConfig,
     /// Every option as read (file, then environment), for later subsystems.
@@ -538,6 +541,19 @@ impl Config {
                 }
             },
         };
+        let power_state_change_timeout = match get("conductor", "power_state_change_timeout") {
+            None => std::time::Duration::from_secs(60),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n >= 1 => std::time::Duration::from_secs(n),
+                _ => {
+                    return Err(invalid(
+                        "conductor",
+                        "power_state_change_timeout",
+                        format!("'{v}' is not a whole number of seconds >= 1"),
+                    ))
+                }
+            },
+        };
 
         let secrets = SecretsConfig {
             master_key: get("secrets", "master_key")
@@ -572,6 +588,7 @@ impl Config {
             automated_clean,
             cinder,
             lease_ttl,
+            power_state_change_timeout,
             raw,
         })
     }

@@ -63,9 +63,11 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     // engine has started it already; this only makes that explicit.
     engine.projector().spawn_worker();
 
-    // The process manager deploys and undeploys nodes (Cinder, iPXE scripts).
+    // The process manager deploys and undeploys nodes (Cinder, iPXE scripts)
+    // and carries out power requests of BMC nodes.
     let mut pm_config = PmConfig::new(config.http_root.clone(), config.cinder.clone());
     pm_config.lease_ttl = config.lease_ttl;
+    pm_config.power_wait.timeout = config.power_state_change_timeout;
     ProcessManager::new(engine.clone(), pm_config)?.spawn();
     tracing::info!(http_root = %config.http_root.display(), cinder = config.cinder.is_some(), "process manager running");
 
