@@ -9,6 +9,7 @@
 //! | `deploying` | validate storage → power off → attach volumes in Cinder (`VolumesAttached`) → write the iPXE script (`BootConfigWritten`) → power on → `Deployed` |
 //! | `deleting` | power off → remove the iPXE script (`BootConfigRemoved`) → detach volumes (`VolumesDetached`) → purge targets (`TargetsPurged`) → `Undeployed` → `available` |
 //! | any other state but `active`, with volumes or a script left over (a failed deploy) | detach and remove them (compensation), retried until Cinder answers |
+//! | a power request pending (`redfish`/`ipmi` node; any provision state) | read the BMC → reset unless already there → poll until the target or the timeout → `PowerChangeDone` / `PowerChangeFailed` |
 //!
 //! Every step is idempotent: Cinder is asked whether the volume is already
 //! attached to the node, the script is rewritten only if its content differs,
@@ -1077,12 +1078,12 @@ fn stale_links(node: &Node) -> bool {
 
 /// Whether a node needs the process manager.
 pub fn needs_work(node: &Node) -> bool {
-    (node.exists && node.power_request.is_some())
-        || (node.exists
-            && matches!(
+    (node.exists
+        && (node.power_request.is_some()
+            || matches!(
                 node.state(),
                 ProvisionState::Deploying | ProvisionState::Deleting | ProvisionState::Adopting
-            ))
+            )))
         || has_leftovers(node)
         || stale_links(node)
 }
