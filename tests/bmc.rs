@@ -1033,8 +1033,8 @@ async fn power_failures_end_in_last_error_without_the_password() {
         let n = settled(&api, uuid).await;
         let err = n["last_error"].as_str().unwrap_or_default();
         assert!(
-            err.starts_with("Failed to change power state to 'power on'")
-                && err.contains(&format!("{protocol} ")),
+            err.starts_with("Failed to change power state to 'power on' by 'power on'. Error: ")
+                && err.contains(&format!("{protocol} power sta")),
             "{why}: {err}"
         );
         assert!(!n.to_string().contains(PASSWORD), "{why}: {n}");

@@ -648,7 +648,8 @@ impl ProcessManager {
     }
 
     /// The BMC calls of a power request. On failure: `last_error` (Ironic's
-    /// "Failed to change power state to …" with the BMC action that failed;
+    /// "Failed to change power state to '…' by '…'. Error: …", the error
+    /// naming the BMC action that failed;
     /// the clients' errors never carry a password) and the power state the
     /// BMC last reported, if it could be read.
     async fn drive_power(
@@ -659,7 +660,7 @@ impl ProcessManager {
     ) -> Result<super::bmc::PowerState, (String, Option<String>)> {
         let fail = |why: String| {
             format!(
-                "Failed to change power state to '{}' by '{}': {why}",
+                "Failed to change power state to '{}' by '{}'. Error: {why}",
                 req.target, req.action
             )
         };
