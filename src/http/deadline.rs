@@ -17,7 +17,7 @@
 //! client sending one byte now and then gains nothing. A connection whose
 //! phase runs out is closed by [`crate::http::server`]. The phase is learnt
 //! from three places: the socket ([`WatchedIo`] sees bytes arrive), the request
-//! body ([`RequestBody`]) and the answer's body ([`ResponseBody`]).
+//! body and the answer's body ([`WatchedBody`]).
 
 use crate::config::ConnectionLimits;
 use axum::body::Bytes;
@@ -179,21 +179,40 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WatchedIo<S> {
     }
 }
 
-/// A request body, telling the [`Watch`] when it is done with.
-pub struct RequestBody<B> {
+/// A body, telling the [`Watch`] when it is done with: a request's body ends
+/// the body phase, an answer's the busy one. The two differ only in which
+/// phase their end closes, so one wrapper serves both
+/// ([`WatchedBody::request`], [`WatchedBody::response`]).
+pub struct WatchedBody<B> {
     inner: B,
     watch: Arc<Watch>,
+    /// What the end of this body tells the watch.
+    on_end: fn(&Watch),
 }
 
-impl<B: Body> RequestBody<B> {
-    /// Wraps the body of a request whose head was just parsed.
-    pub fn new(inner: B, watch: Arc<Watch>) -> Self {
+impl<B: Body> WatchedBody<B> {
+    /// Wraps the body of a request whose head was just parsed: its end (or
+    /// drop) ends the body phase.
+    pub fn request(inner: B, watch: Arc<Watch>) -> Self {
         watch.head_parsed(inner.is_end_stream());
-        RequestBody { inner, watch }
+        WatchedBody {
+            inner,
+            watch,
+            on_end: Watch::body_done,
+        }
+    }
+
+    /// Wraps an answer's body: its end (or drop) means hyper has all of it.
+    pub fn response(inner: B, watch: Arc<Watch>) -> Self {
+        WatchedBody {
+            inner,
+            watch,
+            on_end: Watch::answered,
+        }
     }
 }
 
-impl<B: Body<Data = Bytes> + Unpin> Body for RequestBody<B> {
+impl<B: Body<Data = Bytes> + Unpin> Body for WatchedBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
@@ -203,7 +222,7 @@ impl<B: Body<Data = Bytes> + Unpin> Body for RequestBody<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
         if !matches!(frame, Some(Ok(_))) || self.inner.is_end_stream() {
-            self.watch.body_done();
+            (self.on_end)(&self.watch);
         }
         Poll::Ready(frame)
     }
@@ -217,51 +236,9 @@ impl<B: Body<Data = Bytes> + Unpin> Body for RequestBody<B> {
     }
 }
 
-impl<B> Drop for RequestBody<B> {
+impl<B> Drop for WatchedBody<B> {
     fn drop(&mut self) {
-        self.watch.body_done();
-    }
-}
-
-/// An answer's body, telling the [`Watch`] when hyper has all of it.
-pub struct ResponseBody<B> {
-    inner: B,
-    watch: Arc<Watch>,
-}
-
-impl<B> ResponseBody<B> {
-    pub fn new(inner: B, watch: Arc<Watch>) -> Self {
-        ResponseBody { inner, watch }
-    }
-}
-
-impl<B: Body<Data = Bytes> + Unpin> Body for ResponseBody<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if !matches!(frame, Some(Ok(_))) || self.inner.is_end_stream() {
-            self.watch.answered();
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl<B> Drop for ResponseBody<B> {
-    fn drop(&mut self) {
-        self.watch.answered();
+        (self.on_end)(&self.watch);
     }
 }
 

@@ -17,7 +17,7 @@
 //! Shutdown stops accepting, asks every connection to finish its request and
 //! close, and returns when all have.
 
-use super::deadline::{RequestBody, ResponseBody, Watch, WatchedIo};
+use super::deadline::{Watch, WatchedBody, WatchedIo};
 use crate::api::error::ApiError;
 use crate::config::ConnectionLimits;
 use axum::extract::ConnectInfo;
@@ -116,7 +116,8 @@ async fn connection(
     let w = watch.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let watch = w.clone();
-        let mut req = req.map(|body| axum::body::Body::new(RequestBody::new(body, watch.clone())));
+        let mut req =
+            req.map(|body| axum::body::Body::new(WatchedBody::request(body, watch.clone())));
         req.extensions_mut().insert(ConnectInfo(peer));
         let app = app.clone();
         async move {
@@ -124,7 +125,7 @@ async fn connection(
                 .oneshot(req)
                 .await
                 .unwrap_or_else(|e: Infallible| match e {});
-            Ok::<_, Infallible>(res.map(|body| ResponseBody::new(body, watch)))
+            Ok::<_, Infallible>(res.map(|body| WatchedBody::response(body, watch)))
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
