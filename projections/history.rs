@@ -99,12 +99,34 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
             },
         ),
         MaintenanceUnset => ("maintenance", "INFO", "Maintenance mode unset.".into()),
-        PowerStateChanged { from, to } => (
+        PowerStateChanged { from, to, at } => (
             "power",
             "INFO",
+            match (at, from.as_deref() == Some(to.as_str())) {
+                (Some(_), true) => format!("The BMC confirmed the node is in {to}."),
+                (Some(_), false) => format!(
+                    "Power state changed from {} to {to} by the node's BMC.",
+                    from.as_deref().unwrap_or("None")
+                ),
+                (None, _) => format!(
+                    "Power state changed from {} to {to}.",
+                    from.as_deref().unwrap_or("None")
+                ),
+            },
+        ),
+        BootDeviceSet {
+            device,
+            persistent,
+            mode,
+        } => (
+            "management",
+            "INFO",
             format!(
-                "Power state changed from {} to {to}.",
-                from.as_deref().unwrap_or("None")
+                "Boot device set to {device}{}{}.",
+                if *persistent { " (persistent)" } else { "" },
+                mode.as_deref()
+                    .map(|m| format!(", boot mode {m}"))
+                    .unwrap_or_default()
             ),
         ),
         PowerChangeRequested { action, .. } => (

@@ -42,23 +42,6 @@ impl Protocol {
     }
 }
 
-/// Refuses what would have to act on a node's BMC and is not driven yet (a
-/// deploy, a rebuild; a power state recorded without asking the BMC):
-/// accepting the request and never powering the node would pretend. Power
-/// changes asked through the API are carried out by the process manager
-/// (`NodeCommand::RequestPower`) and do not come here. `action` names what
-/// was asked; `power_interface` is the node's. `None` when the node's power
-/// interface is not a BMC one.
-///
-/// This is the one place that knows the limit; the deploy step of the
-/// process manager will remove it.
-pub fn not_driven_yet(node: &str, power_interface: &str, action: &str) -> Option<String> {
-    Protocol::of_interface(power_interface)?;
-    Some(format!(
-        "Node {node} uses the {power_interface} power interface: ironledger does not drive this hardware type's BMC yet, so it cannot {action}. Enrolment, updates, validation, ports and volume connectors and targets work; see docs/api.md (Current limits)."
-    ))
-}
-
 /// A BMC password: readable through [`Password::expose`] only, printed as
 /// `******`, so a `BmcAccess` may be logged or put in an error without
 /// leaking it.

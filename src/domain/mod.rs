@@ -10,9 +10,11 @@
 //! - [`upcast`]: how events stored in older schema versions are read.
 //! - [`limits`]: how deep a JSON value may nest, and no NUL in strings.
 //! - [`bmc_access`]: a node's `driver_info` read once into how its BMC is reached.
+//! - [`boot_mode`]: which boot mode a deploy asks the BMC for.
 //! - [`validation`]: what `GET /v1/nodes/{node}/validate` answers per interface.
 
 pub mod bmc_access;
+pub mod boot_mode;
 pub mod capabilities;
 pub mod claims;
 pub mod error;

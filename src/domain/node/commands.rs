@@ -187,6 +187,19 @@ pub enum NodeCommand {
         error: String,
         power_state: Option<String>,
     },
+    /// The node's BMC confirmed a power state the process manager asked for
+    /// as a step of a deploy or undeploy (`at`: when, ISO 8601).
+    RecordPowerState {
+        power_state: String,
+        at: String,
+    },
+    /// The node's BMC accepted this boot device (or, on a node without a BMC,
+    /// the operator set it).
+    RecordBootDevice {
+        device: String,
+        persistent: bool,
+        mode: Option<String>,
+    },
 
     AddPort(NewPort),
     PatchPort {

@@ -4,10 +4,12 @@
 use super::commands::{EnrollNode, ProvisionRequest};
 use super::events::{NodeEnrolled, NodeEvent, Transition};
 use super::Node;
-use crate::domain::bmc_access::{not_driven_yet, Protocol};
+use crate::domain::bmc_access::Protocol;
 use crate::domain::error::DomainError;
 use crate::domain::hardware::HardwareCatalog;
-use crate::domain::state::{power_target_result, target_of, transition, FsmEvent, ProvisionState};
+use crate::domain::state::{
+    power_target_result, target_of, transition, FsmEvent, ProvisionState, POWER_OFF, POWER_ON,
+};
 
 /// Keys of `EnrollNode::fields` that are not simple fields: a node created in
 /// maintenance (`true`) and a node created already associated with an instance
@@ -220,15 +222,10 @@ impl Node {
         if self.is_protected() && matches!(event, FsmEvent::Rebuild | FsmEvent::Delete) {
             return Err(DomainError::node_protected(&self.id()));
         }
-        if matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
-            let action = if event == FsmEvent::Rebuild {
-                "rebuild it"
-            } else {
-                "deploy it"
-            };
-            if let Some(why) = not_driven_yet(&self.id(), self.interface("power"), action) {
-                return Err(DomainError::Invalid(why));
-            }
+        // A BMC node's power change holds the node, as Ironic's lock does for
+        // the whole change: the deploy would act on the same BMC meanwhile.
+        if self.power_request.is_some() && matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild | FsmEvent::Delete) {
+            return Err(DomainError::Conflict(power_locked(&self.id())));
         }
         match event {
             FsmEvent::Deploy | FsmEvent::Rebuild => Ok(vec![NodeEvent::DeployRequested {
@@ -275,16 +272,73 @@ impl Node {
     /// through [`Self::request_power`]).
     pub(super) fn set_power(&self, target: &str) -> Result<Vec<NodeEvent>, DomainError> {
         let to = self.check_power(target)?;
-        if let Some(why) = not_driven_yet(
-            &self.id(),
-            self.interface("power"),
-            &format!("set its power to '{target}'"),
-        ) {
-            return Err(DomainError::Invalid(why));
+        if Protocol::of_interface(self.interface("power")).is_some() {
+            // A BMC node's power state is what its BMC reports: recorded by
+            // `RecordPowerState` once the BMC confirms, never set blind.
+            return Err(DomainError::Invalid(format!(
+                "Node {} has a BMC: its power state is recorded from the BMC, not set.",
+                self.id()
+            )));
         }
         Ok(vec![NodeEvent::PowerStateChanged {
             from: self.power_state.clone(),
             to: to.to_string(),
+            at: None,
+        }])
+    }
+
+    /// A power state the node's BMC confirmed during a deploy or undeploy
+    /// step. Recorded once: the same state again (a step redone after a
+    /// crash) records nothing.
+    pub(super) fn record_power(
+        &self,
+        power_state: &str,
+        at: String,
+    ) -> Result<Vec<NodeEvent>, DomainError> {
+        if !matches!(power_state, POWER_ON | POWER_OFF) {
+            return Err(DomainError::Invalid(format!(
+                "Invalid power state '{power_state}'."
+            )));
+        }
+        // A deploy's first step is recorded even when the node was off
+        // already: it is what tells a resumed deploy the step is done.
+        let deploy_off = self.state() == ProvisionState::Deploying
+            && power_state == POWER_OFF
+            && !self.deploy_powered_off;
+        if self.power_state.as_deref() == Some(power_state) && !deploy_off {
+            return Ok(vec![]);
+        }
+        Ok(vec![NodeEvent::PowerStateChanged {
+            from: self.power_state.clone(),
+            to: power_state.to_string(),
+            at: Some(at),
+        }])
+    }
+
+    /// A boot device the node's BMC accepted (or, without a BMC, the one the
+    /// operator set). The same setting again records nothing. Refused while
+    /// a power change holds the node (Ironic's node lock, 409).
+    pub(super) fn record_boot_device(
+        &self,
+        device: String,
+        persistent: bool,
+        mode: Option<String>,
+    ) -> Result<Vec<NodeEvent>, DomainError> {
+        if self.power_request.is_some() {
+            return Err(DomainError::Conflict(power_locked(&self.id())));
+        }
+        let setting = super::BootDeviceSetting {
+            device,
+            persistent,
+            mode,
+        };
+        if self.boot_device.as_ref() == Some(&setting) {
+            return Ok(vec![]);
+        }
+        Ok(vec![NodeEvent::BootDeviceSet {
+            device: setting.device,
+            persistent: setting.persistent,
+            mode: setting.mode,
         }])
     }
 
@@ -303,6 +357,18 @@ impl Node {
         }
         if self.power_request.is_some() {
             return Err(DomainError::Conflict(power_locked(&self.id())));
+        }
+        // A deploy or undeploy drives the same BMC: it holds the node until
+        // it is done, as Ironic's lock does.
+        if matches!(
+            self.state(),
+            ProvisionState::Deploying | ProvisionState::Deleting
+        ) {
+            return Err(DomainError::Conflict(format!(
+                "Node {} is locked by a {} in progress, please retry after the current operation is completed.",
+                self.id(),
+                if self.state() == ProvisionState::Deploying { "deploy" } else { "undeploy" }
+            )));
         }
         Ok(vec![NodeEvent::PowerChangeRequested {
             action: target.to_string(),

@@ -93,6 +93,22 @@ pub enum NodeEvent {
     PowerStateChanged {
         from: Option<String>,
         to: String,
+        /// When the BMC confirmed it (ISO 8601), for a change the process
+        /// manager made through the node's BMC during a deploy or undeploy:
+        /// `driver_internal_info.last_power_state_change`. `None` for nodes
+        /// whose power state is only recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+    },
+    /// The node's BMC accepted a boot device (`PUT …/management/boot_device`,
+    /// or a deploy's "network boot, persistently" step).
+    BootDeviceSet {
+        /// Ironic's name (`pxe`, `disk`, …).
+        device: String,
+        persistent: bool,
+        /// The boot mode set with it (`bios` / `uefi`), if one was asked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
     },
     /// A power change of a BMC node asked for: the node shows
     /// `target_power_state` until the process manager records the outcome.
@@ -274,6 +290,7 @@ impl NodeEvent {
             MaintenanceUnset => "MaintenanceUnset",
             PowerStateChanged { .. } => "PowerStateChanged",
             PowerChangeRequested { .. } => "PowerChangeRequested",
+            BootDeviceSet { .. } => "BootDeviceSet",
             PowerChangeDone { .. } => "PowerChangeDone",
             PowerChangeFailed { .. } => "PowerChangeFailed",
             PortAdded { .. } => "PortAdded",

@@ -87,6 +87,25 @@ pub struct Node {
     /// The iPXE script written for the node, if any.
     #[serde(default)]
     pub boot_config: Option<BootConfig>,
+    /// The boot device last set through the node's BMC (or recorded for a
+    /// node without one), if any.
+    #[serde(default)]
+    pub boot_device: Option<BootDeviceSetting>,
+    /// The current deploy has had its BMC confirm the node off (its first
+    /// step): a deploy resumed after a crash does not power the node off
+    /// again once it has powered it on.
+    #[serde(default)]
+    pub deploy_powered_off: bool,
+}
+
+/// A boot device as last set: what `GET …/management/boot_device` answers for
+/// nodes without a BMC, and what a deploy's boot-device step compares with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootDeviceSetting {
+    pub device: String,
+    pub persistent: bool,
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 impl Node {
@@ -182,6 +201,14 @@ impl Node {
                 vec![]
             }),
             NodeCommand::SetPowerState { target } => self.set_power(&target),
+            NodeCommand::RecordPowerState { power_state, at } => {
+                self.record_power(&power_state, at)
+            }
+            NodeCommand::RecordBootDevice {
+                device,
+                persistent,
+                mode,
+            } => self.record_boot_device(device, persistent, mode),
             NodeCommand::RequestPower { target, timeout } => self.request_power(&target, timeout),
             NodeCommand::FinishPower { power_state, at } => Ok(self.finish_power(power_state, at)),
             NodeCommand::FailPower { error, power_state } => {
@@ -302,7 +329,27 @@ impl Aggregate for Node {
                 self.maintenance = false;
                 self.maintenance_reason = None;
             }
-            PowerStateChanged { to, .. } => self.power_state = Some(to),
+            PowerStateChanged { to, at, .. } => {
+                if at.is_some() && to == POWER_OFF && self.state() == ProvisionState::Deploying {
+                    self.deploy_powered_off = true;
+                }
+                self.power_state = Some(to);
+                if let Some(at) = at {
+                    self.driver_internal_info
+                        .insert("last_power_state_change".into(), Value::String(at));
+                }
+            }
+            BootDeviceSet {
+                device,
+                persistent,
+                mode,
+            } => {
+                self.boot_device = Some(BootDeviceSetting {
+                    device,
+                    persistent,
+                    mode,
+                })
+            }
             PowerChangeRequested {
                 action,
                 target,
@@ -346,6 +393,7 @@ impl Aggregate for Node {
             DeployRequested { transition, .. } => {
                 self.set_transition(&transition);
                 self.last_error = None;
+                self.deploy_powered_off = false;
             }
             Deployed(t) => self.set_transition(&t),
             DeployFailed {

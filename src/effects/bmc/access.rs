@@ -48,3 +48,17 @@ pub fn client(access: &BmcAccess) -> Result<Box<dyn Bmc>, BmcError> {
         BmcAccess::Ipmi(i) => Box::new(IpmiClient::new(ipmi_config(i))),
     })
 }
+
+/// The client for a node's BMC, from its power interface and `driver_info`:
+/// `Ok(None)` when the power interface drives no BMC (`fake`, manual), and
+/// Ironic's text when `driver_info` cannot be read (the same text `node
+/// validate` gives) or the client cannot be made.
+pub fn for_node(node: &crate::domain::Node) -> Result<Option<Box<dyn Bmc>>, String> {
+    let Some(protocol) = bmc_access::Protocol::of_interface(node.interface("power")) else {
+        return Ok(None);
+    };
+    let access = bmc_access::parse(protocol, &node.id(), &node.driver_info, |p| {
+        std::path::Path::new(p).exists()
+    })?;
+    client(&access).map(Some).map_err(|e| e.to_string())
+}

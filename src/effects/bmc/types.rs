@@ -122,22 +122,9 @@ pub struct BootDeviceInfo {
     pub persistent: Option<bool>,
 }
 
-/// Boot mode, Ironic's `bios` / `uefi`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BootMode {
-    Bios,
-    Uefi,
-}
-
-impl BootMode {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "bios" => Some(BootMode::Bios),
-            "uefi" => Some(BootMode::Uefi),
-            _ => None,
-        }
-    }
-}
+/// Boot mode, Ironic's `bios` / `uefi`: the domain's type (which reads
+/// the mode a node asks for).
+pub use crate::domain::boot_mode::BootMode;
 
 /// A password or token: readable only through [`Secret::expose`], printed as
 /// `******` by `Debug` and `Display`, so a client's configuration can be

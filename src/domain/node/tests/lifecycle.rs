@@ -1209,6 +1209,7 @@ async fn every_power_target_and_where_it_ends() {
             .then_expect_events(vec![NodeEvent::PowerStateChanged {
                 from: None,
                 to: to.into(),
+                at: None,
             }]);
         TestFramework::<Node>::with(services())
             .given(and(in_state(Active), [powered("power on")]))
@@ -1219,6 +1220,7 @@ async fn every_power_target_and_where_it_ends() {
             .then_expect_events(vec![NodeEvent::PowerStateChanged {
                 from: Some("power on".into()),
                 to: to.into(),
+                at: None,
             }]);
     }
 }
@@ -1509,6 +1511,7 @@ async fn power_of_a_node_without_bmc_is_recorded_at_once() {
         Ok(vec![NodeEvent::PowerStateChanged {
             from: None,
             to: "power on".into(),
+            at: None,
         }])
     );
 }

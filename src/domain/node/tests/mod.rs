@@ -267,6 +267,7 @@ pub(super) fn powered(to: &str) -> NodeEvent {
     NodeEvent::PowerStateChanged {
         from: None,
         to: to.into(),
+        at: None,
     }
 }
 

@@ -23,8 +23,10 @@
 //! database, a node is worked by the holder of its lease only; a lease expires
 //! when its holder stops renewing it (crash), and another process takes over.
 
+mod bmc_steps;
+
 use super::bmc::poll::{power_action, PowerWait};
-use super::bmc::{BmcError, PowerAction};
+use super::bmc::PowerAction;
 use super::cinder::{CinderClient, CinderConfig, CinderError};
 use super::crash_point;
 use super::http_root::HttpRoot;
@@ -528,6 +530,10 @@ impl ProcessManager {
         tracing::warn!(node = %id, state = %node.state(), error = why, "step failed");
         match node.state() {
             ProvisionState::Deploying => {
+                if node.has_leftovers() {
+                    self.bmc_power_off_for_cleanup(id, &node).await;
+                }
+                let node = self.engine.load_node(id).await?;
                 if let Err(e) = self.clean_leftovers(id, &node).await {
                     // Left for the sweep: it retries until Cinder answers.
                     tracing::warn!(node = %id, error = ?e, "compensation incomplete; will retry");
@@ -624,10 +630,7 @@ impl ProcessManager {
         let cmd = match outcome {
             Ok(state) => NodeCommand::FinishPower {
                 power_state: state.as_str().to_string(),
-                at: chrono::Utc::now()
-                    .naive_utc()
-                    .format("%Y-%m-%dT%H:%M:%S%.6f")
-                    .to_string(),
+                    at: bmc_steps::now_iso(),
             },
             Err((error, last_seen)) => {
                 tracing::warn!(node = %id, action = %req.action, error, "power change failed");
@@ -666,37 +669,29 @@ impl ProcessManager {
         };
         let action = PowerAction::parse(&req.action)
             .ok_or_else(|| (fail("unknown power action".into()), None))?;
-        let protocol = crate::domain::bmc_access::Protocol::of_interface(node.interface("power"))
-            .ok_or_else(|| {
-            (
-                fail("the node's power interface drives no BMC".into()),
-                None,
-            )
-        })?;
-        let access =
-            crate::domain::bmc_access::parse(protocol, &id.to_string(), &node.driver_info, |p| {
-                std::path::Path::new(p).exists()
-            })
-            .map_err(|e| (fail(e), None))?;
-        let bmc = super::bmc::access::client(&access).map_err(|e| (fail(e.to_string()), None))?;
+        let bmc = match Self::bmc_of(node) {
+            Ok(Some(bmc)) => bmc,
+            Ok(None) => {
+                return Err((
+                    fail("the node's power interface drives no BMC".into()),
+                    None,
+                ))
+            }
+            Err(StepError::Fatal(e) | StepError::Retry(e)) => return Err((fail(e), None)),
+        };
         let mut wait = self.config.power_wait;
         if let Some(t) = req.timeout {
             wait.timeout = Duration::from_secs(t);
         }
-        let mut pause = self.config.step_backoff;
-        let mut attempt = 1;
-        let err: BmcError = loop {
-            crash_point("power:before-bmc");
-            match power_action(bmc.as_ref(), action, wait).await {
-                Ok(state) => return Ok(state),
-                Err(e) if e.transient && attempt < self.config.step_attempts => {
-                    tracing::warn!(node = %id, attempt, error = %e, "transient BMC failure; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                    attempt += 1;
-                }
-                Err(e) => break e,
-            }
+        let result = self
+            .bmc_retrying(id, || {
+                crash_point("power:before-bmc");
+                power_action(bmc.as_ref(), action, wait)
+            })
+            .await;
+        let err = match result {
+            Ok(state) => return Ok(state),
+            Err(e) => e,
         };
         let seen = bmc.power_state().await.ok().map(|s| s.as_str().to_string());
         Err((fail(err.to_string()), seen))
@@ -724,7 +719,17 @@ impl ProcessManager {
             self.command(id, NodeCommand::SetDriverInternalInfo { changes })
                 .await?;
         }
-        self.set_power(id, node, POWER_OFF).await?;
+        let bmc = Self::bmc_of(node)?;
+        match &bmc {
+            // Once per deploy: a deploy resumed after the node was powered
+            // on at its end must not power it off again.
+            Some(bmc) if !node.deploy_powered_off => {
+                self.bmc_power(id, bmc.as_ref(), PowerAction::PowerOff)
+                    .await?
+            }
+            Some(_) => {}
+            None => self.set_power(id, node, POWER_OFF).await?,
+        }
         crash_point("deploy:before-attach");
 
         if node.interface("storage") == "cinder" {
@@ -801,7 +806,16 @@ impl ProcessManager {
         self.write_boot_config(id, &node).await?;
         crash_point("deploy:after-record-write");
 
-        self.set_power(id, &node, POWER_ON).await?;
+        match &bmc {
+            Some(bmc) => {
+                // The node was powered off above: powering it on boots it
+                // (Ironic's reboot of an off node is the same power on).
+                self.bmc_network_boot(id, &node, bmc.as_ref()).await?;
+                self.bmc_power(id, bmc.as_ref(), PowerAction::PowerOn)
+                    .await?;
+            }
+            None => self.set_power(id, &node, POWER_ON).await?,
+        }
         self.command(id, NodeCommand::FinishDeploy).await?;
         tracing::info!(node = %id, "deployed");
         Ok(())
@@ -863,7 +877,14 @@ impl ProcessManager {
 
     async fn undeploy(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
         let node_id = id.to_string();
-        self.set_power(id, node, POWER_OFF).await?;
+        // The machine stops before its boot configuration and volumes go.
+        match Self::bmc_of(node)? {
+            Some(bmc) => {
+                self.bmc_power(id, bmc.as_ref(), PowerAction::PowerOff)
+                    .await?
+            }
+            None => self.set_power(id, node, POWER_OFF).await?,
+        }
         self.root.remove_node(&node_id).map_err(|e| {
             StepError::Fatal(format!("Removing the boot configuration failed: {e}"))
         })?;
@@ -996,7 +1017,7 @@ fn check_deployable(node: &Node) -> Result<(), StepError> {
         )));
     }
     for (kind, outcome) in validation::validate(node, &ValidationEnv::default()) {
-        if matches!(kind, "storage" | "boot") {
+        if matches!(kind, "storage" | "boot" | "power" | "management") {
             if let Err(reason) = outcome {
                 return Err(StepError::Fatal(reason));
             }
