@@ -299,15 +299,12 @@ async fn validate_reads_driver_info_as_ironic() {
         .contains("redfish_verify_ca"));
 }
 
-fn not_driven(node: &str, interface: &str, action: &str) -> String {
-    format!("Node {node} uses the {interface} power interface: ironledger does not drive this hardware type's BMC yet, so it cannot {action}. Enrolment, updates, validation, ports and volume connectors and targets work; see docs/api.md (Current limits).")
-}
-
 #[tokio::test]
-async fn deploy_and_rebuild_are_refused_and_write_nothing_power_is_requested() {
+async fn deploy_is_accepted_and_a_power_change_and_a_deploy_hold_each_other_off() {
     let api = api().await;
-    for (body, interface) in [(redfish_node(), "redfish"), (ipmi_node(), "ipmitool")] {
+    for body in [redfish_node(), ipmi_node()] {
         let n = create(&api, body).await;
+        let id = Uuid::parse_str(&n).unwrap();
         for v in ["manage", "provide"] {
             let a = api
                 .put(
@@ -317,25 +314,9 @@ async fn deploy_and_rebuild_are_refused_and_write_nothing_power_is_requested() {
                 .await;
             assert_eq!(a.status, StatusCode::ACCEPTED, "{v}: {:?}", a.body);
         }
-        let before = events(&api, &n).await;
-        for target in ["active", "deploy"] {
-            refused(
-                &api.put(
-                    &format!("/v1/nodes/{n}/states/provision"),
-                    json!({ "target": target }),
-                )
-                .await,
-                400,
-                &not_driven(&n, interface, "deploy it"),
-            );
-        }
-        assert_eq!(events(&api, &n).await, before, "a refusal writes nothing");
-        let node = api.get(&format!("/v1/nodes/{n}")).await.body;
-        assert_eq!(node["provision_state"], "available");
-        assert_eq!(node["target_power_state"], Value::Null);
 
-        // Power goes through: a request the process manager carries out (none
-        // runs here, so it stays pending and shows).
+        // Power is a request the process manager carries out (none runs
+        // here, so it stays pending and shows).
         let a = api
             .put(
                 &format!("/v1/nodes/{n}/states/power"),
@@ -347,34 +328,53 @@ async fn deploy_and_rebuild_are_refused_and_write_nothing_power_is_requested() {
         assert_eq!(node["target_power_state"], "power on");
         assert_eq!(node["power_state"], Value::Null);
 
-        // An adopted node is active without a deploy: its rebuild is refused too.
-        for v in ["manage", "adopt"] {
-            let a = api
-                .put(
-                    &format!("/v1/nodes/{n}/states/provision"),
-                    json!({ "target": v }),
-                )
-                .await;
-            assert_eq!(a.status, StatusCode::ACCEPTED, "{v}: {:?}", a.body);
-        }
+        // While it is pending, a deploy would drive the same BMC: 409, and
+        // nothing is written.
+        let before = events(&api, &n).await;
+        let a = api
+            .put(
+                &format!("/v1/nodes/{n}/states/provision"),
+                json!({ "target": "active" }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{:?}", a.body);
+        assert!(
+            a.body["error_message"].to_string().contains("locked"),
+            "{:?}",
+            a.body
+        );
+        assert_eq!(events(&api, &n).await, before, "a refusal writes nothing");
+
         api.engine
             .node(
-                Uuid::parse_str(&n).unwrap(),
-                NodeCommand::FinishAdopt,
+                id,
+                NodeCommand::FinishPower {
+                    power_state: "power on".into(),
+                    at: "2026-12-02T04:00:00.000000".into(),
+                },
                 &Meta::actor("test"),
             )
             .await
             .unwrap();
-        let before = events(&api, &n).await;
-        refused(
-            &api.put(
+        // Now the deploy is accepted: the process manager drives the BMC.
+        let a = api
+            .put(
                 &format!("/v1/nodes/{n}/states/provision"),
-                json!({"target": "rebuild"}),
+                json!({ "target": "active" }),
             )
-            .await,
-            400,
-            &not_driven(&n, interface, "rebuild it"),
-        );
+            .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
+        let node = api.get(&format!("/v1/nodes/{n}")).await.body;
+        assert_eq!(node["provision_state"], "deploying");
+        // And the deploy holds the node against power changes.
+        let before = events(&api, &n).await;
+        let a = api
+            .put(
+                &format!("/v1/nodes/{n}/states/power"),
+                json!({ "target": "power off" }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{:?}", a.body);
         assert_eq!(events(&api, &n).await, before);
     }
     // A fake node is unaffected.
