@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod bmc;
 pub mod cinder;
 pub mod client;
 

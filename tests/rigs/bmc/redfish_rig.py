@@ -14,6 +14,14 @@ layers the tests need and the emulator lacks:
   password answers 201 with ``X-Auth-Token`` and ``Location``; a request with
   a known token is let through as that user; ``DELETE`` of the session ends
   it. Real BMCs offer this and Ironic prefers it (``redfish_auth_type=auto``).
+* faults (``faults.json`` in the rig directory, read on every request, so a
+  test can change them while a client runs): a list of rules, each
+  ``{"method": "PATCH", "path_contains": "Systems", "body_contains":
+  "ForceOff", "status": 500, "swallow": false}``; the first rule whose given
+  fields all match answers instead of the emulator: ``status`` with a Redfish
+  error body, or, with ``"swallow": true``, 204 without passing the request
+  on — a BMC that accepts a reset and never applies it. Faulted requests are
+  in the access log too, with the status they got.
 
 Usage: python redfish_rig.py CONFIG_FILE (the emulator's own config format).
 """
@@ -69,6 +77,38 @@ class AccessLog:
         with LOG_LOCK, open(os.path.join(RIG, "access.jsonl"), "a") as f:
             f.write(json.dumps(entry) + "\n")
         return result
+
+
+class Faults:
+    """Answers what ``faults.json`` says to fail, instead of the emulator."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, env, start_response):
+        try:
+            with open(os.path.join(RIG, "faults.json")) as f:
+                rules = json.load(f)
+        except (OSError, ValueError):
+            rules = []
+        if rules:
+            length = int(env.get("CONTENT_LENGTH") or 0)
+            raw = env["wsgi.input"].read(length) if length else b""
+            env["wsgi.input"] = __import__("io").BytesIO(raw)
+            text = raw.decode(errors="replace")
+            for rule in rules:
+                if (rule.get("method", env["REQUEST_METHOD"]) == env["REQUEST_METHOD"]
+                        and rule.get("path_contains", "") in env.get("PATH_INFO", "")
+                        and rule.get("body_contains", "") in text):
+                    if rule.get("swallow"):
+                        start_response("204 No Content", [])
+                        return [b""]
+                    status = int(rule.get("status", 500))
+                    return _json(start_response, f"{status} Injected", {"error": {
+                        "code": "Base.1.0.GeneralError",
+                        "message": rule.get("message", "injected fault"),
+                        "@Message.ExtendedInfo": []}})
+        return self.app(env, start_response)
 
 
 class Sessions:
@@ -158,7 +198,7 @@ def run(config_file):
         inner = SessionAwareBasicAuth(inner, auth_file)
         if os.environ.get("IRONLEDGER_RIG_SESSIONS") == "1":
             inner = Sessions(inner, auth_file)
-    app.wsgi_app = AccessLog(inner)
+    app.wsgi_app = AccessLog(Faults(inner))
     ssl_context = None
     cert, key = app.config.get("SUSHY_EMULATOR_SSL_CERT"), app.config.get("SUSHY_EMULATOR_SSL_KEY")
     if cert and key:
