@@ -13,6 +13,7 @@
 #      IRONLEDGER_REDFISH_USER / _PASSWORD   basic auth (default admin / password;
 #                                       an empty user turns auth off)
 #      IRONLEDGER_REDFISH_SESSIONS=1    offer a SessionService
+#      IRONLEDGER_REDFISH_MAX_DELAY=N   apply power changes after 1-N s (default 11)
 #      IRONLEDGER_REDFISH_TLS=1         serve https with a self-signed certificate
 #                                       for 127.0.0.1 (rig directory's cert.pem)
 # Prints the emulator's URL on its last line.
@@ -77,7 +78,8 @@ fi
 rm -rf "$RIG/state"
 : >"$RIG/access.jsonl"
 
-IRONLEDGER_RIG_DIR=$RIG IRONLEDGER_RIG_SESSIONS=${IRONLEDGER_REDFISH_SESSIONS:-0} PYTHONDONTWRITEBYTECODE=1 \
+IRONLEDGER_RIG_DIR=$RIG IRONLEDGER_RIG_SESSIONS=${IRONLEDGER_REDFISH_SESSIONS:-0} \
+    IRONLEDGER_RIG_MAX_DELAY=${IRONLEDGER_REDFISH_MAX_DELAY:-} PYTHONDONTWRITEBYTECODE=1 \
     setsid "$PY" "$HERE/redfish_rig.py" "$CONF" >"$RIG/emulator.log" 2>&1 </dev/null &
 echo $! >"$RIG/pid"
 for _ in $(seq 1 100); do

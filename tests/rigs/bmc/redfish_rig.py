@@ -23,6 +23,10 @@ layers the tests need and the emulator lacks:
   on — a BMC that accepts a reset and never applies it. Faulted requests are
   in the access log too, with the status they got.
 
+With ``IRONLEDGER_RIG_MAX_DELAY=N`` the fake driver applies a power change
+after 1 to N seconds instead of 1 to 11 (still asynchronously), for tests that
+power machines many times.
+
 Usage: python redfish_rig.py CONFIG_FILE (the emulator's own config format).
 """
 
@@ -185,7 +189,22 @@ class SessionAwareBasicAuth(emu.RedfishAuthMiddleware):
         return super().__call__(env, start_response)
 
 
+class _BoundedDelay:
+    """The fake driver's ``random``, with its power delay capped."""
+
+    def __init__(self, cap):
+        import random
+        self._random, self._cap = random, cap
+
+    def randint(self, low, high):
+        return self._random.randint(low, max(low, min(high, self._cap)))
+
+
 def run(config_file):
+    cap = os.environ.get("IRONLEDGER_RIG_MAX_DELAY")
+    if cap:
+        from sushy_tools.emulator.resources.systems import fakedriver
+        fakedriver.random = _BoundedDelay(int(cap))
     app = emu.app
     # Configure without the emulator's own auth layer; ours wraps it below.
     app.config.from_pyfile(os.path.abspath(config_file))
