@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ironledger");
 
+use common::bmc::{system_id, Rig, PASSWORD};
 use common::cinder::{client as cinder, create_volume, endpoint as cinder_endpoint};
 
 /// A running `ironledger serve`, killed when dropped.
@@ -113,6 +114,16 @@ fn meta() -> Meta {
 }
 
 async fn cinder_node(engine: &Engine, volume: &str) -> Uuid {
+    node_of(engine, volume, "fake-hardware", Map::new()).await
+}
+
+/// The guide's cinder node of `driver` with `driver_info`.
+async fn node_of(
+    engine: &Engine,
+    volume: &str,
+    driver: &str,
+    driver_info: Map<String, serde_json::Value>,
+) -> Uuid {
     let id = Uuid::new_v4();
     let mut interfaces = BTreeMap::new();
     interfaces.insert("boot".to_string(), Some("ipxe".to_string()));
@@ -121,14 +132,14 @@ async fn cinder_node(engine: &Engine, volume: &str) -> Uuid {
         NodeCommand::Enroll(EnrollNode {
             uuid: id,
             name: None,
-            driver: "fake-hardware".into(),
+            driver: driver.into(),
             interfaces,
             properties: json!({"capabilities": "iscsi_boot:True"})
                 .as_object()
                 .unwrap()
                 .clone(),
             instance_info: Map::new(),
-            driver_info: Map::new(),
+            driver_info,
             extra: Map::new(),
             fields: BTreeMap::new(),
             initial_state: ProvisionState::Enroll,
@@ -317,6 +328,175 @@ async fn sigkill_at_every_step_loses_nothing_and_repeats_nothing() {
         wait_state(&engine, id, ProvisionState::Available, 60).await;
         assert_undeployed_once(&engine, id, &volume, dir.path(), point).await;
     }
+}
+
+/// A redfish node on the project's Redfish emulator.
+async fn redfish_node(engine: &Engine, volume: &str, rig: &Rig) -> Uuid {
+    let info = json!({"redfish_address": rig.addr, "redfish_username": "admin",
+                      "redfish_password": PASSWORD, "redfish_auth_type": "basic",
+                      "redfish_system_id": format!("/redfish/v1/Systems/{}", system_id(1))});
+    node_of(engine, volume, "redfish", info.as_object().unwrap().clone()).await
+}
+
+/// The Redfish resets the emulator got since `from` (its access log index).
+fn resets(rig: &Rig, from: usize) -> Vec<String> {
+    rig.calls()
+        .into_iter()
+        .skip(from)
+        .filter(|c| c.contains("ComputerSystem.Reset"))
+        .collect()
+}
+
+/// The server is SIGKILLed at each BMC step of a redfish node's deploy,
+/// undeploy and power change in turn, and restarted: the job finishes, each
+/// step is recorded once, and the machine is never powered off again once
+/// the deploy has powered it on (no second boot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_at_every_bmc_step_finishes_the_job_and_boots_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash-bmc.db");
+    let url = format!("sqlite:///{}", db.display());
+    let engine = Arc::new(
+        Engine::open(&DatabaseUrl::Sqlite(db.clone()), NodeServices::default())
+            .await
+            .unwrap(),
+    );
+    let rig = Rig::redfish_quick(1);
+    let power = || async { rig.system(1).await["PowerState"].clone() };
+    let deploy = |id: Uuid| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .node(
+                    id,
+                    NodeCommand::Provision(ProvisionRequest::verb("deploy")),
+                    &meta(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let undeploy = |id: Uuid| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .node(
+                    id,
+                    NodeCommand::Provision(ProvisionRequest::verb("undeploy")),
+                    &meta(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+
+    for point in [
+        "bmc:before-power-off",
+        "bmc:after-power-off",
+        "bmc:before-boot-device",
+        "bmc:after-boot-device",
+        "bmc:before-power-on",
+        "bmc:after-power-on",
+    ] {
+        let volume = create_volume(false).await;
+        let id = redfish_node(&engine, &volume, &rig).await;
+        let from = rig.calls().len();
+        {
+            let mut doomed = Server::start(dir.path(), &url, Some(point));
+            deploy(id).await;
+            doomed.wait_for_crash(point);
+        }
+        let server = Server::start(dir.path(), &url, None);
+        let node = wait_state(&engine, id, ProvisionState::Active, 90).await;
+        assert_deployed_once(&engine, id, &volume, dir.path(), point).await;
+        assert_eq!(node.power_state.as_deref(), Some("power on"), "{point}");
+        assert_eq!(count(&engine, id, "BootDeviceSet").await, 1, "{point}");
+        let system = rig.system(1).await;
+        assert_eq!(system["PowerState"], "On", "{point}");
+        assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Pxe", "{point}");
+        let r = resets(&rig, from);
+        let first_on = r
+            .iter()
+            .position(|c| c.contains("\"On\""))
+            .unwrap_or_else(|| panic!("{point}: {r:#?}"));
+        assert!(
+            !r[first_on..].iter().any(|c| c.contains("ForceOff")),
+            "{point}: powered off after the deploy powered it on: {r:#?}"
+        );
+        // Undeploy (and power off) for the next round.
+        undeploy(id).await;
+        wait_state(&engine, id, ProvisionState::Available, 60).await;
+        drop(server);
+        assert_eq!(power().await, "Off", "{point}");
+    }
+
+    for point in ["bmc:before-power-off", "bmc:after-power-off"] {
+        let volume = create_volume(false).await;
+        let id = redfish_node(&engine, &volume, &rig).await;
+        {
+            let _server = Server::start(dir.path(), &url, None);
+            deploy(id).await;
+            wait_state(&engine, id, ProvisionState::Active, 60).await;
+        }
+        {
+            let mut doomed = Server::start(dir.path(), &url, Some(point));
+            undeploy(id).await;
+            doomed.wait_for_crash(point);
+        }
+        let _server = Server::start(dir.path(), &url, None);
+        let node = wait_state(&engine, id, ProvisionState::Available, 90).await;
+        assert_undeployed_once(&engine, id, &volume, dir.path(), point).await;
+        assert_eq!(node.power_state.as_deref(), Some("power off"), "{point}");
+        assert_eq!(power().await, "Off", "{point}");
+    }
+
+    // A power change: the request survives the crash and is done once.
+    let volume = create_volume(false).await;
+    let id = redfish_node(&engine, &volume, &rig).await;
+    for (point, target, state) in [
+        ("power:before-bmc", "power on", "On"),
+        ("power:before-record", "power off", "Off"),
+    ] {
+        let from = rig.calls().len();
+        {
+            let mut doomed = Server::start(dir.path(), &url, Some(point));
+            engine
+                .node(
+                    id,
+                    NodeCommand::RequestPower {
+                        target: target.into(),
+                        timeout: None,
+                    },
+                    &meta(),
+                )
+                .await
+                .unwrap();
+            doomed.wait_for_crash(point);
+        }
+        let _server = Server::start(dir.path(), &url, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let n = engine.load_node(id).await.unwrap();
+            if n.power_request.is_none() {
+                assert_eq!(
+                    n.power_state.as_deref(),
+                    Some(target),
+                    "{point}: {:?}",
+                    n.last_error
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{point}: the power change never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(power().await, state, "{point}");
+        let r = resets(&rig, from);
+        assert_eq!(r.len(), 1, "{point}: one reset: {r:#?}");
+    }
+    assert_eq!(count(&engine, id, "PowerChangeDone").await, 2);
 }
 
 /// A fresh PostgreSQL database for servers that must share it.
