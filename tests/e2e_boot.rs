@@ -55,9 +55,6 @@
 mod common;
 
 use common::client::baremetal_bin;
-use ironledger::effects::bmc::ipmi::{IpmiClient, IpmiConfig};
-use ironledger::effects::bmc::poll::{set_power_and_wait, PowerWait};
-use ironledger::effects::bmc::{Bmc, BootDevice, PowerAction, PowerState, Secret};
 use rand::Rng;
 use serde_json::{json, Value};
 use std::fs;
@@ -921,13 +918,36 @@ struct Deployed {
     /// ironledger's HTTP root as the test reaches it (`…/boot`).
     base: String,
     cinder_volume: Option<String>,
+    /// The node's BMC, when it has one ([`deploy_by_bmc`]): it started the
+    /// machine.
+    bmc: Option<BmcMachine>,
     work: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// An `ipmi` node's BMC and what it runs: the rig, its password, and the
+/// serial log of the machine it starts.
+struct BmcMachine {
+    rig: IpmiRig,
+    serial: PathBuf,
+}
+
 /// Steps 1–3 of a flow: images, tgtd, ironledger, the node through the
 /// `baremetal` CLI, deployed to `active`; the script it serves is fetched.
+/// The machine is the test's to boot.
 fn deploy(storage: &'static str) -> Deployed {
+    deploy_with(storage, false)
+}
+
+/// [`deploy`] of an `ipmi` node whose BMC (an `ipmi_sim` of the test's own)
+/// has the test's QEMU machine as its chassis: the test only writes the
+/// machine's command line for the BMC; ironledger's deploy sets the boot
+/// device and powers the node on, which starts the machine.
+fn deploy_by_bmc(storage: &'static str) -> Deployed {
+    deploy_with(storage, true)
+}
+
+fn deploy_with(storage: &'static str, by_bmc: bool) -> Deployed {
     require_tools();
     let mut t = Timings::new();
     let baremetal = baremetal_bin();
@@ -991,23 +1011,70 @@ fn deploy(storage: &'static str) -> Deployed {
     };
     t.mark("tgtd + ironledger");
 
+    // The BMC, with the machine it powers: nothing runs yet.
+    let bmc = by_bmc.then(|| {
+        let password = hex(8);
+        let rig = IpmiRig::start(&work.join("bmc"), &password);
+        let serial = work.join("serial-bmc.log");
+        let machine = Machine {
+            work: &work,
+            mac: mac.clone(),
+            http_port: server.port(),
+            iscsi_port: tgt.port,
+        };
+        must(
+            machine
+                .boot_vm("bios", &serial)
+                .arg("--argv")
+                .arg(rig.dir.join("machine")),
+            "boot-vm.sh --argv",
+        );
+        (BmcMachine { rig, serial }, password)
+    });
+
     // 3. The node, through the baremetal CLI.
-    let node = cli.json(&[
+    let name = format!("e2e-{storage}");
+    let mut create: Vec<String> = [
         "node",
         "create",
-        "--driver",
-        "fake-hardware",
         "--name",
-        &format!("e2e-{storage}"),
+        &name,
         "--boot-interface",
         "ipxe",
-        "--storage-interface",
-        storage,
-        "--property",
-        "capabilities=iscsi_boot:True",
-        "-f",
-        "json",
-    ]);
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    match &bmc {
+        None => create.extend(["--driver".into(), "fake-hardware".into()]),
+        Some((m, password)) => {
+            create.extend(["--driver".into(), "ipmi".into()]);
+            // ipmi_sim does not answer "Get Channel Cipher Suites": naming
+            // the suite spares ipmitool a 9 s wait per call.
+            for (k, v) in [
+                ("ipmi_address", "127.0.0.1".to_string()),
+                ("ipmi_port", m.rig.port.to_string()),
+                ("ipmi_username", "admin".into()),
+                ("ipmi_password", password.clone()),
+                ("ipmi_cipher_suite", "3".into()),
+            ] {
+                create.extend(["--driver-info".into(), format!("{k}={v}")]);
+            }
+        }
+    }
+    create.extend(
+        [
+            "--storage-interface",
+            storage,
+            "--property",
+            "capabilities=iscsi_boot:True",
+            "-f",
+            "json",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let node = cli.json(&create.iter().map(String::as_str).collect::<Vec<_>>());
     let n = node["uuid"].as_str().expect("node uuid").to_string();
     cli.ok(&["port", "create", &mac, "--node", &n]);
     let initiator = format!("iqn.2017-08.org.openstack.{n}");
@@ -1074,8 +1141,15 @@ fn deploy(storage: &'static str) -> Deployed {
         // cinder: the rig's driver answers initialize_connection with our
         // target only while the deploy attaches.
         let _rig = cinder.as_ref().map(|_| RigPointer::set(&vol));
-        cli.ok(&["node", "deploy", &n]);
-        server.wait_for(&n, "active")
+        if bmc.is_some() {
+            // As an operator does it: the CLI waits for `active`, which
+            // the node reaches once its BMC reports it on.
+            cli.ok(&["node", "deploy", &n, "--wait", "300"]);
+            cli.json(&["node", "show", &n, "-f", "json"])
+        } else {
+            cli.ok(&["node", "deploy", &n]);
+            server.wait_for(&n, "active")
+        }
     };
     assert_eq!(
         shown["driver_internal_info"]["boot_from_volume"],
@@ -1123,19 +1197,9 @@ fn deploy(storage: &'static str) -> Deployed {
         node: n,
         base,
         cinder_volume,
+        bmc: bmc.map(|(m, _)| m),
         work,
         _tmp,
-    }
-}
-
-impl Deployed {
-    fn machine(&self) -> Machine<'_> {
-        Machine {
-            work: &self.work,
-            mac: self.mac.clone(),
-            http_port: self.server.port(),
-            iscsi_port: self.tgt.port,
-        }
     }
 }
 
@@ -1372,56 +1436,21 @@ fn live_processes_with(needle: &str) -> Vec<String> {
     found
 }
 
-/// Issue 10, item 7's rig: the test does not start QEMU. It writes the
-/// machine's command line for the BMC, and with ironledger's own IPMI client
-/// sets the boot device to pxe (persistent) and powers the node on: the BMC
-/// starts the machine, which boots the node's script into its iSCSI volume.
-/// Powering off through the BMC leaves no machine behind. (Next step: the
-/// deploy saga makes these IPMI calls, not the test.)
+/// The whole loop with the machine's BMC (issue 10, item 7): the test does
+/// not start QEMU. It writes the machine's command line for an `ipmi_sim` of
+/// its own and then does only what an operator does, with the `baremetal`
+/// CLI: an `ipmi` node with the BMC's `driver_info`, its port, connector and
+/// target, `node deploy --wait`. ironledger's deploy sets the boot device to
+/// pxe and powers the node on; the BMC starts the machine, whose firmware
+/// boots the node's script into its iSCSI volume. `node undeploy --wait`
+/// powers it off: no machine is left.
 #[test]
-fn ipmi_bmc_powers_the_machine_into_its_volume_and_off() {
-    let mut d = deploy("external");
-    let password = hex(8);
-    let rig = IpmiRig::start(&d.work.join("bmc"), &password);
-    let serial = d.work.join("serial-bmc.log");
-    must(
-        d.machine()
-            .boot_vm("bios", &serial)
-            .arg("--argv")
-            .arg(rig.dir.join("machine")),
-        "boot-vm.sh --argv",
-    );
-    let bmc = {
-        let mut c = IpmiConfig::new("127.0.0.1");
-        c.port = Some(rig.port);
-        c.username = Some("admin".into());
-        c.password = Some(Secret::new(password.clone()));
-        c.retries = 1;
-        c.retry_interval_secs = 1;
-        c.timeout = Duration::from_secs(20);
-        IpmiClient::new(c)
-    };
-    let wait = PowerWait {
-        timeout: Duration::from_secs(30),
-        interval: Duration::from_millis(300),
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    assert_eq!(rt.block_on(bmc.power_state()).unwrap(), PowerState::Off);
-    assert!(
-        rig.machine_pid().is_none() && !serial.exists(),
-        "nothing runs before the BMC powers the machine on"
-    );
-    d.t.mark("ipmi_sim");
-
-    rt.block_on(bmc.set_boot_device(BootDevice::Pxe, true, None))
-        .unwrap();
+fn ipmi_node_deploys_its_machine_into_its_volume_and_undeploy_stops_it() {
+    let mut d = deploy_by_bmc("external");
     let start = Instant::now();
-    rt.block_on(set_power_and_wait(&bmc, PowerAction::PowerOn, wait))
-        .unwrap_or_else(|e| panic!("{e}\nthe machine's output: {}", rig.file("machine.out")));
-    let pid = rig.machine_pid().expect("the BMC started no machine");
+    let bmc = d.bmc.take().expect("deployed by its BMC");
+    let rig = &bmc.rig;
+    let pid = rig.machine_pid().expect("the deploy started no machine");
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv: Vec<String> = String::from_utf8_lossy(&cmdline)
         .split('\0')
@@ -1433,28 +1462,33 @@ fn ipmi_bmc_powers_the_machine_into_its_volume_and_off() {
             && argv.windows(2).any(|w| w == ["-boot", "order=n"]),
         "the BMC's machine is not the test's QEMU booting from the network: {argv:?}"
     );
-    let (log, ended) = watch_serial(&serial, BIOS_LIMIT, || {
+    let (log, ended) = watch_serial(&bmc.serial, BIOS_LIMIT, || {
         (!process_alive(pid)).then(|| format!("the machine stopped: {}", rig.file("machine.out")))
     });
     let boot = Boot::seen("external-bmc", "bios", log, ended, start.elapsed());
     let (present, absent) = bios_san_boot(&d.mac_file, &d.vol);
     boot.expect(&strs(&present), &strs(&absent));
     // The booted sector halts: the machine runs until its BMC stops it.
-    assert_eq!(rt.block_on(bmc.power_state()).unwrap(), PowerState::On);
-    d.t.mark("BMC power on, BIOS boot");
+    assert!(process_alive(pid), "the machine stopped by itself");
+    let shown = d.cli.json(&["node", "show", &d.node, "-f", "json"]);
+    assert_eq!(shown["power_state"], "power on", "{shown:#}");
+    d.t.mark("deploy --wait by the BMC, BIOS boot");
 
-    rt.block_on(set_power_and_wait(&bmc, PowerAction::PowerOff, wait))
-        .unwrap();
-    assert_eq!(rt.block_on(bmc.power_state()).unwrap(), PowerState::Off);
-    assert!(!process_alive(pid), "QEMU {pid} outlived power off");
+    d.cli.ok(&["node", "undeploy", &d.node, "--wait", "300"]);
+    let shown = d.cli.json(&["node", "show", &d.node, "-f", "json"]);
+    assert_eq!(shown["provision_state"], "available", "{shown:#}");
+    assert_eq!(shown["power_state"], "power off", "{shown:#}");
+    assert!(!process_alive(pid), "QEMU {pid} outlived the undeploy");
     let left = live_processes_with(&d.mac);
-    assert!(left.is_empty(), "processes left after power off: {left:?}");
-    // What the BMC did, in order, as its chassis control recorded it.
+    assert!(left.is_empty(), "processes left after undeploy: {left:?}");
+    // What the BMC was asked, in order, as its chassis control recorded it:
+    // the node was off already (nothing to power off first), network boot,
+    // on; undeploy: off.
     let events = rig.file("events");
     assert_eq!(
         events.lines().collect::<Vec<_>>(),
         ["boot pxe", "power 1", "power 0"]
     );
-    d.t.mark("BMC power off");
+    d.t.mark("undeploy --wait");
     eprintln!("=== e2e ipmi: {}", d.t.report());
 }
