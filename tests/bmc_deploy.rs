@@ -348,3 +348,131 @@ async fn an_unreachable_or_refusing_bmc_fails_the_deploy_before_anything_is_atta
         assert_eq!(v.status, "available", "{why}");
     }
 }
+
+/// Runs `baremetal --os-endpoint <api> <args>` (the operator's own client)
+/// off the runtime's threads; its stdout, or the failure with both streams.
+async fn baremetal(api: &common::api::Api, args: &[&str]) -> String {
+    let bin = common::client::baremetal_bin();
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--os-endpoint")
+        .arg(&api.base)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("LANG", "C.UTF-8")
+        .env("PYTHONWARNINGS", "ignore")
+        .stdin(std::process::Stdio::null());
+    let line = format!("baremetal {}", args.join(" "));
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run baremetal"))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "$ {line}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The guide's commands with the real `baremetal` CLI on a `redfish` node:
+/// `node deploy --wait` returns once the emulated machine is on and set to
+/// boot from the network, persistently; `node undeploy --wait` once it is
+/// off. (The `ipmi` twin, with a real firmware booting, is in
+/// `tests/e2e_boot.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_baremetal_cli_deploys_and_undeploys_a_redfish_node() {
+    let api = common::api::start(common::memory().await).await;
+    let rig = Rig::redfish_quick(1);
+    let _pm = manager(&api, Duration::from_secs(30));
+    let mut create = vec![
+        "node".to_string(),
+        "create".into(),
+        "--driver".into(),
+        "redfish".into(),
+        "--boot-interface".into(),
+        "ipxe".into(),
+        "--storage-interface".into(),
+        "external".into(),
+        "--property".into(),
+        "capabilities=iscsi_boot:True".into(),
+        "-f".into(),
+        "json".into(),
+    ];
+    for (k, v) in [
+        ("redfish_address", rig.addr.as_str()),
+        ("redfish_username", "admin"),
+        ("redfish_password", PASSWORD),
+        ("redfish_auth_type", "basic"),
+    ] {
+        create.extend(["--driver-info".into(), format!("{k}={v}")]);
+    }
+    let node: Value = serde_json::from_str(
+        &baremetal(&api, &create.iter().map(String::as_str).collect::<Vec<_>>()).await,
+    )
+    .unwrap();
+    let n = node["uuid"].as_str().unwrap().to_string();
+    assert_eq!(node["driver_info"]["redfish_password"], "******");
+    baremetal(&api, &["port", "create", "52:54:00:12:34:56", "--node", &n]).await;
+    let initiator = format!("iqn.2017-08.org.openstack.{n}");
+    baremetal(
+        &api,
+        &[
+            "volume",
+            "connector",
+            "create",
+            "--node",
+            &n,
+            "--type",
+            "iqn",
+            "--connector-id",
+            &initiator,
+        ],
+    )
+    .await;
+    baremetal(
+        &api,
+        &[
+            "volume",
+            "target",
+            "create",
+            "--node",
+            &n,
+            "--type",
+            "iscsi",
+            "--boot-index",
+            "0",
+            "--volume-id",
+            "04452bed-5367-4202-8bf5-de4335ac56d2",
+            "--property",
+            "target_iqn=iqn.2010-10.org.openstack:volume-00000001",
+            "--property",
+            "target_portal=127.0.0.1:3260",
+            "--property",
+            "target_lun=0",
+        ],
+    )
+    .await;
+    for verb in ["manage", "provide"] {
+        baremetal(&api, &["node", verb, &n, "--wait", "60"]).await;
+    }
+    assert_eq!(rig.system(1).await["PowerState"], "Off");
+    baremetal(&api, &["node", "deploy", &n, "--wait", "120"]).await;
+    let shown: Value =
+        serde_json::from_str(&baremetal(&api, &["node", "show", &n, "-f", "json"]).await).unwrap();
+    assert_eq!(shown["provision_state"], "active", "{shown}");
+    assert_eq!(shown["power_state"], "power on", "{shown}");
+    let system = rig.system(1).await;
+    assert_eq!(system["PowerState"], "On", "{system}");
+    assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Pxe");
+    assert_eq!(system["Boot"]["BootSourceOverrideEnabled"], "Continuous");
+
+    baremetal(&api, &["node", "undeploy", &n, "--wait", "120"]).await;
+    let shown: Value =
+        serde_json::from_str(&baremetal(&api, &["node", "show", &n, "-f", "json"]).await).unwrap();
+    assert_eq!(shown["provision_state"], "available", "{shown}");
+    assert_eq!(shown["power_state"], "power off", "{shown}");
+    assert_eq!(rig.system(1).await["PowerState"], "Off");
+}
