@@ -680,15 +680,30 @@ impl Bmc for RedfishClient {
                 ));
             }
         }
-        let mut boot = json!({
-            "BootSourceOverrideTarget": target,
-            "BootSourceOverrideEnabled": if persistent { "Continuous" } else { "Once" },
-        });
+        // As Ironic (sushy) does it: the target always; the persistence and
+        // the mode only where they differ from what the system reports (some
+        // BMCs refuse a PATCH of a value they already hold); a URI left from
+        // an HTTP boot cleared, so it cannot take over the network boot.
+        let current = &sys["Boot"];
+        let mut boot = json!({ "BootSourceOverrideTarget": target });
+        let enabled = if persistent { "Continuous" } else { "Once" };
+        if current["BootSourceOverrideEnabled"].as_str() != Some(enabled) {
+            boot["BootSourceOverrideEnabled"] = json!(enabled);
+        }
         if let Some(m) = mode {
-            boot["BootSourceOverrideMode"] = json!(match m {
+            let wanted = match m {
                 BootMode::Uefi => "UEFI",
                 BootMode::Bios => "Legacy",
-            });
+            };
+            if current["BootSourceOverrideMode"].as_str() != Some(wanted) {
+                boot["BootSourceOverrideMode"] = json!(wanted);
+            }
+        }
+        if current["HttpBootUri"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty())
+        {
+            boot["HttpBootUri"] = Value::Null;
         }
         self.call(&what, Method::PATCH, &path, Some(&json!({ "Boot": boot })))
             .await?;
