@@ -6,9 +6,9 @@
 //!
 //! | node | what is done, step by step (each recorded as an event) |
 //! |---|---|
-//! | `deploying` | validate storage → power off → attach volumes in Cinder (`VolumesAttached`) → write the iPXE script (`BootConfigWritten`) → power on → `Deployed` |
-//! | `deleting` | power off → remove the iPXE script (`BootConfigRemoved`) → detach volumes (`VolumesDetached`) → purge targets (`TargetsPurged`) → `Undeployed` → `available` |
-//! | any other state but `active`, with volumes or a script left over (a failed deploy) | detach and remove them (compensation), retried until Cinder answers |
+//! | `deploying` | validate storage → power off (through the BMC for `redfish`/`ipmi` nodes, once per deploy) → attach volumes in Cinder (`VolumesAttached`) → write the iPXE script (`BootConfigWritten`) → BMC nodes: network boot, persistently (`BootDeviceSet`) → power on (BMC nodes: until the BMC reports on) → `Deployed` |
+//! | `deleting` | power off (BMC nodes: until the BMC reports off) → remove the iPXE script (`BootConfigRemoved`) → detach volumes (`VolumesDetached`) → purge targets (`TargetsPurged`) → `Undeployed` → `available` |
+//! | any other state but `active`, with volumes or a script left over (a failed deploy) | detach and remove them (compensation; a BMC node is powered off first), retried until Cinder answers |
 //! | a power request pending (`redfish`/`ipmi` node; any provision state) | read the BMC → reset unless already there → poll until the target or the timeout → `PowerChangeDone` / `PowerChangeFailed` |
 //!
 //! Every step is idempotent: Cinder is asked whether the volume is already
