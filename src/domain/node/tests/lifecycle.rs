@@ -1584,3 +1584,192 @@ async fn power_of_a_bmc_node_is_a_request_one_at_a_time() {
         Some("Failed to change power state")
     );
 }
+
+/// A BMC node in `deploying`, from `available`.
+fn bmc_node_deploying() -> Vec<NodeEvent> {
+    and(
+        bmc_node(),
+        [NodeEvent::DeployRequested {
+            transition: Transition {
+                event: FsmEvent::Deploy,
+                from: Available,
+                to: Deploying,
+                target: Some(Active),
+            },
+            rebuild: false,
+        }],
+    )
+}
+
+fn record_power(state: &str) -> NodeCommand {
+    NodeCommand::RecordPowerState {
+        power_state: state.into(),
+        at: "2026-12-02T04:00:00.000000".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_deploys_first_power_off_is_recorded_once_even_when_the_node_was_off() {
+    let off = and(bmc_node_deploying(), [powered("power off")]);
+    // Off already: the confirmation is still recorded, once, and marks the
+    // step done so a resumed deploy does not power the node off again.
+    let confirmed = run(off.clone(), record_power("power off")).await.unwrap();
+    assert_eq!(
+        confirmed,
+        vec![NodeEvent::PowerStateChanged {
+            from: Some("power off".into()),
+            to: "power off".into(),
+            at: Some("2026-12-02T04:00:00.000000".into()),
+        }]
+    );
+    let done = and(off, confirmed);
+    assert!(replay(&done).deploy_powered_off);
+    assert_eq!(
+        run(done.clone(), record_power("power off")).await,
+        Ok(vec![])
+    );
+    // Power on: recorded with its time; again, nothing.
+    let on = run(done.clone(), record_power("power on")).await.unwrap();
+    let after = replay(&and(done.clone(), on.clone()));
+    assert_eq!(after.power_state.as_deref(), Some("power on"));
+    assert!(after.deploy_powered_off, "still done for this deploy");
+    assert_eq!(
+        after.driver_internal_info["last_power_state_change"],
+        "2026-12-02T04:00:00.000000"
+    );
+    assert_eq!(
+        run(and(done, on), record_power("power on")).await,
+        Ok(vec![])
+    );
+    assert!(matches!(
+        run(bmc_node_deploying(), record_power("on")).await,
+        Err(DomainError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_new_deploy_starts_with_its_power_off_step_undone() {
+    let mut history = and(bmc_node_deploying(), [powered("power off")]);
+    history.extend(
+        run(history.clone(), record_power("power off"))
+            .await
+            .unwrap(),
+    );
+    assert!(replay(&history).deploy_powered_off);
+    // A failed deploy, then a new one.
+    history.push(NodeEvent::DeployFailed {
+        transition: Transition {
+            event: FsmEvent::Fail,
+            from: Deploying,
+            to: DeployFailed,
+            target: Some(Active),
+        },
+        last_error: "x".into(),
+    });
+    history.push(NodeEvent::DeployRequested {
+        transition: Transition {
+            event: FsmEvent::Deploy,
+            from: DeployFailed,
+            to: Deploying,
+            target: Some(Active),
+        },
+        rebuild: false,
+    });
+    assert!(!replay(&history).deploy_powered_off);
+}
+
+#[tokio::test]
+async fn a_bmc_nodes_power_state_is_recorded_from_the_bmc_never_set() {
+    assert!(matches!(
+        run(
+            bmc_node(),
+            NodeCommand::SetPowerState {
+                target: "power on".into()
+            }
+        )
+        .await,
+        Err(DomainError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_boot_device_is_recorded_once_and_not_during_a_power_change() {
+    let set = NodeCommand::RecordBootDevice {
+        device: "pxe".into(),
+        persistent: true,
+        mode: None,
+    };
+    let events = run(bmc_node(), set.clone()).await.unwrap();
+    assert_eq!(
+        events,
+        vec![NodeEvent::BootDeviceSet {
+            device: "pxe".into(),
+            persistent: true,
+            mode: None
+        }]
+    );
+    let history = and(bmc_node(), events);
+    assert_eq!(
+        replay(&history).boot_device.map(|b| b.device),
+        Some("pxe".into())
+    );
+    assert_eq!(run(history.clone(), set.clone()).await, Ok(vec![]));
+    let once = NodeCommand::RecordBootDevice {
+        device: "pxe".into(),
+        persistent: false,
+        mode: None,
+    };
+    assert_eq!(run(history, once).await.unwrap().len(), 1);
+    let pending = and(
+        bmc_node(),
+        [NodeEvent::PowerChangeRequested {
+            action: "power on".into(),
+            target: "power on".into(),
+            timeout: None,
+        }],
+    );
+    assert!(matches!(
+        run(pending, set).await,
+        Err(DomainError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_power_change_and_a_deploy_hold_each_other_off() {
+    let power = NodeCommand::RequestPower {
+        target: "power off".into(),
+        timeout: None,
+    };
+    assert!(matches!(
+        run(bmc_node_deploying(), power).await,
+        Err(DomainError::Conflict(_))
+    ));
+    let pending = and(
+        bmc_node(),
+        [NodeEvent::PowerChangeRequested {
+            action: "power on".into(),
+            target: "power on".into(),
+            timeout: None,
+        }],
+    );
+    for verb in ["active", "deploy"] {
+        assert!(matches!(
+            run(
+                pending.clone(),
+                NodeCommand::Provision(ProvisionRequest::verb(verb))
+            )
+            .await,
+            Err(DomainError::Conflict(_))
+        ));
+    }
+    // A node without a BMC records its power at once, deploying or not.
+    assert!(run(
+        in_state(Deploying),
+        NodeCommand::RequestPower {
+            target: "power off".into(),
+            timeout: None
+        }
+    )
+    .await
+    .is_ok());
+}
