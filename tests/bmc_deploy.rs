@@ -547,3 +547,55 @@ async fn deploy_and_undeploy_ask_the_bmc_what_ironic_asks() {
     let ours: Vec<String> = our_changes(&rig, deployed);
     assert_eq!(ours, ironic_changes("20-undeploy.jsonl"));
 }
+
+/// Ironic as the oracle for power: the operations of the recordings 05–12,
+/// in their order (the state carries over: on, on again, reboot, soft
+/// reboot, off, off again, reboot while off, soft off), each over the API,
+/// make the changing calls Ironic made — none when the node is already
+/// there, `ForceOff` then `On` for a reboot of a running node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn power_changes_ask_the_bmc_what_ironic_asks() {
+    let api = common::api::start(common::memory().await).await;
+    let rig = Rig::redfish_quick(1);
+    let a = api
+        .post(
+            "/v1/nodes",
+            json!({"driver": "redfish", "driver_info": redfish_info(&rig.addr)}),
+        )
+        .await;
+    let n = a.body["uuid"].as_str().unwrap().to_string();
+    let _pm = manager(&api, Duration::from_secs(30));
+    for (file, target) in [
+        ("05-power-on.jsonl", "power on"),
+        ("06-power-on-while-on.jsonl", "power on"),
+        ("07-reboot.jsonl", "rebooting"),
+        ("08-soft-reboot.jsonl", "soft rebooting"),
+        ("09-power-off.jsonl", "power off"),
+        ("10-power-off-while-off.jsonl", "power off"),
+        ("11-reboot-while-off.jsonl", "rebooting"),
+        ("12-soft-power-off.jsonl", "soft power off"),
+    ] {
+        let from = rig.access_log().len();
+        let a = api
+            .put(
+                &format!("/v1/nodes/{n}/states/power"),
+                json!({ "target": target }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{target}: {:?}", a.body);
+        let mut node = Value::Null;
+        for _ in 0..600 {
+            node = api.get(&format!("/v1/nodes/{n}")).await.body;
+            if node["target_power_state"].is_null() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(node["last_error"].is_null(), "{target}: {node}");
+        assert_eq!(
+            our_changes(&rig, from),
+            ironic_changes(file),
+            "{target} ({file})"
+        );
+    }
+}
