@@ -1,8 +1,9 @@
 //! The `redfish` and `ipmi` hardware types over real HTTP: their drivers in
 //! `GET /v1/drivers`, nodes enrolled with them and their interfaces, the BMC
 //! passwords of `driver_info` masked in every answer, what `validate` says of
-//! their `driver_info` (Ironic's texts), and the requests ironledger refuses
-//! until it drives BMCs (deploy, rebuild, power), which write nothing.
+//! their `driver_info` (Ironic's texts), the requests a BMC node's pending
+//! power change or deploy holds off (409, writing nothing), and the boot
+//! device endpoints where no BMC answers (fake, manual; BMC nodes' refusals).
 
 mod common;
 
@@ -387,4 +388,247 @@ async fn deploy_is_accepted_and_a_power_change_and_a_deploy_hold_each_other_off(
         )
         .await;
     assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
+}
+
+// ---- management: the boot device of nodes without a BMC -------------------------
+
+fn boot_device_path(node: &str) -> String {
+    format!("/v1/nodes/{node}/management/boot_device")
+}
+
+async fn history_events(api: &Api, node: &str) -> Vec<String> {
+    let a = api.get(&format!("/v1/nodes/{node}/history")).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    a.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// `fake-hardware` (management `fake`) and `manual-management` (`noop`):
+/// Ironic's lists and defaults, a setting recorded (`BootDeviceSet`, shown by
+/// the history and answered by `GET`), the same setting again recording
+/// nothing, and Ironic's 400 texts for a device the interface does not take
+/// and for arguments of the wrong kind — none of which writes anything.
+#[tokio::test]
+async fn boot_device_of_fake_and_manual_nodes() {
+    let api = api().await;
+    let fake = create(&api, json!({"driver": "fake-hardware", "name": "bd-fake"})).await;
+    let manual = create(&api, json!({"driver": "manual-management"})).await;
+
+    // Before anything is set: Ironic's FakeManagement and NoopManagement.
+    let a = api.get(&boot_device_path(&fake)).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body, json!({"boot_device": "pxe", "persistent": false}));
+    let a = api.get(&boot_device_path(&manual)).await;
+    assert_eq!(a.body, json!({"boot_device": "pxe", "persistent": true}));
+    let a = api
+        .get(&format!("{}/supported", boot_device_path("bd-fake")))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body, json!({"supported_boot_devices": ["pxe"]}));
+    let a = api
+        .get(&format!("{}/supported", boot_device_path(&manual)))
+        .await;
+    assert_eq!(a.body, json!({"supported_boot_devices": ["pxe", "disk"]}));
+
+    // Set (by name, persistent as a string Ironic's strict boolean reads).
+    let before = events(&api, &fake).await;
+    let a = api
+        .put(
+            &boot_device_path("bd-fake"),
+            json!({"boot_device": "pxe", "persistent": "yes"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{:?}", a.body);
+    assert_eq!(events(&api, &fake).await, before + 1);
+    let a = api.get(&boot_device_path(&fake)).await;
+    assert_eq!(a.body, json!({"boot_device": "pxe", "persistent": true}));
+    assert!(
+        history_events(&api, &fake)
+            .await
+            .contains(&"Boot device set to pxe (persistent).".to_string()),
+        "{:?}",
+        history_events(&api, &fake).await
+    );
+    // The same again: accepted, nothing new to record.
+    let a = api
+        .put(
+            &boot_device_path(&fake),
+            json!({"boot_device": "pxe", "persistent": true}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    assert_eq!(events(&api, &fake).await, before + 1);
+
+    // manual-management takes disk; persistent defaults to false.
+    let a = api
+        .put(&boot_device_path(&manual), json!({"boot_device": "disk"}))
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{:?}", a.body);
+    let a = api.get(&boot_device_path(&manual)).await;
+    assert_eq!(a.body, json!({"boot_device": "disk", "persistent": false}));
+    assert!(history_events(&api, &manual)
+        .await
+        .contains(&"Boot device set to disk.".to_string()));
+
+    // Refusals, in Ironic's words, writing nothing.
+    let before = (events(&api, &fake).await, events(&api, &manual).await);
+    let put = |node: String, body: Value| {
+        let api = &api;
+        async move { api.put(&boot_device_path(&node), body).await }
+    };
+    refused(
+        &put(fake.clone(), json!({"boot_device": "disk"})).await,
+        400,
+        "Invalid boot device disk specified.",
+    );
+    refused(
+        &put(fake.clone(), json!({"boot_device": null})).await,
+        400,
+        "Invalid boot device None specified.",
+    );
+    refused(
+        &put(manual.clone(), json!({"boot_device": "cdrom"})).await,
+        400,
+        "Invalid boot device cdrom specified, supported are pxe, disk.",
+    );
+    refused(
+        &put(fake.clone(), json!({"persistent": true})).await,
+        400,
+        "Missing mandatory parameter: boot_device",
+    );
+    refused(
+        &put(fake.clone(), json!({"boot_device": 5})).await,
+        400,
+        "Expected string for boot_device: 5",
+    );
+    refused(
+        &put(fake.clone(), json!({"boot_device": "pxe", "persistent": "maybe"})).await,
+        400,
+        "Invalid persistent: Unrecognized value 'maybe', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'",
+    );
+    refused(
+        &put(fake.clone(), json!({"boot_device": "pxe", "mode": "uefi"})).await,
+        400,
+        "Unexpected arguments: mode",
+    );
+    assert_eq!(
+        (events(&api, &fake).await, events(&api, &manual).await),
+        before
+    );
+
+    // Unknown nodes: 404 for all three.
+    let missing = "0c6b2f64-9a3c-4bd5-a4fd-5a8e0a9c1a99";
+    for a in [
+        api.get(&boot_device_path(missing)).await,
+        api.get(&format!("{}/supported", boot_device_path(missing)))
+            .await,
+        api.put(&boot_device_path(missing), json!({"boot_device": "pxe"}))
+            .await,
+    ] {
+        refused(&a, 404, &format!("Node {missing} could not be found."));
+    }
+    // Other methods are the router's 405.
+    let a = api
+        .call(Method::POST, &boot_device_path(&fake), Some(json!({})))
+        .await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// While a deploy runs the node is locked (Ironic's conductor holds its
+/// lock): showing or setting the boot device is 409, listing what is
+/// supported (a shared lock in Ironic) still answers.
+#[tokio::test]
+async fn boot_device_waits_for_a_deploy() {
+    let api = api().await;
+    let n = create(&api, json!({"driver": "fake-hardware"})).await;
+    for v in ["manage", "provide", "active"] {
+        let a = api
+            .put(
+                &format!("/v1/nodes/{n}/states/provision"),
+                json!({ "target": v }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{v}: {:?}", a.body);
+    }
+    assert_eq!(
+        api.get(&format!("/v1/nodes/{n}")).await.body["provision_state"],
+        "deploying"
+    );
+    let before = events(&api, &n).await;
+    let locked = format!("Node {n} is locked by host");
+    for a in [
+        api.get(&boot_device_path(&n)).await,
+        api.put(&boot_device_path(&n), json!({"boot_device": "pxe"}))
+            .await,
+    ] {
+        assert_eq!(a.status, StatusCode::CONFLICT, "{:?}", a.body);
+        assert!(a.error().starts_with(&locked), "{}", a.error());
+    }
+    assert_eq!(events(&api, &n).await, before);
+    let a = api
+        .get(&format!("{}/supported", boot_device_path(&n)))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+}
+
+/// BMC nodes: `driver_info` is checked first (the text `node validate`
+/// gives, 400), a pending power change locks the node (409), and the
+/// supported list is the interface's own, asked of no BMC (as Ironic).
+#[tokio::test]
+async fn boot_device_of_bmc_nodes_checks_driver_info_and_the_lock() {
+    let api = api().await;
+    let rf = create(&api, redfish_node()).await;
+    let ipmi = create(&api, ipmi_node()).await;
+    let a = api
+        .get(&format!("{}/supported", boot_device_path(&rf)))
+        .await;
+    assert_eq!(
+        a.body,
+        json!({"supported_boot_devices": ["pxe", "disk", "cdrom", "bios"]})
+    );
+    let a = api
+        .get(&format!("{}/supported", boot_device_path(&ipmi)))
+        .await;
+    assert_eq!(
+        a.body,
+        json!({"supported_boot_devices": ["pxe", "disk", "cdrom", "bios", "safe"]})
+    );
+
+    // A redfish node without an address: validate's text, for show and set.
+    let bare = create(&api, json!({"driver": "redfish"})).await;
+    let v = validate(&api, &bare).await;
+    let reason = v["management"]["reason"].as_str().unwrap().to_string();
+    assert!(!reason.is_empty(), "{v}");
+    let before = events(&api, &bare).await;
+    refused(&api.get(&boot_device_path(&bare)).await, 400, &reason);
+    refused(
+        &api.put(&boot_device_path(&bare), json!({"boot_device": "pxe"}))
+            .await,
+        400,
+        &reason,
+    );
+    assert_eq!(events(&api, &bare).await, before);
+
+    // A pending power change (no process manager runs here).
+    let a = api
+        .put(
+            &format!("/v1/nodes/{ipmi}/states/power"),
+            json!({"target": "power on"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
+    let before = events(&api, &ipmi).await;
+    for a in [
+        api.get(&boot_device_path(&ipmi)).await,
+        api.put(&boot_device_path(&ipmi), json!({"boot_device": "pxe"}))
+            .await,
+    ] {
+        assert_eq!(a.status, StatusCode::CONFLICT, "{:?}", a.body);
+        assert!(a.error().contains("is locked by host"), "{}", a.error());
+    }
+    assert_eq!(events(&api, &ipmi).await, before);
 }

@@ -867,3 +867,277 @@ async fn power_failures_end_in_last_error_without_the_password() {
     assert_eq!(put_power(&api, &nodes[0].0, "power off").await.status, 202);
     assert!(!logs.text().contains(PASSWORD), "a password in the logs");
 }
+
+fn boot_device_path(uuid: &str) -> String {
+    format!("/v1/nodes/{uuid}/management/boot_device")
+}
+
+/// `PUT`/`GET …/management/boot_device` over real HTTP on a redfish and an
+/// ipmi node: the BMC is asked at once (read back from the emulator, not the
+/// client), the answer is 204 only after it took the setting, `GET` reads the
+/// BMC, and the history records `BootDeviceSet`. A device the interface does
+/// not take reaches no BMC.
+#[tokio::test]
+async fn boot_device_over_http_drives_the_emulators() {
+    let api = common::api::start(common::memory().await).await;
+    let rf_rig = Rig::redfish(1, false, false);
+    let ipmi_rig = Rig::ipmi();
+    let rf = api
+        .post(
+            "/v1/nodes",
+            serde_json::json!({"driver": "redfish", "driver_info": {
+                "redfish_address": rf_rig.addr, "redfish_username": "admin",
+                "redfish_password": PASSWORD, "redfish_auth_type": "basic"}}),
+        )
+        .await;
+    let ipmi = api
+        .post(
+            "/v1/nodes",
+            serde_json::json!({"driver": "ipmi", "driver_info": {
+                "ipmi_address": "127.0.0.1", "ipmi_port": ipmi_rig.port.to_string(),
+                "ipmi_username": "admin", "ipmi_password": PASSWORD}}),
+        )
+        .await;
+    let rf = rf.body["uuid"].as_str().unwrap().to_string();
+    let ipmi = ipmi.body["uuid"].as_str().unwrap().to_string();
+
+    // Redfish: network boot, persistently.
+    assert_eq!(
+        rf_rig.system(1).await["Boot"]["BootSourceOverrideTarget"],
+        "Hdd"
+    );
+    let a = api
+        .put(
+            &boot_device_path(&rf),
+            serde_json::json!({"boot_device": "pxe", "persistent": true}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    let boot = rf_rig.system(1).await["Boot"].clone();
+    assert_eq!(boot["BootSourceOverrideTarget"], "Pxe", "{boot}");
+    assert_eq!(boot["BootSourceOverrideEnabled"], "Continuous", "{boot}");
+    let patches: Vec<Value> = rf_rig
+        .access_log()
+        .into_iter()
+        .filter(|e| e["method"] == "PATCH")
+        .map(|e| e["body"].clone())
+        .collect();
+    assert_eq!(
+        patches,
+        [
+            serde_json::json!({"Boot": {"BootSourceOverrideTarget": "Pxe",
+                                     "BootSourceOverrideEnabled": "Continuous"}})
+        ]
+    );
+    let a = api.get(&boot_device_path(&rf)).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(
+        a.body,
+        serde_json::json!({"boot_device": "pxe", "persistent": true})
+    );
+    // Disk for the next boot only: what was sent is in the access log (the
+    // fake driver stores every override as Continuous).
+    let a = api
+        .put(
+            &boot_device_path(&rf),
+            serde_json::json!({"boot_device": "disk"}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    assert_eq!(
+        rf_rig.system(1).await["Boot"]["BootSourceOverrideTarget"],
+        "Hdd"
+    );
+    let last_patch = rf_rig
+        .access_log()
+        .into_iter()
+        .rfind(|e| e["method"] == "PATCH")
+        .unwrap();
+    assert_eq!(
+        last_patch["body"]["Boot"]["BootSourceOverrideEnabled"],
+        "Once"
+    );
+    assert_eq!(
+        api.get(&boot_device_path(&rf)).await.body["boot_device"],
+        "disk"
+    );
+
+    // A device Redfish has no target for: Ironic's text, no BMC call.
+    let calls = rf_rig.access_log().len();
+    let a = api
+        .put(
+            &boot_device_path(&rf),
+            serde_json::json!({"boot_device": "safe"}),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{:?}", a.body);
+    assert_eq!(a.error(), "Invalid boot device safe specified.");
+    assert_eq!(rf_rig.access_log().len(), calls, "the BMC was not asked");
+    // supported asks no BMC either (as Ironic: its recorded calls are none).
+    let a = api
+        .get(&format!("{}/supported", boot_device_path(&rf)))
+        .await;
+    assert_eq!(a.status, 200);
+    assert_eq!(rf_rig.access_log().len(), calls);
+
+    // IPMI: pxe, then cdrom persistently; GET reads ipmi_sim's chassis.
+    let a = api
+        .put(
+            &boot_device_path(&ipmi),
+            serde_json::json!({"boot_device": "pxe"}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    assert_eq!(ipmi_rig.file("boot"), "pxe");
+    let a = api.get(&boot_device_path(&ipmi)).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["boot_device"], "pxe");
+    // ipmi_sim answers "next boot only" whatever was sent.
+    assert_eq!(a.body["persistent"], false);
+    let a = api
+        .put(
+            &boot_device_path(&ipmi),
+            serde_json::json!({"boot_device": "cdrom", "persistent": "true"}),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{:?}", a.body);
+    assert_eq!(ipmi_rig.file("boot"), "cdrom");
+    assert_eq!(
+        api.get(&boot_device_path(&ipmi)).await.body["boot_device"],
+        "cdrom"
+    );
+
+    // The history says what each BMC was told.
+    for (uuid, expected) in [
+        (
+            &rf,
+            vec![
+                "Boot device set to pxe (persistent).",
+                "Boot device set to disk.",
+            ],
+        ),
+        (
+            &ipmi,
+            vec![
+                "Boot device set to pxe.",
+                "Boot device set to cdrom (persistent).",
+            ],
+        ),
+    ] {
+        let h = api.get(&format!("/v1/nodes/{uuid}/history")).await;
+        let texts: Vec<String> = h.body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["event"].as_str())
+            .filter(|t| t.starts_with("Boot device"))
+            .map(String::from)
+            .collect();
+        assert_eq!(texts, expected, "{uuid}");
+        let n = api.get(&format!("/v1/nodes/{uuid}")).await;
+        assert!(!n.body.to_string().contains(PASSWORD));
+    }
+}
+
+/// A BMC that does not answer and one that refuses the credentials: 500 with
+/// Ironic's driver text (Redfish's names the BMC action), no password in the
+/// answer or the logs, and nothing recorded.
+#[tokio::test]
+async fn boot_device_failures_are_ironics_500_without_the_password() {
+    let logs = Captured::default();
+    let _guard = logs.install();
+    let api = common::api::start(common::memory().await).await;
+    let rf_rig = Rig::redfish(1, false, false);
+    let ipmi_rig = Rig::ipmi();
+    let wrong = format!("{PASSWORD}-wrong");
+    let cases = [
+        (
+            serde_json::json!({"driver": "redfish", "driver_info": {
+                "redfish_address": format!("http://127.0.0.1:{}", free_port(false)),
+                "redfish_username": "admin", "redfish_password": PASSWORD}}),
+            "unreachable redfish",
+        ),
+        (
+            serde_json::json!({"driver": "redfish", "driver_info": {
+                "redfish_address": rf_rig.addr, "redfish_username": "admin",
+                "redfish_password": wrong, "redfish_auth_type": "basic"}}),
+            "redfish credentials",
+        ),
+        (
+            serde_json::json!({"driver": "ipmi", "driver_info": {
+                "ipmi_address": "127.0.0.1", "ipmi_port": free_port(true).to_string(),
+                "ipmi_username": "admin", "ipmi_password": PASSWORD}}),
+            "unreachable ipmi",
+        ),
+        (
+            serde_json::json!({"driver": "ipmi", "driver_info": {
+                "ipmi_address": "127.0.0.1", "ipmi_port": ipmi_rig.port.to_string(),
+                "ipmi_username": "admin", "ipmi_password": wrong}}),
+            "ipmi credentials",
+        ),
+    ];
+    for (body, why) in &cases {
+        let uuid = api.post("/v1/nodes", body.clone()).await.body["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let before = api.event_count(uuid.parse().unwrap()).await;
+        let set = api
+            .put(
+                &boot_device_path(&uuid),
+                serde_json::json!({"boot_device": "pxe", "persistent": true}),
+            )
+            .await;
+        let get = api.get(&boot_device_path(&uuid)).await;
+        for a in [&set, &get] {
+            assert_eq!(a.status, 500, "{why}: {:?}", a.body);
+            assert!(
+                !a.body.to_string().contains(PASSWORD),
+                "{why}: {:?}",
+                a.body
+            );
+        }
+        let (set, get) = (set.error(), get.error());
+        match *why {
+            "unreachable redfish" => {
+                let start = format!("Redfish connection failed for node {uuid}: Redfish ");
+                assert!(set.starts_with(&start), "{set}");
+                assert!(get.starts_with(&start), "{get}");
+            }
+            "redfish credentials" => {
+                assert!(
+                    set.starts_with(&format!(
+                        "Redfish exception occurred. Error: Redfish set boot device failed for node {uuid}. Error: Redfish "
+                    )),
+                    "{set}"
+                );
+                assert!(set.contains("credentials"), "{set}");
+                assert!(
+                    get.starts_with("Redfish exception occurred. Error: Redfish "),
+                    "{get}"
+                );
+            }
+            _ => {
+                assert_eq!(
+                    set, "IPMI call failed: chassis bootdev pxe options=persistent.",
+                    "{why}"
+                );
+                assert_eq!(get, "IPMI call failed: chassis bootparam get 5.", "{why}");
+            }
+        }
+        assert_eq!(
+            api.event_count(uuid.parse().unwrap()).await,
+            before,
+            "{why}: a failed call records nothing"
+        );
+    }
+    assert_eq!(
+        rf_rig.system(1).await["Boot"]["BootSourceOverrideTarget"],
+        "Hdd"
+    );
+    assert!(!logs.text().contains(PASSWORD), "a password in the logs");
+    assert!(
+        logs.text().contains("boot device call to the BMC failed"),
+        "the reason is logged"
+    );
+}

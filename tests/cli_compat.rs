@@ -1321,3 +1321,54 @@ fn redfish_and_ipmi_nodes_through_the_baremetal_cli() {
         cli.finish(None);
     }
 }
+
+/// `baremetal node boot device set/show [--supported]` on a `fake-hardware`
+/// node (no BMC: the BMC nodes' side is `tests/bmc.rs`): the client's
+/// requests are the ones ironledger serves, the setting is shown back, and a
+/// device the interface does not take is Ironic's error on stderr.
+#[test]
+fn boot_device_through_the_baremetal_cli() {
+    let mut cli = Cli {
+        bin: baremetal_bin(),
+        server: Server::start(),
+        commands: 0,
+        failures: vec![],
+    };
+    let node = cli.json(&["node", "create", "--driver", "fake-hardware", "-f", "json"]);
+    let n = cli.need(&node["uuid"], "node uuid");
+    let shown = cli.json(&["node", "boot", "device", "show", &n, "-f", "json"]);
+    cli.check(
+        shown == serde_json::json!({"boot_device": "pxe", "persistent": false}),
+        "Ironic's fake answer before anything is set",
+        &shown,
+    );
+    cli.ok(&["node", "boot", "device", "set", &n, "pxe", "--persistent"]);
+    let shown = cli.json(&["node", "boot", "device", "show", &n, "-f", "json"]);
+    cli.check(
+        shown == serde_json::json!({"boot_device": "pxe", "persistent": true}),
+        "the setting is shown back",
+        &shown,
+    );
+    let supported = cli.json(&[
+        "node",
+        "boot",
+        "device",
+        "show",
+        &n,
+        "--supported",
+        "-f",
+        "json",
+    ]);
+    cli.check(
+        supported.to_string().contains("pxe") && !supported.to_string().contains("disk"),
+        "fake management supports pxe only",
+        &supported,
+    );
+    cli.err(
+        &["node", "boot", "device", "set", &n, "disk"],
+        "Invalid boot device disk specified.",
+    );
+    if !cli.failures.is_empty() {
+        cli.finish(None);
+    }
+}

@@ -8,6 +8,7 @@
 mod common;
 
 use ironledger::api::nodes::create::{NODE_PATCH_SCHEMA, NODE_SCHEMA};
+use ironledger::api::nodes::management::BOOT_DEVICE_ARGS;
 use ironledger::api::nodes::states::{MAINTENANCE_ARGS, POWER_ARGS, PROVISION_ARGS};
 use ironledger::api::openapi::{Body, OPERATIONS, REFINEMENTS};
 use ironledger::api::ports::PORT_SCHEMA;
@@ -101,6 +102,9 @@ async fn every_served_route_is_documented() {
         "/v1/nodes/{node}/states/power",
         "/v1/nodes/{node}/maintenance",
         "/v1/nodes/{node}/validate",
+        "/v1/nodes/{node}/management",
+        "/v1/nodes/{node}/management/boot_device",
+        "/v1/nodes/{node}/management/boot_device/supported",
         "/v1/nodes/{node}/history",
         "/v1/nodes/{node}/history/{event}",
         "/v1/nodes/{node}/ports",
@@ -268,6 +272,11 @@ async fn every_request_body_is_the_validators_schema() {
             "/v1/nodes/{node}/maintenance",
             &MAINTENANCE_ARGS[..],
             json!([]),
+        ),
+        (
+            "/v1/nodes/{node}/management/boot_device",
+            &BOOT_DEVICE_ARGS[..],
+            json!(["boot_device"]),
         ),
     ] {
         let s = request_schema(&doc, "put", path);
@@ -514,9 +523,21 @@ async fn fuzz(database_url: Option<String>) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    // Only the hardware types without a BMC: a node the fuzzer enrolls must
+    // never send ironledger to an address it made up (`…/management/
+    // boot_device` calls the BMC synchronously, a power change through the
+    // process manager).
+    let config = dir.path().join("ironic.conf");
+    std::fs::write(
+        &config,
+        "[DEFAULT]\nenabled_hardware_types = fake-hardware,manual-management\n\
+         enabled_power_interfaces = fake\nenabled_management_interfaces = fake,noop\n",
+    )
+    .unwrap();
     let mut serve = Command::new(BIN);
     serve
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--config-file"])
+        .arg(&config)
         .env("IRONLEDGER_DATA_DIR", dir.path())
         .env_remove("DATABASE_URL");
     if let Some(url) = database_url {

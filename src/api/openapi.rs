@@ -90,6 +90,8 @@ pub enum Body {
     Power,
     /// `PUT …/maintenance` (optional).
     Maintenance,
+    /// `PUT …/management/boot_device`.
+    BootDevice,
 }
 
 /// One documented operation.
@@ -143,8 +145,12 @@ const E_LIST: &[u16] = &[400, 404, 406];
 const E_WRITE: &[u16] = &[400, 404, 406, 409, 413];
 /// A delete: no body, but conflicts.
 const E_DELETE: &[u16] = &[400, 404, 406, 409];
+/// A call to a node's BMC (`redfish`/`ipmitool` management): also its
+/// lock (409) and the BMC's failure (500, Ironic's driver error).
+const E_BMC_READ: &[u16] = &[400, 404, 406, 409, 500];
+const E_BMC_WRITE: &[u16] = &[400, 404, 406, 409, 413, 500];
 
-use Body::{Create, Maintenance, Patch, Power, Provision};
+use Body::{BootDevice, Create, Maintenance, Patch, Power, Provision};
 use Resource::{Connector, Node, Port, Target};
 const NO: Body = Body::None;
 
@@ -167,6 +173,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("put", "/v1/nodes/{node}/maintenance", "Set maintenance mode", 1, 202, E_WRITE, Maintenance),
     op("delete", "/v1/nodes/{node}/maintenance", "Unset maintenance mode", 1, 202, E_DELETE, NO),
     op("get", "/v1/nodes/{node}/validate", "Validate a node's interfaces", 1, 200, E_READ, NO),
+    op("get", "/v1/nodes/{node}/management/boot_device", "The boot device (the BMC's, or as last set)", 1, 200, E_BMC_READ, NO),
+    op("put", "/v1/nodes/{node}/management/boot_device", "Set the boot device (through the BMC)", 1, 204, E_BMC_WRITE, BootDevice),
+    op("get", "/v1/nodes/{node}/management/boot_device/supported", "The boot devices the management interface takes", 1, 200, E_READ, NO),
     op("get", "/v1/nodes/{node}/history", "A node's history (from the event log)", 78, 200, E_READ, NO),
     op("get", "/v1/nodes/{node}/history/{event}", "One history entry", 78, 200, E_READ, NO),
     op("get", "/v1/nodes/{node}/ports", "List a node's ports", 1, 200, E_READ, NO),
@@ -390,6 +399,7 @@ fn request_body(body: Body) -> Option<Value> {
         Body::Patch(_) => (json!({"$ref": "#/components/schemas/JsonPatch"}), true),
         Body::Provision => (states::provision_schema(), true),
         Body::Power => (states::power_schema(), true),
+        Body::BootDevice => (super::nodes::management::boot_device_schema(), true),
         // An empty body is `{}` (no reason).
         Body::Maintenance => (states::maintenance_schema(), false),
     };

@@ -6,6 +6,7 @@
 //! | [`create`] | `POST /v1/nodes` |
 //! | [`update`] | `PATCH /v1/nodes/{node}`, `DELETE /v1/nodes/{node}` |
 //! | [`states`] | `GET …/states`, `PUT …/states/provision`, `PUT …/states/power`, `PUT`/`DELETE …/maintenance` |
+//! | [`management`] | `GET`/`PUT …/management/boot_device`, `GET …/management/boot_device/supported` |
 //! | [`validate`] | `GET …/validate`, `GET /v1/nodes/validate?node=` |
 //! | [`history`] | `GET …/history`, `GET …/history/{event}` (1.78) |
 //! | [`drivers`] | `GET /v1/drivers`, `GET /v1/drivers/{name}` |
@@ -20,6 +21,7 @@ pub mod drivers;
 pub mod fields;
 pub mod history;
 pub mod list;
+pub mod management;
 pub mod render;
 pub mod states;
 pub mod update;
@@ -62,6 +64,16 @@ pub fn routes() -> Router<AppState> {
             put(states::set_maintenance)
                 .delete(states::unset_maintenance)
                 .fallback(n),
+        ),
+        (
+            "/nodes/{node}/management/boot_device",
+            get(management::get_boot_device)
+                .put(management::set_boot_device)
+                .fallback(n),
+        ),
+        (
+            "/nodes/{node}/management/boot_device/supported",
+            get(management::supported).fallback(n),
         ),
         ("/nodes/{node}/validate", get(validate::by_path).fallback(n)),
         ("/nodes/{node}/history", get(history::list).fallback(n)),

@@ -188,7 +188,7 @@ fn verb_min_version(verb: &str) -> Option<u32> {
 
 /// States in which ironledger's engine is working the node: a refused verb
 /// there is Ironic's `NodeLocked` (409, "retry later") rather than a 400.
-fn being_worked(state: ProvisionState) -> bool {
+pub(super) fn being_worked(state: ProvisionState) -> bool {
     matches!(state, ProvisionState::Deploying | ProvisionState::Deleting)
 }
 

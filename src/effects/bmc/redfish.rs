@@ -644,9 +644,12 @@ impl Bmc for RedfishClient {
             device: boot["BootSourceOverrideTarget"]
                 .as_str()
                 .and_then(device_of_target),
-            persistent: boot["BootSourceOverrideEnabled"]
-                .as_str()
-                .map(|e| e == "Continuous"),
+            // As Ironic: only Continuous and Once say; Disabled does not.
+            persistent: match boot["BootSourceOverrideEnabled"].as_str() {
+                Some("Continuous") => Some(true),
+                Some("Once") => Some(false),
+                _ => None,
+            },
         })
     }
 
