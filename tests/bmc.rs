@@ -922,12 +922,13 @@ async fn boot_device_over_http_drives_the_emulators() {
         .filter(|e| e["method"] == "PATCH")
         .map(|e| e["body"].clone())
         .collect();
+    // The real Ironic's body (recording 13): the emulator reports
+    // Continuous already, so no BootSourceOverrideEnabled; its HttpBootUri
+    // is cleared.
     assert_eq!(
         patches,
-        [
-            serde_json::json!({"Boot": {"BootSourceOverrideTarget": "Pxe",
-                                     "BootSourceOverrideEnabled": "Continuous"}})
-        ]
+        [serde_json::json!({"Boot": {"BootSourceOverrideTarget": "Pxe",
+                                     "HttpBootUri": null}})]
     );
     let a = api.get(&boot_device_path(&rf)).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
