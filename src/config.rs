@@ -953,10 +953,22 @@ mod tests {
             assert_eq!(c.power_sync.interval, None, "{off}");
         }
         for (ini, option) in [
-            ("sync_power_state_interval = 1.5", "sync_power_state_interval"),
-            ("force_power_state_during_sync = maybe", "force_power_state_during_sync"),
-            ("power_state_sync_max_retries = -1", "power_state_sync_max_retries"),
-            ("power_failure_recovery_interval = -5", "power_failure_recovery_interval"),
+            (
+                "sync_power_state_interval = 1.5",
+                "sync_power_state_interval",
+            ),
+            (
+                "force_power_state_during_sync = maybe",
+                "force_power_state_during_sync",
+            ),
+            (
+                "power_state_sync_max_retries = -1",
+                "power_state_sync_max_retries",
+            ),
+            (
+                "power_failure_recovery_interval = -5",
+                "power_failure_recovery_interval",
+            ),
         ] {
             let err = from(&format!("[conductor]\n{ini}\n"), Overrides::default())
                 .unwrap_err()

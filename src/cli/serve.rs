@@ -84,7 +84,11 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
         max_retries = config.power_sync.max_retries,
         recovery_interval_s = config.power_sync.recovery_interval.map(|d| d.as_secs()),
         "power state sync {}",
-        if config.power_sync.interval.is_some() { "running" } else { "disabled" }
+        if config.power_sync.interval.is_some() {
+            "running"
+        } else {
+            "disabled"
+        }
     );
 
     let mut limits = config.api.limits.clone();

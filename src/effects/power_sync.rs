@@ -205,7 +205,9 @@ impl PowerSync {
             match serde_json::from_value::<Node>(doc["state"].clone()) {
                 Ok(node) if keep(&node) => ids.push(uuid),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(node = %uuid, error = %e, "cannot read the node's document"),
+                Err(e) => {
+                    tracing::warn!(node = %uuid, error = %e, "cannot read the node's document")
+                }
             }
         }
         let mut failures = self.failures.lock().expect("failure counts");

@@ -78,7 +78,14 @@ impl Node {
         use ProvisionState::*;
         matches!(
             self.state(),
-            WaitCallBack | CleanWait | Enroll | AdoptFailed | Deploying | Deleting | Adopting | Cleaning
+            WaitCallBack
+                | CleanWait
+                | Enroll
+                | AdoptFailed
+                | Deploying
+                | Deleting
+                | Adopting
+                | Cleaning
         )
     }
 
