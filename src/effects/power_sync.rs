@@ -333,6 +333,13 @@ impl PowerSync {
                 }
             }
         };
+        // Given up however this ends, a cancelled round (shutdown) included.
+        let held = Held {
+            store: store.clone(),
+            lease,
+            holder: self.holder.clone(),
+            armed: true,
+        };
         let outcome = tokio::select! {
             o = outcome => o,
             () = renew => {
@@ -340,7 +347,7 @@ impl PowerSync {
                 Outcome::Skipped
             }
         };
-        let _ = store.release_lease(&lease, &self.holder).await;
+        held.release().await;
         outcome
     }
 
@@ -532,6 +539,44 @@ impl PowerSync {
                 tracing::debug!(node = %id, error, "power failure recovery: the BMC still does not answer");
                 Outcome::Checked { recorded: false }
             }
+        }
+    }
+}
+
+/// A node lease the sync holds: released when dropped (from a task of its
+/// own, as releasing is a store call), so that no way out of a node's sync
+/// keeps the node from the process manager until the lease expires.
+struct Held {
+    store: Arc<dyn crate::store::LogStore>,
+    lease: String,
+    holder: String,
+    /// Not released yet.
+    armed: bool,
+}
+
+impl Held {
+    async fn release(mut self) {
+        self.armed = false;
+        let _ = self.store.release_lease(&self.lease, &self.holder).await;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, lease, holder) = (
+            self.store.clone(),
+            std::mem::take(&mut self.lease),
+            std::mem::take(&mut self.holder),
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store.release_lease(&lease, &holder).await {
+                    tracing::warn!(lease, error = %e, "could not give the node's lease up");
+                }
+            });
         }
     }
 }
