@@ -308,7 +308,7 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
         } => (
             "monitoring",
             "ERROR",
-            format!("Power state changed out of band from {wanted} to {found}, seen at {seen_at}; restoring {wanted} failed: {last_error}"),
+            format!("Power state changed out of band from {wanted} to {found}, seen at {seen_at}; not restored: {last_error}"),
         ),
         PowerSyncFailed { reason, .. } => ("monitoring", "ERROR", reason.clone()),
         PowerFailureRecovered { power_state, .. } => (
