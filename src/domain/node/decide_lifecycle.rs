@@ -224,12 +224,7 @@ impl Node {
         }
         // A BMC node's power change holds the node, as Ironic's lock does for
         // the whole change: the deploy would act on the same BMC meanwhile.
-        if self.power_request.is_some()
-            && matches!(
-                event,
-                FsmEvent::Deploy | FsmEvent::Rebuild | FsmEvent::Delete
-            )
-        {
+        if self.power_request.is_some() && matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild | FsmEvent::Delete) {
             return Err(DomainError::Conflict(power_locked(&self.id())));
         }
         match event {
