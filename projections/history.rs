@@ -275,6 +275,47 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
             format!("Boot configuration written for {}.", macs.join(", ")),
         ),
         BootConfigRemoved => ("unprovision", "INFO", "Boot configuration removed.".into()),
+        // The power-state sync: Ironic's event type for it is `monitoring`.
+        PowerStateSynced { from: None, to, .. } => (
+            "monitoring",
+            "INFO",
+            format!("Power state sync: no power state was known; the BMC reports {to}, recorded."),
+        ),
+        PowerStateSynced {
+            from: Some(from),
+            to,
+            at,
+        } => (
+            "monitoring",
+            "WARNING",
+            format!("Power state changed out of band from {from} to {to}, seen at {at}; recorded."),
+        ),
+        PowerStateRestored {
+            found,
+            to,
+            seen_at,
+            at,
+        } => (
+            "monitoring",
+            "WARNING",
+            format!("Power state changed out of band from {to} to {found}, seen at {seen_at}; restored to {to} at {at}."),
+        ),
+        PowerStateRestoreFailed {
+            found,
+            wanted,
+            seen_at,
+            last_error,
+        } => (
+            "monitoring",
+            "ERROR",
+            format!("Power state changed out of band from {wanted} to {found}, seen at {seen_at}; not restored: {last_error}"),
+        ),
+        PowerSyncFailed { reason, .. } => ("monitoring", "ERROR", reason.clone()),
+        PowerFailureRecovered { power_state, .. } => (
+            "monitoring",
+            "INFO",
+            format!("Node recovered from power failure with actual power state '{power_state}': maintenance mode unset."),
+        ),
     }
 }
 

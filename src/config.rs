@@ -116,10 +116,95 @@ pub struct Config {
     /// `[conductor] power_state_change_timeout` (Ironic's, default 60 s): how
     /// long a BMC power change may take when the request names no `timeout`.
     pub power_state_change_timeout: std::time::Duration,
+    /// The periodic power-state sync of BMC nodes (`[conductor]
+    /// sync_power_state_interval`, `force_power_state_during_sync`,
+    /// `power_state_sync_max_retries`, `power_failure_recovery_interval`).
+    pub power_sync: PowerSyncConfig,
     /// `[secrets]`: the master key that encrypts secrets at rest.
     pub secrets: SecretsConfig,
     /// Every option as read (file, then environment), for later subsystems.
     pub raw: BTreeMap<(String, String), String>,
+}
+
+/// The periodic power-state sync (`crate::effects::power_sync`), with
+/// Ironic's `[conductor]` option names and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerSyncConfig {
+    /// `sync_power_state_interval` (60 s): how often every BMC node's power
+    /// state is read from its BMC; `None` (0 or negative) disables the sync.
+    pub interval: Option<std::time::Duration>,
+    /// `force_power_state_during_sync` (true): a node found in another state
+    /// than recorded is put back by its BMC; false: the found state is
+    /// recorded.
+    pub force: bool,
+    /// `power_state_sync_max_retries` (3): failed syncs of a node (BMC
+    /// unreadable, or a state that would not stay restored) before it is
+    /// put in maintenance with the `power failure` fault.
+    pub max_retries: u32,
+    /// `power_failure_recovery_interval` (300 s): how often nodes in
+    /// maintenance for a power failure are tried again; `None` (0) disables.
+    pub recovery_interval: Option<std::time::Duration>,
+}
+
+impl Default for PowerSyncConfig {
+    fn default() -> Self {
+        PowerSyncConfig {
+            interval: Some(std::time::Duration::from_secs(60)),
+            force: true,
+            max_retries: 3,
+            recovery_interval: Some(std::time::Duration::from_secs(300)),
+        }
+    }
+}
+
+/// Reads the power-state sync's `[conductor]` options.
+fn power_sync_config<'a>(
+    get: &impl Fn(&str, &str) -> Option<&'a str>,
+) -> Result<PowerSyncConfig, ConfigError> {
+    let defaults = PowerSyncConfig::default();
+    // Ironic's IntOpt: whole seconds; 0 (or, for the sync, a negative
+    // number) turns the periodic task off.
+    let interval = |option: &str, default: Option<std::time::Duration>, negative_ok: bool| {
+        let Some(v) = get("conductor", option) else {
+            return Ok(default);
+        };
+        match v.trim().parse::<i64>() {
+            Ok(n) if n > 0 => Ok(Some(std::time::Duration::from_secs(n as u64))),
+            Ok(n) if n == 0 || negative_ok => Ok(None),
+            _ => Err(invalid(
+                "conductor",
+                option,
+                format!(
+                    "'{v}' is not a whole number of seconds{}",
+                    if negative_ok { "" } else { " >= 0" }
+                ),
+            )),
+        }
+    };
+    let force = match get("conductor", "force_power_state_during_sync") {
+        Some(v) => parse_bool("conductor", "force_power_state_during_sync", v)?,
+        None => defaults.force,
+    };
+    let max_retries = match get("conductor", "power_state_sync_max_retries") {
+        None => defaults.max_retries,
+        Some(v) => v.trim().parse::<u32>().map_err(|_| {
+            invalid(
+                "conductor",
+                "power_state_sync_max_retries",
+                format!("'{v}' is not a count (a whole number >= 0)"),
+            )
+        })?,
+    };
+    Ok(PowerSyncConfig {
+        interval: interval("sync_power_state_interval", defaults.interval, true)?,
+        force,
+        max_retries,
+        recovery_interval: interval(
+            "power_failure_recovery_interval",
+            defaults.recovery_interval,
+            false,
+        )?,
+    })
 }
 
 /// Where the master key of `crate::secrets` comes from (ironledger's own
@@ -184,6 +269,11 @@ const KNOWN: &[(&str, &str)] = &[
     ("deploy", "http_url"),
     ("conductor", "automated_clean"),
     ("conductor", "lease_seconds"),
+    ("conductor", "power_state_change_timeout"),
+    ("conductor", "sync_power_state_interval"),
+    ("conductor", "force_power_state_during_sync"),
+    ("conductor", "power_state_sync_max_retries"),
+    ("conductor", "power_failure_recovery_interval"),
     ("cinder", "endpoint_override"),
     ("cinder", "auth_type"),
     ("cinder", "username"),
@@ -554,6 +644,7 @@ impl Config {
                 }
             },
         };
+        let power_sync = power_sync_config(&get)?;
 
         let secrets = SecretsConfig {
             master_key: get("secrets", "master_key")
@@ -589,6 +680,7 @@ impl Config {
             cinder,
             lease_ttl,
             power_state_change_timeout,
+            power_sync,
             raw,
         })
     }
@@ -820,6 +912,67 @@ mod tests {
             ),
         ] {
             let err = from(ini, Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(option), "{ini} → {err}");
+        }
+    }
+
+    #[test]
+    fn power_sync_options() {
+        let c = from("", Overrides::default()).unwrap();
+        assert_eq!(c.power_sync, PowerSyncConfig::default());
+        assert_eq!(
+            c.power_sync.interval,
+            Some(std::time::Duration::from_secs(60))
+        );
+        assert!(c.power_sync.force);
+        assert_eq!(c.power_sync.max_retries, 3);
+        assert_eq!(
+            c.power_sync.recovery_interval,
+            Some(std::time::Duration::from_secs(300))
+        );
+        let c = from(
+            "[conductor]\nsync_power_state_interval = 5\nforce_power_state_during_sync = false\npower_state_sync_max_retries = 0\npower_failure_recovery_interval = 0\n",
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.power_sync,
+            PowerSyncConfig {
+                interval: Some(std::time::Duration::from_secs(5)),
+                force: false,
+                max_retries: 0,
+                recovery_interval: None,
+            }
+        );
+        for off in ["0", "-1"] {
+            let c = from(
+                &format!("[conductor]\nsync_power_state_interval = {off}\n"),
+                Overrides::default(),
+            )
+            .unwrap();
+            assert_eq!(c.power_sync.interval, None, "{off}");
+        }
+        for (ini, option) in [
+            (
+                "sync_power_state_interval = 1.5",
+                "sync_power_state_interval",
+            ),
+            (
+                "force_power_state_during_sync = maybe",
+                "force_power_state_during_sync",
+            ),
+            (
+                "power_state_sync_max_retries = -1",
+                "power_state_sync_max_retries",
+            ),
+            (
+                "power_failure_recovery_interval = -5",
+                "power_failure_recovery_interval",
+            ),
+        ] {
+            let err = from(&format!("[conductor]\n{ini}\n"), Overrides::default())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(option), "{ini} → {err}");
         }
     }

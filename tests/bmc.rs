@@ -25,6 +25,7 @@ use ironledger::effects::bmc::{
 use ironledger::effects::process_manager::{PmConfig, ProcessManager};
 use serde_json::Value;
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -927,8 +928,10 @@ async fn boot_device_over_http_drives_the_emulators() {
     // is cleared.
     assert_eq!(
         patches,
-        [serde_json::json!({"Boot": {"BootSourceOverrideTarget": "Pxe",
-                                     "HttpBootUri": null}})]
+        [
+            serde_json::json!({"Boot": {"BootSourceOverrideTarget": "Pxe",
+                                     "HttpBootUri": null}})
+        ]
     );
     let a = api.get(&boot_device_path(&rf)).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
@@ -1141,4 +1144,297 @@ async fn boot_device_failures_are_ironics_500_without_the_password() {
         logs.text().contains("boot device call to the BMC failed"),
         "the reason is logged"
     );
+}
+
+// ---- the periodic power-state sync ---------------------------------------------
+
+use ironledger::config::PowerSyncConfig;
+use ironledger::effects::power_sync::{PowerSync, SyncConfig};
+
+/// A power-state sync on `api`'s engine: `force` as `[conductor]
+/// force_power_state_during_sync`, `max_retries` as
+/// `power_state_sync_max_retries`, rounds every `interval` when spawned.
+fn power_sync(
+    api: &common::api::Api,
+    force: bool,
+    max_retries: u32,
+    interval: Duration,
+) -> Arc<PowerSync> {
+    let mut config = SyncConfig::new(PowerSyncConfig {
+        interval: Some(interval),
+        force,
+        max_retries,
+        recovery_interval: Some(interval),
+    });
+    config.power_wait = wait();
+    PowerSync::new(api.engine.clone(), config)
+}
+
+/// A redfish and an ipmi node of the rigs, taken to `manageable` (the sync
+/// leaves nodes in `enroll` alone, as Ironic).
+async fn sync_nodes(api: &common::api::Api, rf_rig: &Rig, ipmi_rig: &Rig) -> [String; 2] {
+    let bodies = [
+        serde_json::json!({"driver": "redfish", "driver_info": {
+            "redfish_address": rf_rig.addr, "redfish_username": "admin",
+            "redfish_password": PASSWORD, "redfish_auth_type": "basic"}}),
+        // Cipher suite 3 named: ipmitool's discovery of suites, which
+        // ipmi_sim does not answer, costs ~9 s a call.
+        serde_json::json!({"driver": "ipmi", "driver_info": {
+            "ipmi_address": "127.0.0.1", "ipmi_port": ipmi_rig.port.to_string(),
+            "ipmi_username": "admin", "ipmi_password": PASSWORD,
+            "ipmi_cipher_suite": "3"}}),
+    ];
+    let mut uuids = vec![];
+    for body in bodies {
+        let a = api.post("/v1/nodes", body).await;
+        assert_eq!(a.status, reqwest::StatusCode::CREATED, "{:?}", a.body);
+        let uuid = a.body["uuid"].as_str().unwrap().to_string();
+        let m = api
+            .put(
+                &format!("/v1/nodes/{uuid}/states/provision"),
+                serde_json::json!({"target": "manage"}),
+            )
+            .await;
+        assert_eq!(m.status, reqwest::StatusCode::ACCEPTED, "{:?}", m.body);
+        uuids.push(uuid);
+    }
+    [uuids[0].clone(), uuids[1].clone()]
+}
+
+/// Changes the emulated machines' power behind ironledger's back: a Reset
+/// posted to the Redfish emulator, `ipmitool chassis power` against
+/// `ipmi_sim`; returns once both emulators report the new state.
+async fn out_of_band(rf_rig: &Rig, ipmi_rig: &Rig, on: bool) {
+    let reset = reqwest::Client::new()
+        .post(format!(
+            "{}/redfish/v1/Systems/{}/Actions/ComputerSystem.Reset",
+            rf_rig.addr,
+            system_id(1)
+        ))
+        .basic_auth("admin", Some(PASSWORD))
+        .json(&serde_json::json!({"ResetType": if on { "On" } else { "ForceOff" }}))
+        .send()
+        .await
+        .unwrap();
+    assert!(reset.status().is_success(), "{}", reset.status());
+    let out = Command::new("ipmitool")
+        .args(["-I", "lanplus", "-H", "127.0.0.1", "-p"])
+        .arg(ipmi_rig.port.to_string())
+        .args(["-U", "admin", "-E", "-C", "3", "chassis", "power"])
+        .arg(if on { "on" } else { "off" })
+        .env("IPMI_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (rf, ipmi) = if on { ("On", "1") } else { ("Off", "0") };
+    for _ in 0..300 {
+        if rf_rig.system(1).await["PowerState"] == rf && ipmi_rig.file("power") == ipmi {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the emulators never reported {rf}");
+}
+
+/// The node's history texts (in full: the list cuts them at 255 characters).
+async fn history_texts(api: &common::api::Api, uuid: &str) -> Vec<String> {
+    let h = api
+        .get(&format!("/v1/nodes/{uuid}/history?detail=True"))
+        .await;
+    assert_eq!(h.status, reqwest::StatusCode::OK, "{:?}", h.body);
+    h.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A power change made behind ironledger's back, on a redfish and an ipmi
+/// node: with `force_power_state_during_sync` off, the spawned sync loop
+/// records it as a change made out of band (the history says from what to
+/// what and when it was seen); with it on, the sync has the BMC put the
+/// recorded state back — read back from the emulators. A node whose lease
+/// another worker holds is left alone.
+#[tokio::test]
+async fn power_sync_records_or_reverts_out_of_band_changes() {
+    let api = common::api::start(common::memory().await).await;
+    let rf_rig = Rig::redfish(1, false, false);
+    let ipmi_rig = Rig::ipmi();
+    let nodes = sync_nodes(&api, &rf_rig, &ipmi_rig).await;
+
+    // First round: nothing recorded yet, so the BMCs' states are recorded.
+    let recorder = power_sync(&api, false, 3, Duration::from_millis(200));
+    let first = recorder.sync_round().await.unwrap();
+    assert_eq!((first.checked, first.recorded), (2, 2), "{first:?}");
+    for uuid in &nodes {
+        let n = api.get(&format!("/v1/nodes/{uuid}")).await.body;
+        assert_eq!(n["power_state"], "power off", "{n}");
+    }
+
+    // A node held by another worker (a deploy, a power request) is skipped.
+    let store = api.engine.store().clone();
+    let lease = format!("node/{}", nodes[0]);
+    assert!(store
+        .try_lease(&lease, "someone-else", Duration::from_secs(30))
+        .await
+        .unwrap());
+    out_of_band(&rf_rig, &ipmi_rig, true).await;
+    let held = recorder.sync_round().await.unwrap();
+    assert_eq!((held.locked, held.checked), (1, 1), "{held:?}");
+    let n = api.get(&format!("/v1/nodes/{}", nodes[0])).await.body;
+    assert_eq!(n["power_state"], "power off", "a held node was synced: {n}");
+    store.release_lease(&lease, "someone-else").await.unwrap();
+
+    // force off: the loop, spawned, records what the BMCs report.
+    let loops = recorder.spawn();
+    for uuid in &nodes {
+        let mut n = Value::Null;
+        for _ in 0..100 {
+            n = api.get(&format!("/v1/nodes/{uuid}")).await.body;
+            if n["power_state"] == "power on" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(n["power_state"], "power on", "never recorded: {n}");
+        assert!(n["driver_internal_info"]["last_power_state_change"].is_string());
+        assert!(!n["maintenance"].as_bool().unwrap(), "{n}");
+        let texts = history_texts(&api, uuid).await;
+        assert!(
+            texts.iter().any(|t| t.starts_with(
+                "Power state changed out of band from power off to power on, seen at "
+            )),
+            "{texts:?}"
+        );
+    }
+    for l in loops {
+        l.abort();
+    }
+    assert_eq!(rf_rig.system(1).await["PowerState"], "On", "the sync acted");
+
+    // force on: turned off behind its back, the nodes are powered on again.
+    let forcer = power_sync(&api, true, 3, Duration::from_secs(60));
+    out_of_band(&rf_rig, &ipmi_rig, false).await;
+    let round = forcer.sync_round().await.unwrap();
+    assert_eq!((round.checked, round.recorded), (2, 2), "{round:?}");
+    assert_eq!(rf_rig.system(1).await["PowerState"], "On");
+    assert_eq!(ipmi_rig.file("power"), "1");
+    for uuid in &nodes {
+        let n = api.get(&format!("/v1/nodes/{uuid}")).await.body;
+        assert_eq!(n["power_state"], "power on", "{n}");
+        assert!(n["last_error"].is_null(), "{n}");
+        let texts = history_texts(&api, uuid).await;
+        let restored = texts
+            .iter()
+            .find(|t| {
+                t.starts_with(
+                    "Power state changed out of band from power on to power off, seen at ",
+                )
+            })
+            .unwrap_or_else(|| panic!("{texts:?}"));
+        assert!(
+            restored.contains("; restored to power on at "),
+            "{restored}"
+        );
+        assert!(!n.to_string().contains(PASSWORD));
+    }
+    // In the recorded state: nothing to do, no failure counted.
+    let calm = forcer.sync_round().await.unwrap();
+    assert_eq!((calm.checked, calm.recorded), (2, 0), "{calm:?}");
+    for uuid in &nodes {
+        assert_eq!(forcer.failures(uuid::Uuid::parse_str(uuid).unwrap()), 0);
+    }
+}
+
+/// A BMC that stops answering: each round counts, and the round after
+/// `power_state_sync_max_retries` puts the node in maintenance with Ironic's
+/// reason and the `power failure` fault (its power state unknown, as Ironic
+/// records it). The sync then leaves it alone; the power-failure recovery
+/// takes it out of maintenance once its BMC answers again (here: once its
+/// `driver_info` names the right address).
+#[tokio::test]
+async fn power_sync_puts_an_unreachable_bmc_in_maintenance_and_recovery_clears_it() {
+    let logs = Captured::default();
+    let _guard = logs.install();
+    let api = common::api::start(common::memory().await).await;
+    let rf_rig = Rig::redfish(1, false, false);
+    let a = api
+        .post(
+            "/v1/nodes",
+            serde_json::json!({"driver": "redfish", "driver_info": {
+                "redfish_address": rf_rig.addr, "redfish_username": "admin",
+                "redfish_password": PASSWORD, "redfish_auth_type": "basic"}}),
+        )
+        .await;
+    let uuid = a.body["uuid"].as_str().unwrap().to_string();
+    let id = uuid::Uuid::parse_str(&uuid).unwrap();
+    let node_url = format!("/v1/nodes/{uuid}");
+    assert_eq!(
+        api.put(
+            &format!("{node_url}/states/provision"),
+            serde_json::json!({"target": "manage"})
+        )
+        .await
+        .status,
+        reqwest::StatusCode::ACCEPTED
+    );
+    let sync = power_sync(&api, true, 2, Duration::from_secs(60));
+    sync.sync_round().await.unwrap();
+    assert_eq!(api.get(&node_url).await.body["power_state"], "power off");
+
+    let dead = format!("http://127.0.0.1:{}", free_port(false));
+    let point_at = |address: String| serde_json::json!([{"op": "replace", "path": "/driver_info/redfish_address", "value": address}]);
+    let p = api.patch(&node_url, point_at(dead.clone())).await;
+    assert_eq!(p.status, reqwest::StatusCode::OK, "{:?}", p.body);
+
+    for attempt in 1..=2 {
+        sync.sync_round().await.unwrap();
+        assert_eq!(sync.failures(id), attempt);
+        let n = api.get(&node_url).await.body;
+        assert_eq!(n["maintenance"], false, "attempt {attempt}: {n}");
+        assert_eq!(n["power_state"], "power off");
+    }
+    sync.sync_round().await.unwrap();
+    let n = api.get(&node_url).await.body;
+    assert_eq!(n["maintenance"], true, "{n}");
+    assert_eq!(n["fault"], "power failure", "{n}");
+    assert!(n["power_state"].is_null(), "{n}");
+    let reason = n["maintenance_reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "During sync_power_state, max retries exceeded for node {uuid}, node state None does not match expected state 'power off'. Updating DB state to 'None' Switching node to maintenance mode. Error: Redfish power state of {dead}"
+        )),
+        "{reason}"
+    );
+    assert_eq!(n["last_error"], n["maintenance_reason"]);
+    assert!(!n.to_string().contains(PASSWORD));
+    assert!(history_texts(&api, &uuid).await.iter().any(|t| t == reason));
+
+    // In maintenance the sync leaves it alone; the recovery tries it, and
+    // while the BMC does not answer it stays.
+    let skipped = sync.sync_round().await.unwrap();
+    assert_eq!(skipped.checked, 0, "{skipped:?}");
+    let still = sync.recovery_round().await.unwrap();
+    assert_eq!((still.checked, still.recorded), (1, 0), "{still:?}");
+    assert_eq!(api.get(&node_url).await.body["maintenance"], true);
+
+    let p = api.patch(&node_url, point_at(rf_rig.addr.clone())).await;
+    assert_eq!(p.status, reqwest::StatusCode::OK, "{:?}", p.body);
+    let back = sync.recovery_round().await.unwrap();
+    assert_eq!((back.checked, back.recorded), (1, 1), "{back:?}");
+    let n = api.get(&node_url).await.body;
+    assert_eq!(n["maintenance"], false, "{n}");
+    assert!(n["maintenance_reason"].is_null(), "{n}");
+    assert!(n["fault"].is_null(), "{n}");
+    assert_eq!(n["power_state"], "power off", "{n}");
+    assert_eq!(sync.failures(id), 0);
+    // And the sync looks at it again.
+    let again = sync.sync_round().await.unwrap();
+    assert_eq!(again.checked, 1, "{again:?}");
+    assert!(!logs.text().contains(PASSWORD), "a password in the logs");
 }

@@ -3,6 +3,7 @@
 use super::anyhow_free::Result;
 use super::GlobalArgs;
 use crate::domain::NodeServices;
+use crate::effects::power_sync::{PowerSync, SyncConfig};
 use crate::effects::process_manager::{PmConfig, ProcessManager};
 use crate::engine::Engine;
 use crate::http::{router, AppState};
@@ -70,6 +71,25 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     pm_config.power_wait.timeout = config.power_state_change_timeout;
     ProcessManager::new(engine.clone(), pm_config)?.spawn();
     tracing::info!(http_root = %config.http_root.display(), cinder = config.cinder.is_some(), "process manager running");
+
+    // Beside it, the periodic power-state sync of BMC nodes (Ironic's
+    // `_sync_power_states` and `_power_failure_recovery`).
+    let mut sync_config = SyncConfig::new(config.power_sync.clone());
+    sync_config.lease_ttl = config.lease_ttl;
+    sync_config.power_wait.timeout = config.power_state_change_timeout;
+    PowerSync::new(engine.clone(), sync_config).spawn();
+    tracing::info!(
+        interval_s = config.power_sync.interval.map(|d| d.as_secs()),
+        force = config.power_sync.force,
+        max_retries = config.power_sync.max_retries,
+        recovery_interval_s = config.power_sync.recovery_interval.map(|d| d.as_secs()),
+        "power state sync {}",
+        if config.power_sync.interval.is_some() {
+            "running"
+        } else {
+            "disabled"
+        }
+    );
 
     let mut limits = config.api.limits.clone();
     match crate::http::server::raise_open_file_limit() {

@@ -6,6 +6,7 @@ pub mod cinder;
 pub mod http_root;
 pub mod ipxe;
 pub mod ipxe_syntax;
+pub mod power_sync;
 pub mod process_manager;
 pub mod storage;
 

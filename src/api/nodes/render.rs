@@ -118,7 +118,7 @@ pub fn all_fields(doc: &NodeDoc, view: &View) -> Map<String, Value> {
         masking::mask(&Value::Object(n.driver_internal_info.clone())),
     );
     put("extra", Value::Object(n.extra.clone()));
-    put("fault", Value::Null);
+    put("fault", opt_str(&n.fault));
     put("health", Value::Null);
     put("inspection_finished_at", Value::Null);
     put("inspection_started_at", Value::Null);

@@ -227,4 +227,40 @@ pub enum NodeCommand {
     DeleteTarget {
         uuid: Uuid,
     },
+
+    // Findings of the periodic power-state sync (`effects::power_sync`).
+    /// The sync read `power_state` from the node's BMC at `at` (ISO 8601):
+    /// recorded when nothing was, or when it differs and the sync does not
+    /// force the recorded state back.
+    SyncPowerState {
+        power_state: String,
+        at: String,
+    },
+    /// The sync found the BMC in `found` at `seen_at` and had it restore the
+    /// recorded state, confirmed at `at`.
+    RecordPowerRestored {
+        found: String,
+        seen_at: String,
+        at: String,
+    },
+    /// The sync found the BMC in `found` at `seen_at`, and restoring the
+    /// recorded state failed with `error` (names the BMC action).
+    RecordPowerRestoreFailed {
+        found: String,
+        seen_at: String,
+        error: String,
+    },
+    /// The sync's retries are spent: `power_state` is what the BMC reports
+    /// (`None`: unreadable, `error` says why).
+    FailPowerSync {
+        power_state: Option<String>,
+        error: Option<String>,
+        at: String,
+    },
+    /// The BMC of a node in maintenance for a power failure reports
+    /// `power_state` again (at `at`).
+    RecoverPowerFailure {
+        power_state: String,
+        at: String,
+    },
 }

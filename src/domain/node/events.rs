@@ -245,6 +245,57 @@ pub enum NodeEvent {
     },
     /// The node's iPXE script and MAC links were removed.
     BootConfigRemoved,
+
+    // The periodic power-state sync (`effects::power_sync`, rules in
+    // `decide_sync`).
+    /// The sync read the node's BMC and recorded the state it reports:
+    /// `from` is what was recorded before — `None` when nothing was (the
+    /// first state known), else the node was changed out of band from
+    /// `from` to `to`, seen at `at` (ISO 8601; then also
+    /// `driver_internal_info.last_power_state_change`).
+    PowerStateSynced {
+        from: Option<String>,
+        to: String,
+        at: String,
+    },
+    /// The sync found the node changed out of band to `found` (seen at
+    /// `seen_at`) and had the BMC restore the recorded `to`, confirmed at
+    /// `at` (`[conductor] force_power_state_during_sync`). The recorded power
+    /// state stays `to`; `last_power_state_change` is `at`.
+    PowerStateRestored {
+        found: String,
+        to: String,
+        seen_at: String,
+        at: String,
+    },
+    /// The sync found the node changed out of band to `found` (seen at
+    /// `seen_at`) and the BMC did not restore `wanted`: `last_error` set;
+    /// the recorded state stays `wanted` (the sync tries again).
+    PowerStateRestoreFailed {
+        found: String,
+        wanted: String,
+        seen_at: String,
+        last_error: String,
+    },
+    /// The sync gave up after `[conductor] power_state_sync_max_retries`: the
+    /// recorded power state becomes what the BMC reports (`None`: it could
+    /// not be read), and the node is in maintenance with `reason` (also its
+    /// `last_error`) and `fault` (`power failure`), as Ironic does it.
+    PowerSyncFailed {
+        from: Option<String>,
+        power_state: Option<String>,
+        reason: String,
+        fault: String,
+        at: String,
+    },
+    /// The BMC of a node in maintenance for a power failure answered again:
+    /// maintenance, its reason and the fault cleared; the power state as
+    /// the BMC reported it at `at`.
+    PowerFailureRecovered {
+        from: Option<String>,
+        power_state: String,
+        at: String,
+    },
 }
 
 /// One volume attached by Cinder.
@@ -317,6 +368,11 @@ impl NodeEvent {
             VolumesDetached { .. } => "VolumesDetached",
             BootConfigWritten { .. } => "BootConfigWritten",
             BootConfigRemoved => "BootConfigRemoved",
+            PowerStateSynced { .. } => "PowerStateSynced",
+            PowerStateRestored { .. } => "PowerStateRestored",
+            PowerStateRestoreFailed { .. } => "PowerStateRestoreFailed",
+            PowerSyncFailed { .. } => "PowerSyncFailed",
+            PowerFailureRecovered { .. } => "PowerFailureRecovered",
         }
     }
 

@@ -9,10 +9,12 @@ pub mod commands;
 mod decide_children;
 mod decide_effects;
 mod decide_lifecycle;
+mod decide_sync;
 mod decide_update;
 pub mod entities;
 pub mod events;
 pub mod target_rules;
+pub use decide_sync::POWER_FAILURE;
 #[cfg(test)]
 mod tests;
 
@@ -96,6 +98,11 @@ pub struct Node {
     /// again once it has powered it on.
     #[serde(default)]
     pub deploy_powered_off: bool,
+    /// Why the conductor put the node in maintenance (Ironic's `fault`, API
+    /// 1.42): `power failure` when the power-state sync gave up on it.
+    /// Cleared with maintenance.
+    #[serde(default)]
+    pub fault: Option<String>,
 }
 
 /// A boot device as last set: what `GET …/management/boot_device` answers for
@@ -242,7 +249,30 @@ impl Node {
             NodeCommand::CreateTarget(t) => self.create_target(t),
             NodeCommand::PatchTarget { uuid, ops } => self.patch_target(uuid, &ops),
             NodeCommand::DeleteTarget { uuid } => self.delete_target(uuid),
+            NodeCommand::SyncPowerState { power_state, at } => self.sync_power(power_state, at),
+            NodeCommand::RecordPowerRestored { found, seen_at, at } => {
+                self.sync_power_restored(found, seen_at, at)
+            }
+            NodeCommand::RecordPowerRestoreFailed {
+                found,
+                seen_at,
+                error,
+            } => self.sync_power_restore_failed(found, seen_at, error),
+            NodeCommand::FailPowerSync {
+                power_state,
+                error,
+                at,
+            } => self.fail_power_sync(power_state, error, at),
+            NodeCommand::RecoverPowerFailure { power_state, at } => {
+                self.recover_power_failure(power_state, at)
+            }
         }
+    }
+
+    /// `driver_internal_info.last_power_state_change`.
+    fn stamp_power_change(&mut self, at: String) {
+        self.driver_internal_info
+            .insert("last_power_state_change".into(), Value::String(at));
     }
 
     fn set_transition(&mut self, t: &events::Transition) {
@@ -328,6 +358,8 @@ impl Aggregate for Node {
             MaintenanceUnset => {
                 self.maintenance = false;
                 self.maintenance_reason = None;
+                // Ironic clears the fault with maintenance.
+                self.fault = None;
             }
             PowerStateChanged { to, at, .. } => {
                 if at.is_some() && to == POWER_OFF && self.state() == ProvisionState::Deploying {
@@ -477,6 +509,46 @@ impl Aggregate for Node {
                 self.boot_config = Some(BootConfig { digest, macs })
             }
             BootConfigRemoved => self.boot_config = None,
+            PowerStateSynced { from, to, at } => {
+                if from.is_some() {
+                    self.stamp_power_change(at);
+                }
+                self.power_state = Some(to);
+            }
+            PowerStateRestored { to, at, .. } => {
+                self.power_state = Some(to);
+                self.stamp_power_change(at);
+            }
+            PowerStateRestoreFailed { last_error, .. } => self.last_error = Some(last_error),
+            PowerSyncFailed {
+                from,
+                power_state,
+                reason,
+                fault,
+                at,
+            } => {
+                if from.is_some() && power_state.is_some() && from != power_state {
+                    self.stamp_power_change(at);
+                }
+                self.power_state = power_state;
+                self.maintenance = true;
+                self.maintenance_reason = Some(reason.clone());
+                self.fault = Some(fault);
+                self.last_error = Some(reason);
+            }
+            PowerFailureRecovered {
+                from,
+                power_state,
+                at,
+            } => {
+                if from.is_some() && from.as_deref() != Some(power_state.as_str()) {
+                    self.stamp_power_change(at);
+                }
+                self.power_state = Some(power_state);
+                self.maintenance = false;
+                self.maintenance_reason = None;
+                self.fault = None;
+            }
         }
     }
 }

@@ -15,6 +15,7 @@
 mod children;
 mod claims;
 mod lifecycle;
+mod sync;
 mod update;
 
 use super::commands::{NodeCommand, ProvisionRequest};
