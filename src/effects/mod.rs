@@ -10,6 +10,15 @@ pub mod power_sync;
 pub mod process_manager;
 pub mod storage;
 
+/// Now, as Ironic writes a time in `driver_internal_info`
+/// (`last_power_state_change`): UTC, ISO 8601 without a zone, microseconds.
+pub(crate) fn now_iso() -> String {
+    chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
+}
+
 /// Kills this process when `IRONLEDGER_TEST_CRASH_AT` names the point reached.
 /// The crash-safety tests use it to SIGKILL the server at every step in turn.
 pub(crate) fn crash_point(name: &str) {

@@ -35,6 +35,7 @@
 
 use super::bmc::poll::{power_action, PowerWait};
 use super::bmc::{access, PowerAction};
+use super::now_iso;
 use crate::config::PowerSyncConfig;
 use crate::domain::state::POWER_ON;
 use crate::domain::{DomainError, Node, NodeCommand, NodeServices};
@@ -111,14 +112,6 @@ fn meta(purpose: &str) -> Meta {
         reason: Some(purpose.into()),
         ..Meta::default()
     }
-}
-
-/// The time the BMC was read, as `last_power_state_change` shows it.
-fn now_iso() -> String {
-    chrono::Utc::now()
-        .naive_utc()
-        .format("%Y-%m-%dT%H:%M:%S%.6f")
-        .to_string()
 }
 
 impl PowerSync {

@@ -20,17 +20,9 @@ use crate::domain::state::{POWER_OFF, POWER_ON};
 use crate::domain::{Node, NodeCommand};
 use crate::effects::bmc::poll::power_action;
 use crate::effects::bmc::{Bmc, BmcError, BootDevice, PowerAction, PowerState};
-use crate::effects::crash_point;
+use crate::effects::{crash_point, now_iso};
 use std::future::Future;
 use uuid::Uuid;
-
-/// The time a BMC confirmed a state, as `last_power_state_change` shows it.
-pub(super) fn now_iso() -> String {
-    chrono::Utc::now()
-        .naive_utc()
-        .format("%Y-%m-%dT%H:%M:%S%.6f")
-        .to_string()
-}
 
 impl ProcessManager {
     /// The node's BMC, `None` for a node without one. `driver_info` that

@@ -630,7 +630,7 @@ impl ProcessManager {
         let cmd = match outcome {
             Ok(state) => NodeCommand::FinishPower {
                 power_state: state.as_str().to_string(),
-                at: bmc_steps::now_iso(),
+                at: super::now_iso(),
             },
             Err((error, last_seen)) => {
                 tracing::warn!(node = %id, action = %req.action, error, "power change failed");
