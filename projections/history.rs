@@ -27,6 +27,22 @@ pub fn entry_key(node: &str, position: u64) -> String {
     format!("{node}/{position:020}")
 }
 
+/// A node's history entries, oldest first: the range `<node>/` of the model
+/// (the node's state document, `state/<node>`, is outside it), read through
+/// the `(model, id)` index, so it costs this node's entries whatever the
+/// fleet's history holds.
+pub async fn history_of(
+    store: &dyn crate::store::LogStore,
+    node: &str,
+) -> Result<Vec<Value>, crate::store::StoreError> {
+    Ok(store
+        .doc_prefix(MODEL, &format!("{node}/"), None)
+        .await?
+        .into_iter()
+        .map(|(_, doc)| doc)
+        .collect())
+}
+
 /// The key of a node's state document.
 pub fn state_key(node: &str) -> String {
     format!("state/{node}")

@@ -23,7 +23,7 @@ pub mod replay;
 
 pub use children::ChildProjection;
 pub use docs::Docs;
-pub use history::{describe as describe_event, HistoryProjection};
+pub use history::{describe as describe_event, history_of, HistoryProjection};
 pub use nodes::NodesProjection;
 pub use projector::{ProjectionError, Projector};
 

@@ -61,6 +61,7 @@ suite!(
     drop_model_removes_docs_and_checkpoint,
     swap_model_replaces_live,
     doc_list_is_in_byte_order,
+    doc_prefix_is_one_range,
     json_round_trips,
     deep_json_reads_back,
     failures_are_kept_with_their_model,
@@ -890,6 +891,44 @@ async fn doc_list_is_in_byte_order(t: &TestStore) {
     let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     want.sort(); // Rust's String order is byte order.
     assert_eq!(listed, want);
+}
+
+/// `doc_prefix` gives exactly the documents whose id starts with the
+/// prefix, in byte order, bounded by `limit`; neighbours on either side
+/// (the same prefix without its `/`, the next byte after it, another model)
+/// are left out.
+async fn doc_prefix_is_one_range(t: &TestStore) {
+    let s = &t.store;
+    let ids = [
+        "n1/0002", "n1/0001", "n1/ä", "n1", "n10/0001", "n1.x", "n10", "n0/9", "state/n1", "n1/",
+    ];
+    let changes: Vec<_> = ids.iter().map(|id| put(id, json!(id))).collect();
+    s.commit_model("m", 0, 1, &changes).await.unwrap();
+    s.commit_model("other", 0, 1, &[put("n1/0003", json!(0))])
+        .await
+        .unwrap();
+    let ids_of = |docs: Vec<(String, serde_json::Value)>| -> Vec<String> {
+        docs.into_iter()
+            .map(|(id, body)| {
+                assert_eq!(body, json!(id));
+                id
+            })
+            .collect()
+    };
+    assert_eq!(
+        ids_of(s.doc_prefix("m", "n1/", None).await.unwrap()),
+        ["n1/", "n1/0001", "n1/0002", "n1/ä"]
+    );
+    assert_eq!(
+        ids_of(s.doc_prefix("m", "n1/", Some(2)).await.unwrap()),
+        ["n1/", "n1/0001"]
+    );
+    assert_eq!(
+        ids_of(s.doc_prefix("m", "n1", None).await.unwrap()),
+        ["n1", "n1.x", "n1/", "n1/0001", "n1/0002", "n1/ä", "n10", "n10/0001"]
+    );
+    assert!(s.doc_prefix("m", "n2/", None).await.unwrap().is_empty());
+    assert!(s.doc_prefix("none", "n1/", None).await.unwrap().is_empty());
 }
 
 async fn json_round_trips(t: &TestStore) {

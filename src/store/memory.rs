@@ -266,6 +266,24 @@ impl LogStore for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn doc_prefix(
+        &self,
+        model: &str,
+        prefix: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        let inner = self.lock();
+        let Some(docs) = inner.models.get(model) else {
+            return Ok(vec![]);
+        };
+        Ok(docs
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit.map_or(usize::MAX, |l| l as usize))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
         Ok(self.lock().checkpoints.get(model).copied().unwrap_or(0))
     }

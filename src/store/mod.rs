@@ -341,6 +341,16 @@ pub trait LogStore: Send + Sync + 'static {
     async fn doc_get(&self, model: &str, id: &str) -> Result<Option<Value>, StoreError>;
     /// Every document of a model, ordered by id.
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError>;
+    /// The documents of a model whose id starts with `prefix`, ordered by id,
+    /// at most `limit` of them: one range of the `(model, id)` index, so it
+    /// costs the documents it returns, not the model's size (a node's history
+    /// is the range `<node>/`).
+    async fn doc_prefix(
+        &self,
+        model: &str,
+        prefix: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<(String, Value)>, StoreError>;
     /// The position a model has applied up to (0 if it has none).
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError>;
     /// The checkpoints of several models (0 for a model that has none), in the
@@ -561,4 +571,40 @@ pub(crate) fn to_u64(value: i64, what: &str) -> Result<u64, StoreError> {
 pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(value)
         .map_err(|_| StoreError::Database(format!("{what} {value} does not fit in a BIGINT")))
+}
+
+/// The smallest string greater than every string that starts with `prefix`
+/// (byte order), for `id >= prefix AND id < upper` range scans; `None` when
+/// there is none (a prefix of only U+10FFFF characters: scan to the end).
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value; surrogates are not chars.
+        let next = match last as u32 {
+            0xD7FF => Some('\u{E000}'),
+            n => char::from_u32(n + 1),
+        };
+        if let Some(c) = next {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::prefix_upper_bound;
+
+    #[test]
+    fn the_upper_bound_follows_every_string_with_the_prefix() {
+        assert_eq!(prefix_upper_bound("ab/").as_deref(), Some("ab0"));
+        assert_eq!(prefix_upper_bound("").as_deref(), None);
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        let upper = prefix_upper_bound("n/").unwrap();
+        for id in ["n/", "n/0001", "n/\u{10FFFF}"] {
+            assert!(id < upper.as_str(), "{id}");
+        }
+        assert!("n0" >= upper.as_str());
+    }
 }

@@ -730,6 +730,29 @@ impl LogStore for PostgresStore {
         Ok(rows.into_iter().map(|(id, body)| (id, body.0)).collect())
     }
 
+    async fn doc_prefix(
+        &self,
+        model: &str,
+        prefix: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        // `id` is COLLATE "C": byte order, so the prefix is one range of the
+        // primary key, bounded on both ends.
+        let upper = super::prefix_upper_bound(prefix).unwrap_or_else(|| "\u{10FFFF}".repeat(8));
+        let rows: Vec<(String, Stored)> = sqlx::query_as(
+            "SELECT id, body FROM read_models WHERE model = $1 AND id >= $2 AND id < $3 \
+             ORDER BY id LIMIT $4",
+        )
+        .bind(model)
+        .bind(prefix)
+        .bind(&upper)
+        .bind(limit.map(i64::from))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        Ok(rows.into_iter().map(|(id, body)| (id, body.0)).collect())
+    }
+
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
         let position: Option<i64> =
             sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = $1")

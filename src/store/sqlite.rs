@@ -463,6 +463,33 @@ impl LogStore for SqliteStore {
             .collect()
     }
 
+    async fn doc_prefix(
+        &self,
+        model: &str,
+        prefix: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        // BINARY collation: byte order, so the prefix is one range of the
+        // primary key, bounded on both ends (an `OR` in the bound would make
+        // SQLite scan to the end of the model).
+        let upper = super::prefix_upper_bound(prefix).unwrap_or_else(|| "\u{10FFFF}".repeat(8));
+        let limit = limit.map_or(-1, i64::from);
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, body FROM read_models WHERE model = ? AND id >= ? AND id < ? \
+             ORDER BY id LIMIT ?",
+        )
+        .bind(model)
+        .bind(prefix)
+        .bind(&upper)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(sql_error)?;
+        rows.into_iter()
+            .map(|(id, body)| Ok((id, parse_json(&body, "document")?)))
+            .collect()
+    }
+
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
         let position: Option<i64> =
             sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")

@@ -23,10 +23,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-/// The read model the history projection keeps (`projections/history.rs`):
-/// documents `<node uuid>/<position>`, in log order.
-const HISTORY_MODEL: &str = "node_history";
-
 const STANDARD: &[&str] = &["uuid", "created_at", "severity", "event"];
 const DETAIL: &[&str] = &[
     "uuid",
@@ -96,17 +92,7 @@ fn entry(doc: &Value, node_uuid: &str, base: &BaseUrl, fields: &[&str]) -> Value
 }
 
 async fn entries_of(state: &AppState, node_uuid: &str) -> ApiResult<Vec<Value>> {
-    let prefix = format!("{node_uuid}/");
-    let mut docs: Vec<(String, Value)> = state
-        .engine
-        .store()
-        .doc_list(HISTORY_MODEL)
-        .await?
-        .into_iter()
-        .filter(|(id, _)| id.starts_with(&prefix))
-        .collect();
-    docs.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(docs.into_iter().map(|(_, d)| d).collect())
+    Ok(crate::projections::history_of(state.engine.store().as_ref(), node_uuid).await?)
 }
 
 /// `GET /v1/nodes/{node}/history`.
