@@ -1,5 +1,6 @@
-//! Baseboard management controllers: the layer a deploy will use to power a
-//! node and choose what it boots from. Two clients, one per protocol Ironic's
+//! Baseboard management controllers: the layer power requests, the deploy and
+//! undeploy steps, the management endpoints and the power-state sync use to
+//! power a node and choose what it boots from. Two clients, one per protocol Ironic's
 //! `redfish` and `ipmi` hardware types speak — [`redfish::RedfishClient`]
 //! (HTTP, over the project's reqwest) and [`ipmi::IpmiClient`] (Debian's
 //! `ipmitool`, the program Ironic itself runs) — behind one trait, [`Bmc`],
