@@ -335,7 +335,7 @@ async fn make_templates(work: &Path) -> Vec<Template> {
     let data = work.join("templates");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("ironic.conf"), CONFIG).unwrap();
-    let db = format!("sqlite://{}", data.join("templates.db").display());
+    let db = format!("sqlite:///{}", data.join("templates.db").display());
     let serve = Serve::start(&db, &data);
     let c = client();
     let base = serve.base.clone();
@@ -668,7 +668,7 @@ enum Store {
 impl Store {
     fn url(&self) -> String {
         match self {
-            Store::Sqlite(p) => format!("sqlite://{}", p.display()),
+            Store::Sqlite(p) => format!("sqlite:///{}", p.display()),
             Store::Postgres => pg_url(),
         }
     }
@@ -1088,6 +1088,11 @@ async fn run(
             Raw::Postgres(_) => format!("SELECT {body} FROM bench_raw_nodes WHERE created_position > CAST({p1} AS BIGINT) ORDER BY created_position LIMIT 1000"),
         }, vec![deep_pos]),
         ("one", format!("SELECT {body} FROM bench_raw_nodes WHERE id = {p1}"), vec![one.clone()]),
+        // A node's history by the read model's key range (`<node>/…`, '0' follows '/').
+        ("history", match &raw {
+            Raw::Sqlite(_) => format!("SELECT {body} FROM read_models WHERE model = 'node_history' AND id > ? || '/' AND id < ? || '0' ORDER BY id"),
+            Raw::Postgres(_) => format!("SELECT {body} FROM read_models WHERE model = 'node_history' AND id > $1 || '/' AND id < $2 || '0' ORDER BY id"),
+        }, vec![one.clone(), one.clone()]),
         ("scan nodes", format!("SELECT {body} FROM read_models WHERE model = 'nodes' ORDER BY id"), vec![]),
         ("scan history", format!("SELECT {body} FROM read_models WHERE model = 'node_history' ORDER BY id"), vec![]),
     ];
@@ -1177,6 +1182,10 @@ async fn run(
         format!("{} — peak RSS {}", rate(head, verify.elapsed), mb(verify.max_rss_kb)),
         "",
     ));
+    for (what, ran) in [("rebuild", &rebuild), ("verify", &verify)] {
+        let said: Vec<&str> = ran.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+        notes.push(format!("{what} said: {}", said.join("; ")));
+    }
     if matches!(store, Store::Postgres) {
         drop_pg().await;
     } else {
