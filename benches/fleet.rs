@@ -82,20 +82,38 @@ fn pg_url() -> String {
 
 // ---------------------------------------------------------------- processes
 
-/// A CLI run's wall time and peak RSS (from `wait4`, this very child).
+/// A CLI run's wall time and peak RSS.
 struct Ran {
     elapsed: Duration,
     max_rss_kb: i64,
     stdout: String,
 }
 
-fn wait_rusage(child: &mut Child) -> (i32, i64) {
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
-    (status, usage.ru_maxrss)
+/// `VmHWM` of a running process, in kB (0 once it is gone).
+fn vm_hwm_kb(pid: u32) -> i64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Waits for the child, sampling its peak RSS from `/proc` every 20 ms.
+/// (Not `wait4`'s `ru_maxrss`: Linux carries the parent's peak into a
+/// spawned child's, so it would report this bench's own memory.)
+fn wait_rss(child: &mut Child) -> (std::process::ExitStatus, i64) {
+    let mut peak = 0;
+    loop {
+        peak = peak.max(vm_hwm_kb(child.id()));
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, peak);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn cli(db: &str, data: &Path, args: &[&str]) -> Ran {
@@ -116,10 +134,10 @@ fn cli(db: &str, data: &Path, args: &[&str]) -> Ran {
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
         .expect("run ironledger");
-    let (status, max_rss_kb) = wait_rusage(&mut child);
+    let (status, max_rss_kb) = wait_rss(&mut child);
     let elapsed = started.elapsed();
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
-    if status != 0 {
+    if !status.success() {
         panic!(
             "ironledger {args:?} failed ({status}):\n{stdout}\n{}",
             std::fs::read_to_string(&err_path).unwrap_or_default()
@@ -952,6 +970,14 @@ async fn run(
         mb(hwm0 as i64)
     ));
     eprintln!("[{store_name} {n}] serving on {base}");
+    // What serve costs with no request at all (the process manager's sweep,
+    // the projector's polling).
+    let idle = serve.cpu_s();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    notes.push(format!(
+        "idle serve (no requests, 10 s): {:.0} % of one core",
+        (serve.cpu_s() - idle) * 10.0
+    ));
 
     // Sanity: the filters select something, the fleet is all there.
     let active = ok(&c, reqwest::Method::GET, &format!("{base}/v1/nodes?provision_state=active&limit=50"), None).await;
@@ -1097,6 +1123,7 @@ async fn run(
         ("scan history", format!("SELECT {body} FROM read_models WHERE model = 'node_history' ORDER BY id"), vec![]),
     ];
     let mut raw_stats: BTreeMap<String, (Stats, Stats)> = BTreeMap::new();
+    let mut typed_scan: Option<Stats> = None;
     for (key, sql, binds) in &raw_queries {
         let binds: Vec<&str> = binds.iter().map(|s| s.as_str()).collect();
         let fetch = sample(|_| {
@@ -1113,16 +1140,37 @@ async fn run(
             async move {
                 let rows = raw.texts(&sql, &binds).await;
                 for r in rows {
-                    let v: Value = serde_json::from_str(&r).unwrap();
+                    // The store's own decoder (src/store/json.rs), as doc_list uses.
+                    let v: Value = ironledger::store::json::decode(&r).unwrap();
                     std::hint::black_box(v);
                 }
             }
         })
         .await;
+        if *key == "scan nodes" {
+            // And into the domain's Node, as every list does (`NodeDoc::from_doc`).
+            let typed = sample(|_| {
+                let (raw, sql) = (&raw, sql.clone());
+                async move {
+                    for r in raw.texts(&sql, &[]).await {
+                        let v = ironledger::store::json::decode(&r).unwrap();
+                        let node: ironledger::domain::Node =
+                            serde_json::from_value(v["state"].clone()).unwrap();
+                        std::hint::black_box((v, node));
+                    }
+                }
+            })
+            .await;
+            typed_scan = Some(typed);
+        }
         raw_stats.insert(key.to_string(), (fetch, decode));
     }
     let history_rows = raw
         .texts("SELECT CAST(COUNT(*) AS TEXT) FROM read_models WHERE model = 'node_history'", &[])
+        .await[0]
+        .clone();
+    let node_rows = raw
+        .texts("SELECT CAST(COUNT(*) AS TEXT) FROM read_models WHERE model = 'nodes'", &[])
         .await[0]
         .clone();
     let doc_bytes = raw
@@ -1149,7 +1197,12 @@ async fn run(
     figures.push(fig(
         "full read of the nodes model (what every list reads today)",
         "".into(),
-        format!("{} rows, {} MB: {}", n, doc_bytes.parse::<u64>().unwrap_or(0) / 1_000_000, raw_cell("scan nodes")),
+        format!(
+            "{node_rows} rows (the fleet and the nodes the POSTs made), {} MB: {}, + into Node {}",
+            doc_bytes.parse::<u64>().unwrap_or(0) / 1_000_000,
+            raw_cell("scan nodes"),
+            typed_scan.as_ref().map(|s| s.p50()).unwrap_or_default()
+        ),
     ));
     figures.push(fig(
         "full read of node_history (what every history reads today)",
