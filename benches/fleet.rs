@@ -1011,11 +1011,16 @@ async fn run(
         ("GET /v1/nodes/{uuid}/history", format!("/v1/nodes/{one}/history"), "history"),
     ];
     let mut read_stats = vec![];
+    let mut rss_steps = vec![];
     for (name, path, raw_key) in &reads {
         eprintln!("[{store_name} {n}] {name}");
         let s = sample(get(path.clone())).await;
         read_stats.push((name.to_string(), s, raw_key.to_string()));
+        // Which request grows the process (glibc keeps what it took).
+        let (peak, now) = serve.rss_kb();
+        rss_steps.push(format!("{name}: {} (now {})", mb(peak as i64), mb(now as i64)));
     }
+    notes.push(format!("serve peak RSS after each read: {}", rss_steps.join("; ")));
     let read_time = t_reads.elapsed().as_secs_f64();
     let (cpu_serve1, cpu_self1) = (serve.cpu_s(), self_cpu_s());
     notes.push(format!(
@@ -1254,6 +1259,12 @@ async fn run(
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` (or
+    // `--all-targets`) runs this binary too, without it: not a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("fleet: a benchmark; run it with `cargo bench --bench fleet`");
+        return;
+    }
     let sizes: Vec<usize> = env_list("IRONLEDGER_BENCH_SIZES", "1000,10000")
         .iter()
         .map(|s| s.parse().expect("IRONLEDGER_BENCH_SIZES: numbers"))
