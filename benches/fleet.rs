@@ -15,7 +15,7 @@
 //! 3. measures list pages, a node, a node's history, PATCH and create at
 //!    concurrency 1 and 16 over HTTP (reqwest, keep-alive), the peak RSS of
 //!    `serve` from `/proc`, then `rebuild` and `verify` (time, and their peak
-//!    RSS from `wait4`);
+//!    RSS, also from `/proc`);
 //! 4. measures the store's own limits on the same database: single-row
 //!    commits/s, the same pages as plain indexed `SELECT … ORDER BY … LIMIT`s
 //!    on a table of the same N documents, and a full read of the node model
@@ -265,7 +265,10 @@ async fn call(
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status().as_u16();
     let bytes = resp.bytes().await.unwrap();
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -274,10 +277,7 @@ async fn call(
 
 async fn ok(c: &reqwest::Client, method: reqwest::Method, url: &str, body: Option<Value>) -> Value {
     let (status, v) = call(c, method.clone(), url, body).await;
-    assert!(
-        (200..300).contains(&status),
-        "{method} {url}: {status} {v}"
-    );
+    assert!((200..300).contains(&status), "{method} {url}: {status} {v}");
     v
 }
 
@@ -296,7 +296,13 @@ async fn wait_health(c: &reqwest::Client, base: &str) {
 async fn wait_state(c: &reqwest::Client, base: &str, uuid: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let v = ok(c, reqwest::Method::GET, &format!("{base}/v1/nodes/{uuid}"), None).await;
+        let v = ok(
+            c,
+            reqwest::Method::GET,
+            &format!("{base}/v1/nodes/{uuid}"),
+            None,
+        )
+        .await;
         let state = v["provision_state"].as_str().unwrap_or_default();
         if state == want {
             return;
@@ -443,7 +449,10 @@ async fn make_templates(work: &Path) -> Vec<Template> {
         let mut v: Value = serde_json::from_str(line).unwrap();
         match v["kind"].as_str().unwrap() {
             "event" => {
-                assert_eq!(v["aggregate_type"], "Node", "templates only make node events");
+                assert_eq!(
+                    v["aggregate_type"], "Node",
+                    "templates only make node events"
+                );
                 v["position"] = json!(999_999_999_999u64);
                 by_node
                     .entry(v["aggregate_id"].as_str().unwrap().to_string())
@@ -458,7 +467,10 @@ async fn make_templates(work: &Path) -> Vec<Template> {
         .iter()
         .enumerate()
         .map(|(k, uuid)| Template {
-            events: by_node[uuid].iter().map(|e| pieces(k, &e.to_string())).collect(),
+            events: by_node[uuid]
+                .iter()
+                .map(|e| pieces(k, &e.to_string()))
+                .collect(),
         })
         .collect()
 }
@@ -827,11 +839,13 @@ impl Raw {
                                     .unwrap();
                             }
                             Raw::Postgres(p) => {
-                                sqlx::query("INSERT INTO bench_raw_commits (payload) VALUES ($1::jsonb)")
-                                    .bind(payload)
-                                    .execute(p)
-                                    .await
-                                    .unwrap();
+                                sqlx::query(
+                                    "INSERT INTO bench_raw_commits (payload) VALUES ($1::jsonb)",
+                                )
+                                .bind(payload)
+                                .execute(p)
+                                .await
+                                .unwrap();
                             }
                         }
                         n += 1;
@@ -914,7 +928,11 @@ fn fig(name: &str, value: String, raw: impl Into<String>) -> Figure {
 }
 
 fn rate(n: u64, d: Duration) -> String {
-    format!("{:.0}/s ({:.1} s)", n as f64 / d.as_secs_f64(), d.as_secs_f64())
+    format!(
+        "{:.0}/s ({:.1} s)",
+        n as f64 / d.as_secs_f64(),
+        d.as_secs_f64()
+    )
 }
 
 fn mb(kb: impl Into<i64>) -> String {
@@ -980,10 +998,22 @@ async fn run(
     ));
 
     // Sanity: the filters select something, the fleet is all there.
-    let active = ok(&c, reqwest::Method::GET, &format!("{base}/v1/nodes?provision_state=active&limit=50"), None).await;
+    let active = ok(
+        &c,
+        reqwest::Method::GET,
+        &format!("{base}/v1/nodes?provision_state=active&limit=50"),
+        None,
+    )
+    .await;
     assert_eq!(active["nodes"].as_array().unwrap().len(), 50.min(n / 2));
     let last = &fleet.nodes[n - 1];
-    ok(&c, reqwest::Method::GET, &format!("{base}/v1/nodes/{last}"), None).await;
+    ok(
+        &c,
+        reqwest::Method::GET,
+        &format!("{base}/v1/nodes/{last}"),
+        None,
+    )
+    .await;
 
     let (cpu_serve0, cpu_self0) = (serve.cpu_s(), self_cpu_s());
     let t_reads = Instant::now();
@@ -1002,13 +1032,37 @@ async fn run(
     // A node of an active template, in the middle of the fleet.
     let one = &fleet.nodes[(n / 2) / TEMPLATES * TEMPLATES + 3];
     let reads = [
-        ("GET /v1/nodes?limit=1", "/v1/nodes?limit=1".to_string(), "limit 1"),
-        ("GET /v1/nodes?limit=1000", "/v1/nodes?limit=1000".to_string(), "limit 1000"),
-        ("GET /v1/nodes?detail=true&limit=1000", "/v1/nodes?detail=true&limit=1000".to_string(), "limit 1000"),
-        ("GET /v1/nodes?provision_state=active&limit=50", "/v1/nodes?provision_state=active&limit=50".to_string(), "filtered 50"),
-        ("GET /v1/nodes?limit=1000&marker=(node N-1001)", format!("/v1/nodes?limit=1000&marker={deep}"), "deep 1000"),
+        (
+            "GET /v1/nodes?limit=1",
+            "/v1/nodes?limit=1".to_string(),
+            "limit 1",
+        ),
+        (
+            "GET /v1/nodes?limit=1000",
+            "/v1/nodes?limit=1000".to_string(),
+            "limit 1000",
+        ),
+        (
+            "GET /v1/nodes?detail=true&limit=1000",
+            "/v1/nodes?detail=true&limit=1000".to_string(),
+            "limit 1000",
+        ),
+        (
+            "GET /v1/nodes?provision_state=active&limit=50",
+            "/v1/nodes?provision_state=active&limit=50".to_string(),
+            "filtered 50",
+        ),
+        (
+            "GET /v1/nodes?limit=1000&marker=(node N-1001)",
+            format!("/v1/nodes?limit=1000&marker={deep}"),
+            "deep 1000",
+        ),
         ("GET /v1/nodes/{uuid}", format!("/v1/nodes/{one}"), "one"),
-        ("GET /v1/nodes/{uuid}/history", format!("/v1/nodes/{one}/history"), "history"),
+        (
+            "GET /v1/nodes/{uuid}/history",
+            format!("/v1/nodes/{one}/history"),
+            "history",
+        ),
     ];
     let mut read_stats = vec![];
     let mut rss_steps = vec![];
@@ -1018,9 +1072,16 @@ async fn run(
         read_stats.push((name.to_string(), s, raw_key.to_string()));
         // Which request grows the process (glibc keeps what it took).
         let (peak, now) = serve.rss_kb();
-        rss_steps.push(format!("{name}: {} (now {})", mb(peak as i64), mb(now as i64)));
+        rss_steps.push(format!(
+            "{name}: {} (now {})",
+            mb(peak as i64),
+            mb(now as i64)
+        ));
     }
-    notes.push(format!("serve peak RSS after each read: {}", rss_steps.join("; ")));
+    notes.push(format!(
+        "serve peak RSS after each read: {}",
+        rss_steps.join("; ")
+    ));
     let read_time = t_reads.elapsed().as_secs_f64();
     let (cpu_serve1, cpu_self1) = (serve.cpu_s(), self_cpu_s());
     notes.push(format!(
@@ -1052,7 +1113,12 @@ async fn run(
             }
         })
         .await;
-        write_stats.push((format!("PATCH /v1/nodes/{{uuid}}, {writers} writer(s)"), s, r, writers));
+        write_stats.push((
+            format!("PATCH /v1/nodes/{{uuid}}, {writers} writer(s)"),
+            s,
+            r,
+            writers,
+        ));
     }
     for writers in [1usize, 16] {
         eprintln!("[{store_name} {n}] POST x{writers}");
@@ -1062,8 +1128,10 @@ async fn run(
             async move {
                 let r = c
                     .post(&url)
-                    .json(&json!({"driver": "fake-hardware", "name": format!("new-{writers}-{w}-{i}"),
-                                  "owner": "tenant-new", "resource_class": "baremetal-small"}))
+                    .json(
+                        &json!({"driver": "fake-hardware", "name": format!("new-{writers}-{w}-{i}"),
+                                  "owner": "tenant-new", "resource_class": "baremetal-small"}),
+                    )
                     .send()
                     .await
                     .unwrap();
@@ -1072,7 +1140,12 @@ async fn run(
             }
         })
         .await;
-        write_stats.push((format!("POST /v1/nodes, {writers} writer(s)"), s, r, writers));
+        write_stats.push((
+            format!("POST /v1/nodes, {writers} writer(s)"),
+            s,
+            r,
+            writers,
+        ));
     }
     let (hwm_end, _) = serve.rss_kb();
     serve.stop();
@@ -1080,7 +1153,9 @@ async fn run(
     // rebuild and verify (serve stopped: nothing else competes).
     eprintln!("[{store_name} {n}] rebuild");
     let raw_head = Raw::open(&store, 1).await;
-    let head: u64 = raw_head.texts("SELECT CAST(MAX(position) AS TEXT) FROM events", &[]).await[0]
+    let head: u64 = raw_head
+        .texts("SELECT CAST(MAX(position) AS TEXT) FROM events", &[])
+        .await[0]
         .parse()
         .unwrap();
     drop(raw_head);
@@ -1094,7 +1169,10 @@ async fn run(
     if !commit_rates.contains_key(store_name) {
         let one = raw.commits(1).await;
         let cell = if matches!(store, Store::Postgres) {
-            format!("{one:.0}/s (1 client), {:.0}/s (16 clients)", raw.commits(16).await)
+            format!(
+                "{one:.0}/s (1 client), {:.0}/s (16 clients)",
+                raw.commits(16).await
+            )
         } else {
             format!("{one:.0}/s (one writer: SQLite serializes them)")
         };
@@ -1171,16 +1249,24 @@ async fn run(
         raw_stats.insert(key.to_string(), (fetch, decode));
     }
     let history_rows = raw
-        .texts("SELECT CAST(COUNT(*) AS TEXT) FROM read_models WHERE model = 'node_history'", &[])
+        .texts(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM read_models WHERE model = 'node_history'",
+            &[],
+        )
         .await[0]
         .clone();
     let node_rows = raw
-        .texts("SELECT CAST(COUNT(*) AS TEXT) FROM read_models WHERE model = 'nodes'", &[])
+        .texts(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM read_models WHERE model = 'nodes'",
+            &[],
+        )
         .await[0]
         .clone();
     let doc_bytes = raw
         .texts(
-            &format!("SELECT CAST(SUM(LENGTH({body})) AS TEXT) FROM read_models WHERE model = 'nodes'"),
+            &format!(
+                "SELECT CAST(SUM(LENGTH({body})) AS TEXT) FROM read_models WHERE model = 'nodes'"
+            ),
             &[],
         )
         .await[0]
@@ -1227,21 +1313,39 @@ async fn run(
     }
     figures.push(fig(
         "serve RSS: after /health ok / after the reads / peak at end",
-        format!("{} / {} (peak {}) / {}", mb(hwm0 as i64), mb(rss_reads as i64), mb(hwm_reads as i64), mb(hwm_end as i64)),
+        format!(
+            "{} / {} (peak {}) / {}",
+            mb(hwm0 as i64),
+            mb(rss_reads as i64),
+            mb(hwm_reads as i64),
+            mb(hwm_end as i64)
+        ),
         "",
     ));
     figures.push(fig(
         "ironledger rebuild (all 5 models), log events/s",
-        format!("{} — peak RSS {}", rate(head, rebuild.elapsed), mb(rebuild.max_rss_kb)),
+        format!(
+            "{} — peak RSS {}",
+            rate(head, rebuild.elapsed),
+            mb(rebuild.max_rss_kb)
+        ),
         "",
     ));
     figures.push(fig(
         "ironledger verify (all 5 models), log events/s",
-        format!("{} — peak RSS {}", rate(head, verify.elapsed), mb(verify.max_rss_kb)),
+        format!(
+            "{} — peak RSS {}",
+            rate(head, verify.elapsed),
+            mb(verify.max_rss_kb)
+        ),
         "",
     ));
     for (what, ran) in [("rebuild", &rebuild), ("verify", &verify)] {
-        let said: Vec<&str> = ran.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+        let said: Vec<&str> = ran
+            .stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
         notes.push(format!("{what} said: {}", said.join("; ")));
     }
     if matches!(store, Store::Postgres) {
@@ -1269,7 +1373,10 @@ fn main() {
         .iter()
         .map(|s| s.parse().expect("IRONLEDGER_BENCH_SIZES: numbers"))
         .collect();
-    assert!(sizes.iter().all(|n| *n >= TEMPLATES * 2), "at least 16 nodes");
+    assert!(
+        sizes.iter().all(|n| *n >= TEMPLATES * 2),
+        "at least 16 nodes"
+    );
     let stores = env_list("IRONLEDGER_BENCH_STORES", "sqlite,postgres");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
