@@ -231,6 +231,12 @@ fn list(var: &str, default: &str) -> Vec<String> {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` (or
+    // `--all-targets`) runs this binary too, without it: not a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("throughput: a benchmark; run it with `cargo bench --bench throughput`");
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
