@@ -354,16 +354,8 @@ async fn an_unreachable_or_refusing_bmc_fails_the_deploy_before_anything_is_atta
 async fn baremetal(api: &common::api::Api, args: &[&str]) -> String {
     let bin = common::client::baremetal_bin();
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(bin);
-    cmd.arg("--os-endpoint")
-        .arg(&api.base)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("LANG", "C.UTF-8")
-        .env("PYTHONWARNINGS", "ignore")
-        .stdin(std::process::Stdio::null());
+    let mut cmd = common::client::baremetal_command(&bin, &api.base, home.path());
+    cmd.args(args);
     let line = format!("baremetal {}", args.join(" "));
     let out = tokio::task::spawn_blocking(move || cmd.output().expect("run baremetal"))
         .await
@@ -477,18 +469,11 @@ async fn the_baremetal_cli_deploys_and_undeploys_a_redfish_node() {
     assert_eq!(rig.system(1).await["PowerState"], "Off");
 }
 
-/// The calls of `tests/fixtures/ironic-redfish-calls/redfish/<file>` that
-/// change something (not `GET`, not the SessionService), with the system's
-/// path written `S`: what the real Ironic asked the BMC for.
-fn ironic_changes(file: &str) -> Vec<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/ironic-redfish-calls/redfish")
-        .join(file);
-    let system = "/redfish/v1/Systems/00000000-0000-4000-8000-000000000001";
-    std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+/// The calls of an access log that change something (not `GET`, not the
+/// SessionService), `METHOD path body` each, with the system's path written
+/// `S`, so Ironic's recorded calls and ironledger's compare as they are.
+fn changes(log: impl IntoIterator<Item = Value>, system: &str) -> Vec<String> {
+    log.into_iter()
         .filter(|c| c["method"] != "GET" && !c["path"].as_str().unwrap().contains("Session"))
         .map(|c| {
             format!(
@@ -501,22 +486,27 @@ fn ironic_changes(file: &str) -> Vec<String> {
         .collect()
 }
 
-/// The same from ironledger's calls in a rig's access log since `from`.
+/// What the real Ironic asked the BMC for in
+/// `tests/fixtures/ironic-redfish-calls/redfish/<file>`.
+fn ironic_changes(file: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ironic-redfish-calls/redfish")
+        .join(file);
+    let log = std::fs::read_to_string(&path).unwrap();
+    changes(
+        log.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        "/redfish/v1/Systems/00000000-0000-4000-8000-000000000001",
+    )
+}
+
+/// What ironledger asked the rig's system 1 for since `from` (an index in
+/// its access log).
 fn our_changes(rig: &Rig, from: usize) -> Vec<String> {
-    let system = format!("/redfish/v1/Systems/{}", common::bmc::system_id(1));
-    rig.access_log()
-        .iter()
-        .skip(from)
-        .filter(|c| c["method"] != "GET" && !c["path"].as_str().unwrap().contains("Session"))
-        .map(|c| {
-            format!(
-                "{} {} {}",
-                c["method"].as_str().unwrap(),
-                c["path"].as_str().unwrap().replace(&system, "S"),
-                c["body"]
-            )
-        })
-        .collect()
+    changes(
+        rig.access_log().into_iter().skip(from),
+        &format!("/redfish/v1/Systems/{}", common::bmc::system_id(1)),
+    )
 }
 
 /// Ironic as the oracle: a boot-from-volume deploy and undeploy of a node

@@ -149,19 +149,11 @@ impl Cli {
     /// Runs `baremetal --os-endpoint URL <args>`.
     fn run(&mut self, args: &[&str]) -> Out {
         self.commands += 1;
-        let output = Command::new(&self.bin)
-            .arg("--os-endpoint")
-            .arg(&self.server.url)
-            .args(args)
-            // Nothing from the caller's environment may point the client elsewhere.
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.server.dir.path())
-            .env("LANG", "C.UTF-8")
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run baremetal");
+        let output =
+            common::client::baremetal_command(&self.bin, &self.server.url, self.server.dir.path())
+                .args(args)
+                .output()
+                .expect("run baremetal");
         Out {
             line: format!(
                 "baremetal --os-endpoint {} {}",

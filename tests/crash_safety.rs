@@ -363,26 +363,13 @@ async fn sigkill_at_every_bmc_step_finishes_the_job_and_boots_once() {
     );
     let rig = Rig::redfish_quick(1);
     let power = || async { rig.system(1).await["PowerState"].clone() };
-    let deploy = |id: Uuid| {
+    let provision = |id: Uuid, verb: &'static str| {
         let engine = engine.clone();
         async move {
             engine
                 .node(
                     id,
-                    NodeCommand::Provision(ProvisionRequest::verb("deploy")),
-                    &meta(),
-                )
-                .await
-                .unwrap()
-        }
-    };
-    let undeploy = |id: Uuid| {
-        let engine = engine.clone();
-        async move {
-            engine
-                .node(
-                    id,
-                    NodeCommand::Provision(ProvisionRequest::verb("undeploy")),
+                    NodeCommand::Provision(ProvisionRequest::verb(verb)),
                     &meta(),
                 )
                 .await
@@ -403,7 +390,7 @@ async fn sigkill_at_every_bmc_step_finishes_the_job_and_boots_once() {
         let from = rig.calls().len();
         {
             let mut doomed = Server::start(dir.path(), &url, Some(point));
-            deploy(id).await;
+            provision(id, "deploy").await;
             doomed.wait_for_crash(point);
         }
         let server = Server::start(dir.path(), &url, None);
@@ -424,7 +411,7 @@ async fn sigkill_at_every_bmc_step_finishes_the_job_and_boots_once() {
             "{point}: powered off after the deploy powered it on: {r:#?}"
         );
         // Undeploy (and power off) for the next round.
-        undeploy(id).await;
+        provision(id, "undeploy").await;
         wait_state(&engine, id, ProvisionState::Available, 60).await;
         drop(server);
         assert_eq!(power().await, "Off", "{point}");
@@ -435,12 +422,12 @@ async fn sigkill_at_every_bmc_step_finishes_the_job_and_boots_once() {
         let id = redfish_node(&engine, &volume, &rig).await;
         {
             let _server = Server::start(dir.path(), &url, None);
-            deploy(id).await;
+            provision(id, "deploy").await;
             wait_state(&engine, id, ProvisionState::Active, 60).await;
         }
         {
             let mut doomed = Server::start(dir.path(), &url, Some(point));
-            undeploy(id).await;
+            provision(id, "undeploy").await;
             doomed.wait_for_crash(point);
         }
         let _server = Server::start(dir.path(), &url, None);

@@ -532,16 +532,8 @@ struct Cli {
 
 impl Cli {
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.bin)
-            .arg("--os-endpoint")
-            .arg(&self.url)
+        common::client::baremetal_command(&self.bin, &self.url, &self.home)
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("LANG", "C.UTF-8")
-            .env("PYTHONWARNINGS", "ignore")
-            .stdin(Stdio::null())
             .output()
             .expect("run baremetal")
     }

@@ -114,6 +114,14 @@ fn meta(purpose: &str) -> Meta {
     }
 }
 
+/// The two periodic rounds: the sync, and the recovery of nodes it put in
+/// maintenance for a power failure.
+#[derive(Debug, Clone, Copy)]
+enum Round {
+    Sync,
+    Recovery,
+}
+
 impl PowerSync {
     pub fn new(engine: Arc<Engine>, config: SyncConfig) -> Arc<Self> {
         let holder = format!(
@@ -212,43 +220,46 @@ impl PowerSync {
 
     /// One round of the sync over every node it looks at.
     pub async fn sync_round(&self) -> Result<RoundReport, EngineError> {
-        let span = tracing::info_span!("power_state_sync");
-        async {
-            let ids = self.candidates(Node::power_syncable).await?;
-            let report = self
-                .each(ids, |id| async move {
-                    self.leased(id, |node| async move { self.sync_node(id, node).await })
-                        .await
-                })
-                .await;
-            tracing::info!(
-                checked = report.checked,
-                locked = report.locked,
-                recorded = report.recorded,
-                "power state sync round done"
-            );
-            Ok(report)
-        }
-        .instrument(span)
-        .await
+        self.round(Round::Sync).await
     }
 
     /// One round of the power-failure recovery.
     pub async fn recovery_round(&self) -> Result<RoundReport, EngineError> {
-        let span = tracing::info_span!("power_failure_recovery");
+        self.round(Round::Recovery).await
+    }
+
+    /// The nodes `kind` looks at, each worked under its lease, in one span.
+    async fn round(&self, kind: Round) -> Result<RoundReport, EngineError> {
+        let (span, keep, done): (_, fn(&Node) -> bool, _) = match kind {
+            Round::Sync => (
+                tracing::info_span!("power_state_sync"),
+                Node::power_syncable,
+                "power state sync round done",
+            ),
+            Round::Recovery => (
+                tracing::info_span!("power_failure_recovery"),
+                Node::power_failure_recoverable,
+                "power failure recovery round done",
+            ),
+        };
         async {
-            let ids = self.candidates(Node::power_failure_recoverable).await?;
+            let ids = self.candidates(keep).await?;
             let report = self
                 .each(ids, |id| async move {
-                    self.leased(id, |node| async move { self.recover_node(id, node).await })
-                        .await
+                    self.leased(id, |node| async move {
+                        match kind {
+                            Round::Sync => self.sync_node(id, node).await,
+                            Round::Recovery => self.recover_node(id, node).await,
+                        }
+                    })
+                    .await
                 })
                 .await;
             tracing::info!(
                 checked = report.checked,
                 locked = report.locked,
                 recorded = report.recorded,
-                "power failure recovery round done"
+                "{done}"
             );
             Ok(report)
         }

@@ -76,3 +76,21 @@ pub fn baremetal_bin() -> PathBuf {
     drop(lock);
     bin
 }
+
+/// `baremetal --os-endpoint <endpoint>` ready for its arguments, with
+/// nothing from the caller's environment that could point the client
+/// elsewhere (`OS_*`, a `clouds.yaml` under the real `HOME`): only `PATH`,
+/// `HOME` (the test's own directory), a UTF-8 locale and Python's warnings
+/// off; stdin closed.
+pub fn baremetal_command(bin: &Path, endpoint: &str, home: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--os-endpoint")
+        .arg(endpoint)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("LANG", "C.UTF-8")
+        .env("PYTHONWARNINGS", "ignore")
+        .stdin(Stdio::null());
+    cmd
+}

@@ -8,7 +8,7 @@ use crate::domain::bmc_access::Protocol;
 use crate::domain::error::DomainError;
 use crate::domain::hardware::HardwareCatalog;
 use crate::domain::state::{
-    power_target_result, target_of, transition, FsmEvent, ProvisionState, POWER_OFF, POWER_ON,
+    power_target_result, target_of, transition, FsmEvent, ProvisionState, POWER_OFF,
 };
 
 /// Keys of `EnrollNode::fields` that are not simple fields: a node created in
@@ -300,11 +300,7 @@ impl Node {
         power_state: &str,
         at: String,
     ) -> Result<Vec<NodeEvent>, DomainError> {
-        if !matches!(power_state, POWER_ON | POWER_OFF) {
-            return Err(DomainError::Invalid(format!(
-                "Invalid power state '{power_state}'."
-            )));
-        }
+        super::decide_sync::valid_power(power_state)?;
         // A deploy's first step is recorded even when the node was off
         // already: it is what tells a resumed deploy the step is done.
         let deploy_off = self.state() == ProvisionState::Deploying

@@ -52,7 +52,8 @@ pub fn restore_failed_error(state: &str, error: &str) -> String {
     format!("Failed to change power state to '{state}' by '{state}': {error}")
 }
 
-fn valid_power(state: &str) -> Result<(), DomainError> {
+/// A power state a BMC can report: `power on` or `power off`.
+pub(super) fn valid_power(state: &str) -> Result<(), DomainError> {
     if matches!(state, POWER_ON | POWER_OFF) {
         Ok(())
     } else {
@@ -150,6 +151,19 @@ impl Node {
         }])
     }
 
+    /// The recorded state a restore of `found` puts back: `None` (nothing to
+    /// record) when the node has no recorded state, is no longer synced, or
+    /// is back in the recorded state — the checks both outcomes of a
+    /// restore make under the node's lock.
+    fn restorable(&self, found: &str) -> Result<Option<String>, DomainError> {
+        self.require_bmc()?;
+        valid_power(found)?;
+        Ok(self
+            .power_state
+            .clone()
+            .filter(|recorded| self.power_syncable() && recorded != found))
+    }
+
     /// The sync found the BMC in `found` (at `seen_at`) and had it put the
     /// recorded state back (confirmed at `at`).
     pub(super) fn sync_power_restored(
@@ -158,14 +172,9 @@ impl Node {
         seen_at: String,
         at: String,
     ) -> Result<Vec<NodeEvent>, DomainError> {
-        self.require_bmc()?;
-        valid_power(&found)?;
-        let Some(recorded) = self.power_state.clone() else {
+        let Some(recorded) = self.restorable(&found)? else {
             return Ok(vec![]);
         };
-        if !self.power_syncable() || recorded == found {
-            return Ok(vec![]);
-        }
         Ok(vec![NodeEvent::PowerStateRestored {
             found,
             to: recorded,
@@ -182,14 +191,9 @@ impl Node {
         seen_at: String,
         error: String,
     ) -> Result<Vec<NodeEvent>, DomainError> {
-        self.require_bmc()?;
-        valid_power(&found)?;
-        let Some(recorded) = self.power_state.clone() else {
+        let Some(recorded) = self.restorable(&found)? else {
             return Ok(vec![]);
         };
-        if !self.power_syncable() || recorded == found {
-            return Ok(vec![]);
-        }
         Ok(vec![NodeEvent::PowerStateRestoreFailed {
             last_error: restore_failed_error(&recorded, &error),
             found,
