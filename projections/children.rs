@@ -9,7 +9,7 @@
 
 use super::{node_event, timestamp, Docs, Projection, ProjectionError};
 use crate::domain::NodeEvent;
-use crate::store::RecordedEvent;
+use crate::store::{Key, Keys, RecordedEvent};
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -44,6 +44,48 @@ pub struct ChildProjection {
     name: &'static str,
     changes: fn(NodeEvent) -> Vec<Change>,
 }
+
+/// The common index columns of every child table: `(column, record field)`.
+const COMMON: &[(&str, &str)] = &[
+    ("ord", "created_position"),
+    ("node_uuid", "node_uuid"),
+    ("created_at", "created_at"),
+    ("updated_at", "updated_at"),
+];
+
+/// An index column's value from a scalar JSON field.
+pub(crate) fn json_key(v: &Value) -> Key {
+    match v {
+        Value::String(s) => Key::text(s.clone()),
+        Value::Number(n) => n.as_i64().map_or(Key::Null, Key::Int),
+        Value::Bool(b) => Key::bool(*b),
+        _ => Key::Null,
+    }
+}
+
+/// The values of a child document's index columns: the common ones and the
+/// model's own.
+pub fn row_keys(model: &str, doc: &Value) -> Keys {
+    let indexed = match model {
+        "ports" => PORT_COLUMNS,
+        "connectors" => CONNECTOR_COLUMNS,
+        "targets" => TARGET_COLUMNS,
+        _ => &[],
+    };
+    COMMON
+        .iter()
+        .chain(indexed)
+        .map(|(col, field)| (*col, json_key(&doc[*field])))
+        .collect()
+}
+
+const PORT_COLUMNS: &[(&str, &str)] = &[("address", "address")];
+const CONNECTOR_COLUMNS: &[(&str, &str)] = &[("type", "type"), ("connector_id", "connector_id")];
+const TARGET_COLUMNS: &[(&str, &str)] = &[
+    ("volume_type", "volume_type"),
+    ("volume_id", "volume_id"),
+    ("boot_index", "boot_index"),
+];
 
 impl ChildProjection {
     pub fn ports() -> Self {
@@ -104,6 +146,12 @@ impl ChildProjection {
     }
 }
 
+impl ChildProjection {
+    fn keys(&self, doc: &Value) -> Keys {
+        row_keys(self.name, doc)
+    }
+}
+
 #[async_trait]
 impl Projection for ChildProjection {
     fn name(&self) -> &'static str {
@@ -147,7 +195,8 @@ impl Projection for ChildProjection {
                         record["updated_at"] = now.clone();
                     }
                     record["position"] = json!(event.position);
-                    docs.put(&id, record);
+                    let keys = self.keys(&record);
+                    docs.put_row(&id, record, keys);
                 }
                 Change::Delete(uuid) => docs.delete(&uuid.to_string()),
                 Change::Properties { uuid, properties } => {
@@ -156,7 +205,8 @@ impl Projection for ChildProjection {
                         doc["properties"] = Value::Object(properties);
                         doc["updated_at"] = now.clone();
                         doc["position"] = json!(event.position);
-                        docs.put(&id, doc);
+                        let keys = self.keys(&doc);
+                        docs.put_row(&id, doc, keys);
                     }
                 }
             }

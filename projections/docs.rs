@@ -1,7 +1,7 @@
 //! A projection's view of its documents during one batch.
 
 use super::ProjectionError;
-use crate::store::{DocChange, LogStore};
+use crate::store::{DocChange, Keys, LogStore};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,11 +16,12 @@ pub struct Docs<'a> {
     store: &'a dyn LogStore,
     model: &'a str,
     cache: HashMap<String, Option<Value>>,
-    dirty: BTreeMap<String, Option<Value>>,
+    /// Buffered writes: the document and its index keys, or `None` (deleted).
+    dirty: BTreeMap<String, Option<(Value, Keys)>>,
     /// What the current event's writes replaced in `dirty` (`None`: the id
     /// had no buffered write), so that an event that fails half-way can be
     /// taken back (see [`Docs::begin_event`]).
-    undo: Vec<(String, Option<Option<Value>>)>,
+    undo: Vec<(String, Option<Option<(Value, Keys)>>)>,
 }
 
 impl<'a> Docs<'a> {
@@ -37,7 +38,7 @@ impl<'a> Docs<'a> {
     /// The current body of a document (including this batch's writes).
     pub async fn get(&mut self, id: &str) -> Result<Option<Value>, ProjectionError> {
         if let Some(v) = self.dirty.get(id) {
-            return Ok(v.clone());
+            return Ok(v.as_ref().map(|(body, _)| body.clone()));
         }
         if let Some(v) = self.cache.get(id) {
             return Ok(v.clone());
@@ -59,8 +60,15 @@ impl<'a> Docs<'a> {
         }
     }
 
+    /// Writes a document of a model without a typed table.
     pub fn put(&mut self, id: &str, body: Value) {
-        let before = self.dirty.insert(id.to_string(), Some(body));
+        self.put_row(id, body, Keys::new());
+    }
+
+    /// Writes a document with the values of its table's index columns (see
+    /// [`crate::store::rows`]).
+    pub fn put_row(&mut self, id: &str, body: Value, keys: Keys) {
+        let before = self.dirty.insert(id.to_string(), Some((body, keys)));
         self.undo.push((id.to_string(), before));
     }
 
@@ -93,10 +101,10 @@ impl<'a> Docs<'a> {
         let changes = self
             .dirty
             .into_iter()
-            .map(|(id, body)| {
-                known.insert(id.clone(), body.clone());
-                match body {
-                    Some(body) => DocChange::Put { id, body },
+            .map(|(id, row)| {
+                known.insert(id.clone(), row.as_ref().map(|(body, _)| body.clone()));
+                match row {
+                    Some((body, keys)) => DocChange::Put { id, body, keys },
                     None => DocChange::Delete { id },
                 }
             })
@@ -108,8 +116,8 @@ impl<'a> Docs<'a> {
     pub fn into_changes(self) -> Vec<DocChange> {
         self.dirty
             .into_iter()
-            .map(|(id, body)| match body {
-                Some(body) => DocChange::Put { id, body },
+            .map(|(id, row)| match row {
+                Some((body, keys)) => DocChange::Put { id, body, keys },
                 None => DocChange::Delete { id },
             })
             .collect()

@@ -10,7 +10,7 @@
 
 use super::{node_event, timestamp, Docs, Projection, ProjectionError};
 use crate::domain::NodeEvent;
-use crate::store::RecordedEvent;
+use crate::store::{Key, RecordedEvent};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -370,7 +370,11 @@ impl Projection for HistoryProjection {
         let (event_type, severity, text) = describe(&ev);
         let meta = |k: &str| event.metadata.get(k).cloned().unwrap_or(Value::Null);
         let uuid = Uuid::new_v5(&HISTORY_NS, format!("{node}/{}", event.sequence).as_bytes());
-        docs.put(
+        let keys = vec![
+            ("ord", Key::Int(event.position as i64)),
+            ("node_uuid", Key::text(node)),
+        ];
+        docs.put_row(
             &entry_key(node, event.position),
             json!({
                 "uuid": uuid,
@@ -390,7 +394,9 @@ impl Projection for HistoryProjection {
                 "position": event.position,
                 "sequence": event.sequence,
             }),
+            keys,
         );
+        // The state document is in no node's range of entries: no keys.
         docs.put(&skey, state);
         Ok(())
     }

@@ -14,17 +14,17 @@
 //! written under a scratch name and swapped in, and it must equal the live model
 //! (see `tests/rebuild_equals_live.rs`).
 
-mod children;
+pub mod children;
 mod docs;
 mod history;
-mod nodes;
+pub mod nodes;
 mod projector;
 pub mod replay;
 
 pub use children::ChildProjection;
 pub use docs::Docs;
 pub use history::{describe as describe_event, history_of, HistoryProjection};
-pub use nodes::NodesProjection;
+pub use nodes::{NodeFilter, NodeRow, NodesProjection, PowerRound};
 pub use projector::{ProjectionError, Projector};
 
 use crate::store::RecordedEvent;

@@ -3,10 +3,16 @@
 //!
 //! Folding with the aggregate's own `apply` means the read model cannot drift
 //! from the write model's idea of a node.
+//!
+//! This module owns the model: its name, its row ([`NodeRow`]), the values
+//! of its index columns ([`NodeRow::keys`], the columns of `node_rows` in
+//! `schema/*/0006_read_tables.sql`) and the queries that read it ([`get`],
+//! [`page`], [`needing_work`], [`power_rounds`]). Nobody else names the
+//! model or decodes its documents.
 
 use super::{node_event, timestamp, Docs, Projection, ProjectionError};
 use crate::domain::{Node, NodeEvent};
-use crate::store::RecordedEvent;
+use crate::store::{Cond, Key, Keys, LogStore, PageQuery, RecordedEvent, StoreError};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use serde_json::{json, Value};
@@ -14,6 +20,292 @@ use serde_json::{json, Value};
 pub struct NodesProjection;
 
 pub const MODEL: &str = "nodes";
+
+/// A node as the read model holds it: the aggregate's state and the document
+/// it was read from (timestamps `created_at`, `updated_at`,
+/// `provision_updated_at`; `created_position`, the default order).
+#[derive(Debug, Clone)]
+pub struct NodeRow {
+    pub node: Node,
+    pub doc: Value,
+}
+
+impl NodeRow {
+    pub fn from_doc(doc: Value) -> Result<Self, StoreError> {
+        let node: Node = serde_json::from_value(doc["state"].clone())
+            .map_err(|e| StoreError::Corrupt(format!("corrupt node document: {e}")))?;
+        Ok(NodeRow { node, doc })
+    }
+
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.node.uuid.expect("an enrolled node has a uuid")
+    }
+
+    /// Creation order (Ironic's `id`).
+    pub fn ord(&self) -> i64 {
+        self.doc["created_position"].as_i64().unwrap_or(0)
+    }
+
+    /// The values of the row's index columns.
+    pub fn keys(&self) -> Keys {
+        keys(&self.node, &self.doc)
+    }
+
+    /// The row's value in a sort column (see [`sort_column`]).
+    pub fn sort_value(&self, column: &str) -> Key {
+        self.keys()
+            .into_iter()
+            .find(|(c, _)| *c == column)
+            .map_or(Key::Null, |(_, v)| v)
+    }
+}
+
+/// The index columns of a node: what the API filters, sorts and pages on,
+/// and which background work it needs.
+fn keys(node: &Node, doc: &Value) -> Keys {
+    let field = |k: &str| Key::opt_text(node.fields.get(k).and_then(Value::as_str));
+    let stamp = |k: &str| Key::opt_text(doc[k].as_str());
+    vec![
+        (
+            "ord",
+            Key::Int(doc["created_position"].as_i64().unwrap_or(0)),
+        ),
+        ("uuid", Key::opt_text(node.uuid.map(|u| u.to_string()))),
+        ("name", Key::opt_text(node.name.clone())),
+        (
+            "provision_state",
+            Key::opt_text(node.provision_state.map(|p| p.as_str())),
+        ),
+        ("power_state", Key::opt_text(node.power_state.clone())),
+        ("driver", Key::text(node.driver.clone())),
+        ("maintenance", Key::bool(node.maintenance)),
+        ("instance_uuid", Key::opt_text(node.instance_uuid.clone())),
+        ("resource_class", field("resource_class")),
+        // Ironic compares conductor groups case-insensitively.
+        (
+            "conductor_group",
+            Key::text(
+                node.fields
+                    .get("conductor_group")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_lowercase(),
+            ),
+        ),
+        ("owner", field("owner")),
+        ("lessee", field("lessee")),
+        ("retired", Key::bool(node.is_retired())),
+        ("fault", Key::opt_text(node.fault.clone())),
+        ("description", field("description")),
+        ("created_at", stamp("created_at")),
+        ("updated_at", stamp("updated_at")),
+        ("provision_updated_at", stamp("provision_updated_at")),
+        ("needs_work", Key::bool(node.needs_work())),
+        (
+            "power_sync",
+            if node.power_syncable() {
+                Key::text(PowerRound::Sync.key())
+            } else if node.power_failure_recoverable() {
+                Key::text(PowerRound::Recovery.key())
+            } else {
+                Key::Null
+            },
+        ),
+    ]
+}
+
+/// The column an API sort key is answered from, for the keys whose column
+/// holds the value the API shows (`id`: creation order, `None`). Other sort
+/// keys have no column: [`page`] cannot order by them.
+pub fn sort_column(sort_key: &str) -> Option<Option<&'static str>> {
+    Some(Some(match sort_key {
+        "id" => return Some(None),
+        "uuid" => "uuid",
+        "name" => "name",
+        "provision_state" => "provision_state",
+        "power_state" => "power_state",
+        "driver" => "driver",
+        "maintenance" => "maintenance",
+        "instance_uuid" => "instance_uuid",
+        "resource_class" => "resource_class",
+        "owner" => "owner",
+        "lessee" => "lessee",
+        "retired" => "retired",
+        "fault" => "fault",
+        "description" => "description",
+        "created_at" => "created_at",
+        "updated_at" => "updated_at",
+        "provision_updated_at" => "provision_updated_at",
+        _ => return None,
+    }))
+}
+
+/// The filters of a node list, each a column of `node_rows`.
+#[derive(Debug, Clone, Default)]
+pub struct NodeFilter {
+    pub instance_uuid: Option<String>,
+    pub associated: Option<bool>,
+    pub maintenance: Option<bool>,
+    pub retired: Option<bool>,
+    pub provision_state: Option<String>,
+    pub driver: Option<String>,
+    pub resource_class: Option<String>,
+    pub fault: Option<String>,
+    /// Compared case-insensitively.
+    pub conductor_group: Option<String>,
+    pub owner: Option<String>,
+    pub lessee: Option<String>,
+    /// Owner or lessee.
+    pub project: Option<String>,
+    pub description_contains: Option<String>,
+}
+
+impl NodeFilter {
+    fn conds(&self) -> Vec<Cond> {
+        let mut c = vec![];
+        let text = |s: &Option<String>| s.as_ref().map(|v| Key::text(v.clone()));
+        let mut eq = |col: &'static str, v: Option<Key>| {
+            if let Some(v) = v {
+                c.push(Cond::Eq(col, v));
+            }
+        };
+        eq("instance_uuid", text(&self.instance_uuid));
+        eq("maintenance", self.maintenance.map(Key::bool));
+        eq("retired", self.retired.map(Key::bool));
+        eq("provision_state", text(&self.provision_state));
+        eq("driver", text(&self.driver));
+        eq("resource_class", text(&self.resource_class));
+        eq("fault", text(&self.fault));
+        eq(
+            "conductor_group",
+            self.conductor_group
+                .as_ref()
+                .map(|g| Key::text(g.to_lowercase())),
+        );
+        eq("owner", text(&self.owner));
+        eq("lessee", text(&self.lessee));
+        match self.associated {
+            Some(true) => c.push(Cond::NotNull("instance_uuid")),
+            Some(false) => c.push(Cond::IsNull("instance_uuid")),
+            None => {}
+        }
+        if let Some(p) = &self.project {
+            c.push(Cond::Any(vec![
+                Cond::Eq("owner", Key::text(p.clone())),
+                Cond::Eq("lessee", Key::text(p.clone())),
+            ]));
+        }
+        if let Some(d) = &self.description_contains {
+            c.push(Cond::Contains("description", d.clone()));
+        }
+        c
+    }
+}
+
+/// One node by UUID.
+pub async fn get(store: &dyn LogStore, uuid: &str) -> Result<Option<NodeRow>, StoreError> {
+    store
+        .doc_get(MODEL, uuid)
+        .await?
+        .map(NodeRow::from_doc)
+        .transpose()
+}
+
+/// Up to `limit` nodes passing `filter`, ordered by `sort` (a column from
+/// [`sort_column`]; `None`: creation order) then creation order, after
+/// `marker`'s place in that order: one range of an index, so the page costs
+/// what it returns.
+pub async fn page(
+    store: &dyn LogStore,
+    filter: &NodeFilter,
+    sort: Option<&'static str>,
+    desc: bool,
+    marker: Option<&NodeRow>,
+    limit: u32,
+) -> Result<Vec<NodeRow>, StoreError> {
+    let conds = filter.conds();
+    let query = PageQuery {
+        conds: &conds,
+        sort,
+        desc,
+        after: marker.map(|m| (sort.map_or(Key::Null, |c| m.sort_value(c)), m.ord())),
+        limit,
+    };
+    store
+        .doc_page(MODEL, &query)
+        .await?
+        .into_iter()
+        .map(|(_, doc)| NodeRow::from_doc(doc))
+        .collect()
+}
+
+/// The UUIDs of up to `limit` nodes the process manager has work for
+/// ([`Node::needs_work`]), in creation order after `after` (an `ord`): the
+/// sweep reads them page by page from the `needs_work` index.
+pub async fn needing_work(
+    store: &dyn LogStore,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    ids_where(store, Cond::Eq("needs_work", Key::Int(1)), after, limit).await
+}
+
+/// The two periodic power rounds, and the nodes each looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerRound {
+    /// [`Node::power_syncable`].
+    Sync,
+    /// [`Node::power_failure_recoverable`].
+    Recovery,
+}
+
+impl PowerRound {
+    fn key(self) -> &'static str {
+        match self {
+            PowerRound::Sync => "sync",
+            PowerRound::Recovery => "recover",
+        }
+    }
+}
+
+/// The UUIDs of up to `limit` nodes a power round looks at, in creation order
+/// after `after` (an `ord`), from the `power_sync` index.
+pub async fn power_rounds(
+    store: &dyn LogStore,
+    round: PowerRound,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    ids_where(
+        store,
+        Cond::Eq("power_sync", Key::text(round.key())),
+        after,
+        limit,
+    )
+    .await
+}
+
+async fn ids_where(
+    store: &dyn LogStore,
+    cond: Cond,
+    after: Option<i64>,
+    limit: u32,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let conds = [cond];
+    let query = PageQuery {
+        conds: &conds,
+        sort: None,
+        desc: false,
+        after: after.map(|a| (Key::Null, a)),
+        limit,
+    };
+    Ok(store
+        .row_ids(MODEL, &query)
+        .await?
+        .into_iter()
+        .map(|(id, ord)| (ord, id))
+        .collect())
+}
 
 #[async_trait]
 impl Projection for NodesProjection {
@@ -70,7 +362,8 @@ impl Projection for NodesProjection {
         }
         doc["state"] = serde_json::to_value(&node).expect("a node serializes");
         doc["position"] = json!(event.position);
-        docs.put(id, doc);
+        let keys = keys(&node, &doc);
+        docs.put_row(id, doc, keys);
         Ok(())
     }
 }

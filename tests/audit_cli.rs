@@ -138,15 +138,7 @@ async fn a_repair_by_rebuild_is_not_undone_by_a_running_engine(backend: Backend)
     doc["state"]["name"] = json!("tampered");
     let cp = store.checkpoint("nodes").await.unwrap();
     assert!(store
-        .commit_model(
-            "nodes",
-            cp,
-            cp,
-            &[DocChange::Put {
-                id: node_id.clone(),
-                body: doc
-            }]
-        )
+        .commit_model("nodes", cp, cp, &[DocChange::put(node_id.clone(), doc)])
         .await
         .unwrap());
     // The engine's next poll forgets what it remembered; its next command
@@ -578,15 +570,7 @@ async fn verify_detects_a_corrupted_projection(backend: Backend) {
     doc["state"]["name"] = json!("tampered");
     let cp = store.checkpoint("nodes").await.unwrap();
     assert!(store
-        .commit_model(
-            "nodes",
-            cp,
-            cp,
-            &[DocChange::Put {
-                id: node_id.clone(),
-                body: doc
-            }]
-        )
+        .commit_model("nodes", cp, cp, &[DocChange::put(node_id.clone(), doc)])
         .await
         .unwrap());
     let (port, _) = store.doc_list("ports").await.unwrap().remove(0);
@@ -601,10 +585,7 @@ async fn verify_detects_a_corrupted_projection(backend: Backend) {
             "targets",
             cp,
             cp,
-            &[DocChange::Put {
-                id: "stray".into(),
-                body: json!({"volume_id": "x"})
-            }]
+            &[DocChange::put("stray", json!({"volume_id": "x"}))]
         )
         .await
         .unwrap());

@@ -90,10 +90,7 @@ fn release(scope: &str, key: &str, owner: &str) -> ClaimOp {
 }
 
 fn put(id: &str, body: serde_json::Value) -> DocChange {
-    DocChange::Put {
-        id: id.into(),
-        body,
-    }
+    DocChange::put(id, body)
 }
 
 // ---- write side ---------------------------------------------------------------
@@ -1501,10 +1498,7 @@ mod sqlite_only {
                     "nodes",
                     0,
                     2,
-                    &[DocChange::Put {
-                        id: "n".into(),
-                        body: json!({"name": "web"})
-                    }]
+                    &[DocChange::put("n", json!({"name": "web"}))]
                 )
                 .await
                 .unwrap());

@@ -40,6 +40,7 @@ use crate::config::PowerSyncConfig;
 use crate::domain::state::POWER_ON;
 use crate::domain::{DomainError, Node, NodeCommand, NodeServices};
 use crate::engine::{Engine, EngineError, Meta};
+use crate::projections::nodes::{self, PowerRound};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::future::Future;
@@ -47,6 +48,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 use uuid::Uuid;
+
+/// Node ids read per page of a round's candidates.
+const CANDIDATE_PAGE: u32 = 1000;
 
 /// How the sync runs.
 #[derive(Debug, Clone)]
@@ -190,30 +194,31 @@ impl PowerSync {
         tasks
     }
 
-    /// The nodes of the read model that pass `keep`, most-failing first
-    /// (Ironic syncs the nodes that do not answer first, to fail them fast).
-    /// The read model is only the list: each node is read again from its
-    /// events under its lease before anything is done.
-    async fn candidates(&self, keep: impl Fn(&Node) -> bool) -> Result<Vec<Uuid>, EngineError> {
-        let docs = self.engine.store().doc_list("nodes").await?;
+    /// The nodes `round` looks at, most-failing first (Ironic syncs the nodes
+    /// that do not answer first, to fail them fast), read page by page from
+    /// the read model's `power_sync` index. The read model is only the list:
+    /// each node is read again from its events under its lease before
+    /// anything is done.
+    async fn candidates(&self, round: PowerRound) -> Result<Vec<Uuid>, EngineError> {
+        let store = self.engine.store().as_ref();
         let mut ids = Vec::new();
-        let mut known = std::collections::HashSet::new();
-        for (id, doc) in docs {
-            let Ok(uuid) = Uuid::parse_str(&id) else {
-                continue;
-            };
-            known.insert(uuid);
-            match serde_json::from_value::<Node>(doc["state"].clone()) {
-                Ok(node) if keep(&node) => ids.push(uuid),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(node = %uuid, error = %e, "cannot read the node's document")
-                }
+        let mut after = None;
+        loop {
+            let page = nodes::power_rounds(store, round, after, CANDIDATE_PAGE).await?;
+            after = page.last().map(|(ord, _)| *ord);
+            let full = page.len() == CANDIDATE_PAGE as usize;
+            ids.extend(page.iter().filter_map(|(_, id)| Uuid::parse_str(id).ok()));
+            if !full {
+                break;
             }
         }
         let mut failures = self.failures.lock().expect("failure counts");
-        // Deleted nodes' counts go (Ironic keeps them; nothing needs them).
-        failures.retain(|id, _| known.contains(id));
+        if round == PowerRound::Sync {
+            // Nodes the sync no longer looks at (deleted, in maintenance)
+            // lose their counts (Ironic keeps them; nothing needs them).
+            let looked_at: std::collections::HashSet<&Uuid> = ids.iter().collect();
+            failures.retain(|id, _| looked_at.contains(id));
+        }
         ids.sort_by_key(|id| std::cmp::Reverse(failures.get(id).copied().unwrap_or(0)));
         Ok(ids)
     }
@@ -230,20 +235,20 @@ impl PowerSync {
 
     /// The nodes `kind` looks at, each worked under its lease, in one span.
     async fn round(&self, kind: Round) -> Result<RoundReport, EngineError> {
-        let (span, keep, done): (_, fn(&Node) -> bool, _) = match kind {
+        let (span, nodes_of, done) = match kind {
             Round::Sync => (
                 tracing::info_span!("power_state_sync"),
-                Node::power_syncable,
+                PowerRound::Sync,
                 "power state sync round done",
             ),
             Round::Recovery => (
                 tracing::info_span!("power_failure_recovery"),
-                Node::power_failure_recoverable,
+                PowerRound::Recovery,
                 "power failure recovery round done",
             ),
         };
         async {
-            let ids = self.candidates(keep).await?;
+            let ids = self.candidates(nodes_of).await?;
             let report = self
                 .each(ids, |id| async move {
                     self.leased(id, |node| async move {

@@ -13,8 +13,8 @@
 //! `tests/store_suite.rs` holds all three to it.
 
 use super::{
-    distinct_models, ApplyFailure, ClaimConflict, ClaimOp, DocChange, LogStore, ModelCommit,
-    RecordedEvent, StoreError,
+    distinct_models, rows, ApplyFailure, ClaimConflict, ClaimOp, DocChange, Keys, LogStore,
+    ModelCommit, PageQuery, RecordedEvent, StoreError,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -38,8 +38,9 @@ struct Inner {
     streams: HashMap<(String, String), BTreeMap<u64, usize>>,
     /// (scope, key) → owner.
     claims: HashMap<ClaimKey, String>,
-    /// model → id → document. BTreeMaps give `doc_list` its id order.
-    models: BTreeMap<String, BTreeMap<String, Value>>,
+    /// model → id → document and its index keys. BTreeMaps give `doc_list`
+    /// its id order.
+    models: BTreeMap<String, BTreeMap<String, (Value, Keys)>>,
     checkpoints: HashMap<String, u64>,
     /// model → position → failure.
     failures: BTreeMap<String, BTreeMap<u64, ApplyFailure>>,
@@ -56,9 +57,50 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// One page of a typed model, by a scan (the memory store serves tests,
+    /// where models are small; the SQL backends answer the same query from
+    /// their indexes): `(id, document, ord)`.
+    fn page(
+        &self,
+        model: &str,
+        query: &PageQuery<'_>,
+    ) -> Result<Vec<(String, Value, i64)>, StoreError> {
+        rows::page_table(model, query)?;
+        let inner = self.lock();
+        let Some(docs) = inner.models.get(model) else {
+            return Ok(vec![]);
+        };
+        let mut hits: Vec<(&String, &(Value, Keys))> = docs
+            .iter()
+            .filter(|(_, (_, keys))| {
+                query.conds.iter().all(|c| c.holds(keys)) && query.is_after(keys)
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            let (value, ord) = sort_point(query, &b.1 .1);
+            query.order(&a.1 .1, &value, ord)
+        });
+        Ok(hits
+            .into_iter()
+            .take(query.limit as usize)
+            .map(|(k, (v, keys))| (k.clone(), v.clone(), sort_point(query, keys).1))
+            .collect())
+    }
 }
 
 type ClaimKey = (String, String);
+
+/// A row's place in a page query's order: its sort value and `ord`.
+fn sort_point(query: &PageQuery<'_>, keys: &Keys) -> (rows::Key, i64) {
+    let get = |c: &str| keys.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone());
+    let value = query.sort.and_then(get).unwrap_or(rows::Key::Null);
+    let ord = match get("ord") {
+        Some(rows::Key::Int(o)) => o,
+        _ => 0,
+    };
+    (value, ord)
+}
 
 /// Applies `ops` to the claims table in order, the same way the SQL backends do.
 /// On a conflict, every change already made is undone (from an undo log, so that
@@ -254,7 +296,7 @@ impl LogStore for MemoryStore {
             .models
             .get(model)
             .and_then(|docs| docs.get(id))
-            .cloned())
+            .map(|(body, _)| body.clone()))
     }
 
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
@@ -262,8 +304,58 @@ impl LogStore for MemoryStore {
             .lock()
             .models
             .get(model)
-            .map(|docs| docs.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|docs| {
+                docs.iter()
+                    .map(|(k, (v, _))| (k.clone(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default())
+    }
+
+    async fn doc_scan(
+        &self,
+        model: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        use std::ops::Bound;
+        let inner = self.lock();
+        let Some(docs) = inner.models.get(model) else {
+            return Ok(vec![]);
+        };
+        let from = match after {
+            Some(a) => Bound::Excluded(a.to_string()),
+            None => Bound::Unbounded,
+        };
+        Ok(docs
+            .range::<String, _>((from, Bound::Unbounded))
+            .take(limit as usize)
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn doc_page(
+        &self,
+        model: &str,
+        query: &PageQuery<'_>,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        Ok(self
+            .page(model, query)?
+            .into_iter()
+            .map(|(id, body, _)| (id, body))
+            .collect())
+    }
+
+    async fn row_ids(
+        &self,
+        model: &str,
+        query: &PageQuery<'_>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(self
+            .page(model, query)?
+            .into_iter()
+            .map(|(id, _, ord)| (id, ord))
+            .collect())
     }
 
     async fn doc_prefix(
@@ -280,7 +372,7 @@ impl LogStore for MemoryStore {
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .take(limit.map_or(usize::MAX, |l| l as usize))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
             .collect())
     }
 
@@ -311,8 +403,8 @@ impl LogStore for MemoryStore {
             let docs = inner.models.entry(c.model.to_string()).or_default();
             for change in c.changes {
                 match change {
-                    DocChange::Put { id, body } => {
-                        docs.insert(id.clone(), body.clone());
+                    DocChange::Put { id, body, keys } => {
+                        docs.insert(id.clone(), (body.clone(), keys.clone()));
                     }
                     DocChange::Delete { id } => {
                         docs.remove(id);

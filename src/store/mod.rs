@@ -19,12 +19,14 @@ pub mod bridge;
 pub mod json;
 pub mod memory;
 pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 pub mod url;
 
 pub use bridge::{event_store, Repo, Store};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
+pub use rows::{Cond, Key, Keys, PageQuery};
 pub use sqlite::SqliteStore;
 pub use url::{open, DatabaseUrl, Opened};
 
@@ -183,8 +185,33 @@ pub fn swap_allowed(live: Option<i64>, scratch: Option<i64>) -> bool {
 /// A write to one read-model document, applied with the projection's checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DocChange {
-    Put { id: String, body: Value },
-    Delete { id: String },
+    /// Writes a document with the values of its model's index columns (see
+    /// [`rows`]; empty for a model without a typed table).
+    Put {
+        id: String,
+        body: Value,
+        keys: Keys,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+impl DocChange {
+    /// A document of a model without a typed table.
+    pub fn put(id: impl Into<String>, body: Value) -> Self {
+        DocChange::Put {
+            id: id.into(),
+            body,
+            keys: Keys::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            DocChange::Put { id, .. } | DocChange::Delete { id } => id,
+        }
+    }
 }
 
 /// One model's part of a [`LogStore::commit_models`]: move its checkpoint from
@@ -237,11 +264,17 @@ pub struct Sequenced {
     pub waiting: bool,
 }
 
-/// Refuses a multi-model commit that names a model twice: the two compare-and-sets
-/// could not both hold, and which changes should win would be ambiguous.
+/// Refuses a multi-model commit that names a model twice (the two
+/// compare-and-sets could not both hold, and which changes should win would be
+/// ambiguous), or writes keys its model's table does not have.
 pub(crate) fn distinct_models(commits: &[ModelCommit<'_>]) -> Result<(), StoreError> {
     let mut seen = std::collections::HashSet::with_capacity(commits.len());
     for c in commits {
+        for change in c.changes {
+            if let DocChange::Put { keys, .. } = change {
+                rows::check_keys(c.model, keys)?;
+            }
+        }
         if !seen.insert(c.model) {
             return Err(StoreError::Database(format!(
                 "model {:?} appears twice in one commit",
@@ -258,12 +291,15 @@ pub(crate) fn distinct_models(commits: &[ModelCommit<'_>]) -> Result<(), StoreEr
 #[allow(clippy::type_complexity)]
 pub(crate) fn last_changes<'a>(
     commits: &[ModelCommit<'a>],
-) -> (Vec<(&'a str, &'a str, &'a Value)>, Vec<(&'a str, &'a str)>) {
-    let mut last: BTreeMap<(&str, &str), Option<&Value>> = BTreeMap::new();
+) -> (
+    Vec<(&'a str, &'a str, &'a Value, &'a Keys)>,
+    Vec<(&'a str, &'a str)>,
+) {
+    let mut last: BTreeMap<(&str, &str), Option<(&Value, &Keys)>> = BTreeMap::new();
     for c in commits {
         for change in c.changes {
             match change {
-                DocChange::Put { id, body } => last.insert((c.model, id), Some(body)),
+                DocChange::Put { id, body, keys } => last.insert((c.model, id), Some((body, keys))),
                 DocChange::Delete { id } => last.insert((c.model, id), None),
             };
         }
@@ -271,7 +307,7 @@ pub(crate) fn last_changes<'a>(
     let (mut puts, mut deletes) = (vec![], vec![]);
     for ((model, id), body) in last {
         match body {
-            Some(body) => puts.push((model, id, body)),
+            Some((body, keys)) => puts.push((model, id, body, keys)),
             None => deletes.push((model, id)),
         }
     }
@@ -351,6 +387,31 @@ pub trait LogStore: Send + Sync + 'static {
         prefix: &str,
         limit: Option<u32>,
     ) -> Result<Vec<(String, Value)>, StoreError>;
+    /// The documents of a model in id order after `after` (from the first
+    /// without), at most `limit`: one bounded range of the primary key, so a
+    /// whole model can be read page by page in bounded memory (`verify`).
+    async fn doc_scan(
+        &self,
+        model: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>, StoreError>;
+    /// One page of a typed model (see [`rows`]): filtered, sorted and cut in
+    /// the database through its indexes, so it costs the rows it returns.
+    /// A model without a typed table, or a column its table lacks, is an error.
+    async fn doc_page(
+        &self,
+        model: &str,
+        query: &PageQuery<'_>,
+    ) -> Result<Vec<(String, Value)>, StoreError>;
+    /// [`doc_page`](Self::doc_page) without the documents: each row's id and
+    /// `ord`, for callers that only need to know which rows match (the
+    /// background rounds), read from the index alone.
+    async fn row_ids(
+        &self,
+        model: &str,
+        query: &PageQuery<'_>,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
     /// The position a model has applied up to (0 if it has none).
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError>;
     /// The checkpoints of several models (0 for a model that has none), in the

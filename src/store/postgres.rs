@@ -403,7 +403,7 @@ impl PostgresStore {
         let (puts, deletes) = last_changes(commits);
         if !puts.is_empty() {
             let (mut put_models, mut put_ids, mut put_bodies) = (vec![], vec![], vec![]);
-            for (model, id, body) in puts {
+            for (model, id, body, _keys) in puts {
                 put_models.push(model);
                 put_ids.push(id);
                 put_bodies.push(Json(body));
@@ -751,6 +751,44 @@ impl LogStore for PostgresStore {
         .await
         .map_err(sql_error)?;
         Ok(rows.into_iter().map(|(id, body)| (id, body.0)).collect())
+    }
+
+    async fn doc_scan(
+        &self,
+        model: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        let rows: Vec<(String, Stored)> = sqlx::query_as(
+            "SELECT id, body FROM read_models WHERE model = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(model)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        Ok(rows.into_iter().map(|(id, body)| (id, body.0)).collect())
+    }
+
+    async fn doc_page(
+        &self,
+        model: &str,
+        _query: &super::PageQuery<'_>,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        Err(StoreError::Database(format!(
+            "not yet: typed tables ({model})"
+        )))
+    }
+
+    async fn row_ids(
+        &self,
+        model: &str,
+        _query: &super::PageQuery<'_>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Err(StoreError::Database(format!(
+            "not yet: typed tables ({model})"
+        )))
     }
 
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {

@@ -490,6 +490,46 @@ impl LogStore for SqliteStore {
             .collect()
     }
 
+    async fn doc_scan(
+        &self,
+        model: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, body FROM read_models WHERE model = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(model)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(sql_error)?;
+        rows.into_iter()
+            .map(|(id, body)| Ok((id, parse_json(&body, "document")?)))
+            .collect()
+    }
+
+    async fn doc_page(
+        &self,
+        model: &str,
+        _query: &super::PageQuery<'_>,
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        Err(StoreError::Database(format!(
+            "not yet: typed tables ({model})"
+        )))
+    }
+
+    async fn row_ids(
+        &self,
+        model: &str,
+        _query: &super::PageQuery<'_>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Err(StoreError::Database(format!(
+            "not yet: typed tables ({model})"
+        )))
+    }
+
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
         let position: Option<i64> =
             sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")
@@ -543,7 +583,7 @@ impl LogStore for SqliteStore {
                 vec!["(?, ?, ?)"; chunk.len()].join(", ")
             );
             let mut query = sqlx::query(&sql);
-            for (model, id, body) in chunk {
+            for (model, id, body, _keys) in chunk {
                 query = query.bind(*model).bind(*id).bind(json_text(body));
             }
             query.execute(&mut *tx).await.map_err(sql_error)?;

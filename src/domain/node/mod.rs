@@ -141,6 +141,53 @@ impl Node {
         !self.attached_volumes.is_empty() || self.boot_config.is_some()
     }
 
+    /// Leftovers to undo now: those of a deleted node, or of a node at rest
+    /// that is not deployed (a failed deploy; an undeploy that ended in
+    /// `error` is left to the operator).
+    pub fn leftovers_to_undo(&self) -> bool {
+        self.has_leftovers()
+            && (!self.exists
+                || !matches!(
+                    self.state(),
+                    ProvisionState::Active | ProvisionState::Deploying | ProvisionState::Error
+                ))
+    }
+
+    /// The MACs the node's iPXE script is reached by: its PXE-enabled ports'.
+    pub fn pxe_macs(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .filter(|p| p.pxe_enabled)
+            .map(|p| p.address.clone())
+            .collect()
+    }
+
+    /// A deployed node whose MAC links no longer match its ports (a port
+    /// added, removed, or its `pxe_enabled` or MAC changed in maintenance).
+    pub fn links_stale(&self) -> bool {
+        self.exists
+            && self.state() == ProvisionState::Active
+            && self
+                .boot_config
+                .as_ref()
+                .is_some_and(|b| b.macs != self.pxe_macs())
+    }
+
+    /// Whether the process manager has something to do for the node: a
+    /// deploy, undeploy or adoption under way, a power change pending,
+    /// leftovers to undo or links to rewrite. The `nodes` read model indexes
+    /// it, so the manager's sweep reads only these nodes.
+    pub fn needs_work(&self) -> bool {
+        (self.exists
+            && (self.power_request.is_some()
+                || matches!(
+                    self.state(),
+                    ProvisionState::Deploying | ProvisionState::Deleting | ProvisionState::Adopting
+                )))
+            || self.leftovers_to_undo()
+            || self.links_stale()
+    }
+
     /// The node's UUID as a string (empty before enrolment).
     pub fn id(&self) -> String {
         self.uuid.map(|u| u.to_string()).unwrap_or_default()

@@ -38,6 +38,7 @@ use crate::domain::state::{ProvisionState, POWER_OFF, POWER_ON};
 use crate::domain::validation::{self, ValidationEnv};
 use crate::domain::{Node, NodeCommand, VolumeCommand};
 use crate::engine::{Engine, EngineError, Meta};
+use crate::projections::nodes;
 use crate::store::{ApplyFailure, DocChange, RecordedEvent};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -48,6 +49,9 @@ use uuid::Uuid;
 
 /// The longest pause between two rounds that fail in a row.
 const ROUND_ERROR_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+/// Nodes read per page of the sweep.
+const SWEEP_PAGE: u32 = 500;
 
 /// The process manager's checkpoint in the feed.
 pub const CHECKPOINT: &str = "process_manager";
@@ -224,9 +228,16 @@ impl ProcessManager {
         // undone yet are kept in this manager's own model, for the sweep.
         let mut orphans = self.deleted_with_leftovers(&events).await;
         if sweep {
-            for (id, doc) in store.doc_list("nodes").await? {
-                if needs_work_doc(&doc) {
-                    candidates.insert(id);
+            // The nodes with work, from the `needs_work` index, page by page:
+            // the sweep costs the nodes in work, not the fleet.
+            let mut after = None;
+            loop {
+                let page = nodes::needing_work(store.as_ref(), after, SWEEP_PAGE).await?;
+                after = page.last().map(|(ord, _)| *ord);
+                let full = page.len() == SWEEP_PAGE as usize;
+                candidates.extend(page.into_iter().map(|(_, id)| id));
+                if !full {
+                    break;
                 }
             }
             if store.doc_get(CHECKPOINT, SEEDED).await?.is_none() {
@@ -234,10 +245,7 @@ impl ProcessManager {
                 // manager's checkpoint had passed before it kept such records
                 // (an upgrade) are found by reading the whole log.
                 orphans.extend(self.deleted_with_leftovers_until(from).await?);
-                orphans.push(DocChange::Put {
-                    id: SEEDED.into(),
-                    body: serde_json::json!({}),
-                });
+                orphans.push(DocChange::put(SEEDED, serde_json::json!({})));
             }
             for (id, _) in store.doc_list(CHECKPOINT).await? {
                 if id == SEEDED {
@@ -407,10 +415,7 @@ impl ProcessManager {
                 }
             };
             if keep {
-                found.push(DocChange::Put {
-                    id: e.aggregate_id.clone(),
-                    body: serde_json::json!({}),
-                });
+                found.push(DocChange::put(&e.aggregate_id, serde_json::json!({})));
             }
         }
         found
@@ -440,7 +445,7 @@ impl ProcessManager {
     /// did anything.
     pub async fn work(&self, id: Uuid) -> Result<bool, EngineError> {
         let node = self.engine.load_node(id).await?;
-        if !needs_work(&node) {
+        if !node.needs_work() {
             return Ok(false);
         }
         let lease = format!("node/{id}");
@@ -490,11 +495,11 @@ impl ProcessManager {
                 self.power(id, &node).await;
                 Ok(())
             }
-            ProvisionState::Active if stale_links(&node) => self.relink(id, &node).await,
+            ProvisionState::Active if node.links_stale() => self.relink(id, &node).await,
             ProvisionState::Deploying => self.deploy(id, &node).await,
             ProvisionState::Adopting => self.adopt(id, &node).await,
             ProvisionState::Deleting => self.undeploy(id, &node).await,
-            _ if has_leftovers(&node) => self.clean_leftovers(id, &node).await,
+            _ if node.leftovers_to_undo() => self.clean_leftovers(id, &node).await,
             _ => Ok(()),
         };
         match outcome {
@@ -830,7 +835,7 @@ impl ProcessManager {
         let script = ipxe::render_config(&node_id, &plan);
         ipxe_syntax::check(&script)
             .map_err(|e| StepError::Fatal(format!("Generated iPXE script is invalid: {e}")))?;
-        let macs = pxe_macs(node);
+        let macs = node.pxe_macs();
         self.root
             .write_node(&node_id, &script, &macs)
             .map_err(|e| StepError::Fatal(format!("Writing the boot configuration failed: {e}")))?;
@@ -921,7 +926,7 @@ impl ProcessManager {
         let Some(boot) = &node.boot_config else {
             return Ok(());
         };
-        let macs = pxe_macs(node);
+        let macs = node.pxe_macs();
         self.root
             .link_node(&id.to_string(), &macs)
             .map_err(|e| StepError::Retry(format!("relinking MACs: {e}")))?;
@@ -1046,18 +1051,6 @@ fn check_deployable(node: &Node) -> Result<(), StepError> {
     Ok(())
 }
 
-/// Leftovers to undo now: those of a deleted node, or of a node at rest
-/// that is not deployed (a failed deploy, an undeploy that ended in `error` is
-/// left to the operator).
-fn has_leftovers(node: &Node) -> bool {
-    node.has_leftovers()
-        && (!node.exists
-            || !matches!(
-                node.state(),
-                ProvisionState::Active | ProvisionState::Deploying | ProvisionState::Error
-            ))
-}
-
 /// The instance Cinder knows the node's attachments by: the one recorded when
 /// they were made, else the current one (the node UUID is always tried too).
 fn attachment_owner(node: &Node) -> Option<&str> {
@@ -1076,44 +1069,6 @@ fn volumes_of(node: &Node) -> Vec<String> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
-}
-
-/// The MACs a node's script is reached by: its PXE-enabled ports'.
-fn pxe_macs(node: &Node) -> Vec<String> {
-    node.ports
-        .iter()
-        .filter(|p| p.pxe_enabled)
-        .map(|p| p.address.clone())
-        .collect()
-}
-
-/// A deployed node whose MAC links no longer match its ports (a port added,
-/// removed, or its `pxe_enabled` or MAC changed in maintenance).
-fn stale_links(node: &Node) -> bool {
-    node.exists
-        && node.state() == ProvisionState::Active
-        && node
-            .boot_config
-            .as_ref()
-            .is_some_and(|b| b.macs != pxe_macs(node))
-}
-
-/// Whether a node needs the process manager.
-pub fn needs_work(node: &Node) -> bool {
-    (node.exists
-        && (node.power_request.is_some()
-            || matches!(
-                node.state(),
-                ProvisionState::Deploying | ProvisionState::Deleting | ProvisionState::Adopting
-            )))
-        || has_leftovers(node)
-        || stale_links(node)
-}
-
-fn needs_work_doc(doc: &serde_json::Value) -> bool {
-    serde_json::from_value::<Node>(doc["state"].clone())
-        .map(|n| needs_work(&n))
-        .unwrap_or(false)
 }
 
 /// How long the sweep leaves a node alone after `failures` failed tries in a
