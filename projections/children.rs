@@ -9,7 +9,7 @@
 
 use super::{node_event, timestamp, Docs, Projection, ProjectionError};
 use crate::domain::NodeEvent;
-use crate::store::{Key, Keys, RecordedEvent};
+use crate::store::{Cond, Key, Keys, LogStore, PageQuery, RecordedEvent, StoreError};
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -39,6 +39,13 @@ fn upsert<T: Serialize>(uuid: Uuid, record: &T, created: bool) -> Change {
     }
 }
 
+/// The ports model's name.
+pub const PORTS: &str = "ports";
+/// The volume connectors model's name.
+pub const CONNECTORS: &str = "connectors";
+/// The volume targets model's name.
+pub const TARGETS: &str = "targets";
+
 /// A child model: its name, and how it reads node events.
 pub struct ChildProjection {
     name: &'static str,
@@ -67,9 +74,9 @@ pub(crate) fn json_key(v: &Value) -> Key {
 /// model's own.
 pub fn row_keys(model: &str, doc: &Value) -> Keys {
     let indexed = match model {
-        "ports" => PORT_COLUMNS,
-        "connectors" => CONNECTOR_COLUMNS,
-        "targets" => TARGET_COLUMNS,
+        PORTS => PORT_COLUMNS,
+        CONNECTORS => CONNECTOR_COLUMNS,
+        TARGETS => TARGET_COLUMNS,
         _ => &[],
     };
     COMMON
@@ -90,7 +97,7 @@ const TARGET_COLUMNS: &[(&str, &str)] = &[
 impl ChildProjection {
     pub fn ports() -> Self {
         ChildProjection {
-            name: "ports",
+            name: PORTS,
             changes: |ev| match ev {
                 NodeEvent::PortAdded { port } => vec![upsert(port.uuid, &port, true)],
                 NodeEvent::PortUpdated { after, .. } => vec![upsert(after.uuid, &after, false)],
@@ -105,7 +112,7 @@ impl ChildProjection {
 
     pub fn connectors() -> Self {
         ChildProjection {
-            name: "connectors",
+            name: CONNECTORS,
             changes: |ev| match ev {
                 NodeEvent::ConnectorAdded { connector } => {
                     vec![upsert(connector.uuid, &connector, true)]
@@ -124,7 +131,7 @@ impl ChildProjection {
 
     pub fn targets() -> Self {
         ChildProjection {
-            name: "targets",
+            name: TARGETS,
             changes: |ev| match ev {
                 NodeEvent::TargetCreated { target } => vec![upsert(target.uuid, &target, true)],
                 NodeEvent::TargetUpdated { after, .. } => vec![upsert(after.uuid, &after, false)],
@@ -213,4 +220,89 @@ impl Projection for ChildProjection {
         }
         Ok(())
     }
+}
+
+/// The column an API sort key of `model` is answered from (`id`: creation
+/// order, `None`), for the keys that have one; other keys have no column.
+pub fn sort_column(model: &str, sort_key: &str) -> Option<Option<&'static str>> {
+    let own: &[(&'static str, &str)] = match model {
+        PORTS => PORT_COLUMNS,
+        CONNECTORS => CONNECTOR_COLUMNS,
+        TARGETS => TARGET_COLUMNS,
+        _ => &[],
+    };
+    if sort_key == "id" {
+        return Some(None);
+    }
+    COMMON
+        .iter()
+        .chain(own)
+        .filter(|(col, _)| *col != "ord" && *col != "node_uuid")
+        .find(|(_, field)| *field == sort_key)
+        .map(|(col, _)| Some(*col))
+}
+
+/// Which records of a child model a list wants.
+#[derive(Debug, Clone, Default)]
+pub struct ChildFilter {
+    /// Those of one node.
+    pub node_uuid: Option<String>,
+    /// Ports with this MAC address.
+    pub address: Option<String>,
+}
+
+/// Up to `limit` records of `model` passing `filter`, ordered by `sort` (a
+/// column from [`sort_column`]; `None`: creation order) then creation order,
+/// after `marker`'s place in that order: one index range.
+pub async fn page(
+    store: &dyn LogStore,
+    model: &str,
+    filter: &ChildFilter,
+    sort: Option<&'static str>,
+    desc: bool,
+    marker: Option<&Value>,
+    limit: u32,
+) -> Result<Vec<Value>, StoreError> {
+    let mut conds = vec![];
+    if let Some(n) = &filter.node_uuid {
+        conds.push(Cond::Eq("node_uuid", Key::text(n.clone())));
+    }
+    if let Some(a) = &filter.address {
+        conds.push(Cond::Eq("address", Key::text(a.clone())));
+    }
+    let after = marker.map(|m| {
+        let keys = row_keys(model, m);
+        let get = |c: &str| {
+            keys.iter()
+                .find(|(k, _)| *k == c)
+                .map_or(Key::Null, |(_, v)| v.clone())
+        };
+        let ord = match get("ord") {
+            Key::Int(o) => o,
+            _ => 0,
+        };
+        (sort.map_or(Key::Null, get), ord)
+    });
+    let query = PageQuery {
+        conds: &conds,
+        sort,
+        desc,
+        after,
+        limit,
+    };
+    Ok(store
+        .doc_page(model, &query)
+        .await?
+        .into_iter()
+        .map(|(_, doc)| doc)
+        .collect())
+}
+
+/// One record by UUID.
+pub async fn get(
+    store: &dyn LogStore,
+    model: &str,
+    uuid: &str,
+) -> Result<Option<Value>, StoreError> {
+    store.doc_get(model, uuid).await
 }

@@ -7,6 +7,7 @@
 use super::error::{ApiError, ApiResult};
 use super::links::BaseUrl;
 use super::pyfmt;
+use crate::projections::children;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use serde_json::{Map, Value};
@@ -252,7 +253,9 @@ impl ListSpec {
     }
 
     /// Sorts, pages and trims `items` (full representations carrying `uuid`,
-    /// `links` and [`ORDER_KEY`]), and builds the collection answer.
+    /// `links` and [`ORDER_KEY`]), and builds the collection answer: for sort
+    /// keys without an index column, where every candidate is in hand (the
+    /// others come cut by the database: [`ListSpec::answer`]).
     pub fn page(
         &self,
         mut items: Vec<Value>,
@@ -284,6 +287,13 @@ impl ListSpec {
             }
         };
         let page: Vec<Value> = items.into_iter().skip(start).take(p.limit).collect();
+        Ok(self.answer(page, p, base))
+    }
+
+    /// The collection answer for one page already sorted and cut (at most
+    /// `limit` full representations, in order): the requested fields, and a
+    /// `next` link when the page is full.
+    pub fn answer(&self, page: Vec<Value>, p: &ListParams, base: &BaseUrl) -> Value {
         let next = (page.len() == p.limit).then(|| {
             let last = page
                 .last()
@@ -319,7 +329,7 @@ impl ListSpec {
         if let Some(n) = next {
             out.insert("next".into(), Value::String(n));
         }
-        Ok(Value::Object(out))
+        Value::Object(out)
     }
 }
 
@@ -369,4 +379,52 @@ pub fn compare(a: &Value, b: &Value) -> Ordering {
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         _ => rank(a).cmp(&rank(b)),
     }
+}
+
+/// One page of a child collection (ports, connectors, targets): cut by the
+/// model's indexes when the sort key has a column, else sorted here over the
+/// records passing the filter. `render` makes a record's full representation.
+pub async fn child_page(
+    store: &dyn crate::store::LogStore,
+    model: &str,
+    spec: &ListSpec,
+    filter: &children::ChildFilter,
+    p: &ListParams,
+    base: &BaseUrl,
+    render: &(dyn Fn(&Value) -> Value + Sync),
+) -> ApiResult<Value> {
+    let marker = match p.marker {
+        None => None,
+        Some(m) => Some(
+            children::get(store, model, &m.to_string())
+                .await?
+                .ok_or_else(|| ApiError::not_found(spec.not_found.replace("{}", &m.to_string())))?,
+        ),
+    };
+    let desc = p.sort_dir == Dir::Desc;
+    if let Some(column) = children::sort_column(model, &p.sort_key) {
+        let limit = u32::try_from(p.limit).unwrap_or(u32::MAX);
+        let docs =
+            children::page(store, model, filter, column, desc, marker.as_ref(), limit).await?;
+        return Ok(spec.answer(docs.iter().map(render).collect(), p, base));
+    }
+    // No column for this key: every record passing the filter, page by page.
+    const READ_PAGE: u32 = 1000;
+    let mut items = vec![];
+    let mut last: Option<Value> = None;
+    loop {
+        let batch =
+            children::page(store, model, filter, None, false, last.as_ref(), READ_PAGE).await?;
+        let full = batch.len() == READ_PAGE as usize;
+        last = batch.last().cloned();
+        items.extend(batch.iter().map(|doc| {
+            let mut shown = render(doc);
+            shown[ORDER_KEY] = doc["created_position"].clone();
+            shown
+        }));
+        if !full {
+            break;
+        }
+    }
+    spec.page(items, p, base)
 }

@@ -1,35 +1,12 @@
 //! Finding resources in the read models by the identifiers clients use.
 
 use super::error::{ApiError, ApiResult};
-use crate::domain::Node;
+use crate::projections::nodes;
 use crate::store::LogStore;
-use serde_json::Value;
 use uuid::Uuid;
 
-/// A node as the `nodes` read model holds it.
-#[derive(Debug, Clone)]
-pub struct NodeDoc {
-    pub node: Node,
-    /// The raw document (timestamps: `created_at`, `updated_at`,
-    /// `provision_updated_at`; `created_position` for the default sort).
-    pub doc: Value,
-}
-
-impl NodeDoc {
-    pub fn from_doc(doc: Value) -> ApiResult<Self> {
-        let node: Node = serde_json::from_value(doc["state"].clone()).map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                format!("corrupt node document: {e}"),
-            )
-        })?;
-        Ok(NodeDoc { node, doc })
-    }
-
-    pub fn uuid(&self) -> Uuid {
-        self.node.uuid.expect("an enrolled node has a uuid")
-    }
-}
+/// A node as the `nodes` read model holds it (the model's own row type).
+pub use crate::projections::NodeRow as NodeDoc;
 
 /// Whether `s` looks like a UUID to Ironic (`uuidutils.is_uuid_like`).
 pub fn uuid_like(s: &str) -> bool {
@@ -86,16 +63,12 @@ pub async fn node(store: &dyn LogStore, ident: &str) -> ApiResult<NodeDoc> {
                 .ok_or_else(not_found)?
         }
     };
-    let doc = store.doc_get("nodes", &id).await?.ok_or_else(not_found)?;
-    NodeDoc::from_doc(doc)
+    Ok(nodes::get(store, &id).await?.ok_or_else(not_found)?)
 }
 
 /// Looks a node up by UUID only.
 pub async fn node_by_uuid(store: &dyn LogStore, uuid: Uuid) -> ApiResult<Option<NodeDoc>> {
-    match store.doc_get("nodes", &uuid.to_string()).await? {
-        Some(doc) => Ok(Some(NodeDoc::from_doc(doc)?)),
-        None => Ok(None),
-    }
+    Ok(nodes::get(store, &uuid.to_string()).await?)
 }
 
 /// A node by UUID, or Ironic's 404 (`Node <uuid> could not be found.`).

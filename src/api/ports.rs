@@ -25,13 +25,14 @@ use super::volume::resource::{self, fields_of, object_of, Kind};
 use super::{with_slash, AppState, Who};
 use crate::domain::node::commands::NewPort;
 use crate::domain::{NodeCommand, NodeEvent};
+use crate::projections::children::{self, ChildFilter};
+use crate::projections::nodes::{self, NodeFilter};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Ironic's `PORT_SCHEMA` (create, and the patched port).
@@ -330,7 +331,7 @@ fn normalize(op: &mut PatchOp) {
 
 static PORTS: Kind = Kind {
     body_name: "port",
-    model: "ports",
+    model: children::PORTS,
     not_found: "Port {} could not be found.",
     schema: &PORT_SCHEMA,
     patch_allowed: &[
@@ -556,7 +557,10 @@ async fn list(
     let sort_dir = listing::sort_dir(q.get("sort_dir"))?;
     let store = state.engine.store().as_ref();
     if let Some(m) = marker {
-        if store.doc_get("ports", &m.to_string()).await?.is_none() {
+        if children::get(store, children::PORTS, &m.to_string())
+            .await?
+            .is_none()
+        {
             return Err(PORTS.not_found(m));
         }
     }
@@ -590,56 +594,6 @@ async fn list(
             "Filtering by conductor_groups cannot be combined with node_ident, portgroup_ident, or node address filters.",
         ));
     }
-    let node_groups: HashMap<String, String> = match &conductor_groups {
-        None => HashMap::new(),
-        Some(_) => store
-            .doc_list("nodes")
-            .await?
-            .into_iter()
-            .filter_map(|(id, doc)| {
-                let node = lookup::NodeDoc::from_doc(doc).ok()?;
-                let group = node
-                    .node
-                    .fields
-                    .get("conductor_group")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
-                Some((id, group))
-            })
-            .collect(),
-    };
-    let description = q.get("description_contains").filter(|d| !d.is_empty());
-
-    let items: Vec<Value> = store
-        .doc_list("ports")
-        .await?
-        .into_iter()
-        .map(|(_, doc)| doc)
-        .filter(|doc| {
-            let node_uuid = doc["node_uuid"].as_str().unwrap_or_default();
-            // Ironic: the node filter wins over the address filter.
-            match (&node, &address) {
-                (Some(n), _) => node_uuid == n,
-                (None, Some(a)) => doc["address"].as_str() == Some(a.as_str()),
-                (None, None) => true,
-            }
-        })
-        .filter(|doc| match &conductor_groups {
-            None => true,
-            Some(groups) => node_groups
-                .get(doc["node_uuid"].as_str().unwrap_or_default())
-                .is_some_and(|g| groups.contains(g)),
-        })
-        // Ports have no description in ironledger, so none contains the text.
-        .filter(|_| description.is_none())
-        .map(|doc| {
-            let mut shown = render(&doc, &base, Version::MAX);
-            shown[ORDER_KEY] = doc["created_position"].clone();
-            shown
-        })
-        .collect();
-
     let spec = ListSpec {
         collection: "ports",
         path: if detail_endpoint {
@@ -668,7 +622,30 @@ async fn list(
         // The detail endpoint's next link carries no detail=.
         detail: !detail_endpoint && detail == Some(true),
     };
-    let mut page = spec.page(items, &params, &base)?;
+    let description = q.get("description_contains").filter(|d| !d.is_empty());
+    let full = |doc: &Value| render(doc, &base, Version::MAX);
+    let mut page = if description.is_some() {
+        // Ports have no description in ironledger, so none contains the text.
+        spec.answer(vec![], &params, &base)
+    } else if let Some(groups) = &conductor_groups {
+        ports_of_groups(store, groups, &spec, &params, &base, &full).await?
+    } else {
+        // Ironic: the node filter wins over the address filter.
+        let filter = ChildFilter {
+            address: address.clone().filter(|_| node.is_none()),
+            node_uuid: node,
+        };
+        listing::child_page(
+            store,
+            children::PORTS,
+            &spec,
+            &filter,
+            &params,
+            &base,
+            &full,
+        )
+        .await?
+    };
     // Hide what the requested version does not show (the page was built from
     // the newest form so sorting saw every column).
     if let Some(Value::Array(ports)) = page.get_mut("ports") {
@@ -679,6 +656,66 @@ async fn list(
         }
     }
     Ok(Json(page))
+}
+
+/// The ports of the nodes in some conductor groups: the groups' nodes from
+/// the nodes' `conductor_group` index, then each node's ports from the ports'
+/// `node_uuid` index, sorted and cut here (costs the ports of those groups).
+async fn ports_of_groups(
+    store: &dyn crate::store::LogStore,
+    groups: &[String],
+    spec: &ListSpec,
+    params: &ListParams,
+    base: &BaseUrl,
+    full: &(dyn Fn(&Value) -> Value + Sync),
+) -> ApiResult<Value> {
+    const READ_PAGE: u32 = 1000;
+    let mut items = vec![];
+    for group in groups {
+        let filter = NodeFilter {
+            conductor_group: Some(group.clone()),
+            ..NodeFilter::default()
+        };
+        let mut last = None;
+        loop {
+            let batch = nodes::page(store, &filter, None, false, last.as_ref(), READ_PAGE).await?;
+            let more = batch.len() == READ_PAGE as usize;
+            for n in &batch {
+                let mut after: Option<Value> = None;
+                loop {
+                    let of_node = ChildFilter {
+                        node_uuid: Some(n.uuid().to_string()),
+                        address: None,
+                    };
+                    let ports = children::page(
+                        store,
+                        children::PORTS,
+                        &of_node,
+                        None,
+                        false,
+                        after.as_ref(),
+                        READ_PAGE,
+                    )
+                    .await?;
+                    let more_ports = ports.len() == READ_PAGE as usize;
+                    after = ports.last().cloned();
+                    items.extend(ports.iter().map(|doc| {
+                        let mut shown = full(doc);
+                        shown[ORDER_KEY] = doc["created_position"].clone();
+                        shown
+                    }));
+                    if !more_ports {
+                        break;
+                    }
+                }
+            }
+            last = batch.last().cloned();
+            if !more {
+                break;
+            }
+        }
+    }
+    spec.page(items, params, base)
 }
 
 // ---- one port -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ use super::super::AppState;
 use super::fields::{self, string_list};
 use super::render::{self, View};
 use super::{find, Params};
+use crate::projections::nodes::{self, NodeFilter};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -303,53 +304,59 @@ async fn collection(
         )));
     }
 
-    let store = state.engine.store();
-    let mut nodes: Vec<NodeDoc> = store
-        .doc_list("nodes")
-        .await?
-        .into_iter()
-        .map(|(_, doc)| NodeDoc::from_doc(doc))
-        .collect::<ApiResult<_>>()?;
+    let store = state.engine.store().as_ref();
     let view = View::new(&state, version, &base);
-    // Sort on the stored values (before masking and version hiding), then by
-    // creation order, both in the requested direction, as Ironic's query does.
-    let mut keyed: Vec<(Value, i64, NodeDoc)> = nodes
-        .drain(..)
-        .map(|d| {
-            let key = if sort_key == "id" {
-                Value::Null
-            } else {
-                render::all_fields(&d, &view)
-                    .remove(&sort_key)
-                    .unwrap_or(Value::Null)
-            };
-            let order = d.doc["created_position"].as_i64().unwrap_or(0);
-            (key, order, d)
-        })
-        .collect();
-    keyed.sort_by(|a, b| {
-        let ord = compare(&a.0, &b.0).then_with(|| a.1.cmp(&b.1));
-        if desc {
-            ord.reverse()
-        } else {
-            ord
-        }
-    });
-    let start = match &marker {
-        None => 0,
-        Some(m) => keyed
-            .iter()
-            .position(|(_, _, d)| &d.uuid().to_string() == m)
-            .map(|i| i + 1)
-            .ok_or_else(|| ApiError::not_found(format!("Node {m} could not be found.")))?,
+    let marker_row = match &marker {
+        None => None,
+        Some(m) => Some(
+            nodes::get(store, m)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("Node {m} could not be found.")))?,
+        ),
     };
-    let page: Vec<NodeDoc> = keyed
-        .into_iter()
-        .skip(start)
-        .map(|(_, _, d)| d)
-        .filter(|d| matches(d, &f, &view.host))
-        .take(limit)
-        .collect();
+    // Filters no row can pass: ironledger has no chassis, and it is the
+    // only conductor (`conductor=` names it or nothing).
+    let nothing = f.chassis_uuid.is_some() || f.conductor.as_ref().is_some_and(|c| *c != view.host);
+    let filter = NodeFilter {
+        instance_uuid: f.instance_uuid.clone(),
+        associated: f.associated,
+        maintenance: f.maintenance,
+        retired: f.retired,
+        provision_state: f.provision_state.clone(),
+        driver: f.driver.clone(),
+        resource_class: f.resource_class.clone(),
+        fault: f.fault.clone(),
+        conductor_group: f.conductor_group.clone(),
+        owner: f.owner.clone(),
+        lessee: f.lessee.clone(),
+        project: f.project.clone(),
+        description_contains: f.description_contains.clone(),
+    };
+    let page: Vec<NodeDoc> = if nothing {
+        vec![]
+    } else if let Some(column) = nodes::sort_column(&sort_key) {
+        // The common case: filtered, sorted and cut by an index.
+        nodes::page(
+            store,
+            &filter,
+            column,
+            desc,
+            marker_row.as_ref(),
+            limit as u32,
+        )
+        .await?
+    } else {
+        sorted_in_memory(
+            store,
+            &filter,
+            &sort_key,
+            desc,
+            marker_row.as_ref(),
+            limit,
+            &view,
+        )
+        .await?
+    };
 
     let items: Vec<Value> = page
         .iter()
@@ -391,90 +398,56 @@ async fn collection(
     Ok(Json(Value::Object(out)))
 }
 
-fn eq_opt(field: &Value, want: &str) -> bool {
-    field.as_str() == Some(want)
-}
-
-/// Whether a node passes every filter (Ironic's DB filters on the node row).
-fn matches(d: &NodeDoc, f: &Filters, host: &str) -> bool {
-    let n = &d.node;
-    let get = |k: &str| n.fields.get(k).cloned().unwrap_or(Value::Null);
-    if f.chassis_uuid.is_some() {
-        // ironledger has no chassis: no node belongs to one.
-        return false;
-    }
-    if let Some(u) = &f.instance_uuid {
-        if n.instance_uuid.as_deref() != Some(u.as_str()) {
-            return false;
+/// A page ordered by a sort key that has no column (an interface, a JSON
+/// field's text): every node passing the filter is read, page by page, and
+/// sorted here, by the value the API shows before masking and version
+/// hiding, then by creation order. Such a list costs the nodes that pass the
+/// filter (`docs/performance.md` says so); the keys operators sort by have
+/// columns.
+async fn sorted_in_memory(
+    store: &dyn crate::store::LogStore,
+    filter: &NodeFilter,
+    sort_key: &str,
+    desc: bool,
+    marker: Option<&NodeDoc>,
+    limit: usize,
+    view: &View<'_>,
+) -> ApiResult<Vec<NodeDoc>> {
+    const READ_PAGE: u32 = 1000;
+    let key_of = |d: &NodeDoc| {
+        render::all_fields(d, view)
+            .remove(sort_key)
+            .unwrap_or(Value::Null)
+    };
+    let mut keyed: Vec<(Value, i64, NodeDoc)> = vec![];
+    let mut last: Option<NodeDoc> = None;
+    loop {
+        let batch = nodes::page(store, filter, None, false, last.as_ref(), READ_PAGE).await?;
+        let full = batch.len() == READ_PAGE as usize;
+        last = batch.last().cloned();
+        keyed.extend(batch.into_iter().map(|d| (key_of(&d), d.ord(), d)));
+        if !full {
+            break;
         }
     }
-    if let Some(a) = f.associated {
-        if n.instance_uuid.is_some() != a {
-            return false;
+    let order = |a: (&Value, i64), b: (&Value, i64)| {
+        let ord = compare(a.0, b.0).then_with(|| a.1.cmp(&b.1));
+        if desc {
+            ord.reverse()
+        } else {
+            ord
         }
-    }
-    if let Some(m) = f.maintenance {
-        if n.maintenance != m {
-            return false;
-        }
-    }
-    if let Some(r) = f.retired {
-        if n.is_retired() != r {
-            return false;
-        }
-    }
-    if let Some(s) = &f.provision_state {
-        if n.provision_state.map(|p| p.as_str()) != Some(s.as_str()) {
-            return false;
-        }
-    }
-    if let Some(drv) = &f.driver {
-        if &n.driver != drv {
-            return false;
-        }
-    }
-    if let Some(rc) = &f.resource_class {
-        if !eq_opt(&get("resource_class"), rc) {
-            return false;
-        }
-    }
-    if f.fault.is_some() {
-        // ironledger records no faults.
-        return false;
-    }
-    if let Some(g) = &f.conductor_group {
-        let mine = get("conductor_group");
-        if mine.as_str().unwrap_or("").to_lowercase() != g.to_lowercase() {
-            return false;
-        }
-    }
-    if let Some(c) = &f.conductor {
-        if c != host {
-            return false;
-        }
-    }
-    if let Some(o) = &f.owner {
-        if !eq_opt(&get("owner"), o) {
-            return false;
-        }
-    }
-    if let Some(l) = &f.lessee {
-        if !eq_opt(&get("lessee"), l) {
-            return false;
-        }
-    }
-    if let Some(p) = &f.project {
-        if !eq_opt(&get("owner"), p) && !eq_opt(&get("lessee"), p) {
-            return false;
-        }
-    }
-    if let Some(s) = &f.description_contains {
-        if !get("description")
-            .as_str()
-            .is_some_and(|d| d.contains(s.as_str()))
-        {
-            return false;
-        }
-    }
-    true
+    };
+    keyed.sort_by(|a, b| order((&a.0, a.1), (&b.0, b.1)));
+    let after = marker.map(|m| (key_of(m), m.ord()));
+    Ok(keyed
+        .into_iter()
+        .filter(|(k, o, _)| {
+            after
+                .as_ref()
+                .is_none_or(|(mk, mo)| order((k, *o), (mk, *mo)).is_gt())
+        })
+        .map(|(_, _, d)| d)
+        .take(limit)
+        .collect())
 }

@@ -83,7 +83,7 @@ fn no_normalize(_: &mut PatchOp) {}
 pub static CONNECTORS: VolumeKind = VolumeKind {
     kind: Kind {
         body_name: "connector",
-        model: "connectors",
+        model: crate::projections::children::CONNECTORS,
         not_found: "Volume connector {} could not be found.",
         schema: &CONNECTOR_SCHEMA,
         patch_allowed: &["connector_id", "extra", "node_uuid", "type"],
@@ -223,7 +223,7 @@ fn render_target(doc: &Value, base: &BaseUrl) -> Value {
 pub static TARGETS: VolumeKind = VolumeKind {
     kind: Kind {
         body_name: "target",
-        model: "targets",
+        model: crate::projections::children::TARGETS,
         not_found: "Volume target {} could not be found.",
         schema: &TARGET_SCHEMA,
         patch_allowed: &[

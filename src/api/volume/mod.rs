@@ -20,13 +20,15 @@ pub mod resource;
 pub use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::links::{self, BaseUrl};
-use super::listing::{self, ListSpec, Params, ORDER_KEY};
+use super::listing::{self, ListSpec, Params};
 use super::lookup::{self, check_path_node};
 use super::patch;
 use super::root::method_not_allowed;
 use super::schema;
 use super::version::Version;
 use super::{with_slash, AppState, Who};
+use crate::api::listing::child_page;
+use crate::projections::children::ChildFilter;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -252,22 +254,22 @@ async fn list(
         Some(ident) => Some(lookup::node(store, ident).await?.uuid().to_string()),
         None => None,
     };
-    let items: Vec<Value> = store
-        .doc_list(k.kind.model)
-        .await?
-        .into_iter()
-        .map(|(_, doc)| doc)
-        .filter(|doc| {
-            node.as_deref()
-                .is_none_or(|n| doc["node_uuid"].as_str() == Some(n))
-        })
-        .map(|doc| {
-            let mut shown = (k.render)(&doc, &base);
-            shown[ORDER_KEY] = doc["created_position"].clone();
-            shown
-        })
-        .collect();
-    Ok(Json(k.spec.page(items, &params, &base)?))
+    let filter = ChildFilter {
+        node_uuid: node,
+        address: None,
+    };
+    Ok(Json(
+        child_page(
+            store,
+            k.kind.model,
+            &k.spec,
+            &filter,
+            &params,
+            &base,
+            &|doc| (k.render)(doc, &base),
+        )
+        .await?,
+    ))
 }
 
 /// `GET …/{uuid}`: `fields` only (`detail` is an unexpected argument here).

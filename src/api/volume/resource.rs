@@ -72,12 +72,13 @@ impl Kind {
 
     /// The record's document in the read model, or Ironic's 404.
     pub async fn load(&self, state: &AppState, uuid: Uuid) -> ApiResult<Value> {
-        state
-            .engine
-            .store()
-            .doc_get(self.model, &uuid.to_string())
-            .await?
-            .ok_or_else(|| self.not_found(uuid))
+        crate::projections::children::get(
+            state.engine.store().as_ref(),
+            self.model,
+            &uuid.to_string(),
+        )
+        .await?
+        .ok_or_else(|| self.not_found(uuid))
     }
 }
 
