@@ -13,7 +13,8 @@ use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent, EventStore};
 use ironledger::store::bridge::{claim_conflict, event_store, unreadable};
 use ironledger::store::{
-    ApplyFailure, ClaimConflict, ClaimFn, ClaimOp, DocChange, ModelCommit, StoreError,
+    rows, ApplyFailure, ClaimConflict, ClaimFn, ClaimOp, Cond, DocChange, Key, Keys, ModelCommit,
+    PageQuery, StoreError,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::json;
@@ -71,6 +72,12 @@ suite!(
     bridge_concurrent_commands_conflict,
     bridge_claims_reject_duplicates,
     bridge_refuses_an_event_that_does_not_read_back,
+    every_typed_column_is_written_and_queried,
+    keyset_pages_walk_the_whole_order,
+    page_conditions_filter,
+    scratch_models_swap_and_drop_with_their_keys,
+    doc_scan_pages_by_id,
+    bad_keys_are_refused_with_nothing_written,
 );
 
 fn acquire(scope: &str, key: &str, owner: &str) -> ClaimOp {
@@ -1137,6 +1144,530 @@ async fn recorded_at_is_set(t: &TestStore) {
     assert!(feed
         .iter()
         .any(|e| e.recorded_at.timestamp_subsec_micros() != 0));
+}
+
+// ---- typed read-model tables (store::rows) ----------------------------------------
+
+fn keyed(id: &str, body: serde_json::Value, keys: Keys) -> DocChange {
+    DocChange::Put {
+        id: id.into(),
+        body,
+        keys,
+    }
+}
+
+/// A page query with only the parts a test cares about.
+fn query<'a>(conds: &'a [Cond], sort: Option<&'static str>, desc: bool) -> PageQuery<'a> {
+    PageQuery {
+        conds,
+        sort,
+        desc,
+        after: None,
+        limit: 100,
+    }
+}
+
+async fn page_ids(t: &TestStore, model: &str, q: &PageQuery<'_>) -> Vec<String> {
+    let docs = t.store.doc_page(model, q).await.unwrap();
+    let rows = t.store.row_ids(model, q).await.unwrap();
+    let ids: Vec<String> = docs.iter().map(|(id, _)| id.clone()).collect();
+    // row_ids answers the same rows, with their ord from the document.
+    assert_eq!(
+        rows,
+        docs.iter()
+            .map(|(id, body)| (id.clone(), body["ord"].as_i64().unwrap()))
+            .collect::<Vec<_>>(),
+        "{model} {q:?}"
+    );
+    ids
+}
+
+/// Every column of every typed table is written through `commit_models` and
+/// read back through conditions and sorts: the check that `rows::TABLES`
+/// (and `rows::INT_COLUMNS`) matches the schema of each SQL backend.
+async fn every_typed_column_is_written_and_queried(t: &TestStore) {
+    let s = &t.store;
+    for table in rows::TABLES {
+        // "a" and "b" have every column; the integers and the text of "b"
+        // sort first (9 < 10: a text column would sort "10" first); "c" has
+        // only its ord.
+        let value = |col: &'static str, doc: &str| match (rows::is_int(col), doc) {
+            (true, "a") => Key::Int(10),
+            (true, _) => Key::Int(9),
+            (false, "a") => Key::text(format!("{col}-b")),
+            (false, _) => Key::text(format!("{col}-a")),
+        };
+        let all =
+            |doc: &str| -> Keys { table.columns.iter().map(|c| (*c, value(c, doc))).collect() };
+        let changes = [
+            keyed("a", json!({"doc": "a", "ord": 10}), all("a")),
+            keyed("b", json!({"doc": "b", "ord": 9}), all("b")),
+            keyed(
+                "c",
+                json!({"doc": "c", "ord": 3}),
+                vec![("ord", Key::Int(3))],
+            ),
+        ];
+        assert!(s.commit_model(table.model, 0, 1, &changes).await.unwrap());
+        assert_eq!(
+            s.doc_get(table.model, "a").await.unwrap(),
+            Some(json!({"doc": "a", "ord": 10}))
+        );
+        for &col in table.columns {
+            let what = format!("{}.{col}", table.table);
+            let eq = [Cond::Eq(col, value(col, "a"))];
+            assert_eq!(
+                page_ids(t, table.model, &query(&eq, None, false)).await,
+                ["a"],
+                "{what}"
+            );
+            let null = [Cond::IsNull(col)];
+            let not_null = [Cond::NotNull(col)];
+            let (nulls, values): (&[&str], &[&str]) = match col {
+                "ord" => (&[], &["c", "b", "a"]),
+                _ => (&["c"], &["b", "a"]),
+            };
+            assert_eq!(
+                page_ids(t, table.model, &query(&null, None, false)).await,
+                nulls,
+                "{what}"
+            );
+            assert_eq!(
+                page_ids(t, table.model, &query(&not_null, None, false)).await,
+                values,
+                "{what}"
+            );
+            // Sorted by the column: NULLs first, then 9 before 10 ("…-a"
+            // before "…-b"); the other way round descending.
+            let asc: Vec<&str> = nulls.iter().chain(values).copied().collect();
+            assert_eq!(
+                page_ids(t, table.model, &query(&[], Some(col), false)).await,
+                asc,
+                "{what}"
+            );
+            let desc: Vec<&str> = asc.iter().rev().copied().collect();
+            assert_eq!(
+                page_ids(t, table.model, &query(&[], Some(col), true)).await,
+                desc,
+                "{what}"
+            );
+            if !rows::is_int(col) {
+                let part = [Cond::Contains(col, "-a".into())];
+                assert_eq!(
+                    page_ids(t, table.model, &query(&part, None, false)).await,
+                    ["b"],
+                    "{what}"
+                );
+            }
+        }
+        // Rewriting a document without a key makes that column NULL.
+        assert!(s
+            .commit_model(
+                table.model,
+                1,
+                2,
+                &[keyed(
+                    "a",
+                    json!({"doc": "a", "ord": 10}),
+                    vec![("ord", Key::Int(10))]
+                )]
+            )
+            .await
+            .unwrap());
+        let col = table.columns[1];
+        let null = [Cond::IsNull(col)];
+        assert_eq!(
+            page_ids(t, table.model, &query(&null, None, false)).await,
+            ["c", "a"],
+            "{}.{col}",
+            table.table
+        );
+        // Deletes reach the typed table.
+        assert!(s
+            .commit_model(table.model, 2, 3, &[DocChange::Delete { id: "c".into() }])
+            .await
+            .unwrap());
+        assert_eq!(
+            page_ids(t, table.model, &query(&[], None, false)).await,
+            ["b", "a"]
+        );
+        assert_eq!(s.doc_get(table.model, "c").await.unwrap(), None);
+    }
+}
+
+/// One row of the paging test: its nullable, duplicated sort value and its
+/// ord (unique, not in id order).
+fn paging_rows() -> Vec<(String, Option<String>, i64, &'static str)> {
+    (0..50)
+        .map(|i: i64| {
+            let name = match i % 5 {
+                0 => None,
+                _ => Some(format!("n{}", (i * 7) % 6)),
+            };
+            let driver = if i % 3 == 0 { "ipmi" } else { "redfish" };
+            (format!("node-{i:02}"), name, (i * 37) % 50 + 1, driver)
+        })
+        .collect()
+}
+
+/// Walks a query page by page (limit 7) through the keyset cursor, by
+/// `doc_page` and by `row_ids`, and checks both against `want` (ids).
+async fn walk(
+    t: &TestStore,
+    conds: &[Cond],
+    sort: Option<&'static str>,
+    desc: bool,
+    want: &[String],
+) {
+    let mut q = PageQuery {
+        conds,
+        sort,
+        desc,
+        after: None,
+        limit: 7,
+    };
+    let mut seen = vec![];
+    loop {
+        let page = t.store.doc_page("nodes", &q).await.unwrap();
+        let ids = t.store.row_ids("nodes", &q).await.unwrap();
+        assert_eq!(
+            ids,
+            page.iter()
+                .map(|(id, b)| (id.clone(), b["ord"].as_i64().unwrap()))
+                .collect::<Vec<_>>()
+        );
+        assert!(page.len() <= 7);
+        let Some((_, last)) = page.last() else { break };
+        let value = match sort {
+            Some(col) => Key::opt_text(last[col].as_str()),
+            None => Key::Null,
+        };
+        q.after = Some((value, last["ord"].as_i64().unwrap()));
+        seen.extend(page.into_iter().map(|(id, _)| id));
+        assert!(seen.len() <= want.len(), "the walk does not end");
+    }
+    assert_eq!(seen, want, "sort {sort:?} desc {desc} conds {conds:?}");
+}
+
+/// Keyset paging over a nullable sort column with NULLs and duplicates, both
+/// ways, with and without a condition, and by `ord` alone: the pages put
+/// together are the order computed here (NULLs first ascending, last
+/// descending, ties by ord).
+async fn keyset_pages_walk_the_whole_order(t: &TestStore) {
+    let rows = paging_rows();
+    let changes: Vec<DocChange> = rows
+        .iter()
+        .map(|(id, name, ord, driver)| {
+            keyed(
+                id,
+                json!({"name": name, "ord": ord, "driver": driver}),
+                vec![
+                    ("ord", Key::Int(*ord)),
+                    ("name", Key::opt_text(name.clone())),
+                    ("driver", Key::text(*driver)),
+                ],
+            )
+        })
+        .collect();
+    assert!(t.store.commit_model("nodes", 0, 1, &changes).await.unwrap());
+    // Noise the model condition must keep out.
+    t.store
+        .commit_model("nodes~other", 0, 1, &changes[..10])
+        .await
+        .unwrap();
+
+    let ipmi = [Cond::Eq("driver", Key::text("ipmi"))];
+    for conds in [&[][..], &ipmi[..]] {
+        let mut chosen: Vec<_> = rows
+            .iter()
+            .filter(|r| conds.is_empty() || r.3 == "ipmi")
+            .collect();
+        // Option orders None first, String by bytes: SQL's ascending order.
+        chosen.sort_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
+        let asc: Vec<String> = chosen.iter().map(|r| r.0.clone()).collect();
+        let desc: Vec<String> = asc.iter().rev().cloned().collect();
+        walk(t, conds, Some("name"), false, &asc).await;
+        walk(t, conds, Some("name"), true, &desc).await;
+
+        chosen.sort_by_key(|r| r.2);
+        let by_ord: Vec<String> = chosen.iter().map(|r| r.0.clone()).collect();
+        let back: Vec<String> = by_ord.iter().rev().cloned().collect();
+        walk(t, conds, None, false, &by_ord).await;
+        walk(t, conds, None, true, &back).await;
+    }
+}
+
+/// Each kind of condition, alone and together.
+async fn page_conditions_filter(t: &TestStore) {
+    let node =
+        |id: &str, ord: i64, owner: Option<&str>, lessee: Option<&str>, desc: Option<&str>| {
+            keyed(
+                id,
+                json!({"ord": ord}),
+                vec![
+                    ("ord", Key::Int(ord)),
+                    ("owner", Key::opt_text(owner)),
+                    ("lessee", Key::opt_text(lessee)),
+                    ("description", Key::opt_text(desc)),
+                    ("maintenance", Key::bool(ord % 2 == 0)),
+                ],
+            )
+        };
+    let changes = [
+        node("n1", 1, Some("p1"), None, Some("Rack 12, row B")),
+        node("n2", 2, Some("p2"), Some("p1"), Some("rack 3")),
+        node("n3", 3, None, Some("p3"), None),
+        node("n4", 4, None, None, Some("")),
+    ];
+    assert!(t.store.commit_model("nodes", 0, 1, &changes).await.unwrap());
+    let ids =
+        |conds: Vec<Cond>| async move { page_ids(t, "nodes", &query(&conds, None, false)).await };
+    assert_eq!(ids(vec![Cond::Eq("owner", Key::text("p1"))]).await, ["n1"]);
+    // Eq with NULL matches nothing, not the NULLs.
+    assert!(ids(vec![Cond::Eq("owner", Key::Null)]).await.is_empty());
+    assert_eq!(ids(vec![Cond::IsNull("owner")]).await, ["n3", "n4"]);
+    assert_eq!(ids(vec![Cond::NotNull("lessee")]).await, ["n2", "n3"]);
+    // Case-sensitive containment; the empty text is contained in every text.
+    assert_eq!(
+        ids(vec![Cond::Contains("description", "Rack".into())]).await,
+        ["n1"]
+    );
+    assert_eq!(
+        ids(vec![Cond::Contains("description", "ack".into())]).await,
+        ["n1", "n2"]
+    );
+    assert_eq!(
+        ids(vec![Cond::Contains("description", "".into())]).await,
+        ["n1", "n2", "n4"]
+    );
+    let project = |p: &str| {
+        Cond::Any(vec![
+            Cond::Eq("owner", Key::text(p)),
+            Cond::Eq("lessee", Key::text(p)),
+        ])
+    };
+    assert_eq!(ids(vec![project("p1")]).await, ["n1", "n2"]);
+    assert_eq!(ids(vec![project("p3")]).await, ["n3"]);
+    assert!(ids(vec![Cond::Any(vec![])]).await.is_empty());
+    // Conditions are a conjunction.
+    assert_eq!(
+        ids(vec![
+            project("p1"),
+            Cond::Eq("maintenance", Key::bool(true))
+        ])
+        .await,
+        ["n2"]
+    );
+    assert_eq!(
+        ids(vec![
+            Cond::Any(vec![
+                Cond::IsNull("owner"),
+                Cond::Contains("description", "12".into())
+            ]),
+            Cond::Eq("maintenance", Key::bool(false)),
+        ])
+        .await,
+        ["n1", "n3"]
+    );
+    // A model without a typed table, or a column its table lacks, is refused.
+    assert!(t
+        .store
+        .doc_page("process_manager", &query(&[], None, false))
+        .await
+        .is_err());
+    let bad = [Cond::IsNull("address")];
+    assert!(t
+        .store
+        .row_ids("nodes", &query(&bad, None, false))
+        .await
+        .is_err());
+}
+
+/// A rebuild's scratch model lives in the typed table: queried apart from the
+/// live one, swapped in with its keys, dropped with them.
+async fn scratch_models_swap_and_drop_with_their_keys(t: &TestStore) {
+    let s = &t.store;
+    let state = |id: &str, ord: i64, state: &str| {
+        keyed(
+            id,
+            json!({"ord": ord, "state": state}),
+            vec![
+                ("ord", Key::Int(ord)),
+                ("provision_state", Key::text(state)),
+            ],
+        )
+    };
+    s.commit_model(
+        "nodes",
+        0,
+        5,
+        &[state("old", 1, "active"), state("both", 2, "active")],
+    )
+    .await
+    .unwrap();
+    s.commit_model(
+        "nodes~rebuild",
+        0,
+        6,
+        &[state("both", 2, "available"), state("new", 3, "active")],
+    )
+    .await
+    .unwrap();
+    let active = [Cond::Eq("provision_state", Key::text("active"))];
+    assert_eq!(
+        page_ids(t, "nodes", &query(&active, None, false)).await,
+        ["old", "both"]
+    );
+    assert_eq!(
+        page_ids(t, "nodes~rebuild", &query(&active, None, false)).await,
+        ["new"]
+    );
+
+    assert!(s.swap_model("nodes", "nodes~rebuild").await.unwrap());
+    assert_eq!(
+        page_ids(t, "nodes", &query(&active, None, false)).await,
+        ["new"]
+    );
+    let available = [Cond::Eq("provision_state", Key::text("available"))];
+    assert_eq!(
+        page_ids(t, "nodes", &query(&available, None, false)).await,
+        ["both"]
+    );
+    assert_eq!(
+        page_ids(t, "nodes", &query(&[], Some("provision_state"), true)).await,
+        ["both", "new"]
+    );
+    assert!(page_ids(t, "nodes~rebuild", &query(&[], None, false))
+        .await
+        .is_empty());
+    assert_eq!(s.doc_get("nodes", "old").await.unwrap(), None);
+    assert_eq!(s.checkpoint("nodes").await.unwrap(), 6);
+
+    // A scratch model from the generic table: its documents move, without keys.
+    s.commit_model("plain", 0, 7, &[put("p", json!({"ord": 0}))])
+        .await
+        .unwrap();
+    assert!(s.swap_model("nodes", "plain").await.unwrap());
+    assert_eq!(
+        s.doc_list("nodes").await.unwrap(),
+        vec![("p".to_string(), json!({"ord": 0}))]
+    );
+    assert_eq!(page_ids(t, "nodes", &query(&[], None, false)).await, ["p"]);
+    assert!(s.doc_list("plain").await.unwrap().is_empty());
+
+    s.commit_model("nodes~x", 0, 1, &[state("x", 1, "active")])
+        .await
+        .unwrap();
+    s.drop_model("nodes").await.unwrap();
+    assert!(page_ids(t, "nodes", &query(&[], None, false))
+        .await
+        .is_empty());
+    assert!(s.doc_list("nodes").await.unwrap().is_empty());
+    // Dropping one model of a table leaves the others.
+    assert_eq!(
+        page_ids(t, "nodes~x", &query(&active, None, false)).await,
+        ["x"]
+    );
+    s.drop_model("nodes~x").await.unwrap();
+    assert!(page_ids(t, "nodes~x", &query(&[], None, false))
+        .await
+        .is_empty());
+}
+
+/// `doc_scan` reads a model page by page in id order, typed or generic, from
+/// the very first id (the empty one too).
+async fn doc_scan_pages_by_id(t: &TestStore) {
+    let s = &t.store;
+    let mut ids: Vec<String> = (0..23).map(|i| format!("id-{:02}", (i * 7) % 23)).collect();
+    ids.push(String::new());
+    for model in ["ports", "generic"] {
+        let changes: Vec<DocChange> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let keys = match model {
+                    "ports" => vec![("ord", Key::Int(i as i64))],
+                    _ => vec![],
+                };
+                keyed(id, json!(id), keys)
+            })
+            .collect();
+        assert!(s.commit_model(model, 0, 1, &changes).await.unwrap());
+        s.commit_model(&format!("{model}~other"), 0, 1, &changes[..3])
+            .await
+            .unwrap();
+        let mut seen: Vec<String> = vec![];
+        let mut after: Option<String> = None;
+        loop {
+            let page = s.doc_scan(model, after.as_deref(), 4).await.unwrap();
+            assert!(page.len() <= 4);
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (id, body) in page {
+                assert_eq!(body, json!(id));
+                seen.push(id);
+            }
+        }
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(seen, want, "{model}");
+        assert_eq!(
+            s.doc_list(model)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>(),
+            want
+        );
+    }
+}
+
+/// Keys naming a column the model's table lacks (or of the wrong type, or on
+/// a model without a table) fail the whole commit: nothing is written.
+async fn bad_keys_are_refused_with_nothing_written(t: &TestStore) {
+    let s = &t.store;
+    let good = [keyed("n1", json!({"ord": 1}), vec![("ord", Key::Int(1))])];
+    let bad_commits: [(&str, Keys); 4] = [
+        (
+            "ports",
+            vec![("ord", Key::Int(1)), ("no_such_column", Key::Null)],
+        ),
+        ("ports", vec![("name; DROP TABLE events", Key::Null)]),
+        ("ports", vec![("ord", Key::text("1"))]),
+        ("generic", vec![("ord", Key::Int(1))]),
+    ];
+    for (model, keys) in bad_commits {
+        let bad = [keyed("p1", json!(2), keys.clone())];
+        let result = s
+            .commit_models(&[
+                ModelCommit {
+                    model: "nodes",
+                    from: 0,
+                    to: 1,
+                    changes: &good,
+                    failures: &[],
+                },
+                ModelCommit {
+                    model,
+                    from: 0,
+                    to: 1,
+                    changes: &bad,
+                    failures: &[],
+                },
+            ])
+            .await;
+        assert!(result.is_err(), "{model} {keys:?}");
+        assert_eq!(s.checkpoints(&["nodes", model]).await.unwrap(), [0, 0]);
+        assert!(s.doc_list("nodes").await.unwrap().is_empty());
+        assert!(s.doc_list(model).await.unwrap().is_empty());
+    }
+    // The schema is still whole, and a good commit goes through.
+    assert!(s.commit_model("nodes", 0, 1, &good).await.unwrap());
+    assert_eq!(
+        page_ids(t, "nodes", &query(&[], None, false)).await.len(),
+        1
+    );
 }
 
 // ---- the cqrs-es bridge ---------------------------------------------------------

@@ -92,9 +92,11 @@
 //! The projector commits a batch for all its models in one transaction
 //! ([`LogStore::commit_models`]): one `SELECT … FOR UPDATE` takes the models'
 //! checkpoint rows in model order and checks every compare-and-set, then one
-//! statement moves the checkpoints and two `unnest` statements write every
+//! statement moves the checkpoints and two `unnest` statements per table
+//! (`read_models` and the typed tables of [`super::rows`]) write every
 //! model's documents.
 
+use super::rows::{self, Dialect, Key, Keys, PageQuery};
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
     FailureColumns, LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError,
@@ -103,7 +105,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Connection, Executor, Row};
 
@@ -171,6 +173,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_projection_failures",
         include_str!("../../schema/postgres/0005_projection_failures.sql"),
+    ),
+    (
+        6,
+        "0006_read_tables",
+        include_str!("../../schema/postgres/0006_read_tables.sql"),
     ),
 ];
 
@@ -341,6 +348,23 @@ impl PostgresStore {
         })
     }
 
+    /// One page of a typed model (see [`rows::page_select`]), its rows with the
+    /// `select` columns in order.
+    async fn page(
+        &self,
+        model: &str,
+        select: &[&'static str],
+        query: &PageQuery<'_>,
+    ) -> Result<Vec<PgRow>, StoreError> {
+        let table = rows::page_table(model, query)?;
+        let sql = rows::page_select(table, model, select, query, Dialect::Postgres);
+        let mut q = sqlx::query(&sql.text);
+        for key in &sql.binds {
+            q = bind_key(q, key);
+        }
+        q.fetch_all(&self.pool).await.map_err(sql_error)
+    }
+
     /// The transaction of [`LogStore::commit_models`], on model-sorted arrays.
     /// Returns the driver's error as is, so that the caller can tell a deadlock or
     /// serialization failure (nothing written, try again) from a real failure.
@@ -399,33 +423,18 @@ impl PostgresStore {
             return Ok(false);
         }
 
-        // Every model's documents in (at most) two set-based statements.
+        // Every table's documents in (at most) two set-based statements.
         let (puts, deletes) = last_changes(commits);
-        if !puts.is_empty() {
-            let (mut put_models, mut put_ids, mut put_bodies) = (vec![], vec![], vec![]);
-            for (model, id, body, _keys) in puts {
-                put_models.push(model);
-                put_ids.push(id);
-                put_bodies.push(Json(body));
-            }
-            sqlx::query(
-                "INSERT INTO read_models (model, id, body) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) \
-                 ON CONFLICT (model, id) DO UPDATE SET body = EXCLUDED.body",
-            )
-            .bind(&put_models)
-            .bind(&put_ids)
-            .bind(&put_bodies)
-            .execute(&mut *tx)
-            .await?;
+        for (table, puts) in by_table(puts, |p| p.0) {
+            write_docs(&mut tx, table, &puts).await?;
         }
-        if !deletes.is_empty() {
+        for (table, deletes) in by_table(deletes, |d| d.0) {
             let (del_models, del_ids): (Vec<&str>, Vec<&str>) = deletes.into_iter().unzip();
-            sqlx::query(
-                "DELETE FROM read_models r \
+            sqlx::query(&format!(
+                "DELETE FROM {table} r \
                  USING unnest($1::text[], $2::text[]) AS d(model, id) \
-                 WHERE r.model = d.model AND r.id = d.id",
-            )
+                 WHERE r.model = d.model AND r.id = d.id"
+            ))
             .bind(&del_models)
             .bind(&del_ids)
             .execute(&mut *tx)
@@ -438,6 +447,119 @@ impl PostgresStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// Splits a commit's net changes by the SQL table of their model.
+fn by_table<T>(items: Vec<T>, model: impl Fn(&T) -> &str) -> Vec<(&'static str, Vec<T>)> {
+    let mut out: Vec<(&'static str, Vec<T>)> = vec![];
+    for item in items {
+        let table = rows::sql_table(model(&item));
+        match out.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, v)) => v.push(item),
+            None => out.push((table, vec![item])),
+        }
+    }
+    out
+}
+
+/// One index column of a batch of rows, as the typed array `unnest` reads.
+enum Column<'a> {
+    Int(Vec<Option<i64>>),
+    Text(Vec<Option<&'a str>>),
+}
+
+/// Upserts documents of one SQL table in one statement: `body` and, in a
+/// typed table, every index column (a column the keys leave out becomes
+/// NULL, so a key that is gone is gone from the index too).
+async fn write_docs(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    table: &'static str,
+    puts: &[(&str, &str, &Value, &Keys)],
+) -> Result<(), sqlx::Error> {
+    let typed = puts.first().and_then(|p| rows::table_of(p.0));
+    let index_columns = typed.map_or(&[][..], |t| t.columns);
+    let mut columns: Vec<Column<'_>> = index_columns
+        .iter()
+        .map(|c| match rows::is_int(c) {
+            true => Column::Int(Vec::with_capacity(puts.len())),
+            false => Column::Text(Vec::with_capacity(puts.len())),
+        })
+        .collect();
+    let (mut models, mut ids, mut bodies) = (vec![], vec![], vec![]);
+    for &(model, id, body, keys) in puts {
+        models.push(model);
+        ids.push(id);
+        bodies.push(Json(body));
+        let values = typed.map_or(vec![], |t| t.values(keys));
+        for ((name, column), value) in index_columns.iter().zip(&mut columns).zip(values) {
+            match (column, value) {
+                (Column::Int(v), Key::Null) => v.push(None),
+                (Column::Text(v), Key::Null) => v.push(None),
+                (Column::Int(v), Key::Int(i)) => v.push(Some(*i)),
+                (Column::Text(v), Key::Text(s)) => v.push(Some(s.as_str())),
+                // `rows::check_keys` refused it before the transaction began.
+                _ => {
+                    return Err(sqlx::Error::Encode(
+                        format!("a value of the wrong type for {table}.{name}").into(),
+                    ))
+                }
+            }
+        }
+    }
+    let mut arrays = vec![
+        "$1::text[]".to_string(),
+        "$2::text[]".into(),
+        "$3::jsonb[]".into(),
+    ];
+    for (i, c) in index_columns.iter().enumerate() {
+        let ty = if rows::is_int(c) { "int8" } else { "text" };
+        arrays.push(format!("${}::{ty}[]", i + 4));
+    }
+    let set: Vec<String> = ["body"]
+        .iter()
+        .chain(index_columns)
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} (model, id, body{}) SELECT * FROM unnest({}) \
+         ON CONFLICT (model, id) DO UPDATE SET {}",
+        index_columns
+            .iter()
+            .map(|c| format!(", {c}"))
+            .collect::<String>(),
+        arrays.join(", "),
+        set.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(&models).bind(&ids).bind(&bodies);
+    for c in &columns {
+        query = match c {
+            Column::Int(v) => query.bind(v),
+            Column::Text(v) => query.bind(v),
+        };
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// What a statement of [`LogStore::swap_model`] binds: `live`, `scratch`, or
+/// both (`live` as `$1`, `scratch` as `$2`).
+enum Binds {
+    Live,
+    Scratch,
+    Both,
+}
+
+/// Binds one index value as its PostgreSQL type (`int8` or `text`, the
+/// types of the index columns).
+fn bind_key<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, PgArguments>,
+    key: &'q Key,
+) -> sqlx::query::Query<'q, sqlx::Postgres, PgArguments> {
+    match key {
+        Key::Null => query.bind(None::<&str>),
+        Key::Int(i) => query.bind(*i),
+        Key::Text(s) => query.bind(s.as_str()),
     }
 }
 
@@ -709,24 +831,28 @@ impl LogStore for PostgresStore {
     }
 
     async fn doc_get(&self, model: &str, id: &str) -> Result<Option<Value>, StoreError> {
-        let body: Option<Stored> =
-            sqlx::query_scalar("SELECT body FROM read_models WHERE model = $1 AND id = $2")
-                .bind(model)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(sql_error)?;
+        let body: Option<Stored> = sqlx::query_scalar(&format!(
+            "SELECT body FROM {} WHERE model = $1 AND id = $2",
+            rows::sql_table(model)
+        ))
+        .bind(model)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql_error)?;
         Ok(body.map(|b| b.0))
     }
 
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
         // `id` is COLLATE "C": byte order, like the other backends.
-        let rows: Vec<(String, Stored)> =
-            sqlx::query_as("SELECT id, body FROM read_models WHERE model = $1 ORDER BY id")
-                .bind(model)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(sql_error)?;
+        let rows: Vec<(String, Stored)> = sqlx::query_as(&format!(
+            "SELECT id, body FROM {} WHERE model = $1 ORDER BY id",
+            rows::sql_table(model)
+        ))
+        .bind(model)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_error)?;
         Ok(rows.into_iter().map(|(id, body)| (id, body.0)).collect())
     }
 
@@ -739,10 +865,11 @@ impl LogStore for PostgresStore {
         // `id` is COLLATE "C": byte order, so the prefix is one range of the
         // primary key, bounded on both ends.
         let upper = super::prefix_upper_bound(prefix).unwrap_or_else(|| "\u{10FFFF}".repeat(8));
-        let rows: Vec<(String, Stored)> = sqlx::query_as(
-            "SELECT id, body FROM read_models WHERE model = $1 AND id >= $2 AND id < $3 \
+        let rows: Vec<(String, Stored)> = sqlx::query_as(&format!(
+            "SELECT id, body FROM {} WHERE model = $1 AND id >= $2 AND id < $3 \
              ORDER BY id LIMIT $4",
-        )
+            rows::sql_table(model)
+        ))
         .bind(model)
         .bind(prefix)
         .bind(&upper)
@@ -759,36 +886,50 @@ impl LogStore for PostgresStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, Value)>, StoreError> {
-        let rows: Vec<(String, Stored)> = sqlx::query_as(
-            "SELECT id, body FROM read_models WHERE model = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(model)
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sql_error)?;
+        // Without `after`, no bound at all: an empty id is an id too (and an
+        // `OR` in the bound would cost the index range on a generic plan).
+        let bound = if after.is_some() { "AND id > $3" } else { "" };
+        let sql = format!(
+            "SELECT id, body FROM {} WHERE model = $1 {bound} ORDER BY id LIMIT $2",
+            rows::sql_table(model)
+        );
+        let mut query = sqlx::query_as(&sql).bind(model).bind(i64::from(limit));
+        if let Some(after) = after {
+            query = query.bind(after);
+        }
+        let rows: Vec<(String, Stored)> = query.fetch_all(&self.pool).await.map_err(sql_error)?;
         Ok(rows.into_iter().map(|(id, body)| (id, body.0)).collect())
     }
 
     async fn doc_page(
         &self,
         model: &str,
-        _query: &super::PageQuery<'_>,
+        query: &PageQuery<'_>,
     ) -> Result<Vec<(String, Value)>, StoreError> {
-        Err(StoreError::Database(format!(
-            "not yet: typed tables ({model})"
-        )))
+        let rows = self.page(model, &["id", "body"], query).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0).map_err(sql_error)?,
+                    row.try_get::<Stored, _>(1).map_err(sql_error)?.0,
+                ))
+            })
+            .collect()
     }
 
     async fn row_ids(
         &self,
         model: &str,
-        _query: &super::PageQuery<'_>,
+        query: &PageQuery<'_>,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        Err(StoreError::Database(format!(
-            "not yet: typed tables ({model})"
-        )))
+        let rows = self.page(model, &["id", "ord"], query).await?;
+        rows.iter()
+            .map(|row| {
+                let ord: Option<i64> = row.try_get(1).map_err(sql_error)?;
+                // A row written without `ord` sorts as 0, as in the memory store.
+                Ok((row.try_get(0).map_err(sql_error)?, ord.unwrap_or(0)))
+            })
+            .collect()
     }
 
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
@@ -841,12 +982,8 @@ impl LogStore for PostgresStore {
 
     async fn drop_model(&self, model: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(sql_error)?;
-        for sql in [
-            "DELETE FROM checkpoints WHERE model = $1",
-            "DELETE FROM read_models WHERE model = $1",
-            "DELETE FROM projection_failures WHERE model = $1",
-        ] {
-            sqlx::query(sql)
+        for table in ["checkpoints", rows::sql_table(model), "projection_failures"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE model = $1"))
                 .bind(model)
                 .execute(&mut *tx)
                 .await
@@ -960,19 +1097,63 @@ impl LogStore for PostgresStore {
         // Checkpoint first: deleting the live checkpoint row locks it, so a live
         // projector's compare-and-set waits for us and then fails (its row is gone)
         // instead of writing documents into the model we are replacing.
-        for sql in [
-            "DELETE FROM checkpoints WHERE model = $1",
-            "UPDATE checkpoints SET model = $1 WHERE model = $2",
-            "DELETE FROM read_models WHERE model = $1",
-            "UPDATE read_models SET model = $1 WHERE model = $2",
-            "DELETE FROM projection_failures WHERE model = $1",
-            "UPDATE projection_failures SET model = $1 WHERE model = $2",
-        ] {
-            let query = sqlx::query(sql).bind(live);
-            let query = if sql.contains("$2") {
-                query.bind(scratch)
+        let (live_table, scratch_table) = (rows::sql_table(live), rows::sql_table(scratch));
+        let move_documents = if live_table == scratch_table {
+            // Keys and all: the rows only change their model.
+            vec![format!(
+                "UPDATE {live_table} SET model = $1 WHERE model = $2"
+            )]
+        } else {
+            // Models of two tables (not a rebuild's scratch copy): the
+            // documents move, keys cannot (the tables have other columns).
+            vec![
+                format!(
+                    "INSERT INTO {live_table} (model, id, body) \
+                     SELECT $1, id, body FROM {scratch_table} WHERE model = $2"
+                ),
+                format!("DELETE FROM {scratch_table} WHERE model = $1"),
+            ]
+        };
+        // (statement, whether it takes `scratch` as $2 besides `live` as $1, or
+        // `scratch` alone as $1)
+        let mut statements: Vec<(String, Binds)> = vec![
+            (
+                "DELETE FROM checkpoints WHERE model = $1".into(),
+                Binds::Live,
+            ),
+            (
+                "UPDATE checkpoints SET model = $1 WHERE model = $2".into(),
+                Binds::Both,
+            ),
+            (
+                format!("DELETE FROM {live_table} WHERE model = $1"),
+                Binds::Live,
+            ),
+        ];
+        for sql in move_documents {
+            let binds = if sql.contains("$2") {
+                Binds::Both
             } else {
-                query
+                Binds::Scratch
+            };
+            statements.push((sql, binds));
+        }
+        statements.extend([
+            (
+                "DELETE FROM projection_failures WHERE model = $1".to_string(),
+                Binds::Live,
+            ),
+            (
+                "UPDATE projection_failures SET model = $1 WHERE model = $2".to_string(),
+                Binds::Both,
+            ),
+        ]);
+        for (sql, binds) in &statements {
+            let query = sqlx::query(sql);
+            let query = match binds {
+                Binds::Live => query.bind(live),
+                Binds::Scratch => query.bind(scratch),
+                Binds::Both => query.bind(live).bind(scratch),
             };
             query.execute(&mut *tx).await.map_err(sql_error)?;
         }

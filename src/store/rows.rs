@@ -4,7 +4,8 @@
 //! A read model's documents are JSON; what the API filters, sorts and pages
 //! on must not be dug out of that JSON at query time, or every list costs the
 //! whole model. So each typed model has a table of its own (see
-//! `schema/*/0006_read_tables.sql`) with one column per key and an index for
+//! `schema/sqlite/0005_read_tables.sql` and
+//! `schema/postgres/0006_read_tables.sql`) with one column per key and an index for
 //! every query the API makes, and each document is written with its **keys**
 //! ([`DocChange::Put`](super::DocChange)'s `keys`): the values of those
 //! columns, computed by the projection that owns the model. A query
@@ -137,7 +138,7 @@ impl PageQuery<'_> {
 
     /// Whether a row with these keys comes after the cursor, in this query's
     /// order (the memory backend's keyset; the SQL backends spell it out in
-    /// [`keyset_sql`]).
+    /// [`page_select`]).
     pub fn is_after(&self, keys: &Keys) -> bool {
         let Some((value, ord)) = &self.after else {
             return true;
@@ -182,8 +183,8 @@ pub struct Table {
     pub columns: &'static [&'static str],
 }
 
-/// The typed tables `schema/*/0006_read_tables.sql` create, with their
-/// columns. Must match the SQL: `tests/store_suite.rs` writes and queries
+/// The typed tables `schema/sqlite/0005_read_tables.sql` and
+/// `schema/postgres/0006_read_tables.sql` create, with their columns. Must match the SQL: `tests/store_suite.rs` writes and queries
 /// every column on every backend.
 pub const TABLES: &[Table] = &[
     Table {
@@ -192,6 +193,7 @@ pub const TABLES: &[Table] = &[
         columns: &[
             "ord",
             "name",
+            "uuid",
             "provision_state",
             "power_state",
             "driver",
@@ -248,11 +250,29 @@ pub const TABLES: &[Table] = &[
     },
 ];
 
+/// The index columns that hold integers (`INTEGER` in SQLite, `bigint` in
+/// PostgreSQL: `ord`, the booleans as 0/1, `boot_index`); every other index
+/// column holds text. A column name has one type in every table, so that the
+/// backends can bind a whole column (PostgreSQL's typed `unnest` arrays) even
+/// when every value in a batch is NULL.
+pub const INT_COLUMNS: &[&str] = &["ord", "maintenance", "retired", "needs_work", "boot_index"];
+
+/// Whether an index column holds integers (see [`INT_COLUMNS`]).
+pub fn is_int(column: &str) -> bool {
+    INT_COLUMNS.contains(&column)
+}
+
 /// The table a model lives in: its typed table (scratch copies `<model>~…`
 /// share their model's), or `None` for the generic `read_models`.
 pub fn table_of(model: &str) -> Option<&'static Table> {
     let base = model.split('~').next().unwrap_or(model);
     TABLES.iter().find(|t| t.model == base)
+}
+
+/// The SQL table a model's documents live in: its typed table, or
+/// `read_models`. A name from [`TABLES`], never from input.
+pub fn sql_table(model: &str) -> &'static str {
+    table_of(model).map_or("read_models", |t| t.table)
 }
 
 impl Table {
@@ -267,149 +287,291 @@ impl Table {
             ))),
         }
     }
+
+    /// Refuses a value of the wrong type for its column (an integer in a
+    /// text column or the other way round): memory would store it, SQLite's
+    /// STRICT tables and PostgreSQL's typed parameters would not, so no
+    /// backend takes it.
+    fn check_value(&self, column: &str, value: &Key) -> Result<(), StoreError> {
+        let fits = match value {
+            Key::Null => true,
+            Key::Int(_) => is_int(column),
+            Key::Text(_) => !is_int(column),
+        };
+        if fits {
+            return Ok(());
+        }
+        let holds = if is_int(column) { "integers" } else { "text" };
+        Err(StoreError::Database(format!(
+            "column {column:?} of read model {} holds {holds}",
+            self.model
+        )))
+    }
+
+    /// The value of each of [`columns`](Self::columns), in that order, for a
+    /// document with `keys` (NULL for a column the keys leave out; the first
+    /// value for a column given twice, as [`Cond::holds`] reads it).
+    pub fn values<'k>(&self, keys: &'k Keys) -> Vec<&'k Key> {
+        const NULL: &Key = &Key::Null;
+        self.columns
+            .iter()
+            .map(|c| keys.iter().find(|(k, _)| k == c).map_or(NULL, |(_, v)| v))
+            .collect()
+    }
 }
 
-/// The keys of a document written to `model`, checked against its table. A
-/// model without a table takes no keys. (Projections always give `ord`; a
-/// document written without it sorts first, as a NULL does.)
+/// The keys of a document written to `model`, checked against its table:
+/// every column must exist and every value have its column's type. A model
+/// without a table takes no keys. (Projections always give `ord`; a document
+/// written without it sorts first, as a NULL does.)
 pub fn check_keys(model: &str, keys: &Keys) -> Result<(), StoreError> {
     match table_of(model) {
         None if keys.is_empty() => Ok(()),
         None => Err(StoreError::Database(format!(
             "read model {model} has no typed table, yet a document came with keys"
         ))),
-        Some(t) => t.check(&keys.iter().map(|(c, _)| *c).collect::<Vec<_>>()),
+        Some(t) => {
+            t.check(&keys.iter().map(|(c, _)| *c).collect::<Vec<_>>())?;
+            keys.iter().try_for_each(|(c, v)| t.check_value(c, v))
+        }
     }
 }
 
-/// The typed table a page query reads, with its columns checked.
+/// The typed table a page query reads, with its columns and the types of its
+/// values checked.
 pub fn page_table(model: &str, q: &PageQuery<'_>) -> Result<&'static Table, StoreError> {
     let t = table_of(model).ok_or_else(|| {
         StoreError::Database(format!("read model {model} has no typed table to page"))
     })?;
     t.check(&q.columns())?;
+    fn values(t: &Table, c: &Cond) -> Result<(), StoreError> {
+        match c {
+            Cond::Eq(col, v) => t.check_value(col, v),
+            Cond::Contains(col, part) => t.check_value(col, &Key::Text(part.clone())),
+            Cond::IsNull(_) | Cond::NotNull(_) => Ok(()),
+            Cond::Any(all) => all.iter().try_for_each(|c| values(t, c)),
+        }
+    }
+    q.conds.iter().try_for_each(|c| values(t, c))?;
+    if let (Some(col), Some((v, _))) = (q.sort, &q.after) {
+        t.check_value(col, v)?;
+    }
     Ok(t)
 }
 
-/// A SQL fragment and the values it binds, in order, for one dialect.
-/// `ph(n)` spells the n-th placeholder (1-based): `?` for SQLite, `$n` for
-/// PostgreSQL.
+/// The SQL dialect a statement is spelled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The n-th placeholder (1-based).
+    fn placeholder(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => "?".into(),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// The text-position function: `instr` in SQLite, `strpos` in PostgreSQL
+    /// (both 1-based, 0 when absent, NULL on NULL).
+    fn contains(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "instr",
+            Dialect::Postgres => "strpos",
+        }
+    }
+}
+
+/// A SQL statement and the values it binds, in placeholder order.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sql {
     pub text: String,
     pub binds: Vec<Key>,
 }
 
 impl Sql {
-    fn new() -> Self {
-        Sql {
-            text: String::new(),
-            binds: vec![],
-        }
-    }
-
-    fn bind(&mut self, k: Key, ph: &dyn Fn(usize) -> String, offset: usize) -> String {
+    fn bind(&mut self, k: Key, d: Dialect) -> String {
         self.binds.push(k);
-        ph(offset + self.binds.len())
+        d.placeholder(self.binds.len())
     }
 }
 
-/// The `WHERE` conditions (without the `model = …` one) and `ORDER BY` of a
-/// page query, for the SQL backends; the placeholders number from
-/// `offset + 1`. Text containment is `instr` in SQLite and `strpos` in
-/// PostgreSQL (`contains` names the function).
-pub fn page_sql(
+/// The statement reading one page of a typed model: `SELECT <select> FROM
+/// <table> WHERE model = … AND <conditions> AND <keyset> ORDER BY … LIMIT …`,
+/// where `select` names plain columns of the table (`id`, `body`, `ord`).
+///
+/// Every page is meant to be one range of an index `(model, <sort>, ord)` (or
+/// `(model, ord)`): `ORDER BY <sort> ASC NULLS FIRST, ord ASC NULLS FIRST` is
+/// the index's order, `DESC NULLS LAST` in both its reverse, and the keyset bounds the
+/// range on the sort column itself, so a deep cursor seeks rather than walks
+/// the rows before it. Two keysets are not one range, because NULLs sit at
+/// one end of the index and `col < v` never matches them: descending after a
+/// value (the values below it, **then** every NULL) and ascending after a
+/// NULL (the later NULLs, **then** every value). Those pages are a `UNION ALL`
+/// of the two ranges, each cut to the limit, then ordered by which range a
+/// row came from: at most twice the limit rows are sorted, however deep the
+/// cursor.
+pub fn page_select(
+    table: &Table,
+    model: &str,
+    select: &[&'static str],
     q: &PageQuery<'_>,
-    ph: &dyn Fn(usize) -> String,
-    offset: usize,
-    contains: &str,
+    d: Dialect,
 ) -> Sql {
-    let mut sql = Sql::new();
-    let mut parts: Vec<String> = vec![];
-    for c in q.conds {
-        let p = cond_sql(c, &mut sql, ph, offset, contains);
-        parts.push(p);
-    }
-    if let Some((value, ord)) = &q.after {
-        let p = keyset_sql(q, value.clone(), *ord, &mut sql, ph, offset);
-        parts.push(p);
-    }
-    let dir = if q.desc { "DESC" } else { "ASC" };
-    let nulls = if q.desc { "NULLS LAST" } else { "NULLS FIRST" };
+    let mut sql = Sql {
+        text: String::new(),
+        binds: vec![],
+    };
+    // NULLs first ascending in every column, `ord` too (a row written
+    // without one sorts first, as in the memory store): SQLite's default,
+    // spelled out for PostgreSQL, whose default is the other way round.
+    let dir = match q.desc {
+        false => "ASC NULLS FIRST",
+        true => "DESC NULLS LAST",
+    };
     let order = match q.sort {
-        Some(col) => format!("{col} {dir} {nulls}, ord {dir}"),
+        Some(col) => format!("{col} {dir}, ord {dir}"),
         None => format!("ord {dir}"),
     };
-    sql.text = format!(
-        "{}ORDER BY {order}",
-        parts
-            .iter()
-            .map(|p| format!("AND {p} "))
-            .collect::<String>()
-    );
+    let ranges = keyset_ranges(q);
+    let arm = |sql: &mut Sql, select: &str, range: Option<&Range>| {
+        let model = sql.bind(Key::text(model), d);
+        let mut text = format!("SELECT {select} FROM {} WHERE model = {model}", table.table);
+        for c in q.conds {
+            let c = cond_sql(c, sql, d);
+            text.push_str(&format!(" AND {c}"));
+        }
+        if let Some(r) = range {
+            let r = range_sql(r, q.desc, sql, d);
+            text.push_str(&format!(" AND {r}"));
+        }
+        let limit = sql.bind(Key::Int(i64::from(q.limit)), d);
+        text.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
+        text
+    };
+    match ranges.as_slice() {
+        [] => sql.text = arm(&mut sql, &select.join(", "), None),
+        [one] => sql.text = arm(&mut sql, &select.join(", "), Some(one)),
+        many => {
+            // Each range carries what the outer ORDER BY needs.
+            let mut inner: Vec<&str> = select.to_vec();
+            for c in ["ord"].into_iter().chain(q.sort) {
+                if !inner.contains(&c) {
+                    inner.push(c);
+                }
+            }
+            let inner = inner.join(", ");
+            let arms: Vec<String> = many
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let a = arm(&mut sql, &format!("{inner}, {i} AS arm"), Some(r));
+                    format!("SELECT * FROM ({a}) AS range{i}")
+                })
+                .collect();
+            let limit = sql.bind(Key::Int(i64::from(q.limit)), d);
+            sql.text = format!(
+                "SELECT {} FROM ({}) AS page ORDER BY arm, {order} LIMIT {limit}",
+                select.join(", "),
+                arms.join(" UNION ALL ")
+            );
+        }
+    }
     sql
 }
 
-fn cond_sql(
-    c: &Cond,
-    sql: &mut Sql,
-    ph: &dyn Fn(usize) -> String,
-    offset: usize,
-    contains: &str,
-) -> String {
+fn cond_sql(c: &Cond, sql: &mut Sql, d: Dialect) -> String {
     match c {
         Cond::Eq(_, Key::Null) => "1 = 0".into(),
         Cond::Eq(col, v) => {
-            let p = sql.bind(v.clone(), ph, offset);
+            let p = sql.bind(v.clone(), d);
             format!("{col} = {p}")
         }
         Cond::IsNull(col) => format!("{col} IS NULL"),
         Cond::NotNull(col) => format!("{col} IS NOT NULL"),
         Cond::Contains(col, part) => {
-            let p = sql.bind(Key::Text(part.clone()), ph, offset);
-            format!("{contains}({col}, {p}) > 0")
+            let p = sql.bind(Key::Text(part.clone()), d);
+            format!("{}({col}, {p}) > 0", d.contains())
         }
         Cond::Any(all) if all.is_empty() => "1 = 0".into(),
         Cond::Any(all) => {
-            let ps: Vec<String> = all
-                .iter()
-                .map(|c| cond_sql(c, sql, ph, offset, contains))
-                .collect();
+            let ps: Vec<String> = all.iter().map(|c| cond_sql(c, sql, d)).collect();
             format!("({})", ps.join(" OR "))
         }
     }
 }
 
-/// The keyset condition: rows strictly after `(value, ord)` in the query's
-/// order, with NULLs first ascending (last descending), spelled without row
-/// comparisons so that a NULL sort value compares correctly.
-fn keyset_sql(
-    q: &PageQuery<'_>,
-    value: Key,
-    ord: i64,
-    sql: &mut Sql,
-    ph: &dyn Fn(usize) -> String,
-    offset: usize,
-) -> String {
-    let (gt, ord_cmp) = if q.desc { ("<", "<") } else { (">", ">") };
-    let o = sql.bind(Key::Int(ord), ph, offset);
+/// One index range of a keyset page (see [`page_select`]).
+#[derive(Debug, Clone, PartialEq)]
+enum Range {
+    /// `ord` beyond the cursor's (`>` ascending, `<` descending), among the
+    /// NULLs of `col` if given.
+    Ord { col: Option<&'static str>, ord: i64 },
+    /// `col` at the cursor's value or beyond, and past the cursor's `ord`
+    /// among the rows at its value: `col >= v AND (col > v OR ord > o)`
+    /// ascending (`<=`, `<` descending); NULLs never match.
+    From {
+        col: &'static str,
+        value: Key,
+        ord: i64,
+    },
+    /// Every row with a value in `col` (`col IS NOT NULL`).
+    Values(&'static str),
+    /// Every NULL in `col` (`col IS NULL`).
+    Nulls(&'static str),
+}
+
+/// The index ranges a keyset page reads, in the query's order (none: the
+/// whole index).
+fn keyset_ranges(q: &PageQuery<'_>) -> Vec<Range> {
+    let Some((value, ord)) = q.after.clone() else {
+        return vec![];
+    };
     let Some(col) = q.sort else {
-        return format!("ord {ord_cmp} {o}");
+        return vec![Range::Ord { col: None, ord }];
     };
     match (value, q.desc) {
-        // Ascending, marker NULL: the other NULLs after it, then every value.
-        (Key::Null, false) => format!("(({col} IS NULL AND ord > {o}) OR {col} IS NOT NULL)"),
-        // Descending, marker NULL: NULLs come last, so only NULLs after it.
-        (Key::Null, true) => format!("({col} IS NULL AND ord < {o})"),
-        (v, desc) => {
-            let a = sql.bind(v.clone(), ph, offset);
-            let b = sql.bind(v, ph, offset);
-            let tail = if desc {
-                format!(" OR {col} IS NULL")
-            } else {
-                String::new()
-            };
-            format!("({col} {gt} {a} OR ({col} = {b} AND ord {ord_cmp} {o}){tail})")
+        // The later NULLs, then every value.
+        (Key::Null, false) => vec![
+            Range::Ord {
+                col: Some(col),
+                ord,
+            },
+            Range::Values(col),
+        ],
+        // NULLs come last: only the later NULLs.
+        (Key::Null, true) => vec![Range::Ord {
+            col: Some(col),
+            ord,
+        }],
+        (value, false) => vec![Range::From { col, value, ord }],
+        // The values below, then every NULL.
+        (value, true) => vec![Range::From { col, value, ord }, Range::Nulls(col)],
+    }
+}
+
+fn range_sql(r: &Range, desc: bool, sql: &mut Sql, d: Dialect) -> String {
+    match r {
+        Range::Ord { col, ord } => {
+            let cmp = if desc { "<" } else { ">" };
+            let o = sql.bind(Key::Int(*ord), d);
+            match col {
+                None => format!("ord {cmp} {o}"),
+                Some(col) => format!("{col} IS NULL AND ord {cmp} {o}"),
+            }
         }
+        Range::From { col, value, ord } => {
+            let (to, cmp) = if desc { ("<=", "<") } else { (">=", ">") };
+            let a = sql.bind(value.clone(), d);
+            let b = sql.bind(value.clone(), d);
+            let o = sql.bind(Key::Int(*ord), d);
+            format!("{col} {to} {a} AND ({col} {cmp} {b} OR ord {cmp} {o})")
+        }
+        Range::Values(col) => format!("{col} IS NOT NULL"),
+        Range::Nulls(col) => format!("{col} IS NULL"),
     }
 }
 
@@ -477,12 +639,104 @@ mod tests {
             after: Some((Key::text("n1"), 7)),
             limit: 10,
         };
-        let sql = page_sql(&q, &|n| format!("${n}"), 1, "strpos");
+        let t = page_table("nodes", &q).unwrap();
+        let sql = page_select(t, "nodes", &["id", "body"], &q, Dialect::Postgres);
         assert_eq!(
             sql.text,
-            "AND provision_state = $2 AND (owner = $3 OR lessee = $4) \
-             AND (name > $6 OR (name = $7 AND ord > $5)) ORDER BY name ASC NULLS FIRST, ord ASC"
+            "SELECT id, body FROM node_rows WHERE model = $1 AND provision_state = $2 \
+             AND (owner = $3 OR lessee = $4) AND name >= $5 AND (name > $6 OR ord > $7) \
+             ORDER BY name ASC NULLS FIRST, ord ASC NULLS FIRST LIMIT $8"
         );
-        assert_eq!(sql.binds.len(), 6);
+        assert_eq!(
+            sql.binds,
+            [
+                Key::text("nodes"),
+                Key::text("active"),
+                Key::text("p"),
+                Key::text("p"),
+                Key::text("n1"),
+                Key::text("n1"),
+                Key::Int(7),
+                Key::Int(10),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_keyset_past_the_nulls_is_two_ranges() {
+        let q = PageQuery {
+            conds: &[Cond::Contains("name", "x".into())],
+            sort: Some("name"),
+            desc: true,
+            after: Some((Key::text("m"), 5)),
+            limit: 3,
+        };
+        let t = page_table("nodes", &q).unwrap();
+        let sql = page_select(t, "nodes", &["id", "ord"], &q, Dialect::Sqlite);
+        assert_eq!(
+            sql.text,
+            "SELECT id, ord FROM (\
+             SELECT * FROM (SELECT id, ord, name, 0 AS arm FROM node_rows WHERE model = ? \
+             AND instr(name, ?) > 0 AND name <= ? AND (name < ? OR ord < ?) \
+             ORDER BY name DESC NULLS LAST, ord DESC NULLS LAST LIMIT ?) AS range0 UNION ALL \
+             SELECT * FROM (SELECT id, ord, name, 1 AS arm FROM node_rows WHERE model = ? \
+             AND instr(name, ?) > 0 AND name IS NULL \
+             ORDER BY name DESC NULLS LAST, ord DESC NULLS LAST LIMIT ?) AS range1\
+             ) AS page ORDER BY arm, name DESC NULLS LAST, ord DESC NULLS LAST LIMIT ?"
+        );
+        assert_eq!(sql.binds.len(), 10);
+        let asc = PageQuery {
+            desc: false,
+            after: Some((Key::Null, 5)),
+            ..q.clone()
+        };
+        let sql = page_select(t, "nodes", &["id"], &asc, Dialect::Postgres);
+        assert!(
+            sql.text.contains("name IS NULL AND ord > $3"),
+            "{}",
+            sql.text
+        );
+        assert!(sql.text.contains("name IS NOT NULL"), "{}", sql.text);
+        let none = PageQuery {
+            sort: None,
+            after: Some((Key::Null, 5)),
+            ..q
+        };
+        let sql = page_select(t, "nodes", &["id"], &none, Dialect::Postgres);
+        assert!(
+            sql.text
+                .contains("AND ord < $3 ORDER BY ord DESC NULLS LAST LIMIT $4"),
+            "{}",
+            sql.text
+        );
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_refused() {
+        assert!(check_keys("nodes", &vec![("ord", Key::text("1"))]).is_err());
+        assert!(check_keys("nodes", &vec![("name", Key::Int(1))]).is_err());
+        assert!(check_keys("targets", &vec![("boot_index", Key::Int(0))]).is_ok());
+        let conds = [Cond::Contains("maintenance", "1".into())];
+        let q = PageQuery {
+            conds: &conds,
+            sort: None,
+            desc: false,
+            after: None,
+            limit: 1,
+        };
+        assert!(page_table("nodes", &q).is_err());
+        let q = PageQuery {
+            conds: &[],
+            sort: Some("name"),
+            after: Some((Key::Int(3), 1)),
+            ..q
+        };
+        assert!(page_table("nodes", &q).is_err());
+        let t = table_of("nodes").unwrap();
+        let keys = vec![("name", Key::text("a")), ("name", Key::text("b"))];
+        let values = t.values(&keys);
+        assert_eq!(values.len(), t.columns.len());
+        assert_eq!(values[1], &Key::text("a"));
+        assert_eq!(values[0], &Key::Null);
     }
 }

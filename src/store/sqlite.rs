@@ -26,6 +26,7 @@
 //! `synchronous = FULL`: an acknowledged append survives a power loss, not just a
 //! process crash (WAL with `NORMAL` may lose the last transactions on power loss).
 
+use super::rows::{self, Dialect, Key, Keys, PageQuery};
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
     FailureColumns, LogStore, ModelCommit, RecordedEvent, StoreError,
@@ -35,8 +36,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection, Executor, Row, Sqlite, Transaction};
 use std::collections::HashMap;
@@ -66,6 +67,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "0004_projection_failures",
         include_str!("../../schema/sqlite/0004_projection_failures.sql"),
+    ),
+    (
+        5,
+        "0005_read_tables",
+        include_str!("../../schema/sqlite/0005_read_tables.sql"),
     ),
 ];
 
@@ -141,6 +147,23 @@ impl SqliteStore {
             .await
             .map_err(sql_error)?;
         Ok(Self { write, read })
+    }
+
+    /// One page of a typed model (see [`rows::page_select`]), its rows with the
+    /// `select` columns in order.
+    async fn page(
+        &self,
+        model: &str,
+        select: &[&'static str],
+        query: &PageQuery<'_>,
+    ) -> Result<Vec<SqliteRow>, StoreError> {
+        let table = rows::page_table(model, query)?;
+        let sql = rows::page_select(table, model, select, query, Dialect::Sqlite);
+        let mut q = sqlx::query(&sql.text);
+        for key in &sql.binds {
+            q = bind_key(q, key);
+        }
+        q.fetch_all(&self.read).await.map_err(sql_error)
     }
 
     /// Starts a write transaction holding SQLite's write lock from the first
@@ -279,10 +302,79 @@ fn recorded_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
-/// Document rows written per statement: multi-row statements save a trip
-/// through the driver per row, and 300 rows × 3 parameters stay below the
-/// 999-parameter limit of older SQLite builds.
-const DOC_CHUNK: usize = 300;
+/// Parameters per statement when writing documents: multi-row statements
+/// save a trip through the driver per row, and staying below 999 keeps within
+/// the limit of older SQLite builds (a `node_rows` statement writes 43 rows).
+const MAX_PARAMS: usize = 999;
+
+/// Splits a commit's net changes by the SQL table of their model, in order
+/// (the changes come sorted by model, so each table's run is contiguous per
+/// model; tables are grouped, not sorted).
+fn by_table<T>(items: Vec<T>, model: impl Fn(&T) -> &str) -> Vec<(&'static str, Vec<T>)> {
+    let mut out: Vec<(&'static str, Vec<T>)> = vec![];
+    for item in items {
+        let table = rows::sql_table(model(&item));
+        match out.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, v)) => v.push(item),
+            None => out.push((table, vec![item])),
+        }
+    }
+    out
+}
+
+/// Binds one index value as its SQLite type.
+fn bind_key<'q>(
+    query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
+    key: &'q Key,
+) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+    match key {
+        Key::Null => query.bind(None::<i64>),
+        Key::Int(i) => query.bind(*i),
+        Key::Text(s) => query.bind(s.as_str()),
+    }
+}
+
+/// Upserts documents of one SQL table: `body` and, in a typed table, every
+/// index column (a column the keys leave out becomes NULL, so a key that is
+/// gone is gone from the index too).
+async fn write_docs(
+    tx: &mut Transaction<'_, Sqlite>,
+    table: &'static str,
+    puts: &[(&str, &str, &Value, &Keys)],
+) -> Result<(), StoreError> {
+    let typed = puts.first().and_then(|p| rows::table_of(p.0));
+    let columns: Vec<&str> = ["model", "id", "body"]
+        .into_iter()
+        .chain(typed.map_or(&[][..], |t| t.columns).iter().copied())
+        .collect();
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+    let set: Vec<String> = columns[2..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    for chunk in puts.chunks(MAX_PARAMS / columns.len()) {
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT (model, id) DO UPDATE SET {}",
+            columns.join(", "),
+            vec![row.as_str(); chunk.len()].join(", "),
+            set.join(", ")
+        );
+        let bodies: Vec<String> = chunk.iter().map(|p| json_text(p.2)).collect();
+        let values: Vec<Vec<&Key>> = chunk
+            .iter()
+            .map(|p| typed.map_or(vec![], |t| t.values(p.3)))
+            .collect();
+        let mut query = sqlx::query(&sql);
+        for ((p, body), values) in chunk.iter().zip(&bodies).zip(&values) {
+            query = query.bind(p.0).bind(p.1).bind(body.as_str());
+            for v in values {
+                query = bind_key(query, v);
+            }
+        }
+        query.execute(&mut **tx).await.map_err(sql_error)?;
+    }
+    Ok(())
+}
 
 /// The checkpoints of `models` (0 if missing), in the order asked, in one query.
 async fn read_checkpoints<'e, E>(executor: E, models: &[&str]) -> Result<Vec<u64>, StoreError>
@@ -441,23 +533,27 @@ impl LogStore for SqliteStore {
     }
 
     async fn doc_get(&self, model: &str, id: &str) -> Result<Option<Value>, StoreError> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM read_models WHERE model = ? AND id = ?")
-                .bind(model)
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await
-                .map_err(sql_error)?;
+        let body: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT body FROM {} WHERE model = ? AND id = ?",
+            rows::sql_table(model)
+        ))
+        .bind(model)
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(sql_error)?;
         body.map(|b| parse_json(&b, "document")).transpose()
     }
 
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT id, body FROM read_models WHERE model = ? ORDER BY id")
-                .bind(model)
-                .fetch_all(&self.read)
-                .await
-                .map_err(sql_error)?;
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, body FROM {} WHERE model = ? ORDER BY id",
+            rows::sql_table(model)
+        ))
+        .bind(model)
+        .fetch_all(&self.read)
+        .await
+        .map_err(sql_error)?;
         rows.into_iter()
             .map(|(id, body)| Ok((id, parse_json(&body, "document")?)))
             .collect()
@@ -474,10 +570,11 @@ impl LogStore for SqliteStore {
         // SQLite scan to the end of the model).
         let upper = super::prefix_upper_bound(prefix).unwrap_or_else(|| "\u{10FFFF}".repeat(8));
         let limit = limit.map_or(-1, i64::from);
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, body FROM read_models WHERE model = ? AND id >= ? AND id < ? \
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, body FROM {} WHERE model = ? AND id >= ? AND id < ? \
              ORDER BY id LIMIT ?",
-        )
+            rows::sql_table(model)
+        ))
         .bind(model)
         .bind(prefix)
         .bind(&upper)
@@ -496,15 +593,21 @@ impl LogStore for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, Value)>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, body FROM read_models WHERE model = ? AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(model)
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await
-        .map_err(sql_error)?;
+        // Without `after`, no bound at all: an empty id is an id too.
+        let bound = if after.is_some() { "AND id > ?" } else { "" };
+        let sql = format!(
+            "SELECT id, body FROM {} WHERE model = ? {bound} ORDER BY id LIMIT ?",
+            rows::sql_table(model)
+        );
+        let mut query = sqlx::query_as(&sql).bind(model);
+        if let Some(after) = after {
+            query = query.bind(after);
+        }
+        let rows: Vec<(String, String)> = query
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await
+            .map_err(sql_error)?;
         rows.into_iter()
             .map(|(id, body)| Ok((id, parse_json(&body, "document")?)))
             .collect()
@@ -513,21 +616,33 @@ impl LogStore for SqliteStore {
     async fn doc_page(
         &self,
         model: &str,
-        _query: &super::PageQuery<'_>,
+        query: &PageQuery<'_>,
     ) -> Result<Vec<(String, Value)>, StoreError> {
-        Err(StoreError::Database(format!(
-            "not yet: typed tables ({model})"
-        )))
+        let rows = self.page(model, &["id", "body"], query).await?;
+        rows.iter()
+            .map(|row| {
+                let body: String = row.try_get(1).map_err(sql_error)?;
+                Ok((
+                    row.try_get(0).map_err(sql_error)?,
+                    parse_json(&body, "document")?,
+                ))
+            })
+            .collect()
     }
 
     async fn row_ids(
         &self,
         model: &str,
-        _query: &super::PageQuery<'_>,
+        query: &PageQuery<'_>,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        Err(StoreError::Database(format!(
-            "not yet: typed tables ({model})"
-        )))
+        let rows = self.page(model, &["id", "ord"], query).await?;
+        rows.iter()
+            .map(|row| {
+                let ord: Option<i64> = row.try_get(1).map_err(sql_error)?;
+                // A row written without `ord` sorts as 0, as in the memory store.
+                Ok((row.try_get(0).map_err(sql_error)?, ord.unwrap_or(0)))
+            })
+            .collect()
     }
 
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
@@ -576,28 +691,22 @@ impl LogStore for SqliteStore {
         .map_err(sql_error)?;
 
         let (puts, deletes) = last_changes(commits);
-        for chunk in puts.chunks(DOC_CHUNK) {
-            let sql = format!(
-                "INSERT INTO read_models (model, id, body) VALUES {} \
-                 ON CONFLICT (model, id) DO UPDATE SET body = excluded.body",
-                vec!["(?, ?, ?)"; chunk.len()].join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for (model, id, body, _keys) in chunk {
-                query = query.bind(*model).bind(*id).bind(json_text(body));
-            }
-            query.execute(&mut *tx).await.map_err(sql_error)?;
+        for (table, puts) in by_table(puts, |p| p.0) {
+            write_docs(&mut tx, table, &puts).await?;
         }
-        for chunk in deletes.chunks(DOC_CHUNK) {
-            let sql = format!(
-                "DELETE FROM read_models WHERE (model, id) IN (VALUES {})",
-                vec!["(?, ?)"; chunk.len()].join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for (model, id) in chunk {
-                query = query.bind(*model).bind(*id);
+        for (table, deletes) in by_table(deletes, |d| d.0) {
+            // 2 parameters a row.
+            for chunk in deletes.chunks(MAX_PARAMS / 2) {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE (model, id) IN (VALUES {})",
+                    vec!["(?, ?)"; chunk.len()].join(", ")
+                );
+                let mut query = sqlx::query(&sql);
+                for (model, id) in chunk {
+                    query = query.bind(*model).bind(*id);
+                }
+                query.execute(&mut *tx).await.map_err(sql_error)?;
             }
-            query.execute(&mut *tx).await.map_err(sql_error)?;
         }
         for c in commits {
             for f in c.failures {
@@ -658,12 +767,8 @@ impl LogStore for SqliteStore {
 
     async fn drop_model(&self, model: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        for sql in [
-            "DELETE FROM read_models WHERE model = ?",
-            "DELETE FROM checkpoints WHERE model = ?",
-            "DELETE FROM projection_failures WHERE model = ?",
-        ] {
-            sqlx::query(sql)
+        for table in [rows::sql_table(model), "checkpoints", "projection_failures"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE model = ?"))
                 .bind(model)
                 .execute(&mut *tx)
                 .await
@@ -690,7 +795,7 @@ impl LogStore for SqliteStore {
         if !super::swap_allowed(at(live), at(scratch)) {
             return Ok(false);
         }
-        for table in ["checkpoints", "read_models", "projection_failures"] {
+        for table in ["checkpoints", "projection_failures"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE model = ?"))
                 .bind(live)
                 .execute(&mut *tx)
@@ -698,6 +803,40 @@ impl LogStore for SqliteStore {
                 .map_err(sql_error)?;
             sqlx::query(&format!("UPDATE {table} SET model = ? WHERE model = ?"))
                 .bind(live)
+                .bind(scratch)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        }
+        let (live_table, scratch_table) = (rows::sql_table(live), rows::sql_table(scratch));
+        sqlx::query(&format!("DELETE FROM {live_table} WHERE model = ?"))
+            .bind(live)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        if live_table == scratch_table {
+            // Keys and all: the rows only change their model.
+            sqlx::query(&format!(
+                "UPDATE {live_table} SET model = ? WHERE model = ?"
+            ))
+            .bind(live)
+            .bind(scratch)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        } else {
+            // Models of two tables (not a rebuild's scratch copy): the
+            // documents move, keys cannot (the tables have other columns).
+            sqlx::query(&format!(
+                "INSERT INTO {live_table} (model, id, body) \
+                 SELECT ?, id, body FROM {scratch_table} WHERE model = ?"
+            ))
+            .bind(live)
+            .bind(scratch)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+            sqlx::query(&format!("DELETE FROM {scratch_table} WHERE model = ?"))
                 .bind(scratch)
                 .execute(&mut *tx)
                 .await
