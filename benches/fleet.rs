@@ -886,7 +886,7 @@ impl Raw {
         self.exec(&format!(
             "CREATE TABLE bench_raw_nodes (id TEXT PRIMARY KEY, created_position BIGINT NOT NULL, \
              provision_state TEXT NOT NULL, body {ty} NOT NULL); \
-             INSERT INTO bench_raw_nodes SELECT id, {extract} FROM read_models WHERE model = 'nodes'; \
+             INSERT INTO bench_raw_nodes SELECT id, {extract} FROM node_rows WHERE model = 'nodes'; \
              CREATE INDEX bench_raw_nodes_order ON bench_raw_nodes (created_position); \
              CREATE INDEX bench_raw_nodes_state ON bench_raw_nodes (provision_state, created_position); \
              ANALYZE bench_raw_nodes;"
@@ -1199,11 +1199,11 @@ async fn run(
         ("one", format!("SELECT {body} FROM bench_raw_nodes WHERE id = {p1}"), vec![one.clone()]),
         // A node's history by the read model's key range (`<node>/…`, '0' follows '/').
         ("history", match &raw {
-            Raw::Sqlite(_) => format!("SELECT {body} FROM read_models WHERE model = 'node_history' AND id > ? || '/' AND id < ? || '0' ORDER BY id"),
-            Raw::Postgres(_) => format!("SELECT {body} FROM read_models WHERE model = 'node_history' AND id > $1 || '/' AND id < $2 || '0' ORDER BY id"),
+            Raw::Sqlite(_) => format!("SELECT {body} FROM history_rows WHERE model = 'node_history' AND id > ? || '/' AND id < ? || '0' ORDER BY id"),
+            Raw::Postgres(_) => format!("SELECT {body} FROM history_rows WHERE model = 'node_history' AND id > $1 || '/' AND id < $2 || '0' ORDER BY id"),
         }, vec![one.clone(), one.clone()]),
-        ("scan nodes", format!("SELECT {body} FROM read_models WHERE model = 'nodes' ORDER BY id"), vec![]),
-        ("scan history", format!("SELECT {body} FROM read_models WHERE model = 'node_history' ORDER BY id"), vec![]),
+        ("scan nodes", format!("SELECT {body} FROM node_rows WHERE model = 'nodes' ORDER BY id"), vec![]),
+        ("scan history", format!("SELECT {body} FROM history_rows WHERE model = 'node_history' ORDER BY id"), vec![]),
     ];
     let mut raw_stats: BTreeMap<String, (Stats, Stats)> = BTreeMap::new();
     let mut typed_scan: Option<Stats> = None;
@@ -1250,14 +1250,14 @@ async fn run(
     }
     let history_rows = raw
         .texts(
-            "SELECT CAST(COUNT(*) AS TEXT) FROM read_models WHERE model = 'node_history'",
+            "SELECT CAST(COUNT(*) AS TEXT) FROM history_rows WHERE model = 'node_history'",
             &[],
         )
         .await[0]
         .clone();
     let node_rows = raw
         .texts(
-            "SELECT CAST(COUNT(*) AS TEXT) FROM read_models WHERE model = 'nodes'",
+            "SELECT CAST(COUNT(*) AS TEXT) FROM node_rows WHERE model = 'nodes'",
             &[],
         )
         .await[0]
@@ -1265,7 +1265,7 @@ async fn run(
     let doc_bytes = raw
         .texts(
             &format!(
-                "SELECT CAST(SUM(LENGTH({body})) AS TEXT) FROM read_models WHERE model = 'nodes'"
+                "SELECT CAST(SUM(LENGTH({body})) AS TEXT) FROM node_rows WHERE model = 'nodes'"
             ),
             &[],
         )

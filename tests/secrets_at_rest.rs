@@ -44,7 +44,11 @@ async fn database_text(d: &common::audit::Db) -> String {
         }
         (None, Some(pool)) => {
             let mut all = String::new();
-            for table in ["events", "read_models", "claims", "checkpoints"] {
+            let typed = ironledger::store::rows::TABLES.iter().map(|t| t.table);
+            let tables = ["events", "read_models", "claims", "checkpoints"]
+                .into_iter()
+                .chain(typed);
+            for table in tables {
                 let rows: Vec<(String,)> =
                     sqlx::query_as(&format!("SELECT t::text FROM {table} t"))
                         .fetch_all(pool)

@@ -1916,10 +1916,147 @@ async fn bridge_claims_reject_duplicates(t: &TestStore) {
         .unwrap();
 }
 
+// ---- migrating a database written before the typed tables ---------------------
+
+/// Rows a database of the previous schema may hold: documents, checkpoints
+/// and failures of typed models (live and scratch) and of an untyped one.
+/// Plain SQL both dialects read.
+const BEFORE_TYPED_TABLES: &str = "\
+    INSERT INTO read_models (model, id, body) VALUES \
+      ('nodes', 'n1', '{\"name\": \"web\"}'), ('nodes~rebuild', 'n1', '{}'), \
+      ('ports', 'p1', '{}'), ('node_history', 'n1/1', '{}'), \
+      ('process_manager', 'state', '{\"kept\": true}'), ('nodesque', 'x', '{}'); \
+    INSERT INTO checkpoints (model, position) VALUES \
+      ('nodes', 5), ('nodes~rebuild', 4), ('ports', 5), ('node_history', 5), \
+      ('process_manager', 5), ('nodesque', 5); \
+    INSERT INTO projection_failures \
+      (model, position, aggregate_type, aggregate_id, event_type, error, failed_at) VALUES \
+      ('nodes', 3, 'node', 'n1', 'E', 'bad', '2026-11-25T10:00:00.000000Z'), \
+      ('process_manager', 3, 'node', 'n1', 'E', 'bad', '2026-11-25T10:00:00.000000Z');";
+
+/// After the migration: the typed models are gone, checkpoints and failures
+/// with them (the projector rebuilds them from the log); the others are kept.
+async fn typed_models_were_reset(s: &dyn ironledger::store::LogStore) {
+    for model in ["nodes", "nodes~rebuild", "ports", "node_history"] {
+        assert!(s.doc_list(model).await.unwrap().is_empty(), "{model}");
+        assert_eq!(s.checkpoint(model).await.unwrap(), 0, "{model}");
+    }
+    assert_eq!(
+        s.doc_get("process_manager", "state").await.unwrap(),
+        Some(json!({"kept": true}))
+    );
+    assert_eq!(s.doc_list("nodesque").await.unwrap().len(), 1);
+    assert_eq!(
+        s.checkpoints(&["process_manager", "nodesque"])
+            .await
+            .unwrap(),
+        [5, 5]
+    );
+    let failures = s.failures(&[]).await.unwrap();
+    assert_eq!(
+        failures
+            .iter()
+            .map(|f| f.model.as_str())
+            .collect::<Vec<_>>(),
+        ["process_manager"]
+    );
+    // And the typed tables take keyed rows.
+    assert!(s
+        .commit_model(
+            "nodes",
+            0,
+            1,
+            &[keyed("n1", json!({}), vec![("name", Key::text("web"))])]
+        )
+        .await
+        .unwrap());
+    let by_name = [Cond::Eq("name", Key::text("web"))];
+    assert_eq!(
+        s.doc_page("nodes", &query(&by_name, None, false))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+// ---- every page a single index range -------------------------------------------
+
+/// One page shape per index column of every typed table, both directions,
+/// with and without a cursor and as a condition: the statements whose plans
+/// the backend-specific tests below check (each must read an index in its
+/// order, never sort the model). `description` has no index (it is only ever
+/// searched by containment).
+struct PlanCase {
+    what: String,
+    table: &'static rows::Table,
+    conds: Vec<Cond>,
+    sort: Option<&'static str>,
+    desc: bool,
+    after: Option<(Key, i64)>,
+}
+
+impl PlanCase {
+    fn all() -> Vec<PlanCase> {
+        let mut out = vec![];
+        for table in rows::TABLES {
+            for &col in table.columns.iter().filter(|c| **c != "description") {
+                let v = if rows::is_int(col) {
+                    Key::Int(1)
+                } else {
+                    Key::text("x")
+                };
+                let shapes = [
+                    (vec![], Some(col), false, None),
+                    (vec![], Some(col), true, None),
+                    (vec![], Some(col), false, Some((v.clone(), 5))),
+                    (vec![], Some(col), true, Some((Key::Null, 5))),
+                    // The two-range keysets.
+                    (vec![], Some(col), false, Some((Key::Null, 5))),
+                    (vec![], Some(col), true, Some((v.clone(), 5))),
+                    (
+                        vec![Cond::Eq(col, v.clone())],
+                        None,
+                        false,
+                        Some((Key::Null, 5)),
+                    ),
+                    (vec![Cond::Eq(col, v.clone())], None, true, None),
+                ];
+                for (conds, sort, desc, after) in shapes {
+                    out.push(PlanCase {
+                        what: format!(
+                            "{}: {conds:?} sort {sort:?} desc {desc} after {after:?}",
+                            table.table
+                        ),
+                        table,
+                        conds,
+                        sort,
+                        desc,
+                        after,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn sql(&self, dialect: rows::Dialect) -> rows::Sql {
+        let q = PageQuery {
+            conds: &self.conds,
+            sort: self.sort,
+            desc: self.desc,
+            after: self.after.clone(),
+            limit: 10,
+        };
+        rows::page_select(self.table, self.table.model, &["id", "body"], &q, dialect)
+    }
+}
+
 // ---- backend-specific ----------------------------------------------------------
 
 mod postgres_only {
     use crate::common::{self, event, settle};
+    use ironledger::store::Key;
     use ironledger::store::{open, DatabaseUrl, PostgresStore};
     use serde_json::json;
 
@@ -1980,6 +2117,82 @@ mod postgres_only {
         assert_eq!(opened.store.read_feed(0, 10).await.unwrap().len(), 1);
     }
 
+    /// A database of the previous schema: the migration to the typed tables
+    /// drops the typed models' documents and resets their checkpoints.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn typed_tables_migration_resets_the_typed_models() {
+        let (pool, _schema) = common::postgres_schema(2).await;
+        let mut script = String::from(
+            "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, \
+             name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());",
+        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/postgres");
+        for (version, name) in [
+            "0001_events",
+            "0002_claims",
+            "0003_read_models",
+            "0004_leases",
+            "0005_projection_failures",
+        ]
+        .iter()
+        .enumerate()
+        {
+            script.push_str(&std::fs::read_to_string(format!("{dir}/{name}.sql")).unwrap());
+            script.push_str(&format!(
+                ";INSERT INTO schema_migrations (version, name) VALUES ({}, '{name}');",
+                version + 1
+            ));
+        }
+        script.push_str(super::BEFORE_TYPED_TABLES);
+        sqlx::raw_sql(&script).execute(&pool).await.unwrap();
+        let store = PostgresStore::from_pool(pool.clone()).await.unwrap();
+        super::typed_models_were_reset(&store).await;
+    }
+
+    /// Every page shape is an index scan in the query's order: with sorting
+    /// priced out, no plan sorts (see `PlanCase`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_page_reads_an_index_in_order() {
+        let t = common::postgres().await;
+        let pool = t.pg_pool.clone().unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("SET enable_sort = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        for case in super::PlanCase::all() {
+            let sql = case.sql(ironledger::store::rows::Dialect::Postgres);
+            let explain = format!("EXPLAIN {}", sql.text);
+            let mut q = sqlx::query_scalar::<_, String>(&explain);
+            for k in &sql.binds {
+                q = match k {
+                    Key::Null => q.bind(None::<i64>),
+                    Key::Int(i) => q.bind(*i),
+                    Key::Text(s) => q.bind(s.clone()),
+                };
+            }
+            let plan = q.fetch_all(&mut *conn).await.unwrap();
+            let scans: Vec<&String> = plan
+                .iter()
+                .filter(|l| l.contains("Scan") && !l.contains("Subquery Scan"))
+                .collect();
+            let text = plan.join("\n");
+            assert!(
+                !scans.is_empty() && scans.iter().all(|l| l.contains("Index Scan")),
+                "{}\n{text}",
+                case.what
+            );
+            // Only the union of two ranges sorts (at most 2 × limit rows).
+            let sorts = plan.iter().filter(|l| l.contains("Sort  ")).count();
+            let union = text.contains("Append");
+            assert_eq!(sorts, usize::from(union), "{}\n{text}", case.what);
+        }
+    }
+
     /// An unreachable server is an error, not a panic or a hang.
     #[tokio::test]
     async fn unreachable_server_is_an_error() {
@@ -1995,8 +2208,9 @@ mod postgres_only {
 
 mod sqlite_only {
     use crate::common::event;
-    use ironledger::store::{open, DatabaseUrl, DocChange, LogStore, SqliteStore};
+    use ironledger::store::{open, DatabaseUrl, DocChange, Key, LogStore, SqliteStore};
     use serde_json::json;
+    use sqlx::{Connection, Row};
     use std::sync::Arc;
 
     /// Everything acknowledged is still there after the store is closed and
@@ -2094,6 +2308,90 @@ mod sqlite_only {
             assert_eq!((pair[0].sequence, pair[1].sequence), (1, 2));
         }
         assert_eq!(b.head().await.unwrap(), 80);
+    }
+
+    /// A database of the previous schema: the migration to the typed tables
+    /// drops the typed models' documents and resets their checkpoints.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn typed_tables_migration_resets_the_typed_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .unwrap();
+            let mut script = String::from(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+                 name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT;",
+            );
+            let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/sqlite");
+            for (version, name) in [
+                "0001_events",
+                "0002_claims",
+                "0003_read_models",
+                "0004_projection_failures",
+            ]
+            .iter()
+            .enumerate()
+            {
+                script.push_str(&std::fs::read_to_string(format!("{schema}/{name}.sql")).unwrap());
+                script.push_str(&format!(
+                    ";INSERT INTO schema_migrations VALUES ({}, '{name}', 'then');",
+                    version + 1
+                ));
+            }
+            script.push_str(super::BEFORE_TYPED_TABLES);
+            sqlx::raw_sql(&script).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        let store = SqliteStore::open(&path).await.unwrap();
+        super::typed_models_were_reset(&store).await;
+    }
+
+    /// Every page shape is one search of an index in the query's order
+    /// (`ORDER BY col ASC NULLS FIRST, ord ASC NULLS FIRST` is the index's
+    /// order, its DESC NULLS LAST the reverse): no temporary b-tree, but for
+    /// the union of two ranges, whose at most 2 × limit rows are sorted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_page_reads_an_index_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plans.db");
+        let _store = SqliteStore::open(&path).await.unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        for case in super::PlanCase::all() {
+            let sql = case.sql(ironledger::store::rows::Dialect::Sqlite);
+            let explain = format!("EXPLAIN QUERY PLAN {}", sql.text);
+            let mut q = sqlx::query(&explain);
+            for k in &sql.binds {
+                q = match k {
+                    Key::Null => q.bind(None::<i64>),
+                    Key::Int(i) => q.bind(*i),
+                    Key::Text(s) => q.bind(s.clone()),
+                };
+            }
+            let plan: Vec<String> = q
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>(3))
+                .collect();
+            let searches: Vec<&String> = plan.iter().filter(|l| l.starts_with("SEARCH")).collect();
+            assert!(
+                !searches.is_empty() && searches.iter().all(|l| l.contains("USING INDEX")),
+                "{}\n{plan:#?}",
+                case.what
+            );
+            let sorts = plan.iter().filter(|l| l.contains("TEMP B-TREE")).count();
+            let union = plan.iter().any(|l| l == "UNION ALL");
+            assert_eq!(sorts, usize::from(union), "{}\n{plan:#?}", case.what);
+        }
     }
 
     #[tokio::test]

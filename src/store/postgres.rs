@@ -1098,24 +1098,7 @@ impl LogStore for PostgresStore {
         // projector's compare-and-set waits for us and then fails (its row is gone)
         // instead of writing documents into the model we are replacing.
         let (live_table, scratch_table) = (rows::sql_table(live), rows::sql_table(scratch));
-        let move_documents = if live_table == scratch_table {
-            // Keys and all: the rows only change their model.
-            vec![format!(
-                "UPDATE {live_table} SET model = $1 WHERE model = $2"
-            )]
-        } else {
-            // Models of two tables (not a rebuild's scratch copy): the
-            // documents move, keys cannot (the tables have other columns).
-            vec![
-                format!(
-                    "INSERT INTO {live_table} (model, id, body) \
-                     SELECT $1, id, body FROM {scratch_table} WHERE model = $2"
-                ),
-                format!("DELETE FROM {scratch_table} WHERE model = $1"),
-            ]
-        };
-        // (statement, whether it takes `scratch` as $2 besides `live` as $1, or
-        // `scratch` alone as $1)
+        // Checkpoint first (see above), then the documents, then the failures.
         let mut statements: Vec<(String, Binds)> = vec![
             (
                 "DELETE FROM checkpoints WHERE model = $1".into(),
@@ -1130,21 +1113,34 @@ impl LogStore for PostgresStore {
                 Binds::Live,
             ),
         ];
-        for sql in move_documents {
-            let binds = if sql.contains("$2") {
-                Binds::Both
-            } else {
-                Binds::Scratch
-            };
-            statements.push((sql, binds));
+        if live_table == scratch_table {
+            // Keys and all: the rows only change their model.
+            statements.push((
+                format!("UPDATE {live_table} SET model = $1 WHERE model = $2"),
+                Binds::Both,
+            ));
+        } else {
+            // Models of two tables (not a rebuild's scratch copy): the
+            // documents move, keys cannot (the tables have other columns).
+            statements.push((
+                format!(
+                    "INSERT INTO {live_table} (model, id, body) \
+                     SELECT $1, id, body FROM {scratch_table} WHERE model = $2"
+                ),
+                Binds::Both,
+            ));
+            statements.push((
+                format!("DELETE FROM {scratch_table} WHERE model = $1"),
+                Binds::Scratch,
+            ));
         }
         statements.extend([
             (
-                "DELETE FROM projection_failures WHERE model = $1".to_string(),
+                "DELETE FROM projection_failures WHERE model = $1".into(),
                 Binds::Live,
             ),
             (
-                "UPDATE projection_failures SET model = $1 WHERE model = $2".to_string(),
+                "UPDATE projection_failures SET model = $1 WHERE model = $2".into(),
                 Binds::Both,
             ),
         ]);

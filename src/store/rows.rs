@@ -433,8 +433,9 @@ pub fn page_select(
         true => "DESC NULLS LAST",
     };
     let order = match q.sort {
-        Some(col) => format!("{col} {dir}, ord {dir}"),
-        None => format!("ord {dir}"),
+        // `ord, ord` would make SQLite sort the last term itself.
+        Some(col) if col != "ord" => format!("{col} {dir}, ord {dir}"),
+        _ => format!("ord {dir}"),
     };
     let ranges = keyset_ranges(q);
     let arm = |sql: &mut Sql, select: &str, range: Option<&Range>| {
