@@ -10,6 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 /// wrote, and used by the next batch instead of asking the store again.
 pub(crate) type Known = HashMap<String, Option<Value>>;
 
+/// A buffered document and the values of its index columns.
+type Row = (Value, Keys);
+
 /// Reads through to the store, buffers writes; the projector commits the
 /// buffered changes together with the checkpoint.
 pub struct Docs<'a> {
@@ -17,11 +20,11 @@ pub struct Docs<'a> {
     model: &'a str,
     cache: HashMap<String, Option<Value>>,
     /// Buffered writes: the document and its index keys, or `None` (deleted).
-    dirty: BTreeMap<String, Option<(Value, Keys)>>,
+    dirty: BTreeMap<String, Option<Row>>,
     /// What the current event's writes replaced in `dirty` (`None`: the id
     /// had no buffered write), so that an event that fails half-way can be
     /// taken back (see [`Docs::begin_event`]).
-    undo: Vec<(String, Option<Option<(Value, Keys)>>)>,
+    undo: Vec<(String, Option<Option<Row>>)>,
 }
 
 impl<'a> Docs<'a> {

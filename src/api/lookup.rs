@@ -63,7 +63,7 @@ pub async fn node(store: &dyn LogStore, ident: &str) -> ApiResult<NodeDoc> {
                 .ok_or_else(not_found)?
         }
     };
-    Ok(nodes::get(store, &id).await?.ok_or_else(not_found)?)
+    nodes::get(store, &id).await?.ok_or_else(not_found)
 }
 
 /// Looks a node up by UUID only.
