@@ -9,7 +9,7 @@
 
 use super::{node_event, timestamp, Docs, Projection, ProjectionError};
 use crate::domain::NodeEvent;
-use crate::store::{Cond, Key, Keys, LogStore, PageQuery, RecordedEvent, StoreError};
+use crate::store::{rows, Cond, Key, Keys, LogStore, PageQuery, RecordedEvent, StoreError};
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -270,19 +270,7 @@ pub async fn page(
     if let Some(a) = &filter.address {
         conds.push(Cond::Eq("address", Key::text(a.clone())));
     }
-    let after = marker.map(|m| {
-        let keys = row_keys(model, m);
-        let get = |c: &str| {
-            keys.iter()
-                .find(|(k, _)| *k == c)
-                .map_or(Key::Null, |(_, v)| v.clone())
-        };
-        let ord = match get("ord") {
-            Key::Int(o) => o,
-            _ => 0,
-        };
-        (sort.map_or(Key::Null, get), ord)
-    });
+    let after = marker.map(|m| rows::cursor_of(&row_keys(model, m), sort));
     let query = PageQuery {
         conds: &conds,
         sort,
@@ -305,4 +293,26 @@ pub async fn get(
     uuid: &str,
 ) -> Result<Option<Value>, StoreError> {
     store.doc_get(model, uuid).await
+}
+
+/// Records read per page by [`every`].
+const READ_PAGE: u32 = 1000;
+
+/// Every record of `model` passing `filter`, in creation order, read page by
+/// page: for the lists that must sort in the process (a sort key without a
+/// column), which cost the records that pass the filter.
+pub async fn every(
+    store: &dyn LogStore,
+    model: &str,
+    filter: &ChildFilter,
+) -> Result<Vec<Value>, StoreError> {
+    let mut docs: Vec<Value> = vec![];
+    loop {
+        let batch = page(store, model, filter, None, false, docs.last(), READ_PAGE).await?;
+        let full = batch.len() == READ_PAGE as usize;
+        docs.extend(batch);
+        if !full {
+            return Ok(docs);
+        }
+    }
 }

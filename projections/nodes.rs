@@ -12,7 +12,7 @@
 
 use super::{node_event, timestamp, Docs, Projection, ProjectionError};
 use crate::domain::{Node, NodeEvent};
-use crate::store::{Cond, Key, Keys, LogStore, PageQuery, RecordedEvent, StoreError};
+use crate::store::{rows, Cond, Key, Keys, LogStore, PageQuery, RecordedEvent, StoreError};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use serde_json::{json, Value};
@@ -49,14 +49,6 @@ impl NodeRow {
     /// The values of the row's index columns.
     pub fn keys(&self) -> Keys {
         keys(&self.node, &self.doc)
-    }
-
-    /// The row's value in a sort column (see [`sort_column`]).
-    pub fn sort_value(&self, column: &str) -> Key {
-        self.keys()
-            .into_iter()
-            .find(|(c, _)| *c == column)
-            .map_or(Key::Null, |(_, v)| v)
     }
 }
 
@@ -228,7 +220,7 @@ pub async fn page(
         conds: &conds,
         sort,
         desc,
-        after: marker.map(|m| (sort.map_or(Key::Null, |c| m.sort_value(c)), m.ord())),
+        after: marker.map(|m| rows::cursor_of(&m.keys(), sort)),
         limit,
     };
     store
@@ -239,15 +231,11 @@ pub async fn page(
         .collect()
 }
 
-/// The UUIDs of up to `limit` nodes the process manager has work for
-/// ([`Node::needs_work`]), in creation order after `after` (an `ord`): the
-/// sweep reads them page by page from the `needs_work` index.
-pub async fn needing_work(
-    store: &dyn LogStore,
-    after: Option<i64>,
-    limit: u32,
-) -> Result<Vec<(i64, String)>, StoreError> {
-    ids_where(store, Cond::Eq("needs_work", Key::Int(1)), after, limit).await
+/// The UUIDs of the nodes the process manager has work for
+/// ([`Node::needs_work`]), in creation order, read page by page from the
+/// `needs_work` index: the sweep costs the nodes in work, not the fleet.
+pub async fn needing_work(store: &dyn LogStore) -> Result<Vec<String>, StoreError> {
+    ids_where(store, Cond::Eq("needs_work", Key::Int(1))).await
 }
 
 /// The two periodic power rounds, and the nodes each looks at.
@@ -268,43 +256,54 @@ impl PowerRound {
     }
 }
 
-/// The UUIDs of up to `limit` nodes a power round looks at, in creation order
-/// after `after` (an `ord`), from the `power_sync` index.
+/// The UUIDs of the nodes a power round looks at, in creation order, read
+/// page by page from the `power_sync` index.
 pub async fn power_rounds(
     store: &dyn LogStore,
     round: PowerRound,
-    after: Option<i64>,
-    limit: u32,
-) -> Result<Vec<(i64, String)>, StoreError> {
-    ids_where(
-        store,
-        Cond::Eq("power_sync", Key::text(round.key())),
-        after,
-        limit,
-    )
-    .await
+) -> Result<Vec<String>, StoreError> {
+    ids_where(store, Cond::Eq("power_sync", Key::text(round.key()))).await
 }
 
-async fn ids_where(
-    store: &dyn LogStore,
-    cond: Cond,
-    after: Option<i64>,
-    limit: u32,
-) -> Result<Vec<(i64, String)>, StoreError> {
+/// Ids read per page by [`ids_where`] and [`every`].
+const READ_PAGE: u32 = 1000;
+
+/// The ids of every node passing `cond`, from the index alone, page by page.
+async fn ids_where(store: &dyn LogStore, cond: Cond) -> Result<Vec<String>, StoreError> {
     let conds = [cond];
-    let query = PageQuery {
-        conds: &conds,
-        sort: None,
-        desc: false,
-        after: after.map(|a| (Key::Null, a)),
-        limit,
-    };
-    Ok(store
-        .row_ids(MODEL, &query)
-        .await?
-        .into_iter()
-        .map(|(id, ord)| (ord, id))
-        .collect())
+    let mut ids = vec![];
+    let mut after = None;
+    loop {
+        let query = PageQuery {
+            conds: &conds,
+            sort: None,
+            desc: false,
+            after: after.map(|a| (Key::Null, a)),
+            limit: READ_PAGE,
+        };
+        let page = store.row_ids(MODEL, &query).await?;
+        let full = page.len() == READ_PAGE as usize;
+        after = page.last().map(|(_, ord)| *ord);
+        ids.extend(page.into_iter().map(|(id, _)| id));
+        if !full {
+            return Ok(ids);
+        }
+    }
+}
+
+/// Every node passing `filter`, in creation order, read page by page: for
+/// the lists that must sort in the process (a sort key without a column),
+/// which cost the nodes that pass the filter.
+pub async fn every(store: &dyn LogStore, filter: &NodeFilter) -> Result<Vec<NodeRow>, StoreError> {
+    let mut rows: Vec<NodeRow> = vec![];
+    loop {
+        let batch = page(store, filter, None, false, rows.last(), READ_PAGE).await?;
+        let full = batch.len() == READ_PAGE as usize;
+        rows.extend(batch);
+        if !full {
+            return Ok(rows);
+        }
+    }
 }
 
 #[async_trait]

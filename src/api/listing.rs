@@ -381,6 +381,13 @@ pub fn compare(a: &Value, b: &Value) -> Ordering {
     }
 }
 
+/// A full representation with the [`ORDER_KEY`] of the record it shows, for
+/// [`ListSpec::page`]'s in-process sort.
+pub fn with_order(mut shown: Value, doc: &Value) -> Value {
+    shown[ORDER_KEY] = doc["created_position"].clone();
+    shown
+}
+
 /// One page of a child collection (ports, connectors, targets): cut by the
 /// model's indexes when the sort key has a column, else sorted here over the
 /// records passing the filter. `render` makes a record's full representation.
@@ -408,23 +415,11 @@ pub async fn child_page(
             children::page(store, model, filter, column, desc, marker.as_ref(), limit).await?;
         return Ok(spec.answer(docs.iter().map(render).collect(), p, base));
     }
-    // No column for this key: every record passing the filter, page by page.
-    const READ_PAGE: u32 = 1000;
-    let mut items = vec![];
-    let mut last: Option<Value> = None;
-    loop {
-        let batch =
-            children::page(store, model, filter, None, false, last.as_ref(), READ_PAGE).await?;
-        let full = batch.len() == READ_PAGE as usize;
-        last = batch.last().cloned();
-        items.extend(batch.iter().map(|doc| {
-            let mut shown = render(doc);
-            shown[ORDER_KEY] = doc["created_position"].clone();
-            shown
-        }));
-        if !full {
-            break;
-        }
-    }
+    // No column for this key: every record passing the filter, sorted here.
+    let items = children::every(store, model, filter)
+        .await?
+        .iter()
+        .map(|doc| with_order(render(doc), doc))
+        .collect();
     spec.page(items, p, base)
 }

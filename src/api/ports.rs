@@ -14,7 +14,7 @@
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::links::{self, BaseUrl};
-use super::listing::{self, ListParams, ListSpec, Params, ORDER_KEY};
+use super::listing::{self, ListParams, ListSpec, Params};
 use super::lookup::{self, check_path_node, check_uuid_or_name};
 use super::patch::{self, PatchOp};
 use super::pyfmt::str_ as py_str;
@@ -669,50 +669,19 @@ async fn ports_of_groups(
     base: &BaseUrl,
     full: &(dyn Fn(&Value) -> Value + Sync),
 ) -> ApiResult<Value> {
-    const READ_PAGE: u32 = 1000;
     let mut items = vec![];
     for group in groups {
-        let filter = NodeFilter {
+        let in_group = NodeFilter {
             conductor_group: Some(group.clone()),
             ..NodeFilter::default()
         };
-        let mut last = None;
-        loop {
-            let batch = nodes::page(store, &filter, None, false, last.as_ref(), READ_PAGE).await?;
-            let more = batch.len() == READ_PAGE as usize;
-            for n in &batch {
-                let mut after: Option<Value> = None;
-                loop {
-                    let of_node = ChildFilter {
-                        node_uuid: Some(n.uuid().to_string()),
-                        address: None,
-                    };
-                    let ports = children::page(
-                        store,
-                        children::PORTS,
-                        &of_node,
-                        None,
-                        false,
-                        after.as_ref(),
-                        READ_PAGE,
-                    )
-                    .await?;
-                    let more_ports = ports.len() == READ_PAGE as usize;
-                    after = ports.last().cloned();
-                    items.extend(ports.iter().map(|doc| {
-                        let mut shown = full(doc);
-                        shown[ORDER_KEY] = doc["created_position"].clone();
-                        shown
-                    }));
-                    if !more_ports {
-                        break;
-                    }
-                }
-            }
-            last = batch.last().cloned();
-            if !more {
-                break;
-            }
+        for node in nodes::every(store, &in_group).await? {
+            let of_node = ChildFilter {
+                node_uuid: Some(node.uuid().to_string()),
+                address: None,
+            };
+            let ports = children::every(store, children::PORTS, &of_node).await?;
+            items.extend(ports.iter().map(|doc| listing::with_order(full(doc), doc)));
         }
     }
     spec.page(items, params, base)

@@ -49,9 +49,6 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// Node ids read per page of a round's candidates.
-const CANDIDATE_PAGE: u32 = 1000;
-
 /// How the sync runs.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
@@ -200,18 +197,11 @@ impl PowerSync {
     /// each node is read again from its events under its lease before
     /// anything is done.
     async fn candidates(&self, round: PowerRound) -> Result<Vec<Uuid>, EngineError> {
-        let store = self.engine.store().as_ref();
-        let mut ids = Vec::new();
-        let mut after = None;
-        loop {
-            let page = nodes::power_rounds(store, round, after, CANDIDATE_PAGE).await?;
-            after = page.last().map(|(ord, _)| *ord);
-            let full = page.len() == CANDIDATE_PAGE as usize;
-            ids.extend(page.iter().filter_map(|(_, id)| Uuid::parse_str(id).ok()));
-            if !full {
-                break;
-            }
-        }
+        let mut ids: Vec<Uuid> = nodes::power_rounds(self.engine.store().as_ref(), round)
+            .await?
+            .iter()
+            .filter_map(|id| Uuid::parse_str(id).ok())
+            .collect();
         let mut failures = self.failures.lock().expect("failure counts");
         if round == PowerRound::Sync {
             // Nodes the sync no longer looks at (deleted, in maintenance)

@@ -78,29 +78,18 @@ impl MemoryStore {
             })
             .collect();
         hits.sort_by(|a, b| {
-            let (value, ord) = sort_point(query, &b.1 .1);
+            let (value, ord) = rows::cursor_of(&b.1 .1, query.sort);
             query.order(&a.1 .1, &value, ord)
         });
         Ok(hits
             .into_iter()
             .take(query.limit as usize)
-            .map(|(k, (v, keys))| (k.clone(), v.clone(), sort_point(query, keys).1))
+            .map(|(k, (v, keys))| (k.clone(), v.clone(), rows::cursor_of(keys, query.sort).1))
             .collect())
     }
 }
 
 type ClaimKey = (String, String);
-
-/// A row's place in a page query's order: its sort value and `ord`.
-fn sort_point(query: &PageQuery<'_>, keys: &Keys) -> (rows::Key, i64) {
-    let get = |c: &str| keys.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone());
-    let value = query.sort.and_then(get).unwrap_or(rows::Key::Null);
-    let ord = match get("ord") {
-        Some(rows::Key::Int(o)) => o,
-        _ => 0,
-    };
-    (value, ord)
-}
 
 /// Applies `ops` to the claims table in order, the same way the SQL backends do.
 /// On a conflict, every change already made is undone (from an undo log, so that

@@ -68,6 +68,25 @@ impl Key {
 /// NULL.
 pub type Keys = Vec<(&'static str, Key)>;
 
+/// The value of `column` among a row's keys (NULL when it has none).
+pub fn key_of<'k>(keys: &'k Keys, column: &str) -> &'k Key {
+    keys.iter()
+        .find(|(k, _)| *k == column)
+        .map_or(&Key::Null, |(_, v)| v)
+}
+
+/// A row's place in the order of `sort` (a column, or `None`: `ord` alone):
+/// its sort value and its `ord` (0 without one), what a keyset cursor
+/// ([`PageQuery::after`]) holds.
+pub fn cursor_of(keys: &Keys, sort: Option<&str>) -> (Key, i64) {
+    let value = sort.map_or(Key::Null, |c| key_of(keys, c).clone());
+    let ord = match key_of(keys, "ord") {
+        Key::Int(o) => *o,
+        _ => 0,
+    };
+    (value, ord)
+}
+
 /// One condition on an index column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cond {
@@ -96,12 +115,7 @@ impl Cond {
     /// Whether a row with `keys` passes (the memory backend's evaluation, the
     /// same rules the SQL backends apply).
     pub fn holds(&self, keys: &Keys) -> bool {
-        let get = |c: &str| {
-            keys.iter()
-                .find(|(k, _)| *k == c)
-                .map(|(_, v)| v)
-                .unwrap_or(&Key::Null)
-        };
+        let get = |c: &str| key_of(keys, c);
         match self {
             Cond::Eq(c, want) => *want != Key::Null && get(c) == want,
             Cond::IsNull(c) => *get(c) == Key::Null,
@@ -149,18 +163,9 @@ impl PageQuery<'_> {
     /// Where a row with `keys` stands against `(value, ord)`, in this query's
     /// direction.
     pub fn order(&self, keys: &Keys, value: &Key, ord: i64) -> Ordering {
-        let get = |c: &str| {
-            keys.iter()
-                .find(|(k, _)| *k == c)
-                .map(|(_, v)| v.clone())
-                .unwrap_or(Key::Null)
-        };
-        let own_ord = match get("ord") {
-            Key::Int(o) => o,
-            _ => 0,
-        };
+        let (own_value, own_ord) = cursor_of(keys, self.sort);
         let primary = match self.sort {
-            Some(col) => get(col).cmp_sql(value),
+            Some(_) => own_value.cmp_sql(value),
             None => Ordering::Equal,
         };
         let o = primary.then(own_ord.cmp(&ord));

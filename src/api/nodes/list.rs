@@ -413,23 +413,16 @@ async fn sorted_in_memory(
     limit: usize,
     view: &View<'_>,
 ) -> ApiResult<Vec<NodeDoc>> {
-    const READ_PAGE: u32 = 1000;
     let key_of = |d: &NodeDoc| {
         render::all_fields(d, view)
             .remove(sort_key)
             .unwrap_or(Value::Null)
     };
-    let mut keyed: Vec<(Value, i64, NodeDoc)> = vec![];
-    let mut last: Option<NodeDoc> = None;
-    loop {
-        let batch = nodes::page(store, filter, None, false, last.as_ref(), READ_PAGE).await?;
-        let full = batch.len() == READ_PAGE as usize;
-        last = batch.last().cloned();
-        keyed.extend(batch.into_iter().map(|d| (key_of(&d), d.ord(), d)));
-        if !full {
-            break;
-        }
-    }
+    let mut keyed: Vec<(Value, i64, NodeDoc)> = nodes::every(store, filter)
+        .await?
+        .into_iter()
+        .map(|d| (key_of(&d), d.ord(), d))
+        .collect();
     let order = |a: (&Value, i64), b: (&Value, i64)| {
         let ord = compare(a.0, b.0).then_with(|| a.1.cmp(&b.1));
         if desc {

@@ -50,9 +50,6 @@ use uuid::Uuid;
 /// The longest pause between two rounds that fail in a row.
 const ROUND_ERROR_PAUSE_MAX: Duration = Duration::from_secs(5);
 
-/// Nodes read per page of the sweep.
-const SWEEP_PAGE: u32 = 500;
-
 /// The process manager's checkpoint in the feed.
 pub const CHECKPOINT: &str = "process_manager";
 
@@ -228,18 +225,7 @@ impl ProcessManager {
         // undone yet are kept in this manager's own model, for the sweep.
         let mut orphans = self.deleted_with_leftovers(&events).await;
         if sweep {
-            // The nodes with work, from the `needs_work` index, page by page:
-            // the sweep costs the nodes in work, not the fleet.
-            let mut after = None;
-            loop {
-                let page = nodes::needing_work(store.as_ref(), after, SWEEP_PAGE).await?;
-                after = page.last().map(|(ord, _)| *ord);
-                let full = page.len() == SWEEP_PAGE as usize;
-                candidates.extend(page.into_iter().map(|(_, id)| id));
-                if !full {
-                    break;
-                }
-            }
+            candidates.extend(nodes::needing_work(store.as_ref()).await?);
             if store.doc_get(CHECKPOINT, SEEDED).await?.is_none() {
                 // Once per database: deleted nodes whose deletion this
                 // manager's checkpoint had passed before it kept such records
