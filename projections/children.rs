@@ -187,7 +187,7 @@ impl Projection for ChildProjection {
                         record["created_at"] = now.clone();
                         record["updated_at"] = Value::Null;
                         // Creation order: Ironic's default sort key (`id`).
-                        record["created_position"] = json!(event.position);
+                        record["created_position"] = json!(event.event_id);
                     } else {
                         // An update keeps when (and in which order) the record was created.
                         let previous = docs.get(&id).await?;
@@ -201,7 +201,6 @@ impl Projection for ChildProjection {
                         record["created_position"] = keep("created_position");
                         record["updated_at"] = now.clone();
                     }
-                    record["position"] = json!(event.position);
                     let keys = self.keys(&record);
                     docs.put_row(&id, record, keys);
                 }
@@ -211,7 +210,6 @@ impl Projection for ChildProjection {
                     if let Some(mut doc) = docs.get(&id).await? {
                         doc["properties"] = Value::Object(properties);
                         doc["updated_at"] = now.clone();
-                        doc["position"] = json!(event.position);
                         let keys = self.keys(&doc);
                         docs.put_row(&id, doc, keys);
                     }

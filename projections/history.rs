@@ -2,8 +2,10 @@
 //! history (API 1.78+): severity, event text, event type, who, the provision
 //! state after the event, and how long the node had been in its previous state.
 //!
-//! Entries are keyed `<node uuid>/<position, zero-padded>` so that a node's
-//! history is a contiguous, chronological range; each entry also has a stable
+//! Entries are keyed `<node uuid>/<event id, zero-padded>` so that a node's
+//! history is a contiguous, chronological range (an event's id, unlike its
+//! position, is known in the transaction that appends it: the model is
+//! inline); each entry also has a stable
 //! UUID derived from the event's identity, so a rebuild reproduces it exactly.
 //! A small per-node document (`state/<node uuid>`) remembers the provision state
 //! and when it last changed.
@@ -23,8 +25,8 @@ pub const MODEL: &str = "node_history";
 const HISTORY_NS: Uuid = Uuid::from_u128(0x6c1e_5d3a_90b2_4f7e_8a41_2b9c_0d7e_f113);
 
 /// The key of a node's history entry.
-pub fn entry_key(node: &str, position: u64) -> String {
-    format!("{node}/{position:020}")
+pub fn entry_key(node: &str, event_id: u64) -> String {
+    format!("{node}/{event_id:020}")
 }
 
 /// A node's history entries, oldest first: the range `<node>/` of the model
@@ -371,11 +373,11 @@ impl Projection for HistoryProjection {
         let meta = |k: &str| event.metadata.get(k).cloned().unwrap_or(Value::Null);
         let uuid = Uuid::new_v5(&HISTORY_NS, format!("{node}/{}", event.sequence).as_bytes());
         let keys = vec![
-            ("ord", Key::Int(event.position as i64)),
+            ("ord", Key::Int(event.event_id as i64)),
             ("node_uuid", Key::text(node)),
         ];
         docs.put_row(
-            &entry_key(node, event.position),
+            &entry_key(node, event.event_id),
             json!({
                 "uuid": uuid,
                 "node_uuid": node,
@@ -391,7 +393,6 @@ impl Projection for HistoryProjection {
                 "state": state["provision_state"],
                 "target_provision_state": state["target_provision_state"],
                 "duration_seconds": duration,
-                "position": event.position,
                 "sequence": event.sequence,
             }),
             keys,

@@ -17,6 +17,7 @@
 pub mod children;
 mod docs;
 mod history;
+mod inline;
 pub mod nodes;
 mod projector;
 pub mod replay;
@@ -24,6 +25,7 @@ pub mod replay;
 pub use children::ChildProjection;
 pub use docs::Docs;
 pub use history::{describe as describe_event, history_of, HistoryProjection};
+pub use inline::InlineModels;
 pub use nodes::{NodeFilter, NodeRow, NodesProjection, PowerRound};
 pub use projector::{ProjectionError, Projector};
 

@@ -349,7 +349,7 @@ impl Projection for NodesProjection {
         node.apply(ev);
         if enrolled {
             // Creation order: Ironic's default sort key (`id`).
-            doc["created_position"] = json!(event.position);
+            doc["created_position"] = json!(event.event_id);
             doc["created_at"] = now.clone();
             doc["updated_at"] = Value::Null;
             doc["provision_updated_at"] = now.clone();
@@ -360,7 +360,6 @@ impl Projection for NodesProjection {
             doc["provision_updated_at"] = now;
         }
         doc["state"] = serde_json::to_value(&node).expect("a node serializes");
-        doc["position"] = json!(event.position);
         let keys = keys(&node, &doc);
         docs.put_row(id, doc, keys);
         Ok(())

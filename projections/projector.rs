@@ -41,7 +41,10 @@
 
 use super::docs::Known;
 use super::{Docs, Projection};
-use crate::store::{ApplyFailure, DocChange, LogStore, ModelCommit, RecordedEvent, StoreError};
+use crate::store::{
+    ApplyFailure, DocChange, LogStore, ModelCommit, RecordedEvent, StoreError, INLINE,
+};
+use crate::store::is_inline;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -173,6 +176,9 @@ pub struct Projector {
     store: Arc<dyn LogStore>,
     projections: Vec<Arc<dyn Projection>>,
     batch: u32,
+    /// Whether models that reach the head of the log are made inline (see
+    /// [`Projector::with_inline`]).
+    inline: bool,
     /// One catch-up at a time in this process (other processes are kept honest
     /// by the compare-and-set). Guards where the live projections stand, as far
     /// as this process knows.
@@ -212,6 +218,7 @@ impl Projector {
             store,
             projections,
             batch: 500,
+            inline: false,
             running: Mutex::new(Cursor::default()),
             signals: Arc::new(Signals {
                 requested: AtomicU64::new(0),
@@ -221,6 +228,17 @@ impl Projector {
             }),
             worker: std::sync::Mutex::new(None),
         }
+    }
+
+    /// This projector, making every model that stands at the head of the log
+    /// **inline** ([`LogStore::go_inline`]): from then on the appends write it
+    /// (the engine's repository folds [`super::InlineModels`]) and this
+    /// projector leaves it alone, until a drop or a swap hands it back to the
+    /// feed. Only for a projector whose store is written by folding appends:
+    /// a model made inline misses the events of plain ones.
+    pub fn with_inline(mut self) -> Self {
+        self.inline = true;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn LogStore> {
@@ -254,7 +272,12 @@ impl Projector {
         let mut cursor = self.running.lock().await;
         cursor.checkpoints = None;
         let sequenced = self.store.sequence_report().await?;
-        let result = self.advance(&self.live_targets(), &mut cursor, None).await;
+        let mut result = self.advance(&self.live_targets(), &mut cursor, None).await;
+        if result.is_ok() && !sequenced.waiting {
+            if let Err(e) = self.settle_inline(&mut cursor).await {
+                result = Err(e);
+            }
+        }
         let low = cursor.low();
         self.publish(|p| {
             p.rounds += 1;
@@ -384,17 +407,28 @@ impl Projector {
         }
         let mut applied = 0;
         loop {
-            let from = match cursor.checkpoints.take() {
-                Some(from) if from.len() == targets.len() => from,
+            let (from, guessed) = match cursor.checkpoints.take() {
+                Some(from) if from.len() == targets.len() => (from, true),
                 _ => {
                     let from = self.store.checkpoints(&models).await?;
                     cursor.quarantined = quarantined(self.store.as_ref(), &models).await?;
-                    from
+                    (from, false)
                 }
             };
             let Some(low) = from.iter().min().copied() else {
                 return Ok(applied);
             };
+            if is_inline(low) {
+                if guessed {
+                    // Every model is inline, as far as this process knows;
+                    // no compare-and-set would reveal a swap or a drop made
+                    // elsewhere since, so ask (one cheap query).
+                    continue;
+                }
+                // The appends write them all: nothing to read from the feed.
+                cursor.checkpoints = Some(from);
+                return Ok(applied);
+            }
             cursor.checkpoints = Some(from.clone());
             if until.is_some_and(|u| low >= u) {
                 return Ok(applied);
@@ -481,6 +515,45 @@ impl Projector {
         }
     }
 
+    /// Makes the models that stand at the head of the log inline, if this
+    /// projector does that ([`Projector::with_inline`]): those at one common
+    /// checkpoint equal to the head, with no quarantined aggregate (a model
+    /// with a recorded failure stays fed until a rebuild clears it: folding
+    /// an aggregate it skips would make a wrong document look right). The
+    /// store checks it all again under the lock that excludes appends.
+    async fn settle_inline(&self, cursor: &mut Cursor) -> Result<(), ProjectionError> {
+        if !self.inline {
+            return Ok(());
+        }
+        let Some(checkpoints) = cursor.checkpoints.clone() else {
+            return Ok(());
+        };
+        let names = self.names();
+        let fed: Vec<usize> = (0..checkpoints.len())
+            .filter(|&i| !is_inline(checkpoints[i]))
+            .collect();
+        let Some(&first) = fed.first() else {
+            return Ok(());
+        };
+        let at = checkpoints[first];
+        let clean = |i: usize| cursor.quarantined.get(i).is_some_and(|q| q.is_empty());
+        if !fed.iter().all(|&i| checkpoints[i] == at && clean(i))
+            || self.store.head().await? != at
+        {
+            return Ok(());
+        }
+        let models: Vec<&str> = fed.iter().map(|&i| names[i]).collect();
+        if self.store.go_inline(&models, at).await? {
+            tracing::info!(models = ?models, at, "read models are inline from here on");
+            let mut now = checkpoints;
+            for &i in &fed {
+                now[i] = INLINE;
+            }
+            cursor.checkpoints = Some(now);
+        }
+        Ok(())
+    }
+
     /// Rebuilds a projection from the whole log: replays it into a scratch model
     /// while the live one keeps serving, then swaps the two atomically and
     /// catches up the events that arrived meanwhile.
@@ -500,11 +573,19 @@ impl Projector {
         {
             let mut live = self.running.lock().await;
             loop {
+                // An inline live model is only replaced by a scratch model at
+                // the head, with nothing waiting for a position.
+                self.store.sequence().await?;
                 self.advance(&target, &mut scratch_cursor, None).await?;
                 if self.store.head().await? == 0 {
                     // An empty log: the rebuilt model is empty.
                     self.store.drop_model(name).await?;
                     break;
+                }
+                if self.store.checkpoint(&scratch).await? == 0 {
+                    // The log was empty a moment ago and is not any more:
+                    // nothing replayed yet.
+                    continue;
                 }
                 if self.store.swap_model(name, &scratch).await? {
                     break;
@@ -578,6 +659,9 @@ impl Projector {
             let applied = self
                 .advance(&self.live_targets(), &mut cursor, None)
                 .await?;
+            if !sequenced.waiting {
+                self.settle_inline(&mut cursor).await?;
+            }
             Ok(Round {
                 progressed: sequenced.numbered > 0 || applied > 0,
                 waiting: sequenced.waiting,

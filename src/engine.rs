@@ -8,9 +8,12 @@
 //!   state, so a retry is always safe; when retries run out the caller gets a
 //!   conflict (409).
 //! - A uniqueness claim held by another node becomes Ironic's 409 message.
-//! - Read-your-writes: when `execute` returns, the projections have applied the
-//!   command's events, so a following read sees them. The projector's worker
-//!   applies them; the command only waits for it (see `projections::Projector`).
+//! - Read-your-writes: when `execute` returns, the read models hold the
+//!   command's events, so a following read sees them. They are written in the
+//!   append's own transaction (inline: see `projections::InlineModels`); a
+//!   model that is not inline at that moment (dropped, just rebuilt, not yet
+//!   caught up) is applied by the projector's worker, and the command then
+//!   waits for it (see `projections::Projector`).
 
 use crate::domain::claims::{self, Claim};
 use crate::domain::{
@@ -171,6 +174,9 @@ pub struct Engine {
     store: Arc<dyn LogStore>,
     nodes: CqrsFramework<Node, Store<Node>>,
     volumes: CqrsFramework<Volume, Store<Volume>>,
+    /// The repository both frameworks append through (a handle: it counts
+    /// the appends that could not write every read model inline).
+    repo: crate::store::Repo,
     projector: Arc<Projector>,
     /// One lock per aggregate (`<type>/<id>`) held while a command on it runs.
     writers: KeyedLocks,
@@ -207,7 +213,9 @@ impl Engine {
         services: NodeServices,
         keyring: Option<Arc<crate::secrets::Keyring>>,
     ) -> Self {
-        let mut repo = opened.repo(claim_fn());
+        let mut repo = opened
+            .repo(claim_fn())
+            .with_fold(Arc::new(projections::InlineModels::all()));
         if let Some(k) = &keyring {
             repo = repo.with_sealing(k.clone());
         }
@@ -218,8 +226,9 @@ impl Engine {
             vec![],
             services,
         );
-        let volumes = CqrsFramework::new(event_store::<Volume>(repo), vec![], ());
-        let projector = Arc::new(Projector::new(opened.store.clone(), projections::all()));
+        let volumes = CqrsFramework::new(event_store::<Volume>(repo.clone()), vec![], ());
+        let projector =
+            Arc::new(Projector::new(opened.store.clone(), projections::all()).with_inline());
         // Start following the feed now if we can; otherwise the first command
         // starts the worker (it needs a Tokio runtime).
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -229,6 +238,7 @@ impl Engine {
             store: opened.store,
             nodes,
             volumes,
+            repo,
             projector,
             writers: KeyedLocks::new(),
             keyring,
@@ -257,6 +267,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let id = id.to_string();
         let meta = meta.to_map();
+        let unfolded = self.repo.unfolded();
         {
             let _turn = self.writers.lock(&format!("{}/{id}", Node::TYPE)).await;
             retrying(&id, || {
@@ -266,7 +277,7 @@ impl Engine {
             .await?;
         }
         // Waiting for the read models needs no turn: the next writer goes on.
-        self.wait_projected(Node::TYPE, &id).await
+        self.wait_projected(Node::TYPE, &id, unfolded).await
     }
 
     /// Runs a volume command; when it returns Ok, reads see its effects.
@@ -277,6 +288,7 @@ impl Engine {
         meta: &Meta,
     ) -> Result<(), EngineError> {
         let meta = meta.to_map();
+        let unfolded = self.repo.unfolded();
         {
             let _turn = self
                 .writers
@@ -288,7 +300,7 @@ impl Engine {
             })
             .await?;
         }
-        self.wait_projected(Volume::TYPE, volume_id).await
+        self.wait_projected(Volume::TYPE, volume_id, unfolded).await
     }
 
     /// The current state of a node, straight from its events (the write model),
@@ -321,6 +333,12 @@ impl Engine {
 
     /// Waits until every projection has applied the aggregate's latest event.
     ///
+    /// Usually there is nothing to wait for: the append wrote every read model
+    /// inline, which the repository's count of appends that could not
+    /// (`unfolded`, as it was before the command) shows unchanged. The worker
+    /// is kicked all the same: on PostgreSQL it gives the events their
+    /// positions, which the process manager follows.
+    ///
     /// The projector's worker does the work: we kick it and wait for the rounds
     /// it publishes (no polling, no sleeping), so concurrent commands share
     /// rounds instead of queueing for catch-ups of their own. If the read models
@@ -329,7 +347,17 @@ impl Engine {
     /// an event it cannot decode), the command has committed all the same: say
     /// so in the log, don't fail it — a 500 would make the client retry a
     /// create that succeeded and get a 409.
-    async fn wait_projected(&self, aggregate_type: &str, id: &str) -> Result<(), EngineError> {
+    async fn wait_projected(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        unfolded: u64,
+    ) -> Result<(), EngineError> {
+        if self.repo.unfolded() == unfolded {
+            self.projector.spawn_worker();
+            self.projector.kick();
+            return Ok(());
+        }
         let applied = match self
             .projector
             .wait_for_aggregate(aggregate_type, id, READ_YOUR_WRITES_TIMEOUT)

@@ -135,6 +135,8 @@ async fn every_event_carries_who_why_when(t: common::TestStore) {
         )
         .await
         .unwrap();
+    // The feed holds numbered events (PostgreSQL numbers them after commit).
+    t.store.sequence().await.unwrap();
     let feed = t.store.read_feed(0, 100).await.unwrap();
     assert_eq!(feed.len(), 3);
     for e in &feed {

@@ -412,7 +412,8 @@ async fn an_event_no_reader_can_apply_is_recorded_and_skipped(backend: Backend) 
 
 /// `/health` says 503 `stuck`, with the lag and the projector's error, while
 /// the read models cannot move (here: a trigger the test puts on PostgreSQL's
-/// `checkpoints` table refuses every checkpoint move), and `ok` again once
+/// `checkpoints` table refuses every checkpoint move but the one that hands
+/// the inline models to the feed for an event no fold wrote), and `ok` again once
 /// they caught up. (Refusing rather than blocking: a projector blocked inside
 /// its transaction would hold back the numbering of every later event, on
 /// the whole cluster, and the head would not move either.)
@@ -426,7 +427,10 @@ async fn health_is_503_while_the_read_models_are_stuck() {
     let pool = d.store.pg_pool.clone().unwrap();
     for sql in [
         "CREATE FUNCTION refuse_checkpoints() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'checkpoints refused by the test'; END $$",
+         $$ BEGIN \
+              IF TG_OP = 'UPDATE' AND OLD.position >= 4611686018427387904 THEN RETURN NEW; END IF; \
+              RAISE EXCEPTION 'checkpoints refused by the test'; \
+            END $$",
         "CREATE TRIGGER refuse_checkpoints BEFORE INSERT OR UPDATE ON checkpoints \
          FOR EACH ROW EXECUTE FUNCTION refuse_checkpoints()",
     ] {

@@ -244,13 +244,14 @@ async fn randomized_history_rebuilds_to_the_live_model(t: common::TestStore, com
     );
 
     engine.projector().catch_up().await.unwrap();
+    common::numbered(t.store.as_ref()).await;
     let head = t.store.head().await.unwrap();
     // (Some applied commands record nothing: a no-op patch, purging no targets.)
     assert!(
         head as usize >= ok / 2,
         "{head} events for {ok} applied commands"
     );
-    assert_eq!(engine.projector().low_water_mark().await.unwrap(), head);
+    assert!(engine.projector().low_water_mark().await.unwrap() >= head);
 
     // The nodes read model equals the write model, node by node.
     for n in nodes.iter() {
@@ -286,7 +287,10 @@ async fn randomized_history_rebuilds_to_the_live_model(t: common::TestStore, com
             t.store.doc_list(name).await.unwrap() == live,
             "{name}: rebuild differs"
         );
-        assert_eq!(t.store.checkpoint(name).await.unwrap(), head);
+        // The rebuilt model was swapped in at the head: inline at once.
+        assert!(ironledger::store::is_inline(
+            t.store.checkpoint(name).await.unwrap()
+        ));
     }
 }
 

@@ -23,12 +23,17 @@
 //!   hands the events to a [`Sealing`] before appending them (which encrypts
 //!   secrets and may add claims: a new data key) and after loading them (which
 //!   decrypts them for the write model). See `crate::secrets`.
+//! - **Inline read models.** A repository built [`with_fold`](Repo::with_fold)
+//!   appends with [`LogStore::append_folded`]: the read models that are folds
+//!   of one node's own stream are written in the append's transaction, as
+//!   stored (sealed), exactly as a replay of the feed would write them.
 //!
 //! Snapshots are never used: cqrs-es 0.5 applies events twice when it builds one
 //! (see `reference/cqrs-es-notes.md` §1.4), so [`event_store`] builds a pure
 //! event-sourced store and `get_snapshot` always answers `None`.
 
-use super::{ClaimConflict, ClaimFn, ClaimOp, LogStore, StoreError};
+use super::{ClaimConflict, ClaimFn, ClaimOp, Fold, LogStore, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use cqrs_es::persist::{
     PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream, SerializedEvent,
     SerializedSnapshot,
@@ -47,6 +52,12 @@ pub struct Repo {
     claims: ClaimFn,
     /// Encrypts secrets on the way in, decrypts them on the way out.
     sealing: Option<Arc<dyn Sealing>>,
+    /// The inline read models every append writes with its events.
+    fold: Option<Arc<dyn Fold>>,
+    /// Appends (by this repository and its clones) that found some inline
+    /// model not inline, so that a reader must wait for the feed (see
+    /// [`Repo::unfolded`]).
+    unfolded: Arc<AtomicU64>,
 }
 
 /// Encryption of secrets in events at rest, as the repository applies it
@@ -79,7 +90,36 @@ impl Repo {
             store,
             claims,
             sealing: None,
+            fold: None,
+            unfolded: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// This repository, writing `fold`'s inline read models in every append's
+    /// own transaction (see [`LogStore::append_folded`]).
+    pub fn with_fold(mut self, fold: Arc<dyn Fold>) -> Self {
+        self.fold = Some(fold);
+        self
+    }
+
+    /// How many appends so far could not write every inline model (some model
+    /// was not inline: after a drop, a swap, or before it first caught up with
+    /// the feed). A command that sees this count unchanged across its run
+    /// reads its own write without waiting for the projector.
+    pub fn unfolded(&self) -> u64 {
+        self.unfolded.load(Ordering::SeqCst)
+    }
+
+    /// Appends through the fold, if there is one, and counts what it missed.
+    async fn append(&self, events: &[SerializedEvent], claims: &[ClaimOp]) -> Result<(), StoreError> {
+        let Some(fold) = &self.fold else {
+            self.unfolded.fetch_add(1, Ordering::SeqCst);
+            return self.store.append(events, claims).await;
+        };
+        if !self.store.append_folded(events, claims, fold.as_ref()).await? {
+            self.unfolded.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// This repository, encrypting secrets before appending and decrypting them
@@ -114,6 +154,8 @@ impl Clone for Repo {
             store: self.store.clone(),
             claims: self.claims.clone(),
             sealing: self.sealing.clone(),
+            fold: self.fold.clone(),
+            unfolded: self.unfolded.clone(),
         }
     }
 }
@@ -241,14 +283,12 @@ impl PersistedEventRepository for Repo {
             check_readable::<A>(events, &sealed).map_err(unreadable)?;
             first.append(&mut claims);
             return self
-                .store
                 .append(&sealed, &first)
                 .await
                 .map_err(persistence_error);
         }
         check_readable::<A>(events, events).map_err(unreadable)?;
-        self.store
-            .append(events, &claims)
+        self.append(events, &claims)
             .await
             .map_err(persistence_error)
     }

@@ -8,14 +8,21 @@
 //! and are automatically dense and in commit order; [`LogStore::sequence`] has
 //! nothing to do.
 //!
+//! An append that folds inline read models ([`LogStore::append_folded`])
+//! must read documents between numbering its events and writing them, which
+//! cannot happen under that lock; appends also take turns on an async
+//! `writer` lock, held across the fold, so that the positions it numbered
+//! with are still free when it writes.
+//!
 //! The semantics (conflicts, claims, compare-and-set checkpoints, ordering of
 //! `doc_list`) are the same as the SQL backends', and the shared test suite in
 //! `tests/store_suite.rs` holds all three to it.
 
 use super::{
-    distinct_models, rows, ApplyFailure, ClaimConflict, ClaimOp, DocChange, Keys, LogStore,
-    ModelCommit, PageQuery, RecordedEvent, StoreError,
+    distinct_models, folded_commits, recorded, rows, ApplyFailure, ClaimConflict, ClaimOp,
+    DocChange, Fold, Keys, LogStore, ModelCommit, PageQuery, RecordedEvent, StoreError, INLINE,
 };
+use super::is_inline;
 use async_trait::async_trait;
 use chrono::Utc;
 use cqrs_es::persist::SerializedEvent;
@@ -27,6 +34,8 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Appends take turns on it (see the module docs).
+    writer: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -193,45 +202,60 @@ impl LogStore for MemoryStore {
         events: &[SerializedEvent],
         claims: &[ClaimOp],
     ) -> Result<(), StoreError> {
+        let _turn = self.writer.lock().await;
         let mut inner = self.lock();
-
-        // Validate everything before touching anything: all-or-nothing.
-        let mut taken = std::collections::HashSet::new();
-        for e in events {
-            let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
-            let seq = e.sequence as u64;
-            let exists = inner
-                .streams
-                .get(&key)
-                .is_some_and(|s| s.contains_key(&seq));
-            if exists || !taken.insert((key, seq)) {
-                return Err(StoreError::Conflict);
+        let head = inner.events.len() as u64;
+        let unfolded = !events.is_empty();
+        let events = recorded(events, |i| numbered(head, i), Utc::now());
+        write_events(&mut inner, events, claims)?;
+        if unfolded {
+            // Nothing folds these events: inline models hand them to the
+            // feed, fed from the head they stood at (see `LogStore::append`).
+            for checkpoint in inner.checkpoints.values_mut() {
+                if is_inline(*checkpoint) {
+                    *checkpoint = head;
+                }
             }
         }
-        apply_claims(&mut inner.claims, claims)?;
-
-        // Nothing below can fail.
-        let now = Utc::now();
-        for e in events {
-            let index = inner.events.len();
-            inner.events.push(RecordedEvent {
-                position: index as u64 + 1,
-                aggregate_type: e.aggregate_type.clone(),
-                aggregate_id: e.aggregate_id.clone(),
-                sequence: e.sequence as u64,
-                event_type: e.event_type.clone(),
-                event_version: e.event_version.clone(),
-                payload: e.payload.clone(),
-                metadata: e.metadata.clone(),
-                recorded_at: now,
-            });
-            inner
-                .streams
-                .entry((e.aggregate_type.clone(), e.aggregate_id.clone()))
-                .or_default()
-                .insert(e.sequence as u64, index);
-        }
         Ok(())
+    }
+
+    async fn append_folded(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+        fold: &dyn Fold,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.writer.lock().await;
+        let head = self.lock().events.len() as u64;
+        let events = recorded(events, |i| numbered(head, i), Utc::now());
+        let changes = fold.fold(self, &events).await?;
+        let mut inner = self.lock();
+        write_events(&mut inner, events, claims)?;
+        let models = fold.models();
+        let commits = folded_commits(models, &changes, |m| {
+            inner.checkpoints.get(m).copied().is_some_and(is_inline)
+        });
+        for c in &commits {
+            write_changes(&mut inner, c.model, c.changes);
+        }
+        Ok(commits.len() == models.len())
+    }
+
+    async fn go_inline(&self, models: &[&str], at: u64) -> Result<bool, StoreError> {
+        let _turn = self.writer.lock().await;
+        let mut inner = self.lock();
+        let ready = inner.events.len() as u64 == at
+            && models.iter().all(|m| {
+                inner.checkpoints.get(*m).copied().unwrap_or(0) == at
+                    && inner.failures.get(*m).is_none_or(|f| f.is_empty())
+            });
+        if ready {
+            for m in models {
+                inner.checkpoints.insert(m.to_string(), INLINE);
+            }
+        }
+        Ok(ready)
     }
 
     async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
@@ -389,20 +413,7 @@ impl LogStore for MemoryStore {
         }
         for c in commits {
             inner.checkpoints.insert(c.model.to_string(), c.to);
-            let docs = inner.models.entry(c.model.to_string()).or_default();
-            for change in c.changes {
-                match change {
-                    DocChange::Put { id, body, keys } => {
-                        docs.insert(id.clone(), (body.clone(), keys.clone()));
-                    }
-                    DocChange::Delete { id } => {
-                        docs.remove(id);
-                    }
-                }
-            }
-            if docs.is_empty() {
-                inner.models.remove(c.model);
-            }
+            write_changes(&mut inner, c.model, c.changes);
             if !c.failures.is_empty() {
                 let failures = inner.failures.entry(c.model.to_string()).or_default();
                 for f in c.failures {
@@ -468,12 +479,14 @@ impl LogStore for MemoryStore {
         }
         let mut inner = self.lock();
         let at = |m: &str| inner.checkpoints.get(m).map(|&p| p as i64);
-        if !super::swap_allowed(at(live), at(scratch)) {
+        let at_head = at(scratch) == Some(inner.events.len() as i64);
+        let failures = inner.failures.get(scratch).is_some_and(|f| !f.is_empty());
+        let Some(p) = super::swap_outcome(at(live), at(scratch), at_head, failures) else {
             return Ok(false);
-        }
+        };
         let docs = inner.models.remove(scratch).unwrap_or_default();
         inner.models.insert(live.to_string(), docs);
-        let p = inner.checkpoints.remove(scratch).expect("checked");
+        inner.checkpoints.remove(scratch);
         inner.checkpoints.insert(live.to_string(), p);
         let mut failures = inner.failures.remove(scratch).unwrap_or_default();
         for f in failures.values_mut() {
@@ -521,29 +534,76 @@ impl LogStore for MemoryStore {
         events: &[RecordedEvent],
         claims: &[ClaimOp],
     ) -> Result<(), StoreError> {
+        let _turn = self.writer.lock().await;
         let mut inner = self.lock();
         super::check_continues(inner.events.len() as u64, events)?;
-        let mut taken = std::collections::HashSet::new();
-        for e in events {
-            let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
-            let exists = inner
-                .streams
-                .get(&key)
-                .is_some_and(|s| s.contains_key(&e.sequence));
-            if exists || !taken.insert((key, e.sequence)) {
-                return Err(StoreError::Conflict);
+        // An imported event's id is its position here, as for any append.
+        let events = events
+            .iter()
+            .map(|e| RecordedEvent {
+                event_id: e.position,
+                ..e.clone()
+            })
+            .collect();
+        write_events(&mut inner, events, claims)?;
+        Ok(())
+    }
+}
+
+/// The `i`-th event of an append after `head`: its position, which is also
+/// its id.
+fn numbered(head: u64, i: usize) -> (u64, u64) {
+    let p = head + 1 + i as u64;
+    (p, p)
+}
+
+/// Checks an append's events and claims, then writes them (all or nothing).
+fn write_events(
+    inner: &mut Inner,
+    events: Vec<RecordedEvent>,
+    claims: &[ClaimOp],
+) -> Result<(), StoreError> {
+    // Validate everything before touching anything: all-or-nothing.
+    let mut taken = std::collections::HashSet::new();
+    for e in &events {
+        let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
+        let exists = inner
+            .streams
+            .get(&key)
+            .is_some_and(|s| s.contains_key(&e.sequence));
+        if exists || !taken.insert((key, e.sequence)) {
+            return Err(StoreError::Conflict);
+        }
+    }
+    apply_claims(&mut inner.claims, claims)?;
+
+    // Nothing below can fail.
+    for e in events {
+        let index = inner.events.len();
+        inner
+            .streams
+            .entry((e.aggregate_type.clone(), e.aggregate_id.clone()))
+            .or_default()
+            .insert(e.sequence, index);
+        inner.events.push(e);
+    }
+    Ok(())
+}
+
+/// Writes one model's document changes.
+fn write_changes(inner: &mut Inner, model: &str, changes: &[DocChange]) {
+    let docs = inner.models.entry(model.to_string()).or_default();
+    for change in changes {
+        match change {
+            DocChange::Put { id, body, keys } => {
+                docs.insert(id.clone(), (body.clone(), keys.clone()));
+            }
+            DocChange::Delete { id } => {
+                docs.remove(id);
             }
         }
-        apply_claims(&mut inner.claims, claims)?;
-        for e in events {
-            let index = inner.events.len();
-            inner.events.push(e.clone());
-            inner
-                .streams
-                .entry((e.aggregate_type.clone(), e.aggregate_id.clone()))
-                .or_default()
-                .insert(e.sequence, index);
-        }
-        Ok(())
+    }
+    if docs.is_empty() {
+        inner.models.remove(model);
     }
 }

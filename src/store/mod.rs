@@ -50,6 +50,15 @@ pub struct RecordedEvent {
     pub aggregate_id: String,
     /// Per-aggregate sequence (1-based), cqrs-es's optimistic-lock key.
     pub sequence: u64,
+    /// The store's own number for the event, given when it is written:
+    /// unique, and increasing along every aggregate's stream and in the order
+    /// events were written. The backends that number events as they append
+    /// (memory, SQLite) use the position; PostgreSQL, which gives positions
+    /// only after commit, its `event_id`. Inline read models (see [`Fold`])
+    /// take their creation order from it, because it is known inside the
+    /// appending transaction and a replay of the feed reads the same value.
+    #[serde(default)]
+    pub event_id: u64,
     pub event_type: String,
     pub event_version: String,
     /// The serde JSON of the domain event (externally tagged: `{"NodeEnrolled": {…}}`).
@@ -172,14 +181,122 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Whether a scratch model at checkpoint `scratch` may replace a live one at
-/// `live` (`None`: no checkpoint row): see [`LogStore::swap_model`].
-pub fn swap_allowed(live: Option<i64>, scratch: Option<i64>) -> bool {
+/// The lowest checkpoint of an **inline** model: one that appends write in
+/// their own transaction (see [`Fold`]) instead of the feed-driven projector.
+/// It stands above every position, so feed appliers find nothing left to
+/// apply to it. Each time a model goes inline it may get a value of its own at
+/// or above this one (PostgreSQL does: see [`LogStore::append_folded`]), so
+/// that one inline period can be told from the next; see [`is_inline`].
+pub const INLINE: u64 = 1 << 62;
+
+/// Whether a checkpoint says its model is inline (see [`INLINE`]).
+pub fn is_inline(checkpoint: u64) -> bool {
+    checkpoint >= INLINE
+}
+
+/// What a swap of model `live` by model `scratch` ends with (see
+/// [`LogStore::swap_model`]), from their checkpoints (`None`: no row): the
+/// live model's checkpoint afterwards, or `None` to refuse ([`INLINE`] for
+/// one that is inline: the backend may give it a value of its own).
+///
+/// A scratch model without a checkpoint is refused (another rebuild swapped it
+/// in first), and so is one behind a fed live model (reads would go back in
+/// time). An inline live model is up to date with every commit, so it is
+/// replaced only by a scratch model at the head of the log (`at_head`: its
+/// checkpoint is the head and no committed event waits for a position); the
+/// result is inline at once (the store holds the lock that keeps appends out),
+/// unless the scratch model has recorded failures (`failures`), which keep a
+/// model fed from the log.
+pub fn swap_outcome(
+    live: Option<i64>,
+    scratch: Option<i64>,
+    at_head: bool,
+    failures: bool,
+) -> Option<u64> {
     match (live, scratch) {
-        (_, None) => false,
-        (Some(l), Some(s)) => l <= s,
-        (None, Some(_)) => true,
+        (_, None) => None,
+        (Some(l), Some(s)) if is_inline(l as u64) => {
+            at_head.then_some(if failures { s as u64 } else { INLINE })
+        }
+        (Some(l), Some(s)) => (l <= s).then_some(s as u64),
+        (None, Some(s)) => Some(s as u64),
     }
+}
+
+/// The read models an append writes in its own transaction: folds of one
+/// aggregate's own stream (an *inline* projection), so that the command's
+/// answer already reads its own write, with no worker round to wait for.
+///
+/// The store only calls it; what the models hold is the projections' business
+/// (`projections::InlineModels`). A model is written inline only while its
+/// checkpoint is [`INLINE`], which the append checks in its transaction, under
+/// a lock that [`LogStore::go_inline`], [`LogStore::swap_model`] and
+/// [`LogStore::drop_model`] conflict with: so each event reaches each model
+/// exactly once, either here or from the feed.
+#[async_trait]
+pub trait Fold: Send + Sync {
+    /// The models it writes, in the order [`Fold::fold`] answers.
+    fn models(&self) -> &[&'static str];
+
+    /// What `events` (as stored: positions or ids, times) change in each
+    /// model, reading the documents they start from through `store`. The
+    /// documents read are the ones the aggregate's previous commit left:
+    /// only that aggregate's appends write them, and a concurrent append of
+    /// it fails the optimistic lock. An error refuses the whole append.
+    async fn fold(
+        &self,
+        store: &dyn LogStore,
+        events: &[RecordedEvent],
+    ) -> Result<Vec<Vec<DocChange>>, StoreError>;
+}
+
+/// Events as an append stores them: `ids[i]` is the `i`-th event's position
+/// (or, on PostgreSQL, its id, with `position` 0: not numbered yet).
+pub(crate) fn recorded(
+    events: &[SerializedEvent],
+    positions: impl Fn(usize) -> (u64, u64),
+    recorded_at: DateTime<Utc>,
+) -> Vec<RecordedEvent> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let (position, event_id) = positions(i);
+            RecordedEvent {
+                position,
+                aggregate_type: e.aggregate_type.clone(),
+                aggregate_id: e.aggregate_id.clone(),
+                sequence: e.sequence as u64,
+                event_id,
+                event_type: e.event_type.clone(),
+                event_version: e.event_version.clone(),
+                payload: e.payload.clone(),
+                metadata: e.metadata.clone(),
+                recorded_at,
+            }
+        })
+        .collect()
+}
+
+/// The document changes of a fold as the commits the backends already know
+/// how to write (checkpoints untouched): one per model that is inline.
+pub(crate) fn folded_commits<'a>(
+    models: &[&'a str],
+    changes: &'a [Vec<DocChange>],
+    inline: impl Fn(&str) -> bool,
+) -> Vec<ModelCommit<'a>> {
+    models
+        .iter()
+        .zip(changes)
+        .filter(|(m, _)| inline(m))
+        .map(|(m, c)| ModelCommit {
+            model: m,
+            from: INLINE,
+            to: INLINE,
+            changes: c,
+            failures: &[],
+        })
+        .collect()
 }
 
 /// A write to one read-model document, applied with the projection's checkpoint.
@@ -333,11 +450,38 @@ pub trait LogStore: Send + Sync + 'static {
     /// applies `claims`, all in one transaction. A taken `(type, id, sequence)` is
     /// [`StoreError::Conflict`]; a claim held by another owner is [`StoreError::Claim`].
     /// Either way nothing is written.
+    ///
+    /// Nothing folds these events into the read models: a model that is
+    /// [`INLINE`] is handed back to the feed in the same transaction (its
+    /// checkpoint becomes the head it stood at), so the projector applies
+    /// them. The engine appends with [`append_folded`](Self::append_folded);
+    /// this is for other writers (tests, tools). On PostgreSQL it takes the
+    /// lock that keeps folding appends out, and first waits (numbering
+    /// them) for committed events still without a position.
     async fn append(
         &self,
         events: &[SerializedEvent],
         claims: &[ClaimOp],
     ) -> Result<(), StoreError>;
+
+    /// [`append`](Self::append), and in the same transaction the changes
+    /// `fold` makes to each of its models whose checkpoint is [`INLINE`].
+    /// Returns whether every one of them was: a model that is not (dropped,
+    /// just swapped in, or never caught up) gets these events from the feed,
+    /// and a caller that wants to read its own write must wait for that.
+    async fn append_folded(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+        fold: &dyn Fold,
+    ) -> Result<bool, StoreError>;
+
+    /// Makes `models` inline (see [`Fold`]) if each stands at checkpoint `at`,
+    /// `at` is the head of the log with no committed event still waiting for a
+    /// position, and no model has a recorded failure; in one transaction that
+    /// excludes appends, so no event can fall between the feed and the folds.
+    /// False, changing nothing, otherwise (the feed moved on: catch up first).
+    async fn go_inline(&self, models: &[&str], at: u64) -> Result<bool, StoreError>;
 
     /// The current holder of a claim, if any.
     async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError>;
@@ -470,7 +614,9 @@ pub trait LogStore: Send + Sync + 'static {
     /// `scratch` has no checkpoint (another rebuild swapped it in first: going
     /// on would empty the live model) or is behind `live` (the live projector
     /// moved on meanwhile: swapping would take reads back in time; catch the
-    /// scratch model up and try again).
+    /// scratch model up and try again). An inline `live` is replaced only by
+    /// a scratch model at the head of the log, under the lock that keeps
+    /// appends out, and stays inline (see [`swap_outcome`]).
     async fn swap_model(&self, live: &str, scratch: &str) -> Result<bool, StoreError>;
 
     // ---- leases ---------------------------------------------------------------

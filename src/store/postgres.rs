@@ -99,7 +99,7 @@
 use super::rows::{self, Dialect, Key, Keys, PageQuery};
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
-    FailureColumns, LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError,
+    FailureColumns, Fold, LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError, INLINE,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -194,6 +194,31 @@ const SEQUENCER_LOCK: i32 = 0x494C_5351;
 /// hashes the claim's scope and key. See [`lock_claim_keys`].
 const CLAIM_LOCK: i32 = 0x494C_434C;
 
+/// First half of the advisory-lock key between appends that fold inline
+/// models (shared) and what changes whether a model is inline: going inline,
+/// swapping, dropping (exclusive) ("ILIN"); the second half is the `events`
+/// table's OID. See [`LogStore::go_inline`].
+const INLINE_LOCK: i32 = 0x494C_494E;
+
+/// The statement that takes [`INLINE_LOCK`] in the current transaction:
+/// `$1`, shared or not.
+const INLINE_LOCK_SQL: &str = "SELECT CASE WHEN $1 \
+     THEN pg_advisory_xact_lock_shared($2, 'events'::regclass::oid::int4) \
+     ELSE pg_advisory_xact_lock($2, 'events'::regclass::oid::int4) END";
+
+/// The checkpoint a model gets when it goes inline, `$2` being [`INLINE`]:
+/// above it by a number drawn from the event-id sequence, so that no two
+/// inline periods of a model share a checkpoint. An append whose fold read
+/// documents during one period writes them only if the period still lasts.
+const INLINE_MARK_SQL: &str = "$2 + nextval(pg_get_serial_sequence('events', 'event_id'))";
+
+/// An event with the id and time its fold was given (see
+/// [`LogStore::append_folded`]).
+const INSERT_FOLDED_EVENT_SQL: &str = "INSERT INTO events \
+     (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, \
+      event_id, recorded_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'epoch'::timestamptz + $9::int8 * interval '1 microsecond')";
+
 /// How many events one sequencing round numbers at most. Rounds repeat until the
 /// backlog is done; the cap keeps each transaction (and its row locks) short.
 const SEQUENCE_BATCH: i64 = 10_000;
@@ -248,7 +273,7 @@ SELECT EXISTS (SELECT 1 FROM events
        EXISTS (SELECT 1 FROM events WHERE position IS NULL) AS unsequenced";
 
 const SELECT_FEED_SQL: &str = "\
-SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+SELECT position, aggregate_type, aggregate_id, sequence, event_id, event_type, event_version,
        payload, metadata,
        (extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_us
   FROM events
@@ -423,23 +448,7 @@ impl PostgresStore {
             return Ok(false);
         }
 
-        // Every table's documents in (at most) two set-based statements.
-        let (puts, deletes) = last_changes(commits);
-        for (table, puts) in by_table(puts, |p| p.0) {
-            write_docs(&mut tx, table, &puts).await?;
-        }
-        for (table, deletes) in by_table(deletes, |d| d.0) {
-            let (del_models, del_ids): (Vec<&str>, Vec<&str>) = deletes.into_iter().unzip();
-            sqlx::query(&format!(
-                "DELETE FROM {table} r \
-                 USING unnest($1::text[], $2::text[]) AS d(model, id) \
-                 WHERE r.model = d.model AND r.id = d.id"
-            ))
-            .bind(&del_models)
-            .bind(&del_ids)
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_changes(&mut tx, commits).await?;
         for c in commits {
             for f in c.failures {
                 insert_failure(&mut tx, c.model, f).await?;
@@ -448,6 +457,100 @@ impl PostgresStore {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Takes [`INLINE_LOCK`] exclusively in `tx`: see [`LogStore::go_inline`].
+async fn lock_inline_exclusive(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+) -> Result<(), StoreError> {
+    sqlx::query(INLINE_LOCK_SQL)
+        .bind(false)
+        .bind(INLINE_LOCK)
+        .execute(&mut **tx)
+        .await
+        .map_err(sql_error)?;
+    Ok(())
+}
+
+/// What [`hand_inline_models_to_the_feed`] did.
+enum Handoff {
+    /// No model is inline any more (the lock held keeps it so).
+    Done,
+    /// Some are: start again holding the lock exclusively.
+    NeedsExclusive,
+    /// Committed events wait for a position: number them, start again.
+    Waiting,
+}
+
+/// Makes the inline models fed again, from the head they stand at, for an
+/// append that does not fold its events (see [`LogStore::append`]).
+///
+/// Takes [`INLINE_LOCK`] for the rest of `tx`: shared first, which keeps any
+/// model from going inline before this append commits (plain appends do not
+/// wait for each other); exclusively when some model is inline, so that no
+/// folding append commits meanwhile and every numbered event was folded. An
+/// event still waiting for a position could not be placed on either side of
+/// the head the models are handed over at.
+async fn hand_inline_models_to_the_feed(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    exclusive: bool,
+) -> Result<Handoff, StoreError> {
+    sqlx::query(INLINE_LOCK_SQL)
+        .bind(!exclusive)
+        .bind(INLINE_LOCK)
+        .execute(&mut **tx)
+        .await
+        .map_err(sql_error)?;
+    let (head, waiting, inline): (i64, bool, bool) = sqlx::query_as(
+        "SELECT (SELECT coalesce(max(position), 0) FROM events), \
+                EXISTS (SELECT 1 FROM events WHERE position IS NULL), \
+                EXISTS (SELECT 1 FROM checkpoints WHERE position >= $1)",
+    )
+    .bind(INLINE as i64)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(sql_error)?;
+    if !inline {
+        return Ok(Handoff::Done);
+    }
+    if !exclusive {
+        return Ok(Handoff::NeedsExclusive);
+    }
+    if waiting {
+        return Ok(Handoff::Waiting);
+    }
+    sqlx::query("UPDATE checkpoints SET position = $1 WHERE position >= $2")
+        .bind(head)
+        .bind(INLINE as i64)
+        .execute(&mut **tx)
+        .await
+        .map_err(sql_error)?;
+    Ok(Handoff::Done)
+}
+
+/// Writes the net document changes of `commits` (not their checkpoints):
+/// every table's documents in (at most) two set-based statements.
+async fn write_changes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    commits: &[ModelCommit<'_>],
+) -> Result<(), sqlx::Error> {
+    let (puts, deletes) = last_changes(commits);
+    for (table, puts) in by_table(puts, |p| p.0) {
+        write_docs(tx, table, &puts).await?;
+    }
+    for (table, deletes) in by_table(deletes, |d| d.0) {
+        let (del_models, del_ids): (Vec<&str>, Vec<&str>) = deletes.into_iter().unzip();
+        sqlx::query(&format!(
+            "DELETE FROM {table} r \
+             USING unnest($1::text[], $2::text[]) AS d(model, id) \
+             WHERE r.model = d.model AND r.id = d.id"
+        ))
+        .bind(&del_models)
+        .bind(&del_ids)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Splits a commit's net changes by the SQL table of their model.
@@ -689,6 +792,7 @@ fn recorded_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
         aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
         sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")?,
+        event_id: to_u64(row.try_get("event_id").map_err(sql_error)?, "event_id")?,
         event_type: row.try_get("event_type").map_err(sql_error)?,
         event_version: row.try_get("event_version").map_err(sql_error)?,
         payload,
@@ -732,6 +836,32 @@ impl LogStore for PostgresStore {
         }
         // Dropping `tx` on an early return rolls it back.
         let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        let (mut exclusive, mut tries) = (false, 0);
+        while !events.is_empty() {
+            match hand_inline_models_to_the_feed(&mut tx, exclusive).await? {
+                Handoff::Done => break,
+                Handoff::NeedsExclusive => exclusive = true,
+                Handoff::Waiting => {
+                    // Committed events wait for a position: number them first.
+                    tries += 1;
+                    if tries == 100 {
+                        return Err(StoreError::Database(
+                            "an append that does not fold the inline read models waits \
+                             for committed events to get positions, and an older \
+                             transaction holds them back"
+                                .into(),
+                        ));
+                    }
+                    tx.rollback().await.map_err(sql_error)?;
+                    self.sequence().await?;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tx = self.pool.begin().await.map_err(sql_error)?;
+                    continue;
+                }
+            }
+            tx.rollback().await.map_err(sql_error)?;
+            tx = self.pool.begin().await.map_err(sql_error)?;
+        }
         lock_claim_keys(&mut tx, claims).await?;
         for e in events {
             sqlx::query(INSERT_EVENT_SQL)
@@ -750,6 +880,143 @@ impl LogStore for PostgresStore {
         tx.commit().await.map_err(append_error)?;
         self.appended.store(true, Ordering::Release);
         Ok(())
+    }
+
+    async fn append_folded(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+        fold: &dyn Fold,
+    ) -> Result<bool, StoreError> {
+        if events.is_empty() && claims.is_empty() {
+            return Ok(true);
+        }
+        // The fold runs before the transaction, through the pool: reading
+        // on another connection while holding one would let a full pool wait
+        // on itself. So the events' ids and time are taken first (ids from
+        // the column's own sequence: unique, increasing; a failed append only
+        // leaves a gap) and the rows are written with them. The documents
+        // the fold reads are complete only for a model that was already
+        // inline (every earlier event of the aggregate was folded or fed into
+        // it before it went inline), and still are only if it stayed inline
+        // since, without a drop or a swap in between: each inline period has
+        // a checkpoint of its own (see `INLINE_MARK_SQL`), which the
+        // transaction finds unchanged.
+        let models = fold.models();
+        let reserved: Vec<(i64, i64, Vec<String>)> = sqlx::query_as(
+            "SELECT nextval(pg_get_serial_sequence('events', 'event_id')), \
+                    (extract(epoch FROM clock_timestamp()) * 1000000)::int8, \
+                    ARRAY(SELECT model || '@' || position FROM checkpoints \
+                           WHERE model = ANY($2) AND position >= $3) \
+               FROM generate_series(1, $1)",
+        )
+        .bind(events.len().max(1) as i64)
+        .bind(models)
+        .bind(INLINE as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        let micros = reserved[0].1;
+        let inline_before = reserved[0].2.clone();
+        let at = DateTime::<Utc>::from_timestamp_micros(micros)
+            .ok_or_else(|| StoreError::Corrupt(format!("clock out of range: {micros}")))?;
+        let recorded = super::recorded(events, |i| (0, reserved[i].0 as u64), at);
+        let changes = fold.fold(self, &recorded).await?;
+
+        let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        sqlx::query(INLINE_LOCK_SQL)
+            .bind(true)
+            .bind(INLINE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        lock_claim_keys(&mut tx, claims).await?;
+        for (e, (id, _, _)) in events.iter().zip(&reserved) {
+            sqlx::query(INSERT_FOLDED_EVENT_SQL)
+                .bind(&e.aggregate_type)
+                .bind(&e.aggregate_id)
+                .bind(to_i64(e.sequence as u64, "sequence")?)
+                .bind(&e.event_type)
+                .bind(&e.event_version)
+                .bind(&e.payload)
+                .bind(&e.metadata)
+                .bind(id)
+                .bind(micros)
+                .execute(&mut *tx)
+                .await
+                .map_err(append_error)?;
+        }
+        apply_claims(&mut tx, claims).await?;
+        let inline: Vec<String> = sqlx::query_scalar(
+            "SELECT model || '@' || position FROM checkpoints \
+              WHERE model = ANY($1) AND position >= $2",
+        )
+        .bind(models)
+        .bind(INLINE as i64)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        if inline.iter().any(|m| !inline_before.contains(m)) {
+            // A model went inline (again) since the fold read its documents,
+            // which may miss events fed to it meanwhile: neither the fold nor
+            // the feed may write these events into it. Take the optimistic
+            // lock's way out: nothing is written, the command is decided again.
+            return Err(StoreError::Conflict);
+        }
+        let commits = super::folded_commits(models, &changes, |m| {
+            inline.iter().any(|i| i.split_once('@').is_some_and(|(model, _)| model == m))
+        });
+        write_changes(&mut tx, &commits)
+            .await
+            .map_err(append_error)?;
+        tx.commit().await.map_err(append_error)?;
+        self.appended.store(true, Ordering::Release);
+        Ok(commits.len() == models.len())
+    }
+
+    async fn go_inline(&self, models: &[&str], at: u64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        // Exclusive: waits for every append in flight to commit, holds new
+        // ones back until we do; so what the checks below see is all there is.
+        lock_inline_exclusive(&mut tx).await?;
+        let (head, waiting, failures): (i64, bool, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(max(position), 0) FROM events), \
+                    EXISTS (SELECT 1 FROM events WHERE position IS NULL), \
+                    (SELECT count(*) FROM projection_failures WHERE model = ANY($1))",
+        )
+        .bind(models)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        let current: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT model, position FROM checkpoints WHERE model = ANY($1) ORDER BY model FOR UPDATE",
+        )
+        .bind(models)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        let at_i = to_i64(at, "checkpoint")?;
+        let all_at = models.iter().all(|m| {
+            current
+                .iter()
+                .find(|(model, _)| model == m)
+                .map_or(0, |(_, p)| *p)
+                == at_i
+        });
+        if head != at_i || waiting || failures > 0 || !all_at {
+            return Ok(false);
+        }
+        sqlx::query(&format!(
+            "INSERT INTO checkpoints (model, position) SELECT unnest($1::text[]), {INLINE_MARK_SQL} \
+             ON CONFLICT (model) DO UPDATE SET position = EXCLUDED.position"
+        ))
+        .bind(models)
+        .bind(INLINE as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        tx.commit().await.map_err(sql_error)?;
+        Ok(true)
     }
 
     async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
@@ -982,6 +1249,8 @@ impl LogStore for PostgresStore {
 
     async fn drop_model(&self, model: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        // An inline model's appends must see it gone, or not at all.
+        lock_inline_exclusive(&mut tx).await?;
         for table in ["checkpoints", rows::sql_table(model), "projection_failures"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE model = $1"))
                 .bind(model)
@@ -1075,6 +1344,9 @@ impl LogStore for PostgresStore {
             return Ok(true);
         }
         let mut tx = self.pool.begin().await.map_err(sql_error)?;
+        // No append may fold into `live` while it is replaced: those in
+        // flight commit first, later ones see the swapped-in model.
+        lock_inline_exclusive(&mut tx).await?;
         // Both checkpoint rows locked, in a fixed order (no deadlock between
         // two swaps), so neither moves until the swap is done.
         let rows = sqlx::query(
@@ -1091,9 +1363,20 @@ impl LogStore for PostgresStore {
                 .find(|r| r.get::<String, _>("model") == m)
                 .map(|r| r.get::<i64, _>("position"))
         };
-        if !super::swap_allowed(at(live), at(scratch)) {
+        let (head, waiting, failures): (i64, bool, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(max(position), 0) FROM events), \
+                    EXISTS (SELECT 1 FROM events WHERE position IS NULL), \
+                    (SELECT count(*) FROM projection_failures WHERE model = $1)",
+        )
+        .bind(scratch)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        let at_head = !waiting && at(scratch) == Some(head);
+        let Some(checkpoint) = super::swap_outcome(at(live), at(scratch), at_head, failures > 0)
+        else {
             return Ok(false);
-        }
+        };
         // Checkpoint first: deleting the live checkpoint row locks it, so a live
         // projector's compare-and-set waits for us and then fails (its row is gone)
         // instead of writing documents into the model we are replacing.
@@ -1151,8 +1434,26 @@ impl LogStore for PostgresStore {
                 Binds::Scratch => query.bind(scratch),
                 Binds::Both => query.bind(live).bind(scratch),
             };
-            query.execute(&mut *tx).await.map_err(sql_error)?;
+            match query.execute(&mut *tx).await {
+                Ok(_) => {}
+                // A projector refilling a dropped `live` wrote its first
+                // checkpoint meanwhile: lost a race, nothing written.
+                Err(e) if is_unique_violation(&e) || is_transient(&e) => return Ok(false),
+                Err(e) => return Err(sql_error(e)),
+            }
         }
+        // An inline outcome is a new inline period: a checkpoint of its own.
+        let set = if super::is_inline(checkpoint) {
+            format!("UPDATE checkpoints SET position = {INLINE_MARK_SQL} WHERE model = $1")
+        } else {
+            "UPDATE checkpoints SET position = $2 WHERE model = $1".to_string()
+        };
+        sqlx::query(&set)
+            .bind(live)
+            .bind(to_i64(checkpoint, "checkpoint")?)
+            .execute(&mut *tx)
+            .await
+            .map_err(sql_error)?;
         tx.commit().await.map_err(sql_error)?;
         Ok(true)
     }
@@ -1163,8 +1464,8 @@ impl LogStore for PostgresStore {
         aggregate_id: &str,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                    payload, metadata, \
+            "SELECT position, aggregate_type, aggregate_id, sequence, event_id, event_type, \
+                    event_version, payload, metadata, \
                     (extract(epoch FROM recorded_at) * 1000000)::int8 AS recorded_us \
                FROM events \
               WHERE aggregate_type = $1 AND aggregate_id = $2 AND position IS NOT NULL \

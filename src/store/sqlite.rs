@@ -29,7 +29,7 @@
 use super::rows::{self, Dialect, Key, Keys, PageQuery};
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
-    FailureColumns, LogStore, ModelCommit, RecordedEvent, StoreError,
+    FailureColumns, Fold, LogStore, ModelCommit, RecordedEvent, StoreError, INLINE,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -166,6 +166,97 @@ impl SqliteStore {
         q.fetch_all(&self.read).await.map_err(sql_error)
     }
 
+    /// An append, folding `fold`'s inline models in the same transaction
+    /// (see [`LogStore::append_folded`]): whether every one of them was inline.
+    async fn append_with(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+        fold: Option<&dyn Fold>,
+    ) -> Result<bool, StoreError> {
+        if events.is_empty() && claims.is_empty() {
+            return Ok(true);
+        }
+        let mut tx = self.begin_write().await?;
+
+        // We hold the write lock, so nobody can take these positions before we commit.
+        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(sql_error)?;
+        let recorded_at = now_text();
+        for (i, e) in events.iter().enumerate() {
+            let result = sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata, position, recorded_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&e.aggregate_type)
+            .bind(&e.aggregate_id)
+            .bind(to_i64(e.sequence as u64, "sequence")?)
+            .bind(&e.event_type)
+            .bind(&e.event_version)
+            .bind(json_text(&e.payload))
+            .bind(json_text(&e.metadata))
+            .bind(head + 1 + i as i64)
+            .bind(&recorded_at)
+            .execute(&mut *tx)
+            .await;
+            match result {
+                Ok(_) => {}
+                // The primary key (type, id, sequence) is the optimistic lock.
+                Err(err) if is_unique_violation(&err) => {
+                    tx.rollback().await.map_err(sql_error)?;
+                    return Err(StoreError::Conflict);
+                }
+                Err(err) => return Err(sql_error(err)),
+            }
+        }
+
+        // Writes are serialized, so read-then-write claims cannot race. A
+        // claim held by another owner fails the append: the transaction is
+        // dropped, which rolls it back.
+        apply_claims_in(&mut tx, claims).await?;
+        let mut all_inline = true;
+        if fold.is_none() && !events.is_empty() {
+            // Nothing folds these events: inline models hand them to the feed,
+            // fed from the head they stood at (see `LogStore::append`).
+            sqlx::query("UPDATE checkpoints SET position = ? WHERE position >= ?")
+                .bind(head)
+                .bind(INLINE as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        }
+        if let Some(fold) = fold {
+            // The documents the fold starts from are read through the read
+            // pool: they are what the aggregate's previous commit left (this
+            // transaction has not written any yet).
+            let at = parse_time(&recorded_at)?;
+            let recorded = super::recorded(
+                events,
+                |i| {
+                    let p = (head + 1) as u64 + i as u64;
+                    (p, p)
+                },
+                at,
+            );
+            let changes = fold.fold(self, &recorded).await?;
+            let models = fold.models();
+            let current = read_checkpoints(&mut *tx, models).await?;
+            let commits = super::folded_commits(models, &changes, |m| {
+                models
+                    .iter()
+                    .position(|x| *x == m)
+                    .is_some_and(|i| super::is_inline(current[i]))
+            });
+            all_inline = commits.len() == models.len();
+            write_changes(&mut tx, &commits).await?;
+        }
+        tx.commit().await.map_err(sql_error)?;
+        Ok(all_inline)
+    }
+
     /// Starts a write transaction holding SQLite's write lock from the first
     /// statement (see the module docs for why not a plain `BEGIN`).
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
@@ -287,18 +378,19 @@ fn recorded_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
             .and_then(|text| parse_json(&text, column))
     };
     let (payload, metadata) = super::feed_json(json("payload"), json("metadata"));
+    let position = to_u64(row.try_get("position").map_err(sql_error)?, "position")?;
     Ok(RecordedEvent {
-        position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
+        position,
         aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
         aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
         sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")?,
+        // Events are numbered as they are appended: the position is the id.
+        event_id: position,
         event_type: row.try_get("event_type").map_err(sql_error)?,
         event_version: row.try_get("event_version").map_err(sql_error)?,
         payload,
         metadata,
-        recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
-            .map_err(|e| StoreError::Corrupt(format!("recorded_at {recorded_at:?}: {e}")))?
-            .with_timezone(&Utc),
+        recorded_at: parse_time(&recorded_at)?,
     })
 }
 
@@ -377,6 +469,60 @@ async fn write_docs(
 }
 
 /// The checkpoints of `models` (0 if missing), in the order asked, in one query.
+/// Writes the net document changes of `commits` (not their checkpoints)
+/// inside a write transaction.
+async fn write_changes(
+    tx: &mut Transaction<'static, Sqlite>,
+    commits: &[ModelCommit<'_>],
+) -> Result<(), StoreError> {
+    let (puts, deletes) = last_changes(commits);
+    for (table, puts) in by_table(puts, |p| p.0) {
+        write_docs(tx, table, &puts).await?;
+    }
+    for (table, deletes) in by_table(deletes, |d| d.0) {
+        // 2 parameters a row.
+        for chunk in deletes.chunks(MAX_PARAMS / 2) {
+            let sql = format!(
+                "DELETE FROM {table} WHERE (model, id) IN (VALUES {})",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (model, id) in chunk {
+                query = query.bind(*model).bind(*id);
+            }
+            query.execute(&mut **tx).await.map_err(sql_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Upserts checkpoint rows `(model, position)` inside a write transaction.
+async fn write_checkpoints(
+    tx: &mut Transaction<'static, Sqlite>,
+    moves: &[(&str, i64)],
+) -> Result<(), StoreError> {
+    // `WHERE true`: SQLite's parser needs it to tell the upsert's ON CONFLICT
+    // from a join constraint after a SELECT.
+    sqlx::query(
+        "INSERT INTO checkpoints (model, position) \
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') \
+           FROM json_each(?) WHERE true \
+         ON CONFLICT (model) DO UPDATE SET position = excluded.position",
+    )
+    .bind(json_text(&serde_json::json!(moves)))
+    .execute(&mut **tx)
+    .await
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+/// A `recorded_at` text as the feed reads it back.
+fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    Ok(DateTime::parse_from_rfc3339(text)
+        .map_err(|e| StoreError::Corrupt(format!("recorded_at {text:?}: {e}")))?
+        .with_timezone(&Utc))
+}
+
 async fn read_checkpoints<'e, E>(executor: E, models: &[&str]) -> Result<Vec<u64>, StoreError>
 where
     E: Executor<'e, Database = Sqlite>,
@@ -433,50 +579,42 @@ impl LogStore for SqliteStore {
         events: &[SerializedEvent],
         claims: &[ClaimOp],
     ) -> Result<(), StoreError> {
-        if events.is_empty() && claims.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
+        self.append_with(events, claims, None).await.map(|_| ())
+    }
 
-        // We hold the write lock, so nobody can take these positions before we commit.
+    async fn append_folded(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+        fold: &dyn Fold,
+    ) -> Result<bool, StoreError> {
+        self.append_with(events, claims, Some(fold)).await
+    }
+
+    async fn go_inline(&self, models: &[&str], at: u64) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // We hold the write lock: no append can come between these reads and
+        // the checkpoint move.
         let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
             .fetch_one(&mut *tx)
             .await
             .map_err(sql_error)?;
-        let recorded_at = now_text();
-        for (i, e) in events.iter().enumerate() {
-            let result = sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                     event_version, payload, metadata, position, recorded_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&e.aggregate_type)
-            .bind(&e.aggregate_id)
-            .bind(to_i64(e.sequence as u64, "sequence")?)
-            .bind(&e.event_type)
-            .bind(&e.event_version)
-            .bind(json_text(&e.payload))
-            .bind(json_text(&e.metadata))
-            .bind(head + 1 + i as i64)
-            .bind(&recorded_at)
-            .execute(&mut *tx)
-            .await;
-            match result {
-                Ok(_) => {}
-                // The primary key (type, id, sequence) is the optimistic lock.
-                Err(err) if is_unique_violation(&err) => {
-                    tx.rollback().await.map_err(sql_error)?;
-                    return Err(StoreError::Conflict);
-                }
-                Err(err) => return Err(sql_error(err)),
-            }
+        let failures: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM projection_failures WHERE model IN (SELECT value FROM json_each(?))",
+        )
+        .bind(json_text(&serde_json::json!(models)))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        let current = read_checkpoints(&mut *tx, models).await?;
+        if head as u64 != at || failures > 0 || current.iter().any(|&c| c != at) {
+            tx.rollback().await.map_err(sql_error)?;
+            return Ok(false);
         }
-
-        // Writes are serialized, so read-then-write claims cannot race. A
-        // claim held by another owner fails the append: the transaction is
-        // dropped, which rolls it back.
-        apply_claims_in(&mut tx, claims).await?;
-        tx.commit().await.map_err(sql_error)
+        let moves: Vec<(&str, i64)> = models.iter().map(|m| (*m, INLINE as i64)).collect();
+        write_checkpoints(&mut tx, &moves).await?;
+        tx.commit().await.map_err(sql_error)?;
+        Ok(true)
     }
 
     async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
@@ -677,37 +815,9 @@ impl LogStore for SqliteStore {
             tx.rollback().await.map_err(sql_error)?;
             return Ok(false);
         }
-        // `WHERE true`: SQLite's parser needs it to tell the upsert's ON CONFLICT
-        // from a join constraint after a SELECT.
-        sqlx::query(
-            "INSERT INTO checkpoints (model, position) \
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') \
-               FROM json_each(?) WHERE true \
-             ON CONFLICT (model) DO UPDATE SET position = excluded.position",
-        )
-        .bind(json_text(&serde_json::json!(moves)))
-        .execute(&mut *tx)
-        .await
-        .map_err(sql_error)?;
+        write_checkpoints(&mut tx, &moves).await?;
 
-        let (puts, deletes) = last_changes(commits);
-        for (table, puts) in by_table(puts, |p| p.0) {
-            write_docs(&mut tx, table, &puts).await?;
-        }
-        for (table, deletes) in by_table(deletes, |d| d.0) {
-            // 2 parameters a row.
-            for chunk in deletes.chunks(MAX_PARAMS / 2) {
-                let sql = format!(
-                    "DELETE FROM {table} WHERE (model, id) IN (VALUES {})",
-                    vec!["(?, ?)"; chunk.len()].join(", ")
-                );
-                let mut query = sqlx::query(&sql);
-                for (model, id) in chunk {
-                    query = query.bind(*model).bind(*id);
-                }
-                query.execute(&mut *tx).await.map_err(sql_error)?;
-            }
-        }
+        write_changes(&mut tx, commits).await?;
         for c in commits {
             for f in c.failures {
                 insert_failure(&mut tx, c.model, f).await?;
@@ -792,9 +902,18 @@ impl LogStore for SqliteStore {
                 .await
                 .map_err(sql_error)?;
         let at = |m: &str| rows.iter().find(|(model, _)| model == m).map(|(_, p)| *p);
-        if !super::swap_allowed(at(live), at(scratch)) {
+        let (head, failures): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(max(position), 0) FROM events), \
+                    (SELECT count(*) FROM projection_failures WHERE model = ?)",
+        )
+        .bind(scratch)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(sql_error)?;
+        let outcome = super::swap_outcome(at(live), at(scratch), at(scratch) == Some(head), failures > 0);
+        let Some(checkpoint) = outcome else {
             return Ok(false);
-        }
+        };
         for table in ["checkpoints", "projection_failures"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE model = ?"))
                 .bind(live)
@@ -842,6 +961,7 @@ impl LogStore for SqliteStore {
                 .await
                 .map_err(sql_error)?;
         }
+        write_checkpoints(&mut tx, &[(live, to_i64(checkpoint, "checkpoint")?)]).await?;
         tx.commit().await.map_err(sql_error)?;
         Ok(true)
     }

@@ -219,6 +219,21 @@ pub async fn settle(store: &dyn LogStore, expected: u64) {
     }
 }
 
+/// Waits until every committed event has a position. On PostgreSQL an open
+/// transaction anywhere in the cluster (another test's) holds back numbering;
+/// commands no longer wait for it (their read models are written inline), so
+/// a test that compares read models with a replay of the feed waits here.
+pub async fn numbered(store: &dyn LogStore) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.sequence_report().await.expect("sequence").waiting {
+        assert!(
+            Instant::now() < deadline,
+            "committed events kept waiting for positions"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A serialized event with a simple payload and metadata.
 pub fn event(aggregate_type: &str, id: &str, sequence: usize, payload: Value) -> SerializedEvent {
     SerializedEvent {
