@@ -41,10 +41,10 @@
 
 use super::docs::Known;
 use super::{Docs, Projection};
+use crate::store::is_inline;
 use crate::store::{
     ApplyFailure, DocChange, LogStore, ModelCommit, RecordedEvent, StoreError, INLINE,
 };
-use crate::store::is_inline;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -537,8 +537,7 @@ impl Projector {
         };
         let at = checkpoints[first];
         let clean = |i: usize| cursor.quarantined.get(i).is_some_and(|q| q.is_empty());
-        if !fed.iter().all(|&i| checkpoints[i] == at && clean(i))
-            || self.store.head().await? != at
+        if !fed.iter().all(|&i| checkpoints[i] == at && clean(i)) || self.store.head().await? != at
         {
             return Ok(());
         }

@@ -11,14 +11,16 @@
 //!   of the feed and then swaps it in atomically ([`LogStore::swap_model`]).
 //!   A running `serve` notices the moved checkpoint (its next compare-and-set
 //!   fails), re-reads it and carries on from there.
-//! - [`Replayer::verify`] replays up to the live model's checkpoint and
-//!   compares document by document.
+//! - [`Replayer::verify`] replays up to the live model's checkpoint (an
+//!   inline model's: the head of the log) and compares document by document,
+//!   both models read page by page in id order, so memory stays bounded
+//!   whatever the fleet. Documents of nodes that moved on while the check ran
+//!   are counted apart, not reported as differences.
 
 use super::projector::{apply_or_record, quarantined, Quarantined};
 use super::{all, Docs, Projection, ProjectionError};
-use crate::store::{LogStore, ModelCommit};
+use crate::store::{is_inline, LogStore, ModelCommit};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Where a replay stands, reported after each committed batch.
@@ -52,7 +54,7 @@ pub enum RebuildOutcome {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelDiff {
     pub model: String,
-    /// The checkpoint both were compared at.
+    /// The position both were compared at.
     pub at: u64,
     /// Documents compared.
     pub documents: usize,
@@ -62,12 +64,40 @@ pub struct ModelDiff {
     pub extra: Vec<(String, Value)>,
     /// In both, different: (id, live, replayed).
     pub changed: Vec<(String, Value, Value)>,
+    /// Differences beyond the first [`DIFFS_KEPT`], counted, not kept.
+    pub unlisted: usize,
+    /// Documents not compared because their node had events after `at` by
+    /// the time they were read (the live model moved on during the check).
+    pub moved: usize,
 }
 
 impl ModelDiff {
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty() && self.extra.is_empty() && self.changed.is_empty()
     }
+
+    /// Every difference found, kept or not.
+    pub fn total(&self) -> usize {
+        self.missing.len() + self.extra.len() + self.changed.len() + self.unlisted
+    }
+}
+
+/// How many differences a check keeps (to list them); the rest are counted.
+pub const DIFFS_KEPT: usize = 1000;
+
+/// Documents read per page when a check compares two models.
+const COMPARE_PAGE: u32 = 500;
+
+/// The node a read-model document belongs to: its `node_uuid` (ports,
+/// connectors, targets, history entries), else the id's first part (a node's
+/// own document; `<node>/<entry>`), or what follows `state/` (a node's history
+/// state).
+fn node_of(id: &str, doc: &Value) -> String {
+    if let Some(node) = doc.get("node_uuid").and_then(Value::as_str) {
+        return node.to_string();
+    }
+    let id = id.strip_prefix("state/").unwrap_or(id);
+    id.split('/').next().unwrap_or(id).to_string()
 }
 
 /// The scratch model a rebuild of `name` writes.
@@ -244,16 +274,24 @@ impl Replayer {
     }
 
     /// Replays the log into `<name>~verify` up to the live model's checkpoint
-    /// and compares the two, document by document. The live model is read
-    /// consistently (its checkpoint did not move while its documents were
-    /// read), so a running `serve` does not cause false differences.
+    /// (for an inline model, which holds every commit: up to the head of the
+    /// log) and compares the two, document by document, reading both a page at
+    /// a time in id order. A running `serve` causes no false differences: a
+    /// document that differs because its node had events after that position
+    /// by the time it was compared is counted in [`ModelDiff::moved`].
     pub async fn verify(
         &self,
         name: &str,
         progress: &mut dyn FnMut(ReplayProgress),
     ) -> Result<ModelDiff, ProjectionError> {
         let p = projection(name)?;
-        let (at, live) = self.consistent_read(name).await?;
+        self.store.sequence().await?;
+        let live_at = self.store.checkpoint(name).await?;
+        let at = if is_inline(live_at) {
+            self.store.head().await?
+        } else {
+            live_at
+        };
         let scratch = verify_scratch(name);
         self.store.drop_model(&scratch).await?;
         let result = async {
@@ -262,54 +300,111 @@ impl Replayer {
             let reached = self.store.checkpoint(&scratch).await?;
             if reached != at {
                 return Err(ProjectionError::Worker(format!(
-                    "the replay of {name} stopped at {reached}, before the live checkpoint {at}"
+                    "the replay of {name} stopped at {reached}, before {at}"
                 )));
             }
-            Ok(self.store.doc_list(&scratch).await?)
+            self.compare(name, &scratch, at).await
         }
         .await;
         self.store.drop_model(&scratch).await?;
-        let replayed: BTreeMap<String, Value> = result?.into_iter().collect();
-        let live: BTreeMap<String, Value> = live.into_iter().collect();
+        result
+    }
+
+    /// Compares live model `name` with `scratch` (the log replayed up to
+    /// `at`): a merge of the two in id order, one page of each at a time.
+    async fn compare(
+        &self,
+        name: &str,
+        scratch: &str,
+        at: u64,
+    ) -> Result<ModelDiff, ProjectionError> {
         let mut diff = ModelDiff {
             model: name.to_string(),
             at,
-            documents: live.len().max(replayed.len()),
             ..ModelDiff::default()
         };
-        for (id, want) in &replayed {
-            match live.get(id) {
-                None => diff.missing.push((id.clone(), want.clone())),
-                Some(got) if got != want => {
-                    diff.changed.push((id.clone(), got.clone(), want.clone()))
+        let mut live = Pages::new(self.store.as_ref(), name);
+        let mut replayed = Pages::new(self.store.as_ref(), scratch);
+        loop {
+            let (l, r) = (live.peek().await?, replayed.peek().await?);
+            let (got, want) = match (l, r) {
+                (None, None) => return Ok(diff),
+                (Some((li, _)), Some((ri, _))) if li == ri => (live.next(), replayed.next()),
+                (Some((li, _)), Some((ri, _))) if li < ri => (live.next(), None),
+                (Some(_), None) => (live.next(), None),
+                _ => (None, replayed.next()),
+            };
+            diff.documents += 1;
+            if let (Some((_, a)), Some((_, b))) = (&got, &want) {
+                if a == b {
+                    continue;
                 }
-                Some(_) => {}
+            }
+            let (id, doc) = got.as_ref().or(want.as_ref()).expect("one side has it");
+            if self.moved_on(&node_of(id, doc), at).await? {
+                diff.moved += 1;
+                continue;
+            }
+            if diff.missing.len() + diff.extra.len() + diff.changed.len() >= DIFFS_KEPT {
+                diff.unlisted += 1;
+                continue;
+            }
+            match (got, want) {
+                (Some((id, a)), Some((_, b))) => diff.changed.push((id, a, b)),
+                (Some(extra), None) => diff.extra.push(extra),
+                (None, Some(missing)) => diff.missing.push(missing),
+                (None, None) => unreachable!("one side has it"),
             }
         }
-        for (id, got) in &live {
-            if !replayed.contains_key(id) {
-                diff.extra.push((id.clone(), got.clone()));
-            }
-        }
-        Ok(diff)
     }
 
-    /// A model's documents and the checkpoint they belong to.
-    async fn consistent_read(
-        &self,
-        name: &str,
-    ) -> Result<(u64, Vec<(String, Value)>), ProjectionError> {
-        for _ in 0..50 {
-            let before = self.store.checkpoint(name).await?;
-            let docs = self.store.doc_list(name).await?;
-            if self.store.checkpoint(name).await? == before {
-                return Ok((before, docs));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    /// Whether `node` has events after position `at` (numbered or not yet):
+    /// its live documents may be ahead of a replay up to `at`.
+    async fn moved_on(&self, node: &str, at: u64) -> Result<bool, ProjectionError> {
+        let (position, pending) = self.store.aggregate_position("Node", node).await?;
+        Ok(pending || position > at)
+    }
+}
+
+/// One model read page by page in id order ([`LogStore::doc_scan`]): at most
+/// a page of it in memory.
+struct Pages<'a> {
+    store: &'a dyn LogStore,
+    model: &'a str,
+    page: std::collections::VecDeque<(String, Value)>,
+    /// The last id read; `None` before the first page.
+    after: Option<String>,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    fn new(store: &'a dyn LogStore, model: &'a str) -> Self {
+        Pages {
+            store,
+            model,
+            page: Default::default(),
+            after: None,
+            done: false,
         }
-        Err(ProjectionError::Worker(format!(
-            "model {name} kept moving while it was read; try again"
-        )))
+    }
+
+    /// The next document, reading a page when the last one is used up.
+    async fn peek(&mut self) -> Result<Option<&(String, Value)>, ProjectionError> {
+        if self.page.is_empty() && !self.done {
+            let page = self
+                .store
+                .doc_scan(self.model, self.after.as_deref(), COMPARE_PAGE)
+                .await?;
+            self.done = page.len() < COMPARE_PAGE as usize;
+            self.after = page.last().map(|(id, _)| id.clone());
+            self.page = page.into();
+        }
+        Ok(self.page.front())
+    }
+
+    /// Takes the document [`peek`](Self::peek) showed.
+    fn next(&mut self) -> Option<(String, Value)> {
+        self.page.pop_front()
     }
 }
 

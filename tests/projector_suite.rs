@@ -179,7 +179,10 @@ async fn projections_at_different_checkpoints(t: common::TestStore) {
     // The dropped models were fed from the log up to its head, then went
     // inline again.
     let checkpoints = engine.projector().checkpoints().await.unwrap();
-    assert!(checkpoints.values().all(|&c| is_inline(c)), "{checkpoints:?}");
+    assert!(
+        checkpoints.values().all(|&c| is_inline(c)),
+        "{checkpoints:?}"
+    );
     assert_eq!(t.store.doc_list("ports").await.unwrap().len(), 2);
     assert_eq!(read_extra(&t, node).await["after"], json!(1));
     assert_models_equal_replay(&t, &engine).await;
@@ -288,7 +291,10 @@ async fn models_swapped_and_dropped_while_writing_stay_exact(t: common::TestStor
         engine.projector().catch_up().await.unwrap();
     }
     let checkpoints = engines[0].projector().checkpoints().await.unwrap();
-    assert!(checkpoints.values().all(|&c| is_inline(c)), "{checkpoints:?}");
+    assert!(
+        checkpoints.values().all(|&c| is_inline(c)),
+        "{checkpoints:?}"
+    );
     assert_models_equal_replay(&t, &engines[0]).await;
 }
 

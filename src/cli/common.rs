@@ -33,7 +33,11 @@ pub async fn open_store(global: &GlobalArgs, must_exist: bool) -> Result<Arc<dyn
             .into());
         }
     }
-    Ok(crate::store::open(&config.database).await?.store)
+    let store = crate::store::open(&config.database).await?.store;
+    // Number what is committed (PostgreSQL numbers events after commit, and
+    // commands no longer wait for it), so the tools read the whole log.
+    store.sequence().await?;
+    Ok(store)
 }
 
 /// The UUID of the node `ident` names: a UUID as is, otherwise a node name —

@@ -18,7 +18,7 @@
 
 use crate::api::AppState;
 use crate::effects::process_manager::CHECKPOINT as PM_MODEL;
-use crate::store::ApplyFailure;
+use crate::store::{is_inline, ApplyFailure};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -93,12 +93,25 @@ pub async fn check(state: &AppState) -> Health {
     } else {
         (StatusCode::OK, "ok")
     };
+    // A model the appends write inline is up to date with every commit; a fed
+    // one shows the position it has applied up to.
+    let projections: serde_json::Map<String, Value> = checkpoints
+        .iter()
+        .map(|(model, &at)| {
+            let at = if is_inline(at) {
+                json!("inline")
+            } else {
+                json!(at)
+            };
+            (model.to_string(), at)
+        })
+        .collect();
     let mut body = json!({
         "status": word,
         "store": store.backend(),
         "head": head,
         "lag": lag,
-        "projections": checkpoints,
+        "projections": projections,
         "failures": {"count": failures.len(), "recent": recent},
     });
     if let (false, Some(e)) = (moving, worker_error) {

@@ -33,13 +33,13 @@
 //! event-sourced store and `get_snapshot` always answers `None`.
 
 use super::{ClaimConflict, ClaimFn, ClaimOp, Fold, LogStore, StoreError};
-use std::sync::atomic::{AtomicU64, Ordering};
 use cqrs_es::persist::{
     PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream, SerializedEvent,
     SerializedSnapshot,
 };
 use cqrs_es::{Aggregate, AggregateError};
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// How many events `stream_all_events` reads from the feed per query, and the
@@ -111,12 +111,20 @@ impl Repo {
     }
 
     /// Appends through the fold, if there is one, and counts what it missed.
-    async fn append(&self, events: &[SerializedEvent], claims: &[ClaimOp]) -> Result<(), StoreError> {
+    async fn append(
+        &self,
+        events: &[SerializedEvent],
+        claims: &[ClaimOp],
+    ) -> Result<(), StoreError> {
         let Some(fold) = &self.fold else {
             self.unfolded.fetch_add(1, Ordering::SeqCst);
             return self.store.append(events, claims).await;
         };
-        if !self.store.append_folded(events, claims, fold.as_ref()).await? {
+        if !self
+            .store
+            .append_folded(events, claims, fold.as_ref())
+            .await?
+        {
             self.unfolded.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())

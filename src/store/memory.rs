@@ -18,11 +18,11 @@
 //! `doc_list`) are the same as the SQL backends', and the shared test suite in
 //! `tests/store_suite.rs` holds all three to it.
 
+use super::is_inline;
 use super::{
     distinct_models, folded_commits, recorded, rows, ApplyFailure, ClaimConflict, ClaimOp,
     DocChange, Fold, Keys, LogStore, ModelCommit, PageQuery, RecordedEvent, StoreError, INLINE,
 };
-use super::is_inline;
 use async_trait::async_trait;
 use chrono::Utc;
 use cqrs_es::persist::SerializedEvent;

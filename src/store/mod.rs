@@ -57,7 +57,9 @@ pub struct RecordedEvent {
     /// only after commit, its `event_id`. Inline read models (see [`Fold`])
     /// take their creation order from it, because it is known inside the
     /// appending transaction and a replay of the feed reads the same value.
-    #[serde(default)]
+    /// It belongs to one store: an export leaves it out (an import gets new
+    /// ones).
+    #[serde(default, skip_serializing)]
     pub event_id: u64,
     pub event_type: String,
     pub event_version: String,

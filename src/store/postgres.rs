@@ -964,7 +964,9 @@ impl LogStore for PostgresStore {
             return Err(StoreError::Conflict);
         }
         let commits = super::folded_commits(models, &changes, |m| {
-            inline.iter().any(|i| i.split_once('@').is_some_and(|(model, _)| model == m))
+            inline
+                .iter()
+                .any(|i| i.split_once('@').is_some_and(|(model, _)| model == m))
         });
         write_changes(&mut tx, &commits)
             .await

@@ -910,7 +910,12 @@ impl LogStore for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(sql_error)?;
-        let outcome = super::swap_outcome(at(live), at(scratch), at(scratch) == Some(head), failures > 0);
+        let outcome = super::swap_outcome(
+            at(live),
+            at(scratch),
+            at(scratch) == Some(head),
+            failures > 0,
+        );
         let Some(checkpoint) = outcome else {
             return Ok(false);
         };

@@ -166,6 +166,17 @@ fn chap(iqn: &str, user: &str, password: &str) -> Map<String, Value> {
 /// The head of the feed once every committed event has a position.
 pub async fn head(e: &Engine) -> u64 {
     e.projector().catch_up().await.unwrap();
+    // Commands do not wait for their events' positions (PostgreSQL gives
+    // them after commit, held back by any older open transaction, another
+    // test's too): wait until every committed event has one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while e.store().sequence_report().await.unwrap().waiting {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events kept waiting for positions"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     e.store().head().await.unwrap()
 }
 
