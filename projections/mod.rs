@@ -1,14 +1,17 @@
 //! Read models built from the ordered feed.
 //!
 //! Each [`Projection`] folds events into documents of one model (`nodes`,
-//! `ports`, `connectors`, `targets`, `node_history`). The [`Projector`] feeds
-//! them from the store's global feed: it reads a batch once, from the lowest
-//! checkpoint, applies each event to every model that has not seen it, and
-//! writes all the models' documents and new checkpoints in one transaction, only
-//! if every checkpoint is still where the batch started: every event is applied
-//! to a model exactly once, even with several ironledger processes on one
-//! database. One worker task per process does this for the engine's commands
-//! (which wait for it: read-your-writes) and for events other processes wrote.
+//! `ports`, `connectors`, `targets`, `node_history`). Every one of them is a
+//! fold of one node's own stream, so the engine's appends write them in their
+//! own transaction ([`InlineModels`]: *inline* models, read-your-writes with no
+//! wait). A model that is not inline (new, dropped, being rebuilt) is fed by the
+//! [`Projector`] from the store's global feed: it reads a batch once, from the
+//! lowest checkpoint, applies each event to every model that has not seen it,
+//! and writes all the models' documents and new checkpoints in one transaction,
+//! only if every checkpoint is still where the batch started; once a model
+//! stands at the head it goes inline. Every event reaches a model exactly once,
+//! even with several ironledger processes on one database (see
+//! `docs/architecture.md`, "Inline and feed-driven models").
 //!
 //! Models can be dropped and rebuilt from the log at any time; a rebuild is
 //! written under a scratch name and swapped in, and it must equal the live model

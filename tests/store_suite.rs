@@ -13,8 +13,8 @@ use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, AggregateError, CqrsFramework, DomainEvent, EventStore};
 use ironledger::store::bridge::{claim_conflict, event_store, unreadable};
 use ironledger::store::{
-    rows, ApplyFailure, ClaimConflict, ClaimFn, ClaimOp, Cond, DocChange, Key, Keys, ModelCommit,
-    PageQuery, StoreError,
+    is_inline, rows, ApplyFailure, ClaimConflict, ClaimFn, ClaimOp, Cond, DocChange, Fold, Key,
+    Keys, LogStore, ModelCommit, PageQuery, RecordedEvent, StoreError,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::json;
@@ -78,6 +78,10 @@ suite!(
     scratch_models_swap_and_drop_with_their_keys,
     doc_scan_pages_by_id,
     bad_keys_are_refused_with_nothing_written,
+    appends_fold_only_inline_models,
+    go_inline_only_at_the_head,
+    an_inline_model_is_swapped_only_at_the_head,
+    a_fold_that_fails_refuses_the_append,
 );
 
 fn acquire(scope: &str, key: &str, owner: &str) -> ClaimOp {
@@ -2402,4 +2406,253 @@ mod sqlite_only {
             assert!(opened.pg_pool.is_none());
         }
     }
+}
+
+// ---- inline models ----------------------------------------------------------
+
+/// A fold for the tests: model `inline_a` keeps, per aggregate, how many
+/// events it saw and the id and time of the last, read from its previous
+/// document (so a fold that read a stale document would show); `inline_b`
+/// one document per event.
+struct CountingFold {
+    fail: bool,
+}
+
+#[async_trait::async_trait]
+impl Fold for CountingFold {
+    fn models(&self) -> &[&'static str] {
+        &["inline_a", "inline_b"]
+    }
+
+    async fn fold(
+        &self,
+        store: &dyn LogStore,
+        events: &[RecordedEvent],
+    ) -> Result<Vec<Vec<DocChange>>, StoreError> {
+        if self.fail {
+            return Err(StoreError::Corrupt("this fold refuses".into()));
+        }
+        let (mut a, mut b) = (vec![], vec![]);
+        for e in events {
+            let seen = store
+                .doc_get("inline_a", &e.aggregate_id)
+                .await?
+                .map_or(0, |d| d["seen"].as_u64().unwrap());
+            let seen = seen + a.len() as u64 + 1;
+            a.push(put(
+                &e.aggregate_id,
+                json!({"seen": seen, "event_id": e.event_id, "at": e.recorded_at}),
+            ));
+            b.push(put(
+                &format!("{}/{}", e.aggregate_id, e.sequence),
+                json!(e.event_id),
+            ));
+        }
+        // One document per aggregate in `a`: the last change wins.
+        Ok(vec![a, b])
+    }
+}
+
+/// Moves `models` from the feed's checkpoint `from` to `to` writing nothing
+/// (as a projector that found nothing to change would).
+async fn feed_to(s: &dyn LogStore, models: &[&str], from: u64, to: u64) {
+    let commits: Vec<ModelCommit<'_>> = models
+        .iter()
+        .map(|m| ModelCommit {
+            model: m,
+            from,
+            to,
+            changes: &[],
+            failures: &[],
+        })
+        .collect();
+    assert!(s.commit_models(&commits).await.unwrap());
+}
+
+/// An append folds a model only while it is inline, in its own transaction,
+/// with the very id and time the feed then shows; a model that is not inline
+/// is left to the feed and the append says so. A plain append hands inline
+/// models back to the feed at the head they stood at.
+async fn appends_fold_only_inline_models(t: &TestStore) {
+    let s = t.store.as_ref();
+    let fold = CountingFold { fail: false };
+    // Not inline yet: the events are stored, no document is written.
+    let folded = s
+        .append_folded(&[event("node", "n1", 1, json!({}))], &[], &fold)
+        .await
+        .unwrap();
+    assert!(!folded);
+    assert_eq!(s.doc_get("inline_a", "n1").await.unwrap(), None);
+    settle(s, 1).await;
+    // The feed applied it (here: by hand), then the models go inline.
+    feed_to(s, &["inline_a", "inline_b"], 0, 1).await;
+    s.commit_model("inline_a", 1, 1, &[put("n1", json!({"seen": 1}))])
+        .await
+        .unwrap();
+    assert!(s.go_inline(&["inline_a", "inline_b"], 1).await.unwrap());
+    assert!(is_inline(s.checkpoint("inline_a").await.unwrap()));
+
+    let folded = s
+        .append_folded(
+            &[
+                event("node", "n1", 2, json!({})),
+                event("node", "n1", 3, json!({})),
+            ],
+            &[],
+            &fold,
+        )
+        .await
+        .unwrap();
+    assert!(folded);
+    let doc = s.doc_get("inline_a", "n1").await.unwrap().unwrap();
+    assert_eq!(doc["seen"], json!(3), "folded on the previous document");
+    settle(s, 3).await;
+    let feed = s.read_feed(0, 10).await.unwrap();
+    let last = feed.last().unwrap();
+    assert_eq!(doc["event_id"], json!(last.event_id), "the feed's id");
+    assert_eq!(doc["at"], json!(last.recorded_at), "the feed's time");
+    assert!(feed.windows(2).all(|w| w[0].event_id < w[1].event_id));
+    assert_eq!(
+        s.doc_get("inline_b", "n1/2").await.unwrap(),
+        Some(json!(feed[1].event_id))
+    );
+    // A failed append (a taken sequence) writes no document either.
+    assert!(matches!(
+        s.append_folded(&[event("node", "n1", 3, json!({}))], &[], &fold)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        s.doc_get("inline_a", "n1").await.unwrap().unwrap()["seen"],
+        json!(3)
+    );
+
+    // A plain append folds nothing: the models go back to the feed, at the
+    // head they stood at, so the projector applies the new event.
+    s.append(&[event("node", "n2", 1, json!({}))], &[])
+        .await
+        .unwrap();
+    assert_eq!(s.checkpoint("inline_a").await.unwrap(), 3);
+    assert_eq!(s.checkpoint("inline_b").await.unwrap(), 3);
+    assert_eq!(s.doc_get("inline_a", "n2").await.unwrap(), None);
+    assert!(!s
+        .append_folded(&[event("node", "n2", 2, json!({}))], &[], &fold)
+        .await
+        .unwrap());
+}
+
+/// `go_inline` holds only at the head: every model at the checkpoint given,
+/// which is the head of the log with nothing waiting, and no recorded failure.
+async fn go_inline_only_at_the_head(t: &TestStore) {
+    let s = t.store.as_ref();
+    // An empty log: at its head.
+    assert!(s.go_inline(&["inline_a"], 0).await.unwrap());
+    assert!(is_inline(s.checkpoint("inline_a").await.unwrap()));
+    s.append(&[event("node", "n1", 1, json!({}))], &[])
+        .await
+        .unwrap();
+    s.append(&[event("node", "n1", 2, json!({}))], &[])
+        .await
+        .unwrap();
+    settle(s, 2).await;
+    // Handed back to the feed at 0 by the first plain append.
+    assert_eq!(s.checkpoint("inline_a").await.unwrap(), 0);
+    assert!(
+        !s.go_inline(&["inline_a"], 0).await.unwrap(),
+        "behind the head"
+    );
+    feed_to(s, &["inline_a", "inline_b"], 0, 1).await;
+    assert!(
+        !s.go_inline(&["inline_a"], 1).await.unwrap(),
+        "behind the head"
+    );
+    feed_to(s, &["inline_a"], 1, 2).await;
+    assert!(
+        !s.go_inline(&["inline_a", "inline_b"], 2).await.unwrap(),
+        "one model is behind: none goes inline"
+    );
+    assert_eq!(s.checkpoint("inline_a").await.unwrap(), 2);
+    feed_to(s, &["inline_b"], 1, 2).await;
+    s.record_failure(&ApplyFailure {
+        model: "inline_b".into(),
+        position: 2,
+        aggregate_type: "node".into(),
+        aggregate_id: "n1".into(),
+        event_type: "Happened".into(),
+        error: "bad".into(),
+        failed_at: chrono::Utc::now(),
+    })
+    .await
+    .unwrap();
+    assert!(
+        !s.go_inline(&["inline_a", "inline_b"], 2).await.unwrap(),
+        "a model with a recorded failure stays fed"
+    );
+    assert!(s.go_inline(&["inline_a"], 2).await.unwrap());
+    assert!(is_inline(s.checkpoint("inline_a").await.unwrap()));
+    assert_eq!(s.checkpoint("inline_b").await.unwrap(), 2);
+}
+
+/// An inline model holds every commit, so a scratch model replaces it only at
+/// the head (never taking reads back in time), and the result is inline.
+async fn an_inline_model_is_swapped_only_at_the_head(t: &TestStore) {
+    let s = t.store.as_ref();
+    let fold = CountingFold { fail: false };
+    assert!(s.go_inline(&["inline_a", "inline_b"], 0).await.unwrap());
+    for seq in 1..=3 {
+        assert!(s
+            .append_folded(&[event("node", "n1", seq, json!({}))], &[], &fold)
+            .await
+            .unwrap());
+    }
+    settle(s, 3).await;
+    s.commit_model("inline_a~rebuild", 0, 2, &[put("n1", json!({"seen": 2}))])
+        .await
+        .unwrap();
+    assert!(!s.swap_model("inline_a", "inline_a~rebuild").await.unwrap());
+    assert_eq!(
+        s.doc_get("inline_a", "n1").await.unwrap().unwrap()["seen"],
+        json!(3)
+    );
+    s.commit_model(
+        "inline_a~rebuild",
+        2,
+        3,
+        &[put("n1", json!({"seen": 3, "rebuilt": true}))],
+    )
+    .await
+    .unwrap();
+    assert!(s.swap_model("inline_a", "inline_a~rebuild").await.unwrap());
+    assert_eq!(
+        s.doc_get("inline_a", "n1").await.unwrap().unwrap()["rebuilt"],
+        json!(true)
+    );
+    assert!(is_inline(s.checkpoint("inline_a").await.unwrap()));
+    // And the appends fold into the swapped-in model.
+    assert!(s
+        .append_folded(&[event("node", "n1", 4, json!({}))], &[], &fold)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.doc_get("inline_a", "n1").await.unwrap().unwrap()["seen"],
+        json!(4)
+    );
+}
+
+/// A fold that fails refuses the whole append: no event, no claim, no
+/// document.
+async fn a_fold_that_fails_refuses_the_append(t: &TestStore) {
+    let s = t.store.as_ref();
+    assert!(s.go_inline(&["inline_a", "inline_b"], 0).await.unwrap());
+    let got = s
+        .append_folded(
+            &[event("node", "n1", 1, json!({}))],
+            &[acquire("name", "x", "n1")],
+            &CountingFold { fail: true },
+        )
+        .await;
+    assert!(matches!(got, Err(StoreError::Corrupt(_))), "{got:?}");
+    assert!(s.load("node", "n1").await.unwrap().is_empty());
+    assert_eq!(s.claim_owner("name", "x").await.unwrap(), None);
+    assert!(s.doc_list("inline_a").await.unwrap().is_empty());
 }
