@@ -82,6 +82,7 @@ suite!(
     go_inline_only_at_the_head,
     an_inline_model_is_swapped_only_at_the_head,
     a_fold_that_fails_refuses_the_append,
+    an_import_hands_inline_models_to_the_feed,
 );
 
 fn acquire(scope: &str, key: &str, owner: &str) -> ClaimOp {
@@ -2655,4 +2656,26 @@ async fn a_fold_that_fails_refuses_the_append(t: &TestStore) {
     assert!(s.load("node", "n1").await.unwrap().is_empty());
     assert_eq!(s.claim_owner("name", "x").await.unwrap(), None);
     assert!(s.doc_list("inline_a").await.unwrap().is_empty());
+}
+
+/// Imported events are folded by no one: like a plain append, an import
+/// hands inline models back to the feed at the head they stood at.
+async fn an_import_hands_inline_models_to_the_feed(t: &TestStore) {
+    let s = t.store.as_ref();
+    assert!(s.go_inline(&["inline_a"], 0).await.unwrap());
+    let imported = RecordedEvent {
+        position: 1,
+        aggregate_type: "node".into(),
+        aggregate_id: "n1".into(),
+        sequence: 1,
+        event_id: 0,
+        event_type: "Happened".into(),
+        event_version: "1.0".into(),
+        payload: json!({"Happened": {}}),
+        metadata: json!({}),
+        recorded_at: chrono::Utc::now(),
+    };
+    s.import_events(&[imported], &[]).await.unwrap();
+    assert_eq!(s.checkpoint("inline_a").await.unwrap(), 0);
+    assert_eq!(s.read_feed(0, 10).await.unwrap().len(), 1);
 }

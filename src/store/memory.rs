@@ -209,13 +209,7 @@ impl LogStore for MemoryStore {
         let events = recorded(events, |i| numbered(head, i), Utc::now());
         write_events(&mut inner, events, claims)?;
         if unfolded {
-            // Nothing folds these events: inline models hand them to the
-            // feed, fed from the head they stood at (see `LogStore::append`).
-            for checkpoint in inner.checkpoints.values_mut() {
-                if is_inline(*checkpoint) {
-                    *checkpoint = head;
-                }
-            }
+            hand_back_to_the_feed(&mut inner, head);
         }
         Ok(())
     }
@@ -538,14 +532,19 @@ impl LogStore for MemoryStore {
         let mut inner = self.lock();
         super::check_continues(inner.events.len() as u64, events)?;
         // An imported event's id is its position here, as for any append.
-        let events = events
+        let events: Vec<RecordedEvent> = events
             .iter()
             .map(|e| RecordedEvent {
                 event_id: e.position,
                 ..e.clone()
             })
             .collect();
+        let head = inner.events.len() as u64;
+        let unfolded = !events.is_empty();
         write_events(&mut inner, events, claims)?;
+        if unfolded {
+            hand_back_to_the_feed(&mut inner, head);
+        }
         Ok(())
     }
 }
@@ -588,6 +587,16 @@ fn write_events(
         inner.events.push(e);
     }
     Ok(())
+}
+
+/// Makes the inline models fed again from `head`, for events that nothing
+/// folded (see `LogStore::append`).
+fn hand_back_to_the_feed(inner: &mut Inner, head: u64) {
+    for checkpoint in inner.checkpoints.values_mut() {
+        if is_inline(*checkpoint) {
+            *checkpoint = head;
+        }
+    }
 }
 
 /// Writes one model's document changes.

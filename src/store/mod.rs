@@ -694,7 +694,8 @@ pub trait LogStore: Send + Sync + 'static {
     /// written and the answer is [`StoreError::Corrupt`]; a taken
     /// `(type, id, sequence)` is [`StoreError::Conflict`], a claim held by
     /// another owner [`StoreError::Claim`]. Not meant to run while other
-    /// processes append.
+    /// processes append. Like a plain [`append`](Self::append), it hands
+    /// inline models back to the feed (`import` then builds them from it).
     async fn import_events(
         &self,
         events: &[RecordedEvent],

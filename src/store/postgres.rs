@@ -1512,6 +1512,9 @@ impl LogStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(sql_error)?;
+        // Imported events are folded by no one: no folding append may commit
+        // while the inline models are handed back to the feed (below).
+        lock_inline_exclusive(&mut tx).await?;
         let (head, unsequenced): (i64, bool) = sqlx::query_as(
             "SELECT coalesce(max(position), 0)::int8, \
                     EXISTS (SELECT 1 FROM events WHERE position IS NULL) FROM events",
@@ -1527,6 +1530,14 @@ impl LogStore for PostgresStore {
             ));
         }
         super::check_continues(to_u64(head, "position")?, events)?;
+        if !events.is_empty() {
+            sqlx::query("UPDATE checkpoints SET position = $1 WHERE position >= $2")
+                .bind(head)
+                .bind(INLINE as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        }
         for e in events {
             sqlx::query(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \

@@ -1016,6 +1016,15 @@ impl LogStore for SqliteStore {
             .await
             .map_err(sql_error)?;
         super::check_continues(to_u64(head, "position")?, events)?;
+        if !events.is_empty() {
+            // Folded by no one: inline models go back to the feed.
+            sqlx::query("UPDATE checkpoints SET position = ? WHERE position >= ?")
+                .bind(head)
+                .bind(INLINE as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(sql_error)?;
+        }
         for e in events {
             let result = sqlx::query(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
