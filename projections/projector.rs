@@ -516,11 +516,12 @@ impl Projector {
     }
 
     /// Makes the models that stand at the head of the log inline, if this
-    /// projector does that ([`Projector::with_inline`]): those at one common
-    /// checkpoint equal to the head, with no quarantined aggregate (a model
-    /// with a recorded failure stays fed until a rebuild clears it: folding
-    /// an aggregate it skips would make a wrong document look right). The
-    /// store checks it all again under the lock that excludes appends.
+    /// projector does that ([`Projector::with_inline`]): the fed ones with no
+    /// quarantined aggregate, once they all stand at the head (a model with a
+    /// recorded failure stays fed until a rebuild clears it: folding an
+    /// aggregate it skips would make a wrong document look right; the others
+    /// go inline without it). The store checks it all again under the lock
+    /// that excludes appends.
     async fn settle_inline(&self, cursor: &mut Cursor) -> Result<(), ProjectionError> {
         if !self.inline {
             return Ok(());
@@ -529,16 +530,15 @@ impl Projector {
             return Ok(());
         };
         let names = self.names();
+        let clean = |i: usize| cursor.quarantined.get(i).is_some_and(|q| q.is_empty());
         let fed: Vec<usize> = (0..checkpoints.len())
-            .filter(|&i| !is_inline(checkpoints[i]))
+            .filter(|&i| !is_inline(checkpoints[i]) && clean(i))
             .collect();
         let Some(&first) = fed.first() else {
             return Ok(());
         };
         let at = checkpoints[first];
-        let clean = |i: usize| cursor.quarantined.get(i).is_some_and(|q| q.is_empty());
-        if !fed.iter().all(|&i| checkpoints[i] == at && clean(i)) || self.store.head().await? != at
-        {
+        if !fed.iter().all(|&i| checkpoints[i] == at) || self.store.head().await? != at {
             return Ok(());
         }
         let models: Vec<&str> = fed.iter().map(|&i| names[i]).collect();
