@@ -179,6 +179,8 @@ pub struct Projector {
     /// Whether models that reach the head of the log are made inline (see
     /// [`Projector::with_inline`]).
     inline: bool,
+    /// Set by [`Projector::distrust`]: the next round re-reads the checkpoints.
+    distrusted: std::sync::atomic::AtomicBool,
     /// One catch-up at a time in this process (other processes are kept honest
     /// by the compare-and-set). Guards where the live projections stand, as far
     /// as this process knows.
@@ -219,6 +221,7 @@ impl Projector {
             projections,
             batch: 500,
             inline: false,
+            distrusted: std::sync::atomic::AtomicBool::new(false),
             running: Mutex::new(Cursor::default()),
             signals: Arc::new(Signals {
                 requested: AtomicU64::new(0),
@@ -243,6 +246,15 @@ impl Projector {
 
     pub fn store(&self) -> &Arc<dyn LogStore> {
         &self.store
+    }
+
+    /// Makes the next round read the checkpoints from the store instead of
+    /// trusting what this process last saw. The engine calls it when an
+    /// append found a model that was not inline: a drop or a swap made
+    /// elsewhere that no compare-and-set of ours would reveal (a round that
+    /// believes every model inline reads nothing).
+    pub fn distrust(&self) {
+        self.distrusted.store(true, Ordering::SeqCst);
     }
 
     pub fn names(&self) -> Vec<&'static str> {
@@ -407,25 +419,21 @@ impl Projector {
         }
         let mut applied = 0;
         loop {
-            let (from, guessed) = match cursor.checkpoints.take() {
-                Some(from) if from.len() == targets.len() => (from, true),
+            let from = match cursor.checkpoints.take() {
+                Some(from) if from.len() == targets.len() => from,
                 _ => {
                     let from = self.store.checkpoints(&models).await?;
                     cursor.quarantined = quarantined(self.store.as_ref(), &models).await?;
-                    (from, false)
+                    from
                 }
             };
             let Some(low) = from.iter().min().copied() else {
                 return Ok(applied);
             };
             if is_inline(low) {
-                if guessed {
-                    // Every model is inline, as far as this process knows;
-                    // no compare-and-set would reveal a swap or a drop made
-                    // elsewhere since, so ask (one cheap query).
-                    continue;
-                }
                 // The appends write them all: nothing to read from the feed.
+                // (Whether that still holds is checked by the polls, and after
+                // an append that found a model not inline: see `distrust`.)
                 cursor.checkpoints = Some(from);
                 return Ok(applied);
             }
@@ -646,7 +654,7 @@ impl Projector {
     /// other processes' events the database is asked.
     async fn round(&self, serving: u64, trust_known: bool) -> Result<Round, ProjectionError> {
         let mut cursor = self.running.lock().await;
-        if !trust_known {
+        if !trust_known || self.distrusted.swap(false, Ordering::SeqCst) {
             cursor.checkpoints = None;
             // The documents remembered are dropped too: a rebuild run by
             // another process may have swapped in a repaired model at the very

@@ -358,6 +358,9 @@ impl Engine {
             self.projector.kick();
             return Ok(());
         }
+        // Some model was not inline: a drop or swap this process may not
+        // know of yet; the round must look at the checkpoints.
+        self.projector.distrust();
         let applied = match self
             .projector
             .wait_for_aggregate(aggregate_type, id, READ_YOUR_WRITES_TIMEOUT)

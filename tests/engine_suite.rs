@@ -135,8 +135,9 @@ async fn every_event_carries_who_why_when(t: common::TestStore) {
         )
         .await
         .unwrap();
-    // The feed holds numbered events (PostgreSQL numbers them after commit).
-    t.store.sequence().await.unwrap();
+    // The feed holds numbered events (PostgreSQL numbers them after commit,
+    // held back by any older open transaction).
+    common::numbered(t.store.as_ref()).await;
     let feed = t.store.read_feed(0, 100).await.unwrap();
     assert_eq!(feed.len(), 3);
     for e in &feed {

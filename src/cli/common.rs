@@ -35,8 +35,17 @@ pub async fn open_store(global: &GlobalArgs, must_exist: bool) -> Result<Arc<dyn
     }
     let store = crate::store::open(&config.database).await?.store;
     // Number what is committed (PostgreSQL numbers events after commit, and
-    // commands no longer wait for it), so the tools read the whole log.
-    store.sequence().await?;
+    // commands do not wait for it), so the tools read the whole log. An older
+    // transaction still open anywhere holds numbering back: wait a little for
+    // it, then go on with what has a position.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.sequence_report().await?.waiting {
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("committed events still wait for a position (an older transaction is open); reading without them");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     Ok(store)
 }
 
