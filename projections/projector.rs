@@ -600,7 +600,9 @@ impl Projector {
                 if self.store.checkpoint(&scratch).await? == 0 {
                     return Err(ProjectionError::RebuiltElsewhere(name.to_string()));
                 }
-                // Another process's projector moved the live model on: catch up.
+                // Another process's projector moved the live model on, or (inline)
+                // commands committed after the scratch model's head: catch up.
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             // The live model was replaced: its checkpoint moved under the
             // cursor's guess, and the documents it remembers are the old

@@ -261,8 +261,11 @@ impl Replayer {
                 if self.store.checkpoint(&scratch).await? == 0 {
                     return Err(ProjectionError::RebuiltElsewhere(name.to_string()));
                 }
-                // `serve` applied newer events to the live model meanwhile:
-                // take them too, then swap.
+                // `serve` applied newer events to the live model meanwhile
+                // (or, inline, committed some after the scratch model's
+                // head, maybe still waiting for positions): take them too,
+                // then swap.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
             return Ok(RebuildOutcome::Swapped {
