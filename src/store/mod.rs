@@ -231,20 +231,23 @@ pub fn swap_outcome(
 ///
 /// The store only calls it; what the models hold is the projections' business
 /// (`projections::InlineModels`). A model is written inline only while its
-/// checkpoint is [`INLINE`], which the append checks in its transaction, under
-/// a lock that [`LogStore::go_inline`], [`LogStore::swap_model`] and
-/// [`LogStore::drop_model`] conflict with: so each event reaches each model
-/// exactly once, either here or from the feed.
+/// checkpoint says so ([`is_inline`]), which the append checks in its
+/// transaction, under a lock that every change of a model's mode conflicts
+/// with ([`LogStore::go_inline`], [`LogStore::swap_model`],
+/// [`LogStore::drop_model`], plain appends and imports): so each event
+/// reaches each model exactly once, either here or from the feed.
 #[async_trait]
 pub trait Fold: Send + Sync {
     /// The models it writes, in the order [`Fold::fold`] answers.
     fn models(&self) -> &[&'static str];
 
     /// What `events` (as stored: positions or ids, times) change in each
-    /// model, reading the documents they start from through `store`. The
-    /// documents read are the ones the aggregate's previous commit left:
-    /// only that aggregate's appends write them, and a concurrent append of
-    /// it fails the optimistic lock. An error refuses the whole append.
+    /// model, reading the documents they start from through `store`. While
+    /// a model stays inline those are the documents the aggregate's previous
+    /// commit left (only its appends write them then, and a concurrent
+    /// append of it fails the optimistic lock); the backends write a fold
+    /// only when that held (see [`LogStore::append_folded`]). An error
+    /// refuses the whole append.
     async fn fold(
         &self,
         store: &dyn LogStore,
@@ -252,18 +255,19 @@ pub trait Fold: Send + Sync {
     ) -> Result<Vec<Vec<DocChange>>, StoreError>;
 }
 
-/// Events as an append stores them: `ids[i]` is the `i`-th event's position
-/// (or, on PostgreSQL, its id, with `position` 0: not numbered yet).
+/// Events as an append stores them, for its fold: `numbers(i)` is the
+/// `i`-th event's `(position, event_id)` (on PostgreSQL the position is 0:
+/// not given yet), all recorded at `recorded_at`.
 pub(crate) fn recorded(
     events: &[SerializedEvent],
-    positions: impl Fn(usize) -> (u64, u64),
+    numbers: impl Fn(usize) -> (u64, u64),
     recorded_at: DateTime<Utc>,
 ) -> Vec<RecordedEvent> {
     events
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let (position, event_id) = positions(i);
+            let (position, event_id) = numbers(i);
             RecordedEvent {
                 position,
                 aggregate_type: e.aggregate_type.clone(),
