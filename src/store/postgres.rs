@@ -519,13 +519,23 @@ async fn hand_inline_models_to_the_feed(
     if waiting {
         return Ok(Handoff::Waiting);
     }
+    hand_back_at(tx, head).await?;
+    Ok(Handoff::Done)
+}
+
+/// Makes every inline model fed again from `head` (the caller holds
+/// [`INLINE_LOCK`] exclusively).
+async fn hand_back_at(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    head: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE checkpoints SET position = $1 WHERE position >= $2")
         .bind(head)
         .bind(INLINE as i64)
         .execute(&mut **tx)
         .await
         .map_err(sql_error)?;
-    Ok(Handoff::Done)
+    Ok(())
 }
 
 /// Writes the net document changes of `commits` (not their checkpoints):
@@ -1531,12 +1541,7 @@ impl LogStore for PostgresStore {
         }
         super::check_continues(to_u64(head, "position")?, events)?;
         if !events.is_empty() {
-            sqlx::query("UPDATE checkpoints SET position = $1 WHERE position >= $2")
-                .bind(head)
-                .bind(INLINE as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(sql_error)?;
+            hand_back_at(&mut tx, head).await?;
         }
         for e in events {
             sqlx::query(

@@ -219,14 +219,7 @@ impl SqliteStore {
         apply_claims_in(&mut tx, claims).await?;
         let mut all_inline = true;
         if fold.is_none() && !events.is_empty() {
-            // Nothing folds these events: inline models hand them to the feed,
-            // fed from the head they stood at (see `LogStore::append`).
-            sqlx::query("UPDATE checkpoints SET position = ? WHERE position >= ?")
-                .bind(head)
-                .bind(INLINE as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(sql_error)?;
+            hand_back_to_the_feed(&mut tx, head).await?;
         }
         if let Some(fold) = fold {
             // The documents the fold starts from are read through the read
@@ -493,6 +486,21 @@ async fn write_changes(
             query.execute(&mut **tx).await.map_err(sql_error)?;
         }
     }
+    Ok(())
+}
+
+/// Makes the inline models fed again from `head`, inside a write
+/// transaction, for events that nothing folds (see `LogStore::append`).
+async fn hand_back_to_the_feed(
+    tx: &mut Transaction<'static, Sqlite>,
+    head: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE checkpoints SET position = ? WHERE position >= ?")
+        .bind(head)
+        .bind(INLINE as i64)
+        .execute(&mut **tx)
+        .await
+        .map_err(sql_error)?;
     Ok(())
 }
 
@@ -1017,13 +1025,7 @@ impl LogStore for SqliteStore {
             .map_err(sql_error)?;
         super::check_continues(to_u64(head, "position")?, events)?;
         if !events.is_empty() {
-            // Folded by no one: inline models go back to the feed.
-            sqlx::query("UPDATE checkpoints SET position = ? WHERE position >= ?")
-                .bind(head)
-                .bind(INLINE as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(sql_error)?;
+            hand_back_to_the_feed(&mut tx, head).await?;
         }
         for e in events {
             let result = sqlx::query(
