@@ -25,7 +25,9 @@
 //! `IRONLEDGER_BENCH_STORES` (default `sqlite,postgres`),
 //! `IRONLEDGER_BENCH_PG_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`;
 //! the bench creates and drops its own database `ironledger_fleet_bench`),
-//! `IRONLEDGER_BENCH_BUDGET_MS` (time spent per figure, default 2000).
+//! `IRONLEDGER_BENCH_BUDGET_MS` (time spent per figure, default 2000),
+//! `IRONLEDGER_BENCH_KEEP=1` (keep the scratch directory with the SQLite
+//! fleets and their configuration, to profile a command on them afterwards).
 //! Repetitions adapt to the cost: a figure is sampled until the budget is
 //! spent, at least 3 and at most 300 times.
 
@@ -1387,6 +1389,10 @@ fn main() {
         .prefix("ironledger-fleet-")
         .tempdir_in(std::env::var("IRONLEDGER_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()))
         .unwrap();
+    let keep = std::env::var("IRONLEDGER_BENCH_KEEP").is_ok_and(|v| v == "1");
+    if keep {
+        eprintln!("keeping the scratch directory {}", work.path().display());
+    }
     rt.block_on(async {
         let (templates, tpl_nodes) = {
             let t = make_templates(work.path()).await;
@@ -1448,4 +1454,7 @@ fn main() {
             println!();
         }
     });
+    if keep {
+        let _ = work.keep();
+    }
 }

@@ -29,7 +29,7 @@ pub use children::ChildProjection;
 pub use docs::Docs;
 pub use history::{describe as describe_event, history_of, HistoryProjection};
 pub use inline::InlineModels;
-pub use nodes::{NodeFilter, NodeRow, NodesProjection, PowerRound};
+pub use nodes::{NodeFilter, NodeRow, NodeSummary, NodesProjection, PowerRound};
 pub use projector::{ProjectionError, Projector};
 
 use crate::store::RecordedEvent;

@@ -216,19 +216,102 @@ pub async fn page(
     limit: u32,
 ) -> Result<Vec<NodeRow>, StoreError> {
     let conds = filter.conds();
-    let query = PageQuery {
-        conds: &conds,
-        sort,
-        desc,
-        after: marker.map(|m| rows::cursor_of(&m.keys(), sort)),
-        limit,
-    };
     store
-        .doc_page(MODEL, &query)
+        .doc_page(MODEL, &page_query(&conds, sort, desc, marker, limit))
         .await?
         .into_iter()
         .map(|(_, doc)| NodeRow::from_doc(doc))
         .collect()
+}
+
+/// The same page as [`page`], as [`NodeSummary`]s: only the columns, no
+/// document read or decoded, so a page of the API's default list costs its
+/// rows' index values, not their documents.
+pub async fn summaries(
+    store: &dyn LogStore,
+    filter: &NodeFilter,
+    sort: Option<&'static str>,
+    desc: bool,
+    marker: Option<&NodeRow>,
+    limit: u32,
+) -> Result<Vec<NodeSummary>, StoreError> {
+    let conds = filter.conds();
+    let query = page_query(&conds, sort, desc, marker, limit);
+    Ok(store
+        .row_keys(MODEL, &query, SUMMARY_COLUMNS)
+        .await?
+        .into_iter()
+        .map(|(_, keys)| NodeSummary { keys })
+        .collect())
+}
+
+fn page_query<'a>(
+    conds: &'a [Cond],
+    sort: Option<&'static str>,
+    desc: bool,
+    marker: Option<&NodeRow>,
+    limit: u32,
+) -> PageQuery<'a> {
+    PageQuery {
+        conds,
+        sort,
+        desc,
+        after: marker.map(|m| rows::cursor_of(&m.keys(), sort)),
+        limit,
+    }
+}
+
+/// The columns a [`NodeSummary`] holds, in its order.
+const SUMMARY_COLUMNS: &[&str] = &[
+    "uuid",
+    "name",
+    "instance_uuid",
+    "power_state",
+    "provision_state",
+    "maintenance",
+];
+
+/// A node as its row's columns hold it: what the API's default list shows
+/// (Ironic's `uuid`, `name`, `instance_uuid`, `power_state`,
+/// `provision_state`, `maintenance`), read by [`summaries`].
+#[derive(Debug, Clone)]
+pub struct NodeSummary {
+    /// The values of [`SUMMARY_COLUMNS`].
+    keys: Vec<Key>,
+}
+
+impl NodeSummary {
+    fn text(&self, i: usize) -> Option<&str> {
+        match &self.keys[i] {
+            Key::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// An enrolled node always has one (the column is written from it).
+    pub fn uuid(&self) -> &str {
+        self.text(0).unwrap_or_default()
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.text(1)
+    }
+
+    pub fn instance_uuid(&self) -> Option<&str> {
+        self.text(2)
+    }
+
+    pub fn power_state(&self) -> Option<&str> {
+        self.text(3)
+    }
+
+    pub fn provision_state(&self) -> Option<&str> {
+        self.text(4)
+    }
+
+    pub fn maintenance(&self) -> bool {
+        self.keys[5] == Key::Int(1)
+    }
 }
 
 /// The UUIDs of the nodes the process manager has work for

@@ -1218,6 +1218,33 @@ async fn every_typed_column_is_written_and_queried(t: &TestStore) {
             s.doc_get(table.model, "a").await.unwrap(),
             Some(json!({"doc": "a", "ord": 10}))
         );
+        // row_keys hands back each column's value as it was written, typed
+        // (integers as integers), and NULL where a row has none.
+        let keys = s
+            .row_keys(table.model, &query(&[], None, false), table.columns)
+            .await
+            .unwrap();
+        let want = |doc: &str| -> Vec<Key> {
+            table
+                .columns
+                .iter()
+                .map(|&c| match (doc, c) {
+                    ("c", "ord") => Key::Int(3),
+                    ("c", _) => Key::Null,
+                    _ => value(c, doc),
+                })
+                .collect()
+        };
+        assert_eq!(
+            keys,
+            [
+                ("c".to_string(), want("c")),
+                ("b".to_string(), want("b")),
+                ("a".to_string(), want("a")),
+            ],
+            "{}",
+            table.table
+        );
         for &col in table.columns {
             let what = format!("{}.{col}", table.table);
             let eq = [Cond::Eq(col, value(col, "a"))];

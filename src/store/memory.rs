@@ -21,7 +21,8 @@
 use super::is_inline;
 use super::{
     distinct_models, folded_commits, recorded, rows, ApplyFailure, ClaimConflict, ClaimOp,
-    DocChange, Fold, Keys, LogStore, ModelCommit, PageQuery, RecordedEvent, StoreError, INLINE,
+    DocChange, Fold, Key, Keys, LogStore, ModelCommit, PageQuery, RecordedEvent, StoreError,
+    INLINE,
 };
 use async_trait::async_trait;
 use chrono::Utc;
@@ -74,7 +75,7 @@ impl MemoryStore {
         &self,
         model: &str,
         query: &PageQuery<'_>,
-    ) -> Result<Vec<(String, Value, i64)>, StoreError> {
+    ) -> Result<Vec<(String, Value, Keys)>, StoreError> {
         rows::page_table(model, query)?;
         let inner = self.lock();
         let Some(docs) = inner.models.get(model) else {
@@ -93,7 +94,7 @@ impl MemoryStore {
         Ok(hits
             .into_iter()
             .take(query.limit as usize)
-            .map(|(k, (v, keys))| (k.clone(), v.clone(), rows::cursor_of(keys, query.sort).1))
+            .map(|(k, (v, keys))| (k.clone(), v.clone(), keys.clone()))
             .collect())
     }
 }
@@ -353,15 +354,23 @@ impl LogStore for MemoryStore {
             .collect())
     }
 
-    async fn row_ids(
+    async fn row_keys(
         &self,
         model: &str,
         query: &PageQuery<'_>,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+        columns: &[&'static str],
+    ) -> Result<Vec<(String, Vec<Key>)>, StoreError> {
+        rows::page_table(model, query)?.check(columns)?;
         Ok(self
             .page(model, query)?
             .into_iter()
-            .map(|(id, _, ord)| (id, ord))
+            .map(|(id, _, keys)| {
+                let values = columns
+                    .iter()
+                    .map(|c| rows::key_of(&keys, c).clone())
+                    .collect();
+                (id, values)
+            })
             .collect())
     }
 

@@ -555,13 +555,36 @@ pub trait LogStore: Send + Sync + 'static {
         query: &PageQuery<'_>,
     ) -> Result<Vec<(String, Value)>, StoreError>;
     /// [`doc_page`](Self::doc_page) without the documents: each row's id and
-    /// `ord`, for callers that only need to know which rows match (the
-    /// background rounds), read from the index alone.
+    /// the values of `columns` (index columns of its table, in that order),
+    /// for callers that need no more than the columns hold (the background
+    /// rounds, the API's default node list): no document is read or decoded.
+    async fn row_keys(
+        &self,
+        model: &str,
+        query: &PageQuery<'_>,
+        columns: &[&'static str],
+    ) -> Result<Vec<(String, Vec<Key>)>, StoreError>;
+    /// Each matching row's id and `ord` (0 without one), from
+    /// [`row_keys`](Self::row_keys): which rows match, and where a keyset
+    /// cursor after them stands.
     async fn row_ids(
         &self,
         model: &str,
         query: &PageQuery<'_>,
-    ) -> Result<Vec<(String, i64)>, StoreError>;
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(self
+            .row_keys(model, query, &["ord"])
+            .await?
+            .into_iter()
+            .map(|(id, keys)| {
+                let ord = match keys.first() {
+                    Some(Key::Int(o)) => *o,
+                    _ => 0,
+                };
+                (id, ord)
+            })
+            .collect())
+    }
     /// The position a model has applied up to (0 if it has none).
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError>;
     /// The checkpoints of several models (0 for a model that has none), in the

@@ -776,17 +776,35 @@ impl LogStore for SqliteStore {
             .collect()
     }
 
-    async fn row_ids(
+    async fn row_keys(
         &self,
         model: &str,
         query: &PageQuery<'_>,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = self.page(model, &["id", "ord"], query).await?;
+        columns: &[&'static str],
+    ) -> Result<Vec<(String, Vec<Key>)>, StoreError> {
+        rows::page_table(model, query)?.check(columns)?;
+        let select: Vec<&'static str> = std::iter::once("id")
+            .chain(columns.iter().copied())
+            .collect();
+        let rows = self.page(model, &select, query).await?;
         rows.iter()
             .map(|row| {
-                let ord: Option<i64> = row.try_get(1).map_err(sql_error)?;
-                // A row written without `ord` sorts as 0, as in the memory store.
-                Ok((row.try_get(0).map_err(sql_error)?, ord.unwrap_or(0)))
+                let keys = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, col)| {
+                        Ok(if rows::is_int(col) {
+                            row.try_get::<Option<i64>, _>(i + 1)
+                                .map_err(sql_error)?
+                                .map_or(Key::Null, Key::Int)
+                        } else {
+                            Key::opt_text(
+                                row.try_get::<Option<String>, _>(i + 1).map_err(sql_error)?,
+                            )
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                Ok((row.try_get(0).map_err(sql_error)?, keys))
             })
             .collect()
     }

@@ -332,9 +332,68 @@ async fn collection(
         project: f.project.clone(),
         description_contains: f.description_contains.clone(),
     };
+    // The page, and the link to the next one when it is full.
+    let answer = |items: Vec<Value>, last: Option<String>, len: usize| -> Value {
+        let mut out = Map::new();
+        out.insert("nodes".into(), Value::Array(items));
+        // A lookup by instance is unique: Ironic never offers a next page for it.
+        let has_next = f.instance_uuid.is_none() && len > 0 && len == limit;
+        if has_next {
+            let mut q = format!("sort_key={sort_key}&sort_dir={sort_dir}");
+            if f.associated == Some(true) {
+                q.push_str("&associated=True");
+            }
+            if f.maintenance == Some(true) {
+                q.push_str("&maintenance=True");
+            }
+            if f.retired == Some(true) {
+                q.push_str("&retired=True");
+            }
+            if !is_detail {
+                if let Some(d) = detail {
+                    q.push_str(&format!("&detail={}", py_bool(d)));
+                }
+                if let Some(s) = &shown {
+                    q.push_str(&format!("&fields={}", s.join(",")));
+                }
+            }
+            let last = last.unwrap_or_default();
+            let path = if is_detail { "nodes/detail" } else { "nodes" };
+            out.insert(
+                "next".into(),
+                json!(format!("{}?{q}&limit={limit}&marker={last}", base.v1(path))),
+            );
+        }
+        Value::Object(out)
+    };
+    // The default list (and any `fields=` within it) is answered from the
+    // rows' columns, without reading a single document.
+    let summary_only = shown.as_ref().is_some_and(|s| {
+        s.iter()
+            .all(|f| render::SUMMARY_FIELDS.contains(&f.as_str()))
+    });
+    let column = nodes::sort_column(&sort_key);
+    if let (false, true, Some(column)) = (nothing, summary_only, column) {
+        let shown = shown.as_deref().unwrap_or_default();
+        let page = nodes::summaries(
+            store,
+            &filter,
+            column,
+            desc,
+            marker_row.as_ref(),
+            limit as u32,
+        )
+        .await?;
+        let items = page
+            .iter()
+            .map(|s| render::summary(s, &view, shown))
+            .collect();
+        let last = page.last().map(|s| s.uuid().to_string());
+        return Ok(Json(answer(items, last, page.len())));
+    }
     let page: Vec<NodeDoc> = if nothing {
         vec![]
-    } else if let Some(column) = nodes::sort_column(&sort_key) {
+    } else if let Some(column) = column {
         // The common case: filtered, sorted and cut by an index.
         nodes::page(
             store,
@@ -362,40 +421,8 @@ async fn collection(
         .iter()
         .map(|d| render::node(d, &view, shown.as_deref()))
         .collect();
-    let mut out = Map::new();
-    out.insert("nodes".into(), Value::Array(items));
-    // A lookup by instance is unique: Ironic never offers a next page for it.
-    let has_next = f.instance_uuid.is_none() && !page.is_empty() && page.len() == limit;
-    if has_next {
-        let mut q = format!("sort_key={sort_key}&sort_dir={sort_dir}");
-        if f.associated == Some(true) {
-            q.push_str("&associated=True");
-        }
-        if f.maintenance == Some(true) {
-            q.push_str("&maintenance=True");
-        }
-        if f.retired == Some(true) {
-            q.push_str("&retired=True");
-        }
-        if !is_detail {
-            if let Some(d) = detail {
-                q.push_str(&format!("&detail={}", py_bool(d)));
-            }
-            if let Some(s) = &shown {
-                q.push_str(&format!("&fields={}", s.join(",")));
-            }
-        }
-        let last = page
-            .last()
-            .map(|d| d.uuid().to_string())
-            .unwrap_or_default();
-        let path = if is_detail { "nodes/detail" } else { "nodes" };
-        out.insert(
-            "next".into(),
-            json!(format!("{}?{q}&limit={limit}&marker={last}", base.v1(path))),
-        );
-    }
-    Ok(Json(Value::Object(out)))
+    let last = page.last().map(|d| d.uuid().to_string());
+    Ok(Json(answer(items, last, page.len())))
 }
 
 /// A page ordered by a sort key that has no column (an interface, a JSON

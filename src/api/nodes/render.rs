@@ -13,6 +13,7 @@ use super::super::AppState;
 use super::fields;
 use crate::domain::hardware::INTERFACE_KINDS;
 use crate::domain::secrets::is_field_secret;
+use crate::projections::NodeSummary;
 use serde_json::{json, Map, Value};
 
 /// What a rendering depends on besides the node.
@@ -187,8 +188,47 @@ pub fn all_fields(doc: &NodeDoc, view: &View) -> Map<String, Value> {
 /// The node as Ironic answers it at `view.version`: all fields (with the
 /// sub-resource links) when `selected` is `None`, else only those (and `links`).
 pub fn node(doc: &NodeDoc, view: &View, selected: Option<&[String]>) -> Value {
-    let mut all = all_fields(doc, view);
-    let uuid = doc.uuid().to_string();
+    shape(
+        all_fields(doc, view),
+        &doc.uuid().to_string(),
+        view,
+        selected,
+    )
+}
+
+/// The fields [`summary`] can answer: those a node's row holds as columns
+/// with the very value [`all_fields`] shows (the default list's fields).
+pub const SUMMARY_FIELDS: &[&str] = &[
+    "uuid",
+    "name",
+    "instance_uuid",
+    "power_state",
+    "provision_state",
+    "maintenance",
+];
+
+/// The node as [`node`] answers it with `selected` fields, all of them among
+/// [`SUMMARY_FIELDS`], from its row's columns alone.
+pub fn summary(row: &NodeSummary, view: &View, selected: &[String]) -> Value {
+    let text = |v: Option<&str>| v.map_or(Value::Null, |s| json!(s));
+    let mut all = Map::new();
+    all.insert("uuid".into(), json!(row.uuid()));
+    all.insert("name".into(), text(row.name()));
+    all.insert("instance_uuid".into(), text(row.instance_uuid()));
+    all.insert("power_state".into(), text(row.power_state()));
+    all.insert("provision_state".into(), text(row.provision_state()));
+    all.insert("maintenance".into(), json!(row.maintenance()));
+    shape(all, row.uuid(), view, Some(selected))
+}
+
+/// Picks `selected` fields (`None`: all, with the sub-resource links) of a
+/// node's fields, hides what `view.version` does not know, and adds `links`.
+fn shape(
+    mut all: Map<String, Value>,
+    uuid: &str,
+    view: &View,
+    selected: Option<&[String]>,
+) -> Value {
     let mut out = Map::new();
     match selected {
         Some(fields) => {
