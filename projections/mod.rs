@@ -17,6 +17,7 @@
 //! written under a scratch name and swapped in, and it must equal the live model
 //! (see `tests/rebuild_equals_live.rs`).
 
+mod catch_up;
 pub mod children;
 mod docs;
 mod history;

@@ -15,6 +15,7 @@ use crate::domain::{Node, NodeEvent};
 use crate::store::{rows, Cond, Key, Keys, LogStore, PageQuery, RecordedEvent, StoreError};
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub struct NodesProjection;
@@ -32,7 +33,8 @@ pub struct NodeRow {
 
 impl NodeRow {
     pub fn from_doc(doc: Value) -> Result<Self, StoreError> {
-        let node: Node = serde_json::from_value(doc["state"].clone())
+        // Decoded from the document in place (no copy of its state first).
+        let node = Node::deserialize(&doc["state"])
             .map_err(|e| StoreError::Corrupt(format!("corrupt node document: {e}")))?;
         Ok(NodeRow { node, doc })
     }
@@ -411,12 +413,11 @@ impl Projection for NodesProjection {
         let now = timestamp(event);
         let (mut node, mut doc) = match docs.get(id).await? {
             Some(doc) => {
-                let node: Node = serde_json::from_value(doc["state"].clone()).map_err(|e| {
-                    ProjectionError::Decode {
+                let node =
+                    Node::deserialize(&doc["state"]).map_err(|e| ProjectionError::Decode {
                         position: event.position,
                         message: format!("nodes document {id}: {e}"),
-                    }
-                })?;
+                    })?;
                 (node, doc)
             }
             // The process manager's reports on a deleted node's leftovers

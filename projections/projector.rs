@@ -39,13 +39,11 @@
 //! The worker holds only a weak reference to its projector: when the last engine
 //! using it is dropped, the worker stops.
 
-use super::docs::Known;
-use super::{Docs, Projection};
+use super::catch_up::{self, Cursor, Reach, Target};
+use super::Projection;
 use crate::store::is_inline;
-use crate::store::{
-    ApplyFailure, DocChange, LogStore, ModelCommit, RecordedEvent, StoreError, INLINE,
-};
-use std::collections::{BTreeMap, HashSet};
+use crate::store::{ApplyFailure, LogStore, StoreError, INLINE};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -96,9 +94,6 @@ impl ProjectionError {
     }
 }
 
-/// An aggregate a model skips: `(aggregate type, aggregate id)`.
-pub(crate) type Quarantined = HashSet<(String, String)>;
-
 /// What the worker has done so far, as published on its [`watch`] channel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -119,48 +114,6 @@ pub struct Progress {
     pub complete: bool,
     /// Why the last round failed, if it did.
     pub error: Option<String>,
-}
-
-/// One feed-applying target: a projection and the model it writes.
-type Target<'a> = (&'a dyn Projection, &'a str);
-
-/// Most documents remembered per model between batches; beyond that the
-/// memory is given back and documents are read from the store again.
-const KNOWN_DOCS_CAP: usize = 4096;
-
-/// Where a set of targets stands, as far as this process knows, so that the
-/// next batch need not ask the store.
-///
-/// Both parts are guesses that the compare-and-set checks, never trusted
-/// blindly. The checkpoints are where the next batch starts; if another process
-/// moved one meanwhile, the commit is refused, the batch discarded and the
-/// checkpoints re-read: a wrong guess costs one wasted batch, not correctness.
-/// The documents are what the last batches read and wrote, each model's tagged
-/// with the checkpoint it is valid at. A model's documents are a pure function
-/// of the log up to its checkpoint (whoever wrote them: that is what
-/// `tests/rebuild_equals_live.rs` checks), so documents tagged with the
-/// checkpoint a batch starts from are exactly what the store holds whenever
-/// that batch's compare-and-set succeeds; when it fails, nothing is written.
-#[derive(Default)]
-struct Cursor {
-    /// Each target's checkpoint; `None`: ask the store (at first, after a lost
-    /// compare-and-set or an error, after a rebuild, and when polling for other
-    /// processes' work).
-    checkpoints: Option<Vec<u64>>,
-    /// Each target's documents, and the checkpoint they are valid at.
-    docs: Vec<(u64, Known)>,
-    /// Each target's quarantined aggregates (those with a recorded failure),
-    /// valid exactly when `checkpoints` is: failures are only recorded with a
-    /// checkpoint move. Read again whenever the checkpoints are.
-    quarantined: Vec<Quarantined>,
-}
-
-impl Cursor {
-    fn low(&self) -> Option<u64> {
-        self.checkpoints
-            .as_ref()
-            .and_then(|c| c.iter().min().copied())
-    }
 }
 
 /// The result of one round.
@@ -374,153 +327,33 @@ impl Projector {
         }
     }
 
-    /// Applies the feed to the `targets` (projection, model) from their
-    /// checkpoints, up to `until` (or the head), reading each batch once for all
-    /// of them and committing it for all of them in one transaction.
-    ///
-    /// `cursor` says where to start (see [`Cursor`]) and is left where the
-    /// targets got to; a batch whose compare-and-set fails (another process got
-    /// there first, or the cursor was a stale guess) is discarded, and the
-    /// checkpoints are re-read.
+    /// Applies the feed to `targets` up to `until` (or the head) with the one
+    /// loop every applier of the feed shares ([`catch_up::advance`]).
     async fn advance(
         &self,
         targets: &[Target<'_>],
         cursor: &mut Cursor,
         until: Option<u64>,
     ) -> Result<u64, ProjectionError> {
-        let result = self.advance_inner(targets, cursor, until).await;
-        if result.is_err() {
-            // A failed commit may or may not have landed: ask next time.
-            cursor.checkpoints = None;
-        }
-        result
+        let reach = Reach {
+            until,
+            budget: None,
+        };
+        catch_up::advance(
+            self.store.as_ref(),
+            self.batch,
+            targets,
+            cursor,
+            reach,
+            &mut |_| {},
+        )
+        .await
     }
 
     /// The events the projections could not apply, as recorded (see
     /// [`ApplyFailure`]), for every live model.
     pub async fn failures(&self) -> Result<Vec<ApplyFailure>, ProjectionError> {
         Ok(self.store.failures(&self.names()).await?)
-    }
-
-    async fn advance_inner(
-        &self,
-        targets: &[Target<'_>],
-        cursor: &mut Cursor,
-        until: Option<u64>,
-    ) -> Result<u64, ProjectionError> {
-        let models: Vec<&str> = targets.iter().map(|(_, model)| *model).collect();
-        if cursor.docs.len() != targets.len() {
-            *cursor = Cursor::default();
-            cursor.docs.resize_with(targets.len(), Default::default);
-        }
-        if cursor.quarantined.len() != targets.len() {
-            // Unknown: read again with the checkpoints.
-            cursor.checkpoints = None;
-        }
-        let mut applied = 0;
-        loop {
-            let from = match cursor.checkpoints.take() {
-                Some(from) if from.len() == targets.len() => from,
-                _ => {
-                    let from = self.store.checkpoints(&models).await?;
-                    cursor.quarantined = quarantined(self.store.as_ref(), &models).await?;
-                    from
-                }
-            };
-            let Some(low) = from.iter().min().copied() else {
-                return Ok(applied);
-            };
-            if is_inline(low) {
-                // The appends write them all: nothing to read from the feed.
-                // (Whether that still holds is checked by the polls, and after
-                // an append that found a model not inline: see `distrust`.)
-                cursor.checkpoints = Some(from);
-                return Ok(applied);
-            }
-            cursor.checkpoints = Some(from.clone());
-            if until.is_some_and(|u| low >= u) {
-                return Ok(applied);
-            }
-            let mut events = self.store.read_feed(low, self.batch).await?;
-            // A short batch reached the head (as of this read): no need to read
-            // again just to find nothing.
-            let at_head = events.len() < self.batch as usize;
-            if let Some(u) = until {
-                events.retain(|e| e.position <= u);
-            }
-            let Some(last) = events.last().map(|e| e.position) else {
-                return Ok(applied);
-            };
-
-            // Each model's overlay starts from its remembered documents if they
-            // are valid at the checkpoint this batch starts from.
-            let mut docs: Vec<Docs<'_>> = Vec::with_capacity(targets.len());
-            for (i, model) in models.iter().enumerate() {
-                let (at, known) = std::mem::take(&mut cursor.docs[i]);
-                let known = if at == from[i] { known } else { Known::new() };
-                docs.push(Docs::with_known(self.store.as_ref(), model, known));
-            }
-            let mut quarantine = cursor.quarantined.clone();
-            let mut failures: Vec<Vec<ApplyFailure>> = vec![Vec::new(); targets.len()];
-            for event in &events {
-                for (i, (projection, model)) in targets.iter().enumerate() {
-                    if event.position <= from[i] {
-                        continue;
-                    }
-                    apply_or_record(
-                        *projection,
-                        model,
-                        event,
-                        &mut docs[i],
-                        &mut quarantine[i],
-                        &mut failures[i],
-                    )
-                    .await?;
-                }
-            }
-            let (changes, views): (Vec<Vec<DocChange>>, Vec<Known>) =
-                docs.into_iter().map(Docs::finish).unzip();
-            let commits: Vec<ModelCommit<'_>> = (0..targets.len())
-                .filter(|&i| from[i] < last)
-                .map(|i| ModelCommit {
-                    model: models[i],
-                    from: from[i],
-                    to: last,
-                    changes: &changes[i],
-                    failures: &failures[i],
-                })
-                .collect();
-            if self.store.commit_models(&commits).await? {
-                applied += events.len() as u64;
-                tracing::debug!(
-                    from = low,
-                    to = last,
-                    models = commits.len(),
-                    "projections advanced"
-                );
-                let reached: Vec<u64> = from.iter().map(|&f| f.max(last)).collect();
-                for (i, mut view) in views.into_iter().enumerate() {
-                    if view.len() > KNOWN_DOCS_CAP {
-                        view = Known::new();
-                    }
-                    cursor.docs[i] = (reached[i], view);
-                }
-                cursor.checkpoints = Some(reached);
-                cursor.quarantined = quarantine;
-                if at_head {
-                    return Ok(applied);
-                }
-            } else {
-                tracing::debug!(
-                    from = low,
-                    to = last,
-                    "lost a projection race; re-reading checkpoints"
-                );
-                // The documents stay tagged with the checkpoints they are valid at;
-                // those of models that moved meanwhile will not match any more.
-                cursor.checkpoints = None;
-            }
-        }
     }
 
     /// Makes the models that stand at the head of the log inline, if this
@@ -757,82 +590,6 @@ impl Projector {
             // the worker keeps looking by itself while that is so.
             after_round = Some(seen.rounds);
         }
-    }
-}
-
-/// Applies one event to one model, or records why it could not (see
-/// [`ApplyFailure`]): the one rule for every applier of the feed (the live
-/// projector, rebuilds and checks).
-///
-/// An event whose aggregate already failed in this model is skipped (and
-/// recorded): applying it to a state that misses an earlier event would make
-/// a wrong document look right. An event that fails with a poison error
-/// ([`ProjectionError::is_poison`]) leaves no half of itself in `docs`, puts
-/// its aggregate in `quarantine` and is recorded. Any other error (the store)
-/// is returned: the batch is retried.
-pub(crate) async fn apply_or_record(
-    projection: &dyn Projection,
-    model: &str,
-    event: &RecordedEvent,
-    docs: &mut Docs<'_>,
-    quarantine: &mut Quarantined,
-    failures: &mut Vec<ApplyFailure>,
-) -> Result<(), ProjectionError> {
-    let stream = (event.aggregate_type.clone(), event.aggregate_id.clone());
-    if quarantine.contains(&stream) {
-        failures.push(failure(
-            model,
-            event,
-            "skipped: an earlier event of this aggregate could not be applied".into(),
-        ));
-        return Ok(());
-    }
-    docs.begin_event();
-    match projection.apply(event, docs).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_poison() => {
-            docs.undo_event();
-            tracing::error!(
-                model,
-                position = event.position,
-                aggregate_type = %event.aggregate_type,
-                aggregate_id = %event.aggregate_id,
-                event_type = %event.event_type,
-                error = %e,
-                "read model cannot apply an event; recorded, skipping the aggregate in this model"
-            );
-            quarantine.insert(stream);
-            failures.push(failure(model, event, e.to_string()));
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// The aggregates each of `models` skips, from its recorded failures.
-pub(crate) async fn quarantined(
-    store: &dyn LogStore,
-    models: &[&str],
-) -> Result<Vec<Quarantined>, ProjectionError> {
-    let mut sets = vec![Quarantined::new(); models.len()];
-    for f in store.failures(models).await? {
-        if let Some(i) = models.iter().position(|m| *m == f.model) {
-            sets[i].insert((f.aggregate_type, f.aggregate_id));
-        }
-    }
-    Ok(sets)
-}
-
-/// The record of `event` not applied to `model`, and why.
-fn failure(model: &str, event: &RecordedEvent, error: String) -> ApplyFailure {
-    ApplyFailure {
-        model: model.to_string(),
-        position: event.position,
-        aggregate_type: event.aggregate_type.clone(),
-        aggregate_id: event.aggregate_id.clone(),
-        event_type: event.event_type.clone(),
-        error,
-        failed_at: chrono::Utc::now(),
     }
 }
 

@@ -1,25 +1,28 @@
 //! Replays for the audit tools: resumable rebuilds and verification.
 //!
-//! Both replay the feed into a **scratch model** (`<name>~rebuild`,
-//! `<name>~verify`) with the projection's own `apply`, batch by batch, each
-//! batch committed with the scratch checkpoint (compare-and-set, like the
-//! projector). The live model keeps serving the API meanwhile.
+//! Both replay the feed into **scratch models** (`<name>~rebuild`,
+//! `<name>~verify`) with each projection's own `apply`, every model asked
+//! for in one pass over the log: each batch is read once, applied to every
+//! scratch model that has not seen it and committed with their checkpoints
+//! in one transaction (compare-and-set, the loop the live projector uses:
+//! [`super::catch_up`]). The live models keep serving the API meanwhile.
 //!
-//! - [`Replayer::rebuild`] resumes a scratch model left by an interrupted
-//!   rebuild (its documents are exactly the log applied up to its checkpoint,
-//!   since both are committed in one transaction), catches it up to the head
-//!   of the feed and then swaps it in atomically ([`LogStore::swap_model`]).
-//!   A running `serve` notices the moved checkpoint (its next compare-and-set
-//!   fails), re-reads it and carries on from there.
-//! - [`Replayer::verify`] replays up to the live model's checkpoint (an
+//! - [`Replayer::rebuild`] resumes scratch models left by an interrupted
+//!   rebuild (their documents are exactly the log applied up to their
+//!   checkpoints, since both are committed in one transaction), catches them
+//!   up to the head of the feed and then swaps each in atomically
+//!   ([`LogStore::swap_model`]). A running `serve` notices the moved
+//!   checkpoint (its next compare-and-set fails), re-reads it and carries on
+//!   from there.
+//! - [`Replayer::verify`] replays up to each live model's checkpoint (an
 //!   inline model's: the head of the log) and compares document by document,
 //!   both models read page by page in id order, so memory stays bounded
 //!   whatever the fleet. Documents of nodes that moved on while the check ran
 //!   are counted apart, not reported as differences.
 
-use super::projector::{apply_or_record, quarantined, Quarantined};
-use super::{all, Docs, Projection, ProjectionError};
-use crate::store::{is_inline, LogStore, ModelCommit};
+use super::catch_up::{self, Cursor, Reach, Target};
+use super::{all, Projection, ProjectionError};
+use crate::store::{is_inline, LogStore};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -34,20 +37,42 @@ pub struct ReplayProgress {
     pub applied: u64,
 }
 
-/// How a rebuild ended.
+/// How a rebuild ended for one model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RebuildOutcome {
-    /// The scratch model caught up and replaced the live one.
-    Swapped {
-        /// Where the scratch model started (0, or where an interrupted run left it).
-        resumed_from: u64,
-        /// Events applied by this run.
-        applied: u64,
-        /// The checkpoint the new live model has.
-        at: u64,
-    },
-    /// Stopped on request after `applied` events; run again to resume at `at`.
-    Interrupted { applied: u64, at: u64 },
+    /// The scratch model caught up and replaced the live one, which now
+    /// stands at `at`.
+    Swapped { at: u64 },
+    /// Stopped on request; run again to resume at `at`.
+    Interrupted { at: u64 },
+}
+
+/// One model of a rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRebuild {
+    pub name: String,
+    /// Where its scratch model started (0, or where an interrupted run left it).
+    pub resumed_from: u64,
+    pub outcome: RebuildOutcome,
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildReport {
+    /// Feed events applied by this run, each read once for all the models
+    /// (not counting what a resumed run found done).
+    pub applied: u64,
+    /// The models, in the order asked.
+    pub models: Vec<ModelRebuild>,
+}
+
+impl RebuildReport {
+    /// Whether every model was swapped in.
+    pub fn finished(&self) -> bool {
+        self.models
+            .iter()
+            .all(|m| matches!(m.outcome, RebuildOutcome::Swapped { .. }))
+    }
 }
 
 /// How a live model differs from a fresh replay of the log.
@@ -135,181 +160,183 @@ impl Replayer {
         self
     }
 
-    /// The aggregates `model` skips (see [`apply_or_record`]).
-    async fn quarantine(&self, model: &str) -> Result<Quarantined, ProjectionError> {
-        Ok(quarantined(self.store.as_ref(), &[model])
-            .await?
-            .pop()
-            .unwrap_or_default())
-    }
-
-    /// Applies the feed to `model` with `projection`, from the model's
-    /// checkpoint up to position `until`, one committed batch at a time;
-    /// `progress` is told after each batch. Stops early once `budget` events
-    /// have been applied. Returns the number of events applied.
-    pub async fn advance(
+    /// Applies the feed to `targets` (scratch models) from their checkpoints
+    /// up to `until`, every model in one pass over the log: each batch read
+    /// once, applied to each model that has not seen it, committed for all of
+    /// them at once ([`catch_up::advance`]). Stops early once `budget` events
+    /// have been applied.
+    async fn advance(
         &self,
-        projection: &dyn Projection,
-        model: &str,
+        targets: &[Target<'_>],
+        cursor: &mut Cursor,
         until: u64,
         budget: Option<u64>,
-        progress: &mut dyn FnMut(ReplayProgress),
+        progress: &mut (dyn FnMut(ReplayProgress) + Send),
     ) -> Result<u64, ProjectionError> {
-        let mut applied = 0u64;
-        let mut from = self.store.checkpoint(model).await?;
-        let mut quarantine = self.quarantine(model).await?;
-        while from < until {
-            let room = budget
-                .map(|b| b.saturating_sub(applied))
-                .unwrap_or(u64::MAX);
-            if room == 0 {
-                break;
-            }
-            let limit = (until - from).min(room).min(u64::from(self.batch)) as u32;
-            let events = self.store.read_feed(from, limit).await?;
-            let events: Vec<_> = events.into_iter().filter(|e| e.position <= until).collect();
-            let Some(last) = events.last().map(|e| e.position) else {
-                break;
-            };
-            let mut docs = Docs::new(self.store.as_ref(), model);
-            let mut batch_quarantine = quarantine.clone();
-            let mut failures = vec![];
-            for event in &events {
-                apply_or_record(
-                    projection,
-                    model,
-                    event,
-                    &mut docs,
-                    &mut batch_quarantine,
-                    &mut failures,
-                )
-                .await?;
-            }
-            let changes = docs.into_changes();
-            let commit = ModelCommit {
-                model,
-                from,
-                to: last,
-                changes: &changes,
-                failures: &failures,
-            };
-            if self.store.commit_models(&[commit]).await? {
-                applied += events.len() as u64;
-                from = last;
-                quarantine = batch_quarantine;
-                progress(ReplayProgress {
-                    position: from,
-                    until,
-                    applied,
-                });
-            } else {
-                // Someone else moved the scratch checkpoint (a second rebuild of
-                // the same model): re-read it and go on from there.
-                from = self.store.checkpoint(model).await?;
-                quarantine = self.quarantine(model).await?;
-            }
-        }
-        Ok(applied)
+        let reach = Reach {
+            until: Some(until),
+            budget,
+        };
+        catch_up::advance(
+            self.store.as_ref(),
+            self.batch,
+            targets,
+            cursor,
+            reach,
+            progress,
+        )
+        .await
     }
 
-    /// Rebuilds model `name` from the log through its scratch model, resuming
-    /// where an interrupted run left the scratch model, then swaps it in.
-    /// With `budget`, stops after that many events (the scratch model stays
-    /// for the next run: this is how an interruption is tested).
+    /// Rebuilds the models `names` from the log, all in one pass over it,
+    /// through their scratch models (each resumed where an interrupted run
+    /// left it), then swaps each in once it stands at the head. With
+    /// `budget`, stops after that many events (the scratch models stay for the
+    /// next run: this is how an interruption is tested).
     pub async fn rebuild(
         &self,
-        name: &str,
+        names: &[String],
         budget: Option<u64>,
-        progress: &mut dyn FnMut(ReplayProgress),
-    ) -> Result<RebuildOutcome, ProjectionError> {
-        let p = projection(name)?;
-        let scratch = rebuild_scratch(name);
-        let resumed_from = self.store.checkpoint(&scratch).await?;
-        if resumed_from == 0 {
-            // Nothing to resume: start from an empty model.
-            self.store.drop_model(&scratch).await?;
+        progress: &mut (dyn FnMut(ReplayProgress) + Send),
+    ) -> Result<RebuildReport, ProjectionError> {
+        let projections = names
+            .iter()
+            .map(|n| projection(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let scratches: Vec<String> = names.iter().map(|n| rebuild_scratch(n)).collect();
+        let mut models = Vec::with_capacity(names.len());
+        for (name, scratch) in names.iter().zip(&scratches) {
+            let resumed_from = self.store.checkpoint(scratch).await?;
+            if resumed_from == 0 {
+                // Nothing to resume: start from an empty model.
+                self.store.drop_model(scratch).await?;
+            }
+            models.push(ModelRebuild {
+                name: name.clone(),
+                resumed_from,
+                outcome: RebuildOutcome::Interrupted { at: resumed_from },
+            });
         }
+        // The models not swapped in yet.
+        let mut pending: Vec<usize> = (0..names.len()).collect();
+        let mut cursor = Cursor::default();
         let mut applied = 0;
-        loop {
+        while !pending.is_empty() {
             self.store.sequence().await?;
             let head = self.store.head().await?;
+            let targets: Vec<Target<'_>> = pending
+                .iter()
+                .map(|&i| (projections[i].as_ref(), scratches[i].as_str()))
+                .collect();
             let left = budget.map(|b| b.saturating_sub(applied));
             applied += self
-                .advance(p.as_ref(), &scratch, head, left, progress)
+                .advance(&targets, &mut cursor, head, left, progress)
                 .await?;
-            let at = self.store.checkpoint(&scratch).await?;
-            if at < head {
-                return Ok(RebuildOutcome::Interrupted { applied, at });
+            let pending_scratches: Vec<&str> = pending.iter().map(|&i| &*scratches[i]).collect();
+            let reached = self.store.checkpoints(&pending_scratches).await?;
+            for (&i, &at) in pending.iter().zip(&reached) {
+                models[i].outcome = RebuildOutcome::Interrupted { at };
+            }
+            if reached.iter().any(|&at| at < head) {
+                // The budget ran out before the head.
+                return Ok(RebuildReport { applied, models });
             }
             // Caught up with the head as it was; if more events came in
             // meanwhile, take them too before switching.
             self.store.sequence().await?;
-            if self.store.head().await? > at {
+            if self.store.head().await? > head {
                 continue;
             }
-            if at == 0 {
-                // An empty log: the rebuilt model is empty, and the scratch
-                // model never got a checkpoint to swap in.
-                self.store.drop_model(name).await?;
-                return Ok(RebuildOutcome::Swapped {
-                    resumed_from,
-                    applied,
-                    at,
-                });
-            }
-            if !self.store.swap_model(name, &scratch).await? {
-                if self.store.checkpoint(&scratch).await? == 0 {
-                    return Err(ProjectionError::RebuiltElsewhere(name.to_string()));
+            let mut refused = vec![];
+            for &i in &pending {
+                let name = &names[i];
+                if head == 0 {
+                    // An empty log: the rebuilt model is empty, and the scratch
+                    // model never got a checkpoint to swap in.
+                    self.store.drop_model(name).await?;
+                } else if !self.store.swap_model(name, &scratches[i]).await? {
+                    if self.store.checkpoint(&scratches[i]).await? == 0 {
+                        return Err(ProjectionError::RebuiltElsewhere(name.clone()));
+                    }
+                    // `serve` applied newer events to the live model meanwhile
+                    // (or, inline, committed some after the scratch model's
+                    // head, maybe still waiting for positions): take them
+                    // too, then swap.
+                    refused.push(i);
+                    continue;
                 }
-                // `serve` applied newer events to the live model meanwhile
-                // (or, inline, committed some after the scratch model's
-                // head, maybe still waiting for positions): take them too,
-                // then swap.
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
+                models[i].outcome = RebuildOutcome::Swapped { at: head };
             }
-            return Ok(RebuildOutcome::Swapped {
-                resumed_from,
-                applied,
-                at,
-            });
+            if !refused.is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                // Fewer targets: the cursor starts over (from the checkpoints).
+                cursor = Cursor::default();
+            }
+            pending = refused;
         }
+        Ok(RebuildReport { applied, models })
     }
 
-    /// Replays the log into `<name>~verify` up to the live model's checkpoint
-    /// (for an inline model, which holds every commit: up to the head of the
-    /// log) and compares the two, document by document, reading both a page at
-    /// a time in id order. A running `serve` causes no false differences: a
-    /// document that differs because its node had events after that position
-    /// by the time it was compared is counted in [`ModelDiff::moved`].
+    /// Replays the log into `<name>~verify` for each of `names`, in one pass
+    /// over the log for all models that are checked at the same position, up
+    /// to the live model's checkpoint (for an inline model, which holds every
+    /// commit: up to the head of the log), and compares each with its live
+    /// model document by document, reading both a page at a time in id order.
+    /// A running `serve` causes no false differences: a document that differs
+    /// because its node had events after that position by the time it was
+    /// compared is counted in [`ModelDiff::moved`].
     pub async fn verify(
         &self,
-        name: &str,
-        progress: &mut dyn FnMut(ReplayProgress),
-    ) -> Result<ModelDiff, ProjectionError> {
-        let p = projection(name)?;
+        names: &[String],
+        progress: &mut (dyn FnMut(ReplayProgress) + Send),
+    ) -> Result<Vec<ModelDiff>, ProjectionError> {
+        let projections = names
+            .iter()
+            .map(|n| projection(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let scratches: Vec<String> = names.iter().map(|n| verify_scratch(n)).collect();
         self.store.sequence().await?;
-        let live_at = self.store.checkpoint(name).await?;
-        let at = if is_inline(live_at) {
-            self.store.head().await?
-        } else {
-            live_at
-        };
-        let scratch = verify_scratch(name);
-        self.store.drop_model(&scratch).await?;
+        let head = self.store.head().await?;
+        // The position each model is checked at, and the models checked at each.
+        let mut ats = Vec::with_capacity(names.len());
+        let mut groups: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+        for (i, name) in names.iter().enumerate() {
+            let live_at = self.store.checkpoint(name).await?;
+            let at = if is_inline(live_at) { head } else { live_at };
+            ats.push(at);
+            groups.entry(at).or_default().push(i);
+        }
+        for scratch in &scratches {
+            self.store.drop_model(scratch).await?;
+        }
         let result = async {
-            self.advance(p.as_ref(), &scratch, at, None, progress)
-                .await?;
-            let reached = self.store.checkpoint(&scratch).await?;
-            if reached != at {
-                return Err(ProjectionError::Worker(format!(
-                    "the replay of {name} stopped at {reached}, before {at}"
-                )));
+            for (&at, group) in &groups {
+                let targets: Vec<Target<'_>> = group
+                    .iter()
+                    .map(|&i| (projections[i].as_ref(), scratches[i].as_str()))
+                    .collect();
+                self.advance(&targets, &mut Cursor::default(), at, None, progress)
+                    .await?;
+                for &i in group {
+                    let reached = self.store.checkpoint(&scratches[i]).await?;
+                    if reached != at {
+                        return Err(ProjectionError::Worker(format!(
+                            "the replay of {} stopped at {reached}, before {at}",
+                            names[i]
+                        )));
+                    }
+                }
             }
-            self.compare(name, &scratch, at).await
+            let mut diffs = Vec::with_capacity(names.len());
+            for (i, name) in names.iter().enumerate() {
+                diffs.push(self.compare(name, &scratches[i], ats[i]).await?);
+            }
+            Ok(diffs)
         }
         .await;
-        self.store.drop_model(&scratch).await?;
+        for scratch in &scratches {
+            self.store.drop_model(scratch).await?;
+        }
         result
     }
 

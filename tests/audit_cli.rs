@@ -545,13 +545,38 @@ async fn rebuild_resumes_after_an_interruption(backend: Backend) {
         .unwrap();
     assert_eq!(node["state"]["maintenance"], false);
 
-    let all = d.ok(&["rebuild"]).await;
-    for p in ["nodes", "ports", "connectors", "targets", "node_history"] {
+    // One pass over the log for every model, even when they start from
+    // different positions: nodes resumes an interrupted run, the others
+    // start from nothing.
+    let stopped = d
+        .cli(&["rebuild", "nodes", "--batch-size", "3", "--stop-after", "4"])
+        .await;
+    assert!(!stopped.ok, "{stopped:?}");
+    let end = head(&engine).await;
+    let all = d.ok(&["rebuild", "--batch-size", "3"]).await;
+    assert!(
+        all.contains("nodes: resuming an interrupted rebuild at position 4"),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "nodes: rebuilt up to position {end}, resumed at 4"
+        )),
+        "{all}"
+    );
+    for p in ["ports", "connectors", "targets", "node_history"] {
         assert!(
-            all.contains(&format!("{p}: rebuilt up to position")),
+            all.contains(&format!("{p}: rebuilt up to position {end}\n")),
             "{all}"
         );
     }
+    // Each event was read once, not once per model.
+    assert!(
+        all.contains(&format!(
+            "5 model(s) in one pass over the log: {end} events"
+        )),
+        "{all}"
+    );
     d.ok(&["verify"]).await;
     let unknown = d.cli(&["rebuild", "nope"]).await;
     assert!(!unknown.ok && unknown.stderr.contains("unknown projection"));

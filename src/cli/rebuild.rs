@@ -9,7 +9,9 @@ use std::time::Instant;
 
 /// Rebuild read models (projections) from the event log.
 ///
-/// Each model is replayed into a scratch model (`<name>~rebuild`) while the
+/// The models asked for are replayed in one pass over the log (each batch of
+/// events is read once and applied to all of them). Each model is replayed
+/// into a scratch model (`<name>~rebuild`) while the
 /// live one keeps answering the API, even with `serve` running on the same
 /// database; once the scratch model has caught up with the log, the two are
 /// swapped in one transaction. If a rebuild is interrupted (Ctrl-C, crash),
@@ -61,57 +63,52 @@ pub fn names(asked: &[String]) -> Result<Vec<String>> {
 pub async fn run(global: &GlobalArgs, args: RebuildArgs) -> Result<()> {
     let store = common::open_store(global, true).await?;
     let replayer = Replayer::new(store.clone()).with_batch(args.batch_size);
-    let mut budget = args.stop_after;
-    for name in names(&args.projections)? {
-        let scratch = rebuild_scratch(&name);
+    let names = names(&args.projections)?;
+    for name in &names {
+        let scratch = rebuild_scratch(name);
         if args.restart {
             store.drop_model(&scratch).await?;
         }
-        store.sequence().await?;
-        let head = store.head().await?;
         let resumed = store.checkpoint(&scratch).await?;
-        let bar = common::event_bar(head, &name);
-        bar.set_position(resumed);
         if resumed > 0 {
-            bar.println(format!(
-                "{name}: resuming an interrupted rebuild at position {resumed}"
-            ));
+            println!("{name}: resuming an interrupted rebuild at position {resumed}");
         }
-        let started = Instant::now();
-        let outcome = replayer
-            .rebuild(&name, budget, &mut |p| {
-                bar.set_length(p.until.max(bar.length().unwrap_or(0)));
-                bar.set_position(p.position);
-            })
-            .await?;
-        bar.finish_and_clear();
-        match outcome {
-            RebuildOutcome::Swapped {
-                resumed_from,
-                applied,
-                at,
-            } => {
-                let from = if resumed_from > 0 {
-                    format!(", resumed at {resumed_from}")
+    }
+    store.sequence().await?;
+    let head = store.head().await?;
+    let bar = common::event_bar(head, &names.join(","));
+    let started = Instant::now();
+    let report = replayer
+        .rebuild(&names, args.stop_after, &mut |p| {
+            bar.set_length(p.until.max(bar.length().unwrap_or(0)));
+            bar.set_position(p.position);
+        })
+        .await?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    for model in &report.models {
+        let name = &model.name;
+        match model.outcome {
+            RebuildOutcome::Swapped { at } => {
+                let from = if model.resumed_from > 0 {
+                    format!(", resumed at {}", model.resumed_from)
                 } else {
                     String::new()
                 };
-                println!(
-                    "{name}: rebuilt up to position {at}{from}: {}",
-                    common::rate(applied, started.elapsed())
-                );
-                if let Some(b) = budget.as_mut() {
-                    *b = b.saturating_sub(applied);
-                }
+                println!("{name}: rebuilt up to position {at}{from}");
             }
-            RebuildOutcome::Interrupted { applied, at } => {
-                println!(
-                    "{name}: interrupted at position {at} of {head} after {}; run `ironledger rebuild {name}` again to resume",
-                    common::rate(applied, started.elapsed())
-                );
-                return Err(format!("rebuild of {name} interrupted").into());
-            }
+            RebuildOutcome::Interrupted { at } => println!(
+                "{name}: interrupted at position {at} of {head}; run `ironledger rebuild {name}` again to resume"
+            ),
         }
+    }
+    println!(
+        "{} model(s) in one pass over the log: {}",
+        report.models.len(),
+        common::rate(report.applied, elapsed)
+    );
+    if !report.finished() {
+        return Err("rebuild interrupted".into());
     }
     Ok(())
 }

@@ -8,7 +8,8 @@ use clap::Args;
 
 /// Check that read models equal a fresh replay of the event log.
 ///
-/// The log is replayed into a scratch model (`<name>~verify`, dropped
+/// The log is replayed, in one pass for all the models checked, into a
+/// scratch model (`<name>~verify`, dropped
 /// afterwards) up to the live model's checkpoint, or, for a model the appends
 /// write inline, up to the head of the log; then the two are compared
 /// document by document, a page at a time (memory stays flat however large
@@ -49,19 +50,20 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<()> {
     let head = store.head().await?;
     let mut differing = vec![];
     let mut unhealthy = vec![];
-    for name in super::rebuild::names(&args.projections)? {
-        let bar = common::event_bar(0, &name);
-        let diff = replayer
-            .verify(&name, &mut |p| {
-                bar.set_length(p.until);
-                bar.set_position(p.position);
-            })
-            .await?;
-        bar.finish_and_clear();
+    let names = super::rebuild::names(&args.projections)?;
+    let bar = common::event_bar(0, &names.join(","));
+    let diffs = replayer
+        .verify(&names, &mut |p| {
+            bar.set_length(p.until);
+            bar.set_position(p.position);
+        })
+        .await?;
+    bar.finish_and_clear();
+    for (name, diff) in names.iter().zip(diffs) {
         // Read after the replay, which took a while: a live projector has
         // moved past the head we started with by now.
         let checkpoint = store.checkpoint(&name).await?;
-        let failures = store.failures(&[name.as_str()]).await?;
+        let failures = store.failures(&[name]).await?;
         if checkpoint < head {
             println!(
                 "{name}: BEHIND: at position {checkpoint}, the log's head is {head} \
