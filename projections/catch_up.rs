@@ -164,6 +164,15 @@ async fn advance_inner(
             let known = if at == from[i] { known } else { Known::new() };
             docs.push(Docs::with_known(store, model, known));
         }
+        // What the batch will read, in one query per model.
+        for (i, (projection, _)) in targets.iter().enumerate() {
+            let ids: Vec<String> = events
+                .iter()
+                .filter(|e| e.position > from[i])
+                .filter_map(|e| projection.reads(e))
+                .collect();
+            docs[i].prefetch(ids).await?;
+        }
         let mut quarantine = cursor.quarantined.clone();
         let mut failures: Vec<Vec<ApplyFailure>> = vec![Vec::new(); targets.len()];
         for event in &events {

@@ -51,6 +51,43 @@ impl<'a> Docs<'a> {
         Ok(v)
     }
 
+    /// The current body of a document, borrowed: for a projection that reads
+    /// a large document to write a new one, so that it copies only what it
+    /// keeps.
+    pub async fn get_ref(&mut self, id: &str) -> Result<Option<&Value>, ProjectionError> {
+        if !self.dirty.contains_key(id) && !self.cache.contains_key(id) {
+            let v = self.store.doc_get(self.model, id).await?;
+            self.cache.insert(id.to_string(), v);
+        }
+        if let Some(v) = self.dirty.get(id) {
+            return Ok(v.as_ref().map(|(body, _)| body));
+        }
+        Ok(self.cache.get(id).and_then(Option::as_ref))
+    }
+
+    /// Reads the documents of `ids` not known yet in one query, so that the
+    /// [`get`](Self::get)s of a batch that follow need none (ids not found
+    /// are remembered as absent).
+    pub(crate) async fn prefetch(&mut self, ids: Vec<String>) -> Result<(), ProjectionError> {
+        let mut wanted: Vec<String> = ids
+            .into_iter()
+            .filter(|id| !self.dirty.contains_key(id) && !self.cache.contains_key(id))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let found = self.store.doc_get_many(self.model, &wanted).await?;
+        for id in wanted {
+            self.cache.insert(id, None);
+        }
+        for (id, doc) in found {
+            self.cache.insert(id, Some(doc));
+        }
+        Ok(())
+    }
+
     /// Starts from documents known to be current (see [`Known`]), so that only
     /// the others are read from the store.
     pub(crate) fn with_known(store: &'a dyn LogStore, model: &'a str, known: Known) -> Self {
@@ -97,15 +134,20 @@ impl<'a> Docs<'a> {
         }
     }
 
-    /// The buffered writes, in id order, and everything this overlay knows of
-    /// the model once they are applied (what it read, overlaid with what it wrote).
+    /// The buffered writes, in id order, and what this overlay knows of the
+    /// model once they are applied: the documents it read, as this batch left
+    /// them. (Documents only written, such as history entries, are not kept:
+    /// nothing has read them so far, and copying them costs more than reading
+    /// the rare one that is read again.)
     pub(crate) fn finish(self) -> (Vec<DocChange>, Known) {
         let mut known = self.cache;
         let changes = self
             .dirty
             .into_iter()
             .map(|(id, row)| {
-                known.insert(id.clone(), row.as_ref().map(|(body, _)| body.clone()));
+                if let Some(seen) = known.get_mut(&id) {
+                    *seen = row.as_ref().map(|(body, _)| body.clone());
+                }
                 match row {
                     Some((body, keys)) => DocChange::Put { id, body, keys },
                     None => DocChange::Delete { id },

@@ -343,6 +343,10 @@ impl Projection for HistoryProjection {
         MODEL
     }
 
+    fn reads(&self, event: &RecordedEvent) -> Option<String> {
+        (event.aggregate_type == "Node").then(|| state_key(&event.aggregate_id))
+    }
+
     async fn apply(
         &self,
         event: &RecordedEvent,

@@ -43,6 +43,13 @@ pub trait Projection: Send + Sync {
     /// The model's name: its documents and checkpoint are stored under it.
     fn name(&self) -> &'static str;
 
+    /// The document `apply` will read for `event`, if it can tell without
+    /// reading anything: the feed's appliers fetch those of a whole batch in
+    /// one query ([`Docs::prefetch`]) instead of one query per event.
+    fn reads(&self, _event: &RecordedEvent) -> Option<String> {
+        None
+    }
+
     /// Applies one event. `docs` reads through to the store and buffers writes.
     async fn apply(
         &self,

@@ -397,6 +397,10 @@ impl Projection for NodesProjection {
         MODEL
     }
 
+    fn reads(&self, event: &RecordedEvent) -> Option<String> {
+        (event.aggregate_type == "Node").then(|| event.aggregate_id.clone())
+    }
+
     async fn apply(
         &self,
         event: &RecordedEvent,
@@ -411,14 +415,23 @@ impl Projection for NodesProjection {
             return Ok(());
         }
         let now = timestamp(event);
-        let (mut node, mut doc) = match docs.get(id).await? {
-            Some(doc) => {
+        let (mut node, mut doc) = match docs.get_ref(id).await? {
+            Some(old) => {
                 let node =
-                    Node::deserialize(&doc["state"]).map_err(|e| ProjectionError::Decode {
+                    Node::deserialize(&old["state"]).map_err(|e| ProjectionError::Decode {
                         position: event.position,
                         message: format!("nodes document {id}: {e}"),
                     })?;
-                (node, doc)
+                // The new document keeps the old one's timestamps and order;
+                // its state is written anew below (not copied first).
+                let kept = old
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| k.as_str() != "state")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                (node, Value::Object(kept))
             }
             // The process manager's reports on a deleted node's leftovers
             // come after `NodeDeleted`: the node stays gone from this model.

@@ -151,7 +151,7 @@ pub struct Replayer {
 
 impl Replayer {
     pub fn new(store: Arc<dyn LogStore>) -> Self {
-        Replayer { store, batch: 500 }
+        Replayer { store, batch: 2000 }
     }
 
     /// Events per batch (and per commit).

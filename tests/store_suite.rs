@@ -63,6 +63,7 @@ suite!(
     swap_model_replaces_live,
     doc_list_is_in_byte_order,
     doc_prefix_is_one_range,
+    doc_get_many_reads_what_exists,
     json_round_trips,
     deep_json_reads_back,
     failures_are_kept_with_their_model,
@@ -938,6 +939,41 @@ async fn doc_prefix_is_one_range(t: &TestStore) {
     );
     assert!(s.doc_prefix("m", "n2/", None).await.unwrap().is_empty());
     assert!(s.doc_prefix("none", "n1/", None).await.unwrap().is_empty());
+}
+
+/// Several documents by id in one read: those that exist, of that model
+/// only, in a model with a typed table (`nodes`) and one without.
+async fn doc_get_many_reads_what_exists(t: &TestStore) {
+    let s = &t.store;
+    for model in ["nodes", "m"] {
+        let changes: Vec<_> = ["a", "b", "c"]
+            .iter()
+            .map(|id| put(id, json!({"id": id, "model": model})))
+            .collect();
+        assert!(s.commit_model(model, 0, 1, &changes).await.unwrap());
+    }
+    assert!(s
+        .commit_model("other", 0, 1, &[put("d", json!(1))])
+        .await
+        .unwrap());
+    for model in ["nodes", "m"] {
+        let ids: Vec<String> = ["c", "a", "missing", "d", "a"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut found = s.doc_get_many(model, &ids).await.unwrap();
+        found.sort_by(|x, y| x.0.cmp(&y.0));
+        found.dedup_by(|x, y| x.0 == y.0);
+        assert_eq!(
+            found,
+            [
+                ("a".to_string(), json!({"id": "a", "model": model})),
+                ("c".to_string(), json!({"id": "c", "model": model})),
+            ],
+            "{model}"
+        );
+        assert!(s.doc_get_many(model, &[]).await.unwrap().is_empty());
+    }
 }
 
 async fn json_round_trips(t: &TestStore) {

@@ -32,7 +32,7 @@ pub struct RebuildArgs {
     #[arg(value_name = "PROJECTION")]
     pub projections: Vec<String>,
     /// Events applied (and committed) per batch.
-    #[arg(long, default_value = "500", value_name = "N")]
+    #[arg(long, default_value = "2000", value_name = "N")]
     pub batch_size: u32,
     /// Start over instead of resuming an interrupted rebuild.
     #[arg(long)]

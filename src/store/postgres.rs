@@ -1122,6 +1122,26 @@ impl LogStore for PostgresStore {
         Ok(body.map(|b| b.0))
     }
 
+    async fn doc_get_many(
+        &self,
+        model: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows: Vec<(String, Stored)> = sqlx::query_as(&format!(
+            "SELECT id, body FROM {} WHERE model = $1 AND id = ANY($2)",
+            rows::sql_table(model)
+        ))
+        .bind(model)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_error)?;
+        Ok(rows.into_iter().map(|(id, body)| (id, body.0)).collect())
+    }
+
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
         // `id` is COLLATE "C": byte order, like the other backends.
         let rows: Vec<(String, Stored)> = sqlx::query_as(&format!(

@@ -691,6 +691,29 @@ impl LogStore for SqliteStore {
         body.map(|b| parse_json(&b, "document")).transpose()
     }
 
+    async fn doc_get_many(
+        &self,
+        model: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, Value)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        // The ids as one JSON array parameter: no limit on their number.
+        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, body FROM {} WHERE model = ? AND id IN (SELECT value FROM json_each(?))",
+            rows::sql_table(model)
+        ))
+        .bind(model)
+        .bind(json_text(&serde_json::json!(ids)))
+        .fetch_all(&self.read)
+        .await
+        .map_err(sql_error)?;
+        rows.into_iter()
+            .map(|(id, body)| Ok((id, parse_json(&body, "document")?)))
+            .collect()
+    }
+
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT id, body FROM {} WHERE model = ? ORDER BY id",
