@@ -1344,7 +1344,7 @@ async fn run(
         figures.push(fig(name, s.cell(), raw_cell(key)));
     }
     figures.push(fig(
-        "full read of the nodes model (what every list reads today)",
+        "full read of the nodes model (what a list read before the typed tables)",
         "".into(),
         format!(
             "{node_rows} rows (the fleet and the nodes the POSTs made), {} MB: {}, + into Node {}",
@@ -1354,7 +1354,7 @@ async fn run(
         ),
     ));
     figures.push(fig(
-        "full read of node_history (what every history reads today)",
+        "full read of node_history (what a history read before its index)",
         "".into(),
         format!("{history_rows} rows: {}", raw_cell("scan history")),
     ));

@@ -2,16 +2,14 @@
 //!
 //! # One batch, every model, one transaction
 //!
-//! A catch-up reads the feed **once** per batch, from the lowest checkpoint of
-//! all projections, and applies each event to every projection whose checkpoint
-//! is below it (projections may stand at different checkpoints: after a rebuild
-//! swapped one in, or after a crash between two older single-model commits).
-//! The documents of all models and their checkpoint moves are then committed in
-//! one transaction with [`LogStore::commit_models`], all or nothing, only if every
-//! checkpoint is still where the batch started. So each event is applied to each
-//! model exactly once, even with several ironledger processes on one database:
-//! a process that loses the race writes nothing, re-reads the checkpoints and
-//! tries again.
+//! Each round applies the feed with the loop every applier shares
+//! ([`super::catch_up::advance`]): a batch is read **once**, from the lowest
+//! checkpoint of all projections, applied to every projection whose checkpoint
+//! is below each event, and committed for all of them in one transaction
+//! ([`LogStore::commit_models`]), only if every checkpoint is still where the
+//! batch started. So each event is applied to each model exactly once, even
+//! with several ironledger processes on one database: a process that loses the
+//! race writes nothing, re-reads the checkpoints and tries again.
 //!
 //! # One worker per process
 //!
