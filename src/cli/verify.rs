@@ -62,7 +62,7 @@ pub async fn run(global: &GlobalArgs, args: VerifyArgs) -> Result<()> {
     for (name, diff) in names.iter().zip(diffs) {
         // Read after the replay, which took a while: a live projector has
         // moved past the head we started with by now.
-        let checkpoint = store.checkpoint(&name).await?;
+        let checkpoint = store.checkpoint(name).await?;
         let failures = store.failures(&[name]).await?;
         if checkpoint < head {
             println!(
