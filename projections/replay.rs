@@ -66,15 +66,6 @@ pub struct RebuildReport {
     pub models: Vec<ModelRebuild>,
 }
 
-impl RebuildReport {
-    /// Whether every model was swapped in.
-    pub fn finished(&self) -> bool {
-        self.models
-            .iter()
-            .all(|m| matches!(m.outcome, RebuildOutcome::Swapped { .. }))
-    }
-}
-
 /// How a live model differs from a fresh replay of the log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelDiff {

@@ -107,8 +107,14 @@ pub async fn run(global: &GlobalArgs, args: RebuildArgs) -> Result<()> {
         report.models.len(),
         common::rate(report.applied, elapsed)
     );
-    if !report.finished() {
-        return Err("rebuild interrupted".into());
+    let interrupted: Vec<&str> = report
+        .models
+        .iter()
+        .filter(|m| matches!(m.outcome, RebuildOutcome::Interrupted { .. }))
+        .map(|m| m.name.as_str())
+        .collect();
+    if !interrupted.is_empty() {
+        return Err(format!("rebuild of {} interrupted", interrupted.join(", ")).into());
     }
     Ok(())
 }
