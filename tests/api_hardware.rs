@@ -306,6 +306,7 @@ async fn deploy_is_accepted_and_a_power_change_and_a_deploy_hold_each_other_off(
     for body in [redfish_node(), ipmi_node()] {
         let n = create(&api, body).await;
         let id = Uuid::parse_str(&n).unwrap();
+        api.make_bootable(&n).await;
         for v in ["manage", "provide"] {
             let a = api
                 .put(
@@ -545,6 +546,7 @@ async fn boot_device_of_fake_and_manual_nodes() {
 async fn boot_device_waits_for_a_deploy() {
     let api = api().await;
     let n = create(&api, json!({"driver": "fake-hardware"})).await;
+    api.make_bootable(&n).await;
     for v in ["manage", "provide", "active"] {
         let a = api
             .put(

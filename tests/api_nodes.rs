@@ -76,6 +76,7 @@ async fn make_available(api: &Api, node: &str) {
 
 /// Moves a node to `active` (the deploy finished as the process manager reports it).
 async fn make_active(api: &Api, node: &str) {
+    api.make_bootable(node).await;
     make_available(api, node).await;
     assert_eq!(verb(api, node, "active").await.status, StatusCode::ACCEPTED);
     engine(api, node, NodeCommand::FinishDeploy).await;
@@ -969,6 +970,7 @@ async fn patch_during_a_transition_and_interface_rules() {
         json!({"driver": "fake-hardware", "name": "busy", "storage_interface": "external"}),
     )
     .await;
+    api.make_bootable(&uuid).await;
     make_available(&api, &uuid).await;
     assert_eq!(
         verb(&api, &uuid, "active").await.status,
@@ -1024,6 +1026,7 @@ async fn patch_during_a_transition_and_interface_rules() {
 
 async fn provision_on(api: &Api) {
     let uuid = create(api, json!({"driver": "fake-hardware", "name": "prov"})).await;
+    api.make_bootable(&uuid).await;
     let path = format!("/v1/nodes/{uuid}/states/provision");
     let before = events_of(api, &uuid).await;
     let put = |body: Value, v: &'static str| {
@@ -1769,6 +1772,7 @@ mod postgres {
 async fn node_history() {
     let api = memory_api().await;
     let uuid = create(&api, json!({"driver": "fake-hardware", "name": "h"})).await;
+    api.make_bootable(&uuid).await;
     make_available(&api, &uuid).await;
     assert_eq!(
         verb(&api, &uuid, "active").await.status,
@@ -1890,6 +1894,7 @@ async fn trailing_slashes_are_the_same_resource() {
 /// outcomes where the process manager would report them).
 async fn node_in(api: &Api, state: &str) -> String {
     let uuid = create(api, json!({"driver": "fake-hardware"})).await;
+    api.make_bootable(&uuid).await;
     let ok = |a: Answer| assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
     match state {
         "enroll" => {}

@@ -51,7 +51,9 @@ on_both_stores!(
 /// undone yet — of a failed deploy, and of a node deleted meanwhile, which the
 /// API no longer shows — and forgets them once Cinder confirmed.
 async fn leftovers_lists_what_is_not_undone_yet(backend: Backend) {
-    use ironledger::domain::node::commands::{EnrollNode, ProvisionRequest};
+    use ironledger::domain::node::commands::{
+        EnrollNode, NewConnector, NewPort, NewTarget, ProvisionRequest,
+    };
     use ironledger::domain::state::ProvisionState;
     use ironledger::engine::Meta;
     let d = db(backend).await;
@@ -60,12 +62,40 @@ async fn leftovers_lists_what_is_not_undone_yet(backend: Backend) {
     let meta = Meta::actor("conductor");
     let (failed, deleted) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     for (id, volume) in [(failed, "vol-f"), (deleted, "vol-d")] {
-        let enroll = EnrollNode {
+        // A node a deploy is accepted for (a boot volume, a port, a
+        // connector, the capability).
+        let mut enroll = EnrollNode {
             initial_state: ProvisionState::Available,
             ..EnrollNode::new(id, "fake-hardware")
         };
+        enroll
+            .interfaces
+            .insert("storage".into(), Some("cinder".into()));
+        enroll
+            .properties
+            .insert("capabilities".into(), json!("iscsi_boot:True"));
         for cmd in [
             NodeCommand::Enroll(enroll),
+            NodeCommand::AddPort(NewPort {
+                uuid: uuid::Uuid::new_v4(),
+                address: format!("52:54:00:00:00:{:02x}", id.as_bytes()[0]),
+                pxe_enabled: true,
+                extra: Default::default(),
+            }),
+            NodeCommand::AddConnector(NewConnector {
+                uuid: uuid::Uuid::new_v4(),
+                kind: "iqn".into(),
+                connector_id: format!("iqn.2024-01.org.example:{id}"),
+                extra: Default::default(),
+            }),
+            NodeCommand::CreateTarget(NewTarget {
+                uuid: uuid::Uuid::new_v4(),
+                volume_type: "iscsi".into(),
+                boot_index: 0,
+                volume_id: volume.into(),
+                properties: Default::default(),
+                extra: Default::default(),
+            }),
             NodeCommand::Provision(ProvisionRequest::verb("deploy")),
             NodeCommand::RecordAttachIntent {
                 volume_ids: vec![volume.into()],

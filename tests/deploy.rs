@@ -400,12 +400,38 @@ async fn deploy_failures_say_why() {
     )
     .await;
 
+    // What cannot boot is refused at the request, with Ironic's conductor
+    // text, and the node stays where it was, its log untouched.
+    let refused = |r: &Rig, id: Uuid| {
+        let engine = r.engine.clone();
+        async move {
+            let before = engine.load_node(id).await.unwrap();
+            let err = engine
+                .node(
+                    id,
+                    NodeCommand::Provision(ProvisionRequest::verb("deploy")),
+                    &meta(),
+                )
+                .await
+                .expect_err("an unbootable deploy is refused");
+            let after = engine.load_node(id).await.unwrap();
+            assert_eq!(after.state(), ProvisionState::Available);
+            assert_eq!(after, before, "a refused deploy writes nothing");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!(
+                    "Failed to validate deploy or power info for node {id}: "
+                )),
+                "{text}"
+            );
+            text
+        }
+    };
+
     // noop storage cannot boot from a volume.
     let noop = guide_node(&r, "noop").await;
     add_target(&r, noop, 0, "v", json!({})).await;
-    provision(&r, noop, "deploy").await;
-    let n = settle(&r, noop, ProvisionState::DeployFailed).await;
-    assert!(n.last_error.unwrap().contains("noop storage interface"));
+    assert!(refused(&r, noop).await.contains("noop storage interface"));
 
     // An iSCSI boot volume without the iscsi_boot capability (cinder rules, §4.3).
     let nocap = guide_node(&r, "cinder").await;
@@ -424,15 +450,10 @@ async fn deploy_failures_say_why() {
         )
         .await
         .unwrap();
-    provision(&r, nocap, "deploy").await;
-    let n = settle(&r, nocap, ProvisionState::DeployFailed).await;
+    let text = refused(&r, nocap).await;
     assert!(
-        n.last_error
-            .as_deref()
-            .unwrap()
-            .contains("the capability 'iscsi_boot' is not set for the node"),
-        "{:?}",
-        n.last_error
+        text.contains("the capability 'iscsi_boot' is not set for the node"),
+        "{text}"
     );
 
     // A volume Cinder does not have: the attach fails, nothing stays attached.

@@ -90,6 +90,10 @@ fn baremetal_node_history_list_and_get() {
             "fake-hardware",
             "--name",
             "hist-0",
+            "--storage-interface",
+            "cinder",
+            "--property",
+            "capabilities=iscsi_boot:True",
         ],
     );
     let uuid = node["uuid"].as_str().unwrap().to_string();
@@ -107,7 +111,43 @@ fn baremetal_node_history_list_and_get() {
         ],
     );
     bm(&server, &["node", "maintenance", "unset", "hist-0"]);
-    // noop storage cannot boot from a volume: the deploy fails (an ERROR entry).
+    // A node the guide would deploy (a port, a connector, a boot volume),
+    // on a server with no Block Storage endpoint: the deploy is accepted
+    // and fails once it needs Cinder (an ERROR entry).
+    bm(
+        &server,
+        &["port", "create", "52:54:00:aa:bb:01", "--node", &uuid],
+    );
+    bm(
+        &server,
+        &[
+            "volume",
+            "connector",
+            "create",
+            "--node",
+            &uuid,
+            "--type",
+            "iqn",
+            "--connector-id",
+            "iqn.2024-01.org.example:hist-0",
+        ],
+    );
+    bm(
+        &server,
+        &[
+            "volume",
+            "target",
+            "create",
+            "--node",
+            &uuid,
+            "--type",
+            "iscsi",
+            "--boot-index",
+            "0",
+            "--volume-id",
+            "vol-hist-0",
+        ],
+    );
     bm(&server, &["node", "deploy", "hist-0"]);
     for _ in 0..100 {
         let state = bm_json(

@@ -92,6 +92,50 @@ pub fn should_write_image(node: &Node) -> bool {
     }
 }
 
+/// Why a deploy (or rebuild) of `node` cannot succeed, or `None`: what
+/// Ironic's conductor checks when the request arrives (the power and deploy
+/// interfaces' `validate`, which covers boot and storage: a port to boot
+/// from, a boot-index-0 target with what the renderer needs, the BMC's
+/// `driver_info`), plus what ironledger itself cannot do (write an image to
+/// disk) and the capability a volume boot needs. The provision request is
+/// refused with it (nothing written); the process manager asks again before
+/// it touches anything, for deploys accepted before this rule.
+pub fn deploy_refusal(node: &Node) -> Option<String> {
+    if node.interface("storage") == "noop" {
+        return Some(format!(
+            "Node {} has the noop storage interface: its image would have to be written to disk, which ironledger does not do. Set the storage interface to cinder or external to boot from a volume.",
+            node.id()
+        ));
+    }
+    if should_write_image(node) {
+        return Some(format!(
+            "Node {} would need an image written to disk (instance_info/image_source is set, or no volume target has boot index 0); ironledger deploys boot-from-volume nodes only.",
+            node.id()
+        ));
+    }
+    for (kind, outcome) in validate(node, &ValidationEnv::default()) {
+        if matches!(kind, "storage" | "boot" | "power" | "management") {
+            if let Err(reason) = outcome {
+                return Some(reason);
+            }
+        }
+    }
+    let boot = node.targets.iter().find(|t| t.boot_index == 0)?;
+    let caps = crate::domain::capabilities::Capabilities::from_properties(&node.properties);
+    // Ironic's texts, per volume type.
+    let (cap, a_kind, kind) = match boot.volume_type.as_str() {
+        "iscsi" => ("iscsi_boot", "an iSCSI", "iSCSI"),
+        "fibre_channel" => ("fibre_channel_boot", "a Fibre Channel", "Fibre Channel"),
+        _ => return None,
+    };
+    (!caps.has(cap)).then(|| {
+        format!(
+            "Node {} has {a_kind} boot volume defined and no {kind} boot support available.",
+            node.id()
+        )
+    })
+}
+
 /// Validates every interface of `node`, in Ironic's order.
 pub fn validate(node: &Node, env: &ValidationEnv) -> Vec<(&'static str, Outcome)> {
     VALIDATED

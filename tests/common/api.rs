@@ -165,6 +165,69 @@ impl Api {
         uuid
     }
 
+    /// Gives node `node` (a UUID or name, not deploying) what a deploy needs
+    /// to be accepted, as the guide sets it up: `external` storage, the
+    /// `iscsi_boot` capability, a PXE port, an IQN connector and a
+    /// boot-index-0 iSCSI target (a deploy of a node without them is refused
+    /// at the request, as Ironic's conductor refuses it).
+    pub async fn make_bootable(&self, node: &str) {
+        let shown = self.get(&format!("/v1/nodes/{node}")).await;
+        assert_eq!(shown.status, reqwest::StatusCode::OK, "{:?}", shown.body);
+        let uuid = shown.body["uuid"].as_str().unwrap().to_string();
+        let targets = self.get(&format!("/v1/nodes/{uuid}/volume/targets")).await;
+        if targets.body["targets"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+        {
+            return; // made bootable already
+        }
+        let patched = self
+            .patch(
+                &format!("/v1/nodes/{uuid}"),
+                serde_json::json!([
+                    {"op": "replace", "path": "/storage_interface", "value": "external"},
+                    {"op": "add", "path": "/properties/capabilities", "value": "iscsi_boot:True"},
+                ]),
+            )
+            .await;
+        assert_eq!(
+            patched.status,
+            reqwest::StatusCode::OK,
+            "{:?}",
+            patched.body
+        );
+        let mac = {
+            let b = uuid::Uuid::new_v4().into_bytes();
+            format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3])
+        };
+        for (path, body) in [
+            (
+                "/v1/ports",
+                serde_json::json!({"address": mac, "node_uuid": uuid}),
+            ),
+            (
+                "/v1/volume/connectors",
+                serde_json::json!({"node_uuid": uuid, "type": "iqn",
+                                   "connector_id": format!("iqn.2024-01.org.example:{uuid}")}),
+            ),
+            (
+                "/v1/volume/targets",
+                serde_json::json!({"node_uuid": uuid, "volume_type": "iscsi", "boot_index": 0,
+                                   "volume_id": format!("vol-{uuid}"),
+                                   "properties": {"target_iqn": format!("iqn.2010-10.org.openstack:{uuid}"),
+                                                  "target_portal": "192.0.2.10:3260", "target_lun": 0}}),
+            ),
+        ] {
+            let made = self.post(path, body).await;
+            assert_eq!(
+                made.status,
+                reqwest::StatusCode::CREATED,
+                "{path}: {:?}",
+                made.body
+            );
+        }
+    }
+
     /// The number of events a node has (to prove that a refusal wrote nothing).
     pub async fn event_count(&self, node: uuid::Uuid) -> usize {
         self.store

@@ -35,7 +35,7 @@ use super::ipxe_syntax;
 use super::storage::{attach_volumes, detach_volumes, DetachMode};
 use crate::domain::node::events::VolumeAttachment;
 use crate::domain::state::{ProvisionState, POWER_OFF, POWER_ON};
-use crate::domain::validation::{self, ValidationEnv};
+use crate::domain::validation;
 use crate::domain::{Node, NodeCommand, VolumeCommand};
 use crate::engine::{Engine, EngineError, Meta};
 use crate::projections::nodes;
@@ -690,7 +690,11 @@ impl ProcessManager {
 
     async fn deploy(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
         let node_id = id.to_string();
-        check_deployable(node)?;
+        // Refused at the request since the rule exists; a deploy accepted
+        // before it (an older log) still fails here, before touching anything.
+        if let Some(reason) = validation::deploy_refusal(node) {
+            return Err(StepError::Fatal(reason));
+        }
         let boot = node
             .targets
             .iter()
@@ -989,52 +993,6 @@ impl ProcessManager {
         }
         Ok(())
     }
-}
-
-/// The storage checks Ironic's `validate()` makes, run at deploy time (Ironic
-/// only runs them from `GET …/validate`), plus what ironledger cannot do.
-fn check_deployable(node: &Node) -> Result<(), StepError> {
-    let storage = node.interface("storage");
-    if storage == "noop" {
-        return Err(StepError::Fatal(format!(
-            "Node {} has the noop storage interface: its image would have to be written to disk, which ironledger does not do. Set the storage interface to cinder or external to boot from a volume.",
-            node.id()
-        )));
-    }
-    if validation::should_write_image(node) {
-        return Err(StepError::Fatal(format!(
-            "Node {} would need an image written to disk (instance_info/image_source is set, or no volume target has boot index 0); ironledger deploys boot-from-volume nodes only.",
-            node.id()
-        )));
-    }
-    for (kind, outcome) in validation::validate(node, &ValidationEnv::default()) {
-        if matches!(kind, "storage" | "boot" | "power" | "management") {
-            if let Err(reason) = outcome {
-                return Err(StepError::Fatal(reason));
-            }
-        }
-    }
-    let boot = node
-        .targets
-        .iter()
-        .find(|t| t.boot_index == 0)
-        .expect("should_write_image checked it");
-    let caps = crate::domain::capabilities::Capabilities::from_properties(&node.properties);
-    // Ironic's texts, per volume type.
-    let needed = match boot.volume_type.as_str() {
-        "iscsi" => Some(("iscsi_boot", "an iSCSI", "iSCSI")),
-        "fibre_channel" => Some(("fibre_channel_boot", "a Fibre Channel", "Fibre Channel")),
-        _ => None,
-    };
-    if let Some((cap, a_kind, kind)) = needed {
-        if !caps.has(cap) {
-            return Err(StepError::Fatal(format!(
-                "Node {} has {a_kind} boot volume defined and no {kind} boot support available.",
-                node.id()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The instance Cinder knows the node's attachments by: the one recorded when

@@ -419,7 +419,7 @@ async fn every_verb_from_every_state() {
                 }
                 None => Err(invalid_state(verb, state.as_str())),
             };
-            let got = run(in_state(state), provision(verb)).await;
+            let got = run(bootable_in(state), provision(verb)).await;
             assert_eq!(got, expected, "{verb:?} from {state}");
             if let Ok(events) = got {
                 // The last event leaves the node where it says, target and all.
@@ -428,7 +428,7 @@ async fn every_verb_from_every_state() {
                     .and_then(NodeEvent::transition)
                     .cloned()
                     .unwrap();
-                let node = replay(&and(in_state(state), events));
+                let node = replay(&and(bootable_in(state), events));
                 assert_eq!(node.provision_state, Some(last.to), "{verb:?} from {state}");
                 assert_eq!(
                     node.target_provision_state, last.target,
@@ -594,7 +594,7 @@ async fn manage_from_a_manual_clean_keeps_its_target_semantics() {
 async fn deploy_and_active_request_a_deploy_and_rebuild_flags_it() {
     for verb in ["active", "deploy"] {
         TestFramework::<Node>::with(services())
-            .given(in_state(Available))
+            .given(bootable_in(Available))
             .when_async(provision(verb))
             .await
             .then_expect_events(vec![NodeEvent::DeployRequested {
@@ -603,7 +603,7 @@ async fn deploy_and_active_request_a_deploy_and_rebuild_flags_it() {
             }]);
     }
     TestFramework::<Node>::with(services())
-        .given(in_state(Active))
+        .given(bootable_in(Active))
         .when_async(provision("rebuild"))
         .await
         .then_expect_events(vec![NodeEvent::DeployRequested {
@@ -645,7 +645,7 @@ async fn abort_from_wait_call_back_fails_the_deploy() {
 #[tokio::test]
 async fn a_new_deploy_clears_the_last_error() {
     let history = and(
-        in_state(Deploying),
+        bootable_in(Deploying),
         [NodeEvent::DeployFailed {
             transition: tr(E::Fail, Deploying, DeployFailed, Some(Active)),
             last_error: "boom".into(),
@@ -690,7 +690,7 @@ async fn configdrive_is_only_for_active_and_rebuild() {
         (Active, "deleted"),
     ] {
         assert_eq!(
-            run(in_state(state), with_params(verb, cd(), None, None)).await,
+            run(bootable_in(state), with_params(verb, cd(), None, None)).await,
             Err(DomainError::Invalid(CONFIGDRIVE_MISUSE.into())),
             "{verb}"
         );
@@ -701,7 +701,7 @@ async fn configdrive_is_only_for_active_and_rebuild() {
         (Active, "rebuild"),
     ] {
         assert!(
-            run(in_state(state), with_params(verb, cd(), None, None))
+            run(bootable_in(state), with_params(verb, cd(), None, None))
                 .await
                 .is_ok(),
             "{verb}"
@@ -731,15 +731,17 @@ async fn deploy_steps_are_only_for_active_and_rebuild() {
         || Some(json!([{"interface": "deploy", "step": "deploy", "priority": 100, "args": {}}]));
     for (state, verb) in [(Manageable, "provide"), (Active, "undeploy")] {
         assert_eq!(
-            run(in_state(state), with_params(verb, None, None, steps())).await,
+            run(bootable_in(state), with_params(verb, None, None, steps())).await,
             Err(DomainError::Invalid(DEPLOY_STEPS_MISUSE.into())),
             "{verb}"
         );
     }
     for (state, verb) in [(Available, "active"), (Active, "rebuild")] {
-        assert!(run(in_state(state), with_params(verb, None, None, steps()))
-            .await
-            .is_ok());
+        assert!(
+            run(bootable_in(state), with_params(verb, None, None, steps()))
+                .await
+                .is_ok()
+        );
     }
 }
 
@@ -1123,6 +1125,16 @@ async fn a_whole_boot_from_volume_life() {
         }),
     )
     .await;
+    let h = accept(
+        h,
+        NodeCommand::AddPort(crate::domain::node::commands::NewPort {
+            uuid: port_uuid(1),
+            address: "52:54:00:12:34:56".into(),
+            pxe_enabled: true,
+            extra: Map::new(),
+        }),
+    )
+    .await;
     let h = accept(h, provision("manage")).await;
     let h = accept(h, provision("provide")).await;
     let h = accept(
@@ -1390,7 +1402,7 @@ async fn a_protected_node_cannot_be_deleted_even_in_maintenance() {
 
 #[tokio::test]
 async fn a_protected_node_cannot_be_rebuilt_or_undeployed_but_may_be_deployed() {
-    let active = and(in_state(Active), [protected_on()]);
+    let active = and(bootable_in(Active), [protected_on()]);
     assert_eq!(
         run(active.clone(), provision("rebuild")).await,
         Err(protected_error())
@@ -1405,14 +1417,14 @@ async fn a_protected_node_cannot_be_rebuilt_or_undeployed_but_may_be_deployed() 
     // The state machine is asked first: an illegal verb stays a 400.
     assert_eq!(
         run(
-            and(in_state(Available), [protected_on()]),
+            and(bootable_in(Available), [protected_on()]),
             provision("deleted")
         )
         .await,
         Err(invalid_state("deleted", "available"))
     );
     assert!(run(
-        and(in_state(DeployFailed), [protected_on()]),
+        and(bootable_in(DeployFailed), [protected_on()]),
         provision("active")
     )
     .await
@@ -1772,4 +1784,81 @@ async fn a_power_change_and_a_deploy_hold_each_other_off() {
     )
     .await
     .is_ok());
+}
+
+/// A deploy (or rebuild) that cannot boot is refused when it is asked for,
+/// with Ironic's conductor text, and writes nothing: no port, the `noop`
+/// storage interface, no boot-index-0 target, no capability for the volume.
+#[tokio::test]
+async fn a_deploy_that_cannot_boot_is_refused_at_the_request() {
+    let refused = |reason: String| {
+        Err(DomainError::Invalid(format!(
+            "Failed to validate deploy or power info for node {NODE}: {reason}"
+        )))
+    };
+    let without = |drop: &dyn Fn(&NodeEvent) -> bool| -> Vec<NodeEvent> {
+        bootable_in(Available)
+            .into_iter()
+            .filter(|e| !drop(e))
+            .collect()
+    };
+    // Bootable: accepted.
+    assert!(run(bootable_in(Available), provision("active"))
+        .await
+        .is_ok());
+
+    let no_port = without(&|e| matches!(e, NodeEvent::PortAdded { .. }));
+    let no_port_text = format!("Node {NODE} does not have any port associated with it");
+    assert_eq!(
+        run(no_port.clone(), provision("active")).await,
+        refused(no_port_text.clone())
+    );
+    assert_eq!(
+        run(no_port, provision("deploy")).await,
+        refused(no_port_text.clone())
+    );
+    // A rebuild of an active node is validated the same way.
+    let active_no_port: Vec<NodeEvent> = bootable_in(Active)
+        .into_iter()
+        .filter(|e| !matches!(e, NodeEvent::PortAdded { .. }))
+        .collect();
+    assert_eq!(
+        run(active_no_port, provision("rebuild")).await,
+        refused(no_port_text)
+    );
+
+    let mut noop = bootable_in(Available);
+    noop[0] = enrolled_with(|e| {
+        e.properties
+            .insert("capabilities".into(), "iscsi_boot:True".into());
+    });
+    let Err(DomainError::Invalid(text)) = run(noop, provision("active")).await else {
+        panic!("a noop storage interface must be refused");
+    };
+    assert!(
+        text.starts_with(&format!(
+            "Failed to validate deploy or power info for node {NODE}: Node {NODE} has the noop storage interface"
+        )),
+        "{text}"
+    );
+
+    let no_boot_target = and(
+        without(&|e| matches!(e, NodeEvent::TargetCreated { .. })),
+        [target_created(target(2, 1))],
+    );
+    let Err(DomainError::Invalid(text)) = run(no_boot_target, provision("active")).await else {
+        panic!("no boot target must be refused");
+    };
+    assert!(text.contains("no volume target has boot index 0"), "{text}");
+
+    let mut no_capability = bootable_in(Available);
+    no_capability[0] = enrolled_with(|e| {
+        e.interfaces.insert("storage".into(), "external".into());
+    });
+    assert_eq!(
+        run(no_capability, provision("active")).await,
+        refused(format!(
+            "Node {NODE} has an iSCSI boot volume defined and no iSCSI boot support available."
+        ))
+    );
 }

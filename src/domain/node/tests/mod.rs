@@ -255,6 +255,32 @@ pub(super) fn in_state(state: ProvisionState) -> Vec<NodeEvent> {
     events
 }
 
+/// An enrolled node that can boot from a volume, as the guide sets one up:
+/// `external` storage, the `iscsi_boot` capability, a PXE port, an IQN
+/// connector and a boot-index-0 iSCSI target (a deploy of a node without
+/// them is refused at the request).
+pub(super) fn bootable() -> Vec<NodeEvent> {
+    vec![
+        enrolled_with(|e| {
+            e.interfaces.insert("storage".into(), "external".into());
+            e.properties
+                .insert("capabilities".into(), "iscsi_boot:True".into());
+        }),
+        port_added(port(1)),
+        connector_added(connector(1)),
+        target_created(target(1, 0)),
+    ]
+}
+
+/// A [`bootable`] node in `state` (with its usual target).
+pub(super) fn bootable_in(state: ProvisionState) -> Vec<NodeEvent> {
+    let mut events = bootable();
+    if state != ProvisionState::Enroll {
+        events.push(moved_to(state));
+    }
+    events
+}
+
 /// `history` plus `extra`.
 pub(super) fn and(
     mut history: Vec<NodeEvent>,
