@@ -81,6 +81,38 @@ fn random_command(rng: &mut StdRng, node: Uuid, known: &Node) -> NodeCommand {
         }],
     };
     match rng.gen_range(0..40) {
+        // A deploy is refused for a node that cannot boot: mostly give an
+        // available node what it lacks first, so deploys happen.
+        0..=9
+            if known.state() == ProvisionState::Available
+                && ironledger::domain::validation::deploy_refusal(known).is_some()
+                && rng.gen_bool(0.9) =>
+        {
+            if known.interface("storage") == "noop" {
+                patch("/storage_interface", json!("external"))
+            } else if known.ports.is_empty() {
+                NodeCommand::AddPort(NewPort {
+                    uuid: Uuid::new_v4(),
+                    address: mac,
+                    pxe_enabled: true,
+                    extra: Map::new(),
+                })
+            } else if !known.targets.iter().any(|t| t.boot_index == 0) {
+                NodeCommand::CreateTarget(NewTarget {
+                    uuid: Uuid::new_v4(),
+                    volume_type: "iscsi".into(),
+                    boot_index: 0,
+                    volume_id: format!("vol-{}", rng.gen_range(0..100)),
+                    properties: json!({"target_iqn": "iqn.x", "target_lun": 0})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                    extra: Map::new(),
+                })
+            } else {
+                patch("/properties/capabilities", json!("iscsi_boot:True"))
+            }
+        }
         0..=9 => next_step(known.state()),
         10 => NodeCommand::Provision(ProvisionRequest::verb(VERBS[rng.gen_range(0..VERBS.len())])),
         11 => [
@@ -252,6 +284,18 @@ async fn randomized_history_rebuilds_to_the_live_model(t: common::TestStore, com
         "{head} events for {ok} applied commands"
     );
     assert!(engine.projector().low_water_mark().await.unwrap() >= head);
+    // A deploy is accepted only for a node that can boot: the random history
+    // must still hold deploys (and what follows them), not only refusals.
+    let feed = t.store.read_feed(0, head as u32).await.unwrap();
+    let deploys = feed
+        .iter()
+        .filter(|e| e.event_type == "DeployRequested")
+        .count();
+    println!("{deploys} deploys accepted");
+    assert!(
+        deploys >= 10,
+        "only {deploys} deploys accepted: the history no longer exercises them"
+    );
 
     // The nodes read model equals the write model, node by node.
     for n in nodes.iter() {
