@@ -51,10 +51,7 @@ on_both_stores!(
 /// undone yet — of a failed deploy, and of a node deleted meanwhile, which the
 /// API no longer shows — and forgets them once Cinder confirmed.
 async fn leftovers_lists_what_is_not_undone_yet(backend: Backend) {
-    use ironledger::domain::node::commands::{
-        EnrollNode, NewConnector, NewPort, NewTarget, ProvisionRequest,
-    };
-    use ironledger::domain::state::ProvisionState;
+    use ironledger::domain::node::commands::ProvisionRequest;
     use ironledger::engine::Meta;
     let d = db(backend).await;
     let (engine, _) = d.engine(MasterKey::generate());
@@ -64,38 +61,8 @@ async fn leftovers_lists_what_is_not_undone_yet(backend: Backend) {
     for (id, volume) in [(failed, "vol-f"), (deleted, "vol-d")] {
         // A node a deploy is accepted for (a boot volume, a port, a
         // connector, the capability).
-        let mut enroll = EnrollNode {
-            initial_state: ProvisionState::Available,
-            ..EnrollNode::new(id, "fake-hardware")
-        };
-        enroll
-            .interfaces
-            .insert("storage".into(), Some("cinder".into()));
-        enroll
-            .properties
-            .insert("capabilities".into(), json!("iscsi_boot:True"));
-        for cmd in [
-            NodeCommand::Enroll(enroll),
-            NodeCommand::AddPort(NewPort {
-                uuid: uuid::Uuid::new_v4(),
-                address: format!("52:54:00:00:00:{:02x}", id.as_bytes()[0]),
-                pxe_enabled: true,
-                extra: Default::default(),
-            }),
-            NodeCommand::AddConnector(NewConnector {
-                uuid: uuid::Uuid::new_v4(),
-                kind: "iqn".into(),
-                connector_id: format!("iqn.2024-01.org.example:{id}"),
-                extra: Default::default(),
-            }),
-            NodeCommand::CreateTarget(NewTarget {
-                uuid: uuid::Uuid::new_v4(),
-                volume_type: "iscsi".into(),
-                boot_index: 0,
-                volume_id: volume.into(),
-                properties: Default::default(),
-                extra: Default::default(),
-            }),
+        let enrolment = common::enroll_bootable(id, volume);
+        for cmd in enrolment.into_iter().chain([
             NodeCommand::Provision(ProvisionRequest::verb("deploy")),
             NodeCommand::RecordAttachIntent {
                 volume_ids: vec![volume.into()],
@@ -104,7 +71,7 @@ async fn leftovers_lists_what_is_not_undone_yet(backend: Backend) {
             NodeCommand::FailDeploy {
                 error: "Cinder is away".into(),
             },
-        ] {
+        ]) {
             engine.node(id, cmd, &meta).await.unwrap();
         }
     }

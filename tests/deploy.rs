@@ -1105,12 +1105,7 @@ async fn deleted_nodes_from_before_the_tracking_are_found_once() {
     ));
     let id = Uuid::new_v4();
     let meta = meta();
-    let enroll = EnrollNode {
-        initial_state: ProvisionState::Available,
-        ..EnrollNode::new(id, "fake-hardware")
-    };
-    for cmd in [
-        NodeCommand::Enroll(enroll),
+    for cmd in common::enroll_bootable(id, "vol-gone").into_iter().chain([
         NodeCommand::Provision(ProvisionRequest::verb("deploy")),
         NodeCommand::RecordAttachIntent {
             volume_ids: vec!["vol-gone".into()],
@@ -1119,7 +1114,7 @@ async fn deleted_nodes_from_before_the_tracking_are_found_once() {
         NodeCommand::FailDeploy { error: "x".into() },
         NodeCommand::SetMaintenance { reason: None },
         NodeCommand::Delete,
-    ] {
+    ]) {
         engine.node(id, cmd, &meta).await.unwrap();
     }
     // The manager's checkpoint is past the deletion, and it has no records.

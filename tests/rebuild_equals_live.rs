@@ -103,10 +103,11 @@ fn random_command(rng: &mut StdRng, node: Uuid, known: &Node) -> NodeCommand {
                     volume_type: "iscsi".into(),
                     boot_index: 0,
                     volume_id: format!("vol-{}", rng.gen_range(0..100)),
-                    properties: json!({"target_iqn": "iqn.x", "target_lun": 0})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
+                    properties: json!({"target_iqn": "iqn.x", "target_lun": 0,
+                                       "target_portal": "192.0.2.10:3260"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
                     extra: Map::new(),
                 })
             } else {
@@ -176,10 +177,11 @@ fn random_command(rng: &mut StdRng, node: Uuid, known: &Node) -> NodeCommand {
             volume_type: "iscsi".into(),
             boot_index: rng.gen_range(0..3),
             volume_id: format!("vol-{}", rng.gen_range(0..100)),
-            properties: json!({"target_iqn": "iqn.x", "target_lun": 0})
-                .as_object()
-                .unwrap()
-                .clone(),
+            properties: json!({"target_iqn": "iqn.x", "target_lun": 0,
+                               "target_portal": "192.0.2.10:3260"})
+            .as_object()
+            .unwrap()
+            .clone(),
             extra: Map::new(),
         }),
         29 => match known.targets.first() {

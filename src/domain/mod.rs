@@ -15,6 +15,7 @@
 
 pub mod bmc_access;
 pub mod boot_mode;
+pub mod boot_plan;
 pub mod capabilities;
 pub mod claims;
 pub mod error;

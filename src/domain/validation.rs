@@ -123,17 +123,30 @@ pub fn deploy_refusal(node: &Node) -> Option<String> {
     let boot = node.targets.iter().find(|t| t.boot_index == 0)?;
     let caps = crate::domain::capabilities::Capabilities::from_properties(&node.properties);
     // Ironic's texts, per volume type.
-    let (cap, a_kind, kind) = match boot.volume_type.as_str() {
-        "iscsi" => ("iscsi_boot", "an iSCSI", "iSCSI"),
-        "fibre_channel" => ("fibre_channel_boot", "a Fibre Channel", "Fibre Channel"),
-        _ => return None,
+    let needed = match boot.volume_type.as_str() {
+        "iscsi" => Some(("iscsi_boot", "an iSCSI", "iSCSI")),
+        "fibre_channel" => Some(("fibre_channel_boot", "a Fibre Channel", "Fibre Channel")),
+        _ => None,
     };
-    (!caps.has(cap)).then(|| {
-        format!(
-            "Node {} has {a_kind} boot volume defined and no {kind} boot support available.",
-            node.id()
-        )
-    })
+    if let Some((cap, a_kind, kind)) = needed {
+        if !caps.has(cap) {
+            return Some(format!(
+                "Node {} has {a_kind} boot volume defined and no {kind} boot support available.",
+                node.id()
+            ));
+        }
+    }
+    // With `external` storage the targets' properties are the operator's,
+    // complete before the deploy: the boot script must be writable from them
+    // (with `cinder`, Cinder fills them in when it attaches the volumes).
+    if node.interface("storage") == "external"
+        && crate::domain::validation::ipxe_boot(node.interface("boot"))
+    {
+        if let Err(e) = crate::domain::boot_plan::plan(&node.targets, &node.connectors) {
+            return Some(format!("The boot script cannot be written: {e}"));
+        }
+    }
+    None
 }
 
 /// Validates every interface of `node`, in Ironic's order.

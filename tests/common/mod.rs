@@ -246,3 +246,48 @@ pub fn event(aggregate_type: &str, id: &str, sequence: usize, payload: Value) ->
         metadata: json!({ "user": "tester", "request_id": format!("req-{id}-{sequence}") }),
     }
 }
+
+/// The commands that enrol node `id` (fake hardware, straight into
+/// `available`) with what a deploy needs to be accepted: `cinder` storage,
+/// the `iscsi_boot` capability, a PXE port, an IQN connector and boot volume
+/// `volume` (a deploy of a node without them is refused at the request).
+#[allow(dead_code)] // not every test binary enrols nodes this way
+pub fn enroll_bootable(id: uuid::Uuid, volume: &str) -> Vec<ironledger::domain::NodeCommand> {
+    use ironledger::domain::node::commands::{EnrollNode, NewConnector, NewPort, NewTarget};
+    use ironledger::domain::state::ProvisionState;
+    use ironledger::domain::NodeCommand;
+    let mut enroll = EnrollNode {
+        initial_state: ProvisionState::Available,
+        ..EnrollNode::new(id, "fake-hardware")
+    };
+    enroll
+        .interfaces
+        .insert("storage".into(), Some("cinder".into()));
+    enroll
+        .properties
+        .insert("capabilities".into(), json!("iscsi_boot:True"));
+    let b = id.as_bytes();
+    vec![
+        NodeCommand::Enroll(enroll),
+        NodeCommand::AddPort(NewPort {
+            uuid: uuid::Uuid::new_v4(),
+            address: format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3]),
+            pxe_enabled: true,
+            extra: Default::default(),
+        }),
+        NodeCommand::AddConnector(NewConnector {
+            uuid: uuid::Uuid::new_v4(),
+            kind: "iqn".into(),
+            connector_id: format!("iqn.2024-01.org.example:{id}"),
+            extra: Default::default(),
+        }),
+        NodeCommand::CreateTarget(NewTarget {
+            uuid: uuid::Uuid::new_v4(),
+            volume_type: "iscsi".into(),
+            boot_index: 0,
+            volume_id: volume.into(),
+            properties: Default::default(),
+            extra: Default::default(),
+        }),
+    ]
+}

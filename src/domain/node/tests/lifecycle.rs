@@ -1155,7 +1155,11 @@ async fn a_whole_boot_from_volume_life() {
             volume_type: "iscsi".into(),
             boot_index: 0,
             volume_id: "vol-1".into(),
-            properties: Map::new(),
+            properties: obj(json!({
+                "target_iqn": "iqn.2010-10.org.openstack:volume-1",
+                "target_portal": "192.0.2.10:3260",
+                "target_lun": 0,
+            })),
             extra: Map::new(),
         }),
     )
@@ -1850,6 +1854,21 @@ async fn a_deploy_that_cannot_boot_is_refused_at_the_request() {
         panic!("no boot target must be refused");
     };
     assert!(text.contains("no volume target has boot index 0"), "{text}");
+
+    // External storage: the operator's target properties must make a boot
+    // script (Cinder fills them in for `cinder` storage, later).
+    let no_iqn = and(
+        without(&|e| matches!(e, NodeEvent::TargetCreated { .. })),
+        [target_created(target(3, 0))],
+    );
+    let Err(DomainError::Invalid(text)) = run(no_iqn, provision("active")).await else {
+        panic!("a target without its IQN must be refused");
+    };
+    assert!(
+        text.contains("The boot script cannot be written: volume target")
+            && text.contains("target_iqn is missing"),
+        "{text}"
+    );
 
     let mut no_capability = bootable_in(Available);
     no_capability[0] = enrolled_with(|e| {

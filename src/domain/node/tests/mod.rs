@@ -268,7 +268,14 @@ pub(super) fn bootable() -> Vec<NodeEvent> {
         }),
         port_added(port(1)),
         connector_added(connector(1)),
-        target_created(target(1, 0)),
+        target_created(Target {
+            properties: obj(serde_json::json!({
+                "target_iqn": "iqn.2010-10.org.openstack:volume-1",
+                "target_portal": "192.0.2.10:3260",
+                "target_lun": 0,
+            })),
+            ..target(1, 0)
+        }),
     ]
 }
 

@@ -1,0 +1,233 @@
+//! What an iSCSI volume boot needs, read from a node's volume targets and
+//! connectors: the boot volume, the other volumes, the initiator name and the
+//! CHAP logins, each checked to be something an iPXE script can carry.
+//!
+//! Pure, and in the domain because two checkpoints ask it: a deploy request
+//! is refused when no plan can be made (`validation::deploy_refusal`), and
+//! the iPXE renderer (`effects::ipxe`) writes the plan out as a script.
+
+use crate::domain::node::entities::{Connector, Target};
+use crate::domain::node::target_rules::MAX_TARGET_LUN;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("the node has no volume target with boot index 0")]
+    NoBootTarget,
+    #[error("boot volume target {0} is of type '{1}'; only 'iscsi' volumes can be booted by iPXE")]
+    NotIscsi(String, String),
+    #[error("volume target {target}: {problem}")]
+    BadProperties { target: String, problem: String },
+}
+
+/// One SAN drive: its iSCSI URI(s) (several for multipath, space-joined) and
+/// CHAP credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SanVolume {
+    pub uri: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// What the per-node script does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IscsiBoot {
+    pub initiator_iqn: Option<String>,
+    pub boot: SanVolume,
+    /// The other iSCSI targets, by boot index.
+    pub extra: Vec<SanVolume>,
+}
+
+/// The first element of a list, or the value itself; `""`/`null` count as missing.
+fn first<'a>(props: &'a Map<String, Value>, one: &str, many: &str) -> Option<&'a Value> {
+    let pick = |v: &'a Value| match v {
+        Value::Array(items) => items.first(),
+        other => Some(other),
+    };
+    let present = |v: &&Value| !(v.is_null() || v.as_str() == Some(""));
+    props
+        .get(one)
+        .and_then(pick)
+        .filter(present)
+        .or_else(|| props.get(many).and_then(pick).filter(present))
+}
+
+/// Splits `host:port`, `[v6]:port`, or a bare host.
+fn host_port(portal: &str) -> (String, String) {
+    if let Some(rest) = portal.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            return (
+                format!("[{host}]"),
+                tail.strip_prefix(':').unwrap_or("").to_string(),
+            );
+        }
+    }
+    match portal.rsplit_once(':') {
+        // More than one colon and no brackets: a bare IPv6 address.
+        Some((h, _)) if h.contains(':') => (format!("[{portal}]"), String::new()),
+        Some((h, p)) => (h.to_string(), p.to_string()),
+        None => (portal.to_string(), String::new()),
+    }
+}
+
+/// The iSCSI URI(s) of a target: `iscsi:<host>::<port>:<lun in lower-case hex>:<iqn>`,
+/// one per portal when `target_portals` lists several (multipath).
+pub fn iscsi_uri(target: &Target) -> Result<String, RenderError> {
+    let bad = |problem: &str| RenderError::BadProperties {
+        target: target.uuid.to_string(),
+        problem: problem.into(),
+    };
+    let p = &target.properties;
+    let iqn = first(p, "target_iqn", "target_iqns")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("target_iqn is missing or not a string"))?;
+    let lun = match first(p, "target_lun", "target_luns") {
+        // One hex group is all iPXE reads of a LUN, as 16 bits (the API
+        // refuses larger LUNs; this guards values that came from elsewhere).
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|l| l <= MAX_TARGET_LUN) => {
+            n.as_u64().expect("u64")
+        }
+        Some(other) => {
+            return Err(bad(&format!(
+                "target_lun must be an integer from 0 to {MAX_TARGET_LUN}, got {other}"
+            )))
+        }
+        None => return Err(bad("target_lun is missing")),
+    };
+    let portals: Vec<&str> = match p.get("target_portals") {
+        Some(Value::Array(items)) if !items.is_empty() => {
+            items.iter().filter_map(Value::as_str).collect()
+        }
+        _ => first(p, "target_portal", "target_portal")
+            .and_then(Value::as_str)
+            .into_iter()
+            .collect(),
+    };
+    if portals.is_empty() {
+        return Err(bad("target_portal is missing"));
+    }
+    let uris: Vec<String> = portals
+        .iter()
+        .map(|portal| {
+            let (host, port) = host_port(portal);
+            format!("iscsi:{host}::{port}:{lun:x}:{iqn}")
+        })
+        .collect();
+    Ok(uris.join(" "))
+}
+
+/// A value iPXE can carry in `set <name> <value>`: iPXE splits a command
+/// into words at whitespace (several spaces become one, leading and trailing
+/// ones vanish), has no quoting, ends a command at a line break or at a word
+/// `||`, `&&` or `;`, starts a comment at a word beginning with `#`, and
+/// expands `${…}`. A value it would change — or that would run a command of
+/// its own — is refused rather than written, and the error never quotes the
+/// value (it may be a password).
+fn script_value(name: &str, value: &str) -> Result<(), String> {
+    let mangled = value.chars().any(|c| c.is_control())
+        || value.contains("${")
+        || value.starts_with(' ')
+        || value.ends_with(' ')
+        || value.contains("  ")
+        || value
+            .split(' ')
+            .any(|w| matches!(w, "||" | "&&" | ";") || w.starts_with('#'));
+    if mangled {
+        Err(format!(
+            "{name} cannot be written into an iPXE script: it holds a control character, '${{', a word '||', '&&' or ';', a word starting with '#', or leading, trailing or repeated spaces"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A target's CHAP credentials; an empty string counts as none, as in
+/// Ironic's template.
+fn credentials(target: &Target) -> Result<(Option<String>, Option<String>), RenderError> {
+    let get = |k: &str| -> Result<Option<String>, RenderError> {
+        match target.properties.get(k).and_then(Value::as_str) {
+            None | Some("") => Ok(None),
+            Some(v) => {
+                script_value(k, v).map_err(|problem| RenderError::BadProperties {
+                    target: target.uuid.to_string(),
+                    problem,
+                })?;
+                Ok(Some(v.to_string()))
+            }
+        }
+    };
+    Ok((get("auth_username")?, get("auth_password")?))
+}
+
+/// Plans the boot of a node from its targets and connectors.
+///
+/// The initiator IQN is the node's **first** `iqn` connector — the one the
+/// Cinder connector uses too (Ironic takes the last one here and the first for
+/// Cinder; with several IQN connectors that would log in with a name the
+/// storage did not authorise).
+pub fn plan(targets: &[Target], connectors: &[Connector]) -> Result<IscsiBoot, RenderError> {
+    let boot = targets
+        .iter()
+        .find(|t| t.boot_index == 0)
+        .ok_or(RenderError::NoBootTarget)?;
+    if boot.volume_type != "iscsi" {
+        return Err(RenderError::NotIscsi(
+            boot.uuid.to_string(),
+            boot.volume_type.clone(),
+        ));
+    }
+    let (username, password) = credentials(boot)?;
+    let mut others: Vec<&Target> = targets
+        .iter()
+        .filter(|t| t.boot_index != 0 && t.volume_type.contains("iscsi"))
+        .collect();
+    others.sort_by_key(|t| t.boot_index);
+    let extra = others
+        .into_iter()
+        .map(|t| {
+            let (username, password) = credentials(t)?;
+            Ok(SanVolume {
+                uri: iscsi_uri(t)?,
+                username,
+                password,
+            })
+        })
+        .collect::<Result<Vec<_>, RenderError>>()?;
+    // An empty IQN connector is skipped, as Ironic's template skips it.
+    let initiator_iqn = connectors
+        .iter()
+        .find(|c| c.kind == "iqn" && !c.connector_id.is_empty())
+        .map(|c| c.connector_id.clone());
+    if let Some(iqn) = &initiator_iqn {
+        script_value("the initiator IQN", iqn).map_err(|problem| RenderError::BadProperties {
+            target: boot.uuid.to_string(),
+            problem,
+        })?;
+    }
+    Ok(IscsiBoot {
+        initiator_iqn,
+        boot: SanVolume {
+            uri: iscsi_uri(boot)?,
+            username,
+            password,
+        },
+        extra,
+    })
+}
+
+impl IscsiBoot {
+    /// The same plan with every password replaced by `******`: what the log
+    /// may fingerprint (the renderer's script of it) without giving an offline
+    /// guesser anything to test a password against.
+    pub fn without_secrets(&self) -> IscsiBoot {
+        let mask = |v: &SanVolume| SanVolume {
+            password: v.password.as_ref().map(|_| "******".to_string()),
+            ..v.clone()
+        };
+        IscsiBoot {
+            initiator_iqn: self.initiator_iqn.clone(),
+            boot: mask(&self.boot),
+            extra: self.extra.iter().map(mask).collect(),
+        }
+    }
+}
