@@ -2008,3 +2008,99 @@ async fn verbs_below_their_version_are_not_acceptable() {
         }
     }
 }
+
+/// The guide's node without a port (or otherwise unable to boot) is refused
+/// at the deploy request with Ironic's conductor text, 400, and stays
+/// `available` with nothing written; given what it lacked, the same request
+/// is accepted.
+#[tokio::test]
+async fn a_deploy_that_cannot_boot_is_refused_at_the_request() {
+    let api = memory_api().await;
+    let uuid = create(
+        &api,
+        json!({"driver": "fake-hardware", "name": "no-port", "storage_interface": "external",
+               "properties": {"capabilities": "iscsi_boot:True"}}),
+    )
+    .await;
+    make_available(&api, &uuid).await;
+    for (path, body) in [
+        (
+            "/v1/volume/connectors",
+            json!({"node_uuid": uuid, "type": "iqn", "connector_id": "iqn.2024-01.org.example:no-port"}),
+        ),
+        (
+            "/v1/volume/targets",
+            json!({"node_uuid": uuid, "volume_type": "iscsi", "boot_index": 0, "volume_id": "v",
+                   "properties": {"target_iqn": "iqn.2010-10.org.openstack:volume-1",
+                                  "target_portal": "192.0.2.10:3260", "target_lun": 0}}),
+        ),
+    ] {
+        assert_eq!(api.post(path, body).await.status, StatusCode::CREATED);
+    }
+    let before = events_of(&api, &uuid).await;
+    for target in ["active", "deploy"] {
+        let a = verb(&api, &uuid, target).await;
+        refused(
+            &a,
+            400,
+            &format!(
+                "Failed to validate deploy or power info for node {uuid}: Node {uuid} does not have any port associated with it"
+            ),
+        );
+        // Ironic's envelope, as the CLI prints it.
+        let inner: Value = serde_json::from_str(a.body["error_message"].as_str().unwrap()).unwrap();
+        assert_eq!(inner["faultcode"], "Client", "{inner}");
+    }
+    assert_eq!(events_of(&api, &uuid).await, before, "nothing written");
+    let states = api.get(&format!("/v1/nodes/{uuid}/states")).await.body;
+    assert_eq!(states["provision_state"], "available");
+    assert_eq!(states["target_provision_state"], Value::Null);
+
+    // With the port it lacked, the same request is accepted.
+    let port = api
+        .post(
+            "/v1/ports",
+            json!({"address": "52:54:00:12:34:56", "node_uuid": uuid}),
+        )
+        .await;
+    assert_eq!(port.status, StatusCode::CREATED, "{:?}", port.body);
+    assert_eq!(
+        verb(&api, &uuid, "active").await.status,
+        StatusCode::ACCEPTED
+    );
+
+    // A boot target whose properties cannot make a boot script is refused too.
+    let other = create(
+        &api,
+        json!({"driver": "fake-hardware", "storage_interface": "external",
+               "properties": {"capabilities": "iscsi_boot:True"}}),
+    )
+    .await;
+    make_available(&api, &other).await;
+    for (path, body) in [
+        (
+            "/v1/ports",
+            json!({"address": "52:54:00:12:34:57", "node_uuid": other}),
+        ),
+        (
+            "/v1/volume/targets",
+            json!({"node_uuid": other, "volume_type": "iscsi", "boot_index": 0, "volume_id": "w",
+                   "properties": {"target_portal": "192.0.2.10:3260", "target_lun": 0}}),
+        ),
+    ] {
+        assert_eq!(api.post(path, body).await.status, StatusCode::CREATED);
+    }
+    let targets = api
+        .get(&format!("/v1/nodes/{other}/volume/targets"))
+        .await
+        .body;
+    let target = targets["targets"][0]["uuid"].as_str().unwrap().to_string();
+    let a = verb(&api, &other, "active").await;
+    refused(
+        &a,
+        400,
+        &format!(
+            "Failed to validate deploy or power info for node {other}: The boot script cannot be written: volume target {target}: target_iqn is missing or not a string"
+        ),
+    );
+}
