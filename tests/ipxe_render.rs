@@ -96,14 +96,45 @@ fn guide_external_example() {
 
 #[test]
 fn multipath_portals_are_joined() {
+    // Each portal with its own IQN and LUN (an array that exports the volume
+    // under another name or LUN on each path; Ironic's template would log
+    // every path in to the first pair), an IPv6 portal, a LUN above 255 in
+    // hex.
     let props = json!({"target_portals": ["10.0.0.1:3260", "[fe80::1]:3261"], "target_iqns": ["iqn.a", "iqn.b"],
-                       "target_luns": [10, 11], "auth_username": "u", "auth_password": "p"});
+                       "target_luns": [10, 300], "auth_username": "u", "auth_password": "p"});
     let p = plan(&[target(1, 0, props)], &[iqn("iqn.init")]).unwrap();
     assert_eq!(
         p.boot.uri,
-        "iscsi:10.0.0.1::3260:a:iqn.a iscsi:[fe80::1]::3261:a:iqn.a"
+        "iscsi:10.0.0.1::3260:a:iqn.a iscsi:[fe80::1]::3261:12c:iqn.b"
     );
     golden("multipath.ipxe", &render_config(NODE, &p));
+
+    // One IQN and LUN for every portal (`target_iqn`, `target_lun`, or lists
+    // of one): the same pair on each path.
+    for props in [
+        json!({"target_portals": ["10.0.0.1:3260", "10.0.0.2:3260"], "target_iqn": "iqn.a", "target_lun": 1}),
+        json!({"target_portals": ["10.0.0.1:3260", "10.0.0.2:3260"], "target_iqns": ["iqn.a"], "target_luns": [1]}),
+    ] {
+        assert_eq!(
+            iscsi_uri(&target(1, 0, props)).unwrap(),
+            "iscsi:10.0.0.1::3260:1:iqn.a iscsi:10.0.0.2::3260:1:iqn.a"
+        );
+    }
+
+    // Lists that line up with neither one nor every portal are refused.
+    for (props, what) in [
+        (
+            json!({"target_portals": ["10.0.0.1:3260", "10.0.0.2:3260"], "target_iqns": ["a", "b", "c"], "target_lun": 0}),
+            "target_iqns lists 3 values for 2 portals",
+        ),
+        (
+            json!({"target_portals": ["10.0.0.1:3260", "10.0.0.2:3260", "10.0.0.3:3260"], "target_iqn": "a", "target_luns": [0, 1]}),
+            "target_luns lists 2 values for 3 portals",
+        ),
+    ] {
+        let err = iscsi_uri(&target(1, 0, props)).unwrap_err().to_string();
+        assert!(err.contains(what), "{err}");
+    }
 }
 
 #[test]

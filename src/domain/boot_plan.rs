@@ -70,30 +70,40 @@ fn host_port(portal: &str) -> (String, String) {
     }
 }
 
+/// The value of each of `n` portals for one property: per portal when the
+/// list `many` has one entry per portal (what Cinder sends for multipath, and
+/// what an array with its own IQN or LUN on each path needs), otherwise the
+/// single value (`one`, or the list's first entry) for every portal.
+/// Ironic's renderer takes the first entry for every portal, which logs a
+/// path in to the wrong IQN or LUN; a list that lines up with neither one
+/// nor every portal is refused.
+fn per_portal<'a>(
+    props: &'a Map<String, Value>,
+    one: &str,
+    many: &str,
+    n: usize,
+) -> Result<Vec<Option<&'a Value>>, String> {
+    match props.get(many) {
+        Some(Value::Array(items)) if n > 1 && items.len() == n => {
+            Ok(items.iter().map(Some).collect())
+        }
+        Some(Value::Array(items)) if n > 1 && items.len() > 1 => Err(format!(
+            "{many} lists {} values for {n} portals in target_portals: give one per portal, in the same order, or a single {one}",
+            items.len()
+        )),
+        _ => Ok(vec![first(props, one, many); n]),
+    }
+}
+
 /// The iSCSI URI(s) of a target: `iscsi:<host>::<port>:<lun in lower-case hex>:<iqn>`,
-/// one per portal when `target_portals` lists several (multipath).
+/// one per portal when `target_portals` lists several (multipath), each with
+/// its own IQN and LUN when `target_iqns` / `target_luns` give one per portal.
 pub fn iscsi_uri(target: &Target) -> Result<String, RenderError> {
     let bad = |problem: &str| RenderError::BadProperties {
         target: target.uuid.to_string(),
         problem: problem.into(),
     };
     let p = &target.properties;
-    let iqn = first(p, "target_iqn", "target_iqns")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("target_iqn is missing or not a string"))?;
-    let lun = match first(p, "target_lun", "target_luns") {
-        // One hex group is all iPXE reads of a LUN, as 16 bits (the API
-        // refuses larger LUNs; this guards values that came from elsewhere).
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|l| l <= MAX_TARGET_LUN) => {
-            n.as_u64().expect("u64")
-        }
-        Some(other) => {
-            return Err(bad(&format!(
-                "target_lun must be an integer from 0 to {MAX_TARGET_LUN}, got {other}"
-            )))
-        }
-        None => return Err(bad("target_lun is missing")),
-    };
     let portals: Vec<&str> = match p.get("target_portals") {
         Some(Value::Array(items)) if !items.is_empty() => {
             items.iter().filter_map(Value::as_str).collect()
@@ -103,12 +113,38 @@ pub fn iscsi_uri(target: &Target) -> Result<String, RenderError> {
             .into_iter()
             .collect(),
     };
+    let n = portals.len().max(1);
+    let iqns = per_portal(p, "target_iqn", "target_iqns", n).map_err(|e| bad(&e))?;
+    let luns = per_portal(p, "target_lun", "target_luns", n).map_err(|e| bad(&e))?;
+    let iqns = iqns
+        .into_iter()
+        .map(|v| {
+            v.and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad("target_iqn is missing or not a string"))
+        })
+        .collect::<Result<Vec<&str>, _>>()?;
+    let luns = luns
+        .into_iter()
+        .map(|v| match v {
+            // One hex group is all iPXE reads of a LUN, as 16 bits (the API
+            // refuses larger LUNs; this guards values that came from elsewhere).
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|l| l <= MAX_TARGET_LUN) => {
+                Ok(n.as_u64().expect("u64"))
+            }
+            Some(other) => Err(bad(&format!(
+                "target_lun must be an integer from 0 to {MAX_TARGET_LUN}, got {other}"
+            ))),
+            None => Err(bad("target_lun is missing")),
+        })
+        .collect::<Result<Vec<u64>, _>>()?;
     if portals.is_empty() {
         return Err(bad("target_portal is missing"));
     }
     let uris: Vec<String> = portals
         .iter()
-        .map(|portal| {
+        .zip(iqns.iter().zip(&luns))
+        .map(|(portal, (iqn, lun))| {
             let (host, port) = host_port(portal);
             format!("iscsi:{host}::{port}:{lun:x}:{iqn}")
         })
