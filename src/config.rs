@@ -105,6 +105,10 @@ pub struct Config {
     pub http_root: PathBuf,
     /// `[deploy] http_url`: where machines fetch them.
     pub http_url: Option<String>,
+    /// `[deploy] san_boot_retries` (ironledger's own; default 6, or
+    /// `forever` as Ironic's template): how often a node's iPXE script tries
+    /// its SAN boot again, 10 s apart, before it gives up on the console.
+    pub san_boot_retries: crate::effects::ipxe::SanRetries,
     /// `[conductor] automated_clean`.
     pub automated_clean: bool,
     /// `[cinder]`: set when `endpoint_override` is.
@@ -267,6 +271,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("DEFAULT", "debug"),
     ("deploy", "http_root"),
     ("deploy", "http_url"),
+    ("deploy", "san_boot_retries"),
     ("conductor", "automated_clean"),
     ("conductor", "lease_seconds"),
     ("conductor", "power_state_change_timeout"),
@@ -645,6 +650,12 @@ impl Config {
             },
         };
         let power_sync = power_sync_config(&get)?;
+        let san_boot_retries = match get("deploy", "san_boot_retries") {
+            None => crate::effects::ipxe::DEFAULT_SAN_RETRIES,
+            Some(v) => v
+                .parse()
+                .map_err(|m| invalid("deploy", "san_boot_retries", m))?,
+        };
 
         let secrets = SecretsConfig {
             master_key: get("secrets", "master_key")
@@ -676,6 +687,7 @@ impl Config {
             catalog,
             http_root,
             http_url,
+            san_boot_retries,
             automated_clean,
             cinder,
             lease_ttl,
@@ -893,6 +905,8 @@ mod tests {
                 "auth_address_failure_limit",
             ),
             ("[api]\nauth_backoff = inf\n", "auth_backoff"),
+            ("[deploy]\nsan_boot_retries = -1\n", "san_boot_retries"),
+            ("[deploy]\nsan_boot_retries = always\n", "san_boot_retries"),
             ("[DEFAULT]\nauth_strategy = keystone\n", "auth_strategy"),
             (
                 "[DEFAULT]\nenabled_storage_interfaces = cinder,magic\n",

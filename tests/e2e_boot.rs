@@ -76,8 +76,8 @@ const BOOT_ENDS: &[&str] = &[
     "IRONLEDGER-E2E-MBR: done",
     "IRONLEDGER-E2E-MBR: INT 13h read FAILED",
     "IRONLEDGER-E2E-EFI: done",
-    // the node script's retry path (it would sleep 10 s and try again)
-    "Failed to attach iSCSI volume(s)",
+    // the node script gave up its retries ([deploy] san_boot_retries)
+    "giving up (ironledger [deploy] san_boot_retries",
     // boot.ipxe, no script for this MAC (it would wait 180 s, then reboot)
     "No configuration found",
     // boot.ipxe, a chained script returned
@@ -444,7 +444,8 @@ impl Drop for Ironledger {
 impl Ironledger {
     fn start(work: &Path, cinder: Option<&str>) -> Ironledger {
         let mut conf = format!(
-            "[DEFAULT]\nenabled_storage_interfaces = cinder,external,noop\n\n[deploy]\nhttp_root = {}\n",
+            "[DEFAULT]\nenabled_storage_interfaces = cinder,external,noop\n\n[deploy]\nhttp_root = {}\n\
+             san_boot_retries = 1\n",
             work.join("httpboot").display()
         );
         if let Some(endpoint) = cinder {
@@ -789,6 +790,7 @@ impl Boot {
             "Could not",
             "IRONLEDGER-E2E",
             "Failed to attach",
+            "giving up",
             "No configuration",
             "Exiting pxe",
         ];
@@ -1268,10 +1270,12 @@ fn run_flow(storage: &'static str) {
         &[
             &chained,
             "Could not open SAN device: Operation not permitted",
-            // The script's retry message. The boot is stopped as soon as it
-            // appears (see BOOT_ENDS), so the rest of that line may not be in
-            // the log yet.
-            "Failed to attach iSCSI volume(s)",
+            // Bounded retries (`san_boot_retries = 1` here): one more try
+            // 10 s later, then the console says the script gave up, and
+            // boot.ipxe hands the machine back to the firmware. The boot
+            // is stopped at that line (see BOOT_ENDS).
+            "Failed to attach iSCSI volume(s) (attempt 1 of 2), retrying in 10 seconds.",
+            "Failed to boot from the iSCSI volume(s) after 2 attempt(s); giving up (ironledger [deploy] san_boot_retries",
         ],
         &["Registered SAN device", &vol.token],
     );

@@ -6,7 +6,8 @@
 
 use ironledger::domain::node::entities::{Connector, Target};
 use ironledger::effects::ipxe::{
-    iscsi_uri, mac_file_name, plan, render_boot_script, render_config, RenderError,
+    iscsi_uri, mac_file_name, plan, render_boot_script, render_config, render_config_with,
+    RenderError, SanRetries, DEFAULT_SAN_RETRIES,
 };
 use ironledger::effects::ipxe_syntax;
 use serde_json::{json, Map, Value};
@@ -73,6 +74,48 @@ fn single_volume_with_chap() {
     )
     .unwrap();
     golden("single_chap.ipxe", &render_config(NODE, &p));
+}
+
+/// A failed SAN boot is tried again a bounded number of times (6 by
+/// default, `[deploy] san_boot_retries`), then the console says it gave up
+/// and the script returns to the firmware; `forever` keeps Ironic's loop.
+#[test]
+fn san_boot_retries_are_bounded_or_forever() {
+    let p = plan(
+        &[target(1, 0, chap("10.0.0.1:3260", "iqn.t", 1, "u", "p"))],
+        &[iqn("iqn.init")],
+    )
+    .unwrap();
+    assert_eq!(DEFAULT_SAN_RETRIES, SanRetries::Times(6));
+    let bounded = render_config(NODE, &p);
+    assert_eq!(bounded, render_config_with(NODE, &p, SanRetries::Times(6)));
+    assert!(bounded.contains("set san_attempt:int32 0\n"), "{bounded}");
+    assert!(
+        bounded.contains("iseq ${san_attempt} 7 && goto fail_iscsi || goto fail_iscsi_wait"),
+        "{bounded}"
+    );
+    golden(
+        "retries_none.ipxe",
+        &render_config_with(NODE, &p, SanRetries::Times(0)),
+    );
+    golden(
+        "retries_forever.ipxe",
+        &render_config_with(NODE, &p, SanRetries::Forever),
+    );
+    let forever = render_config_with(NODE, &p, SanRetries::Forever);
+    assert!(!forever.contains("giving up") && !forever.contains("san_attempt"));
+
+    for (text, want) in [
+        ("0", Ok(SanRetries::Times(0))),
+        (" 12 ", Ok(SanRetries::Times(12))),
+        ("forever", Ok(SanRetries::Forever)),
+        ("Forever", Ok(SanRetries::Forever)),
+    ] {
+        assert_eq!(text.parse::<SanRetries>(), want, "{text}");
+    }
+    for bad in ["-1", "many", "", "1.5"] {
+        assert!(bad.parse::<SanRetries>().is_err(), "{bad}");
+    }
 }
 
 #[test]

@@ -68,6 +68,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     // and carries out power requests of BMC nodes.
     let mut pm_config = PmConfig::new(config.http_root.clone(), config.cinder.clone());
     pm_config.lease_ttl = config.lease_ttl;
+    pm_config.san_retries = config.san_boot_retries;
     pm_config.power_wait.timeout = config.power_state_change_timeout;
     ProcessManager::new(engine.clone(), pm_config)?.spawn();
     tracing::info!(http_root = %config.http_root.display(), cinder = config.cinder.is_some(), "process manager running");

@@ -28,8 +28,44 @@ fn credential_lines(out: &mut String, v: &SanVolume) {
     }
 }
 
-/// The per-node script.
+/// How often a node's script tries its SAN boot again after a failure
+/// (`[deploy] san_boot_retries`), 10 seconds apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanRetries {
+    /// Again and again, as Ironic's template does: a volume that never
+    /// comes back keeps the machine in this loop until someone looks.
+    Forever,
+    /// This many times more; then the script says so on the console and
+    /// returns, and `boot.ipxe` lets the firmware move on to its next boot
+    /// device.
+    Times(u32),
+}
+
+/// Six retries: a minute for a storage array that was briefly away.
+pub const DEFAULT_SAN_RETRIES: SanRetries = SanRetries::Times(6);
+
+impl std::str::FromStr for SanRetries {
+    type Err = String;
+
+    /// A whole number of retries (0: none), or `forever`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("forever") {
+            return Ok(SanRetries::Forever);
+        }
+        s.parse::<u32>()
+            .map(SanRetries::Times)
+            .map_err(|_| format!("'{s}' is not a whole number of retries >= 0, or 'forever'"))
+    }
+}
+
+/// The per-node script, with the default retries ([`DEFAULT_SAN_RETRIES`]).
 pub fn render_config(node_uuid: &str, plan: &IscsiBoot) -> String {
+    render_config_with(node_uuid, plan, DEFAULT_SAN_RETRIES)
+}
+
+/// The per-node script, retrying a failed SAN boot as `retries` says.
+pub fn render_config_with(node_uuid: &str, plan: &IscsiBoot, retries: SanRetries) -> String {
     let mut out = String::new();
     writeln!(out, "#!ipxe").unwrap();
     writeln!(
@@ -38,6 +74,9 @@ pub fn render_config(node_uuid: &str, plan: &IscsiBoot) -> String {
     )
     .unwrap();
     writeln!(out).unwrap();
+    if let SanRetries::Times(_) = retries {
+        writeln!(out, "set san_attempt:int32 0").unwrap();
+    }
     writeln!(out, "goto boot_iscsi").unwrap();
     writeln!(out).unwrap();
     writeln!(out, ":boot_iscsi").unwrap();
@@ -68,13 +107,50 @@ pub fn render_config(node_uuid: &str, plan: &IscsiBoot) -> String {
     writeln!(out, "sanboot --no-describe || goto fail_iscsi_retry").unwrap();
     writeln!(out).unwrap();
     writeln!(out, ":fail_iscsi_retry").unwrap();
-    writeln!(
-        out,
-        "echo Failed to attach iSCSI volume(s), retrying in 10 seconds."
-    )
-    .unwrap();
+    match retries {
+        SanRetries::Forever => {
+            writeln!(
+                out,
+                "echo Failed to attach iSCSI volume(s), retrying in 10 seconds."
+            )
+            .unwrap();
+        }
+        SanRetries::Times(n) => {
+            // `san_attempt` counts the failed attempts (set to 0 before the
+            // first one).
+            writeln!(out, "inc san_attempt").unwrap();
+            writeln!(
+                out,
+                "iseq ${{san_attempt}} {} && goto fail_iscsi || goto fail_iscsi_wait",
+                u64::from(n) + 1
+            )
+            .unwrap();
+            writeln!(out).unwrap();
+            writeln!(out, ":fail_iscsi_wait").unwrap();
+            writeln!(
+                out,
+                "echo Failed to attach iSCSI volume(s) (attempt ${{san_attempt}} of {}), retrying in 10 seconds.",
+                u64::from(n) + 1
+            )
+            .unwrap();
+        }
+    }
     writeln!(out, "sleep 10").unwrap();
     writeln!(out, "goto boot_iscsi").unwrap();
+    if let SanRetries::Times(n) = retries {
+        writeln!(out).unwrap();
+        writeln!(out, ":fail_iscsi").unwrap();
+        writeln!(
+            out,
+            "echo Failed to boot from the iSCSI volume(s) after {} attempt(s); giving up (ironledger [deploy] san_boot_retries = {n}).",
+            u64::from(n) + 1
+        )
+        .unwrap();
+        // Back to boot.ipxe as a script that ran (not one that failed,
+        // which would chain this script again through the next NIC): it
+        // hands the machine to the firmware's next boot device.
+        writeln!(out, "exit 0").unwrap();
+    }
     out
 }
 

@@ -64,6 +64,8 @@ pub struct PmConfig {
     pub cinder: Option<CinderConfig>,
     /// `[deploy] http_root`.
     pub http_root: PathBuf,
+    /// `[deploy] san_boot_retries`: how the node scripts retry a SAN boot.
+    pub san_retries: ipxe::SanRetries,
     /// How long a node's lease lasts without renewal.
     pub lease_ttl: Duration,
     /// How often the feed is polled when nothing kicks the manager.
@@ -85,6 +87,7 @@ impl PmConfig {
         PmConfig {
             cinder,
             http_root,
+            san_retries: ipxe::DEFAULT_SAN_RETRIES,
             lease_ttl: Duration::from_secs(15),
             poll: Duration::from_millis(200),
             sweep: Duration::from_secs(5),
@@ -822,7 +825,7 @@ impl ProcessManager {
         let node_id = id.to_string();
         let plan = ipxe::plan(&node.targets, &node.connectors)
             .map_err(|e| StepError::Fatal(e.to_string()))?;
-        let script = ipxe::render_config(&node_id, &plan);
+        let script = ipxe::render_config_with(&node_id, &plan, self.config.san_retries);
         ipxe_syntax::check(&script)
             .map_err(|e| StepError::Fatal(format!("Generated iPXE script is invalid: {e}")))?;
         let macs = node.pxe_macs();
@@ -833,7 +836,11 @@ impl ProcessManager {
         self.command(
             id,
             NodeCommand::RecordBootConfig {
-                digest: digest(&ipxe::render_config(&node_id, &plan.without_secrets())),
+                digest: digest(&ipxe::render_config_with(
+                    &node_id,
+                    &plan.without_secrets(),
+                    self.config.san_retries,
+                )),
                 macs,
             },
         )
