@@ -76,8 +76,8 @@ const BOOT_ENDS: &[&str] = &[
     "IRONLEDGER-E2E-MBR: done",
     "IRONLEDGER-E2E-MBR: INT 13h read FAILED",
     "IRONLEDGER-E2E-EFI: done",
-    // the node script gave up its retries ([deploy] san_boot_retries)
-    "giving up (ironledger [deploy] san_boot_retries",
+    // the node script gave up its retries (`[deploy] san_boot_retries`)
+    "(ironledger: [deploy] san_boot_retries = ",
     // boot.ipxe, no script for this MAC (it would wait 180 s, then reboot)
     "No configuration found",
     // boot.ipxe, a chained script returned
@@ -1275,7 +1275,8 @@ fn run_flow(storage: &'static str) {
             // boot.ipxe hands the machine back to the firmware. The boot
             // is stopped at that line (see BOOT_ENDS).
             "Failed to attach iSCSI volume(s) (attempt 1 of 2), retrying in 10 seconds.",
-            "Failed to boot from the iSCSI volume(s) after 2 attempt(s); giving up (ironledger [deploy] san_boot_retries",
+            "Failed to boot from the iSCSI volume(s) after 2 attempt(s); giving up.",
+            "(ironledger: [deploy] san_boot_retries = ",
         ],
         &["Registered SAN device", &vol.token],
     );

@@ -140,12 +140,14 @@ pub fn render_config_with(node_uuid: &str, plan: &IscsiBoot, retries: SanRetries
     if let SanRetries::Times(n) = retries {
         writeln!(out).unwrap();
         writeln!(out, ":fail_iscsi").unwrap();
+        // Two lines, each within the 80 columns a firmware console wraps at.
         writeln!(
             out,
-            "echo Failed to boot from the iSCSI volume(s) after {} attempt(s); giving up (ironledger [deploy] san_boot_retries = {n}).",
+            "echo Failed to boot from the iSCSI volume(s) after {} attempt(s); giving up.",
             u64::from(n) + 1
         )
         .unwrap();
+        writeln!(out, "echo (ironledger: [deploy] san_boot_retries = {n})").unwrap();
         // Back to boot.ipxe as a script that ran (not one that failed,
         // which would chain this script again through the next NIC): it
         // hands the machine to the firmware's next boot device.
