@@ -82,6 +82,8 @@ fn chap_properties() -> Value {
         "auth_username": "chap-user",
         "auth_password": "chap-secret",
         "discovery_auth_password": "disco-secret",
+        "reverse_auth_username": "target-user",
+        "reverse_auth_password": "reverse-secret",
         "nested": {"my_secret": "deep-secret", "plain": "ok"},
         "note": "login password=inline-secret user=a",
     })
@@ -564,6 +566,9 @@ async fn create_target_values() {
 fn assert_masked(p: &Value) {
     assert_eq!(p["auth_password"], "******", "{p}");
     assert_eq!(p["discovery_auth_password"], "******");
+    // Mutual CHAP's target secret is masked like the initiator's.
+    assert_eq!(p["reverse_auth_password"], "******");
+    assert_eq!(p["reverse_auth_username"], "target-user");
     assert_eq!(p["nested"]["my_secret"], "******");
     assert_eq!(p["nested"]["plain"], "ok");
     assert_eq!(p["auth_username"], "chap-user");
@@ -625,6 +630,7 @@ async fn target_properties_are_masked_in_every_answer() {
     let p = &stored.targets[0].properties;
     assert_eq!(p["auth_password"], "chap-secret");
     assert_eq!(p["discovery_auth_password"], "disco-secret");
+    assert_eq!(p["reverse_auth_password"], "reverse-secret");
     assert_eq!(p["nested"]["my_secret"], "deep-secret");
     assert_eq!(p["note"], "login password=inline-secret user=a");
     assert_eq!(p["new_password"], "patched-secret");

@@ -360,6 +360,52 @@ impl Tgtd {
         ]);
     }
 
+    /// Adds an outgoing account to target `tid`: the login tgtd answers an
+    /// initiator's CHAP challenge with (mutual CHAP).
+    fn add_outgoing(&self, tid: u32, user: &str, password: &str) {
+        let tid = tid.to_string();
+        self.adm(&[
+            "--op",
+            "new",
+            "--mode",
+            "account",
+            "--user",
+            user,
+            "--password",
+            password,
+        ]);
+        self.adm(&[
+            "--op",
+            "bind",
+            "--mode",
+            "account",
+            "--tid",
+            &tid,
+            "--user",
+            user,
+            "--outgoing",
+        ]);
+    }
+
+    /// Changes an outgoing account's password (unbound, deleted, created
+    /// and bound again, as [`Tgtd::set_password`]).
+    fn set_outgoing_password(&self, tid: u32, user: &str, password: &str) {
+        let tid_s = tid.to_string();
+        self.adm(&[
+            "--op",
+            "unbind",
+            "--mode",
+            "account",
+            "--tid",
+            &tid_s,
+            "--user",
+            user,
+            "--outgoing",
+        ]);
+        self.adm(&["--op", "delete", "--mode", "account", "--user", user]);
+        self.add_outgoing(tid, user, password);
+    }
+
     /// Changes an account's password on the target (tgtd has no update: the
     /// account is unbound, deleted, created again and bound again).
     fn set_password(&self, tid: u32, user: &str, password: &str) {
@@ -912,6 +958,9 @@ struct Deployed {
     /// ironledger's HTTP root as the test reaches it (`…/boot`).
     base: String,
     cinder_volume: Option<String>,
+    /// The outgoing (mutual CHAP) account of the target, with external
+    /// storage: `(user, password)`.
+    reverse: Option<(String, String)>,
     /// The node's BMC, when it has one ([`deploy_by_bmc`]): it started the
     /// machine.
     bmc: Option<BmcMachine>,
@@ -989,6 +1038,13 @@ fn deploy_with(storage: &'static str, by_bmc: bool) -> Deployed {
     t.mark("images");
     let mut tgt = Tgtd::start(&work);
     tgt.add_target(1, &vol, &image);
+    // External storage boots with mutual CHAP: tgtd answers the initiator's
+    // challenge with an outgoing account, which iPXE checks against the
+    // target's reverse_auth_username / reverse_auth_password.
+    let reverse = (storage == "external").then(|| (format!("e2e-rev-{}", hex(3)), hex(8)));
+    if let Some((user, password)) = &reverse {
+        tgt.add_outgoing(1, user, password);
+    }
     eprintln!(
         "{storage}: tgtd on 127.0.0.1:{}: {} LUN {} (URI field {:x}), CHAP user {}; token {}; MAC {mac}",
         tgt.port, vol.iqn, vol.lun, vol.lun, vol.user, vol.token
@@ -1114,6 +1170,15 @@ fn deploy_with(storage: &'static str, by_bmc: bool) -> Deployed {
             target_args.push("--property".into());
             target_args.push(format!("{k}={v}"));
         }
+        if let Some((user, password)) = &reverse {
+            for (k, v) in [
+                ("reverse_auth_username", user),
+                ("reverse_auth_password", password),
+            ] {
+                target_args.push("--property".into());
+                target_args.push(format!("{k}={v}"));
+            }
+        }
     }
     let target = cli.json(&target_args.iter().map(String::as_str).collect::<Vec<_>>());
     let target_uuid = target["uuid"].as_str().expect("target uuid").to_string();
@@ -1191,6 +1256,7 @@ fn deploy_with(storage: &'static str, by_bmc: bool) -> Deployed {
         node: n,
         base,
         cinder_volume,
+        reverse,
         bmc: bmc.map(|(m, _)| m),
         work,
         _tmp,
@@ -1231,6 +1297,7 @@ fn run_flow(storage: &'static str) {
         node: n,
         base,
         cinder_volume,
+        reverse,
         ..
     } = d;
     let machine = Machine {
@@ -1288,6 +1355,23 @@ fn run_flow(storage: &'static str) {
     );
     tgt.set_password(1, &vol.user, &vol.password);
     t.mark("wrong-CHAP boot");
+
+    // 6b. Mutual CHAP is checked by the firmware: a target that answers
+    // with another secret than the node's reverse_auth_password is refused.
+    if let Some((user, password)) = &reverse {
+        tgt.set_outgoing_password(1, user, &hex(8));
+        let bad = machine.boot("bios", &format!("{storage}-wrong-reverse-chap"), BIOS_LIMIT);
+        bad.expect(
+            &[
+                &chained,
+                "Could not open SAN device",
+                "Failed to boot from the iSCSI volume(s) after 2 attempt(s); giving up.",
+            ],
+            &["Registered SAN device", &vol.token],
+        );
+        tgt.set_outgoing_password(1, user, password);
+        t.mark("wrong-reverse-CHAP boot");
+    }
 
     // 7. Undeploy: no configuration for this MAC any more.
     cli.ok(&["node", "undeploy", &n]);

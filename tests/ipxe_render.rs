@@ -76,6 +76,58 @@ fn single_volume_with_chap() {
     golden("single_chap.ipxe", &render_config(NODE, &p));
 }
 
+/// Mutual CHAP: the initiator checks the target too, with the target's
+/// `reverse_auth_username` / `reverse_auth_password`; a drive without them
+/// clears them, so the boot volume's are not offered to another target.
+#[test]
+fn mutual_chap_sets_the_reverse_login() {
+    let mut boot = chap("10.0.0.1:3260", "iqn.boot", 0, "u", "p");
+    boot["reverse_auth_username"] = json!("target-user");
+    boot["reverse_auth_password"] = json!("target-secret-12");
+    let data = chap("10.0.0.1:3260", "iqn.data", 1, "u2", "p2");
+    let p = plan(
+        &[target(1, 0, boot.clone()), target(2, 1, data)],
+        &[iqn("iqn.init")],
+    )
+    .unwrap();
+    assert_eq!(
+        p.boot.reverse,
+        Some(("target-user".into(), "target-secret-12".into()))
+    );
+    let script = render_config(NODE, &p);
+    golden("mutual_chap.ipxe", &script);
+    assert!(script
+        .contains("set reverse-username target-user\nset reverse-password target-secret-12\n"));
+    assert!(script.contains("clear reverse-username\nclear reverse-password\n"));
+    // The fingerprinted plan holds no reverse password either.
+    let masked = render_config(NODE, &p.without_secrets());
+    assert!(!masked.contains("target-secret-12") && masked.contains("set reverse-password ******"));
+    // Without mutual CHAP anywhere, no reverse lines at all (the scripts of
+    // the other golden files).
+    assert!(!render_config(
+        NODE,
+        &plan(&[target(1, 0, chap("h:1", "i", 0, "u", "p"))], &[]).unwrap()
+    )
+    .contains("reverse"));
+
+    // Half a reverse login, or one without the forward login, is refused.
+    for (props, why) in [
+        (
+            json!({"target_portal": "h:1", "target_iqn": "i", "target_lun": 0,
+                   "auth_username": "u", "auth_password": "p", "reverse_auth_username": "r"}),
+            "needs both reverse_auth_username and reverse_auth_password",
+        ),
+        (
+            json!({"target_portal": "h:1", "target_iqn": "i", "target_lun": 0,
+                   "reverse_auth_username": "r", "reverse_auth_password": "s"}),
+            "need auth_username and auth_password as well",
+        ),
+    ] {
+        let err = plan(&[target(1, 0, props)], &[]).unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+    }
+}
+
 /// A failed SAN boot is tried again a bounded number of times (6 by
 /// default, `[deploy] san_boot_retries`), then the console says it gave up
 /// and the script returns to the firmware; `forever` keeps Ironic's loop.

@@ -27,6 +27,16 @@ pub struct SanVolume {
     pub uri: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Mutual CHAP: what the target must answer with
+    /// (`reverse_auth_username` / `reverse_auth_password`).
+    pub reverse: Option<(String, String)>,
+}
+
+/// A target's CHAP logins, as [`SanVolume`] holds them.
+struct Logins {
+    username: Option<String>,
+    password: Option<String>,
+    reverse: Option<(String, String)>,
 }
 
 /// What the per-node script does.
@@ -178,21 +188,45 @@ fn script_value(name: &str, value: &str) -> Result<(), String> {
 }
 
 /// A target's CHAP credentials; an empty string counts as none, as in
-/// Ironic's template.
-fn credentials(target: &Target) -> Result<(Option<String>, Option<String>), RenderError> {
+/// Ironic's template. Mutual CHAP (the initiator checks the target too) takes
+/// `reverse_auth_username` and `reverse_auth_password`, both, and only on
+/// top of the forward login (iPXE answers a target's challenge only after
+/// its own login).
+fn credentials(target: &Target) -> Result<Logins, RenderError> {
+    let bad = |problem: String| RenderError::BadProperties {
+        target: target.uuid.to_string(),
+        problem,
+    };
     let get = |k: &str| -> Result<Option<String>, RenderError> {
         match target.properties.get(k).and_then(Value::as_str) {
             None | Some("") => Ok(None),
             Some(v) => {
-                script_value(k, v).map_err(|problem| RenderError::BadProperties {
-                    target: target.uuid.to_string(),
-                    problem,
-                })?;
+                script_value(k, v).map_err(bad)?;
                 Ok(Some(v.to_string()))
             }
         }
     };
-    Ok((get("auth_username")?, get("auth_password")?))
+    let username = get("auth_username")?;
+    let password = get("auth_password")?;
+    let reverse = match (get("reverse_auth_username")?, get("reverse_auth_password")?) {
+        (None, None) => None,
+        (Some(u), Some(p)) if username.is_some() && password.is_some() => Some((u, p)),
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "reverse_auth_username and reverse_auth_password (mutual CHAP) need auth_username and auth_password as well".into(),
+            ))
+        }
+        _ => {
+            return Err(bad(
+                "mutual CHAP needs both reverse_auth_username and reverse_auth_password".into(),
+            ))
+        }
+    };
+    Ok(Logins {
+        username,
+        password,
+        reverse,
+    })
 }
 
 /// Plans the boot of a node from its targets and connectors.
@@ -212,7 +246,7 @@ pub fn plan(targets: &[Target], connectors: &[Connector]) -> Result<IscsiBoot, R
             boot.volume_type.clone(),
         ));
     }
-    let (username, password) = credentials(boot)?;
+    let logins = credentials(boot)?;
     let mut others: Vec<&Target> = targets
         .iter()
         .filter(|t| t.boot_index != 0 && t.volume_type.contains("iscsi"))
@@ -221,11 +255,12 @@ pub fn plan(targets: &[Target], connectors: &[Connector]) -> Result<IscsiBoot, R
     let extra = others
         .into_iter()
         .map(|t| {
-            let (username, password) = credentials(t)?;
+            let l = credentials(t)?;
             Ok(SanVolume {
                 uri: iscsi_uri(t)?,
-                username,
-                password,
+                username: l.username,
+                password: l.password,
+                reverse: l.reverse,
             })
         })
         .collect::<Result<Vec<_>, RenderError>>()?;
@@ -244,8 +279,9 @@ pub fn plan(targets: &[Target], connectors: &[Connector]) -> Result<IscsiBoot, R
         initiator_iqn,
         boot: SanVolume {
             uri: iscsi_uri(boot)?,
-            username,
-            password,
+            username: logins.username,
+            password: logins.password,
+            reverse: logins.reverse,
         },
         extra,
     })
@@ -258,6 +294,10 @@ impl IscsiBoot {
     pub fn without_secrets(&self) -> IscsiBoot {
         let mask = |v: &SanVolume| SanVolume {
             password: v.password.as_ref().map(|_| "******".to_string()),
+            reverse: v
+                .reverse
+                .as_ref()
+                .map(|(u, _)| (u.clone(), "******".to_string())),
             ..v.clone()
         };
         IscsiBoot {

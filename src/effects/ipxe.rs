@@ -16,8 +16,10 @@ pub use crate::domain::boot_plan::{iscsi_uri, plan, IscsiBoot, RenderError, SanV
 use std::fmt::Write as _;
 
 /// Sets (or clears, so a previous drive's login does not leak into this one)
-/// the CHAP credentials for the next SAN command.
-fn credential_lines(out: &mut String, v: &SanVolume) {
+/// the CHAP credentials for the next SAN command; the mutual-CHAP ones
+/// (`reverse-username`, `reverse-password`) only in a script where some drive
+/// has them (`mutual`).
+fn credential_lines(out: &mut String, v: &SanVolume, mutual: bool) {
     match &v.username {
         Some(u) => writeln!(out, "set username {u}").unwrap(),
         None => writeln!(out, "clear username").unwrap(),
@@ -25,6 +27,18 @@ fn credential_lines(out: &mut String, v: &SanVolume) {
     match &v.password {
         Some(p) => writeln!(out, "set password {p}").unwrap(),
         None => writeln!(out, "clear password").unwrap(),
+    }
+    if mutual {
+        match &v.reverse {
+            Some((u, p)) => {
+                writeln!(out, "set reverse-username {u}").unwrap();
+                writeln!(out, "set reverse-password {p}").unwrap();
+            }
+            None => {
+                writeln!(out, "clear reverse-username").unwrap();
+                writeln!(out, "clear reverse-password").unwrap();
+            }
+        }
     }
 }
 
@@ -81,7 +95,8 @@ pub fn render_config_with(node_uuid: &str, plan: &IscsiBoot, retries: SanRetries
     writeln!(out).unwrap();
     writeln!(out, ":boot_iscsi").unwrap();
     writeln!(out, "imgfree").unwrap();
-    credential_lines(&mut out, &plan.boot);
+    let mutual = plan.boot.reverse.is_some() || plan.extra.iter().any(|v| v.reverse.is_some());
+    credential_lines(&mut out, &plan.boot, mutual);
     if let Some(iqn) = &plan.initiator_iqn {
         writeln!(out, "set initiator-iqn {iqn}").unwrap();
     }
@@ -92,7 +107,7 @@ pub fn render_config_with(node_uuid: &str, plan: &IscsiBoot, retries: SanRetries
     )
     .unwrap();
     for (i, v) in plan.extra.iter().enumerate() {
-        credential_lines(&mut out, v);
+        credential_lines(&mut out, v, mutual);
         writeln!(
             out,
             "sanhook --drive 0x{:x} {} || goto fail_iscsi_retry",
@@ -102,7 +117,7 @@ pub fn render_config_with(node_uuid: &str, plan: &IscsiBoot, retries: SanRetries
         .unwrap();
     }
     if !plan.extra.is_empty() {
-        credential_lines(&mut out, &plan.boot);
+        credential_lines(&mut out, &plan.boot, mutual);
     }
     writeln!(out, "sanboot --no-describe || goto fail_iscsi_retry").unwrap();
     writeln!(out).unwrap();
