@@ -1294,12 +1294,25 @@ async fn power_states() {
     assert_eq!(s["target_power_state"], Value::Null);
     refused(&api.put(path, json!({"target": "bogus"})).await, 400,
             "The requested action \"bogus\" can not be performed on node \"pw\" while it is in state \"power on\".");
+    // Every power change is stamped, as Ironic does, in Ironic's format
+    // (UTC, no zone, microseconds).
+    let stamp = |n: &Value| {
+        n["driver_internal_info"]["last_power_state_change"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no last_power_state_change: {n}"))
+            .to_string()
+    };
+    let first = stamp(&api.get("/v1/nodes/pw").await.body);
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(&first, "%Y-%m-%dT%H:%M:%S%.6f").is_ok()
+            && first.len() == 26,
+        "{first}"
+    );
     let a = api.put(path, json!({"target": "soft power off"})).await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
-    assert_eq!(
-        api.get("/v1/nodes/pw").await.body["power_state"],
-        "power off"
-    );
+    let n = api.get("/v1/nodes/pw").await.body;
+    assert_eq!(n["power_state"], "power off");
+    assert!(stamp(&n) >= first, "{n}");
 }
 
 #[tokio::test]

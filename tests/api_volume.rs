@@ -38,6 +38,7 @@ async fn power(api: &Api, node: Uuid, target: &str) {
         .node(
             node,
             NodeCommand::SetPowerState {
+                at: None,
                 target: target.into(),
             },
             &meta(),

@@ -451,6 +451,7 @@ async fn sigkill_at_every_bmc_step_finishes_the_job_and_boots_once() {
                 .node(
                     id,
                     NodeCommand::RequestPower {
+                        at: None,
                         target: target.into(),
                         timeout: None,
                     },

@@ -1569,12 +1569,6 @@ const ALLOWANCES: &[Allowance] = &[
         "Ironic's fake-hardware supports only the `fake` management interface; ironledger's \
          catalog also lists `noop` for it",
     ),
-    allow(
-        KnownBug,
-        "node-set-*",
-        "body/driver_internal_info/last_power_state_change",
-        "Ironic records driver_internal_info.last_power_state_change on every power change",
-    ),
 ];
 
 // ---------------------------------------------------------------------------

@@ -135,6 +135,7 @@ fn random_command(rng: &mut StdRng, node: Uuid, known: &Node) -> NodeCommand {
             json!(rng.gen::<u16>()),
         ),
         19 | 20 => NodeCommand::SetPowerState {
+            at: None,
             target: ["power on", "power off", "power off", "rebooting"][rng.gen_range(0..4)].into(),
         },
         21 => {

@@ -484,7 +484,11 @@ pub async fn power(
         .engine
         .node(
             doc.uuid(),
-            NodeCommand::RequestPower { target, timeout },
+            NodeCommand::RequestPower {
+                target,
+                timeout,
+                at: Some(crate::effects::now_iso()),
+            },
             &who.0,
         )
         .await?;

@@ -123,6 +123,11 @@ pub enum NodeCommand {
     UnsetMaintenance,
     SetPowerState {
         target: String,
+        /// When (ISO 8601, as Ironic writes it): the node's
+        /// `driver_internal_info.last_power_state_change`, given by the
+        /// caller (the domain has no clock).
+        #[serde(default)]
+        at: Option<String>,
     },
     /// `PUT …/states/power` as the API takes it: on a node whose power
     /// interface drives a BMC, a request the process manager carries out
@@ -132,6 +137,10 @@ pub enum NodeCommand {
         target: String,
         /// Seconds the change may take (`timeout`); `None`: the default.
         timeout: Option<u64>,
+        /// When the request came (ISO 8601), for a node without a BMC whose
+        /// power state is recorded at once: its `last_power_state_change`.
+        #[serde(default)]
+        at: Option<String>,
     },
     Provision(ProvisionRequest),
     Delete,

@@ -285,7 +285,11 @@ impl Node {
     /// Records a power state directly: nodes without a BMC (the process
     /// manager's own power steps, and `fake-hardware` / `manual-management`
     /// through [`Self::request_power`]).
-    pub(super) fn set_power(&self, target: &str) -> Result<Vec<NodeEvent>, DomainError> {
+    pub(super) fn set_power(
+        &self,
+        target: &str,
+        at: Option<String>,
+    ) -> Result<Vec<NodeEvent>, DomainError> {
         let to = self.check_power(target)?;
         if Protocol::of_interface(self.interface("power")).is_some() {
             // A BMC node's power state is what its BMC reports: recorded by
@@ -298,7 +302,7 @@ impl Node {
         Ok(vec![NodeEvent::PowerStateChanged {
             from: self.power_state.clone(),
             to: to.to_string(),
-            at: None,
+            at,
         }])
     }
 
@@ -361,10 +365,11 @@ impl Node {
         &self,
         target: &str,
         timeout: Option<u64>,
+        at: Option<String>,
     ) -> Result<Vec<NodeEvent>, DomainError> {
         let to = self.check_power(target)?;
         if Protocol::of_interface(self.interface("power")).is_none() {
-            return self.set_power(target);
+            return self.set_power(target, at);
         }
         if self.power_request.is_some() {
             return Err(DomainError::Conflict(power_locked(&self.id())));

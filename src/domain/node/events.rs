@@ -93,10 +93,11 @@ pub enum NodeEvent {
     PowerStateChanged {
         from: Option<String>,
         to: String,
-        /// When the BMC confirmed it (ISO 8601), for a change the process
-        /// manager made through the node's BMC during a deploy or undeploy:
-        /// `driver_internal_info.last_power_state_change`. `None` for nodes
-        /// whose power state is only recorded.
+        /// When (ISO 8601): `driver_internal_info.last_power_state_change`.
+        /// For a change the process manager made through the node's BMC,
+        /// when the BMC confirmed it; for a node without a BMC, when the
+        /// change was asked for. `None` in events written before it was
+        /// recorded for every node.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at: Option<String>,
     },

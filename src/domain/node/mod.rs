@@ -254,7 +254,7 @@ impl Node {
             } else {
                 vec![]
             }),
-            NodeCommand::SetPowerState { target } => self.set_power(&target),
+            NodeCommand::SetPowerState { target, at } => self.set_power(&target, at),
             NodeCommand::RecordPowerState { power_state, at } => {
                 self.record_power(&power_state, at)
             }
@@ -263,7 +263,11 @@ impl Node {
                 persistent,
                 mode,
             } => self.record_boot_device(device, persistent, mode),
-            NodeCommand::RequestPower { target, timeout } => self.request_power(&target, timeout),
+            NodeCommand::RequestPower {
+                target,
+                timeout,
+                at,
+            } => self.request_power(&target, timeout, at),
             NodeCommand::FinishPower { power_state, at } => Ok(self.finish_power(power_state, at)),
             NodeCommand::FailPower { error, power_state } => {
                 Ok(self.fail_power(error, power_state))
@@ -409,7 +413,14 @@ impl Aggregate for Node {
                 self.fault = None;
             }
             PowerStateChanged { to, at, .. } => {
-                if at.is_some() && to == POWER_OFF && self.state() == ProvisionState::Deploying {
+                // A deploy's BMC step (a node without a BMC records its
+                // power state with a time too, but has no such step).
+                if at.is_some()
+                    && to == POWER_OFF
+                    && self.state() == ProvisionState::Deploying
+                    && crate::domain::bmc_access::Protocol::of_interface(self.interface("power"))
+                        .is_some()
+                {
                     self.deploy_powered_off = true;
                 }
                 self.power_state = Some(to);

@@ -604,6 +604,7 @@ impl ProcessManager {
                 id,
                 NodeCommand::SetPowerState {
                     target: target.to_string(),
+                    at: Some(super::now_iso()),
                 },
             )
             .await?;

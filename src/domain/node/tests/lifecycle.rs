@@ -309,6 +309,7 @@ async fn commands_on_a_missing_or_deleted_node_are_not_found() {
         NodeCommand::Delete,
         NodeCommand::SetMaintenance { reason: None },
         NodeCommand::SetPowerState {
+            at: None,
             target: "power on".into(),
         },
         NodeCommand::FinishDeploy,
@@ -1174,6 +1175,7 @@ async fn a_whole_boot_from_volume_life() {
     let h = accept(
         h,
         NodeCommand::SetPowerState {
+            at: None,
             target: "power on".into(),
         },
     )
@@ -1219,6 +1221,7 @@ async fn every_power_target_and_where_it_ends() {
         TestFramework::<Node>::with(services())
             .given(in_state(Available))
             .when_async(NodeCommand::SetPowerState {
+                at: None,
                 target: target.into(),
             })
             .await
@@ -1230,6 +1233,7 @@ async fn every_power_target_and_where_it_ends() {
         TestFramework::<Node>::with(services())
             .given(and(in_state(Active), [powered("power on")]))
             .when_async(NodeCommand::SetPowerState {
+                at: None,
                 target: target.into(),
             })
             .await
@@ -1245,7 +1249,7 @@ async fn every_power_target_and_where_it_ends() {
 async fn an_invalid_power_target_is_refused() {
     for target in ["on", "Power On", "", "reboot"] {
         assert_eq!(
-            run(in_state(Available), NodeCommand::SetPowerState { target: target.into() }).await,
+            run(in_state(Available), NodeCommand::SetPowerState { at: None, target: target.into() }).await,
             Err(DomainError::Invalid(format!(
                 "Invalid power target '{target}'; expected one of 'power on', 'power off', 'rebooting', 'soft rebooting', 'soft power off'."
             )))
@@ -1260,6 +1264,7 @@ async fn power_is_refused_while_cleaning_and_allowed_elsewhere() {
             let got = run(
                 in_state(state),
                 NodeCommand::SetPowerState {
+                    at: None,
                     target: target.into(),
                 },
             )
@@ -1519,6 +1524,7 @@ async fn power_of_a_node_without_bmc_is_recorded_at_once() {
         run(
             in_state(Available),
             NodeCommand::RequestPower {
+                at: None,
                 target: "rebooting".into(),
                 timeout: Some(5),
             }
@@ -1535,6 +1541,7 @@ async fn power_of_a_node_without_bmc_is_recorded_at_once() {
 #[tokio::test]
 async fn power_of_a_bmc_node_is_a_request_one_at_a_time() {
     let request = NodeCommand::RequestPower {
+        at: None,
         target: "rebooting".into(),
         timeout: Some(5),
     };
@@ -1700,6 +1707,7 @@ async fn a_bmc_nodes_power_state_is_recorded_from_the_bmc_never_set() {
         run(
             bmc_node(),
             NodeCommand::SetPowerState {
+                at: None,
                 target: "power on".into()
             }
         )
@@ -1753,6 +1761,7 @@ async fn a_boot_device_is_recorded_once_and_not_during_a_power_change() {
 #[tokio::test]
 async fn a_power_change_and_a_deploy_hold_each_other_off() {
     let power = NodeCommand::RequestPower {
+        at: None,
         target: "power off".into(),
         timeout: None,
     };
@@ -1782,6 +1791,7 @@ async fn a_power_change_and_a_deploy_hold_each_other_off() {
     assert!(run(
         in_state(Deploying),
         NodeCommand::RequestPower {
+            at: None,
             target: "power off".into(),
             timeout: None
         }
