@@ -1562,13 +1562,6 @@ const ALLOWANCES: &[Allowance] = &[
          them whatever the storage interface, so a node ironledger accepts may fail on Ironic \
          (owner's call: fix, or declare deliberate)",
     ),
-    allow(
-        KnownBug,
-        "driver-show",
-        "body/enabled_management_interfaces",
-        "Ironic's fake-hardware supports only the `fake` management interface; ironledger's \
-         catalog also lists `noop` for it",
-    ),
 ];
 
 // ---------------------------------------------------------------------------

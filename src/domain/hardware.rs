@@ -99,7 +99,7 @@ impl Default for HardwareCatalog {
         both(&mut fake, "deploy", &["direct", "ramdisk", "fake"]);
         both(&mut fake, "firmware", &["fake", "no-firmware"]);
         both(&mut fake, "inspect", &["fake", "no-inspect"]);
-        both(&mut fake, "management", &["fake", "noop"]);
+        both(&mut fake, "management", &["fake"]);
         both(&mut fake, "network", &["flat", "noop", "neutron"]);
         both(&mut fake, "power", &["fake"]);
         both(&mut fake, "raid", &["fake", "no-raid"]);
