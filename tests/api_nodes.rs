@@ -2117,3 +2117,24 @@ async fn a_deploy_that_cannot_boot_is_refused_at_the_request() {
         ),
     );
 }
+
+/// The framework's errors (no `faultstring`) are spelled as Ironic's
+/// framework writes them, since the CLI prints the string as it is.
+#[tokio::test]
+async fn framework_errors_read_as_ironic_writes_them() {
+    let api = memory_api().await;
+    let a = api.get("/v1/no-such-thing").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.body["error_message"],
+        "{\"code\": 404, \"title\": \"Not Found\", \"description\": \"\"}"
+    );
+    let a = api
+        .call_v(Method::GET, "/v1/volume/connectors", None, Some("1.31"))
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        a.body["error_message"],
+        "{\"code\": 404, \"title\": \"Not Found\", \"description\": \"\"}"
+    );
+}

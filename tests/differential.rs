@@ -1552,16 +1552,16 @@ const ALLOWANCES: &[Allowance] = &[
         "undeploy removes the node's volume targets (Ironic's real deploy interfaces do, in \
          tear_down_storage_configuration; the recording's `fake` deploy interface skips it)",
     ),
-    // --- known bugs (reported; see the module doc) ------------------------------------
     allow(
-        KnownBug,
+        Deliberate,
         "node-validate-b",
         "body/boot/*",
-        "ironledger's iPXE boot validates without driver_info deploy_kernel/deploy_ramdisk \
-         (it boots no deploy ramdisk for a volume boot); Ironic's pxe/ipxe validate requires \
-         them whatever the storage interface, so a node ironledger accepts may fail on Ironic \
-         (owner's call: fix, or declare deliberate)",
+        "ironledger's iPXE boot validates without driver_info deploy_kernel/deploy_ramdisk: \
+         a volume boot chains the node's script and sanboots the volume, never a deploy \
+         ramdisk (Ironic's direct deploy boots its agent to write an image; ironledger \
+         writes none). docs/api.md, Deliberate",
     ),
+    // --- known bugs (reported; see the module doc) ------------------------------------
 ];
 
 // ---------------------------------------------------------------------------

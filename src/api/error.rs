@@ -111,11 +111,18 @@ impl ApiError {
                 "faultcode": if self.status.is_client_error() { "Client" } else { "Server" },
                 "debuginfo": null,
             }),
-            Style::Framework => json!({
-                "code": self.status.as_u16(),
-                "title": self.status.canonical_reason().unwrap_or(""),
-                "description": self.message,
-            }),
+            // Spelled as Ironic's framework writes it (Python's
+            // `json.dumps`: this key order, `": "` and `", "`): clients that
+            // find no `faultstring` print the string as it is.
+            Style::Framework => {
+                let text = |s: &str| serde_json::to_string(s).expect("a string serializes");
+                return format!(
+                    "{{\"code\": {}, \"title\": {}, \"description\": {}}}",
+                    self.status.as_u16(),
+                    text(self.status.canonical_reason().unwrap_or("")),
+                    text(&self.message)
+                );
+            }
         };
         value.to_string()
     }
