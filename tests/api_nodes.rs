@@ -2125,6 +2125,7 @@ async fn framework_errors_read_as_ironic_writes_them() {
     let api = memory_api().await;
     let a = api.get("/v1/no-such-thing").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.headers.get("x-openstack-ironic-api-version").is_none());
     assert_eq!(
         a.body["error_message"],
         "{\"code\": 404, \"title\": \"Not Found\", \"description\": \"\"}"
@@ -2133,6 +2134,38 @@ async fn framework_errors_read_as_ironic_writes_them() {
         .call_v(Method::GET, "/v1/volume/connectors", None, Some("1.31"))
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // Ironic's early answers carry no version headers: an unknown path, the
+    // volume API below 1.32, history below 1.78, a node segment that is
+    // neither a UUID nor a name.
+    let no_version = |a: &common::api::Answer| {
+        for h in [
+            "x-openstack-ironic-api-version",
+            "x-openstack-ironic-api-minimum-version",
+            "x-openstack-ironic-api-maximum-version",
+        ] {
+            assert!(a.headers.get(h).is_none(), "{h} in {:?}", a.headers);
+        }
+    };
+    no_version(&a);
+    let h = api
+        .call_v(Method::GET, "/v1/nodes/x/history", None, Some("1.77"))
+        .await;
+    assert_eq!(h.status, StatusCode::NOT_FOUND);
+    no_version(&h);
+    let b = api.get("/v1/nodes/bad%20name!").await;
+    assert_eq!(b.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        b.body["error_message"],
+        "{\"code\": 400, \"title\": \"Bad Request\", \"description\": \"Expected UUID or name for node: bad name!\"}"
+    );
+    no_version(&b);
+    // `/v1` links only what is served.
+    let v1 = api.get("/v1").await.body;
+    assert!(v1.get("chassis").is_none(), "{v1}");
+    assert!(
+        v1.get("nodes").is_some() && v1.get("ports").is_some(),
+        "{v1}"
+    );
     assert_eq!(
         a.body["error_message"],
         "{\"code\": 404, \"title\": \"Not Found\", \"description\": \"\"}"

@@ -26,10 +26,11 @@ pub fn check_uuid_or_name(name: &str, value: &str) -> ApiResult<()> {
 }
 
 /// The same check on the node segment of a path, which Ironic's node
-/// controller answers while routing (hence the framework's error style).
+/// controller answers while routing, before it negotiates a version: the
+/// framework's error style, and no version headers.
 pub fn check_path_node(node: &str) -> ApiResult<()> {
     check_uuid_or_name("node", node)
-        .map_err(|e| ApiError::framework(axum::http::StatusCode::BAD_REQUEST, e.message))
+        .map_err(|e| ApiError::framework(axum::http::StatusCode::BAD_REQUEST, e.message).bare())
 }
 
 /// [`is_logical_name`] as a regular expression, for the OpenAPI document (a

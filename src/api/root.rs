@@ -47,7 +47,9 @@ pub async fn v1(base: BaseUrl, version: Version) -> Json<Value> {
         "media_types".into(),
         json!({"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"}),
     );
-    for r in ["chassis", "nodes", "ports", "drivers"] {
+    // Only what is served: Ironic also links chassis, which ironledger
+    // does not serve (a link would lead to a 404).
+    for r in ["nodes", "ports", "drivers"] {
         doc.insert(r.into(), links(r));
     }
     doc.insert("version".into(), version_doc(&base));
