@@ -71,9 +71,17 @@ pub async fn sqlite() -> TestStore {
 
 pub async fn postgres() -> TestStore {
     let (pool, schema) = postgres_schema(10).await;
-    let store = PostgresStore::from_pool(pool.clone())
-        .await
-        .expect("migrate the test schema");
+    let store = {
+        // One migration at a time: PostgreSQL numbers an event only once
+        // every older transaction of the *database* has ended (see
+        // `store::postgres`), and the tests share one database, so a stream
+        // of overlapping migration transactions of other tests' schemas
+        // would hold back this test's reads of its own writes.
+        let _one = SCHEMA_DDL.lock().await;
+        PostgresStore::from_pool(pool.clone())
+            .await
+            .expect("migrate the test schema")
+    };
     TestStore {
         store: Arc::new(store),
         pg_pool: Some(pool),
@@ -157,6 +165,10 @@ pub async fn postgres_schema(max_connections: u32) -> (PgPool, SchemaGuard) {
         .unwrap_or_else(|e| pg_unusable(&url, e));
     (pool, guard)
 }
+
+/// Serializes the tests' schema migrations within a test binary (see
+/// [`postgres`]).
+static SCHEMA_DDL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Drops the test's schema when the test ends, pass or fail.
 pub struct SchemaGuard(pub String);
