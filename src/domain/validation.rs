@@ -139,9 +139,7 @@ pub fn deploy_refusal(node: &Node) -> Option<String> {
     // With `external` storage the targets' properties are the operator's,
     // complete before the deploy: the boot script must be writable from them
     // (with `cinder`, Cinder fills them in when it attaches the volumes).
-    if node.interface("storage") == "external"
-        && crate::domain::validation::ipxe_boot(node.interface("boot"))
-    {
+    if node.interface("storage") == "external" && ipxe_boot(node.interface("boot")) {
         if let Err(e) = crate::domain::boot_plan::plan(&node.targets, &node.connectors) {
             return Some(format!("The boot script cannot be written: {e}"));
         }
