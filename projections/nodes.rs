@@ -263,8 +263,9 @@ fn page_query<'a>(
     }
 }
 
-/// The columns a [`NodeSummary`] holds, in its order.
-const SUMMARY_COLUMNS: &[&str] = &[
+/// The columns a [`NodeSummary`] holds, in its order. Each is named as the
+/// API field it holds, so this is also the list of fields a summary answers.
+pub const SUMMARY_COLUMNS: &[&str] = &[
     "uuid",
     "name",
     "instance_uuid",

@@ -327,16 +327,6 @@ impl Tgtd {
     fn add_target(&mut self, tid: u32, v: &Volume, image: &Path) {
         let tid_s = tid.to_string();
         self.adm(&[
-            "--op",
-            "new",
-            "--mode",
-            "account",
-            "--user",
-            &v.user,
-            "--password",
-            &v.password,
-        ]);
-        self.adm(&[
             "--op", "new", "--mode", "target", "--tid", &tid_s, "-T", &v.iqn,
         ]);
         self.tids.push(tid);
@@ -355,14 +345,11 @@ impl Tgtd {
         self.adm(&[
             "--op", "bind", "--mode", "target", "--tid", &tid_s, "-I", "ALL",
         ]);
-        self.adm(&[
-            "--op", "bind", "--mode", "account", "--tid", &tid_s, "--user", &v.user,
-        ]);
+        self.add_account(tid, &v.user, &v.password, Chap::Incoming);
     }
 
-    /// Adds an outgoing account to target `tid`: the login tgtd answers an
-    /// initiator's CHAP challenge with (mutual CHAP).
-    fn add_outgoing(&self, tid: u32, user: &str, password: &str) {
+    /// Creates a CHAP account and binds it to target `tid`, `way` round.
+    fn add_account(&self, tid: u32, user: &str, password: &str, way: Chap) {
         let tid = tid.to_string();
         self.adm(&[
             "--op",
@@ -374,60 +361,39 @@ impl Tgtd {
             "--password",
             password,
         ]);
-        self.adm(&[
-            "--op",
-            "bind",
-            "--mode",
-            "account",
-            "--tid",
-            &tid,
-            "--user",
-            user,
-            "--outgoing",
-        ]);
-    }
-
-    /// Changes an outgoing account's password (unbound, deleted, created
-    /// and bound again, as [`Tgtd::set_password`]).
-    fn set_outgoing_password(&self, tid: u32, user: &str, password: &str) {
-        let tid_s = tid.to_string();
-        self.adm(&[
-            "--op",
-            "unbind",
-            "--mode",
-            "account",
-            "--tid",
-            &tid_s,
-            "--user",
-            user,
-            "--outgoing",
-        ]);
-        self.adm(&["--op", "delete", "--mode", "account", "--user", user]);
-        self.add_outgoing(tid, user, password);
+        let mut bind = vec![
+            "--op", "bind", "--mode", "account", "--tid", &tid, "--user", user,
+        ];
+        if way == Chap::Outgoing {
+            bind.push("--outgoing");
+        }
+        self.adm(&bind);
     }
 
     /// Changes an account's password on the target (tgtd has no update: the
     /// account is unbound, deleted, created again and bound again).
-    fn set_password(&self, tid: u32, user: &str, password: &str) {
-        let tid = tid.to_string();
-        self.adm(&[
-            "--op", "unbind", "--mode", "account", "--tid", &tid, "--user", user,
-        ]);
+    fn set_password(&self, tid: u32, user: &str, password: &str, way: Chap) {
+        let tid_s = tid.to_string();
+        let mut unbind = vec![
+            "--op", "unbind", "--mode", "account", "--tid", &tid_s, "--user", user,
+        ];
+        if way == Chap::Outgoing {
+            unbind.push("--outgoing");
+        }
+        self.adm(&unbind);
         self.adm(&["--op", "delete", "--mode", "account", "--user", user]);
-        self.adm(&[
-            "--op",
-            "new",
-            "--mode",
-            "account",
-            "--user",
-            user,
-            "--password",
-            password,
-        ]);
-        self.adm(&[
-            "--op", "bind", "--mode", "account", "--tid", &tid, "--user", user,
-        ]);
+        self.add_account(tid, user, password, way);
     }
+}
+
+/// Which way a CHAP account of a target logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chap {
+    /// The initiator to the target (`auth_username`/`auth_password`).
+    Incoming,
+    /// The target back to the initiator: mutual CHAP
+    /// (`reverse_auth_username`/`reverse_auth_password`).
+    Outgoing,
 }
 
 impl Drop for Tgtd {
@@ -1043,7 +1009,7 @@ fn deploy_with(storage: &'static str, by_bmc: bool) -> Deployed {
     // target's reverse_auth_username / reverse_auth_password.
     let reverse = (storage == "external").then(|| (format!("e2e-rev-{}", hex(3)), hex(8)));
     if let Some((user, password)) = &reverse {
-        tgt.add_outgoing(1, user, password);
+        tgt.add_account(1, user, password, Chap::Outgoing);
     }
     eprintln!(
         "{storage}: tgtd on 127.0.0.1:{}: {} LUN {} (URI field {:x}), CHAP user {}; token {}; MAC {mac}",
@@ -1331,7 +1297,7 @@ fn run_flow(storage: &'static str) {
 
     // 6. The target's password changes behind ironledger's back.
     let tgtd_log_before = fs::read_to_string(&tgt.log).unwrap_or_default().len();
-    tgt.set_password(1, &vol.user, &hex(8));
+    tgt.set_password(1, &vol.user, &hex(8), Chap::Incoming);
     let bad = machine.boot("bios", &format!("{storage}-wrong-chap"), BIOS_LIMIT);
     bad.expect(
         &[
@@ -1353,13 +1319,13 @@ fn run_flow(storage: &'static str) {
         tgtd_log[tgtd_log_before.min(tgtd_log.len())..].contains(&refused),
         "tgtd did not log \"{refused}\":\n{tgtd_log}"
     );
-    tgt.set_password(1, &vol.user, &vol.password);
+    tgt.set_password(1, &vol.user, &vol.password, Chap::Incoming);
     t.mark("wrong-CHAP boot");
 
     // 6b. Mutual CHAP is checked by the firmware: a target that answers
     // with another secret than the node's reverse_auth_password is refused.
     if let Some((user, password)) = &reverse {
-        tgt.set_outgoing_password(1, user, &hex(8));
+        tgt.set_password(1, user, &hex(8), Chap::Outgoing);
         let bad = machine.boot("bios", &format!("{storage}-wrong-reverse-chap"), BIOS_LIMIT);
         bad.expect(
             &[
@@ -1369,7 +1335,7 @@ fn run_flow(storage: &'static str) {
             ],
             &["Registered SAN device", &vol.token],
         );
-        tgt.set_outgoing_password(1, user, password);
+        tgt.set_password(1, user, password, Chap::Outgoing);
         t.mark("wrong-reverse-CHAP boot");
     }
 

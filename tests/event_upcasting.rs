@@ -5,10 +5,8 @@
 
 mod common;
 
-use common::audit::{cmd, db, enroll, target, verb, Backend};
+use common::audit::{cmd, db, enroll, iscsi_capable, port, target, verb, Backend};
 use cqrs_es::persist::SerializedEvent;
-use ironledger::domain::node::commands::NewPort;
-use ironledger::domain::patch::PatchOp;
 use ironledger::domain::NodeCommand;
 use ironledger::secrets::MasterKey;
 use serde_json::json;
@@ -36,31 +34,8 @@ async fn old_format_events_are_read_everywhere(backend: Backend) {
     let store = d.store.store.clone();
     let node = enroll(&engine, "old-node").await;
     // What a deploy needs to be accepted: the capability, a port, a boot volume.
-    cmd(
-        &engine,
-        node,
-        NodeCommand::Patch {
-            ops: vec![PatchOp {
-                op: "add".into(),
-                path: "/properties/capabilities".into(),
-                value: Some(json!("iscsi_boot:True")),
-            }],
-        },
-        "admin",
-    )
-    .await;
-    cmd(
-        &engine,
-        node,
-        NodeCommand::AddPort(NewPort {
-            uuid: uuid::Uuid::new_v4(),
-            address: "52:54:00:aa:bb:07".into(),
-            pxe_enabled: true,
-            extra: Default::default(),
-        }),
-        "admin",
-    )
-    .await;
+    iscsi_capable(&engine, node).await;
+    port(&engine, node, "52:54:00:aa:bb:07").await;
     target(&engine, node, "vol-old", "old-Secret-1").await;
     for v in ["manage", "provide", "deploy"] {
         cmd(&engine, node, verb(v), "operator").await;

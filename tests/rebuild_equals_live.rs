@@ -45,6 +45,23 @@ fn next_step(state: ProvisionState) -> NodeCommand {
     }
 }
 
+/// A new iSCSI target with `boot_index` on a random volume, with the
+/// properties a boot script needs.
+fn create_target(rng: &mut StdRng, boot_index: i64) -> NodeCommand {
+    NodeCommand::CreateTarget(NewTarget {
+        uuid: Uuid::new_v4(),
+        volume_type: "iscsi".into(),
+        boot_index,
+        volume_id: format!("vol-{}", rng.gen_range(0..100)),
+        properties: json!({"target_iqn": "iqn.x", "target_lun": 0,
+                           "target_portal": "192.0.2.10:3260"})
+        .as_object()
+        .unwrap()
+        .clone(),
+        extra: Map::new(),
+    })
+}
+
 /// A random command for `node`, mostly legal: it follows the node's life,
 /// edits it, and adds or removes children it has; a share of illegal commands
 /// (wrong state, duplicates, missing children) checks that refusals leave no trace.
@@ -98,18 +115,7 @@ fn random_command(rng: &mut StdRng, node: Uuid, known: &Node) -> NodeCommand {
                     extra: Map::new(),
                 })
             } else if !known.targets.iter().any(|t| t.boot_index == 0) {
-                NodeCommand::CreateTarget(NewTarget {
-                    uuid: Uuid::new_v4(),
-                    volume_type: "iscsi".into(),
-                    boot_index: 0,
-                    volume_id: format!("vol-{}", rng.gen_range(0..100)),
-                    properties: json!({"target_iqn": "iqn.x", "target_lun": 0,
-                                       "target_portal": "192.0.2.10:3260"})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-                    extra: Map::new(),
-                })
+                create_target(rng, 0)
             } else {
                 patch("/properties/capabilities", json!("iscsi_boot:True"))
             }
@@ -173,18 +179,10 @@ fn random_command(rng: &mut StdRng, node: Uuid, known: &Node) -> NodeCommand {
                 ops: vec![],
             },
         },
-        26..=28 => NodeCommand::CreateTarget(NewTarget {
-            uuid: Uuid::new_v4(),
-            volume_type: "iscsi".into(),
-            boot_index: rng.gen_range(0..3),
-            volume_id: format!("vol-{}", rng.gen_range(0..100)),
-            properties: json!({"target_iqn": "iqn.x", "target_lun": 0,
-                               "target_portal": "192.0.2.10:3260"})
-            .as_object()
-            .unwrap()
-            .clone(),
-            extra: Map::new(),
-        }),
+        26..=28 => {
+            let boot_index = rng.gen_range(0..3);
+            create_target(rng, boot_index)
+        }
         29 => match known.targets.first() {
             Some(t) => NodeCommand::PatchTarget {
                 uuid: t.uuid,

@@ -811,24 +811,7 @@ impl LogStore for SqliteStore {
             .collect();
         let rows = self.page(model, &select, query).await?;
         rows.iter()
-            .map(|row| {
-                let keys = columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, col)| {
-                        Ok(if rows::is_int(col) {
-                            row.try_get::<Option<i64>, _>(i + 1)
-                                .map_err(sql_error)?
-                                .map_or(Key::Null, Key::Int)
-                        } else {
-                            Key::opt_text(
-                                row.try_get::<Option<String>, _>(i + 1).map_err(sql_error)?,
-                            )
-                        })
-                    })
-                    .collect::<Result<_, StoreError>>()?;
-                Ok((row.try_get(0).map_err(sql_error)?, keys))
-            })
+            .map(|row| super::row_keys_of(row, columns))
             .collect()
     }
 

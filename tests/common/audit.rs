@@ -251,19 +251,8 @@ pub async fn target(e: &Engine, node: Uuid, volume: &str, password: &str) -> Uui
     t
 }
 
-pub async fn cmd(e: &Engine, node: Uuid, c: NodeCommand, actor: &str) {
-    e.node(node, c, &meta(actor)).await.unwrap();
-}
-
-pub fn verb(v: &str) -> NodeCommand {
-    NodeCommand::Provision(ProvisionRequest::verb(v))
-}
-
-/// node-0: enrolled, connector, port, target A (CHAP), manage, provide,
-/// deploy (active), undeploy (targets purged, available), target B, deploy
-/// again (active). node-1: enrolled with a CHAP target, then deleted.
-pub async fn scenario(e: &Engine) -> Scenario {
-    let node = enroll(e, "node-0").await;
+/// Gives `node` the `iscsi_boot` capability (a volume boot needs it).
+pub async fn iscsi_capable(e: &Engine, node: Uuid) {
     cmd(
         e,
         node,
@@ -277,6 +266,38 @@ pub async fn scenario(e: &Engine) -> Scenario {
         "admin",
     )
     .await;
+}
+
+/// Adds a PXE port with `mac` to `node`.
+pub async fn port(e: &Engine, node: Uuid, mac: &str) {
+    cmd(
+        e,
+        node,
+        NodeCommand::AddPort(NewPort {
+            uuid: Uuid::new_v4(),
+            address: mac.into(),
+            pxe_enabled: true,
+            extra: Map::new(),
+        }),
+        "admin",
+    )
+    .await;
+}
+
+pub async fn cmd(e: &Engine, node: Uuid, c: NodeCommand, actor: &str) {
+    e.node(node, c, &meta(actor)).await.unwrap();
+}
+
+pub fn verb(v: &str) -> NodeCommand {
+    NodeCommand::Provision(ProvisionRequest::verb(v))
+}
+
+/// node-0: enrolled, connector, port, target A (CHAP), manage, provide,
+/// deploy (active), undeploy (targets purged, available), target B, deploy
+/// again (active). node-1: enrolled with a CHAP target, then deleted.
+pub async fn scenario(e: &Engine) -> Scenario {
+    let node = enroll(e, "node-0").await;
+    iscsi_capable(e, node).await;
     cmd(
         e,
         node,
@@ -289,18 +310,7 @@ pub async fn scenario(e: &Engine) -> Scenario {
         "admin",
     )
     .await;
-    cmd(
-        e,
-        node,
-        NodeCommand::AddPort(NewPort {
-            uuid: Uuid::new_v4(),
-            address: "52:54:00:aa:bb:01".into(),
-            pxe_enabled: true,
-            extra: Map::new(),
-        }),
-        "admin",
-    )
-    .await;
+    port(e, node, "52:54:00:aa:bb:01").await;
     let target_a = target(e, node, "vol-a", SECRET_A).await;
     cmd(e, node, verb("manage"), "admin").await;
     cmd(e, node, verb("provide"), "admin").await;

@@ -197,15 +197,9 @@ pub fn node(doc: &NodeDoc, view: &View, selected: Option<&[String]>) -> Value {
 }
 
 /// The fields [`summary`] can answer: those a node's row holds as columns
-/// with the very value [`all_fields`] shows (the default list's fields).
-pub const SUMMARY_FIELDS: &[&str] = &[
-    "uuid",
-    "name",
-    "instance_uuid",
-    "power_state",
-    "provision_state",
-    "maintenance",
-];
+/// (named as the fields) with the very value [`all_fields`] shows (the
+/// default list's fields).
+pub const SUMMARY_FIELDS: &[&str] = crate::projections::nodes::SUMMARY_COLUMNS;
 
 /// The node as [`node`] answers it with `selected` fields, all of them among
 /// [`SUMMARY_FIELDS`], from its row's columns alone.
