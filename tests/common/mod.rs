@@ -71,17 +71,9 @@ pub async fn sqlite() -> TestStore {
 
 pub async fn postgres() -> TestStore {
     let (pool, schema) = postgres_schema(10).await;
-    let store = {
-        // One migration at a time: PostgreSQL numbers an event only once
-        // every older transaction of the *database* has ended (see
-        // `store::postgres`), and the tests share one database, so a stream
-        // of overlapping migration transactions of other tests' schemas
-        // would hold back this test's reads of its own writes.
-        let _one = SCHEMA_DDL.lock().await;
-        PostgresStore::from_pool(pool.clone())
-            .await
-            .expect("migrate the test schema")
-    };
+    let store = PostgresStore::from_pool(pool.clone())
+        .await
+        .expect("migrate the test schema");
     TestStore {
         store: Arc::new(store),
         pg_pool: Some(pool),
@@ -160,15 +152,17 @@ pub async fn postgres_schema(max_connections: u32) -> (PgPool, SchemaGuard) {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(60))
-        .connect_with(options.options([("search_path", schema.as_str())]))
+        // Named after the schema, so that its sessions can be found when
+        // the test ends (see `SchemaGuard`).
+        .connect_with(
+            options
+                .options([("search_path", schema.as_str())])
+                .application_name(&schema),
+        )
         .await
         .unwrap_or_else(|e| pg_unusable(&url, e));
     (pool, guard)
 }
-
-/// Serializes the tests' schema migrations within a test binary (see
-/// [`postgres`]).
-static SCHEMA_DDL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Drops the test's schema when the test ends, pass or fail.
 pub struct SchemaGuard(pub String);
@@ -189,6 +183,20 @@ impl Drop for SchemaGuard {
             runtime.block_on(async {
                 let url = test_url();
                 let mut conn = PgConnectOptions::from_str(&url)?.connect().await?;
+                // A test whose runtime ended while a task was inside a
+                // transaction (the projector's worker sequencing, say)
+                // leaves that session idle in transaction: it would hold
+                // every other test's sequencing back (PostgreSQL numbers an
+                // event only once every older transaction of the database
+                // has ended) and this DROP waiting for its locks. The test
+                // is over, so its sessions go first.
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                      WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&schema)
+                .execute(&mut conn)
+                .await?;
                 sqlx::raw_sql(&format!(
                     "SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
                 ))
