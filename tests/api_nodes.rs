@@ -1470,6 +1470,7 @@ async fn validate_on(api: &Api) {
             address: "52:54:00:12:34:56".into(),
             pxe_enabled: true,
             extra: Map::new(),
+            ..Default::default()
         }),
     )
     .await;

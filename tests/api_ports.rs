@@ -174,6 +174,156 @@ async fn create_and_show() {
     assert_eq!(keys(&a.body), ["address", "links", "pxe_enabled"]);
 }
 
+/// The network fields Nova, Neutron and inspection send are kept, shown and
+/// patched as in Ironic 39: `switch_id` in lower case, a datapath ID as well
+/// as a MAC, a Smart NIC port with its host, a port with no link at all; the
+/// link and the physical network are connectivity attributes (changed only in
+/// enroll/manageable/inspecting or maintenance), `is_smartnic` is not.
+#[tokio::test]
+async fn network_fields() {
+    let api = common::api::start(common::memory().await).await;
+    let n = node(&api, None).await;
+    let a = api
+        .post(
+            "/v1/ports",
+            json!({"node_uuid": n, "address": "52:54:00:00:00:01",
+                   "local_link_connection": {"switch_id": "AA:BB:CC:DD:EE:FF", "port_id": "Eth1/1", "switch_info": "sw1"},
+                   "physical_network": "physnet1"}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    let p = a.body["uuid"].as_str().unwrap().to_string();
+    assert_eq!(
+        a.body["local_link_connection"],
+        json!({"switch_id": "aa:bb:cc:dd:ee:ff", "port_id": "Eth1/1", "switch_info": "sw1"})
+    );
+    assert_eq!(a.body["physical_network"], "physnet1");
+    assert_eq!(a.body["is_smartnic"], false);
+    let shown = api.get(&format!("/v1/ports/{p}")).await.body;
+    assert_eq!(shown, a.body, "shown as created");
+
+    for (mac, body, link, smartnic) in [
+        (
+            "52:54:00:00:00:02",
+            json!({"local_link_connection": {"switch_id": "00000000ABCDEF01", "port_id": "x"}}),
+            json!({"switch_id": "00000000abcdef01", "port_id": "x"}),
+            false,
+        ),
+        (
+            "52:54:00:00:00:03",
+            json!({"is_smartnic": "yes", "local_link_connection": {"hostname": "bf1", "port_id": "rep0-0"}}),
+            json!({"hostname": "bf1", "port_id": "rep0-0"}),
+            true,
+        ),
+        (
+            "52:54:00:00:00:04",
+            json!({"is_smartnic": true}),
+            json!({}),
+            true,
+        ),
+        (
+            "52:54:00:00:00:05",
+            json!({"local_link_connection": {"network_type": "unmanaged"}}),
+            json!({"network_type": "unmanaged"}),
+            false,
+        ),
+    ] {
+        let mut body = body;
+        body["node_uuid"] = json!(n);
+        body["address"] = json!(mac);
+        let a = api.post("/v1/ports", body).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{mac}: {:?}", a.body);
+        assert_eq!(a.body["local_link_connection"], link, "{mac}");
+        assert_eq!(a.body["is_smartnic"], smartnic, "{mac}");
+    }
+
+    // Sorted by a network field (ties in creation order, as in Ironic).
+    let a = api
+        .get("/v1/ports?sort_key=is_smartnic&sort_dir=desc&fields=address,is_smartnic")
+        .await;
+    let order: Vec<&str> = a.body["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(order.len(), 5);
+    assert_eq!(&order[..2], ["52:54:00:00:00:04", "52:54:00:00:00:03"]);
+
+    // Patched by a sub-path, and removed; the node is in enroll, where
+    // connectivity may change.
+    let path = format!("/v1/ports/{p}");
+    let a = api
+        .patch(&path, json!([{"op": "replace", "path": "/local_link_connection/switch_id", "value": "AA:AA:AA:AA:AA:AA"},
+                             {"op": "replace", "path": "/physical_network", "value": null},
+                             {"op": "replace", "path": "/is_smartnic", "value": "true"}]))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(
+        a.body["local_link_connection"]["switch_id"],
+        "aa:aa:aa:aa:aa:aa"
+    );
+    assert_eq!(a.body["physical_network"], Value::Null);
+    assert_eq!(a.body["is_smartnic"], true);
+    // OVN VTEP keys can be patched in (as in Ironic) but are shown below 1.90
+    // as no link at all.
+    let a = api
+        .patch(&path, json!([{"op": "add", "path": "/local_link_connection", "value": {"port_id": "p", "vtep-logical-switch": "a", "vtep-physical-switch": "b"}}]))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["local_link_connection"], json!({}));
+    let a = api
+        .patch(
+            &path,
+            json!([{"op": "remove", "path": "/local_link_connection"}]),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["local_link_connection"], json!({}));
+
+    // On an available node the link and the physical network are refused,
+    // is_smartnic is not.
+    let meta = Meta::actor("test");
+    for verb in ["manage", "provide"] {
+        api.engine
+            .node(
+                n,
+                NodeCommand::Provision(ironledger::domain::node::commands::ProvisionRequest::verb(
+                    verb,
+                )),
+                &meta,
+            )
+            .await
+            .unwrap();
+    }
+    let before = events_of(&api, n).await;
+    for ops in [
+        json!([{"op": "add", "path": "/local_link_connection", "value": {"network_type": "unmanaged"}}]),
+        json!([{"op": "add", "path": "/physical_network", "value": "physnet2"}]),
+    ] {
+        let a = api.patch(&path, ops.clone()).await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{ops}: {:?}", a.body);
+        assert!(
+            a.error()
+                .contains("can not have any connectivity attributes"),
+            "{}",
+            a.error()
+        );
+    }
+    assert_eq!(
+        events_of(&api, n).await,
+        before,
+        "no refusal wrote anything"
+    );
+    let a = api
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": "/is_smartnic", "value": false}]),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+}
+
 #[tokio::test]
 async fn create_errors() {
     let api = common::api::start(common::memory().await).await;
@@ -200,14 +350,44 @@ async fn create_errors() {
         post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "pxe_enabled": 1}), 400, "Schema error for port: 1 is not of type 'string', 'boolean', 'null'"),
         post(json!({"node_uuid": n2, "address": 5}), 400, "Schema error for port: 5 is not of type 'string'"),
         post(json!({"node_uuid": "vprobe", "address": "52:54:00:aa:bb:03"}), 400, "Expected UUID for node_uuid: vprobe"),
-        post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "physical_network": "physnet1"}), 400,
-             "ironledger does not model the port field physical_network; it can only be empty."),
+        // The network fields, with Ironic 39's answers to the same bodies.
+        post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "local_link_connection": {"switch_id": "aa:bb:cc:dd:ee:ff", "port_id": "Eth1/1", "foo": "x"}}), 400,
+             "Schema error for local_link_connection: {'foo': 'x', 'port_id': 'Eth1/1', 'switch_id': 'aa:bb:cc:dd:ee:ff'} is not valid under any of the given schemas. Possible root cause: Additional properties are not allowed ('foo' was unexpected)"),
         post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "local_link_connection": {"port_id": "x"}}), 400,
-             "ironledger does not model the port field local_link_connection; it can only be empty."),
+             "Schema error for local_link_connection: {'port_id': 'x'} is not valid under any of the given schemas. Possible root cause: 'switch_id' is a required property"),
+        post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "local_link_connection": {"switch_id": "nope", "port_id": "x"}}), 400,
+             "Expected a MAC address or OpenFlow datapath ID but received nope."),
+        post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "local_link_connection": {"network_type": "managed"}}), 400,
+             "Schema error for local_link_connection: 'managed' is not one of ['unmanaged']"),
+        post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "local_link_connection": []}), 400,
+             "Schema error for port: [] is not of type 'null', 'object'"),
+        post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "is_smartnic": true, "local_link_connection": {"switch_id": "aa:bb:cc:dd:ee:ff", "port_id": "x"}}), 400,
+             "Smart NIC port must have port_id and hostname in local_link_connection"),
+        post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "physical_network": ""}), 400,
+             "A non-empty value is required when setting physical_network"),
+        post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "physical_network": "x".repeat(65)}), 400,
+             &format!("Schema error for port: '{}' is too long", "x".repeat(65))),
+        // OVN VTEP switches came with 1.90.
+        post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "local_link_connection": {"port_id": "x", "vtep-logical-switch": "a", "vtep-physical-switch": "b"}}), 406,
+             "Request not acceptable."),
         post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "portgroup_uuid": MISSING}), 400, &format!("Portgroup {MISSING} could not be found.")),
         post(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:03", "name": "eth0"}), 406, "Request not acceptable."),
         c(Method::POST, format!("/v1/nodes/{n}/ports"), Some(json!({"node_uuid": n, "address": "52:54:00:aa:bb:08"})), 400, "Malformed request URI."),
     ];
+    // network_type came with 1.64; a bad one is refused before the version.
+    for (network_type, status, msg) in [
+        ("unmanaged", 406, "Request not acceptable.".to_string()),
+        ("bogus", 400, "Schema error for local_link_connection: {'network_type': 'bogus'} is not valid under any of the given schemas. Possible root cause: 'port_id' is a required property".to_string()),
+    ] {
+        cases.push((
+            Method::POST,
+            "/v1/ports".into(),
+            Some(json!({"node_uuid": n2, "address": "52:54:00:aa:bb:07", "local_link_connection": {"network_type": network_type}})),
+            "1.63",
+            status,
+            msg,
+        ));
+    }
     // Fields newer than the request → 406.
     cases.push((
         Method::POST,
@@ -554,8 +734,13 @@ async fn show_patch_delete() {
         c(Method::PATCH, path.clone(), Some(json!([{"op": "remove", "path": "/address"}])), 400, schema("'address' is a required property")),
         c(Method::PATCH, path.clone(), Some(json!([{"op": "replace", "path": "/node_uuid", "value": MISSING}])), 400,
           format!("Unable to apply the requested node_uuid '{MISSING}'. Requested value was invalid.")),
-        c(Method::PATCH, path.clone(), Some(json!([{"op": "replace", "path": "/physical_network", "value": "p"}])), 400,
-          "ironledger does not model the port field physical_network; it can only be empty."),
+        c(Method::PATCH, path.clone(), Some(json!([{"op": "replace", "path": "/physical_network", "value": ""}])), 400,
+          "A non-empty value is required when setting physical_network"),
+        c(Method::PATCH, path.clone(), Some(json!([{"op": "add", "path": "/local_link_connection/port_id", "value": 5}])), 400,
+          "Schema error for local_link_connection: {'port_id': 5} is not valid under any of the given schemas. Possible root cause: 'switch_id' is a required property"),
+        c(Method::PATCH, path.clone(), Some(json!([{"op": "replace", "path": "/is_smartnic", "value": "maybe"}])), 400,
+          "Invalid is_smartnic: Unrecognized value 'maybe', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"),
+        (Method::PATCH, path.clone(), Some(json!([{"op": "add", "path": "/local_link_connection/network_type", "value": "unmanaged"}])), "1.63", 406, "Request not acceptable.".into()),
         (Method::PATCH, path.clone(), Some(json!([{"op": "replace", "path": "/pxe_enabled", "value": false}])), "1.18", 406, "Request not acceptable.".into()),
     ]).await;
     assert_eq!(

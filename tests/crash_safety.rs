@@ -160,6 +160,7 @@ async fn node_of(
             ),
             pxe_enabled: true,
             extra: Map::new(),
+            ..Default::default()
         }),
         NodeCommand::CreateTarget(NewTarget {
             uuid: Uuid::new_v4(),

@@ -150,6 +150,7 @@ async fn guide_node(r: &Rig, storage: &str) -> Uuid {
             address: mac,
             pxe_enabled: true,
             extra: Map::new(),
+            ..Default::default()
         }),
         &meta(),
     )
@@ -905,6 +906,7 @@ async fn the_mac_links_of_a_deployed_node_follow_its_ports() {
             address: new_mac.into(),
             pxe_enabled: true,
             extra: Map::new(),
+            ..Default::default()
         }),
         &meta(),
     )

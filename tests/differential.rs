@@ -64,6 +64,9 @@ const VOL_2: &str = "11111111-2222-4333-8444-555555555552";
 const VOL_3: &str = "11111111-2222-4333-8444-555555555553";
 const PORT_B: &str = "90000000-0000-4000-8000-0000000000b1";
 const MAC_B: &str = "52:54:00:00:00:0b";
+/// A second port of node B, with the network fields; deleted again.
+const PORT_C: &str = "90000000-0000-4000-8000-0000000000c1";
+const MAC_C: &str = "52:54:00:00:00:0c";
 
 const FIXED_UUIDS: &[&str] = &[
     NODE_OLD, NODE_A, NODE_B, MISSING, CONN_A1, CONN_A2, CONN_B1, TGT_A0, TGT_A1, TGT_B0, VOL_1,
@@ -1257,6 +1260,83 @@ fn requests() -> Vec<Req> {
         port(&format!("/{PORT_B}")),
         V1_78,
         json!([{"op": "replace", "path": "/address", "value": "zz"}]),
+    ));
+    // The network fields (node B is in enroll, where they may change).
+    let link_port = |name: &str, extra: Value| {
+        let mut body = json!({"node_uuid": NODE_B, "address": "52:54:00:00:00:0d"});
+        for (k, v) in extra.as_object().expect("fields") {
+            body[k] = v.clone();
+        }
+        post(name, port(""), V1_78, body)
+    };
+    r.push(post(
+        "port-create-network",
+        port(""),
+        V1_78,
+        json!({"uuid": PORT_C, "node_uuid": NODE_B, "address": MAC_C, "physical_network": "physnet1",
+               "local_link_connection": {"switch_id": "AA:BB:CC:DD:EE:FF", "port_id": "Eth1/1", "switch_info": "sw1"}}),
+    ));
+    r.push(link_port(
+        "port-create-link-extra-key",
+        json!({"local_link_connection": {"switch_id": "aa:bb:cc:dd:ee:ff", "port_id": "Eth1/1", "foo": "x"}}),
+    ));
+    r.push(link_port(
+        "port-create-link-no-port-id",
+        json!({"local_link_connection": {"switch_id": "aa:bb:cc:dd:ee:ff"}}),
+    ));
+    r.push(link_port(
+        "port-create-link-bad-switch",
+        json!({"local_link_connection": {"switch_id": "nope", "port_id": "x"}}),
+    ));
+    r.push(link_port(
+        "port-create-link-managed-only",
+        json!({"local_link_connection": {"network_type": "managed"}}),
+    ));
+    r.push(link_port(
+        "port-create-smartnic-no-host",
+        json!({"is_smartnic": true, "local_link_connection": {"switch_id": "aa:bb:cc:dd:ee:ff", "port_id": "x"}}),
+    ));
+    r.push(link_port(
+        "port-create-physnet-empty",
+        json!({"physical_network": ""}),
+    ));
+    r.push(link_port(
+        "port-create-link-vtep",
+        json!({"local_link_connection": {"port_id": "x", "vtep-logical-switch": "a", "vtep-physical-switch": "b"}}),
+    ));
+    r.push(post(
+        "port-create-network-type-1.63",
+        port(""),
+        Some("1.63"),
+        json!({"node_uuid": NODE_B, "address": "52:54:00:00:00:0d", "local_link_connection": {"network_type": "unmanaged"}}),
+    ));
+    r.push(patch(
+        "port-patch-link-switch-id",
+        port(&format!("/{PORT_C}")),
+        V1_78,
+        json!([{"op": "replace", "path": "/local_link_connection/switch_id", "value": "AA:AA:AA:AA:AA:AA"}]),
+    ));
+    r.push(patch(
+        "port-patch-link-bad-port-id",
+        port(&format!("/{PORT_C}")),
+        V1_78,
+        json!([{"op": "add", "path": "/local_link_connection/port_id", "value": 5}]),
+    ));
+    r.push(patch(
+        "port-patch-smartnic",
+        port(&format!("/{PORT_C}")),
+        V1_78,
+        json!([{"op": "replace", "path": "/is_smartnic", "value": "true"}]),
+    ));
+    r.push(get(
+        "port-list-sort-physnet",
+        port("?sort_key=physical_network&sort_dir=desc&fields=uuid,physical_network,is_smartnic"),
+        V1_78,
+    ));
+    r.push(delete(
+        "port-delete-network",
+        port(&format!("/{PORT_C}")),
+        V1_78,
     ));
     r.push(patch(
         "node-set-capabilities-b",

@@ -253,6 +253,7 @@ async fn names_macs_and_uuids_are_unique_across_nodes(t: common::TestStore) {
             address: mac.into(),
             pxe_enabled: true,
             extra: Map::new(),
+            ..Default::default()
         })
     };
     engine

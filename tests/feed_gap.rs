@@ -338,6 +338,7 @@ async fn a_claim_taker_waits_before_it_writes() {
                 address: mac.into(),
                 pxe_enabled: true,
                 extra: serde_json::Map::new(),
+                ..Default::default()
             };
             engine
                 .node(b, NodeCommand::AddPort(port), &Meta::actor("test"))

@@ -48,6 +48,7 @@ fn port(mac_suffix: u64) -> NodeCommand {
         ),
         pxe_enabled: true,
         extra: Map::new(),
+        ..Default::default()
     })
 }
 

@@ -113,6 +113,7 @@ fn random_command(rng: &mut StdRng, node: Uuid, known: &Node) -> NodeCommand {
                     address: mac,
                     pxe_enabled: true,
                     extra: Map::new(),
+                    ..Default::default()
                 })
             } else if !known.targets.iter().any(|t| t.boot_index == 0) {
                 create_target(rng, 0)
@@ -207,6 +208,7 @@ fn random_command(rng: &mut StdRng, node: Uuid, known: &Node) -> NodeCommand {
             address: mac,
             pxe_enabled: true,
             extra: Map::new(),
+            ..Default::default()
         }),
         34 => match known.ports.first() {
             Some(p) => NodeCommand::RemovePort { uuid: p.uuid },

@@ -475,6 +475,7 @@ async fn deploy_renders_the_decrypted_chap_into_the_script() {
         address: "52:54:00:cc:dd:01".into(),
         pxe_enabled: true,
         extra: Map::new(),
+        ..Default::default()
     }))
     .await;
     run(NodeCommand::CreateTarget(NewTarget {

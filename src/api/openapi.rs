@@ -292,6 +292,15 @@ pub fn refinements(resource: Resource, config: &Config) -> Vec<(String, Value)> 
             ("node_ident", logical_name()),
             ("uuid", uuid_format()),
             ("pxe_enabled", boolish()),
+            ("is_smartnic", boolish()),
+            (
+                "local_link_connection",
+                json!({"description": "Where the port is cabled, text values only: switch_id (a MAC or a 16-hex-digit OpenFlow datapath ID) and port_id (+ switch_info); or hostname and port_id (a Smart NIC, which is_smartnic requires); or network_type unmanaged alone; or {}"}),
+            ),
+            (
+                "physical_network",
+                json!({"description": "The physical network the port is on; null, or a non-empty name"}),
+            ),
         ]),
         Resource::Connector => named(vec![
             ("node_uuid", uuid_format()),

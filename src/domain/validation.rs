@@ -609,6 +609,7 @@ mod tests {
             address: "52:54:00:00:00:01".into(),
             pxe_enabled: true,
             extra: Default::default(),
+            ..Default::default()
         });
         let all = validate(&n, &ValidationEnv::default());
         let get = |k: &str| all.iter().find(|(x, _)| *x == k).unwrap().1.clone();
@@ -685,6 +686,7 @@ mod tests {
             address: "52:54:00:00:00:01".into(),
             pxe_enabled: true,
             extra: Default::default(),
+            ..Default::default()
         });
         n.properties
             .insert("capabilities".into(), json!("iscsi_boot:true"));

@@ -278,6 +278,7 @@ pub async fn port(e: &Engine, node: Uuid, mac: &str) {
             address: mac.into(),
             pxe_enabled: true,
             extra: Map::new(),
+            ..Default::default()
         }),
         "admin",
     )

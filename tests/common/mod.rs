@@ -294,6 +294,7 @@ pub fn enroll_bootable(id: uuid::Uuid, volume: &str) -> Vec<ironledger::domain::
             address: format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3]),
             pxe_enabled: true,
             extra: Default::default(),
+            ..Default::default()
         }),
         NodeCommand::AddConnector(NewConnector {
             uuid: uuid::Uuid::new_v4(),

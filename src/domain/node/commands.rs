@@ -55,13 +55,19 @@ impl EnrollNode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NewPort {
     pub uuid: Uuid,
     pub address: String,
     pub pxe_enabled: bool,
     #[serde(default)]
     pub extra: Map<String, Value>,
+    #[serde(default)]
+    pub local_link_connection: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub physical_network: Option<String>,
+    #[serde(default)]
+    pub is_smartnic: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

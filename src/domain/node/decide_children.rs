@@ -13,6 +13,7 @@ use crate::domain::error::DomainError;
 use crate::domain::patch::{self, PatchOp};
 use crate::domain::state::ProvisionState;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 const CONNECTOR_FIELDS: &[&str] = &["connector_id", "extra", "node_uuid", "type"];
@@ -24,7 +25,15 @@ const TARGET_FIELDS: &[&str] = &[
     "volume_id",
     "volume_type",
 ];
-const PORT_FIELDS: &[&str] = &["address", "extra", "node_uuid", "pxe_enabled"];
+const PORT_FIELDS: &[&str] = &[
+    "address",
+    "extra",
+    "is_smartnic",
+    "local_link_connection",
+    "node_uuid",
+    "physical_network",
+    "pxe_enabled",
+];
 
 /// Reads an object field of a patched document: `null` means empty.
 fn object_field(doc: &Map<String, Value>, field: &str) -> Result<Map<String, Value>, DomainError> {
@@ -35,6 +44,57 @@ fn object_field(doc: &Map<String, Value>, field: &str) -> Result<Map<String, Val
             "Invalid {field}: {other} is not of type 'object'"
         ))),
     }
+}
+
+/// Reads a port's `local_link_connection` from a patched document: an object
+/// of text values (`null` means empty), its `switch_id` in lower case (a MAC
+/// address or an OpenFlow datapath ID, both case-insensitive).
+fn link_field(doc: &Map<String, Value>) -> Result<BTreeMap<String, String>, DomainError> {
+    object_field(doc, "local_link_connection")?
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k, s)),
+            other => Err(DomainError::Invalid(format!(
+                "Invalid local_link_connection: {other} is not of type 'string'"
+            ))),
+        })
+        .collect::<Result<_, _>>()
+        .map(lower_switch_id)
+}
+
+/// Reads an optional boolean field of a patched document (`null` or absent:
+/// `default`).
+fn bool_field(doc: &Map<String, Value>, field: &str, default: bool) -> Result<bool, DomainError> {
+    match doc.get(field) {
+        Some(Value::Bool(b)) => Ok(*b),
+        None | Some(Value::Null) => Ok(default),
+        Some(other) => Err(DomainError::Invalid(format!(
+            "Invalid {field}: {other} is not of type 'boolean'"
+        ))),
+    }
+}
+
+/// Reads an optional string field of a patched document.
+fn optional_string_field(
+    doc: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, DomainError> {
+    match doc.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(DomainError::Invalid(format!(
+            "Invalid {field}: {other} is not of type 'string'"
+        ))),
+    }
+}
+
+/// A link with its `switch_id` in lower case (MACs and datapath IDs are
+/// case-insensitive; Ironic stores them in lower case).
+fn lower_switch_id(mut link: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    if let Some(id) = link.get_mut("switch_id") {
+        *id = id.to_ascii_lowercase();
+    }
+    link
 }
 
 /// Reads a required string field of a patched document.
@@ -128,12 +188,16 @@ impl Node {
             )));
         }
         self.check_port_unique(&address, None)?;
+        let physical_network = p.physical_network.filter(|n| !n.is_empty());
         Ok(vec![NodeEvent::PortAdded {
             port: Port {
                 uuid: p.uuid,
                 address,
                 pxe_enabled: p.pxe_enabled,
                 extra: p.extra,
+                local_link_connection: lower_switch_id(p.local_link_connection),
+                physical_network,
+                is_smartnic: p.is_smartnic,
             },
         }])
     }
@@ -147,6 +211,9 @@ impl Node {
         let doc = json!({
             "address": before.address, "pxe_enabled": before.pxe_enabled,
             "extra": before.extra, "node_uuid": self.id(),
+            "local_link_connection": before.local_link_connection,
+            "physical_network": before.physical_network,
+            "is_smartnic": before.is_smartnic,
         });
         let out = patch::apply(doc.as_object().expect("object"), ops, PORT_FIELDS)?;
         self.check_same_node(&out)?;
@@ -154,26 +221,34 @@ impl Node {
         let address = normalize_mac(&raw).ok_or_else(|| {
             DomainError::Invalid(format!("Expected a MAC address but received {raw}."))
         })?;
-        let pxe_enabled = match out.get("pxe_enabled") {
-            Some(Value::Bool(b)) => *b,
-            None | Some(Value::Null) => true,
-            Some(other) => {
-                return Err(DomainError::Invalid(format!(
-                    "Invalid pxe_enabled: {other} is not of type 'boolean'"
-                )))
-            }
-        };
         let after = Port {
             uuid,
             address,
-            pxe_enabled,
+            pxe_enabled: bool_field(&out, "pxe_enabled", true)?,
             extra: object_field(&out, "extra")?,
+            local_link_connection: link_field(&out)?,
+            physical_network: optional_string_field(&out, "physical_network")?,
+            is_smartnic: bool_field(&out, "is_smartnic", false)?,
         };
+        if after.physical_network.as_deref() == Some("") {
+            return Err(DomainError::Invalid(
+                "A non-empty value is required when setting physical_network".into(),
+            ));
+        }
         // Ironic counts a field as changed once a patch sets it, even to the
         // value it had.
-        let pxe_touched =
-            after.pxe_enabled != before.pxe_enabled || ops.iter().any(|o| o.path == "/pxe_enabled");
-        self.check_port_update_state(&before, &after, pxe_touched)?;
+        let touched = |field: &str| {
+            let path = format!("/{field}");
+            ops.iter()
+                .any(|o| o.path == path || o.path.starts_with(&format!("{path}/")))
+        };
+        let connectivity_touched = after.pxe_enabled != before.pxe_enabled
+            || after.local_link_connection != before.local_link_connection
+            || after.physical_network != before.physical_network
+            || ["pxe_enabled", "local_link_connection", "physical_network"]
+                .into_iter()
+                .any(touched);
+        self.check_port_update_state(&before, &after, connectivity_touched)?;
         self.check_port_unique(&after.address, Some(uuid))?;
         if after == before {
             return Ok(vec![]);
@@ -184,14 +259,15 @@ impl Node {
     /// Ironic's conductor rules for a port update (`update_port`), both 409
     /// `InvalidState` and both lifted by maintenance: the MAC of a deployed node
     /// (active, or with an instance) stays, since its boot config is keyed by
-    /// it; `pxe_enabled` (a connectivity attribute) changes only in enroll,
-    /// inspecting, inspect wait or manageable. Ironic lists the attributes from
+    /// it; the connectivity attributes (`pxe_enabled`, `local_link_connection`,
+    /// `physical_network`: how the node reaches its networks) change only in
+    /// enroll, inspecting, inspect wait or manageable. Ironic lists the attributes from
     /// a Python set, in no fixed order; this is one of its orders.
     fn check_port_update_state(
         &self,
         before: &Port,
         after: &Port,
-        pxe_touched: bool,
+        connectivity_touched: bool,
     ) -> Result<(), DomainError> {
         if self.maintenance {
             return Ok(());
@@ -210,7 +286,7 @@ impl Node {
             ProvisionState::InspectWait,
             ProvisionState::Manageable,
         ];
-        if pxe_touched && !CONNECTIVITY_STATES.contains(&self.state()) {
+        if connectivity_touched && !CONNECTIVITY_STATES.contains(&self.state()) {
             return Err(DomainError::Conflict(format!(
                 "Port {} can not have any connectivity attributes (portgroup_id, pxe_enabled, local_link_connection, physical_network) updated unless node {} is in a enroll, inspecting, inspect wait, manageable state or in maintenance mode. The current state is {}.",
                 after.uuid,

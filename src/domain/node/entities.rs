@@ -8,10 +8,18 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// A network port of a node; its MAC gives the per-MAC iPXE entry point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The network fields (`local_link_connection`, `physical_network`,
+/// `is_smartnic`) are what Nova, Neutron and LLDP inspection record about
+/// where the port is cabled; ironledger keeps and shows them (its network
+/// interfaces, `noop` and `flat`, do not act on them). They are left out of an
+/// event when empty, so the events of ports recorded before they were modelled
+/// read back unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Port {
     pub uuid: Uuid,
     /// Lower-case, colon-separated MAC address.
@@ -19,6 +27,18 @@ pub struct Port {
     pub pxe_enabled: bool,
     #[serde(default)]
     pub extra: Map<String, Value>,
+    /// The switch port this port is cabled to (`switch_id`, `port_id`,
+    /// `switch_info`), or for a Smart NIC its `hostname` and `port_id`, or
+    /// `network_type: unmanaged`. Every value is text; `switch_id` is in lower
+    /// case.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub local_link_connection: BTreeMap<String, String>,
+    /// The physical network the port is on (Neutron's `physnet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_network: Option<String>,
+    /// A Smart NIC port (its link names the NIC's own host).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_smartnic: bool,
 }
 
 /// A volume connector: how the node presents itself to storage (an initiator IQN,

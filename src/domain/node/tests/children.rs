@@ -36,6 +36,7 @@ fn new_port(n: u128, address: &str) -> NewPort {
         address: address.into(),
         pxe_enabled: true,
         extra: Map::new(),
+        ..Default::default()
     }
 }
 
@@ -86,6 +87,7 @@ async fn a_port_is_added_with_its_mac_normalised() {
             address: "52:54:00:ab:cd:01".into(),
             pxe_enabled: true,
             extra: Map::new(),
+            ..Default::default()
         })]);
 }
 
@@ -159,6 +161,7 @@ async fn a_port_is_patched() {
         address: "52:54:00:aa:bb:cc".into(),
         pxe_enabled: false,
         extra: obj(json!({"switch": "sw1"})),
+        ..Default::default()
     };
     assert_eq!(
         events,
@@ -200,7 +203,7 @@ async fn port_patches_are_checked() {
         (
             vec![replace("/uuid", json!(port_uuid(9).to_string()))],
             DomainError::Invalid(
-                "Cannot patch /uuid. Only the following can be updated: address, extra, node_uuid, pxe_enabled."
+                "Cannot patch /uuid. Only the following can be updated: address, extra, is_smartnic, local_link_connection, node_uuid, physical_network, pxe_enabled."
                     .into(),
             ),
         ),
@@ -317,6 +320,95 @@ async fn port_updates_follow_the_node_state() {
         ops: vec![add("/extra/a", json!(1))],
     };
     assert!(run(mac(Active, false), extra).await.is_ok());
+}
+
+/// The link and the physical network are connectivity attributes like
+/// `pxe_enabled`; `is_smartnic` is not. A link's `switch_id` is kept in lower
+/// case however it is given.
+#[tokio::test]
+async fn port_network_fields_are_kept_and_gated() {
+    let link = json!({"switch_id": "AA:BB:CC:DD:EE:FF", "port_id": "Eth1/1"});
+    let events = run(
+        in_state(Manageable),
+        NodeCommand::AddPort(NewPort {
+            local_link_connection: [("switch_id", "00000000ABCDEF01"), ("port_id", "p")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            physical_network: Some("physnet1".into()),
+            is_smartnic: true,
+            ..new_port(1, "52:54:00:00:00:01")
+        }),
+    )
+    .await
+    .expect("added");
+    let NodeEvent::PortAdded { port: added } = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(added.local_link_connection["switch_id"], "00000000abcdef01");
+    assert_eq!(added.physical_network.as_deref(), Some("physnet1"));
+    assert!(added.is_smartnic);
+
+    let patch = |ops: Vec<PatchOp>| NodeCommand::PatchPort {
+        uuid: port_uuid(1),
+        ops,
+    };
+    let set_link = patch(vec![replace("/local_link_connection", link.clone())]);
+    let set_net = patch(vec![add("/physical_network", json!("physnet2"))]);
+    let sub_path = patch(vec![add(
+        "/local_link_connection/switch_info",
+        json!("sw1"),
+    )]);
+    let smartnic = patch(vec![replace("/is_smartnic", json!(true))]);
+    for state in [Manageable, Available, Active] {
+        let history = || node(state, Some("power off"), false, [port_added(port(1))]);
+        let gated = state != Manageable;
+        for cmd in [&set_link, &set_net, &sub_path] {
+            let result = run(history(), cmd.clone()).await;
+            assert_eq!(result.is_err(), gated, "{state} {cmd:?}: {result:?}");
+        }
+        assert!(run(history(), smartnic.clone()).await.is_ok(), "{state}");
+    }
+    let events = run(
+        node(Manageable, Some("power off"), false, [port_added(port(1))]),
+        set_link,
+    )
+    .await
+    .expect("patched");
+    let NodeEvent::PortUpdated { after, .. } = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        after.local_link_connection["switch_id"],
+        "aa:bb:cc:dd:ee:ff"
+    );
+    // Text only, and a physical network is never empty.
+    for bad in [
+        vec![add("/local_link_connection/port_id", json!(5))],
+        vec![replace("/physical_network", json!(""))],
+    ] {
+        let result = run(
+            node(Manageable, Some("power off"), false, [port_added(port(1))]),
+            patch(bad.clone()),
+        )
+        .await;
+        assert!(
+            matches!(result, Err(DomainError::Invalid(_))),
+            "{bad:?}: {result:?}"
+        );
+    }
+}
+
+/// A port recorded before the network fields were modelled reads back with
+/// them empty, and a port without them is recorded as it was then.
+#[test]
+fn ports_recorded_before_the_network_fields_read_back() {
+    let old = json!({"uuid": port_uuid(1), "address": "52:54:00:00:00:01", "pxe_enabled": true, "extra": {}});
+    let read: Port = serde_json::from_value(old.clone()).expect("reads");
+    assert!(read.local_link_connection.is_empty());
+    assert_eq!(read.physical_network, None);
+    assert!(!read.is_smartnic);
+    assert_eq!(serde_json::to_value(&read).expect("writes"), old);
 }
 
 #[tokio::test]

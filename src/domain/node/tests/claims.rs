@@ -288,6 +288,7 @@ async fn in_node_conflicts_read_like_cross_node_claims() {
                 address: "52:54:00:00:00:01".into(),
                 pxe_enabled: true,
                 extra: Map::new(),
+                ..Default::default()
             }),
             PORT_ADDRESS,
             "52:54:00:00:00:01".into(),
@@ -298,6 +299,7 @@ async fn in_node_conflicts_read_like_cross_node_claims() {
                 address: "52:54:00:00:00:02".into(),
                 pxe_enabled: true,
                 extra: Map::new(),
+                ..Default::default()
             }),
             PORT_UUID,
             port_uuid(1).to_string(),

@@ -1133,6 +1133,7 @@ async fn a_whole_boot_from_volume_life() {
             address: "52:54:00:12:34:56".into(),
             pxe_enabled: true,
             extra: Map::new(),
+            ..Default::default()
         }),
     )
     .await;

@@ -362,6 +362,7 @@ pub(super) fn port(n: u128) -> Port {
         address: format!("52:54:00:00:00:{n:02x}"),
         pxe_enabled: true,
         extra: Map::new(),
+        ..Default::default()
     }
 }
 

@@ -1,15 +1,18 @@
 //! The ports API: `/v1/ports`, `/v1/ports/detail`, `/v1/ports/{port}` and the
 //! read-only `/v1/nodes/{node}/ports[/detail]`.
 //!
-//! A port is a MAC address of a node (its per-MAC iPXE entry point). ironledger
-//! models `address`, `pxe_enabled` and `extra`; the other fields Ironic's port
-//! has up to 1.78 are shown with their empty values (`internal_info: {}`,
-//! `local_link_connection: {}`, `physical_network: null`, `is_smartnic: false`,
-//! `portgroup_uuid: null`), each only from the version that added it, and a
-//! request that sets one of them to anything but its empty value is refused
-//! with a 400 that says so. Validation messages are Ironic's (compared with
-//! Ironic 39); create, patch (with re-homing) and delete share their steps with
-//! the volume API ([`super::volume::resource`]).
+//! A port is a MAC address of a node (its per-MAC iPXE entry point) and where
+//! it is cabled: ironledger models `address`, `pxe_enabled`, `extra` and the
+//! network fields Nova, Neutron and inspection send (`local_link_connection`,
+//! checked in [`local_link`]; `physical_network`; `is_smartnic`). The other
+//! fields Ironic's port has up to 1.78 are shown with their empty values
+//! (`internal_info: {}`, `portgroup_uuid: null`), each only from the version
+//! that added it; a port group named in a request does not exist. Validation
+//! messages are Ironic's (compared with Ironic 39); create, patch (with
+//! re-homing) and delete share their steps with the volume API
+//! ([`super::volume::resource`]).
+
+mod local_link;
 
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
@@ -87,6 +90,7 @@ fn field_minor(field: &str) -> u32 {
     match field {
         "internal_info" => 18,
         "pxe_enabled" | "local_link_connection" => 19,
+        "local_link_connection/network_type" => 64,
         "portgroup_uuid" => 24,
         "physical_network" => 34,
         "is_smartnic" => 53,
@@ -109,6 +113,20 @@ fn check_allowed_fields<'a>(
         if f != "internal_info" && !version.at_least(field_minor(f)) {
             return Err(not_acceptable());
         }
+    }
+    Ok(())
+}
+
+/// The same for a created port's link: `network_type` came with 1.64, the
+/// OVN VTEP keys with 1.90 (above ironledger's maximum).
+fn check_allowed_link(version: Version, record: &Map<String, Value>) -> ApiResult<()> {
+    let Some(Value::Object(link)) = record.get("local_link_connection") else {
+        return Ok(());
+    };
+    if (link.contains_key("network_type") && !version.at_least(64))
+        || local_link::VTEP_KEYS.iter().any(|k| link.contains_key(*k))
+    {
+        return Err(not_acceptable());
     }
     Ok(())
 }
@@ -160,14 +178,30 @@ fn render(doc: &Value, base: &BaseUrl, version: Version) -> Value {
         }
     };
     optional("internal_info", json!({}));
-    optional("is_smartnic", json!(false));
-    optional("local_link_connection", json!({}));
-    optional("physical_network", Value::Null);
+    optional(
+        "is_smartnic",
+        json!(doc["is_smartnic"].as_bool().unwrap_or(false)),
+    );
+    optional("local_link_connection", shown_link(doc));
+    optional("physical_network", doc["physical_network"].clone());
     optional("pxe_enabled", doc["pxe_enabled"].clone());
     optional("portgroup_uuid", Value::Null);
     m.insert("node_uuid".into(), doc["node_uuid"].clone());
     m.insert("links".into(), base.links(&format!("ports/{uuid}")));
     Value::Object(m)
+}
+
+/// A port's link as shown: `{}` when it has none, and also (as Ironic shows
+/// it below 1.90) when it names OVN VTEP switches, which only a patch can set.
+fn shown_link(doc: &Value) -> Value {
+    match doc.get("local_link_connection") {
+        Some(Value::Object(link))
+            if !local_link::VTEP_KEYS.iter().any(|k| link.contains_key(*k)) =>
+        {
+            Value::Object(link.clone())
+        }
+        _ => json!({}),
+    }
 }
 
 // ---- the resource as a patchable child record ---------------------------------------
@@ -187,11 +221,24 @@ fn patch_doc(record: &Value) -> Map<String, Value> {
             "updated_at",
         ],
     );
-    m.insert("local_link_connection".into(), json!({}));
+    let link = match record.get("local_link_connection") {
+        Some(v @ Value::Object(_)) => v.clone(),
+        _ => json!({}),
+    };
+    m.insert("local_link_connection".into(), link);
     m.insert("portgroup_uuid".into(), Value::Null);
     m.insert("internal_info".into(), json!({}));
-    m.insert("physical_network".into(), Value::Null);
-    m.insert("is_smartnic".into(), json!(false));
+    m.insert(
+        "physical_network".into(),
+        record
+            .get("physical_network")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    m.insert(
+        "is_smartnic".into(),
+        json!(record["is_smartnic"].as_bool().unwrap_or(false)),
+    );
     for k in ["name", "description", "vendor", "category"] {
         m.insert(k.into(), Value::Null);
     }
@@ -221,9 +268,11 @@ fn boolean(doc: &mut Map<String, Value>, name: &str) -> ApiResult<()> {
 }
 
 /// Ironic's checks of a created or patched port: its `PORT_VALIDATOR_EXTRA`,
-/// then ironledger's refusal of values for fields it does not model.
+/// a non-empty `physical_network`, then ironledger's refusal of values for
+/// fields it does not model.
 fn check_record(doc: &mut Map<String, Value>) -> ApiResult<()> {
     validate_values(doc)?;
+    check_physical_network(doc)?;
     refuse_unmodelled(doc)
 }
 
@@ -239,6 +288,9 @@ fn validate_values(doc: &mut Map<String, Value>) -> ApiResult<()> {
     }
     schema::check_uuid_field(doc, "node_uuid")?;
     boolean(doc, "is_smartnic")?;
+    if let Some(Value::Object(link)) = doc.get("local_link_connection") {
+        local_link::check(link).map_err(ApiError::bad_request)?;
+    }
     schema::check_uuid_field(doc, "portgroup_uuid")?;
     boolean(doc, "pxe_enabled")?;
     schema::check_uuid_field(doc, "uuid")?;
@@ -252,9 +304,8 @@ fn validate_values(doc: &mut Map<String, Value>) -> ApiResult<()> {
     Ok(())
 }
 
-/// A value other than the empty one for a field ironledger does not model is
-/// refused rather than silently dropped.
-fn refuse_unmodelled(doc: &Map<String, Value>) -> ApiResult<()> {
+/// Ironic refuses an empty physical network (`null` is "none").
+fn check_physical_network(doc: &Map<String, Value>) -> ApiResult<()> {
     if doc
         .get("physical_network")
         .is_some_and(|v| v.as_str() == Some(""))
@@ -263,17 +314,32 @@ fn refuse_unmodelled(doc: &Map<String, Value>) -> ApiResult<()> {
             "A non-empty value is required when setting physical_network",
         ));
     }
+    Ok(())
+}
+
+/// Ironic's checks of a new port after its node and version: a Smart NIC
+/// port's link names its host, a physical network is not empty; then the
+/// fields ironledger does not model.
+fn check_created(record: &Map<String, Value>) -> ApiResult<()> {
+    if record.get("is_smartnic") == Some(&Value::Bool(true))
+        && !local_link::fits_smart_nic(record.get("local_link_connection"))
+    {
+        return Err(ApiError::bad_request(
+            "Smart NIC port must have port_id and hostname in local_link_connection",
+        ));
+    }
+    check_physical_network(record)?;
+    refuse_unmodelled(record)
+}
+
+/// A value other than the empty one for a field ironledger does not model
+/// (those Ironic added after 1.78) is refused rather than silently dropped.
+fn refuse_unmodelled(doc: &Map<String, Value>) -> ApiResult<()> {
     let unmodelled = |field: &str, v: &Value| match field {
-        "is_smartnic" | "available_for_dynamic_portgroup" => {
-            !matches!(v, Value::Null | Value::Bool(false))
-        }
-        "local_link_connection" => !(v.is_null() || v.as_object().is_some_and(Map::is_empty)),
+        "available_for_dynamic_portgroup" => !matches!(v, Value::Null | Value::Bool(false)),
         _ => !v.is_null(),
     };
     for field in [
-        "is_smartnic",
-        "local_link_connection",
-        "physical_network",
         "name",
         "description",
         "vendor",
@@ -305,6 +371,23 @@ fn add(uuid: Uuid, doc: &Map<String, Value>) -> NodeCommand {
             .and_then(Value::as_bool)
             .unwrap_or(true),
         extra: object_of(doc, "extra"),
+        local_link_connection: doc
+            .get("local_link_connection")
+            .and_then(Value::as_object)
+            .map(|link| {
+                link.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        physical_network: doc
+            .get("physical_network")
+            .and_then(Value::as_str)
+            .map(String::from),
+        is_smartnic: doc
+            .get("is_smartnic")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     })
 }
 
@@ -319,8 +402,8 @@ fn removed(e: &NodeEvent, uuid: Uuid) -> Option<Value> {
 /// a MAC its lower-case form.
 fn normalize(op: &mut PatchOp) {
     match (op.path.as_str(), op.value.as_mut()) {
-        ("/pxe_enabled", Some(v @ Value::String(_))) => {
-            if let Ok(b) = listing::parse_bool("pxe_enabled", v.as_str().unwrap_or_default()) {
+        (path @ ("/pxe_enabled" | "/is_smartnic"), Some(v @ Value::String(_))) => {
+            if let Ok(b) = listing::parse_bool(&path[1..], v.as_str().unwrap_or_default()) {
                 *v = Value::Bool(b);
             }
         }
@@ -350,7 +433,15 @@ static PORTS: Kind = Kind {
         "category",
         "available_for_dynamic_portgroup",
     ],
-    domain_fields: &["address", "extra", "node_uuid", "pxe_enabled"],
+    domain_fields: &[
+        "address",
+        "extra",
+        "is_smartnic",
+        "local_link_connection",
+        "node_uuid",
+        "physical_network",
+        "pxe_enabled",
+    ],
     update_action: None,
     patch_doc,
     check_record,
@@ -752,7 +843,8 @@ async fn create(
         )));
     }
     check_allowed_fields(version, record.keys().map(String::as_str))?;
-    refuse_unmodelled(&record)?;
+    check_allowed_link(version, &record)?;
+    check_created(&record)?;
     let uuid = record
         .get("uuid")
         .and_then(Value::as_str)
@@ -789,6 +881,7 @@ async fn patch(
         "portgroup_uuid",
         "physical_network",
         "is_smartnic",
+        "local_link_connection/network_type",
     ];
     let touched = gated.iter().copied().filter(|f| {
         let path = format!("/{f}");
