@@ -14,6 +14,7 @@ use ironledger::domain::state::ProvisionState;
 use ironledger::domain::{Node, NodeCommand, NodeServices};
 use ironledger::effects::cinder::{CinderClient, CinderConfig};
 use ironledger::effects::process_manager::{PmConfig, ProcessManager};
+use ironledger::effects::{deploy_plan, ipxe};
 use ironledger::engine::{Engine, Meta};
 use ironledger::store::Opened;
 use serde_json::{json, Map, Value};
@@ -29,6 +30,7 @@ struct Rig {
     engine: Arc<Engine>,
     pm: Arc<ProcessManager>,
     root: PathBuf,
+    services: NodeServices,
     _dir: tempfile::TempDir,
     _store: common::TestStore,
 }
@@ -46,7 +48,9 @@ async fn rig(store: common::TestStore, cinder: Option<CinderConfig>) -> Rig {
             store: store.store.clone(),
             pg_pool: store.pg_pool.clone(),
         },
-        NodeServices { catalog },
+        NodeServices {
+            catalog: catalog.clone(),
+        },
     ));
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("httpboot");
@@ -62,6 +66,7 @@ async fn rig(store: common::TestStore, cinder: Option<CinderConfig>) -> Rig {
         engine,
         pm,
         root,
+        services: NodeServices { catalog },
         _dir: dir,
         _store: store,
     }
@@ -586,15 +591,18 @@ async fn cinder_gone_mid_deploy_fails_clearly_and_cleans_up_once_back() {
     settle(&r, id, ProvisionState::Available).await;
 }
 
-/// An HTTP proxy in front of the real Cinder that stops answering (503, as a
-/// load balancer with no backend does) right after it has passed on an
-/// `os-reserve`: Cinder has reserved the volume, and is gone before the attach.
-struct CutAfterReserve {
+/// An HTTP proxy in front of the real Cinder that records every request it
+/// passes on (method, path below the endpoint, JSON body) and, when asked,
+/// stops answering (503, as a load balancer with no backend does) right after
+/// it has passed on an `os-reserve`: Cinder has reserved the volume, and is
+/// gone before the attach.
+struct CinderProxy {
     url: String,
     cut: Arc<std::sync::atomic::AtomicBool>,
+    requests: Arc<std::sync::Mutex<Vec<(String, String, Option<Value>)>>>,
 }
 
-async fn cut_after_reserve(upstream: &str) -> CutAfterReserve {
+async fn cinder_proxy(upstream: &str, cut_after_reserve: bool) -> CinderProxy {
     use axum::body::Bytes;
     use axum::http::{HeaderMap, Method, StatusCode, Uri};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -605,13 +613,26 @@ async fn cut_after_reserve(upstream: &str) -> CutAfterReserve {
         .split_once('/')
         .unwrap();
     let base = format!("http://{base}");
+    let prefix = format!("/{path}/");
     let cut = Arc::new(AtomicBool::new(false));
-    let state = (base, cut.clone(), reqwest::Client::new());
-    let forward = |axum::extract::State((base, cut, http)): axum::extract::State<(
+    let requests = Arc::new(std::sync::Mutex::new(vec![]));
+    let state = (
+        base,
+        prefix,
+        cut.clone(),
+        requests.clone(),
+        cut_after_reserve,
+        reqwest::Client::new(),
+    );
+    type State = (
+        String,
         String,
         Arc<AtomicBool>,
+        Arc<std::sync::Mutex<Vec<(String, String, Option<Value>)>>>,
+        bool,
         reqwest::Client,
-    )>,
+    );
+    let forward = |axum::extract::State((base, prefix, cut, requests, cut_after_reserve, http)): axum::extract::State<State>,
                    method: Method,
                    uri: Uri,
                    headers: HeaderMap,
@@ -619,6 +640,11 @@ async fn cut_after_reserve(upstream: &str) -> CutAfterReserve {
         if cut.load(Ordering::SeqCst) {
             return (StatusCode::SERVICE_UNAVAILABLE, Vec::new());
         }
+        requests.lock().unwrap().push((
+            method.to_string(),
+            uri.path().trim_start_matches(prefix.as_str()).to_string(),
+            serde_json::from_slice(&body).ok(),
+        ));
         let reserving = body.windows(10).any(|w| w == b"os-reserve");
         let mut req = http.request(method, format!("{base}{uri}")).body(body);
         for (k, v) in headers.iter() {
@@ -629,23 +655,24 @@ async fn cut_after_reserve(upstream: &str) -> CutAfterReserve {
         let res = req.send().await.unwrap();
         let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
         let bytes = res.bytes().await.unwrap().to_vec();
-        if reserving && status.is_success() {
+        if cut_after_reserve && reserving && status.is_success() {
             cut.store(true, Ordering::SeqCst);
         }
         (status, bytes)
     };
     let app = axum::Router::new().fallback(forward).with_state(state);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    CutAfterReserve {
+    CinderProxy {
         url: format!("http://{addr}/{path}"),
         cut,
+        requests,
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cinder_gone_between_reserve_and_attach_releases_the_reservation_once_back() {
     let real = cinder_endpoint();
-    let proxy = cut_after_reserve(&real).await;
+    let proxy = cinder_proxy(&real, true).await;
     let mut config = cinder_config(&proxy.url);
     config.timeout = Duration::from_secs(2);
     let r = rig(common::memory().await, Some(config)).await;
@@ -1145,4 +1172,206 @@ async fn deleted_nodes_from_before_the_tracking_are_found_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(cleaned, "the old deleted node's volume was released");
+}
+
+// ---- the deploy plan (`ironledger plan`) ---------------------------------------------
+
+fn plan_of(r: &Rig, node: &Node, cinder: Option<&str>) -> deploy_plan::DeployPlan {
+    deploy_plan::plan(
+        node,
+        &deploy_plan::PlanContext {
+            http_root: &r.root,
+            san_retries: ipxe::DEFAULT_SAN_RETRIES,
+            power_timeout: Duration::from_secs(60),
+            cinder_endpoint: cinder,
+            services: &r.services,
+        },
+    )
+}
+
+/// The events a node recorded after the first `skip`.
+fn events_after(r: &Rig, id: Uuid, skip: usize) -> Vec<String> {
+    event_types(&r._store, id).into_iter().skip(skip).collect()
+}
+
+/// The plan's files are written as planned: the script `0600`, each MAC a
+/// link to it.
+fn assert_files_as_planned(plan: &deploy_plan::DeployPlan) {
+    use std::os::unix::fs::PermissionsExt;
+    let files: Vec<&deploy_plan::PlannedFile> =
+        plan.steps.iter().flat_map(|s| s.files.iter()).collect();
+    assert!(files.len() >= 2, "a script and a MAC link: {files:?}");
+    for f in files {
+        match &f.links_to {
+            Some(to) => assert_eq!(
+                std::fs::read_link(&f.path).unwrap().to_str(),
+                Some(to.as_str()),
+                "{}",
+                f.path
+            ),
+            None => assert_eq!(
+                std::fs::metadata(&f.path).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                f.path
+            ),
+        }
+    }
+}
+
+/// A plan sends nothing, writes nothing and records nothing; the deploy
+/// that follows sends Cinder exactly the planned requests in the planned
+/// order (with the node's connector), writes the planned files and records
+/// the planned events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deploy_does_what_its_plan_says_with_cinder() {
+    let proxy = cinder_proxy(&cinder_endpoint(), false).await;
+    let r = rig(common::memory().await, Some(cinder_config(&proxy.url))).await;
+    let id = guide_node(&r, "cinder").await;
+    let boot = create_volume(false).await;
+    let data = create_volume(false).await;
+    add_target(&r, id, 0, &boot, json!({})).await;
+    add_target(&r, id, 1, &data, json!({})).await;
+    let node = r.engine.load_node(id).await.unwrap();
+    let before = event_types(&r._store, id).len();
+
+    let plan = plan_of(&r, &node, Some(&proxy.url));
+    assert_eq!(plan.refused, None);
+    assert!(
+        proxy.requests.lock().unwrap().is_empty(),
+        "planning asks Cinder nothing"
+    );
+    assert!(
+        !r.root.join(id.to_string()).exists(),
+        "planning writes nothing"
+    );
+    assert_eq!(
+        event_types(&r._store, id).len(),
+        before,
+        "planning records nothing"
+    );
+    let steps: Vec<&str> = plan.steps.iter().map(|s| s.step).collect();
+    assert_eq!(
+        steps,
+        [
+            "request",
+            "boot-volume",
+            "power-off",
+            "attach-intent",
+            "attach",
+            "attach",
+            "record-attachments",
+            "boot-config",
+            "power-on",
+            "finish"
+        ]
+    );
+    let boot_config = plan.steps.iter().find(|s| s.step == "boot-config").unwrap();
+    assert_eq!(
+        boot_config.script, None,
+        "a cinder node's script comes from Cinder's answers"
+    );
+
+    provision(&r, id, "deploy").await;
+    settle(&r, id, ProvisionState::Active).await;
+
+    // The same requests, in the same order, with the same bodies (but the
+    // time in each note on a volume).
+    let at_call_time = |body: &Option<Value>| {
+        let mut body = body.clone();
+        if let Some(Value::Object(m)) = body.as_mut().and_then(|b| b.get_mut("metadata")) {
+            for v in m.values_mut() {
+                let mut note: Value = serde_json::from_str(v.as_str().unwrap()).unwrap();
+                note["last_seen"] = json!(deploy_plan::AT_CALL_TIME);
+                *v = json!(note.to_string());
+            }
+        }
+        body
+    };
+    let sent: Vec<(String, String, Option<Value>)> = proxy
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(m, p, b)| (m.clone(), p.clone(), at_call_time(b)))
+        .collect();
+    let planned: Vec<(String, String, Option<Value>)> = plan
+        .steps
+        .iter()
+        .flat_map(|s| s.cinder.iter())
+        .map(|c| (c.method.to_string(), c.path.clone(), c.body.clone()))
+        .collect();
+    assert_eq!(planned.len(), 12, "six requests per volume: {planned:#?}");
+    assert_eq!(sent, planned);
+    let connector = &planned[3].2.as_ref().unwrap()["os-initialize_connection"]["connector"];
+    assert_eq!(
+        connector["initiator"],
+        format!("iqn.2017-08.org.openstack.{id}")
+    );
+
+    // The same events, in the same order.
+    let recorded: Vec<String> = plan.steps.iter().flat_map(|s| s.records.clone()).collect();
+    assert_eq!(events_after(&r, id, before), recorded);
+    assert_files_as_planned(&plan);
+    let script = std::fs::read_to_string(r.root.join(id.to_string()).join("config")).unwrap();
+    assert!(script.contains("sanhook"), "{script}");
+}
+
+/// For a node whose targets carry their connection data (`external`
+/// storage), the plan shows the very script the deploy writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deploy_writes_the_planned_script() {
+    let r = rig(common::memory().await, None).await;
+    let id = guide_node(&r, "external").await;
+    guide_external_target(&r, id, false).await;
+    let node = r.engine.load_node(id).await.unwrap();
+    let before = event_types(&r._store, id).len();
+    let plan = plan_of(&r, &node, None);
+    assert_eq!(plan.refused, None);
+    assert!(
+        plan.steps.iter().all(|s| s.cinder.is_empty()),
+        "no Cinder for external storage"
+    );
+    let planned_script = plan
+        .steps
+        .iter()
+        .find_map(|s| s.script.clone())
+        .expect("the script is known in advance");
+
+    provision(&r, id, "deploy").await;
+    settle(&r, id, ProvisionState::Active).await;
+    let written = std::fs::read_to_string(r.root.join(id.to_string()).join("config")).unwrap();
+    assert_eq!(written, planned_script);
+    let recorded: Vec<String> = plan.steps.iter().flat_map(|s| s.records.clone()).collect();
+    assert_eq!(events_after(&r, id, before), recorded);
+    assert_files_as_planned(&plan);
+}
+
+/// A deploy the API would refuse is planned as refused, in the API's words,
+/// with no step.
+#[tokio::test]
+async fn a_refused_deploy_is_planned_as_refused() {
+    let r = rig(common::memory().await, None).await;
+    let id = guide_node(&r, "external").await;
+    // No boot target yet.
+    let node = r.engine.load_node(id).await.unwrap();
+    let plan = plan_of(&r, &node, None);
+    let refusal = r
+        .engine
+        .node(
+            id,
+            NodeCommand::Provision(ProvisionRequest::verb("deploy")),
+            &meta(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(plan.refused.as_deref(), Some(refusal.as_str()));
+    assert!(
+        refusal.starts_with(&format!(
+            "Failed to validate deploy or power info for node {id}"
+        )),
+        "{refusal}"
+    );
+    assert!(plan.steps.is_empty());
 }

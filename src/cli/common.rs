@@ -91,6 +91,25 @@ pub fn node_event(e: &RecordedEvent) -> Option<NodeEvent> {
     crate::domain::upcast::node_event(&e.event_type, &e.event_version, &e.payload).ok()
 }
 
+/// A node folded from its recorded events (those `include` keeps), with the
+/// last one folded (`None`: no event kept).
+pub fn fold_node<'a>(
+    id: &str,
+    events: &'a [RecordedEvent],
+    include: impl Fn(&RecordedEvent) -> bool,
+) -> Result<(Node, Option<&'a RecordedEvent>)> {
+    use cqrs_es::Aggregate;
+    let mut node = Node::default();
+    let mut last = None;
+    for e in events.iter().filter(|e| include(e)) {
+        let ev = node_event(e)
+            .ok_or_else(|| format!("cannot decode event {} of node {id}", e.position))?;
+        node.apply(ev);
+        last = Some(e);
+    }
+    Ok((node, last))
+}
+
 /// Reads a time: RFC 3339 (`2026-11-25T10:00:00Z`, any offset), or UTC as
 /// `2026-11-25 10:00:00[.ffffff]`, `2026-11-25T10:00:00` or a date
 /// (`2026-11-25`, midnight UTC).

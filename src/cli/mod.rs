@@ -7,6 +7,7 @@ mod failures;
 mod history;
 mod import;
 mod leftovers;
+mod plan;
 mod rebuild;
 mod serve;
 mod show;
@@ -94,6 +95,7 @@ pub enum Command {
     Import(import::ImportArgs),
     Leftovers(leftovers::LeftoversArgs),
     Failures(failures::FailuresArgs),
+    Plan(plan::PlanArgs),
 }
 
 /// A tiny error type for the binary: any error, shown with its message.
@@ -115,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow_free::Result<()> {
         Command::Import(args) => import::run(&cli.global, args).await,
         Command::Leftovers(args) => leftovers::run(&cli.global, args).await,
         Command::Failures(args) => failures::run(&cli.global, args).await,
+        Command::Plan(args) => plan::run(&cli.global, args).await,
         Command::Migrate => {
             let config = cli.global.config()?;
             let opened = crate::store::open(&config.database).await?;

@@ -60,17 +60,8 @@ pub async fn run(global: &GlobalArgs, args: ShowArgs) -> Result<()> {
     let id = common::resolve_node(store.as_ref(), &args.node).await?;
     store.sequence().await?;
     let events = store.load_recorded(Node::TYPE, &id).await?;
-    let mut node = Node::default();
-    let mut last = None;
-    for e in events
-        .iter()
-        .filter(|e| args.as_of.is_none_or(|m| m.includes(e)))
-    {
-        let ev = common::node_event(e)
-            .ok_or_else(|| format!("cannot decode event {} of node {id}", e.position))?;
-        node.apply(ev);
-        last = Some(e);
-    }
+    let (node, last) =
+        common::fold_node(&id, &events, |e| args.as_of.is_none_or(|m| m.includes(e)))?;
     let Some(last) = last else {
         return Err(match args.as_of {
             Some(m) => format!("node {id} did not exist yet at {m}").into(),

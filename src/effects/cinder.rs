@@ -11,6 +11,7 @@
 
 use crate::domain::node::entities::Connector;
 use reqwest::{Method, StatusCode};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::time::Duration;
@@ -160,6 +161,86 @@ pub fn connector_for(node_uuid: &str, connectors: &[Connector]) -> Result<Value,
     Ok(Value::Object(out))
 }
 
+/// One request to Cinder as the client sends it (the path is relative to the
+/// endpoint). The client builds every request here, and the deploy plan shows
+/// the same values, so what `ironledger plan` prints is what is sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CinderRequest {
+    pub method: &'static str,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+impl CinderRequest {
+    pub fn get_volume(volume_id: &str) -> Self {
+        CinderRequest {
+            method: "GET",
+            path: format!("volumes/{volume_id}"),
+            body: None,
+        }
+    }
+
+    /// A volume action (`os-reserve`, `os-attach`, …) with its arguments.
+    pub fn action(volume_id: &str, action: &str, args: Value) -> Self {
+        CinderRequest {
+            method: "POST",
+            path: format!("volumes/{volume_id}/action"),
+            body: Some(json!({ action: args })),
+        }
+    }
+
+    pub fn initialize_connection(volume_id: &str, connector: &Value) -> Self {
+        Self::action(
+            volume_id,
+            "os-initialize_connection",
+            json!({"connector": connector}),
+        )
+    }
+
+    pub fn attach(volume_id: &str, instance_uuid: &str) -> Self {
+        Self::action(
+            volume_id,
+            "os-attach",
+            json!({"mountpoint": "ironic_mountpoint", "instance_uuid": instance_uuid}),
+        )
+    }
+
+    /// The node's note on the volume (`ironic_node_<uuid>`): who uses it, its
+    /// last action and when (`last_seen`).
+    pub fn node_metadata(
+        volume_id: &str,
+        node_uuid: &str,
+        instance: &str,
+        action: &str,
+        last_seen: &str,
+    ) -> Self {
+        let value = json!({
+            "instance_uuid": instance,
+            "last_seen": last_seen,
+            "last_action": action,
+        })
+        .to_string();
+        CinderRequest {
+            method: "POST",
+            path: format!("volumes/{volume_id}/metadata"),
+            body: Some(json!({"metadata": { format!("ironic_node_{node_uuid}"): value }})),
+        }
+    }
+
+    /// The action's name for a volume action (`os-reserve`), else the path's
+    /// last part (`metadata`) or the method (`GET`).
+    pub fn name(&self) -> String {
+        match &self.body {
+            Some(Value::Object(m)) if self.path.ends_with("/action") => {
+                m.keys().next().cloned().unwrap_or_default()
+            }
+            Some(_) => self.path.rsplit('/').next().unwrap_or_default().to_string(),
+            None => self.method.to_string(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct CinderClient {
     http: reqwest::Client,
@@ -192,14 +273,14 @@ impl CinderClient {
     async fn call(
         &self,
         what: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
+        request: CinderRequest,
     ) -> Result<(StatusCode, Value), CinderError> {
+        let CinderRequest { method, path, body } = request;
         let url = format!("{}/{}", self.config.endpoint.trim_end_matches('/'), path);
+        let method = Method::from_bytes(method.as_bytes()).expect("a method name");
         let mut req = self
             .http
-            .request(method.clone(), &url)
+            .request(method, &url)
             .header("Accept", "application/json");
         req = match &self.config.auth {
             CinderAuth::None {
@@ -254,14 +335,21 @@ impl CinderClient {
         action: &str,
         args: Value,
     ) -> Result<Value, CinderError> {
-        let (_, body) = self
-            .call(
-                &format!("{action} of volume {volume_id}"),
-                Method::POST,
-                &format!("volumes/{volume_id}/action"),
-                Some(json!({ action: args })),
-            )
-            .await?;
+        self.send_action(CinderRequest::action(volume_id, action, args))
+            .await
+    }
+
+    /// Sends a volume action built by [`CinderRequest`].
+    async fn send_action(&self, request: CinderRequest) -> Result<Value, CinderError> {
+        let what = format!(
+            "{} of volume {}",
+            request.name(),
+            request
+                .path
+                .trim_start_matches("volumes/")
+                .trim_end_matches("/action")
+        );
+        let (_, body) = self.call(&what, request).await?;
         Ok(body)
     }
 
@@ -269,9 +357,7 @@ impl CinderClient {
         let (status, body) = self
             .call(
                 &format!("Getting volume {volume_id}"),
-                Method::GET,
-                &format!("volumes/{volume_id}"),
-                None,
+                CinderRequest::get_volume(volume_id),
             )
             .await?;
         // Cinder's no-auth mode answers 204 with no body when the token is missing.
@@ -322,11 +408,7 @@ impl CinderClient {
         connector: &Value,
     ) -> Result<Value, CinderError> {
         let body = self
-            .action(
-                volume_id,
-                "os-initialize_connection",
-                json!({"connector": connector}),
-            )
+            .send_action(CinderRequest::initialize_connection(volume_id, connector))
             .await?;
         body.get("connection_info").cloned().ok_or_else(|| {
             CinderError::permanent(format!(
@@ -336,13 +418,9 @@ impl CinderClient {
     }
 
     pub async fn attach(&self, volume_id: &str, instance_uuid: &str) -> Result<(), CinderError> {
-        self.action(
-            volume_id,
-            "os-attach",
-            json!({"mountpoint": "ironic_mountpoint", "instance_uuid": instance_uuid}),
-        )
-        .await
-        .map(|_| ())
+        self.send_action(CinderRequest::attach(volume_id, instance_uuid))
+            .await
+            .map(|_| ())
     }
 
     pub async fn begin_detaching(&self, volume_id: &str) -> Result<(), CinderError> {
@@ -389,18 +467,12 @@ impl CinderClient {
         instance: &str,
         action: &str,
     ) -> Result<(), CinderError> {
-        let value = json!({
-            "instance_uuid": instance,
-            "last_seen": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
-            "last_action": action,
-        })
-        .to_string();
-        let body = json!({"metadata": { format!("ironic_node_{node_uuid}"): value }});
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6f")
+            .to_string();
         self.call(
             &format!("Setting the metadata of volume {volume_id}"),
-            Method::POST,
-            &format!("volumes/{volume_id}/metadata"),
-            Some(body),
+            CinderRequest::node_metadata(volume_id, node_uuid, instance, action, &now),
         )
         .await
         .map(|_| ())

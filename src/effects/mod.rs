@@ -1,8 +1,10 @@
 //! Side effects the process manager drives: iPXE boot scripts (and the HTTP
-//! root they live in), and the Cinder block-storage client.
+//! root they live in), the Cinder block-storage client, the BMC clients, and
+//! the plan of a deploy that shows them all before they happen.
 
 pub mod bmc;
 pub mod cinder;
+pub mod deploy_plan;
 pub mod http_root;
 pub mod ipxe;
 pub mod ipxe_syntax;

@@ -4,7 +4,7 @@
 //! volume no longer attached is not detached again — which is what lets the
 //! process manager resume after a crash without a second attachment.
 
-use super::cinder::{connector_for, CinderClient, CinderError, RESERVING};
+use super::cinder::{connector_for, CinderClient, CinderError, CinderRequest, RESERVING};
 use super::crash_point;
 use crate::domain::node::entities::{Connector, Target};
 use serde_json::Value;
@@ -81,6 +81,34 @@ pub async fn attach_volumes(
         }
     }
     Ok(done)
+}
+
+/// The requests [`attach_one`] sends for a volume that is neither attached
+/// to the node nor reserved for it (the case of every volume of a node about
+/// to deploy), in order: read the volume, mark it as being reserved by the
+/// node, reserve it, initialize the connection with the node's connector,
+/// attach it, note the attachment. `last_seen` stands for the time of each
+/// note. The deploy plan shows these; `tests/deploy.rs` checks them against
+/// what a deploy sends.
+pub fn attach_requests(
+    node_uuid: &str,
+    instance_uuid: Option<&str>,
+    volume_id: &str,
+    connector: &Value,
+    last_seen: &str,
+) -> Vec<CinderRequest> {
+    let instance = instance_uuid.unwrap_or(node_uuid);
+    let note = |action: &str| {
+        CinderRequest::node_metadata(volume_id, node_uuid, instance, action, last_seen)
+    };
+    vec![
+        CinderRequest::get_volume(volume_id),
+        note(RESERVING),
+        CinderRequest::action(volume_id, "os-reserve", Value::Null),
+        CinderRequest::initialize_connection(volume_id, connector),
+        CinderRequest::attach(volume_id, instance),
+        note("attached"),
+    ]
 }
 
 async fn attach_one(
