@@ -45,6 +45,7 @@ on_both_stores!(
     verify_detects_a_corrupted_projection,
     export_import_moves_the_log_to_the_other_store,
     import_refuses_inconsistent_logs,
+    plan_shows_a_deploy_without_doing_it,
 );
 
 /// `leftovers` shows the volumes and scripts the process manager has not
@@ -861,4 +862,69 @@ async fn import_refuses_inconsistent_logs(backend: Backend) {
     );
     assert_eq!(target.store.store.head().await.unwrap(), s.end);
     target.ok(&["verify"]).await;
+}
+
+/// `plan` says whether a deploy would be accepted (with the API's refusal
+/// text and exit 1 if not) and, if so, its steps and the events each would
+/// record; it writes nothing to the log and shows no secret.
+async fn plan_shows_a_deploy_without_doing_it(backend: Backend) {
+    let (d, engine, s) = setup(backend).await;
+    let node = s.node;
+    // node-0 is active: a deploy is refused as the API refuses it.
+    let r = d.cli(&["plan", "node-0", "-o", "json"]).await;
+    assert!(!r.ok, "a refused deploy exits non-zero: {}", r.stdout);
+    assert!(r.stderr.contains("would be refused"), "{}", r.stderr);
+    let refused: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(refused["provision_state"], "active");
+    let refusal = refused["refused"].as_str().unwrap();
+    assert!(
+        refusal.contains("can not be performed on node") && refusal.contains("active"),
+        "{refusal}"
+    );
+    assert_eq!(refused["steps"], json!([]));
+
+    // Undeployed again, with a boot target: the plan's steps.
+    cmd(&engine, node, verb("undeploy"), "operator").await;
+    cmd(
+        &engine,
+        node,
+        NodeCommand::PurgeTargets,
+        "ironledger-conductor",
+    )
+    .await;
+    cmd(
+        &engine,
+        node,
+        NodeCommand::FinishUndeploy,
+        "ironledger-conductor",
+    )
+    .await;
+    common::audit::target(&engine, node, "vol-c", SECRET_A).await;
+    let before = head(&engine).await;
+    let out = d.ok(&["plan", "node-0", "-o", "json"]).await;
+    no_secrets(out.as_bytes(), "plan -o json");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["node"], node.to_string());
+    assert!(plan.get("refused").is_none(), "{plan}");
+    let steps: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps.first(), Some(&"request"));
+    assert_eq!(steps.last(), Some(&"finish"));
+    assert_eq!(plan["steps"][0]["records"], json!(["DeployRequested"]));
+    assert_eq!(
+        plan["steps"].as_array().unwrap().last().unwrap()["records"],
+        json!(["Deployed"])
+    );
+    let text = d.ok(&["plan", "node-0"]).await;
+    no_secrets(text.as_bytes(), "plan");
+    assert!(
+        text.starts_with(&format!("Deploy of node {node} (node-0), now available")),
+        "{text}"
+    );
+    assert!(text.contains("records: DeployRequested"), "{text}");
+    assert_eq!(head(&engine).await, before, "planning recorded nothing");
 }

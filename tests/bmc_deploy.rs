@@ -18,6 +18,7 @@ mod common;
 use common::bmc::{free_port, Captured, Rig, PASSWORD};
 use common::cinder::{client as cinder, config as cinder_config, create_volume, endpoint};
 use ironledger::effects::bmc::poll::PowerWait;
+use ironledger::effects::deploy_plan;
 use ironledger::effects::process_manager::{PmConfig, ProcessManager};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -174,9 +175,64 @@ async fn deploy_boots_bmc_nodes_from_the_network_and_undeploy_powers_them_off() 
     let ipmi_rig = Rig::ipmi();
     let (rf, volume) = guide_node(&api, "redfish", redfish_info(&rf_rig.addr), "cinder").await;
     let (ipmi, _) = guide_node(&api, "ipmi", ipmi_info(ipmi_rig.port), "external").await;
+    // What `ironledger plan` says of each, before the deploy.
+    let mut plans = vec![];
+    for n in [&rf, &ipmi] {
+        let id: uuid::Uuid = n.parse().unwrap();
+        let node = api.engine.load_node(id).await.unwrap();
+        let services = ironledger::domain::NodeServices::default();
+        let plan = deploy_plan::plan(
+            &node,
+            &deploy_plan::PlanContext {
+                http_root: std::path::Path::new("/srv/httpboot"),
+                san_retries: ironledger::effects::ipxe::DEFAULT_SAN_RETRIES,
+                power_timeout: Duration::from_secs(30),
+                cinder_endpoint: Some(&endpoint()),
+                services: &services,
+            },
+        );
+        assert_eq!(plan.refused, None, "{plan:?}");
+        let steps: Vec<&str> = plan.steps.iter().map(|s| s.step).collect();
+        for bmc_step in ["power-off", "boot-device", "power-on"] {
+            assert!(steps.contains(&bmc_step), "{steps:?}");
+        }
+        let said: Vec<&str> = plan.steps.iter().map(|s| s.does.as_str()).collect();
+        let at = if n == &rf {
+            rf_rig.addr.clone()
+        } else {
+            format!("127.0.0.1:{}", ipmi_rig.port)
+        };
+        assert!(
+            said.iter().any(|d| d.contains(&at)),
+            "the BMC is named: {said:#?}"
+        );
+        assert!(
+            !format!("{plan:?}").contains(PASSWORD),
+            "no credential in a plan"
+        );
+        plans.push((id, api.event_count(id).await, plan));
+    }
     let _pm = manager(&api, Duration::from_secs(30));
     for n in [&rf, &ipmi] {
         provision(&api, n, "active").await;
+    }
+    for (id, before, plan) in &plans {
+        settle(&api, &id.to_string(), "active").await;
+        let recorded: Vec<String> = api
+            .engine
+            .store()
+            .load("Node", &id.to_string())
+            .await
+            .unwrap()
+            .into_iter()
+            .skip(*before)
+            .map(|e| e.event_type)
+            .collect();
+        let planned: Vec<String> = plan.steps.iter().flat_map(|s| s.records.clone()).collect();
+        assert_eq!(
+            recorded, planned,
+            "the deploy of {id} recorded what its plan said"
+        );
     }
     for n in [&rf, &ipmi] {
         let node = settle(&api, n, "active").await;

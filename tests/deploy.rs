@@ -599,8 +599,11 @@ async fn cinder_gone_mid_deploy_fails_clearly_and_cleans_up_once_back() {
 struct CinderProxy {
     url: String,
     cut: Arc<std::sync::atomic::AtomicBool>,
-    requests: Arc<std::sync::Mutex<Vec<(String, String, Option<Value>)>>>,
+    requests: Requests,
 }
+
+/// The requests a [`CinderProxy`] passed on: method, path, JSON body.
+type Requests = Arc<std::sync::Mutex<Vec<(String, String, Option<Value>)>>>;
 
 async fn cinder_proxy(upstream: &str, cut_after_reserve: bool) -> CinderProxy {
     use axum::body::Bytes;
@@ -628,7 +631,7 @@ async fn cinder_proxy(upstream: &str, cut_after_reserve: bool) -> CinderProxy {
         String,
         String,
         Arc<AtomicBool>,
-        Arc<std::sync::Mutex<Vec<(String, String, Option<Value>)>>>,
+        Requests,
         bool,
         reqwest::Client,
     );

@@ -19,7 +19,7 @@ use cqrs_es::Aggregate;
 /// the events the node would record. Nothing is sent, written or recorded.
 /// What only the outside world can answer is said so: a cinder node's script
 /// is rendered from the connection data Cinder gives when a volume is
-/// attached.
+/// attached. Exits 1 when the deploy would be refused.
 ///
 /// Examples:
 ///
@@ -62,7 +62,12 @@ pub async fn run(global: &GlobalArgs, args: PlanArgs) -> Result<()> {
     } else {
         print_text(&plan);
     }
-    Ok(())
+    // A refused deploy exits non-zero, so `ironledger plan n && baremetal
+    // node deploy n` stops where the deploy would.
+    match plan.refused {
+        Some(_) => Err(format!("a deploy of node {id} would be refused").into()),
+        None => Ok(()),
+    }
 }
 
 fn print_text(plan: &DeployPlan) {
