@@ -945,7 +945,7 @@ struct BmcMachine {
 /// `baremetal` CLI, deployed to `active`; the script it serves is fetched.
 /// The machine is the test's to boot.
 fn deploy(storage: &'static str) -> Deployed {
-    deploy_with(storage, false)
+    deploy_with(storage, false, false)
 }
 
 /// [`deploy`] of an `ipmi` node whose BMC (an `ipmi_sim` of the test's own)
@@ -953,10 +953,19 @@ fn deploy(storage: &'static str) -> Deployed {
 /// machine's command line for the BMC; ironledger's deploy sets the boot
 /// device and powers the node on, which starts the machine.
 fn deploy_by_bmc(storage: &'static str) -> Deployed {
-    deploy_with(storage, true)
+    deploy_with(storage, true, false)
 }
 
-fn deploy_with(storage: &'static str, by_bmc: bool) -> Deployed {
+/// The IQN of the first path of [`multipath`]'s target: no such target
+/// exists on tgtd, so a login with it fails.
+fn absent_iqn(vol: &Volume) -> String {
+    format!("{}-absent", vol.iqn)
+}
+
+/// Deploys with `multipath`: the external target has two paths, each with
+/// its own IQN and LUN (`target_portals`, `target_iqns`, `target_luns`); the
+/// first names a target tgtd does not have, the second the real one.
+fn deploy_with(storage: &'static str, by_bmc: bool, multipath: bool) -> Deployed {
     require_tools();
     let mut t = Timings::new();
     let baremetal = baremetal_bin();
@@ -1007,7 +1016,10 @@ fn deploy_with(storage: &'static str, by_bmc: bool) -> Deployed {
     // External storage boots with mutual CHAP: tgtd answers the initiator's
     // challenge with an outgoing account, which iPXE checks against the
     // target's reverse_auth_username / reverse_auth_password.
-    let reverse = (storage == "external").then(|| (format!("e2e-rev-{}", hex(3)), hex(8)));
+    // (Not with two paths: the firmware's iBFT has room for so many names
+    // and secrets; see the multipath test.)
+    let reverse =
+        (storage == "external" && !multipath).then(|| (format!("e2e-rev-{}", hex(3)), hex(8)));
     if let Some((user, password)) = &reverse {
         tgt.add_account(1, user, password, Chap::Outgoing);
     }
@@ -1125,14 +1137,30 @@ fn deploy_with(storage: &'static str, by_bmc: bool) -> Deployed {
         "json".into(),
     ];
     if storage == "external" {
-        for (k, v) in [
-            ("target_portal", GUEST_PORTAL.to_string()),
-            ("target_iqn", vol.iqn.clone()),
-            ("target_lun", vol.lun.to_string()),
+        let paths = if multipath {
+            vec![
+                (
+                    "target_portals",
+                    json!([GUEST_PORTAL, GUEST_PORTAL]).to_string(),
+                ),
+                (
+                    "target_iqns",
+                    json!([absent_iqn(&vol), vol.iqn]).to_string(),
+                ),
+                ("target_luns", json!([vol.lun + 1, vol.lun]).to_string()),
+            ]
+        } else {
+            vec![
+                ("target_portal", GUEST_PORTAL.to_string()),
+                ("target_iqn", vol.iqn.clone()),
+                ("target_lun", vol.lun.to_string()),
+            ]
+        };
+        for (k, v) in paths.into_iter().chain([
             ("auth_method", "CHAP".into()),
             ("auth_username", vol.user.clone()),
             ("auth_password", vol.password.clone()),
-        ] {
+        ]) {
             target_args.push("--property".into());
             target_args.push(format!("{k}={v}"));
         }
@@ -1538,4 +1566,47 @@ fn ipmi_node_deploys_its_machine_into_its_volume_and_undeploy_stops_it() {
     );
     d.t.mark("undeploy --wait");
     eprintln!("=== e2e ipmi: {}", d.t.report());
+}
+
+/// Multipath with each path's own IQN and LUN, under the real firmware: the
+/// first path names a target the portal does not have (as an array whose
+/// portals each export the volume under their own name would look from the
+/// other portal), the second the real one. iPXE fails over to the second path
+/// and boots the volume. Ironic's template writes the first IQN and LUN into
+/// every path, so the same node would never boot there.
+#[test]
+fn per_portal_multipath_boots_through_the_path_with_its_own_iqn_and_lun() {
+    let d = deploy_with("external", false, true);
+    let machine = Machine {
+        work: &d.work,
+        mac: d.mac.clone(),
+        http_port: d.server.port(),
+        iscsi_port: d.tgt.port,
+    };
+    let (status, script) = http(
+        "GET",
+        &format!("{}/pxelinux.cfg/{}", d.base, d.mac_file),
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "{script}");
+    let portal = GUEST_PORTAL.replace(':', "::");
+    let paths = format!(
+        "iscsi:{portal}:{:x}:{} iscsi:{portal}:{:x}:{}",
+        d.vol.lun + 1,
+        absent_iqn(&d.vol),
+        d.vol.lun,
+        d.vol.iqn
+    );
+    assert!(
+        script
+            .lines()
+            .any(|l| l.starts_with("sanhook") && l.contains(&paths)),
+        "each path with its own IQN and LUN ({paths}):\n{script}"
+    );
+    let boot = machine.boot("bios", "external-multipath", BIOS_LIMIT);
+    let (present, _) = bios_san_boot(&d.mac_file, &d.vol);
+    boot.expect(&strs(&present), &["Failed to attach", "giving up"]);
+    let tgtd_log = fs::read_to_string(&d.tgt.log).unwrap_or_default();
+    eprintln!("tgtd log:\n{tgtd_log}");
 }
