@@ -1043,7 +1043,28 @@ fn cinder_path_through_the_baremetal_cli() {
         "capabilities=iscsi_boot:True",
         &n,
     ]);
-    cli.ok(&["port", "create", "--node", &n, "52:54:00:c1:de:01"]);
+    // As a Neutron-driven setup creates it: where the port is cabled.
+    let port = cli.json(&[
+        "port",
+        "create",
+        "--node",
+        &n,
+        "52:54:00:c1:de:01",
+        "--local-link-connection",
+        "switch_id=52:54:00:00:00:99",
+        "--local-link-connection",
+        "port_id=Ethernet1/7",
+        "--physical-network",
+        "physnet1",
+        "-f",
+        "json",
+    ]);
+    assert_eq!(
+        port["local_link_connection"],
+        json!({"switch_id": "52:54:00:00:00:99", "port_id": "Ethernet1/7"}),
+        "{port}"
+    );
+    assert_eq!(port["physical_network"], "physnet1", "{port}");
     cli.ok(&[
         "volume",
         "connector",
