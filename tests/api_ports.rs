@@ -30,6 +30,22 @@ async fn port(api: &Api, node: Uuid, mac: &str) -> String {
     a.body["uuid"].as_str().unwrap().to_string()
 }
 
+/// Takes an enrolled node to `available` (manage, provide).
+async fn make_available(api: &Api, node: Uuid) {
+    for verb in ["manage", "provide"] {
+        api.engine
+            .node(
+                node,
+                NodeCommand::Provision(ironledger::domain::node::commands::ProvisionRequest::verb(
+                    verb,
+                )),
+                &Meta::actor("test"),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 fn keys(v: &Value) -> Vec<String> {
     let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
     k.sort();
@@ -283,19 +299,7 @@ async fn network_fields() {
 
     // On an available node the link and the physical network are refused,
     // is_smartnic is not.
-    let meta = Meta::actor("test");
-    for verb in ["manage", "provide"] {
-        api.engine
-            .node(
-                n,
-                NodeCommand::Provision(ironledger::domain::node::commands::ProvisionRequest::verb(
-                    verb,
-                )),
-                &meta,
-            )
-            .await
-            .unwrap();
-    }
+    make_available(&api, n).await;
     let before = events_of(&api, n).await;
     for ops in [
         json!([{"op": "add", "path": "/local_link_connection", "value": {"network_type": "unmanaged"}}]),
@@ -821,19 +825,7 @@ async fn concurrent_posts_of_one_mac_on_postgres() {
 async fn port_updates_follow_the_node_state() {
     let api = common::api::start(common::memory().await).await;
     let n = node(&api, None).await;
-    let meta = Meta::actor("test");
-    for verb in ["manage", "provide"] {
-        api.engine
-            .node(
-                n,
-                NodeCommand::Provision(ironledger::domain::node::commands::ProvisionRequest::verb(
-                    verb,
-                )),
-                &meta,
-            )
-            .await
-            .unwrap();
-    }
+    make_available(&api, n).await;
     let p = port(&api, n, "52:54:00:00:00:01").await;
     let path = format!("/v1/ports/{p}");
     let before = events_of(&api, n).await;
@@ -853,7 +845,11 @@ async fn port_updates_follow_the_node_state() {
     let a = api.patch(&path, json!([{"op": "add", "path": "/extra/a", "value": 1}, {"op": "replace", "path": "/address", "value": "52:54:00:00:00:02"}])).await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     api.engine
-        .node(n, NodeCommand::SetMaintenance { reason: None }, &meta)
+        .node(
+            n,
+            NodeCommand::SetMaintenance { reason: None },
+            &Meta::actor("test"),
+        )
         .await
         .unwrap();
     let a = api

@@ -29,7 +29,6 @@ use crate::domain::state::{POWER_OFF, POWER_ON};
 use crate::domain::{boot_mode, Node, NodeCommand, NodeServices};
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -188,29 +187,11 @@ pub fn plan(node: &Node, ctx: &PlanContext) -> DeployPlan {
         files: vec![],
         script: None,
     });
-    // Accepted: the checks below held, so the lookups cannot fail.
-    let boot = node
-        .targets
-        .iter()
-        .find(|t| t.boot_index == 0)
-        .expect("a deploy is accepted only with a boot target");
-    if node
-        .driver_internal_info
-        .get("boot_from_volume")
-        .and_then(|v| v.as_str())
-        != Some(boot.uuid.to_string().as_str())
-    {
-        let changes = BTreeMap::from([(
-            "boot_from_volume".to_string(),
-            Some(serde_json::json!(boot.uuid.to_string())),
-        )]);
+    if let Some((boot, note)) = node.note_boot_volume() {
         walk.step(
             "boot-volume",
-            format!(
-                "note the boot volume target {} in driver_internal_info",
-                boot.uuid
-            ),
-            Some(NodeCommand::SetDriverInternalInfo { changes }),
+            format!("note the boot volume target {boot} in driver_internal_info"),
+            Some(note),
         );
     }
     let bmc = Protocol::of_interface(node.interface("power"))

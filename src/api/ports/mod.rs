@@ -27,6 +27,7 @@ use super::version::{not_acceptable, Version};
 use super::volume::resource::{self, fields_of, object_of, Kind};
 use super::{with_slash, AppState, Who};
 use crate::domain::node::commands::NewPort;
+use crate::domain::node::entities::PORT_FIELDS;
 use crate::domain::{NodeCommand, NodeEvent};
 use crate::projections::children::{self, ChildFilter};
 use crate::projections::nodes::{self, NodeFilter};
@@ -433,15 +434,7 @@ static PORTS: Kind = Kind {
         "category",
         "available_for_dynamic_portgroup",
     ],
-    domain_fields: &[
-        "address",
-        "extra",
-        "is_smartnic",
-        "local_link_connection",
-        "node_uuid",
-        "physical_network",
-        "pxe_enabled",
-    ],
+    domain_fields: PORT_FIELDS,
     update_action: None,
     patch_doc,
     check_record,

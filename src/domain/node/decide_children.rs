@@ -5,7 +5,7 @@
 //! off. Maintenance changes none of this.
 
 use super::commands::{NewConnector, NewPort, NewTarget};
-use super::entities::{normalize_mac, Connector, Port, Target};
+use super::entities::{normalize_mac, Connector, Port, Target, PORT_FIELDS};
 use super::events::NodeEvent;
 use super::target_rules;
 use super::Node;
@@ -24,15 +24,6 @@ const TARGET_FIELDS: &[&str] = &[
     "properties",
     "volume_id",
     "volume_type",
-];
-const PORT_FIELDS: &[&str] = &[
-    "address",
-    "extra",
-    "is_smartnic",
-    "local_link_connection",
-    "node_uuid",
-    "physical_network",
-    "pxe_enabled",
 ];
 
 /// Reads an object field of a patched document: `null` means empty.

@@ -41,6 +41,18 @@ pub struct Port {
     pub is_smartnic: bool,
 }
 
+/// The fields of a port a patch may change (`node_uuid` only to the node it
+/// is on: a move to another node is a removal and an addition).
+pub const PORT_FIELDS: &[&str] = &[
+    "address",
+    "extra",
+    "is_smartnic",
+    "local_link_connection",
+    "node_uuid",
+    "physical_network",
+    "pxe_enabled",
+];
+
 /// A volume connector: how the node presents itself to storage (an initiator IQN,
 /// an IP, a WWPN/WWNN, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -153,6 +153,25 @@ impl Node {
                 ))
     }
 
+    /// The command that notes the boot volume target (boot index 0) in
+    /// `driver_internal_info.boot_from_volume`, as a deploy does first;
+    /// `None` when it is noted already or the node has no boot target.
+    pub fn note_boot_volume(&self) -> Option<(Uuid, NodeCommand)> {
+        let boot = self.targets.iter().find(|t| t.boot_index == 0)?.uuid;
+        let noted = self
+            .driver_internal_info
+            .get("boot_from_volume")
+            .and_then(|v| v.as_str());
+        if noted == Some(boot.to_string().as_str()) {
+            return None;
+        }
+        let changes = std::collections::BTreeMap::from([(
+            "boot_from_volume".to_string(),
+            Some(serde_json::json!(boot.to_string())),
+        )]);
+        Some((boot, NodeCommand::SetDriverInternalInfo { changes }))
+    }
+
     /// The MACs the node's iPXE script is reached by: its PXE-enabled ports'.
     pub fn pxe_macs(&self) -> Vec<String> {
         self.ports

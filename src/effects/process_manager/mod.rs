@@ -699,24 +699,8 @@ impl ProcessManager {
         if let Some(reason) = validation::deploy_refusal(node) {
             return Err(StepError::Fatal(reason));
         }
-        let boot = node
-            .targets
-            .iter()
-            .find(|t| t.boot_index == 0)
-            .expect("checked");
-        if node
-            .driver_internal_info
-            .get("boot_from_volume")
-            .and_then(|v| v.as_str())
-            != Some(&boot.uuid.to_string())
-        {
-            let mut changes = std::collections::BTreeMap::new();
-            changes.insert(
-                "boot_from_volume".to_string(),
-                Some(serde_json::json!(boot.uuid.to_string())),
-            );
-            self.command(id, NodeCommand::SetDriverInternalInfo { changes })
-                .await?;
+        if let Some((_, note)) = node.note_boot_volume() {
+            self.command(id, note).await?;
         }
         let bmc = Self::bmc_of(node)?;
         match &bmc {
@@ -855,21 +839,9 @@ impl ProcessManager {
     /// `prepare_instance` does the same). A node without a boot volume target
     /// is simply taken over.
     async fn adopt(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
-        if let Some(boot) = node.targets.iter().find(|t| t.boot_index == 0) {
-            let uuid = boot.uuid.to_string();
-            if node
-                .driver_internal_info
-                .get("boot_from_volume")
-                .and_then(|v| v.as_str())
-                != Some(uuid.as_str())
-            {
-                let mut changes = std::collections::BTreeMap::new();
-                changes.insert(
-                    "boot_from_volume".to_string(),
-                    Some(serde_json::json!(uuid)),
-                );
-                self.command(id, NodeCommand::SetDriverInternalInfo { changes })
-                    .await?;
+        if node.targets.iter().any(|t| t.boot_index == 0) {
+            if let Some((_, note)) = node.note_boot_volume() {
+                self.command(id, note).await?;
             }
             self.write_boot_config(id, node).await?;
         }
