@@ -162,7 +162,7 @@ fn errors(link: &Map<String, Value>, shape: &Shape) -> Vec<SchemaError> {
 }
 
 /// Checks a link against Ironic's shapes, then its `switch_id`; the refusal
-/// in Ironic's words. `None` (no link given) and `{}` pass.
+/// in Ironic's words. `{}` passes (so does no link at all: callers skip it).
 pub fn check(link: &Map<String, Value>) -> Result<(), String> {
     let per_shape: Vec<Vec<SchemaError>> = SHAPES.iter().map(|s| errors(link, s)).collect();
     if per_shape.iter().any(Vec::is_empty) {
