@@ -190,6 +190,10 @@ impl CinderRequest {
         }
     }
 
+    pub fn reserve(volume_id: &str) -> Self {
+        Self::action(volume_id, "os-reserve", Value::Null)
+    }
+
     pub fn initialize_connection(volume_id: &str, connector: &Value) -> Self {
         Self::action(
             volume_id,
@@ -228,16 +232,13 @@ impl CinderRequest {
         }
     }
 
-    /// The action's name for a volume action (`os-reserve`), else the path's
-    /// last part (`metadata`) or the method (`GET`).
-    pub fn name(&self) -> String {
-        match &self.body {
-            Some(Value::Object(m)) if self.path.ends_with("/action") => {
-                m.keys().next().cloned().unwrap_or_default()
-            }
-            Some(_) => self.path.rsplit('/').next().unwrap_or_default().to_string(),
-            None => self.method.to_string(),
-        }
+    /// A volume action's name (`os-reserve`): the one key of its body.
+    fn action_name(&self) -> &str {
+        self.body
+            .as_ref()
+            .and_then(Value::as_object)
+            .and_then(|m| m.keys().next())
+            .map_or("", String::as_str)
     }
 }
 
@@ -335,20 +336,17 @@ impl CinderClient {
         action: &str,
         args: Value,
     ) -> Result<Value, CinderError> {
-        self.send_action(CinderRequest::action(volume_id, action, args))
+        self.send_action(volume_id, CinderRequest::action(volume_id, action, args))
             .await
     }
 
-    /// Sends a volume action built by [`CinderRequest`].
-    async fn send_action(&self, request: CinderRequest) -> Result<Value, CinderError> {
-        let what = format!(
-            "{} of volume {}",
-            request.name(),
-            request
-                .path
-                .trim_start_matches("volumes/")
-                .trim_end_matches("/action")
-        );
+    /// Sends an action on `volume_id` built by [`CinderRequest`].
+    async fn send_action(
+        &self,
+        volume_id: &str,
+        request: CinderRequest,
+    ) -> Result<Value, CinderError> {
+        let what = format!("{} of volume {volume_id}", request.action_name());
         let (_, body) = self.call(&what, request).await?;
         Ok(body)
     }
@@ -390,7 +388,7 @@ impl CinderClient {
     }
 
     pub async fn reserve(&self, volume_id: &str) -> Result<(), CinderError> {
-        self.action(volume_id, "os-reserve", Value::Null)
+        self.send_action(volume_id, CinderRequest::reserve(volume_id))
             .await
             .map(|_| ())
     }
@@ -408,7 +406,10 @@ impl CinderClient {
         connector: &Value,
     ) -> Result<Value, CinderError> {
         let body = self
-            .send_action(CinderRequest::initialize_connection(volume_id, connector))
+            .send_action(
+                volume_id,
+                CinderRequest::initialize_connection(volume_id, connector),
+            )
             .await?;
         body.get("connection_info").cloned().ok_or_else(|| {
             CinderError::permanent(format!(
@@ -418,7 +419,7 @@ impl CinderClient {
     }
 
     pub async fn attach(&self, volume_id: &str, instance_uuid: &str) -> Result<(), CinderError> {
-        self.send_action(CinderRequest::attach(volume_id, instance_uuid))
+        self.send_action(volume_id, CinderRequest::attach(volume_id, instance_uuid))
             .await
             .map(|_| ())
     }

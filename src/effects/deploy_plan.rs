@@ -133,6 +133,11 @@ impl Walk<'_> {
             Some(Ok(names)) => names,
             Some(Err(e)) => vec![format!("(refused: {e})")],
         };
+        self.push(step, does, records)
+    }
+
+    /// A step whose events are known already.
+    fn push(&mut self, step: &'static str, does: String, records: Vec<String>) -> &mut Step {
         self.steps.push(Step {
             step,
             does,
@@ -179,14 +184,11 @@ pub fn plan(node: &Node, ctx: &PlanContext) -> DeployPlan {
             return out;
         }
     };
-    walk.steps.push(Step {
-        step: "request",
-        does: "accept the deploy request (the API answers 202)".into(),
-        records: accepted,
-        cinder: vec![],
-        files: vec![],
-        script: None,
-    });
+    walk.push(
+        "request",
+        "accept the deploy request (the API answers 202)".into(),
+        accepted,
+    );
     if let Some((boot, note)) = node.note_boot_volume() {
         walk.step(
             "boot-volume",

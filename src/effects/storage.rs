@@ -104,7 +104,7 @@ pub fn attach_requests(
     vec![
         CinderRequest::get_volume(volume_id),
         note(RESERVING),
-        CinderRequest::action(volume_id, "os-reserve", Value::Null),
+        CinderRequest::reserve(volume_id),
         CinderRequest::initialize_connection(volume_id, connector),
         CinderRequest::attach(volume_id, instance),
         note("attached"),

@@ -200,11 +200,8 @@ fn check_switch_id(link: &Map<String, Value>) -> Result<(), String> {
     let Some(id) = link.get("switch_id").and_then(Value::as_str) else {
         return Ok(());
     };
-    let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
-    let octets: Vec<&str> = id.split(':').collect();
-    let mac = octets.len() == 6 && octets.iter().all(|o| o.len() == 2 && hex(o));
-    let datapath = id.len() == 16 && hex(id);
-    if mac || datapath {
+    let datapath = id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit());
+    if super::normalize_mac(id).is_some() || datapath {
         Ok(())
     } else {
         Err(format!(

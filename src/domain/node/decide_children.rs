@@ -79,6 +79,16 @@ fn optional_string_field(
     }
 }
 
+/// A port's physical network is none or a name, never empty (Ironic's rule).
+fn check_physical_network(network: &Option<String>) -> Result<(), DomainError> {
+    if network.as_deref() == Some("") {
+        return Err(DomainError::Invalid(
+            "A non-empty value is required when setting physical_network".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A link with its `switch_id` in lower case (MACs and datapath IDs are
 /// case-insensitive; Ironic stores them in lower case).
 fn lower_switch_id(mut link: BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -179,7 +189,7 @@ impl Node {
             )));
         }
         self.check_port_unique(&address, None)?;
-        let physical_network = p.physical_network.filter(|n| !n.is_empty());
+        check_physical_network(&p.physical_network)?;
         Ok(vec![NodeEvent::PortAdded {
             port: Port {
                 uuid: p.uuid,
@@ -187,7 +197,7 @@ impl Node {
                 pxe_enabled: p.pxe_enabled,
                 extra: p.extra,
                 local_link_connection: lower_switch_id(p.local_link_connection),
-                physical_network,
+                physical_network: p.physical_network,
                 is_smartnic: p.is_smartnic,
             },
         }])
@@ -221,11 +231,7 @@ impl Node {
             physical_network: optional_string_field(&out, "physical_network")?,
             is_smartnic: bool_field(&out, "is_smartnic", false)?,
         };
-        if after.physical_network.as_deref() == Some("") {
-            return Err(DomainError::Invalid(
-                "A non-empty value is required when setting physical_network".into(),
-            ));
-        }
+        check_physical_network(&after.physical_network)?;
         // Ironic counts a field as changed once a patch sets it, even to the
         // value it had.
         let touched = |field: &str| {

@@ -383,6 +383,18 @@ async fn port_network_fields_are_kept_and_gated() {
         "aa:bb:cc:dd:ee:ff"
     );
     // Text only, and a physical network is never empty.
+    let empty_network = run(
+        in_state(Manageable),
+        NodeCommand::AddPort(NewPort {
+            physical_network: Some(String::new()),
+            ..new_port(2, "52:54:00:00:00:02")
+        }),
+    )
+    .await;
+    assert!(
+        matches!(empty_network, Err(DomainError::Invalid(_))),
+        "{empty_network:?}"
+    );
     for bad in [
         vec![add("/local_link_connection/port_id", json!(5))],
         vec![replace("/physical_network", json!(""))],
