@@ -853,12 +853,28 @@ async fn import_refuses_inconsistent_logs(backend: Backend) {
         .ok(&["import", "--no-project", &write("prefix", &prefix)])
         .await;
     assert_eq!(target.store.store.head().await.unwrap(), k as u64);
-    let r = target.cli(&["import", &write("all", &owned)]).await;
+    // The rest from standard input (spooled to a private file, then removed).
+    let tmp = tempfile::tempdir().unwrap();
+    let all = owned.join("\n") + "\n";
+    let r = target
+        .cli_with_input(&["import", "-"], all.as_bytes(), tmp.path())
+        .await;
     assert!(r.ok, "{}", r.stderr);
     assert!(
         r.stderr.contains(&format!("holds the first {k} events")),
         "{}",
         r.stderr
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("imported {} events", s.end - k as u64)),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the spooled copy of standard input is left behind"
     );
     assert_eq!(target.store.store.head().await.unwrap(), s.end);
     target.ok(&["verify"]).await;

@@ -24,6 +24,11 @@ use std::time::Instant;
 /// recording; uniqueness claims are recomputed and the nodes' data keys
 /// restored (the secrets stay readable with the same master key).
 ///
+/// The file is read twice, once to check it and once to write it, one batch
+/// at a time: memory does not grow with the log (only a sequence number per
+/// aggregate is kept). Standard input is first copied to a private file in
+/// the temporary directory (`TMPDIR`), removed afterwards.
+///
 /// The target store must be empty — or hold a prefix of this very log (an
 /// interrupted import), in which case the import resumes after it. Import into
 /// an idle database (no `serve` running on it). Afterwards the read models
@@ -48,14 +53,37 @@ pub struct ImportArgs {
     pub no_project: bool,
 }
 
-/// A checked export.
+/// What the check of an export keeps: the counts and the data keys. The
+/// events themselves are not kept: the import reads the file a second time
+/// to write them, so its memory does not grow with the log.
 pub struct Checked {
-    pub events: Vec<RecordedEvent>,
+    /// The number of events (also the last position: positions are 1, 2, 3, …).
+    pub events: u64,
     pub data_keys: Vec<(String, String)>,
 }
 
 fn bad(line: usize, msg: impl std::fmt::Display) -> super::anyhow_free::Error {
     format!("line {line}: {msg}").into()
+}
+
+/// The lines of an export, decoded one at a time, with their line numbers
+/// (blank lines skipped): the one reader both passes of an import use.
+fn lines(reader: impl BufRead) -> impl Iterator<Item = Result<(usize, Line)>> {
+    reader.lines().enumerate().filter_map(|(i, text)| {
+        let n = i + 1;
+        let text = match text {
+            Ok(t) if t.trim().is_empty() => return None,
+            Ok(t) => t,
+            Err(e) => return Some(Err(bad(n, e))),
+        };
+        // The decoder of stored data: whatever `export` wrote (an event's
+        // envelope adds levels to what the API took) reads back.
+        Some(
+            crate::store::json::decode_as::<Line>(text.as_bytes())
+                .map(|line| (n, line))
+                .map_err(|e| bad(n, e)),
+        )
+    })
 }
 
 /// Whether ironledger can read the event: a log it cannot decode would be
@@ -82,25 +110,19 @@ fn readable(e: &RecordedEvent) -> std::result::Result<(), String> {
     }
 }
 
-/// Reads and checks an export (see the command's help for the rules).
+/// Reads and checks an export (see the command's help for the rules),
+/// keeping per aggregate only its last sequence.
 pub fn check(reader: impl BufRead) -> Result<Checked> {
-    let mut events: Vec<RecordedEvent> = vec![];
+    let mut events = 0u64;
     let mut data_keys = vec![];
     let mut header = false;
     let mut end = None;
     let mut sequences: HashMap<(String, String), u64> = HashMap::new();
-    for (i, text) in reader.lines().enumerate() {
-        let n = i + 1;
-        let text = text?;
-        if text.trim().is_empty() {
-            continue;
-        }
+    for line in lines(reader) {
+        let (n, line) = line?;
         if end.is_some() {
             return Err(bad(n, "data after the end line"));
         }
-        // The decoder of stored data: whatever `export` wrote (an event's
-        // envelope adds levels to what the API took) reads back.
-        let line: Line = crate::store::json::decode_as(text.as_bytes()).map_err(|e| bad(n, e))?;
         match line {
             Line::Header {
                 format, version, ..
@@ -118,12 +140,16 @@ pub fn check(reader: impl BufRead) -> Result<Checked> {
             }
             _ if !header => return Err(bad(n, "no header: not an ironledger export")),
             Line::Event(e) => {
-                let want = events.last().map_or(1, |l| l.position + 1);
+                let want = events + 1;
                 if e.position != want {
                     return Err(bad(
                         n,
                         format!("position {} where {want} was expected", e.position),
                     ));
+                }
+                readable(&e).map_err(|why| bad(n, why))?;
+                if !e.metadata.is_object() {
+                    return Err(bad(n, "metadata must be a JSON object"));
                 }
                 let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
                 let seq = sequences.entry(key).or_insert(0);
@@ -137,11 +163,7 @@ pub fn check(reader: impl BufRead) -> Result<Checked> {
                     ));
                 }
                 *seq = e.sequence;
-                if !e.metadata.is_object() {
-                    return Err(bad(n, "metadata must be a JSON object"));
-                }
-                readable(&e).map_err(|why| bad(n, why))?;
-                events.push(e);
+                events = want;
             }
             Line::DataKey { owner, wrapped } => data_keys.push((owner, wrapped)),
             Line::End {
@@ -153,12 +175,11 @@ pub fn check(reader: impl BufRead) -> Result<Checked> {
     let Some((n, count, keys)) = end else {
         return Err("the file has no end line: it is truncated".into());
     };
-    if count != events.len() as u64 || keys != data_keys.len() as u64 {
+    if count != events || keys != data_keys.len() as u64 {
         return Err(bad(
             n,
             format!(
-                "the end line counts {count} events and {keys} data keys, the file has {} and {}",
-                events.len(),
+                "the end line counts {count} events and {keys} data keys, the file has {events} and {}",
                 data_keys.len()
             ),
         ));
@@ -166,45 +187,94 @@ pub fn check(reader: impl BufRead) -> Result<Checked> {
     Ok(Checked { events, data_keys })
 }
 
-/// How many of the file's events the store already holds (an interrupted
-/// import of the same file), or an error if it holds anything else.
-async fn already_there(store: &dyn LogStore, events: &[RecordedEvent]) -> Result<u64> {
-    let head = store.head().await?;
-    if head == 0 {
-        return Ok(0);
-    }
-    if head > events.len() as u64 {
-        return Err(format!(
-            "the target store is not empty: it has {head} events, more than the file"
-        )
-        .into());
-    }
-    let mut after = 0;
-    while after < head {
-        let page = store.read_feed(after, 1000).await?;
-        let Some(last) = page.last().map(|e| e.position) else {
-            break;
-        };
-        for got in page {
-            let want = &events[got.position as usize - 1];
-            let same = got.aggregate_type == want.aggregate_type
-                && got.aggregate_id == want.aggregate_id
-                && got.sequence == want.sequence
-                && got.event_type == want.event_type
-                && got.event_version == want.event_version
-                && got.payload == want.payload
-                && got.metadata == want.metadata;
-            if !same {
-                return Err(format!(
-                    "the target store is not empty and differs from the file at position {}",
-                    got.position
-                )
-                .into());
-            }
+/// The file an import reads twice (once to check, once to write): the named
+/// file, or standard input spooled to a private temporary file first.
+enum Source {
+    Named(PathBuf),
+    Spooled(PathBuf),
+}
+
+impl Source {
+    fn open(file: &std::path::Path) -> Result<Source> {
+        if file.as_os_str() != "-" {
+            return Ok(Source::Named(file.to_path_buf()));
         }
-        after = last;
+        let path = std::env::temp_dir().join(format!(
+            "ironledger-import-{}-{}.jsonl",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut spool = options
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        // Registered before the copy, so a failed copy removes the file too.
+        let source = Source::Spooled(path);
+        std::io::copy(&mut std::io::stdin().lock(), &mut spool).map_err(|e| {
+            format!(
+                "spooling standard input to {}: {e}",
+                source.path().display()
+            )
+        })?;
+        Ok(source)
     }
-    Ok(head)
+
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Source::Named(p) | Source::Spooled(p) => p,
+        }
+    }
+
+    fn reader(&self) -> Result<impl BufRead> {
+        let file = std::fs::File::open(self.path())
+            .map_err(|e| format!("{}: {e}", self.path().display()))?;
+        Ok(std::io::BufReader::with_capacity(1 << 20, file))
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        if let Source::Spooled(path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Whether the store's event `got` is the file's event `want` (an
+/// interrupted import of the same file left it there).
+fn same_event(got: &RecordedEvent, want: &RecordedEvent) -> bool {
+    got.position == want.position
+        && got.aggregate_type == want.aggregate_type
+        && got.aggregate_id == want.aggregate_id
+        && got.sequence == want.sequence
+        && got.event_type == want.event_type
+        && got.event_version == want.event_version
+        && got.payload == want.payload
+        && got.metadata == want.metadata
+}
+
+/// Checks that the store holds `page` (consecutive events of the file, all
+/// at or below the store's head) as the file has them.
+async fn compare_prefix(store: &dyn LogStore, page: &[RecordedEvent]) -> Result<()> {
+    let Some(first) = page.first() else {
+        return Ok(());
+    };
+    let got = store
+        .read_feed(first.position - 1, page.len() as u32)
+        .await?;
+    for (i, want) in page.iter().enumerate() {
+        if !got.get(i).is_some_and(|g| same_event(g, want)) {
+            return Err(format!(
+                "the target store is not empty and differs from the file at position {}",
+                want.position
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The claims one imported event makes (as its original append did).
@@ -220,29 +290,26 @@ fn claims_of(claim_fn: &crate::store::ClaimFn, e: &RecordedEvent) -> Vec<ClaimOp
     })
 }
 
+/// Events compared per read of the store when resuming.
+const COMPARE_PAGE: usize = 1000;
+
 pub async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<()> {
-    let checked = if args.file.as_os_str() == "-" {
-        check(std::io::stdin().lock())?
-    } else {
-        let file =
-            std::fs::File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
-        check(std::io::BufReader::new(file))?
-    };
+    let source = Source::open(&args.file)?;
+    let checked = check(source.reader()?)?;
     let config = global.config()?;
     let opened = crate::store::open(&config.database).await?;
     let store: Arc<dyn LogStore> = opened.store.clone();
     store.sequence().await?;
-    let done = already_there(store.as_ref(), &checked.events).await?;
-    let total = checked.events.len() as u64;
-    if done > 0 {
-        eprintln!("the store holds the first {done} events of this log: resuming after them");
+    let head = store.head().await?;
+    if head > checked.events {
+        return Err(format!(
+            "the target store is not empty: it has {head} events, more than the file"
+        )
+        .into());
     }
     let claim_fn = crate::engine::claim_fn();
-    let bar = common::event_bar(total, "import");
-    bar.set_position(done);
+    let bar = common::event_bar(checked.events, "import");
     let started = Instant::now();
-    let rest = &checked.events[done as usize..];
-    let batches: Vec<&[RecordedEvent]> = rest.chunks(args.batch_size.max(1)).collect();
     let key_claims: Vec<ClaimOp> = checked
         .data_keys
         .iter()
@@ -252,25 +319,49 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<()> {
             owner: owner.clone(),
         })
         .collect();
-    for (i, batch) in batches.iter().enumerate() {
-        let mut claims: Vec<ClaimOp> = batch.iter().flat_map(|e| claims_of(&claim_fn, e)).collect();
-        if i + 1 == batches.len() {
-            // The data keys alive at export time, after every release.
-            claims.extend(key_claims.iter().cloned());
+    let batch_size = args.batch_size.max(1);
+    // The second pass: events at or below the store's head are compared with
+    // it (an interrupted import resumes after them), the rest written in
+    // batches. Only one batch is held at a time.
+    let mut prefix: Vec<RecordedEvent> = Vec::new();
+    let mut batch: Vec<RecordedEvent> = Vec::with_capacity(batch_size.min(10_000));
+    let mut written = 0u64;
+    for line in lines(source.reader()?) {
+        let Line::Event(e) = line?.1 else {
+            continue;
+        };
+        if e.position <= head {
+            let last = e.position == head;
+            prefix.push(e);
+            if prefix.len() == COMPARE_PAGE || last {
+                compare_prefix(store.as_ref(), &prefix).await?;
+                prefix.clear();
+            }
+            if last {
+                eprintln!(
+                    "the store holds the first {head} events of this log: resuming after them"
+                );
+                bar.set_position(head);
+            }
+            continue;
         }
-        store
-            .import_events(batch, &claims)
-            .await
-            .map_err(|e| format!("importing positions {}..: {e}", batch[0].position))?;
-        bar.inc(batch.len() as u64);
+        batch.push(e);
+        if batch.len() == batch_size {
+            written += import_batch(store.as_ref(), &claim_fn, &batch, &[]).await?;
+            bar.inc(batch.len() as u64);
+            batch.clear();
+        }
     }
-    if rest.is_empty() && !key_claims.is_empty() {
-        store.import_events(&[], &key_claims).await?;
+    // The last batch (perhaps empty) carries the data keys alive at export
+    // time, after every release.
+    if !batch.is_empty() || !key_claims.is_empty() {
+        written += import_batch(store.as_ref(), &claim_fn, &batch, &key_claims).await?;
+        bar.inc(batch.len() as u64);
     }
     bar.finish_and_clear();
     println!(
         "imported {} and {} data keys into the {} store",
-        common::rate(rest.len() as u64, started.elapsed()),
+        common::rate(written, started.elapsed()),
         checked.data_keys.len(),
         store.backend()
     );
@@ -285,4 +376,23 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Writes one batch of the file's events with the claims they make (and
+/// `extra`): how many events it wrote.
+async fn import_batch(
+    store: &dyn LogStore,
+    claim_fn: &crate::store::ClaimFn,
+    batch: &[RecordedEvent],
+    extra: &[ClaimOp],
+) -> Result<u64> {
+    let mut claims: Vec<ClaimOp> = batch.iter().flat_map(|e| claims_of(claim_fn, e)).collect();
+    claims.extend(extra.iter().cloned());
+    store.import_events(batch, &claims).await.map_err(|e| {
+        let at = batch.first().map_or("the data keys".to_string(), |e| {
+            format!("positions {}..", e.position)
+        });
+        format!("importing {at}: {e}")
+    })?;
+    Ok(batch.len() as u64)
 }

@@ -98,7 +98,29 @@ pub struct Run {
 impl Db {
     /// Runs `ironledger --database-url <this> <args…>`.
     pub async fn cli(&self, args: &[&str]) -> Run {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ironledger"))
+        Run::of(self.command(args).output().await.expect("run ironledger"))
+    }
+
+    /// Like [`cli`](Self::cli), with `input` on standard input and the
+    /// temporary directory (`TMPDIR`) at `tmp`.
+    pub async fn cli_with_input(&self, args: &[&str], input: &[u8], tmp: &std::path::Path) -> Run {
+        use tokio::io::AsyncWriteExt;
+        let mut command = self.command(args);
+        command
+            .env("TMPDIR", tmp)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("run ironledger");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input).await.expect("write stdin");
+        drop(stdin);
+        Run::of(child.wait_with_output().await.expect("run ironledger"))
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ironledger"));
+        command
             .arg("--database-url")
             .arg(&self.url)
             .arg("--data-dir")
@@ -106,16 +128,8 @@ impl Db {
             .args(args)
             .env_remove("DATABASE_URL")
             .env_remove("IRONLEDGER_DATA_DIR")
-            .env("RUST_LOG", "warn")
-            .output()
-            .await
-            .expect("run ironledger");
-        Run {
-            ok: out.status.success(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+            .env("RUST_LOG", "warn");
+        command
     }
 
     /// Like [`cli`](Self::cli), failing the test unless it succeeds.
@@ -342,5 +356,16 @@ pub async fn scenario(e: &Engine) -> Scenario {
         undeployed,
         redeployed,
         end,
+    }
+}
+
+impl Run {
+    fn of(out: std::process::Output) -> Run {
+        Run {
+            ok: out.status.success(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
