@@ -1350,9 +1350,57 @@ async fn every_typed_column_is_written_and_queried(t: &TestStore) {
             "{}.{col}",
             table.table
         );
+        // Rows whose writes change different columns, in one commit: each
+        // row gets its new values and keeps the others.
+        let col = table.columns[1];
+        let mut b_keys = all("b");
+        b_keys[1].1 = value(col, "a");
+        let c_keys = vec![("ord", Key::Int(3)), (col, value(col, "b"))];
+        assert!(s
+            .commit_model(
+                table.model,
+                2,
+                3,
+                &[
+                    keyed("b", json!({"doc": "b2", "ord": 9}), b_keys.clone()),
+                    keyed("c", json!({"doc": "c2", "ord": 3}), c_keys.clone()),
+                ]
+            )
+            .await
+            .unwrap());
+        let keys = s
+            .row_keys(table.model, &query(&[], None, false), table.columns)
+            .await
+            .unwrap();
+        let in_order = |given: &Keys| -> Vec<Key> {
+            table
+                .columns
+                .iter()
+                .map(|c| {
+                    given
+                        .iter()
+                        .find(|(k, _)| k == c)
+                        .map_or(Key::Null, |(_, v)| v.clone())
+                })
+                .collect()
+        };
+        assert_eq!(
+            keys,
+            [
+                ("c".to_string(), in_order(&c_keys)),
+                ("b".to_string(), in_order(&b_keys)),
+                ("a".to_string(), in_order(&vec![("ord", Key::Int(10))])),
+            ],
+            "{}",
+            table.table
+        );
+        assert_eq!(
+            s.doc_get(table.model, "b").await.unwrap(),
+            Some(json!({"doc": "b2", "ord": 9}))
+        );
         // Deletes reach the typed table.
         assert!(s
-            .commit_model(table.model, 2, 3, &[DocChange::Delete { id: "c".into() }])
+            .commit_model(table.model, 3, 4, &[DocChange::Delete { id: "c".into() }])
             .await
             .unwrap());
         assert_eq!(

@@ -135,6 +135,7 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(WRITE_ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(sql_error)?;
@@ -143,6 +144,7 @@ impl SqliteStore {
         // Opened after the migrations so that a reader never sees a half-made schema.
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
+            .test_before_acquire(false)
             .connect_with(options.create_if_missing(false))
             .await
             .map_err(sql_error)?;
@@ -419,46 +421,120 @@ fn bind_key<'q>(
     }
 }
 
-/// Upserts documents of one SQL table: `body` and, in a typed table, every
-/// index column (a column the keys leave out becomes NULL, so a key that is
+/// Upserts documents of one SQL table: `body` and, in a typed table, its
+/// index columns (a column the keys leave out becomes NULL, so a key that is
 /// gone is gone from the index too).
+///
+/// A row that exists already gets only the index columns whose value
+/// changes. SQLite rewrites the index entry of every column an UPDATE sets,
+/// changed or not, and each index page so dirtied is one more page written to
+/// the WAL at commit: setting all of `node_rows`' columns on a PATCH of one
+/// node's `extra` wrote 31 pages to the WAL, setting only what changed about
+/// ten, and the commands got about 30 % faster (`docs/performance.md`). The
+/// rows are written in groups of the same changed columns, one statement a
+/// group (and a chunk of parameters).
 async fn write_docs(
     tx: &mut Transaction<'_, Sqlite>,
     table: &'static str,
     puts: &[(&str, &str, &Value, &Keys)],
 ) -> Result<(), StoreError> {
     let typed = puts.first().and_then(|p| rows::table_of(p.0));
+    let index_columns = typed.map_or(&[][..], |t| t.columns);
     let columns: Vec<&str> = ["model", "id", "body"]
         .into_iter()
-        .chain(typed.map_or(&[][..], |t| t.columns).iter().copied())
+        .chain(index_columns.iter().copied())
         .collect();
-    let row = format!("({})", vec!["?"; columns.len()].join(", "));
-    let set: Vec<String> = columns[2..]
+    let values: Vec<Vec<&Key>> = puts
         .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
+        .map(|p| typed.map_or(vec![], |t| t.values(p.3)))
         .collect();
-    for chunk in puts.chunks(MAX_PARAMS / columns.len()) {
-        let sql = format!(
-            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT (model, id) DO UPDATE SET {}",
-            columns.join(", "),
-            vec![row.as_str(); chunk.len()].join(", "),
-            set.join(", ")
-        );
-        let bodies: Vec<String> = chunk.iter().map(|p| json_text(p.2)).collect();
-        let values: Vec<Vec<&Key>> = chunk
-            .iter()
-            .map(|p| typed.map_or(vec![], |t| t.values(p.3)))
-            .collect();
-        let mut query = sqlx::query(&sql);
-        for ((p, body), values) in chunk.iter().zip(&bodies).zip(&values) {
-            query = query.bind(p.0).bind(p.1).bind(body.as_str());
-            for v in values {
-                query = bind_key(query, v);
-            }
+    let current = current_keys(tx, table, index_columns, puts).await?;
+    // Rows by the index columns their write changes (all of them for a new row).
+    let mut groups: Vec<(Vec<&str>, Vec<usize>)> = vec![];
+    for (i, old) in current.iter().enumerate() {
+        let changed: Vec<&str> = match old {
+            None => index_columns.to_vec(),
+            Some(old) => index_columns
+                .iter()
+                .zip(old.iter().zip(&values[i]))
+                .filter(|(_, (old, new))| old != *new)
+                .map(|(c, _)| *c)
+                .collect(),
+        };
+        match groups.iter_mut().find(|(c, _)| *c == changed) {
+            Some((_, rows)) => rows.push(i),
+            None => groups.push((changed, vec![i])),
         }
-        query.execute(&mut **tx).await.map_err(sql_error)?;
+    }
+    let row = format!("({})", vec!["?"; columns.len()].join(", "));
+    let bodies: Vec<String> = puts.iter().map(|p| json_text(p.2)).collect();
+    for (changed, members) in &groups {
+        let set: Vec<String> = std::iter::once("body")
+            .chain(changed.iter().copied())
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        for chunk in members.chunks(MAX_PARAMS / columns.len()) {
+            let sql = format!(
+                "INSERT INTO {table} ({}) VALUES {} ON CONFLICT (model, id) DO UPDATE SET {}",
+                columns.join(", "),
+                vec![row.as_str(); chunk.len()].join(", "),
+                set.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for &i in chunk {
+                let p = &puts[i];
+                query = query.bind(p.0).bind(p.1).bind(bodies[i].as_str());
+                for v in &values[i] {
+                    query = bind_key(query, v);
+                }
+            }
+            query.execute(&mut **tx).await.map_err(sql_error)?;
+        }
     }
     Ok(())
+}
+
+/// The index values the rows of `puts` hold now, in the order of `puts`
+/// (`None`: no such row yet), read in the write transaction.
+async fn current_keys(
+    tx: &mut Transaction<'_, Sqlite>,
+    table: &'static str,
+    columns: &[&'static str],
+    puts: &[(&str, &str, &Value, &Keys)],
+) -> Result<Vec<Option<Vec<Key>>>, StoreError> {
+    let mut current = vec![None; puts.len()];
+    if columns.is_empty() {
+        return Ok(current);
+    }
+    // 2 parameters a row.
+    for (c, chunk) in puts.chunks(MAX_PARAMS / 2).enumerate() {
+        let sql = format!(
+            "SELECT id, {}, model FROM {table} WHERE (model, id) IN (VALUES {})",
+            columns.join(", "),
+            vec!["(?, ?)"; chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        // id → (model, index in `puts`)
+        let mut asked: HashMap<&str, Vec<(&str, usize)>> = HashMap::with_capacity(chunk.len());
+        for (i, p) in chunk.iter().enumerate() {
+            query = query.bind(p.0).bind(p.1);
+            asked
+                .entry(p.1)
+                .or_default()
+                .push((p.0, c * (MAX_PARAMS / 2) + i));
+        }
+        for row in query.fetch_all(&mut **tx).await.map_err(sql_error)? {
+            let (id, keys) = super::row_keys_of(&row, columns)?;
+            let model: String = row.try_get(columns.len() + 1).map_err(sql_error)?;
+            let at = asked
+                .get(id.as_str())
+                .and_then(|m| m.iter().find(|(m, _)| *m == model));
+            if let Some(&(_, i)) = at {
+                current[i] = Some(keys);
+            }
+        }
+    }
+    Ok(current)
 }
 
 /// The checkpoints of `models` (0 if missing), in the order asked, in one query.
