@@ -449,22 +449,31 @@ async fn write_docs(
         .map(|p| typed.map_or(vec![], |t| t.values(p.3)))
         .collect();
     let current = current_keys(tx, table, index_columns, puts).await?;
-    // Rows by the index columns their write changes (all of them for a new row).
+    // Existing rows by the index columns their write changes; a new row
+    // joins any group (the SET of an upsert applies only to a row that
+    // exists), so a commit that adds rows and updates one costs one statement.
     let mut groups: Vec<(Vec<&str>, Vec<usize>)> = vec![];
+    let mut new_rows = vec![];
     for (i, old) in current.iter().enumerate() {
-        let changed: Vec<&str> = match old {
-            None => index_columns.to_vec(),
-            Some(old) => index_columns
-                .iter()
-                .zip(old.iter().zip(&values[i]))
-                .filter(|(_, (old, new))| old != *new)
-                .map(|(c, _)| *c)
-                .collect(),
+        let Some(old) = old else {
+            new_rows.push(i);
+            continue;
         };
+        let changed: Vec<&str> = index_columns
+            .iter()
+            .zip(old.iter().zip(&values[i]))
+            .filter(|(_, (old, new))| old != *new)
+            .map(|(c, _)| *c)
+            .collect();
         match groups.iter_mut().find(|(c, _)| *c == changed) {
             Some((_, rows)) => rows.push(i),
             None => groups.push((changed, vec![i])),
         }
+    }
+    match groups.first_mut() {
+        Some((_, rows)) => rows.extend(new_rows),
+        None if !new_rows.is_empty() => groups.push((index_columns.to_vec(), new_rows)),
+        None => {}
     }
     let row = format!("({})", vec!["?"; columns.len()].join(", "));
     let bodies: Vec<String> = puts.iter().map(|p| json_text(p.2)).collect();
