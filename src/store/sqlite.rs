@@ -128,7 +128,10 @@ impl SqliteStore {
 
         // The write pool keeps its one connection open for the life of the store:
         // besides saving reconnects, an open connection keeps the WAL and shared
-        // memory files in place for the readers.
+        // memory files in place for the readers. Neither pool pings a
+        // connection before handing it out (sqlx's default): a connection to a
+        // local file does not go stale, and each ping is one more round trip
+        // to the connection's thread on every statement's way.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
