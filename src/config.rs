@@ -126,8 +126,60 @@ pub struct Config {
     pub power_sync: PowerSyncConfig,
     /// `[secrets]`: the master key that encrypts secrets at rest.
     pub secrets: SecretsConfig,
-    /// Every option as read (file, then environment), for later subsystems.
-    pub raw: BTreeMap<(String, String), String>,
+    /// `[DEFAULT] host`: the name ironledger reports as the conductor of
+    /// every node (Ironic's option; default: this machine's name).
+    pub host: String,
+    /// `[conductor] deploy_kernel` and `deploy_ramdisk`: the deploy images
+    /// used when a node's `driver_info` names none (only checked by `GET
+    /// /v1/nodes/{node}/validate`: ironledger boots nodes from their volumes).
+    pub deploy_kernel: Option<String>,
+    pub deploy_ramdisk: Option<String>,
+    /// `[DEFAULT] debug` (Ironic's, default false): accepted so that an
+    /// `ironic.conf` reads unchanged, and checked as a boolean; the log level
+    /// itself follows `RUST_LOG` (docs/operations.md).
+    pub debug: bool,
+    /// Every option set, with where it was set (the last word: environment
+    /// over files, later files over earlier ones): for `ironledger config`.
+    pub read: BTreeMap<(String, String), Read>,
+}
+
+/// One option as ironledger uses it (see [`Config::effective`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Effective {
+    pub section: String,
+    pub option: String,
+    /// The value in use (`******` for a secret); `None`: unset, no default.
+    pub value: Option<String>,
+    /// Where it was set; `None`: ironledger's default.
+    pub source: Option<String>,
+}
+
+/// One option's value as read, and where from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub value: String,
+    pub source: Source,
+}
+
+/// Where an option's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An INI file given with `--config-file`.
+    File(PathBuf),
+    /// An `IRONLEDGER__<SECTION>__<OPTION>` environment variable.
+    Env(String),
+    /// A command-line flag (or the variable clap reads for it).
+    Flag(&'static str),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Env(var) => write!(f, "environment {var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
 }
 
 /// The periodic power-state sync (`crate::effects::power_sync`), with
@@ -251,8 +303,10 @@ impl SecretsConfig {
     }
 }
 
-/// Options ironledger reads; anything else in a file is warned about.
-const KNOWN: &[(&str, &str)] = &[
+/// Options ironledger reads (besides `[DEFAULT] enabled_<kind>_interfaces`
+/// and `default_<kind>_interface` for every interface kind); anything else
+/// in a file is warned about. [`Config::effective`] shows each one.
+pub const OPTIONS: &[(&str, &str)] = &[
     ("database", "connection"),
     ("api", "host_ip"),
     ("api", "port"),
@@ -268,6 +322,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("DEFAULT", "auth_strategy"),
     ("DEFAULT", "http_basic_auth_user_file"),
     ("DEFAULT", "enabled_hardware_types"),
+    ("DEFAULT", "host"),
     ("DEFAULT", "debug"),
     ("deploy", "http_root"),
     ("deploy", "http_url"),
@@ -279,6 +334,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("conductor", "force_power_state_during_sync"),
     ("conductor", "power_state_sync_max_retries"),
     ("conductor", "power_failure_recovery_interval"),
+    ("conductor", "deploy_kernel"),
+    ("conductor", "deploy_ramdisk"),
     ("cinder", "endpoint_override"),
     ("cinder", "auth_type"),
     ("cinder", "username"),
@@ -291,8 +348,11 @@ const KNOWN: &[(&str, &str)] = &[
     ("secrets", "master_key_file"),
 ];
 
+/// Options whose values are never shown (`ironledger config` masks them).
+pub const SECRET_OPTIONS: &[(&str, &str)] = &[("cinder", "token"), ("secrets", "master_key")];
+
 fn known(section: &str, option: &str) -> bool {
-    KNOWN.contains(&(section, option))
+    OPTIONS.contains(&(section, option))
         || (section == "DEFAULT"
             && INTERFACE_KINDS.iter().any(|k| {
                 option == format!("enabled_{k}_interfaces")
@@ -384,7 +444,7 @@ fn positive_count(
 /// before any section both land in `DEFAULT`.
 fn read_files(
     files: &[PathBuf],
-    raw: &mut BTreeMap<(String, String), String>,
+    raw: &mut BTreeMap<(String, String), Read>,
 ) -> Result<(), ConfigError> {
     for path in files {
         let ini = ini::Ini::load_from_file(path).map_err(|e| ConfigError::File {
@@ -394,7 +454,13 @@ fn read_files(
         for (section, props) in ini.iter() {
             let section = section.unwrap_or("DEFAULT");
             for (k, v) in props.iter() {
-                raw.insert((section.to_string(), k.to_string()), v.to_string());
+                raw.insert(
+                    (section.to_string(), k.to_string()),
+                    Read {
+                        value: v.to_string(),
+                        source: Source::File(path.clone()),
+                    },
+                );
             }
         }
     }
@@ -402,7 +468,7 @@ fn read_files(
 }
 
 /// Reads `IRONLEDGER__<SECTION>__<OPTION>` variables.
-fn read_env(raw: &mut BTreeMap<(String, String), String>) {
+fn read_env(raw: &mut BTreeMap<(String, String), Read>) {
     for (k, v) in std::env::vars() {
         let Some(rest) = k.strip_prefix("IRONLEDGER__") else {
             continue;
@@ -415,7 +481,13 @@ fn read_env(raw: &mut BTreeMap<(String, String), String>) {
         } else {
             section.to_ascii_lowercase()
         };
-        raw.insert((section, option.to_ascii_lowercase()), v);
+        raw.insert(
+            (section, option.to_ascii_lowercase()),
+            Read {
+                value: v,
+                source: Source::Env(k.clone()),
+            },
+        );
     }
 }
 
@@ -429,18 +501,30 @@ impl Config {
     }
 
     fn from_raw(
-        raw: BTreeMap<(String, String), String>,
+        mut raw: BTreeMap<(String, String), Read>,
         o: &Overrides,
     ) -> Result<Config, ConfigError> {
+        if let Some(url) = &o.database_url {
+            raw.insert(
+                ("database".into(), "connection".into()),
+                Read {
+                    value: url.clone(),
+                    source: Source::Flag("--database-url (or DATABASE_URL)"),
+                },
+            );
+        }
         for (section, option) in raw.keys() {
             if !known(section, option) {
                 tracing::warn!(section, option, "ignoring unknown configuration option");
             }
         }
-        let get = |s: &str, k: &str| raw.get(&(s.to_string(), k.to_string())).map(String::as_str);
+        let get = |s: &str, k: &str| {
+            raw.get(&(s.to_string(), k.to_string()))
+                .map(|r| r.value.as_str())
+        };
 
         let data_dir = o.data_dir.clone().unwrap_or_else(default_data_dir);
-        let database = match o.database_url.as_deref().or(get("database", "connection")) {
+        let database = match get("database", "connection") {
             Some(url) => {
                 DatabaseUrl::parse(url).map_err(|m| invalid("database", "connection", m))?
             }
@@ -671,6 +755,20 @@ impl Config {
                 .map_err(|m| invalid("secrets", "master_key", m))?;
         }
 
+        let text = |section: &str, option: &str| {
+            get(section, option)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        };
+        let host = text("DEFAULT", "host").unwrap_or_else(crate::engine::host_name);
+        let deploy_kernel = text("conductor", "deploy_kernel");
+        let deploy_ramdisk = text("conductor", "deploy_ramdisk");
+        let debug = match get("DEFAULT", "debug") {
+            None => false,
+            Some(v) => parse_bool("DEFAULT", "debug", v)?,
+        };
+
         Ok(Config {
             secrets,
             database,
@@ -693,8 +791,159 @@ impl Config {
             lease_ttl,
             power_state_change_timeout,
             power_sync,
-            raw,
+            host,
+            deploy_kernel,
+            deploy_ramdisk,
+            debug,
+            read: raw,
         })
+    }
+
+    /// Options that were set but that ironledger does not know (and so
+    /// ignores), with where they were set.
+    pub fn ignored(&self) -> Vec<(String, String, String)> {
+        self.read
+            .iter()
+            .filter(|((section, option), _)| !known(section, option))
+            .map(|((section, option), r)| (section.clone(), option.clone(), r.source.to_string()))
+            .collect()
+    }
+
+    /// Every option ironledger reads, with the value it uses (secrets masked,
+    /// `None` when unset and without a default) and where that value came
+    /// from, in the order of [`OPTIONS`] (each interface kind's two options
+    /// after them). The values are printed from the parsed configuration, so
+    /// a default is what ironledger really takes, not a second copy of it.
+    pub fn effective(&self) -> Vec<Effective> {
+        use std::time::Duration;
+        let secs = |d: Duration| format!("{}", d.as_secs_f64());
+        let opt = |v: &Option<String>| v.clone();
+        let on = |b: bool| {
+            if b {
+                "true".to_string()
+            } else {
+                "false".to_string()
+            }
+        };
+        let cinder = self.cinder.as_ref();
+        let mut out = vec![];
+        let mut push = |section: &str, option: &str, value: Option<String>| {
+            let read = self.read.get(&(section.to_string(), option.to_string()));
+            let secret = SECRET_OPTIONS.contains(&(section, option));
+            out.push(Effective {
+                section: section.to_string(),
+                option: option.to_string(),
+                value: value.map(|v| if secret { "******".to_string() } else { v }),
+                source: read.map(|r| r.source.to_string()),
+            });
+        };
+        for &(section, option) in OPTIONS {
+            let value = match (section, option) {
+                ("database", "connection") => Some(self.database.to_string()),
+                ("api", "host_ip") => Some(self.api.host_ip.to_string()),
+                ("api", "port") => Some(self.api.port.to_string()),
+                ("api", "max_limit") => Some(self.api.max_limit.to_string()),
+                ("api", "public_endpoint") => opt(&self.api.public_endpoint),
+                ("api", "header_timeout") => Some(secs(self.api.limits.header_timeout)),
+                ("api", "body_timeout") => Some(secs(self.api.limits.body_timeout)),
+                ("api", "idle_timeout") => Some(secs(self.api.limits.idle_timeout)),
+                ("api", "max_connections") => Some(self.api.limits.max_connections.to_string()),
+                ("api", "auth_failure_limit") => Some(self.api.auth_throttle.per_user.to_string()),
+                ("api", "auth_address_failure_limit") => {
+                    Some(self.api.auth_throttle.per_address.to_string())
+                }
+                ("api", "auth_backoff") => Some(secs(self.api.auth_throttle.backoff)),
+                ("DEFAULT", "auth_strategy") => Some(match &self.auth {
+                    AuthStrategy::NoAuth => "noauth".to_string(),
+                    AuthStrategy::HttpBasic { .. } => "http_basic".to_string(),
+                }),
+                ("DEFAULT", "http_basic_auth_user_file") => match &self.auth {
+                    AuthStrategy::HttpBasic { user_file } => Some(user_file.display().to_string()),
+                    AuthStrategy::NoAuth => self
+                        .read
+                        .get(&(section.to_string(), option.to_string()))
+                        .map(|r| r.value.clone()),
+                },
+                ("DEFAULT", "enabled_hardware_types") => {
+                    Some(self.catalog.hardware_types.join(","))
+                }
+                ("DEFAULT", "host") => Some(self.host.clone()),
+                ("DEFAULT", "debug") => Some(on(self.debug)),
+                ("deploy", "http_root") => Some(self.http_root.display().to_string()),
+                ("deploy", "http_url") => opt(&self.http_url),
+                ("deploy", "san_boot_retries") => Some(match self.san_boot_retries {
+                    crate::effects::ipxe::SanRetries::Forever => "forever".to_string(),
+                    crate::effects::ipxe::SanRetries::Times(n) => n.to_string(),
+                }),
+                ("conductor", "automated_clean") => Some(on(self.automated_clean)),
+                ("conductor", "lease_seconds") => Some(secs(self.lease_ttl)),
+                ("conductor", "power_state_change_timeout") => {
+                    Some(secs(self.power_state_change_timeout))
+                }
+                ("conductor", "sync_power_state_interval") => {
+                    Some(self.power_sync.interval.map_or("0".to_string(), secs))
+                }
+                ("conductor", "force_power_state_during_sync") => Some(on(self.power_sync.force)),
+                ("conductor", "power_state_sync_max_retries") => {
+                    Some(self.power_sync.max_retries.to_string())
+                }
+                ("conductor", "power_failure_recovery_interval") => Some(
+                    self.power_sync
+                        .recovery_interval
+                        .map_or("0".to_string(), secs),
+                ),
+                ("conductor", "deploy_kernel") => opt(&self.deploy_kernel),
+                ("conductor", "deploy_ramdisk") => opt(&self.deploy_ramdisk),
+                ("cinder", "endpoint_override") => cinder.map(|c| c.endpoint.clone()),
+                ("cinder", "auth_type") => cinder.map(|c| match &c.auth {
+                    crate::effects::cinder::CinderAuth::None { .. } => "none".to_string(),
+                    crate::effects::cinder::CinderAuth::Token(_) => "token".to_string(),
+                }),
+                ("cinder", "username") => cinder.and_then(|c| match &c.auth {
+                    crate::effects::cinder::CinderAuth::None { username, .. } => {
+                        Some(username.clone())
+                    }
+                    crate::effects::cinder::CinderAuth::Token(_) => None,
+                }),
+                ("cinder", "project_id") => cinder.and_then(|c| match &c.auth {
+                    crate::effects::cinder::CinderAuth::None { project_id, .. } => {
+                        Some(project_id.clone())
+                    }
+                    crate::effects::cinder::CinderAuth::Token(_) => None,
+                }),
+                ("cinder", "token") => cinder.and_then(|c| match &c.auth {
+                    crate::effects::cinder::CinderAuth::Token(t) => Some(t.clone()),
+                    crate::effects::cinder::CinderAuth::None { .. } => None,
+                }),
+                ("cinder", "timeout") => cinder.map(|c| secs(c.timeout)),
+                ("cinder", "action_retries") => cinder.map(|c| c.action_retries.to_string()),
+                ("cinder", "action_retry_interval") => {
+                    cinder.map(|c| secs(c.action_retry_interval))
+                }
+                ("secrets", "master_key") => opt(&self.secrets.master_key),
+                ("secrets", "master_key_file") => {
+                    Some(self.secrets.master_key_file.display().to_string())
+                }
+                _ => unreachable!("[{section}] {option} is in OPTIONS without a value here"),
+            };
+            push(section, option, value);
+        }
+        for (kind, interfaces) in &self.catalog.interfaces {
+            let Some(kind) = INTERFACE_KINDS.iter().find(|k| **k == kind.as_str()) else {
+                continue;
+            };
+            push(
+                "DEFAULT",
+                &format!("enabled_{kind}_interfaces"),
+                Some(interfaces.enabled.join(",")),
+            );
+            push(
+                "DEFAULT",
+                &format!("default_{kind}_interface"),
+                interfaces.default.clone(),
+            );
+        }
+        out
     }
 
     /// Reads one INI file (for tests and tools).
@@ -786,7 +1035,10 @@ mod tests {
             for (k, v) in props.iter() {
                 raw.insert(
                     (section.unwrap_or("DEFAULT").to_string(), k.to_string()),
-                    v.to_string(),
+                    Read {
+                        value: v.to_string(),
+                        source: Source::File("test.conf".into()),
+                    },
                 );
             }
         }
@@ -1043,5 +1295,82 @@ mod tests {
             Overrides::default()
         )
         .is_ok());
+    }
+
+    /// Every option ironledger knows is shown with the value it uses: its
+    /// default when unset, else what was set, with where; secrets masked.
+    #[test]
+    fn the_effective_configuration_names_every_option_and_its_source() {
+        let defaults = from("", Overrides::default()).unwrap().effective();
+        for &(section, option) in OPTIONS {
+            assert!(
+                defaults
+                    .iter()
+                    .any(|e| e.section == section && e.option == option),
+                "[{section}] {option} is not shown"
+            );
+        }
+        for e in &defaults {
+            assert!(
+                known(&e.section, &e.option),
+                "[{}] {} is not known",
+                e.section,
+                e.option
+            );
+            assert_eq!(e.source, None, "[{}] {}", e.section, e.option);
+        }
+        let value = |all: &[Effective], s: &str, o: &str| {
+            all.iter()
+                .find(|e| e.section == s && e.option == o)
+                .unwrap()
+                .value
+                .clone()
+        };
+        assert_eq!(value(&defaults, "api", "port"), Some("6385".into()));
+        assert_eq!(value(&defaults, "api", "header_timeout"), Some("30".into()));
+        assert_eq!(value(&defaults, "conductor", "deploy_kernel"), None);
+        assert_eq!(
+            value(&defaults, "DEFAULT", "host"),
+            Some(crate::engine::host_name())
+        );
+        assert_eq!(
+            value(&defaults, "DEFAULT", "default_storage_interface"),
+            Some("noop".into())
+        );
+
+        let set = from(
+            "[DEFAULT]\nhost = conductor-7\n[conductor]\ndeploy_kernel = http://x/k\n\
+             [cinder]\nendpoint_override = http://c:8776/v3/p\nauth_type = token\ntoken = Tok-3141\n\
+             [api]\nport = 7000\n",
+            Overrides {
+                database_url: Some("postgresql://u:Pw-2718@db/il".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(set.host, "conductor-7");
+        assert_eq!(set.deploy_kernel.as_deref(), Some("http://x/k"));
+        let shown = set.effective();
+        let text = format!("{shown:?}");
+        assert!(
+            !text.contains("Tok-3141") && !text.contains("Pw-2718"),
+            "{text}"
+        );
+        assert_eq!(value(&shown, "cinder", "token"), Some("******".into()));
+        assert_eq!(value(&shown, "api", "port"), Some("7000".into()));
+        let source = |s: &str, o: &str| {
+            shown
+                .iter()
+                .find(|e| e.section == s && e.option == o)
+                .unwrap()
+                .source
+                .clone()
+        };
+        assert_eq!(source("api", "port"), Some("test.conf".into()));
+        assert_eq!(
+            source("database", "connection"),
+            Some("flag --database-url (or DATABASE_URL)".into())
+        );
+        assert_eq!(source("api", "host_ip"), None);
     }
 }

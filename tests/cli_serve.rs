@@ -160,3 +160,102 @@ fn a_second_server_on_the_same_sqlite_file_is_refused() {
     let (_second, addr) = serve(dir.path(), &[]);
     assert_eq!(get(&format!("{addr}/health")).0, 200);
 }
+
+/// `ironledger config` shows every option in effect with its source, masks
+/// secrets, and lists what it ignores; the options ironledger uses that
+/// Ironic's `ironic.conf` carries (`[DEFAULT] host`, `[conductor]
+/// deploy_kernel`/`deploy_ramdisk`) are known, not warned about.
+#[test]
+fn config_shows_the_effective_options_and_their_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ironic.conf");
+    std::fs::write(
+        &conf,
+        "[DEFAULT]\nhost = conductor-7\ndebug = True\n\
+         [conductor]\ndeploy_kernel = http://images/k\ndeploy_ramdisk = http://images/r\n\
+         [cinder]\nendpoint_override = http://127.0.0.1:8776/v3/abc\nauth_type = token\ntoken = Tok-Secret-3141\n\
+         [pxe]\nipxe_timeout = 30\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "--config-file",
+            conf.to_str().unwrap(),
+            "config",
+            "-o",
+            "json",
+        ])
+        .env("IRONLEDGER_DATA_DIR", dir.path())
+        .env("IRONLEDGER__API__PORT", "7001")
+        .env("DATABASE_URL", "postgresql://u:Pw-Secret-2718@db/ironic")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    for secret in ["Tok-Secret-3141", "Pw-Secret-2718"] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} shown"
+        );
+    }
+    for option in ["host", "deploy_kernel", "deploy_ramdisk", "debug"] {
+        assert!(
+            !stderr.contains(&format!("option=\"{option}\"")),
+            "{option} warned about: {stderr}"
+        );
+    }
+    assert!(stderr.contains("ipxe_timeout"), "{stderr}");
+    let shown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let option = |section: &str, name: &str| -> serde_json::Value {
+        shown["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["section"] == section && o["option"] == name)
+            .unwrap_or_else(|| panic!("[{section}] {name} missing from {stdout}"))
+            .clone()
+    };
+    let conf_text = conf.to_str().unwrap();
+    assert_eq!(option("DEFAULT", "host")["value"], "conductor-7");
+    assert_eq!(option("DEFAULT", "host")["source"], conf_text);
+    assert_eq!(
+        option("conductor", "deploy_kernel")["value"],
+        "http://images/k"
+    );
+    assert_eq!(option("api", "port")["value"], "7001");
+    assert_eq!(
+        option("api", "port")["source"],
+        "environment IRONLEDGER__API__PORT"
+    );
+    assert_eq!(option("api", "host_ip")["value"], "127.0.0.1");
+    assert_eq!(option("api", "host_ip")["source"], serde_json::Value::Null);
+    assert_eq!(option("cinder", "token")["value"], "******");
+    assert_eq!(
+        option("database", "connection")["value"],
+        "postgresql://u:***@db/ironic"
+    );
+    assert_eq!(
+        shown["ignored"],
+        serde_json::json!([{"section": "pxe", "option": "ipxe_timeout", "source": conf_text}])
+    );
+
+    // The text form says the same, a value and its source per line.
+    let out = Command::new(BIN)
+        .args(["--config-file", conf.to_str().unwrap(), "config"])
+        .env("IRONLEDGER_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("[conductor]\n"), "{text}");
+    let host = text.lines().find(|l| l.starts_with("host = ")).unwrap();
+    assert!(
+        host.contains("conductor-7") && host.ends_with(&format!("# {conf_text}")),
+        "{host}"
+    );
+    assert!(text.contains("#   [pxe] ipxe_timeout"), "{text}");
+}

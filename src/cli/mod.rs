@@ -1,6 +1,7 @@
 //! The `ironledger` command line.
 
 mod common;
+mod config;
 mod events;
 mod export;
 mod failures;
@@ -96,6 +97,7 @@ pub enum Command {
     Leftovers(leftovers::LeftoversArgs),
     Failures(failures::FailuresArgs),
     Plan(plan::PlanArgs),
+    Config(config::ConfigArgs),
 }
 
 /// A tiny error type for the binary: any error, shown with its message.
@@ -118,6 +120,7 @@ pub async fn run(cli: Cli) -> anyhow_free::Result<()> {
         Command::Leftovers(args) => leftovers::run(&cli.global, args).await,
         Command::Failures(args) => failures::run(&cli.global, args).await,
         Command::Plan(args) => plan::run(&cli.global, args).await,
+        Command::Config(args) => config::run(&cli.global, args).await,
         Command::Migrate => {
             let config = cli.global.config()?;
             let opened = crate::store::open(&config.database).await?;

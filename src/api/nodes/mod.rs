@@ -92,14 +92,7 @@ pub fn routes() -> Router<AppState> {
 /// The host name ironledger reports as the conductor of every node:
 /// `[DEFAULT] host` if configured, else the machine's name.
 pub fn host(state: &AppState) -> String {
-    if let Some(h) = state
-        .config
-        .raw
-        .get(&("DEFAULT".to_string(), "host".to_string()))
-    {
-        return h.clone();
-    }
-    crate::engine::host_name()
+    state.config.host.clone()
 }
 
 /// Finds the node a path names, as Ironic does: an identifier that is neither

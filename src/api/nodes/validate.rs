@@ -17,16 +17,9 @@ async fn answer(state: &AppState, version: Version, ident: &str) -> ApiResult<Js
         return Err(not_acceptable());
     }
     let doc = find(state, version, ident).await?;
-    let configured = |k: &str| {
-        state
-            .config
-            .raw
-            .get(&("conductor".to_string(), k.to_string()))
-            .is_some_and(|v| !v.trim().is_empty())
-    };
     let env = ValidationEnv {
-        deploy_kernel: configured("deploy_kernel"),
-        deploy_ramdisk: configured("deploy_ramdisk"),
+        deploy_kernel: state.config.deploy_kernel.is_some(),
+        deploy_ramdisk: state.config.deploy_ramdisk.is_some(),
         host: host(state),
         // Ironic takes an existing `redfish_verify_ca` path as a CA bundle.
         path_exists: Some(|p| std::path::Path::new(p).exists()),
