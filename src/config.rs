@@ -154,6 +154,16 @@ pub struct Effective {
     pub source: Option<String>,
 }
 
+/// An option that was set but that ironledger does not know (see
+/// [`Config::ignored`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Ignored {
+    pub section: String,
+    pub option: String,
+    /// Where it was set.
+    pub source: String,
+}
+
 /// One option's value as read, and where from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
@@ -741,11 +751,15 @@ impl Config {
                 .map_err(|m| invalid("deploy", "san_boot_retries", m))?,
         };
 
-        let secrets = SecretsConfig {
-            master_key: get("secrets", "master_key")
+        // An option's text, trimmed; blank is unset.
+        let text = |section: &str, option: &str| {
+            get(section, option)
                 .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(String::from),
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        };
+        let secrets = SecretsConfig {
+            master_key: text("secrets", "master_key"),
             master_key_file: get("secrets", "master_key_file")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("master.key")),
@@ -755,12 +769,6 @@ impl Config {
                 .map_err(|m| invalid("secrets", "master_key", m))?;
         }
 
-        let text = |section: &str, option: &str| {
-            get(section, option)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(String::from)
-        };
         let host = text("DEFAULT", "host").unwrap_or_else(crate::engine::host_name);
         let deploy_kernel = text("conductor", "deploy_kernel");
         let deploy_ramdisk = text("conductor", "deploy_ramdisk");
@@ -801,11 +809,15 @@ impl Config {
 
     /// Options that were set but that ironledger does not know (and so
     /// ignores), with where they were set.
-    pub fn ignored(&self) -> Vec<(String, String, String)> {
+    pub fn ignored(&self) -> Vec<Ignored> {
         self.read
             .iter()
             .filter(|((section, option), _)| !known(section, option))
-            .map(|((section, option), r)| (section.clone(), option.clone(), r.source.to_string()))
+            .map(|((section, option), r)| Ignored {
+                section: section.clone(),
+                option: option.clone(),
+                source: r.source.to_string(),
+            })
             .collect()
     }
 

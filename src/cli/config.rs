@@ -3,7 +3,7 @@
 
 use super::anyhow_free::Result;
 use super::GlobalArgs;
-use crate::config::Effective;
+use crate::config::{Effective, Ignored};
 use clap::{Args, ValueEnum};
 
 /// Show the configuration in effect: every option ironledger reads, the value
@@ -41,13 +41,7 @@ pub enum Format {
 pub async fn run(global: &GlobalArgs, args: ConfigArgs) -> Result<()> {
     let config = global.config()?;
     let options = config.effective();
-    let ignored: Vec<serde_json::Value> = config
-        .ignored()
-        .into_iter()
-        .map(|(section, option, source)| {
-            serde_json::json!({"section": section, "option": option, "source": source})
-        })
-        .collect();
+    let ignored = config.ignored();
     match args.output {
         Format::Json => println!(
             "{}",
@@ -63,7 +57,7 @@ pub async fn run(global: &GlobalArgs, args: ConfigArgs) -> Result<()> {
 
 /// The INI-like listing: sections in the order options are known, each value
 /// followed by where it came from.
-fn text(options: &[Effective], ignored: &[serde_json::Value]) -> String {
+fn text(options: &[Effective], ignored: &[Ignored]) -> String {
     let mut sections: Vec<&str> = vec![];
     for e in options {
         if !sections.contains(&e.section.as_str()) {
@@ -88,9 +82,7 @@ fn text(options: &[Effective], ignored: &[serde_json::Value]) -> String {
         for i in ignored {
             out.push_str(&format!(
                 "#   [{}] {} ({})\n",
-                i["section"].as_str().unwrap_or_default(),
-                i["option"].as_str().unwrap_or_default(),
-                i["source"].as_str().unwrap_or_default()
+                i.section, i.option, i.source
             ));
         }
     }

@@ -31,8 +31,8 @@ use std::path::PathBuf;
 ///
 /// Besides `serve`, the audit and replay tools work on the same database (it
 /// may be serving meanwhile): `events`, `history`, `show --as-of`, `rebuild`,
-/// `verify`, `export`, `import`, `leftovers`, `failures`, `plan`, and `config` (the configuration in effect). `ironledger <command> --help`
-/// explains each.
+/// `verify`, `export`, `import`, `leftovers`, `failures`, `plan`, and `config`
+/// (the configuration in effect). `ironledger <command> --help` explains each.
 #[derive(Debug, Parser)]
 #[command(name = "ironledger", version, about, long_about)]
 pub struct Cli {
