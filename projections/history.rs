@@ -394,6 +394,8 @@ impl Projection for HistoryProjection {
                 "user": meta("actor"),
                 "project": meta("project"),
                 "reason": meta("reason"),
+                // Not in Ironic's API; the timeline page and the feed show it.
+                "request_id": meta("request_id"),
                 "state": state["provision_state"],
                 "target_provision_state": state["target_provision_state"],
                 "duration_seconds": duration,

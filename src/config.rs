@@ -45,7 +45,14 @@ pub struct ApiConfig {
     pub limits: ConnectionLimits,
     /// `[api] auth_failure_limit`, `auth_address_failure_limit`, `auth_backoff`.
     pub auth_throttle: AuthThrottle,
+    /// `[api] idempotency_retention`: how long a write's `Idempotency-Key`
+    /// and its answer are kept (see `crate::api::idempotency`).
+    pub idempotency_retention: std::time::Duration,
 }
+
+/// Default of `[api] idempotency_retention`: a day, as long as a client
+/// plausibly retries a write it lost the answer to.
+pub const IDEMPOTENCY_RETENTION: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 /// What one client may hold of the listener (ironledger's own `[api]` options:
 /// Ironic leaves this to its WSGI server). See `crate::http::server`.
@@ -138,6 +145,10 @@ pub struct Config {
     /// `ironic.conf` reads unchanged, and checked as a boolean; the log level
     /// itself follows `RUST_LOG` (docs/operations.md).
     pub debug: bool,
+    /// `[DEFAULT] use_json` (oslo.log's, default false): `serve` logs JSON
+    /// lines, one object per line with the spans' fields (see
+    /// `crate::telemetry`).
+    pub use_json: bool,
     /// Every option set, with where it was set (the last word: environment
     /// over files, later files over earlier ones): for `ironledger config`.
     pub read: BTreeMap<(String, String), Read>,
@@ -329,11 +340,13 @@ pub const OPTIONS: &[(&str, &str)] = &[
     ("api", "auth_failure_limit"),
     ("api", "auth_address_failure_limit"),
     ("api", "auth_backoff"),
+    ("api", "idempotency_retention"),
     ("DEFAULT", "auth_strategy"),
     ("DEFAULT", "http_basic_auth_user_file"),
     ("DEFAULT", "enabled_hardware_types"),
     ("DEFAULT", "host"),
     ("DEFAULT", "debug"),
+    ("DEFAULT", "use_json"),
     ("deploy", "http_root"),
     ("deploy", "http_url"),
     ("deploy", "san_boot_retries"),
@@ -594,6 +607,12 @@ impl Config {
                 defaults.max_connections as u32,
             )? as usize,
         };
+        let idempotency_retention = positive_seconds(
+            "api",
+            "idempotency_retention",
+            get("api", "idempotency_retention"),
+            IDEMPOTENCY_RETENTION,
+        )?;
         let defaults = AuthThrottle::default();
         let auth_throttle = AuthThrottle {
             per_user: positive_count(
@@ -776,6 +795,10 @@ impl Config {
             None => false,
             Some(v) => parse_bool("DEFAULT", "debug", v)?,
         };
+        let use_json = match get("DEFAULT", "use_json") {
+            None => false,
+            Some(v) => parse_bool("DEFAULT", "use_json", v)?,
+        };
 
         Ok(Config {
             secrets,
@@ -788,6 +811,7 @@ impl Config {
                 public_endpoint,
                 limits,
                 auth_throttle,
+                idempotency_retention,
             },
             auth,
             catalog,
@@ -803,6 +827,7 @@ impl Config {
             deploy_kernel,
             deploy_ramdisk,
             debug,
+            use_json,
             read: raw,
         })
     }
@@ -865,6 +890,7 @@ impl Config {
                     Some(self.api.auth_throttle.per_address.to_string())
                 }
                 ("api", "auth_backoff") => Some(secs(self.api.auth_throttle.backoff)),
+                ("api", "idempotency_retention") => Some(secs(self.api.idempotency_retention)),
                 ("DEFAULT", "auth_strategy") => Some(match &self.auth {
                     AuthStrategy::NoAuth => "noauth".to_string(),
                     AuthStrategy::HttpBasic { .. } => "http_basic".to_string(),
@@ -881,6 +907,7 @@ impl Config {
                 }
                 ("DEFAULT", "host") => Some(self.host.clone()),
                 ("DEFAULT", "debug") => Some(on(self.debug)),
+                ("DEFAULT", "use_json") => Some(on(self.use_json)),
                 ("deploy", "http_root") => Some(self.http_root.display().to_string()),
                 ("deploy", "http_url") => opt(&self.http_url),
                 ("deploy", "san_boot_retries") => Some(match self.san_boot_retries {

@@ -30,6 +30,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// How many times a command that lost a concurrency race is re-run.
@@ -47,6 +48,9 @@ pub struct Meta {
     /// The request id the API answered with, to correlate logs and events.
     pub request_id: Option<String>,
     pub project: Option<String>,
+    /// The write's `Idempotency-Key`, when it had one (see
+    /// `crate::api::idempotency`).
+    pub idempotency_key: Option<String>,
 }
 
 impl Meta {
@@ -75,6 +79,9 @@ impl Meta {
         }
         if let Some(p) = &self.project {
             m.insert("project".into(), p.clone());
+        }
+        if let Some(k) = &self.idempotency_key {
+            m.insert("idempotency_key".into(), k.clone());
         }
         m
     }
@@ -122,6 +129,7 @@ impl EngineError {
 
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
+        crate::metrics::metrics().store_error(e.kind());
         match e {
             StoreError::Corrupt(_) => EngineError::Unreadable(e.to_string()),
             e => EngineError::Store(e.to_string()),
@@ -254,6 +262,11 @@ impl Engine {
         &self.store
     }
 
+    /// Events this engine appended since it was built.
+    pub fn events_appended(&self) -> u64 {
+        self.repo.appended()
+    }
+
     pub fn projector(&self) -> &Arc<Projector> {
         &self.projector
     }
@@ -266,18 +279,48 @@ impl Engine {
         meta: &Meta,
     ) -> Result<(), EngineError> {
         let id = id.to_string();
-        let meta = meta.to_map();
-        let unfolded = self.repo.unfolded();
-        {
-            let _turn = self.writers.lock(&format!("{}/{id}", Node::TYPE)).await;
-            retrying(&id, || {
-                self.nodes
-                    .execute_with_metadata(&id, command.clone(), meta.clone())
-            })
-            .await?;
-        }
-        // Waiting for the read models needs no turn: the next writer goes on.
-        self.wait_projected(Node::TYPE, &id, unfolded).await
+        let name = command.name();
+        let span = tracing::info_span!("command", aggregate = Node::TYPE, node = %id, command = name);
+        let run = async {
+            let meta = meta.to_map();
+            let unfolded = self.repo.unfolded();
+            {
+                let _turn = self.writers.lock(&format!("{}/{id}", Node::TYPE)).await;
+                retrying(&id, || {
+                    self.nodes
+                        .execute_with_metadata(&id, command.clone(), meta.clone())
+                })
+                .await?;
+            }
+            // Waiting for the read models needs no turn: the next writer goes on.
+            self.wait_projected(Node::TYPE, &id, unfolded).await
+        };
+        self.measured(Node::TYPE, name, run.instrument(span)).await
+    }
+
+    /// Runs a command's future, and counts it in `/metrics` by its outcome
+    /// (and logs a refusal at debug, a failure as a warning: in the
+    /// command's span, so the line names the node and the request).
+    async fn measured(
+        &self,
+        aggregate: &str,
+        name: &'static str,
+        run: impl std::future::Future<Output = Result<(), EngineError>>,
+    ) -> Result<(), EngineError> {
+        let start = std::time::Instant::now();
+        let result = run.await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(EngineError::Conflict(_)) | Err(EngineError::Domain(DomainError::Conflict(_))) => {
+                "conflict"
+            }
+            Err(EngineError::Domain(_)) => "refused",
+            Err(_) => "error",
+        };
+        let m = crate::metrics::metrics();
+        m.command(aggregate, name, outcome, start.elapsed());
+        m.events_appended(self.repo.appended());
+        result
     }
 
     /// Runs a volume command; when it returns Ok, reads see its effects.
@@ -287,26 +330,39 @@ impl Engine {
         command: VolumeCommand,
         meta: &Meta,
     ) -> Result<(), EngineError> {
-        let meta = meta.to_map();
-        let unfolded = self.repo.unfolded();
-        {
-            let _turn = self
-                .writers
-                .lock(&format!("{}/{volume_id}", Volume::TYPE))
-                .await;
-            retrying(volume_id, || {
-                self.volumes
-                    .execute_with_metadata(volume_id, command.clone(), meta.clone())
-            })
-            .await?;
-        }
-        self.wait_projected(Volume::TYPE, volume_id, unfolded).await
+        let name = command.name();
+        let span =
+            tracing::info_span!("command", aggregate = Volume::TYPE, volume = volume_id, command = name);
+        let run = async {
+            let meta = meta.to_map();
+            let unfolded = self.repo.unfolded();
+            {
+                let _turn = self
+                    .writers
+                    .lock(&format!("{}/{volume_id}", Volume::TYPE))
+                    .await;
+                retrying(volume_id, || {
+                    self.volumes
+                        .execute_with_metadata(volume_id, command.clone(), meta.clone())
+                })
+                .await?;
+            }
+            self.wait_projected(Volume::TYPE, volume_id, unfolded).await
+        };
+        self.measured(Volume::TYPE, name, run.instrument(span)).await
     }
 
     /// The current state of a node, straight from its events (the write model),
     /// with its secrets decrypted (the process manager renders them into the
     /// iPXE script; nothing else should need them).
     pub async fn load_node(&self, id: Uuid) -> Result<Node, EngineError> {
+        Ok(self.load_node_traced(id).await?.0)
+    }
+
+    /// [`load_node`](Self::load_node), and the request id of the latest
+    /// event that carries one: the operator's request the node's current
+    /// work follows from (the process manager's own events carry it on).
+    pub async fn load_node_traced(&self, id: Uuid) -> Result<(Node, Option<String>), EngineError> {
         let mut events = self.store.load(Node::TYPE, &id.to_string()).await?;
         if let Some(keyring) = &self.keyring {
             let mut payloads: Vec<&mut serde_json::Value> =
@@ -316,6 +372,12 @@ impl Engine {
                 .await
                 .map_err(|e| EngineError::Store(e.to_string()))?;
         }
+        let cause = events.iter().rev().find_map(|e| {
+            e.metadata
+                .get("request_id")
+                .and_then(|r| r.as_str())
+                .map(String::from)
+        });
         let mut node = Node::default();
         for e in events {
             let ev: NodeEvent =
@@ -328,7 +390,7 @@ impl Engine {
                     })?;
             node.apply(ev);
         }
-        Ok(node)
+        Ok((node, cause))
     }
 
     /// Waits until every projection has applied the aggregate's latest event.
@@ -412,6 +474,7 @@ where
                         claims::conflict_message(&c.scope, &c.key, claimant),
                     )));
                 }
+                crate::metrics::metrics().store_error("database");
                 return Err(EngineError::Store(e.to_string()));
             }
         }

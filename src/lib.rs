@@ -9,7 +9,8 @@
 //!   projections so that a command's effects are readable when it returns;
 //!   [`locks`] serialises the writers of one aggregate inside the process.
 //! - [`secrets`]: secrets at rest (per-node data keys under a master key).
-//! - [`config`], [`telemetry`], [`cli`], [`http`]: the runnable service.
+//! - [`config`], [`telemetry`] (logs), [`metrics`] (Prometheus), [`cli`],
+//!   [`http`]: the runnable service.
 
 pub mod api;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod effects;
 pub mod engine;
 pub mod http;
 pub mod locks;
+pub mod metrics;
 #[path = "../projections/mod.rs"]
 pub mod projections;
 pub mod secrets;

@@ -1,17 +1,68 @@
 //! Logging: structured `tracing` output, filtered by `RUST_LOG` (default
-//! `info`), written to stderr so stdout stays for command output. Secrets never reach a log line: the database URL is logged masked,
-//! and target properties are never logged at all.
+//! `info`), written to stderr so stdout stays for command output.
+//!
+//! Every line carries the spans it was logged in: the API request
+//! (`request{method, route, request_id, node}`), the command it runs
+//! (`command{aggregate, node, command}`) and the process manager's work on a
+//! node (`work{node, state, request_id}`, the id of the request that asked
+//! for it), so a deploy's lines can be found by node or by request id.
+//!
+//! Text by default; JSON, one object per line, with `[DEFAULT] use_json =
+//! true` (oslo.log's option): the switch happens once the configuration is
+//! read, so lines logged while reading it are text.
+//!
+//! Secrets never reach a log line: the database URL is logged masked, target
+//! properties are never logged at all, and span fields hold names and ids
+//! only (commands are named by their variant, never their arguments).
 
-use tracing_subscriber::EnvFilter;
+use std::sync::OnceLock;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::reload;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+type Output = Box<dyn Layer<Registry> + Send + Sync>;
+
+static OUTPUT: OnceLock<reload::Handle<Output, Registry>> = OnceLock::new();
+
+fn text() -> Output {
+    tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .boxed()
+}
+
+fn json() -> Output {
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .boxed()
+}
 
 /// Installs the global subscriber once; later calls are no-ops (tests call it
 /// from many places).
 pub fn init() {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let (output, handle) = reload::Layer::new(text());
+    if tracing_subscriber::registry()
+        .with(output)
+        .with(filter)
+        .try_init()
+        .is_ok()
+    {
+        let _ = OUTPUT.set(handle);
+    }
+}
+
+/// Switches the output to JSON lines (`json`) or text; a no-op when another
+/// subscriber than [`init`]'s is installed.
+pub fn use_json(json_lines: bool) {
+    if let Some(handle) = OUTPUT.get() {
+        let _ = handle.reload(if json_lines { json() } else { text() });
+    }
 }

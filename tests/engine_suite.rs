@@ -53,6 +53,7 @@ fn meta() -> Meta {
         reason: Some("rack 7 bring-up".into()),
         request_id: Some("req-1".into()),
         project: None,
+        idempotency_key: None,
     }
 }
 

@@ -27,6 +27,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod idempotency;
 pub mod links;
 pub mod listing;
 pub mod lookup;
@@ -36,6 +37,7 @@ pub mod openapi;
 pub mod patch;
 pub mod ports;
 pub mod pyfmt;
+pub mod request;
 pub mod root;
 pub mod schema;
 pub mod uri;
@@ -44,11 +46,9 @@ pub mod volume;
 
 use crate::config::Config;
 use crate::engine::{Engine, Meta};
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::HeaderValue;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use std::sync::Arc;
@@ -110,19 +110,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
             reason: reason(parts)?,
             request_id,
             project: None,
+            // Checked by the idempotency layer before the handler runs.
+            idempotency_key: idempotency::parse_key(&parts.headers).ok().flatten(),
         }))
     }
-}
-
-async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = format!("req-{}", uuid::Uuid::new_v4());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut res = next.run(req).await;
-    let v = HeaderValue::from_str(&id).expect("ascii");
-    res.headers_mut()
-        .insert("x-openstack-request-id", v.clone());
-    res.headers_mut().insert("openstack-request-id", v);
-    res
 }
 
 /// Routes `path` and `path/`: Ironic's web framework treats a trailing slash
@@ -142,6 +133,16 @@ fn v1_routes() -> Router<AppState> {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API, with `extra` routes of ironledger's own (`/metrics`, `/feed`,
+/// `/ui/`) served behind the same layers: request ids, authentication.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
+    let keys = idempotency::Keys {
+        store: state.engine.store().clone(),
+        retention: state.config.api.idempotency_retention,
+    };
     let authenticator = auth::Authenticator::new(
         state.config.auth.clone(),
         state.config.api.auth_throttle.clone(),
@@ -154,12 +155,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/openapi.json", get(openapi::serve))
         .nest("/v1", v1_routes())
         .merge(v1_routes())
+        .merge(extra)
         .fallback(root::not_found)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY))
         .layer(middleware::from_fn(uri::refuse_nul))
+        // Inside version negotiation (a replay gets this request's version
+        // headers) and authentication (keys are per caller).
+        .layer(middleware::from_fn_with_state(keys, idempotency::layer))
         .layer(middleware::from_fn(version::negotiate_layer))
         .layer(middleware::from_fn_with_state(authenticator, auth::layer))
         .layer(axum::Extension(public))
-        .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(request::layer))
 }

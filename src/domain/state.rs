@@ -54,6 +54,33 @@ pub enum ProvisionState {
 }
 
 impl ProvisionState {
+    /// Every provision state, in the order of the enum.
+    pub const ALL: [ProvisionState; 20] = {
+        use ProvisionState::*;
+        [
+            Enroll,
+            Verifying,
+            Manageable,
+            Inspecting,
+            InspectWait,
+            InspectFailed,
+            Cleaning,
+            CleanWait,
+            CleanFailed,
+            CleanHold,
+            Available,
+            Deploying,
+            WaitCallBack,
+            DeployFailed,
+            DeployHold,
+            Active,
+            Deleting,
+            Error,
+            Adopting,
+            AdoptFailed,
+        ]
+    };
+
     /// Ironic's wire name.
     pub fn as_str(self) -> &'static str {
         use ProvisionState::*;

@@ -33,6 +33,17 @@ pub enum VolumeCommand {
     },
 }
 
+impl VolumeCommand {
+    /// The command's name (its variant), for logs and metrics: never its
+    /// arguments, which may hold secrets.
+    pub fn name(&self) -> &'static str {
+        match self {
+            VolumeCommand::Attach { .. } => "Attach",
+            VolumeCommand::Detach { .. } => "Detach",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum VolumeEvent {
     VolumeAttached {

@@ -233,6 +233,22 @@ impl CinderRequest {
     }
 
     /// A volume action's name (`os-reserve`): the one key of its body.
+    /// The request's name in `/metrics`: the volume action (`os-reserve`,
+    /// …), else the method and the path's fixed words (`GET volumes`,
+    /// `POST volumes/metadata`), never an id (the series stay few).
+    fn metric_name(&self) -> String {
+        let action = self.action_name();
+        if !action.is_empty() {
+            return action.to_string();
+        }
+        let words: Vec<&str> = self
+            .path
+            .split('/')
+            .filter(|seg| matches!(*seg, "volumes" | "metadata" | "action"))
+            .collect();
+        format!("{} {}", self.method, words.join("/"))
+    }
+
     fn action_name(&self) -> &str {
         self.body
             .as_ref()
@@ -272,6 +288,18 @@ impl CinderClient {
 
     /// One request; `what` names it in errors (`os-reserve of volume …`).
     async fn call(
+        &self,
+        what: &str,
+        request: CinderRequest,
+    ) -> Result<(StatusCode, Value), CinderError> {
+        let action = request.metric_name();
+        let start = std::time::Instant::now();
+        let result = self.call_timed(what, request).await;
+        crate::metrics::metrics().call("cinder", &action, result.is_ok(), start.elapsed());
+        result
+    }
+
+    async fn call_timed(
         &self,
         what: &str,
         request: CinderRequest,

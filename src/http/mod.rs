@@ -1,7 +1,11 @@
-//! The HTTP service: `GET /health` beside the Ironic v1 API ([`crate::api`]).
+//! The HTTP service: the Ironic v1 API ([`crate::api`]) and, beside it,
+//! `GET /health`, `GET /metrics` (Prometheus), the event feed (`/feed`) and
+//! the boot files.
 
 pub mod deadline;
+pub mod feed;
 pub mod health;
+pub mod metrics;
 pub mod server;
 
 use crate::effects::http_root::HttpRoot;
@@ -22,7 +26,16 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/boot/{*path}", get(boot_file))
         .with_state(state.clone())
-        .merge(crate::api::router(state))
+        .merge(crate::api::router_with(state, own_routes()))
+}
+
+/// ironledger's own endpoints beside Ironic's, behind the API's
+/// authentication.
+fn own_routes() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .route("/feed", get(feed::page))
+        .route("/feed/stream", get(feed::stream))
 }
 
 /// Serves a file of `[deploy] http_root` (`/boot/boot.ipxe`,

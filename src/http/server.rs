@@ -114,11 +114,14 @@ async fn connection(
     let watch = Watch::new(limits);
     let io = TokioIo::new(WatchedIo::new(stream, watch.clone()));
     let w = watch.clone();
+    let told = super::feed::Stopping(stopping.clone());
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let watch = w.clone();
         let mut req =
             req.map(|body| axum::body::Body::new(WatchedBody::request(body, watch.clone())));
         req.extensions_mut().insert(ConnectInfo(peer));
+        // Long answers (the feed's stream) end when the server stops.
+        req.extensions_mut().insert(told.clone());
         let app = app.clone();
         async move {
             let res = app

@@ -58,6 +58,8 @@ pub struct Repo {
     /// model not inline, so that a reader must wait for the feed (see
     /// [`Repo::unfolded`]).
     unfolded: Arc<AtomicU64>,
+    /// Events appended through this repository (`/metrics`).
+    appended: Arc<AtomicU64>,
 }
 
 /// Encryption of secrets in events at rest, as the repository applies it
@@ -92,6 +94,7 @@ impl Repo {
             sealing: None,
             fold: None,
             unfolded: Arc::new(AtomicU64::new(0)),
+            appended: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -110,6 +113,11 @@ impl Repo {
         self.unfolded.load(Ordering::SeqCst)
     }
 
+    /// How many events were appended through this repository so far.
+    pub fn appended(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
+    }
+
     /// Appends through the fold, if there is one, and counts what it missed.
     async fn append(
         &self,
@@ -118,7 +126,10 @@ impl Repo {
     ) -> Result<(), StoreError> {
         let Some(fold) = &self.fold else {
             self.unfolded.fetch_add(1, Ordering::SeqCst);
-            return self.store.append(events, claims).await;
+            self.store.append(events, claims).await?;
+            self.appended
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
+            return Ok(());
         };
         if !self
             .store
@@ -127,6 +138,8 @@ impl Repo {
         {
             self.unfolded.fetch_add(1, Ordering::SeqCst);
         }
+        self.appended
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -163,6 +176,7 @@ impl Clone for Repo {
             claims: self.claims.clone(),
             sealing: self.sealing.clone(),
             fold: self.fold.clone(),
+            appended: self.appended.clone(),
             unfolded: self.unfolded.clone(),
         }
     }

@@ -21,7 +21,7 @@
 use super::is_inline;
 use super::{
     distinct_models, folded_commits, recorded, rows, ApplyFailure, ClaimConflict, ClaimOp,
-    DocChange, Fold, Key, Keys, LogStore, ModelCommit, PageQuery, RecordedEvent, StoreError,
+    DocChange, Fold, Key, KeyState, Keys, LogStore, ModelCommit, PageQuery, RecordedEvent, StoreError,
     INLINE,
 };
 use async_trait::async_trait;
@@ -54,6 +54,8 @@ struct Inner {
     checkpoints: HashMap<String, u64>,
     /// model → position → failure.
     failures: BTreeMap<String, BTreeMap<u64, ApplyFailure>>,
+    /// Idempotency key → (fingerprint, taken at in ms, answer).
+    idempotency: HashMap<String, (String, i64, Option<Value>)>,
 }
 
 impl MemoryStore {
@@ -372,6 +374,75 @@ impl LogStore for MemoryStore {
                 (id, values)
             })
             .collect())
+    }
+
+    async fn count_by(
+        &self,
+        model: &str,
+        column: &'static str,
+    ) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        let all = PageQuery {
+            conds: &[],
+            sort: None,
+            desc: false,
+            after: None,
+            limit: u32::MAX,
+        };
+        let mut counts: std::collections::BTreeMap<Option<String>, u64> = Default::default();
+        for (_, keys) in self.row_keys(model, &all, &[column]).await? {
+            let value = match keys.into_iter().next() {
+                Some(Key::Text(t)) => Some(t),
+                _ => None,
+            };
+            *counts.entry(value).or_default() += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    async fn take_idempotency_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        expired_before_ms: i64,
+    ) -> Result<KeyState, StoreError> {
+        let mut inner = self.lock();
+        inner
+            .idempotency
+            .retain(|_, (_, taken, _)| *taken >= expired_before_ms);
+        match inner.idempotency.get(key) {
+            Some((held, since, answer)) => Ok(super::held_key_state(
+                fingerprint,
+                held,
+                *since,
+                answer.clone(),
+            )),
+            None => {
+                inner
+                    .idempotency
+                    .insert(key.to_string(), (fingerprint.to_string(), now_ms, None));
+                Ok(KeyState::Taken)
+            }
+        }
+    }
+
+    async fn settle_idempotency_key(
+        &self,
+        key: &str,
+        answer: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        match answer {
+            Some(a) => {
+                if let Some(entry) = inner.idempotency.get_mut(key) {
+                    entry.2 = Some(a.clone());
+                }
+            }
+            None => {
+                inner.idempotency.remove(key);
+            }
+        }
+        Ok(())
     }
 
     async fn doc_prefix(

@@ -183,6 +183,45 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// A short name of the variant, for metrics: `conflict`, `claim`,
+    /// `database`, `corrupt`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Conflict => "conflict",
+            StoreError::Claim(_) => "claim",
+            StoreError::Database(_) => "database",
+            StoreError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+/// What [`LogStore::take_idempotency_key`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyState {
+    /// The key was free (never used, or used longer ago than the retention
+    /// window): it is now held, unanswered, for this request.
+    Taken,
+    /// The key is held for a request with another fingerprint.
+    Mismatch,
+    /// The key is held for this same request, which has no answer yet (it is
+    /// being served, or its process died while serving it); since when, in
+    /// milliseconds since the epoch.
+    Pending { since_ms: i64 },
+    /// The same request was answered; the answer recorded.
+    Answered(Value),
+}
+
+/// What a held key means for a request with fingerprint `asked` (one rule
+/// for every backend).
+pub fn held_key_state(asked: &str, held: &str, since_ms: i64, answer: Option<Value>) -> KeyState {
+    match answer {
+        _ if asked != held => KeyState::Mismatch,
+        Some(a) => KeyState::Answered(a),
+        None => KeyState::Pending { since_ms },
+    }
+}
+
 /// The lowest checkpoint of an **inline** model: one that appends write in
 /// their own transaction (see [`Fold`]) instead of the feed-driven projector.
 /// It stands above every position, so feed appliers find nothing left to
@@ -601,6 +640,37 @@ pub trait LogStore: Send + Sync + 'static {
             })
             .collect())
     }
+    /// How many rows of a typed model hold each value of a text `column`
+    /// (`None`: rows where it is null), in no particular order: one grouped
+    /// scan of the column's index (the nodes by provision state of
+    /// `/metrics`).
+    async fn count_by(
+        &self,
+        model: &str,
+        column: &'static str,
+    ) -> Result<Vec<(Option<String>, u64)>, StoreError>;
+    // ---- idempotency keys (`crate::api::idempotency`) ----------------------
+
+    /// Holds `key` for a request with `fingerprint`, unless it is held
+    /// already: then says for what. Keys taken before `expired_before_ms`
+    /// (milliseconds since the epoch) are forgotten first, so a key is
+    /// reusable after the retention window. Atomic: of two processes taking
+    /// one key at once, exactly one gets [`KeyState::Taken`].
+    async fn take_idempotency_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        expired_before_ms: i64,
+    ) -> Result<KeyState, StoreError>;
+    /// Records the answer to the request holding `key`, or (`None`) lets the
+    /// key go so that a retry runs again.
+    async fn settle_idempotency_key(
+        &self,
+        key: &str,
+        answer: Option<&Value>,
+    ) -> Result<(), StoreError>;
+
     /// The position a model has applied up to (0 if it has none).
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError>;
     /// The checkpoints of several models (0 for a model that has none), in the

@@ -99,7 +99,7 @@
 use super::rows::{self, Dialect, Key, Keys, PageQuery};
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
-    FailureColumns, Fold, LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError, INLINE,
+    FailureColumns, Fold, KeyState, LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError, INLINE,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -178,6 +178,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "0006_read_tables",
         include_str!("../../schema/postgres/0006_read_tables.sql"),
+    ),
+    (
+        7,
+        "0007_idempotency_keys",
+        include_str!("../../schema/postgres/0007_idempotency_keys.sql"),
     ),
 ];
 
@@ -1229,6 +1234,84 @@ impl LogStore for PostgresStore {
         let rows = self.page(model, &select, query).await?;
         rows.iter()
             .map(|row| super::row_keys_of(row, columns))
+            .collect()
+    }
+
+    async fn take_idempotency_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        expired_before_ms: i64,
+    ) -> Result<KeyState, StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE taken_ms < $1")
+            .bind(expired_before_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_error)?;
+        loop {
+            let taken = sqlx::query(
+                "INSERT INTO idempotency_keys (key, fingerprint, taken_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(fingerprint)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(sql_error)?
+            .rows_affected()
+                == 1;
+            if taken {
+                return Ok(KeyState::Taken);
+            }
+            let held: Option<(String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT fingerprint, taken_ms, answer FROM idempotency_keys WHERE key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_error)?;
+            // Gone between the two statements (let go, or expired): try again.
+            if let Some((held, since_ms, answer)) = held {
+                let answer = answer
+                    .map(|a| serde_json::from_str(&a))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("idempotency answer: {e}")))?;
+                return Ok(super::held_key_state(fingerprint, &held, since_ms, answer));
+            }
+        }
+    }
+
+    async fn settle_idempotency_key(
+        &self,
+        key: &str,
+        answer: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        let done = match answer {
+            Some(a) => sqlx::query("UPDATE idempotency_keys SET answer = $1 WHERE key = $2")
+                .bind(a.to_string())
+                .bind(key),
+            None => sqlx::query("DELETE FROM idempotency_keys WHERE key = $1").bind(key),
+        };
+        done.execute(&self.pool).await.map_err(sql_error)?;
+        Ok(())
+    }
+
+    async fn count_by(
+        &self,
+        model: &str,
+        column: &'static str,
+    ) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        let sql = rows::count_select(model, column, rows::Dialect::Postgres)?;
+        let counted: Vec<(Option<String>, i64)> = sqlx::query_as(&sql)
+            .bind(model)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_error)?;
+        counted
+            .into_iter()
+            .map(|(value, n)| Ok((value, to_u64(n, "count")?)))
             .collect()
     }
 

@@ -364,6 +364,29 @@ pub fn page_table(model: &str, q: &PageQuery<'_>) -> Result<&'static Table, Stor
     Ok(t)
 }
 
+/// The statement that counts a typed model's rows by the values of a text
+/// `column` ([`LogStore::count_by`](super::LogStore::count_by)), with the
+/// model as its one parameter: a grouped scan of the column's index.
+pub fn count_select(model: &str, column: &'static str, dialect: Dialect) -> Result<String, StoreError> {
+    let t = table_of(model).ok_or_else(|| {
+        StoreError::Database(format!("read model {model} has no typed table to count"))
+    })?;
+    t.check(&[column])?;
+    if is_int(column) {
+        return Err(StoreError::Database(format!(
+            "read model {model}: column {column:?} is not text"
+        )));
+    }
+    let param = match dialect {
+        Dialect::Sqlite => "?",
+        Dialect::Postgres => "$1",
+    };
+    Ok(format!(
+        "SELECT {column}, count(*) FROM {} WHERE model = {param} GROUP BY {column}",
+        t.table
+    ))
+}
+
 /// The SQL dialect a statement is spelled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

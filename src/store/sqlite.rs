@@ -29,7 +29,7 @@
 use super::rows::{self, Dialect, Key, Keys, PageQuery};
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
-    FailureColumns, Fold, LogStore, ModelCommit, RecordedEvent, StoreError, INLINE,
+    FailureColumns, Fold, KeyState, LogStore, ModelCommit, RecordedEvent, StoreError, INLINE,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "0005_read_tables",
         include_str!("../../schema/sqlite/0005_read_tables.sql"),
+    ),
+    (
+        6,
+        "0006_idempotency_keys",
+        include_str!("../../schema/sqlite/0006_idempotency_keys.sql"),
     ),
 ];
 
@@ -900,6 +905,84 @@ impl LogStore for SqliteStore {
         let rows = self.page(model, &select, query).await?;
         rows.iter()
             .map(|row| super::row_keys_of(row, columns))
+            .collect()
+    }
+
+    async fn take_idempotency_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        expired_before_ms: i64,
+    ) -> Result<KeyState, StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE taken_ms < ?")
+            .bind(expired_before_ms)
+            .execute(&self.write)
+            .await
+            .map_err(sql_error)?;
+        loop {
+            let taken = sqlx::query(
+                "INSERT INTO idempotency_keys (key, fingerprint, taken_ms) VALUES (?, ?, ?) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(fingerprint)
+            .bind(now_ms)
+            .execute(&self.write)
+            .await
+            .map_err(sql_error)?
+            .rows_affected()
+                == 1;
+            if taken {
+                return Ok(KeyState::Taken);
+            }
+            let held: Option<(String, i64, Option<String>)> = sqlx::query_as(
+                "SELECT fingerprint, taken_ms, answer FROM idempotency_keys WHERE key = ?",
+            )
+            .bind(key)
+            .fetch_optional(&self.write)
+            .await
+            .map_err(sql_error)?;
+            // Gone between the two statements (let go, or expired): try again.
+            if let Some((held, since_ms, answer)) = held {
+                let answer = answer
+                    .map(|a| serde_json::from_str(&a))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("idempotency answer: {e}")))?;
+                return Ok(super::held_key_state(fingerprint, &held, since_ms, answer));
+            }
+        }
+    }
+
+    async fn settle_idempotency_key(
+        &self,
+        key: &str,
+        answer: Option<&Value>,
+    ) -> Result<(), StoreError> {
+        let done = match answer {
+            Some(a) => sqlx::query("UPDATE idempotency_keys SET answer = ? WHERE key = ?")
+                .bind(a.to_string())
+                .bind(key),
+            None => sqlx::query("DELETE FROM idempotency_keys WHERE key = ?").bind(key),
+        };
+        done.execute(&self.write).await.map_err(sql_error)?;
+        Ok(())
+    }
+
+    async fn count_by(
+        &self,
+        model: &str,
+        column: &'static str,
+    ) -> Result<Vec<(Option<String>, u64)>, StoreError> {
+        let sql = rows::count_select(model, column, rows::Dialect::Sqlite)?;
+        let counted: Vec<(Option<String>, i64)> = sqlx::query_as(&sql)
+            .bind(model)
+            .fetch_all(&self.read)
+            .await
+            .map_err(sql_error)?;
+        counted
+            .into_iter()
+            .map(|(value, n)| Ok((value, to_u64(n, "count")?)))
             .collect()
     }
 

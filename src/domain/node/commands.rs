@@ -279,3 +279,51 @@ pub enum NodeCommand {
         at: String,
     },
 }
+
+impl NodeCommand {
+    /// The command's name (its variant), for logs and metrics: never its
+    /// arguments, which may hold secrets.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeCommand::Enroll(_) => "Enroll",
+            NodeCommand::Patch { .. } => "Patch",
+            NodeCommand::SetMaintenance { .. } => "SetMaintenance",
+            NodeCommand::UnsetMaintenance => "UnsetMaintenance",
+            NodeCommand::SetPowerState { .. } => "SetPowerState",
+            NodeCommand::RequestPower { .. } => "RequestPower",
+            NodeCommand::Provision(_) => "Provision",
+            NodeCommand::Delete => "Delete",
+            NodeCommand::FinishDeploy => "FinishDeploy",
+            NodeCommand::FailDeploy { .. } => "FailDeploy",
+            NodeCommand::FinishAdopt => "FinishAdopt",
+            NodeCommand::FailAdopt { .. } => "FailAdopt",
+            NodeCommand::PurgeTargets => "PurgeTargets",
+            NodeCommand::FinishUndeploy => "FinishUndeploy",
+            NodeCommand::FailUndeploy { .. } => "FailUndeploy",
+            NodeCommand::SetDriverInternalInfo { .. } => "SetDriverInternalInfo",
+            NodeCommand::RecordAttachIntent { .. } => "RecordAttachIntent",
+            NodeCommand::RecordAttachments { .. } => "RecordAttachments",
+            NodeCommand::RecordDetachments { .. } => "RecordDetachments",
+            NodeCommand::RecordBootConfig { .. } => "RecordBootConfig",
+            NodeCommand::RecordBootConfigRemoved => "RecordBootConfigRemoved",
+            NodeCommand::FinishPower { .. } => "FinishPower",
+            NodeCommand::FailPower { .. } => "FailPower",
+            NodeCommand::RecordPowerState { .. } => "RecordPowerState",
+            NodeCommand::RecordBootDevice { .. } => "RecordBootDevice",
+            NodeCommand::AddPort(_) => "AddPort",
+            NodeCommand::PatchPort { .. } => "PatchPort",
+            NodeCommand::RemovePort { .. } => "RemovePort",
+            NodeCommand::AddConnector(_) => "AddConnector",
+            NodeCommand::PatchConnector { .. } => "PatchConnector",
+            NodeCommand::RemoveConnector { .. } => "RemoveConnector",
+            NodeCommand::CreateTarget(_) => "CreateTarget",
+            NodeCommand::PatchTarget { .. } => "PatchTarget",
+            NodeCommand::DeleteTarget { .. } => "DeleteTarget",
+            NodeCommand::SyncPowerState { .. } => "SyncPowerState",
+            NodeCommand::RecordPowerRestored { .. } => "RecordPowerRestored",
+            NodeCommand::RecordPowerRestoreFailed { .. } => "RecordPowerRestoreFailed",
+            NodeCommand::FailPowerSync { .. } => "FailPowerSync",
+            NodeCommand::RecoverPowerFailure { .. } => "RecoverPowerFailure",
+        }
+    }
+}

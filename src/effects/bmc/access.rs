@@ -44,8 +44,14 @@ pub fn ipmi_config(access: &IpmiAccess) -> IpmiConfig {
 /// The client for a node's BMC.
 pub fn client(access: &BmcAccess) -> Result<Box<dyn Bmc>, BmcError> {
     Ok(match access {
-        BmcAccess::Redfish(r) => Box::new(RedfishClient::new(redfish_config(r))?),
-        BmcAccess::Ipmi(i) => Box::new(IpmiClient::new(ipmi_config(i))),
+        BmcAccess::Redfish(r) => Box::new(super::Metered {
+            service: "redfish",
+            inner: RedfishClient::new(redfish_config(r))?,
+        }),
+        BmcAccess::Ipmi(i) => Box::new(super::Metered {
+            service: "ipmi",
+            inner: IpmiClient::new(ipmi_config(i)),
+        }),
     })
 }
 

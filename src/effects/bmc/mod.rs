@@ -47,3 +47,55 @@ pub trait Bmc: Send + Sync {
     /// The boot devices this BMC accepts.
     async fn supported_boot_devices(&self) -> Result<Vec<BootDevice>, BmcError>;
 }
+
+/// A client whose every call is counted and timed in `/metrics`
+/// (`ironledger_external_calls{service="redfish"|"ipmi",action,outcome}`).
+pub struct Metered<B> {
+    pub service: &'static str,
+    pub inner: B,
+}
+
+impl<B> Metered<B> {
+    async fn timed<T>(
+        &self,
+        action: &str,
+        call: impl std::future::Future<Output = Result<T, BmcError>>,
+    ) -> Result<T, BmcError> {
+        let start = std::time::Instant::now();
+        let result = call.await;
+        crate::metrics::metrics().call(self.service, action, result.is_ok(), start.elapsed());
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: Bmc> Bmc for Metered<B> {
+    async fn power_state(&self) -> Result<PowerState, BmcError> {
+        self.timed("power_state", self.inner.power_state()).await
+    }
+    async fn set_power(&self, action: PowerAction) -> Result<(), BmcError> {
+        self.timed("set_power", self.inner.set_power(action)).await
+    }
+    async fn boot_device(&self) -> Result<BootDeviceInfo, BmcError> {
+        self.timed("boot_device", self.inner.boot_device()).await
+    }
+    async fn set_boot_device(
+        &self,
+        device: BootDevice,
+        persistent: bool,
+        mode: Option<BootMode>,
+    ) -> Result<(), BmcError> {
+        self.timed(
+            "set_boot_device",
+            self.inner.set_boot_device(device, persistent, mode),
+        )
+        .await
+    }
+    async fn supported_boot_devices(&self) -> Result<Vec<BootDevice>, BmcError> {
+        self.timed(
+            "supported_boot_devices",
+            self.inner.supported_boot_devices(),
+        )
+        .await
+    }
+}

@@ -45,6 +45,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// The longest pause between two rounds that fail in a row.
@@ -133,8 +134,19 @@ pub struct ProcessManager {
     unreadable: tokio::sync::Mutex<Option<std::collections::HashSet<Uuid>>>,
 }
 
+tokio::task_local! {
+    /// The id of the request that set the node being worked on in motion
+    /// (its deploy, undeploy or power request), so that the events this
+    /// work records carry it too (see [`Engine::load_node_traced`]).
+    static CAUSE: Option<String>;
+}
+
+/// The metadata of the process manager's commands: the conductor as actor,
+/// and the request id of the operator's request the work follows from.
 fn meta() -> Meta {
-    Meta::actor("ironledger-conductor")
+    let mut meta = Meta::actor("ironledger-conductor");
+    meta.request_id = CAUSE.try_with(Clone::clone).ok().flatten();
+    meta
 }
 
 impl ProcessManager {
@@ -273,6 +285,7 @@ impl ProcessManager {
         }
         let mut handed = 0;
         let now = Instant::now();
+        self.report(now);
         for (id, uuid) in candidates
             .iter()
             .filter_map(|id| Some((id, Uuid::parse_str(id).ok()?)))
@@ -313,6 +326,19 @@ impl ProcessManager {
             });
         }
         Ok(handed)
+    }
+
+    /// Tells `/metrics` the nodes in work and backing off now.
+    fn report(&self, now: Instant) {
+        let in_work = self.busy.lock().map_or(0, |b| b.len());
+        let (resting, longest) = self.backoff.lock().map_or((0, Duration::ZERO), |b| {
+            b.values()
+                .filter(|(next, _)| *next > now)
+                .fold((0, Duration::ZERO), |(n, longest), (next, _)| {
+                    (n + 1, longest.max(*next - now))
+                })
+        });
+        crate::metrics::metrics().process_manager(in_work, resting, longest);
     }
 
     /// A node whose events cannot be read (see `store::ApplyFailure`): no
@@ -477,7 +503,24 @@ impl ProcessManager {
 
     async fn work_leased(&self, id: Uuid) -> Result<(), EngineError> {
         // Re-read under the lease: another process may have finished the node.
-        let node = self.engine.load_node(id).await?;
+        let (node, cause) = self.engine.load_node_traced(id).await?;
+        // Every line logged while working the node names it and the request
+        // that asked for the work.
+        let span = tracing::info_span!(
+            "work",
+            node = %id,
+            state = node.state().as_str(),
+            request_id = tracing::field::Empty
+        );
+        if let Some(c) = &cause {
+            span.record("request_id", c.as_str());
+        }
+        CAUSE
+            .scope(cause, self.work_node(id, node).instrument(span))
+            .await
+    }
+
+    async fn work_node(&self, id: Uuid, node: Node) -> Result<(), EngineError> {
         let outcome = match node.state() {
             _ if !node.exists => self.clean_leftovers(id, &node).await,
             _ if node.power_request.is_some() => {
@@ -522,6 +565,13 @@ impl ProcessManager {
     async fn fail(&self, id: Uuid, why: &str) -> Result<(), EngineError> {
         let node = self.engine.load_node(id).await?;
         tracing::warn!(node = %id, state = %node.state(), error = why, "step failed");
+        let kind = match node.state() {
+            ProvisionState::Deploying => "deploy",
+            ProvisionState::Deleting => "undeploy",
+            ProvisionState::Adopting => "adopt",
+            _ => "other",
+        };
+        crate::metrics::metrics().pm_failure(kind);
         match node.state() {
             ProvisionState::Deploying => {
                 if node.has_leftovers() {
@@ -580,6 +630,7 @@ impl ProcessManager {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.transient && attempt < self.config.step_attempts => {
+                    crate::metrics::metrics().pm_retry();
                     tracing::warn!(what, attempt, error = %e, "transient failure; retrying");
                     tokio::time::sleep(pause).await;
                     pause *= 2;
