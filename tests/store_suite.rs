@@ -84,6 +84,8 @@ suite!(
     an_inline_model_is_swapped_only_at_the_head,
     a_fold_that_fails_refuses_the_append,
     an_import_hands_inline_models_to_the_feed,
+    idempotency_keys_hold_answer_and_expire,
+    idempotency_key_race_has_one_winner,
 );
 
 fn acquire(scope: &str, key: &str, owner: &str) -> ClaimOp {
@@ -2789,4 +2791,64 @@ async fn an_import_hands_inline_models_to_the_feed(t: &TestStore) {
     s.import_events(&[imported], &[]).await.unwrap();
     assert_eq!(s.checkpoint("inline_a").await.unwrap(), 0);
     assert_eq!(s.read_feed(0, 10).await.unwrap().len(), 1);
+}
+
+/// An idempotency key is taken once; a repeat sees it pending, then answered;
+/// another request with it is a mismatch; a key let go, or older than the
+/// window, is taken afresh.
+async fn idempotency_keys_hold_answer_and_expire(t: &TestStore) {
+    use ironledger::store::KeyState;
+    let s = t.store.as_ref();
+    let take = |key: &'static str, fp: &'static str, now: i64| async move {
+        s.take_idempotency_key(key, fp, now, now - 1000).await.unwrap()
+    };
+    assert_eq!(take("alice\nk1", "fp-a", 10_000).await, KeyState::Taken);
+    assert_eq!(
+        take("alice\nk1", "fp-a", 10_001).await,
+        KeyState::Pending { since_ms: 10_000 }
+    );
+    assert_eq!(take("alice\nk1", "fp-b", 10_002).await, KeyState::Mismatch);
+    // Another caller's equal key is another key.
+    assert_eq!(take("bob\nk1", "fp-b", 10_002).await, KeyState::Taken);
+    let answer = json!({"status": 201, "headers": [["location", "x"]], "body": "{}"});
+    s.settle_idempotency_key("alice\nk1", Some(&answer))
+        .await
+        .unwrap();
+    assert_eq!(
+        take("alice\nk1", "fp-a", 10_500).await,
+        KeyState::Answered(answer)
+    );
+    assert_eq!(take("alice\nk1", "fp-b", 10_500).await, KeyState::Mismatch);
+    // Past the window (taken at 10 000, forgotten once 1 000 ms older).
+    assert_eq!(take("alice\nk1", "fp-b", 11_001).await, KeyState::Taken);
+    // Let go (a server error): the next one runs.
+    s.settle_idempotency_key("alice\nk1", None).await.unwrap();
+    assert_eq!(take("alice\nk1", "fp-c", 11_002).await, KeyState::Taken);
+}
+
+/// Of many requests taking one key at once, exactly one gets it.
+async fn idempotency_key_race_has_one_winner(t: &TestStore) {
+    use ironledger::store::KeyState;
+    let barrier = Arc::new(Barrier::new(8));
+    let mut tasks = vec![];
+    for _ in 0..8 {
+        let store = t.store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .take_idempotency_key("carol\nrace", "fp", 5_000, 0)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut taken = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            KeyState::Taken => taken += 1,
+            KeyState::Pending { since_ms } => assert_eq!(since_ms, 5_000),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(taken, 1);
 }
