@@ -337,6 +337,20 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
     }
 }
 
+/// The power state a node is in after `ev`, for the events that set one.
+fn power_after(ev: &NodeEvent) -> Option<&str> {
+    use NodeEvent::*;
+    match ev {
+        PowerStateChanged { to, .. }
+        | PowerChangeDone { to, .. }
+        | PowerStateSynced { to, .. }
+        | PowerStateRestored { to, .. } => Some(to),
+        PowerStateRestoreFailed { found, .. } => Some(found),
+        PowerFailureRecovered { power_state, .. } => Some(power_state),
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl Projection for HistoryProjection {
     fn name(&self) -> &'static str {
@@ -373,6 +387,9 @@ impl Projection for HistoryProjection {
             state["target_provision_state"] = json!(t.target);
             state["since"] = now.clone();
         }
+        if let Some(power) = power_after(&ev) {
+            state["power_state"] = json!(power);
+        }
         let (event_type, severity, text) = describe(&ev);
         let meta = |k: &str| event.metadata.get(k).cloned().unwrap_or(Value::Null);
         let uuid = Uuid::new_v5(&HISTORY_NS, format!("{node}/{}", event.sequence).as_bytes());
@@ -398,6 +415,9 @@ impl Projection for HistoryProjection {
                 "request_id": meta("request_id"),
                 "state": state["provision_state"],
                 "target_provision_state": state["target_provision_state"],
+                // Not in Ironic's API either: the power state after the
+                // event, for the timeline page's power band.
+                "power_state": state["power_state"],
                 "duration_seconds": duration,
                 "sequence": event.sequence,
             }),

@@ -1,12 +1,13 @@
 //! The HTTP service: the Ironic v1 API ([`crate::api`]) and, beside it,
-//! `GET /health`, `GET /metrics` (Prometheus), the event feed (`/feed`) and
-//! the boot files.
+//! `GET /health`, `GET /metrics` (Prometheus), the event feed (`/feed`), the
+//! timeline pages (`/ui/`) and the boot files.
 
 pub mod deadline;
 pub mod feed;
 pub mod health;
 pub mod metrics;
 pub mod server;
+pub mod ui;
 
 use crate::effects::http_root::HttpRoot;
 use axum::extract::{Path, State};
@@ -36,6 +37,9 @@ fn own_routes() -> Router<AppState> {
         .route("/metrics", get(metrics::metrics))
         .route("/feed", get(feed::page))
         .route("/feed/stream", get(feed::stream))
+        .route("/ui", get(ui::index))
+        .route("/ui/", get(ui::index))
+        .route("/ui/nodes/{node}", get(ui::node))
 }
 
 /// Serves a file of `[deploy] http_root` (`/boot/boot.ipxe`,
