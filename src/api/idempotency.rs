@@ -26,8 +26,9 @@
 //! the request records (`idempotency_key`), so the history tells which
 //! writes were retried.
 //!
-//! A request whose client goes away is still served to its end (it runs in
-//! its own task), so its answer is kept for the retry. What is not covered: a
+//! A request whose client goes away is still served to its end (the
+//! listener, `crate::http::server`, runs each request in a task of its own),
+//! so its answer is kept for the retry. What is not covered: a
 //! server that dies while serving the first request leaves its key
 //! unanswered; a repeat then gets the 409 until the retention window ends,
 //! never a second write (`ironledger events --node …` tells whether the first
@@ -45,7 +46,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use tracing::Instrument;
 
 pub const HEADER: &str = "idempotency-key";
 /// Marks an answer that is the recorded answer of an earlier request.
@@ -193,14 +193,26 @@ pub async fn layer(State(keys): State<Keys>, req: Request, next: Next) -> Respon
         .map_or("anonymous", |c| c.0.as_str())
         .to_string();
     let (parts, body) = req.into_parts();
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body is larger than {MAX_BODY} bytes."),
+        )
+        .into_response()
+    };
+    if http_body::Body::size_hint(&body)
+        .upper()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return too_large();
+    }
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Request body is larger than {MAX_BODY} bytes."),
-            )
-            .into_response()
+        Err(e) if e.to_string().contains("length limit") => return too_large(),
+        // The client went away before its body arrived: nothing to do.
+        Err(e) => {
+            return ApiError::bad_request(format!("The request body could not be read: {e}"))
+                .into_response()
         }
     };
     let uri = parts
@@ -216,6 +228,19 @@ pub async fn layer(State(keys): State<Keys>, req: Request, next: Next) -> Respon
     );
     // The caller's name cannot hold a line break: one key space per caller.
     let stored_key = format!("{caller}\n{key}");
+    let req = Request::from_parts(parts, Body::from(body));
+    once(keys, stored_key, key, print, req, next).await
+}
+
+/// Takes the key and serves the request, or answers what the key holds.
+async fn once(
+    keys: Keys,
+    stored_key: String,
+    key: String,
+    print: String,
+    req: Request,
+    next: Next,
+) -> Response {
     let retention = keys.retention.as_millis() as i64;
     let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
     loop {
@@ -241,37 +266,24 @@ pub async fn layer(State(keys): State<Keys>, req: Request, next: Next) -> Respon
             Ok(KeyState::Pending { .. }) => return in_progress(),
         }
     }
-    // Ours: served in a task of its own, so that a client that goes away
-    // does not leave the key without an answer.
-    let req = Request::from_parts(parts, Body::from(body));
-    let served = async move {
-        let res = next.run(req).await;
-        let (parts, body) = res.into_parts();
-        let body = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .unwrap_or_default();
-        let answer = if parts.status.is_server_error() {
-            None
-        } else {
-            record(parts.status, &parts.headers, &body)
-        };
-        if let Err(e) = keys
-            .store
-            .settle_idempotency_key(&stored_key, answer.as_ref())
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record the answer of an idempotent request");
-        }
-        Response::from_parts(parts, Body::from(body))
+    let res = next.run(req).await;
+    let (parts, body) = res.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let answer = if parts.status.is_server_error() {
+        None
+    } else {
+        record(parts.status, &parts.headers, &body)
+    };
+    if let Err(e) = keys
+        .store
+        .settle_idempotency_key(&stored_key, answer.as_ref())
+        .await
+    {
+        tracing::warn!(error = %e, "cannot record the answer of an idempotent request");
     }
-    .instrument(tracing::Span::current());
-    match tokio::spawn(served).await {
-        Ok(res) => res,
-        Err(e) => {
-            tracing::error!(error = %e, "an idempotent request's task failed");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.").into_response()
-        }
-    }
+    Response::from_parts(parts, Body::from(body))
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@
 //! - [`raise_open_file_limit`] lifts the open-file soft limit to the hard
 //!   one, and the cap is kept below it with room for the store and files.
 //!
+//! Each request runs in a task of its own, to its end, whether or not its
+//! client waits for the answer.
+//!
 //! Shutdown stops accepting, asks every connection to finish its request and
 //! close, and returns when all have.
 
@@ -124,10 +127,21 @@ async fn connection(
         req.extensions_mut().insert(told.clone());
         let app = app.clone();
         async move {
-            let res = app
-                .oneshot(req)
+            // In a task of its own: hyper drops a request's future when its
+            // client goes away, which would cut a write between two of its
+            // steps (and leave an `Idempotency-Key` taken, never answered).
+            // The answer's body is still polled by hyper, so a stream ends
+            // with its client.
+            let res = tokio::spawn(app.oneshot(req))
                 .await
-                .unwrap_or_else(|e: Infallible| match e {});
+                .map(|r| r.unwrap_or_else(|e: Infallible| match e {}))
+                .unwrap_or_else(|e| {
+                    tracing::error!(%peer, error = %e, "a request's task failed");
+                    axum::response::IntoResponse::into_response(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Internal error.",
+                    ))
+                });
             Ok::<_, Infallible>(res.map(|body| WatchedBody::response(body, watch)))
         }
     });

@@ -46,6 +46,22 @@ impl Answer {
 
 /// Starts the API on `store` with `config_ini` (an ironic.conf body) applied.
 pub async fn start_with(store: TestStore, config_ini: &str) -> Api {
+    start_on(store, config_ini, false).await
+}
+
+/// [`start`] behind `ironledger serve`'s own listener
+/// (`ironledger::http::server`: per-phase deadlines, each request in its own
+/// task) instead of `axum::serve`.
+pub async fn start_served(store: TestStore) -> Api {
+    start_on(
+        store,
+        "[DEFAULT]\nenabled_storage_interfaces = cinder,external,noop\n",
+        true,
+    )
+    .await
+}
+
+async fn start_on(store: TestStore, config_ini: &str, listener_of_serve: bool) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("ironic.conf");
     std::fs::write(&conf, config_ini).unwrap();
@@ -69,12 +85,21 @@ pub async fn start_with(store: TestStore, config_ini: &str) -> Api {
         engine: engine.clone(),
         config: Arc::new(config),
     };
+    let limits = state.config.api.limits.clone();
     let app = ironledger::http::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
+    let server = if listener_of_serve {
+        tokio::spawn(async move {
+            ironledger::http::server::serve(listener, app, limits, std::future::pending())
+                .await
+                .unwrap();
+        })
+    } else {
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        })
+    };
     std::mem::forget(dir);
     Api {
         base,

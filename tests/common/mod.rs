@@ -41,6 +41,20 @@ pub struct TestStore {
 }
 
 impl TestStore {
+    /// On PostgreSQL, a second store on the same schema (its own
+    /// `PostgresStore`, as another ironledger process has); it must not
+    /// outlive `self`, which owns the schema.
+    pub async fn second_process(&self) -> TestStore {
+        let pool = self.pg_pool.clone().expect("a PostgreSQL test store");
+        let store = PostgresStore::from_pool(pool.clone()).await.unwrap();
+        TestStore {
+            store: Arc::new(store),
+            pg_pool: Some(pool),
+            _dir: None,
+            _schema: None,
+        }
+    }
+
     /// A cqrs-es repository over this store, exactly as the engine builds it.
     pub fn repo(&self, claims: ClaimFn) -> Repo {
         Repo::new(self.store.clone(), claims)
