@@ -295,12 +295,13 @@ impl Engine {
             // Waiting for the read models needs no turn: the next writer goes on.
             self.wait_projected(Node::TYPE, &id, unfolded).await
         };
-        self.measured(Node::TYPE, name, run.instrument(span)).await
+        self.measured(Node::TYPE, name, run).instrument(span).await
     }
 
-    /// Runs a command's future, and counts it in `/metrics` by its outcome
-    /// (and logs a refusal at debug, a failure as a warning: in the
-    /// command's span, so the line names the node and the request).
+    /// Runs a command's future, counts it in `/metrics` by its outcome, and
+    /// logs it (recorded at info, refused or conflicting at debug, failed as
+    /// a warning) in the command's span, so the line names the node and the
+    /// request.
     async fn measured(
         &self,
         aggregate: &str,
@@ -317,8 +318,15 @@ impl Engine {
             Err(EngineError::Domain(_)) => "refused",
             Err(_) => "error",
         };
+        let took = start.elapsed();
+        let ms = took.as_secs_f64() * 1e3;
+        match &result {
+            Ok(()) => tracing::info!(outcome, ms, "command recorded"),
+            Err(e) if outcome == "error" => tracing::warn!(outcome, ms, error = %e, "command failed"),
+            Err(e) => tracing::debug!(outcome, ms, error = %e, "command not recorded"),
+        }
         let m = crate::metrics::metrics();
-        m.command(aggregate, name, outcome, start.elapsed());
+        m.command(aggregate, name, outcome, took);
         m.events_appended(self.repo.appended());
         result
     }
@@ -349,7 +357,7 @@ impl Engine {
             }
             self.wait_projected(Volume::TYPE, volume_id, unfolded).await
         };
-        self.measured(Volume::TYPE, name, run.instrument(span)).await
+        self.measured(Volume::TYPE, name, run).instrument(span).await
     }
 
     /// The current state of a node, straight from its events (the write model),

@@ -305,11 +305,22 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
     assert!(failed["last_error"].as_str().is_some_and(|e| !e.is_empty()));
 
     // ---- /metrics ---------------------------------------------------------
-    let (status, headers, body) = call(&base, reqwest::Method::GET, "/metrics", None, None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
-    let text = body.as_str().unwrap().to_string();
-    let m = samples(&text);
+    // The process manager reads the feed after the commit: scrape until it
+    // has read the last event (bounded).
+    let mut tries = 0;
+    let (text, m) = loop {
+        let (status, headers, body) = call(&base, reqwest::Method::GET, "/metrics", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        let text = body.as_str().unwrap().to_string();
+        let m = samples(&text);
+        let lag: f64 = sum(&m, "ironledger_projection_lag_events", &[]);
+        tries += 1;
+        if lag == 0.0 || tries == 50 {
+            break (text, m);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let provision_route = [("route", "/v1/nodes/{node}/states/provision"), ("method", "PUT")];
     assert!(sum(&m, "ironledger_http_requests_total", &[provision_route[0], provision_route[1], ("status", "202")]) >= 7.0);
     assert!(sum(&m, "ironledger_http_request_duration_seconds_count", &provision_route) >= 7.0);
@@ -365,10 +376,12 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
     for span in ["request", "command", "work"] {
         assert!(kinds.contains(span), "no {span} span carries the deploy's request id: {kinds:?}");
     }
-    // Every line about this node carries the request that caused it.
+    // Every line of the node's commands and saga steps carries the request
+    // that caused it (each request's own lines carry their own id).
     let about_node: Vec<&Value> = lines[deploy_from..]
         .iter()
         .filter(|l| span_field(l, "node").contains(&n.as_str()))
+        .filter(|l| span_names(l).iter().any(|s| *s == "work" || *s == "command"))
         .collect();
     assert!(about_node.len() >= 5, "{about_node:?}");
     for l in &about_node {
