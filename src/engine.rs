@@ -280,7 +280,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let id = id.to_string();
         let name = command.name();
-        let span = tracing::info_span!("command", aggregate = Node::TYPE, node = %id, command = name);
+        let span =
+            tracing::info_span!("command", aggregate = Node::TYPE, node = %id, command = name);
         let run = async {
             let meta = meta.to_map();
             let unfolded = self.repo.unfolded();
@@ -322,7 +323,9 @@ impl Engine {
         let ms = took.as_secs_f64() * 1e3;
         match &result {
             Ok(()) => tracing::info!(outcome, ms, "command recorded"),
-            Err(e) if outcome == "error" => tracing::warn!(outcome, ms, error = %e, "command failed"),
+            Err(e) if outcome == "error" => {
+                tracing::warn!(outcome, ms, error = %e, "command failed")
+            }
             Err(e) => tracing::debug!(outcome, ms, error = %e, "command not recorded"),
         }
         let m = crate::metrics::metrics();
@@ -339,8 +342,12 @@ impl Engine {
         meta: &Meta,
     ) -> Result<(), EngineError> {
         let name = command.name();
-        let span =
-            tracing::info_span!("command", aggregate = Volume::TYPE, volume = volume_id, command = name);
+        let span = tracing::info_span!(
+            "command",
+            aggregate = Volume::TYPE,
+            volume = volume_id,
+            command = name
+        );
         let run = async {
             let meta = meta.to_map();
             let unfolded = self.repo.unfolded();
@@ -357,7 +364,9 @@ impl Engine {
             }
             self.wait_projected(Volume::TYPE, volume_id, unfolded).await
         };
-        self.measured(Volume::TYPE, name, run).instrument(span).await
+        self.measured(Volume::TYPE, name, run)
+            .instrument(span)
+            .await
     }
 
     /// The current state of a node, straight from its events (the write model),

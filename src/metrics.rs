@@ -256,11 +256,7 @@ impl Metrics {
             "1 for each projection's state (inline, caught_up, catching_up, failed), 0 for the others",
             m.projection_state.clone(),
         );
-        r.register(
-            "nodes",
-            "Nodes by provision state",
-            m.nodes.clone(),
-        );
+        r.register("nodes", "Nodes by provision state", m.nodes.clone());
         m
     }
 
@@ -377,7 +373,9 @@ impl Metrics {
             } else {
                 raw
             };
-            self.projection_checkpoint.get_or_create(&label).set(at as i64);
+            self.projection_checkpoint
+                .get_or_create(&label)
+                .set(at as i64);
             let behind = head.saturating_sub(at);
             self.projection_lag_events
                 .get_or_create(&label)
@@ -386,11 +384,15 @@ impl Metrics {
                 0.0
             } else {
                 match store.read_feed(at, 1).await?.first() {
-                    Some(oldest) => (now - oldest.recorded_at).num_milliseconds().max(0) as f64 / 1e3,
+                    Some(oldest) => {
+                        (now - oldest.recorded_at).num_milliseconds().max(0) as f64 / 1e3
+                    }
                     None => 0.0,
                 }
             };
-            self.projection_lag_seconds.get_or_create(&label).set(waited);
+            self.projection_lag_seconds
+                .get_or_create(&label)
+                .set(waited);
             let state = if failed.contains(*name) {
                 "failed"
             } else if crate::store::is_inline(raw) {

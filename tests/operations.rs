@@ -62,7 +62,13 @@ impl Server {
         .unwrap();
         let log = dir.join("ironledger.log");
         let mut child = Command::new(BIN)
-            .args(["--config-file", conf.to_str().unwrap(), "serve", "--port", "0"])
+            .args([
+                "--config-file",
+                conf.to_str().unwrap(),
+                "serve",
+                "--port",
+                "0",
+            ])
             .env_remove("DATABASE_URL")
             .env_remove("RUST_LOG")
             .env("IRONLEDGER_DATA_DIR", dir)
@@ -137,14 +143,24 @@ async fn provision(base: &str, node: &str, target: &str, request_id: Option<&str
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{target}: {body}");
     if let Some(id) = request_id {
-        assert_eq!(headers["x-openstack-request-id"], id, "the caller's id is answered back");
+        assert_eq!(
+            headers["x-openstack-request-id"], id,
+            "the caller's id is answered back"
+        );
     }
 }
 
 /// Reads the node until its provision state is `want` (bounded).
 async fn settle(base: &str, node: &str, want: &str) -> Value {
     for _ in 0..600 {
-        let (_, _, n) = call(base, reqwest::Method::GET, &format!("/v1/nodes/{node}"), None, None).await;
+        let (_, _, n) = call(
+            base,
+            reqwest::Method::GET,
+            &format!("/v1/nodes/{node}"),
+            None,
+            None,
+        )
+        .await;
         if n["provision_state"] == want {
             return n;
         }
@@ -169,7 +185,12 @@ async fn guide_node(base: &str, name: &str, driver_info: Value, storage: &str) -
         .to_string();
     let b = uuid::Uuid::new_v4().into_bytes();
     let mac = format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]);
-    post(base, "/v1/ports", json!({"node_uuid": n, "address": mac, "pxe_enabled": true})).await;
+    post(
+        base,
+        "/v1/ports",
+        json!({"node_uuid": n, "address": mac, "pxe_enabled": true}),
+    )
+    .await;
     post(
         base,
         "/v1/volume/connectors",
@@ -193,8 +214,11 @@ async fn guide_node(base: &str, name: &str, driver_info: Value, storage: &str) -
     n
 }
 
-/// The samples of a Prometheus text exposition: `(name, labels, value)`.
-fn samples(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// One sample of a Prometheus text exposition: `(name, labels, value)`.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// The samples of a Prometheus text exposition.
+fn samples(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
@@ -217,7 +241,7 @@ fn samples(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
 }
 
 /// The sum of the samples of `name` that have all of `labels`.
-fn sum(m: &[(String, Vec<(String, String)>, f64)], name: &str, labels: &[(&str, &str)]) -> f64 {
+fn sum(m: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     m.iter()
         .filter(|(n, l, _)| {
             n == name
@@ -309,9 +333,13 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
     // has read the last event (bounded).
     let mut tries = 0;
     let (text, m) = loop {
-        let (status, headers, body) = call(&base, reqwest::Method::GET, "/metrics", None, None).await;
+        let (status, headers, body) =
+            call(&base, reqwest::Method::GET, "/metrics", None, None).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
         let text = body.as_str().unwrap().to_string();
         let m = samples(&text);
         let lag: f64 = sum(&m, "ironledger_projection_lag_events", &[]);
@@ -321,40 +349,164 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let provision_route = [("route", "/v1/nodes/{node}/states/provision"), ("method", "PUT")];
-    assert!(sum(&m, "ironledger_http_requests_total", &[provision_route[0], provision_route[1], ("status", "202")]) >= 7.0);
-    assert!(sum(&m, "ironledger_http_request_duration_seconds_count", &provision_route) >= 7.0);
-    assert!(sum(&m, "ironledger_commands_total", &[("command", "Provision"), ("outcome", "ok")]) >= 7.0);
-    assert!(sum(&m, "ironledger_commands_total", &[("command", "FinishDeploy"), ("outcome", "ok")]) >= 1.0);
-    assert!(sum(&m, "ironledger_commands_total", &[("command", "FailDeploy"), ("outcome", "ok")]) >= 1.0);
-    assert!(sum(&m, "ironledger_command_duration_seconds_count", &[("command", "Enroll")]) >= 2.0);
+    let provision_route = [
+        ("route", "/v1/nodes/{node}/states/provision"),
+        ("method", "PUT"),
+    ];
+    assert!(
+        sum(
+            &m,
+            "ironledger_http_requests_total",
+            &[provision_route[0], provision_route[1], ("status", "202")]
+        ) >= 7.0
+    );
+    assert!(
+        sum(
+            &m,
+            "ironledger_http_request_duration_seconds_count",
+            &provision_route
+        ) >= 7.0
+    );
+    assert!(
+        sum(
+            &m,
+            "ironledger_commands_total",
+            &[("command", "Provision"), ("outcome", "ok")]
+        ) >= 7.0
+    );
+    assert!(
+        sum(
+            &m,
+            "ironledger_commands_total",
+            &[("command", "FinishDeploy"), ("outcome", "ok")]
+        ) >= 1.0
+    );
+    assert!(
+        sum(
+            &m,
+            "ironledger_commands_total",
+            &[("command", "FailDeploy"), ("outcome", "ok")]
+        ) >= 1.0
+    );
+    assert!(
+        sum(
+            &m,
+            "ironledger_command_duration_seconds_count",
+            &[("command", "Enroll")]
+        ) >= 2.0
+    );
     let head = sum(&m, "ironledger_feed_head", &[]);
     assert!(head > 20.0, "{head}");
-    assert_eq!(sum(&m, "ironledger_events_appended_total", &[]), head, "one process wrote the whole log");
+    assert_eq!(
+        sum(&m, "ironledger_events_appended_total", &[]),
+        head,
+        "one process wrote the whole log"
+    );
     for projection in ["nodes", "node_history", "process_manager"] {
-        assert_eq!(sum(&m, "ironledger_projection_checkpoint", &[("projection", projection)]), head, "{projection}");
-        assert_eq!(sum(&m, "ironledger_projection_lag_events", &[("projection", projection)]), 0.0);
-        assert_eq!(sum(&m, "ironledger_projection_state", &[("projection", projection), ("state", "failed")]), 0.0);
+        assert_eq!(
+            sum(
+                &m,
+                "ironledger_projection_checkpoint",
+                &[("projection", projection)]
+            ),
+            head,
+            "{projection}"
+        );
+        assert_eq!(
+            sum(
+                &m,
+                "ironledger_projection_lag_events",
+                &[("projection", projection)]
+            ),
+            0.0
+        );
+        assert_eq!(
+            sum(
+                &m,
+                "ironledger_projection_state",
+                &[("projection", projection), ("state", "failed")]
+            ),
+            0.0
+        );
     }
-    assert_eq!(sum(&m, "ironledger_nodes", &[("provision_state", "available")]), 1.0);
-    assert_eq!(sum(&m, "ironledger_nodes", &[("provision_state", "deploy failed")]), 1.0);
-    assert_eq!(sum(&m, "ironledger_nodes", &[("provision_state", "active")]), 0.0);
-    assert!(sum(&m, "ironledger_external_calls_total", &[("service", "cinder"), ("outcome", "ok")]) >= 4.0, "{text}");
-    assert!(sum(&m, "ironledger_external_call_duration_seconds_count", &[("service", "cinder")]) >= 4.0);
-    assert!(sum(&m, "ironledger_external_calls_total", &[("service", "redfish"), ("outcome", "ok")]) >= 4.0, "{text}");
-    assert!(sum(&m, "ironledger_external_calls_total", &[("service", "redfish"), ("outcome", "error")]) >= 1.0, "{text}");
-    assert!(sum(&m, "ironledger_process_manager_failures_total", &[]) >= 1.0, "{text}");
-    assert_eq!(sum(&m, "ironledger_process_manager_nodes_in_work", &[]), 0.0);
+    assert_eq!(
+        sum(&m, "ironledger_nodes", &[("provision_state", "available")]),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "ironledger_nodes",
+            &[("provision_state", "deploy failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&m, "ironledger_nodes", &[("provision_state", "active")]),
+        0.0
+    );
+    assert!(
+        sum(
+            &m,
+            "ironledger_external_calls_total",
+            &[("service", "cinder"), ("outcome", "ok")]
+        ) >= 4.0,
+        "{text}"
+    );
+    assert!(
+        sum(
+            &m,
+            "ironledger_external_call_duration_seconds_count",
+            &[("service", "cinder")]
+        ) >= 4.0
+    );
+    assert!(
+        sum(
+            &m,
+            "ironledger_external_calls_total",
+            &[("service", "redfish"), ("outcome", "ok")]
+        ) >= 4.0,
+        "{text}"
+    );
+    assert!(
+        sum(
+            &m,
+            "ironledger_external_calls_total",
+            &[("service", "redfish"), ("outcome", "error")]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        sum(&m, "ironledger_process_manager_failures_total", &[]) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sum(&m, "ironledger_process_manager_nodes_in_work", &[]),
+        0.0
+    );
     assert_eq!(sum(&m, "ironledger_store_up", &[]), 1.0);
 
     // ---- the request id in the events -------------------------------------
-    let (_, _, feed) = call(&base, reqwest::Method::GET, &format!("/feed?node={n}&limit=1000"), None, None).await;
+    let (_, _, feed) = call(
+        &base,
+        reqwest::Method::GET,
+        &format!("/feed?node={n}&limit=1000"),
+        None,
+        None,
+    )
+    .await;
     let events = feed["events"].as_array().unwrap();
     let type_at = |t: &str| events.iter().position(|e| e["event_type"] == t).unwrap();
     let (deploy, deployed) = (type_at("DeployRequested"), type_at("Deployed"));
     let (undeploy, undeployed) = (type_at("UndeployRequested"), type_at("Undeployed"));
-    let saga: BTreeSet<&str> = events[deploy..=deployed].iter().map(|e| e["event_type"].as_str().unwrap()).collect();
-    assert!(saga.contains("VolumesAttached") && saga.contains("BootConfigWritten"), "{saga:?}");
+    let saga: BTreeSet<&str> = events[deploy..=deployed]
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert!(
+        saga.contains("VolumesAttached") && saga.contains("BootConfigWritten"),
+        "{saga:?}"
+    );
     for e in &events[deploy..=deployed] {
         assert_eq!(e["request_id"], deploy_id.as_str(), "{e}");
         assert_eq!(e["metadata"]["request_id"], deploy_id.as_str());
@@ -364,7 +516,10 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
     }
     // The history keeps it too (not in Ironic's fields: the page shows it).
     let enrolled = &events[0];
-    assert_eq!(enrolled["payload"]["NodeEnrolled"]["driver_info"]["redfish_password"], "******");
+    assert_eq!(
+        enrolled["payload"]["NodeEnrolled"]["driver_info"]["redfish_password"],
+        "******"
+    );
 
     // ---- the log ------------------------------------------------------------
     let lines = server.log_lines();
@@ -374,14 +529,21 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
         .collect();
     let kinds: BTreeSet<&str> = deploy_lines.iter().flat_map(|l| span_names(l)).collect();
     for span in ["request", "command", "work"] {
-        assert!(kinds.contains(span), "no {span} span carries the deploy's request id: {kinds:?}");
+        assert!(
+            kinds.contains(span),
+            "no {span} span carries the deploy's request id: {kinds:?}"
+        );
     }
     // Every line of the node's commands and saga steps carries the request
     // that caused it (each request's own lines carry their own id).
     let about_node: Vec<&Value> = lines[deploy_from..]
         .iter()
         .filter(|l| span_field(l, "node").contains(&n.as_str()))
-        .filter(|l| span_names(l).iter().any(|s| *s == "work" || *s == "command"))
+        .filter(|l| {
+            span_names(l)
+                .iter()
+                .any(|s| *s == "work" || *s == "command")
+        })
         .collect();
     assert!(about_node.len() >= 5, "{about_node:?}");
     for l in &about_node {
@@ -392,7 +554,10 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
         );
     }
     let raw_log = std::fs::read_to_string(&server.log).unwrap();
-    assert!(!raw_log.contains(PASSWORD), "the BMC password is in the log");
+    assert!(
+        !raw_log.contains(PASSWORD),
+        "the BMC password is in the log"
+    );
     assert!(!text.contains(PASSWORD));
     assert!(!feed.to_string().contains(PASSWORD));
 
@@ -415,18 +580,36 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
     ] {
         assert!(dom.contains(shown), "the page does not show {shown:?}");
     }
-    assert!(dom.contains(">active<") && dom.contains(">available<"), "the bands name the states");
+    assert!(
+        dom.contains(">active<") && dom.contains(">available<"),
+        "the bands name the states"
+    );
     assert!(!dom.contains(PASSWORD));
     let size = std::fs::metadata(&png).unwrap().len();
     assert!(size > 10_000, "screenshot of {size} bytes");
     if let Ok(to) = std::env::var("IRONLEDGER_SCREENSHOT_TO") {
         std::fs::copy(&png, to).unwrap();
     }
-    let dom = browse(&format!("{base}/ui/nodes/rack7-node2"), &shots.path().join("failed.png"));
-    assert!(dom.contains("Deploy failed") && dom.contains("id=\"last-error\""), "{dom}");
-    assert!(dom.contains(failed["last_error"].as_str().unwrap().split(':').next().unwrap()));
+    let dom = browse(
+        &format!("{base}/ui/nodes/rack7-node2"),
+        &shots.path().join("failed.png"),
+    );
+    assert!(
+        dom.contains("Deploy failed") && dom.contains("id=\"last-error\""),
+        "{dom}"
+    );
+    assert!(dom.contains(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+    ));
     let dom = browse(&format!("{base}/ui/"), &shots.path().join("index.png"));
-    assert!(dom.contains("rack7-node1") && dom.contains("rack7-node2") && dom.contains("deploy failed"));
+    assert!(
+        dom.contains("rack7-node1") && dom.contains("rack7-node2") && dom.contains("deploy failed")
+    );
 }
 
 /// Reads an SSE answer until it has `want` events (or the stream ends):
@@ -435,7 +618,8 @@ async fn read_events(res: &mut reqwest::Response, want: usize) -> Vec<(u64, Stri
     let mut out = vec![];
     let mut buf = String::new();
     while out.len() < want {
-        let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(10), res.chunk()).await else {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(10), res.chunk()).await
+        else {
             break;
         };
         buf.push_str(std::str::from_utf8(&chunk).unwrap());
@@ -473,8 +657,14 @@ async fn a_feed_consumer_that_keeps_reconnecting_sees_every_event_once() {
                                                        "driver_info": {"secret_password": "pw-not-shown"}}))
                     .await;
                 let uuid = n["uuid"].as_str().unwrap().to_string();
-                let (s, _, _) = call(&base, reqwest::Method::PATCH, &format!("/v1/nodes/{uuid}"),
-                                     Some(json!([{"op": "add", "path": "/extra/round", "value": i}])), None).await;
+                let (s, _, _) = call(
+                    &base,
+                    reqwest::Method::PATCH,
+                    &format!("/v1/nodes/{uuid}"),
+                    Some(json!([{"op": "add", "path": "/extra/round", "value": i}])),
+                    None,
+                )
+                .await;
                 assert_eq!(s, StatusCode::OK);
             }
         })
@@ -510,13 +700,24 @@ async fn a_feed_consumer_that_keeps_reconnecting_sees_every_event_once() {
     let head = api.store.store.head().await.unwrap();
     assert_eq!(head, 30);
     let ids: Vec<u64> = seen.iter().map(|(id, _, _)| *id).collect();
-    assert_eq!(ids, (1..=head).collect::<Vec<_>>(), "every event once, in order");
+    assert_eq!(
+        ids,
+        (1..=head).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
     assert!(connections >= 8, "{connections} connections");
     // What the stream gave is what the pages give, page by page.
     let mut paged = vec![];
     let mut after = 0;
     loop {
-        let (s, _, page) = call(&base, reqwest::Method::GET, &format!("/feed?after={after}&limit=7"), None, None).await;
+        let (s, _, page) = call(
+            &base,
+            reqwest::Method::GET,
+            &format!("/feed?after={after}&limit=7"),
+            None,
+            None,
+        )
+        .await;
         assert_eq!(s, StatusCode::OK);
         let events = page["events"].as_array().unwrap().clone();
         if events.is_empty() {
@@ -534,10 +735,17 @@ async fn a_feed_consumer_that_keeps_reconnecting_sees_every_event_once() {
         assert_eq!(data["position"], *id);
         assert_eq!(data["event_type"], kind.as_str());
     }
-    assert!(!serde_json::to_string(&paged).unwrap().contains("pw-not-shown"));
+    assert!(!serde_json::to_string(&paged)
+        .unwrap()
+        .contains("pw-not-shown"));
     // One node's events, by name, and wrong input.
     let (_, _, one) = call(&base, reqwest::Method::GET, "/feed?node=feed-3", None, None).await;
-    let types: Vec<&str> = one["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = one["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
     assert_eq!(types, ["NodeEnrolled", "NodeUpdated"]);
     for (path, status) in [
         ("/feed?after=-1", StatusCode::BAD_REQUEST),
@@ -547,9 +755,17 @@ async fn a_feed_consumer_that_keeps_reconnecting_sees_every_event_once() {
     ] {
         let (s, _, body) = call(&base, reqwest::Method::GET, path, None, None).await;
         assert_eq!(s, status, "{path}: {body}");
-        assert!(body["error_message"].is_string(), "Ironic's error format: {body}");
+        assert!(
+            body["error_message"].is_string(),
+            "Ironic's error format: {body}"
+        );
     }
-    let res = client.get(format!("{base}/feed/stream")).header("Last-Event-ID", "x").send().await.unwrap();
+    let res = client
+        .get(format!("{base}/feed/stream"))
+        .header("Last-Event-ID", "x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -590,16 +806,42 @@ async fn a_write_retried_after_a_cut_connection_is_done_once() {
     let b = uuid::Uuid::new_v4().into_bytes();
     let mac = format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]);
     let writes: Vec<(&str, String, Value)> = vec![
-        ("POST", "/v1/nodes".into(), json!({"driver": "fake-hardware", "name": "idem-node"})),
-        ("POST", "/v1/ports".into(), json!({"node_uuid": n, "address": mac})),
-        ("POST", "/v1/volume/connectors".into(),
-         json!({"node_uuid": n, "type": "iqn", "connector_id": "iqn.2024-01.org.example:idem"})),
-        ("POST", "/v1/volume/targets".into(),
-         json!({"node_uuid": n, "volume_type": "iscsi", "boot_index": 0, "volume_id": "vol-idem",
-                "properties": {"target_iqn": "iqn.2010-10.org.openstack:idem", "target_portal": "192.0.2.1:3260", "target_lun": 0}})),
-        ("PATCH", format!("/v1/nodes/{n}"), json!([{"op": "add", "path": "/extra/attempt", "value": "one"}])),
-        ("PUT", format!("/v1/nodes/{n}/states/provision"), json!({"target": "manage"})),
-        ("PUT", format!("/v1/nodes/{n}/states/power"), json!({"target": "power on"})),
+        (
+            "POST",
+            "/v1/nodes".into(),
+            json!({"driver": "fake-hardware", "name": "idem-node"}),
+        ),
+        (
+            "POST",
+            "/v1/ports".into(),
+            json!({"node_uuid": n, "address": mac}),
+        ),
+        (
+            "POST",
+            "/v1/volume/connectors".into(),
+            json!({"node_uuid": n, "type": "iqn", "connector_id": "iqn.2024-01.org.example:idem"}),
+        ),
+        (
+            "POST",
+            "/v1/volume/targets".into(),
+            json!({"node_uuid": n, "volume_type": "iscsi", "boot_index": 0, "volume_id": "vol-idem",
+                "properties": {"target_iqn": "iqn.2010-10.org.openstack:idem", "target_portal": "192.0.2.1:3260", "target_lun": 0}}),
+        ),
+        (
+            "PATCH",
+            format!("/v1/nodes/{n}"),
+            json!([{"op": "add", "path": "/extra/attempt", "value": "one"}]),
+        ),
+        (
+            "PUT",
+            format!("/v1/nodes/{n}/states/provision"),
+            json!({"target": "manage"}),
+        ),
+        (
+            "PUT",
+            format!("/v1/nodes/{n}/states/power"),
+            json!({"target": "power on"}),
+        ),
     ];
     for (i, (method, path, body)) in writes.iter().enumerate() {
         let key = format!("retry-{i}-{}", uuid::Uuid::new_v4());
@@ -612,7 +854,10 @@ async fn a_write_retried_after_a_cut_connection_is_done_once() {
             log.sequence().await.unwrap();
             log.head().await.unwrap() == before
         } {
-            assert!(Instant::now() < deadline, "{method} {path}: the cut request was not served");
+            assert!(
+                Instant::now() < deadline,
+                "{method} {path}: the cut request was not served"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -659,21 +904,44 @@ async fn a_write_retried_after_a_cut_connection_is_done_once() {
             .send()
             .await
             .unwrap();
-        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{method} {path}");
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path}"
+        );
         let text = refused.text().await.unwrap();
-        assert!(text.contains("already used for a different request"), "{text}");
+        assert!(
+            text.contains("already used for a different request"),
+            "{text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
         log.sequence().await.unwrap();
-        assert_eq!(log.head().await.unwrap(), written, "{method} {path}: a retry wrote");
+        assert_eq!(
+            log.head().await.unwrap(),
+            written,
+            "{method} {path}: a retry wrote"
+        );
         // Each write happened once.
         let events = log.read_feed(before, 100).await.unwrap();
-        let keyed = events.iter().filter(|e| e.metadata["idempotency_key"] == key.as_str()).count();
+        let keyed = events
+            .iter()
+            .filter(|e| e.metadata["idempotency_key"] == key.as_str())
+            .count();
         assert!(keyed >= 1, "{method} {path}: the key is not in the events");
     }
     let nodes = first.get("/v1/nodes?fields=name").await.body;
-    let named = nodes["nodes"].as_array().unwrap().iter().filter(|x| x["name"] == "idem-node").count();
+    let named = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["name"] == "idem-node")
+        .count();
     assert_eq!(named, 1);
-    for (path, key) in [("ports", "ports"), ("volume/connectors", "connectors"), ("volume/targets", "targets")] {
+    for (path, key) in [
+        ("ports", "ports"),
+        ("volume/connectors", "connectors"),
+        ("volume/targets", "targets"),
+    ] {
         let listed = first.get(&format!("/v1/nodes/{n}/{path}")).await.body;
         assert_eq!(listed[key].as_array().unwrap().len(), 1, "{path}");
     }
@@ -708,12 +976,24 @@ async fn metrics_feed_and_pages_are_behind_the_api_authentication() {
         let url = format!("{}{path}", api.base);
         let anonymous = api.client.get(&url).send().await.unwrap();
         assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{path}");
-        let wrong = api.client.get(&url).basic_auth("admin", Some("nope")).send().await.unwrap();
+        let wrong = api
+            .client
+            .get(&url)
+            .basic_auth("admin", Some("nope"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "{path}");
     }
     for path in ["/metrics", "/feed", "/ui/"] {
         let url = format!("{}{path}", api.base);
-        let ok = api.client.get(&url).basic_auth("admin", Some("s3cret")).send().await.unwrap();
+        let ok = api
+            .client
+            .get(&url)
+            .basic_auth("admin", Some("s3cret"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(ok.status(), StatusCode::OK, "{path}");
     }
 }

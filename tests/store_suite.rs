@@ -2800,7 +2800,9 @@ async fn idempotency_keys_hold_answer_and_expire(t: &TestStore) {
     use ironledger::store::KeyState;
     let s = t.store.as_ref();
     let take = |key: &'static str, fp: &'static str, now: i64| async move {
-        s.take_idempotency_key(key, fp, now, now - 1000).await.unwrap()
+        s.take_idempotency_key(key, fp, now, now - 1000)
+            .await
+            .unwrap()
     };
     assert_eq!(take("alice\nk1", "fp-a", 10_000).await, KeyState::Taken);
     assert_eq!(

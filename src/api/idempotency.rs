@@ -70,9 +70,7 @@ pub fn parse_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let bad = |why: &str| ApiError::bad_request(format!("Invalid Idempotency-Key header: {why}."));
-    let text = raw
-        .to_str()
-        .map_err(|_| bad("it is not printable ASCII"))?;
+    let text = raw.to_str().map_err(|_| bad("it is not printable ASCII"))?;
     if text.is_empty() {
         return Err(bad("it is empty"));
     }
@@ -104,10 +102,7 @@ fn fingerprint(method: &Method, uri: &str, version: Option<&HeaderValue>, body: 
         h.update(part);
     }
     h.update(body);
-    h.finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn now_ms() -> i64 {
@@ -310,11 +305,23 @@ mod tests {
     fn the_fingerprint_covers_method_path_version_and_body() {
         let v = HeaderValue::from_static("1.72");
         let base = fingerprint(&Method::POST, "/v1/nodes", Some(&v), b"{}");
-        assert_eq!(base, fingerprint(&Method::POST, "/v1/nodes", Some(&v), b"{}"));
-        assert_ne!(base, fingerprint(&Method::PUT, "/v1/nodes", Some(&v), b"{}"));
-        assert_ne!(base, fingerprint(&Method::POST, "/v1/ports", Some(&v), b"{}"));
+        assert_eq!(
+            base,
+            fingerprint(&Method::POST, "/v1/nodes", Some(&v), b"{}")
+        );
+        assert_ne!(
+            base,
+            fingerprint(&Method::PUT, "/v1/nodes", Some(&v), b"{}")
+        );
+        assert_ne!(
+            base,
+            fingerprint(&Method::POST, "/v1/ports", Some(&v), b"{}")
+        );
         assert_ne!(base, fingerprint(&Method::POST, "/v1/nodes", None, b"{}"));
-        assert_ne!(base, fingerprint(&Method::POST, "/v1/nodes", Some(&v), b"{ }"));
+        assert_ne!(
+            base,
+            fingerprint(&Method::POST, "/v1/nodes", Some(&v), b"{ }")
+        );
         // Lengths are framed: moving a byte between parts changes it.
         assert_ne!(
             fingerprint(&Method::POST, "/v1/nodes", None, b"x"),

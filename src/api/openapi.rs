@@ -204,6 +204,12 @@ pub const OPERATIONS: &[Operation] = &[
     op("get", "/v1/drivers/{driver}", "Show a hardware type", 1, 200, E_READ, NO),
     op("get", "/health", "Liveness, store and projection checkpoints (no auth)", 1, 200, &[503], NO),
     op("get", "/boot/{path}", "Files of the HTTP boot root (iPXE scripts; no auth)", 1, 200, &[404], NO),
+    // ironledger's own, outside Ironic's paths, behind the same authentication.
+    op("get", "/metrics", "Prometheus metrics (text format 0.0.4)", 1, 200, &[406], NO),
+    op("get", "/feed", "Every committed event in feed order, a page at a time (after, limit, node)", 1, 200, &[400, 404, 406], NO),
+    op("get", "/feed/stream", "Every committed event as Server-Sent Events, resuming after Last-Event-ID", 1, 200, &[400, 404, 406], NO),
+    op("get", "/ui/", "The nodes, linked to their timeline pages (HTML)", 1, 200, &[400, 404, 406], NO),
+    op("get", "/ui/nodes/{node}", "A node's whole history as a timeline (HTML)", 1, 200, &[404, 406], NO),
 ];
 
 fn error_schema() -> Value {
@@ -477,6 +483,15 @@ fn responses(o: &Operation, auth: bool) -> Map<String, Value> {
         (_, "/boot/{path}") => {
             json!({"description": "The file", "content": {"text/plain": {"schema": {"type": "string"}}}})
         }
+        (_, "/metrics") => {
+            json!({"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}})
+        }
+        (_, "/feed/stream") => {
+            json!({"description": "Server-Sent Events: `id` the position, `event` the type, `data` the entry", "content": {"text/event-stream": {"schema": {"type": "string"}}}})
+        }
+        (_, p) if p.starts_with("/ui/") => {
+            json!({"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}})
+        }
         (202 | 204, _) => json!({"description": "Done (no body)"}),
         _ => {
             json!({"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}})
@@ -494,6 +509,9 @@ fn responses(o: &Operation, auth: bool) -> Map<String, Value> {
     errors.sort_unstable();
     for e in errors {
         let answer = match (e, o.path) {
+            (404, p) if p.starts_with("/ui/") => {
+                json!({"description": "No such node", "content": {"text/html": {"schema": {"type": "string"}}}})
+            }
             (404, "/boot/{path}") => {
                 json!({"description": "No such file", "content": {"text/plain": {"schema": {"type": "string"}}}})
             }

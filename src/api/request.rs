@@ -71,13 +71,7 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     let mut res = next.run(req).instrument(span.clone()).await;
     let took = start.elapsed();
     let status = res.status().as_u16();
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            ms = took.as_secs_f64() * 1e3,
-            "answered"
-        )
-    });
+    span.in_scope(|| tracing::info!(status, ms = took.as_secs_f64() * 1e3, "answered"));
     crate::metrics::metrics().http(&route, &method, status, took);
     let v = HeaderValue::from_str(&id).expect("a request id is ASCII");
     res.headers_mut().insert(REQUEST_ID_HEADER, v.clone());
@@ -92,7 +86,10 @@ mod tests {
     #[test]
     fn the_node_segment_is_read_where_the_route_has_it() {
         assert_eq!(
-            node_segment("/v1/nodes/{node}/states/provision", "/v1/nodes/n1/states/provision"),
+            node_segment(
+                "/v1/nodes/{node}/states/provision",
+                "/v1/nodes/n1/states/provision"
+            ),
             Some("n1")
         );
         assert_eq!(node_segment("/nodes/{node}", "/nodes/abc"), Some("abc"));
@@ -111,7 +108,13 @@ mod tests {
         let good = "req-6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b";
         assert_eq!(inbound_id(&with(good)).as_deref(), Some(good));
         assert_eq!(inbound_id(&with("req-not-a-uuid")), None);
-        assert_eq!(inbound_id(&with("6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b")), None);
-        assert_eq!(inbound_id(&with("req-6f1c2a9e3b4d4e5f8a7b9c0d1e2f3a4b")), None);
+        assert_eq!(
+            inbound_id(&with("6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b")),
+            None
+        );
+        assert_eq!(
+            inbound_id(&with("req-6f1c2a9e3b4d4e5f8a7b9c0d1e2f3a4b")),
+            None
+        );
     }
 }

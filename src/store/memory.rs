@@ -21,8 +21,8 @@
 use super::is_inline;
 use super::{
     distinct_models, folded_commits, recorded, rows, ApplyFailure, ClaimConflict, ClaimOp,
-    DocChange, Fold, Key, KeyState, Keys, LogStore, ModelCommit, PageQuery, RecordedEvent, StoreError,
-    INLINE,
+    DocChange, Fold, Key, KeyState, Keys, LogStore, ModelCommit, PageQuery, RecordedEvent,
+    StoreError, INLINE,
 };
 use async_trait::async_trait;
 use chrono::Utc;

@@ -99,7 +99,8 @@
 use super::rows::{self, Dialect, Key, Keys, PageQuery};
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
-    FailureColumns, Fold, KeyState, LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError, INLINE,
+    FailureColumns, Fold, KeyState, LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError,
+    INLINE,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -367,7 +367,11 @@ pub fn page_table(model: &str, q: &PageQuery<'_>) -> Result<&'static Table, Stor
 /// The statement that counts a typed model's rows by the values of a text
 /// `column` ([`LogStore::count_by`](super::LogStore::count_by)), with the
 /// model as its one parameter: a grouped scan of the column's index.
-pub fn count_select(model: &str, column: &'static str, dialect: Dialect) -> Result<String, StoreError> {
+pub fn count_select(
+    model: &str,
+    column: &'static str,
+    dialect: Dialect,
+) -> Result<String, StoreError> {
     let t = table_of(model).ok_or_else(|| {
         StoreError::Database(format!("read model {model} has no typed table to count"))
     })?;

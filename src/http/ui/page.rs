@@ -137,7 +137,10 @@ fn band_row(label: &str, bands: &[Band], now: DateTime<Utc>) -> String {
         return format!("<h2>{label}</h2><p class=\"muted\">Not known yet.</p>");
     }
     let total: f64 = bands.iter().map(|b| b.seconds(now)).sum::<f64>().max(0.001);
-    let mut out = format!("<h2>{label}</h2><div class=\"band\" data-band=\"{}\">", escape(label));
+    let mut out = format!(
+        "<h2>{label}</h2><div class=\"band\" data-band=\"{}\">",
+        escape(label)
+    );
     for b in bands {
         let share = (b.seconds(now) / total * 100.0).max(0.5);
         let until = b.to.map_or("now".to_string(), at);
@@ -157,7 +160,12 @@ fn band_row(label: &str, bands: &[Band], now: DateTime<Utc>) -> String {
 fn run_box(r: &Run) -> String {
     let took = r
         .end
-        .map(|e| format!(" in {}", seconds(((e - r.start).num_milliseconds()) as f64 / 1000.0)))
+        .map(|e| {
+            format!(
+                " in {}",
+                seconds(((e - r.start).num_milliseconds()) as f64 / 1000.0)
+            )
+        })
         .unwrap_or_default();
     let mut out = format!(
         "<div class=\"run\" data-run=\"{kind}\"><h3>{kind} {outcome}{took}</h3>\
@@ -215,7 +223,8 @@ pub fn node(uuid: &str, now_state: Option<&Now<'_>>, entries: &[Value]) -> Strin
             b.push_str(&row("Power state", n.power_state.unwrap_or("None")));
             b.push_str(&row(
                 "Maintenance",
-                &n.maintenance.map_or("no".to_string(), |r| format!("yes: {r}")),
+                &n.maintenance
+                    .map_or("no".to_string(), |r| format!("yes: {r}")),
             ));
             b.push_str("</table>");
             if let Some(e) = n.last_error {
@@ -227,8 +236,16 @@ pub fn node(uuid: &str, now_state: Option<&Now<'_>>, entries: &[Value]) -> Strin
             }
         }
     }
-    b.push_str(&band_row("Provision state over time", &bands(entries, "state"), now));
-    b.push_str(&band_row("Power state over time", &bands(entries, "power_state"), now));
+    b.push_str(&band_row(
+        "Provision state over time",
+        &bands(entries, "state"),
+        now,
+    ));
+    b.push_str(&band_row(
+        "Power state over time",
+        &bands(entries, "power_state"),
+        now,
+    ));
     let runs = runs(entries);
     b.push_str("<h2>Deploys and undeploys</h2>");
     if runs.is_empty() {
@@ -274,13 +291,18 @@ mod tests {
     fn text_from_the_log_is_escaped_and_its_secrets_masked() {
         assert_eq!(shown("<b>&"), "&lt;b&gt;&amp;");
         let s = shown("failed: password=hunter2 at <x>");
-        assert!(!s.contains("hunter2") && s.contains("******") && s.contains("&lt;x&gt;"), "{s}");
+        assert!(
+            !s.contains("hunter2") && s.contains("******") && s.contains("&lt;x&gt;"),
+            "{s}"
+        );
     }
 
     #[test]
     fn a_deleted_node_still_shows_its_history() {
-        let entries = vec![json!({"created_at": "2026-12-01T10:00:00+00:00", "event_name": "NodeDeleted",
-                                  "event": "Node deleted.", "severity": "INFO", "state": "available"})];
+        let entries = vec![
+            json!({"created_at": "2026-12-01T10:00:00+00:00", "event_name": "NodeDeleted",
+                                  "event": "Node deleted.", "severity": "INFO", "state": "available"}),
+        ];
         let html = node("u-1", None, &entries);
         assert!(html.contains("was deleted") && html.contains("Node deleted."));
     }

@@ -102,8 +102,13 @@ pub fn bands(entries: &[Value], field: &str) -> Vec<Band> {
 pub fn via(event_name: &str) -> Option<&'static str> {
     match event_name {
         "VolumesAttaching" | "VolumesAttached" | "VolumesDetached" => Some("Cinder"),
-        "PowerChangeDone" | "PowerChangeFailed" | "BootDeviceSet" | "PowerStateSynced"
-        | "PowerStateRestored" | "PowerStateRestoreFailed" | "PowerSyncFailed" => Some("BMC"),
+        "PowerChangeDone"
+        | "PowerChangeFailed"
+        | "BootDeviceSet"
+        | "PowerStateSynced"
+        | "PowerStateRestored"
+        | "PowerStateRestoreFailed"
+        | "PowerSyncFailed" => Some("BMC"),
         "BootConfigWritten" | "BootConfigRemoved" => Some("boot files"),
         _ => None,
     }
@@ -178,7 +183,12 @@ mod tests {
             entry("00", "NodeEnrolled", "enroll", None),
             entry("01", "ProvisionStateChanged", "manageable", None),
             entry("02", "PowerStateChanged", "manageable", Some("power off")),
-            entry("03", "ProvisionStateChanged", "available", Some("power off")),
+            entry(
+                "03",
+                "ProvisionStateChanged",
+                "available",
+                Some("power off"),
+            ),
             entry("10", "DeployRequested", "deploying", Some("power off")),
             entry("11", "VolumesAttached", "deploying", Some("power off")),
             entry("12", "BootConfigWritten", "deploying", Some("power off")),
@@ -195,7 +205,15 @@ mod tests {
         let states: Vec<&str> = b.iter().map(|b| b.state.as_str()).collect();
         assert_eq!(
             states,
-            ["enroll", "manageable", "available", "deploying", "active", "deleting", "error"]
+            [
+                "enroll",
+                "manageable",
+                "available",
+                "deploying",
+                "active",
+                "deleting",
+                "error"
+            ]
         );
         assert_eq!(b[3].seconds(Utc::now()), 5.0);
         assert_eq!(b.last().unwrap().to, None);
