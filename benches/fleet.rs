@@ -1120,6 +1120,12 @@ async fn run(
             format!("/v1/nodes/{one}/history"),
             "history",
         ),
+        // ironledger's own (issue 13): no raw counterpart measured.
+        ("GET /metrics", "/metrics".to_string(), ""),
+        ("GET /feed?limit=100", "/feed?limit=100".to_string(), ""),
+        ("GET /feed?node={uuid}", format!("/feed?node={one}"), ""),
+        ("GET /ui/ (100 nodes)", "/ui/".to_string(), ""),
+        ("GET /ui/nodes/{uuid}", format!("/ui/nodes/{one}"), ""),
     ];
     let mut read_stats = vec![];
     let mut rss_steps = vec![];
@@ -1336,9 +1342,9 @@ async fn run(
         Raw::Postgres(p) => p.close().await,
     }
 
-    let raw_cell = |key: &str| {
-        let (f, d) = &raw_stats[key];
-        format!("{} (+ decode {})", f.p50(), d.p50())
+    let raw_cell = |key: &str| match raw_stats.get(key) {
+        Some((f, d)) => format!("{} (+ decode {})", f.p50(), d.p50()),
+        None => "—".to_string(),
     };
     for (name, s, key) in &read_stats {
         figures.push(fig(name, s.cell(), raw_cell(key)));

@@ -320,7 +320,7 @@ impl Engine {
             Err(_) => "error",
         };
         let took = start.elapsed();
-        let ms = took.as_secs_f64() * 1e3;
+        let ms = crate::telemetry::millis(took);
         match &result {
             Ok(()) => tracing::info!(outcome, ms, "command recorded"),
             Err(e) if outcome == "error" => {

@@ -5,7 +5,9 @@
 //! (`request{method, route, request_id, node}`), the command it runs
 //! (`command{aggregate, node, command}`) and the process manager's work on a
 //! node (`work{node, state, request_id}`, the id of the request that asked
-//! for it), so a deploy's lines can be found by node or by request id.
+//! for it) and the step of that work (`step{step}`: "Attaching volumes",
+//! "power on", …), so a deploy's lines can be found by node or by request
+//! id.
 //!
 //! Text by default; JSON, one object per line, with `[DEFAULT] use_json =
 //! true` (oslo.log's option): the switch happens once the configuration is
@@ -65,4 +67,10 @@ pub fn use_json(json_lines: bool) {
     if let Some(handle) = OUTPUT.get() {
         let _ = handle.reload(if json_lines { json() } else { text() });
     }
+}
+
+/// A duration as milliseconds to the microsecond, for log fields (`ms=12.297`
+/// rather than `ms=12.297001999999999`).
+pub fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }

@@ -528,7 +528,7 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
         .filter(|l| span_field(l, "request_id").contains(&deploy_id.as_str()))
         .collect();
     let kinds: BTreeSet<&str> = deploy_lines.iter().flat_map(|l| span_names(l)).collect();
-    for span in ["request", "command", "work"] {
+    for span in ["request", "command", "work", "step"] {
         assert!(
             kinds.contains(span),
             "no {span} span carries the deploy's request id: {kinds:?}"

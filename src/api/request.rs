@@ -71,7 +71,7 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     let mut res = next.run(req).instrument(span.clone()).await;
     let took = start.elapsed();
     let status = res.status().as_u16();
-    span.in_scope(|| tracing::info!(status, ms = took.as_secs_f64() * 1e3, "answered"));
+    span.in_scope(|| tracing::info!(status, ms = crate::telemetry::millis(took), "answered"));
     crate::metrics::metrics().http(&route, &method, status, took);
     let v = HeaderValue::from_str(&id).expect("a request id is ASCII");
     res.headers_mut().insert(REQUEST_ID_HEADER, v.clone());

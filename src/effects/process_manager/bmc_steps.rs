@@ -22,6 +22,7 @@ use crate::effects::bmc::poll::power_action;
 use crate::effects::bmc::{Bmc, BmcError, BootDevice, PowerAction, PowerState};
 use crate::effects::{crash_point, now_iso};
 use std::future::Future;
+use tracing::Instrument;
 use uuid::Uuid;
 
 impl ProcessManager {
@@ -65,26 +66,31 @@ impl ProcessManager {
     ) -> Result<(), StepError> {
         let target = action.target();
         let wait = self.config.power_wait;
-        crash_point(&format!("bmc:before-{}", step_name(target)));
-        let reached = self
-            .bmc_retrying(id, || power_action(bmc, action, wait))
-            .await
-            .map_err(|e| {
-                StepError::Fatal(format!(
-                    "Failed to change power state to '{target}' by '{action}'. Error: {e}"
-                ))
-            })?;
-        crash_point(&format!("bmc:after-{}", step_name(target)));
-        self.command(
-            id,
-            NodeCommand::RecordPowerState {
-                power_state: reached.as_str().to_string(),
-                at: now_iso(),
-            },
-        )
-        .await?;
-        tracing::info!(node = %id, power_state = %reached, "BMC confirmed the power state");
-        Ok(())
+        let span = tracing::info_span!("step", step = %action);
+        async {
+            crash_point(&format!("bmc:before-{}", step_name(target)));
+            let reached = self
+                .bmc_retrying(id, || power_action(bmc, action, wait))
+                .await
+                .map_err(|e| {
+                    StepError::Fatal(format!(
+                        "Failed to change power state to '{target}' by '{action}'. Error: {e}"
+                    ))
+                })?;
+            crash_point(&format!("bmc:after-{}", step_name(target)));
+            self.command(
+                id,
+                NodeCommand::RecordPowerState {
+                    power_state: reached.as_str().to_string(),
+                    at: now_iso(),
+                },
+            )
+            .await?;
+            tracing::info!(node = %id, power_state = %reached, "BMC confirmed the power state");
+            Ok(())
+        }
+        .instrument(span)
+        .await
     }
 
     /// Sets the node to boot from the network on every boot, in the boot mode
@@ -97,6 +103,8 @@ impl ProcessManager {
     ) -> Result<(), StepError> {
         let mode = boot_mode::requested(&node.instance_info, &node.properties)
             .map_err(StepError::Fatal)?;
+        let span = tracing::info_span!("step", step = "set boot device");
+        async {
         crash_point("bmc:before-boot-device");
         self.bmc_retrying(id, || bmc.set_boot_device(BootDevice::Pxe, true, mode))
             .await
@@ -117,6 +125,9 @@ impl ProcessManager {
         .await?;
         tracing::info!(node = %id, mode = mode.map(|m| m.as_str()), "BMC boots the node from the network, persistently");
         Ok(())
+        }
+        .instrument(span)
+        .await
     }
 
     /// Compensation of a failed deploy on a BMC node: the machine must not

@@ -625,20 +625,31 @@ impl ProcessManager {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, CinderError>>,
     {
-        let mut pause = self.config.step_backoff;
-        for attempt in 1..=self.config.step_attempts.max(1) {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.transient && attempt < self.config.step_attempts => {
-                    crate::metrics::metrics().pm_retry();
-                    tracing::warn!(what, attempt, error = %e, "transient failure; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
+        // One span per step, so that its lines (and its retries) say which.
+        let span = tracing::info_span!("step", step = what);
+        async {
+            let mut pause = self.config.step_backoff;
+            for attempt in 1..=self.config.step_attempts.max(1) {
+                match f().await {
+                    Ok(v) => {
+                        tracing::info!(attempt, "step done");
+                        return Ok(v);
+                    }
+                    Err(e) if e.transient && attempt < self.config.step_attempts => {
+                        crate::metrics::metrics().pm_retry();
+                        tracing::warn!(what, attempt, error = %e, "transient failure; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                    }
+                    Err(e) => {
+                        return Err(StepError::Fatal(format!("{what} failed: {}", e.message)))
+                    }
                 }
-                Err(e) => return Err(StepError::Fatal(format!("{what} failed: {}", e.message))),
             }
+            unreachable!("the loop returns")
         }
-        unreachable!("the loop returns")
+        .instrument(span)
+        .await
     }
 
     fn cinder(&self) -> Result<&CinderClient, StepError> {
@@ -930,6 +941,7 @@ impl ProcessManager {
                 &node.connectors,
                 DetachMode::Undeploy,
             )
+            .instrument(tracing::info_span!("step", step = "Detaching volumes"))
             .await
             .map_err(|e| StepError::Fatal(format!("Detaching volumes failed: {}", e.message)))?;
             crash_point("undeploy:after-detach");
