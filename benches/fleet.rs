@@ -1120,12 +1120,20 @@ async fn run(
             format!("/v1/nodes/{one}/history"),
             "history",
         ),
-        // ironledger's own (issue 13): no raw counterpart measured.
-        ("GET /metrics", "/metrics".to_string(), ""),
-        ("GET /feed?limit=100", "/feed?limit=100".to_string(), ""),
+        // ironledger's own (issue 13), beside the query each is bound by.
+        ("GET /metrics", "/metrics".to_string(), "count by state"),
+        (
+            "GET /feed?limit=100",
+            "/feed?limit=100".to_string(),
+            "feed 100",
+        ),
         ("GET /feed?node={uuid}", format!("/feed?node={one}"), ""),
         ("GET /ui/ (100 nodes)", "/ui/".to_string(), ""),
-        ("GET /ui/nodes/{uuid}", format!("/ui/nodes/{one}"), ""),
+        (
+            "GET /ui/nodes/{uuid}",
+            format!("/ui/nodes/{one}"),
+            "history",
+        ),
     ];
     let mut read_stats = vec![];
     let mut rss_steps = vec![];
@@ -1266,6 +1274,10 @@ async fn run(
             Raw::Sqlite(_) => format!("SELECT {body} FROM history_rows WHERE model = 'node_history' AND id > ? || '/' AND id < ? || '0' ORDER BY id"),
             Raw::Postgres(_) => format!("SELECT {body} FROM history_rows WHERE model = 'node_history' AND id > $1 || '/' AND id < $2 || '0' ORDER BY id"),
         }, vec![one.clone(), one.clone()]),
+        // What /metrics adds to its scrape: the nodes by provision state.
+        ("count by state", "SELECT CAST(COUNT(*) AS TEXT) FROM node_rows WHERE model = 'nodes' GROUP BY provision_state".to_string(), vec![]),
+        // A page of the feed: the first 100 events' payloads.
+        ("feed 100", "SELECT CAST(payload AS TEXT) FROM events WHERE position > 0 ORDER BY position LIMIT 100".to_string(), vec![]),
         ("scan nodes", format!("SELECT {body} FROM node_rows WHERE model = 'nodes' ORDER BY id"), vec![]),
         ("scan history", format!("SELECT {body} FROM history_rows WHERE model = 'node_history' ORDER BY id"), vec![]),
     ];

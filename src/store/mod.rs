@@ -16,6 +16,7 @@
 //! a function the engine injects ([`ClaimFn`]).
 
 pub mod bridge;
+mod idempotency;
 pub mod json;
 pub mod memory;
 pub mod postgres;

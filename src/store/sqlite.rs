@@ -915,43 +915,15 @@ impl LogStore for SqliteStore {
         now_ms: i64,
         expired_before_ms: i64,
     ) -> Result<KeyState, StoreError> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE taken_ms < ?")
-            .bind(expired_before_ms)
-            .execute(&self.write)
-            .await
-            .map_err(sql_error)?;
-        loop {
-            let taken = sqlx::query(
-                "INSERT INTO idempotency_keys (key, fingerprint, taken_ms) VALUES (?, ?, ?) \
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(key)
-            .bind(fingerprint)
-            .bind(now_ms)
-            .execute(&self.write)
-            .await
-            .map_err(sql_error)?
-            .rows_affected()
-                == 1;
-            if taken {
-                return Ok(KeyState::Taken);
-            }
-            let held: Option<(String, i64, Option<String>)> = sqlx::query_as(
-                "SELECT fingerprint, taken_ms, answer FROM idempotency_keys WHERE key = ?",
-            )
-            .bind(key)
-            .fetch_optional(&self.write)
-            .await
-            .map_err(sql_error)?;
-            // Gone between the two statements (let go, or expired): try again.
-            if let Some((held, since_ms, answer)) = held {
-                let answer = answer
-                    .map(|a| serde_json::from_str(&a))
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt(format!("idempotency answer: {e}")))?;
-                return Ok(super::held_key_state(fingerprint, &held, since_ms, answer));
-            }
-        }
+        super::idempotency::take(
+            &self.write,
+            Dialect::Sqlite,
+            key,
+            fingerprint,
+            now_ms,
+            expired_before_ms,
+        )
+        .await
     }
 
     async fn settle_idempotency_key(
@@ -959,14 +931,7 @@ impl LogStore for SqliteStore {
         key: &str,
         answer: Option<&Value>,
     ) -> Result<(), StoreError> {
-        let done = match answer {
-            Some(a) => sqlx::query("UPDATE idempotency_keys SET answer = ? WHERE key = ?")
-                .bind(a.to_string())
-                .bind(key),
-            None => sqlx::query("DELETE FROM idempotency_keys WHERE key = ?").bind(key),
-        };
-        done.execute(&self.write).await.map_err(sql_error)?;
-        Ok(())
+        super::idempotency::settle(&self.write, Dialect::Sqlite, key, answer).await
     }
 
     async fn count_by(
