@@ -54,7 +54,8 @@ pub enum ProvisionState {
 }
 
 impl ProvisionState {
-    /// Every provision state, in the order of the enum.
+    /// Every provision state, in the order of the enum (`_every_state_is_listed`
+    /// below stops compiling when a state is added and not listed here).
     pub const ALL: [ProvisionState; 20] = {
         use ProvisionState::*;
         [
@@ -80,6 +81,17 @@ impl ProvisionState {
             AdoptFailed,
         ]
     };
+
+    #[allow(dead_code)]
+    fn _every_state_is_listed(self) {
+        use ProvisionState::*;
+        match self {
+            Enroll | Verifying | Manageable | Inspecting | InspectWait | InspectFailed
+            | Cleaning | CleanWait | CleanFailed | CleanHold | Available | Deploying
+            | WaitCallBack | DeployFailed | DeployHold | Active | Deleting | Error | Adopting
+            | AdoptFailed => {}
+        }
+    }
 
     /// Ironic's wire name.
     pub fn as_str(self) -> &'static str {

@@ -39,42 +39,8 @@ pub(super) const OTHER_NODE: Uuid = Uuid::from_u128(0x1d6e_a5c1_0000_4000_8000_0
 /// An instance (Nova server) UUID.
 pub(super) const INSTANCE: &str = "8b0b4bb5-6f9c-4c2a-9d0e-6f1f6a9a0b11";
 
-/// Every provision state ironledger models. `_every_state_is_listed` fails to
-/// compile when a state is added without being listed here.
-pub(super) const ALL_STATES: [ProvisionState; 20] = {
-    use ProvisionState::*;
-    [
-        Enroll,
-        Verifying,
-        Manageable,
-        Inspecting,
-        InspectWait,
-        InspectFailed,
-        Cleaning,
-        CleanWait,
-        CleanFailed,
-        CleanHold,
-        Available,
-        Deploying,
-        WaitCallBack,
-        DeployFailed,
-        DeployHold,
-        Active,
-        Deleting,
-        Error,
-        Adopting,
-        AdoptFailed,
-    ]
-};
-
-fn _every_state_is_listed(s: ProvisionState) {
-    use ProvisionState::*;
-    match s {
-        Enroll | Verifying | Manageable | Inspecting | InspectWait | InspectFailed | Cleaning
-        | CleanWait | CleanFailed | CleanHold | Available | Deploying | WaitCallBack
-        | DeployFailed | DeployHold | Active | Deleting | Error | Adopting | AdoptFailed => {}
-    }
-}
+/// Every provision state ironledger models (the domain's own list).
+pub(super) const ALL_STATES: [ProvisionState; 20] = ProvisionState::ALL;
 
 /// The target a node shows while in `state` (ironic-bfv.md §3.4; cleaning
 /// states as after provide/undeploy).
