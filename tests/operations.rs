@@ -110,7 +110,10 @@ async fn call(
         .request(method, format!("{base}{path}"))
         .header("X-OpenStack-Ironic-API-Version", VERSION);
     if let Some(id) = request_id {
-        req = req.header("X-OpenStack-Request-Id", id);
+        // A caller that names its request also says why (shown by the page).
+        req = req
+            .header("X-OpenStack-Request-Id", id)
+            .header("X-Ironledger-Reason", "rack 7 bring-up");
     }
     if let Some(b) = body {
         req = req.json(&b);
@@ -575,6 +578,7 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
         ">BMC<",
         ">boot files<",
         "Volume(s) attached",
+        "rack 7 bring-up",
         deploy_id.as_str(),
         undeploy_id.as_str(),
     ] {
@@ -995,5 +999,36 @@ async fn metrics_feed_and_pages_are_behind_the_api_authentication() {
             .await
             .unwrap();
         assert_eq!(ok.status(), StatusCode::OK, "{path}");
+    }
+}
+
+/// A stream never ends by itself; a server that shuts down ends it (the
+/// client resumes elsewhere) instead of waiting for it forever.
+#[tokio::test]
+async fn a_server_that_stops_ends_its_streams_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let mut res = reqwest::Client::new()
+        .get(format!("{}/feed/stream?after=0", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = res.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived the server's shutdown");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "serve exited with {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
