@@ -9,8 +9,11 @@
 //!   database each one counts what it did; Prometheus sums them.
 //! - **Readings of the shared store** (each projection's checkpoint and lag,
 //!   the head of the feed, nodes by provision state): taken at scrape time
-//!   by [`Metrics::read_store`], a handful of queries that cost the number of
-//!   projections and provision states, not the number of nodes or events.
+//!   by [`Metrics::read_store`]: a handful of queries that cost the number
+//!   of projections, not of events, and one grouped scan of the nodes'
+//!   provision-state index, which grows with the fleet (measured in
+//!   `docs/performance.md`; a counter row kept by every write would be a hot
+//!   row for all writers instead).
 //!
 //! Label values come from fixed sets (route templates, not paths; command and
 //! action names, not arguments), so the number of series stays bounded
