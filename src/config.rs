@@ -788,7 +788,7 @@ impl Config {
                 .map_err(|m| invalid("secrets", "master_key", m))?;
         }
 
-        let host = text("DEFAULT", "host").unwrap_or_else(crate::engine::host_name);
+        let host = text("DEFAULT", "host").unwrap_or_else(crate::engine::machine_name);
         let deploy_kernel = text("conductor", "deploy_kernel");
         let deploy_ramdisk = text("conductor", "deploy_ramdisk");
         let debug = match get("DEFAULT", "debug") {
@@ -1370,7 +1370,7 @@ mod tests {
         assert_eq!(value(&defaults, "conductor", "deploy_kernel"), None);
         assert_eq!(
             value(&defaults, "DEFAULT", "host"),
-            Some(crate::engine::host_name())
+            Some(crate::engine::machine_name())
         );
         assert_eq!(
             value(&defaults, "DEFAULT", "default_storage_interface"),

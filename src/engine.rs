@@ -87,7 +87,9 @@ impl Meta {
     }
 }
 
-pub fn host_name() -> String {
+/// The name of the machine this process runs on (`HOSTNAME`, else
+/// `/etc/hostname`): the default of `[DEFAULT] host`.
+pub fn machine_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| {
@@ -97,6 +99,21 @@ pub fn host_name() -> String {
         })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "ironledger".to_string())
+}
+
+static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this process as `serve` was configured to (`[DEFAULT] host`), for
+/// the `host` of the events it records (the history's `conductor`, as
+/// Ironic's is its `host` option). Set once; later calls change nothing.
+pub fn set_host_name(host: &str) {
+    let _ = HOST.set(host.to_string());
+}
+
+/// The conductor name of this process: `[DEFAULT] host` once `serve` has
+/// set it, else the machine's name.
+pub fn host_name() -> String {
+    HOST.get().cloned().unwrap_or_else(machine_name)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -52,7 +52,8 @@ impl Server {
         std::fs::write(
             &conf,
             format!(
-                "[DEFAULT]\nuse_json = true\nenabled_storage_interfaces = cinder,external,noop\n\
+                "[DEFAULT]\nuse_json = true\nhost = conductor-7\n\
+                 enabled_storage_interfaces = cinder,external,noop\n\
                  [deploy]\nhttp_root = {}\n\
                  [cinder]\nendpoint_override = {}\naction_retries = 1\naction_retry_interval = 0.2\n",
                 dir.join("httpboot").display(),
@@ -517,6 +518,20 @@ async fn a_deploy_is_measured_traced_fed_and_shown() {
     for e in &events[undeploy..=undeployed] {
         assert_eq!(e["request_id"], undeploy_id.as_str(), "{e}");
     }
+    // Every event names the conductor as configured (`[DEFAULT] host`), as
+    // the node does.
+    assert!(events
+        .iter()
+        .all(|e| e["metadata"]["host"] == "conductor-7"));
+    let (_, _, shown) = call(
+        &base,
+        reqwest::Method::GET,
+        &format!("/v1/nodes/{n}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(shown["conductor"], "conductor-7");
     // The history keeps it too (not in Ironic's fields: the page shows it).
     let enrolled = &events[0];
     assert_eq!(

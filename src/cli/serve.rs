@@ -22,6 +22,8 @@ pub struct ServeArgs {
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let config = global.config()?;
     crate::telemetry::use_json(config.use_json);
+    // The events this process records name it as configured.
+    crate::engine::set_host_name(&config.host);
     tracing::info!(database = %config.database, "opening event store");
     // Held until the process ends (the OS releases it even on SIGKILL).
     let _single_server = match &config.database {
