@@ -345,9 +345,7 @@ impl Engine {
             }
             Err(e) => tracing::debug!(outcome, ms, error = %e, "command not recorded"),
         }
-        let m = crate::metrics::metrics();
-        m.command(aggregate, name, outcome, took);
-        m.events_appended(self.repo.appended());
+        crate::metrics::metrics().command(aggregate, name, outcome, took);
         result
     }
 

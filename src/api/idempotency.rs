@@ -48,6 +48,11 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 pub const HEADER: &str = "idempotency-key";
+
+/// The request's key, as the layer read and checked it (a request
+/// extension: the events the request records carry it).
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey(pub String);
 /// Marks an answer that is the recorded answer of an earlier request.
 pub const REPLAYED: &str = "idempotent-replayed";
 /// The longest key accepted (a UUID is 36; Stripe allows 255).
@@ -223,7 +228,8 @@ pub async fn layer(State(keys): State<Keys>, req: Request, next: Next) -> Respon
     );
     // The caller's name cannot hold a line break: one key space per caller.
     let stored_key = format!("{caller}\n{key}");
-    let req = Request::from_parts(parts, Body::from(body));
+    let mut req = Request::from_parts(parts, Body::from(body));
+    req.extensions_mut().insert(IdempotencyKey(key.clone()));
     once(keys, stored_key, key, print, req, next).await
 }
 

@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use crate::projections::nodes;
-use crate::store::LogStore;
+use crate::store::{LogStore, StoreError};
 use uuid::Uuid;
 
 /// A node as the `nodes` read model holds it (the model's own row type).
@@ -50,21 +50,27 @@ pub fn is_logical_name(s: &str) -> bool {
 /// neither a UUID nor a valid name → 400.
 pub async fn node(store: &dyn LogStore, ident: &str) -> ApiResult<NodeDoc> {
     let not_found = || ApiError::not_found(format!("Node {ident} could not be found."));
-    let id = match Uuid::parse_str(ident) {
-        Ok(u) => u.to_string(),
+    if Uuid::parse_str(ident).is_err() && !is_logical_name(ident) {
+        return Err(ApiError::bad_request(format!(
+            "Expected a logical name or UUID but received {ident}."
+        )));
+    }
+    let id = node_uuid(store, ident).await?.ok_or_else(not_found)?;
+    nodes::get(store, &id).await?.ok_or_else(not_found)
+}
+
+/// The UUID `ident` names: itself when it is a UUID (whether or not the node
+/// still exists: the log keeps a deleted node's events), else the UUID of the
+/// node that holds that name now (`None` when none does).
+pub async fn node_uuid(store: &dyn LogStore, ident: &str) -> Result<Option<String>, StoreError> {
+    match Uuid::parse_str(ident) {
+        Ok(u) => Ok(Some(u.to_string())),
         Err(_) => {
-            if !is_logical_name(ident) {
-                return Err(ApiError::bad_request(format!(
-                    "Expected a logical name or UUID but received {ident}."
-                )));
-            }
             store
                 .claim_owner(crate::domain::claims::NODE_NAME, ident)
-                .await?
-                .ok_or_else(not_found)?
+                .await
         }
-    };
-    nodes::get(store, &id).await?.ok_or_else(not_found)
+    }
 }
 
 /// Looks a node up by UUID only.

@@ -36,7 +36,7 @@ pub fn mask(value: &Value) -> Value {
 }
 
 /// Scrubs inline `password=...`-style secrets inside a string value.
-fn mask_inline(s: &str) -> String {
+pub fn mask_inline(s: &str) -> String {
     let lower = s.to_ascii_lowercase();
     if !SENSITIVE
         .iter()

@@ -110,8 +110,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Who {
             reason: reason(parts)?,
             request_id,
             project: None,
-            // Checked by the idempotency layer before the handler runs.
-            idempotency_key: idempotency::parse_key(&parts.headers).ok().flatten(),
+            idempotency_key: parts
+                .extensions
+                .get::<idempotency::IdempotencyKey>()
+                .map(|k| k.0.clone()),
         }))
     }
 }

@@ -232,7 +232,6 @@ impl CinderRequest {
         }
     }
 
-    /// A volume action's name (`os-reserve`): the one key of its body.
     /// The request's name in `/metrics`: the volume action (`os-reserve`,
     /// …), else the method and the path's fixed words (`GET volumes`,
     /// `POST volumes/metadata`), never an id (the series stay few).
@@ -249,6 +248,7 @@ impl CinderRequest {
         format!("{} {}", self.method, words.join("/"))
     }
 
+    /// A volume action's name (`os-reserve`): the one key of its body.
     fn action_name(&self) -> &str {
         self.body
             .as_ref()

@@ -26,7 +26,8 @@
 //! not the fleet's. Both endpoints are behind the API's authentication.
 
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::listing::Params;
+use crate::api::listing::{self, Params};
+use crate::api::lookup;
 use crate::api::masking::mask;
 use crate::api::AppState;
 use crate::store::{LogStore, RecordedEvent};
@@ -92,15 +93,8 @@ async fn node_filter(state: &AppState, params: &Params) -> ApiResult<Option<Stri
     let Some(ident) = params.get("node") else {
         return Ok(None);
     };
-    if let Ok(u) = uuid::Uuid::parse_str(ident) {
-        return Ok(Some(u.to_string()));
-    }
-    let owner = state
-        .engine
-        .store()
-        .claim_owner(crate::domain::claims::NODE_NAME, ident)
-        .await?;
-    owner
+    lookup::node_uuid(state.engine.store().as_ref(), ident)
+        .await?
         .map(Some)
         .ok_or_else(|| ApiError::not_found(format!("Node {ident} could not be found.")))
 }
@@ -131,15 +125,7 @@ pub async fn page(State(state): State<AppState>, params: Params) -> ApiResult<Js
     let max = state.config.api.max_limit;
     let limit = match params.get("limit") {
         None => DEFAULT_LIMIT.min(max),
-        Some(raw) => match raw.trim().parse::<i64>() {
-            Ok(n) if n > 0 => (n.min(max as i64)) as u32,
-            Ok(_) => return Err(ApiError::bad_request("Limit must be positive")),
-            Err(_) => {
-                return Err(ApiError::bad_request(format!(
-                    "Expected an integer for limit: {raw}"
-                )))
-            }
-        },
+        Some(raw) => listing::limit(Some(listing::integer_arg("limit", raw)?), max)? as u32,
     };
     let node = node_filter(&state, &params).await?;
     let store = state.engine.store();

@@ -8,15 +8,6 @@ use super::{held_key_state, sql_error, KeyState, StoreError};
 use serde_json::Value;
 use sqlx::{Database, Executor, IntoArguments, Pool};
 
-fn placeholders(d: Dialect, n: usize) -> Vec<String> {
-    (1..=n)
-        .map(|i| match d {
-            Dialect::Sqlite => "?".to_string(),
-            Dialect::Postgres => format!("${i}"),
-        })
-        .collect()
-}
-
 /// See [`LogStore::take_idempotency_key`](super::LogStore::take_idempotency_key).
 pub(crate) async fn take<DB>(
     pool: &Pool<DB>,
@@ -35,7 +26,7 @@ where
     for<'r> (String,): sqlx::FromRow<'r, DB::Row>,
     for<'r> (String, i64, Option<String>): sqlx::FromRow<'r, DB::Row>,
 {
-    let p = placeholders(d, 3);
+    let p: Vec<String> = (1..=3).map(|n| d.placeholder(n)).collect();
     let purge = format!("DELETE FROM idempotency_keys WHERE taken_ms < {}", p[0]);
     sqlx::query::<DB>(&purge)
         .bind(expired_before_ms)
@@ -93,7 +84,7 @@ where
     for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
 {
-    let p = placeholders(d, 2);
+    let p: Vec<String> = (1..=2).map(|n| d.placeholder(n)).collect();
     let update = format!(
         "UPDATE idempotency_keys SET answer = {} WHERE key = {}",
         p[0], p[1]

@@ -381,13 +381,10 @@ pub fn count_select(
             "read model {model}: column {column:?} is not text"
         )));
     }
-    let param = match dialect {
-        Dialect::Sqlite => "?",
-        Dialect::Postgres => "$1",
-    };
     Ok(format!(
-        "SELECT {column}, count(*) FROM {} WHERE model = {param} GROUP BY {column}",
-        t.table
+        "SELECT {column}, count(*) FROM {} WHERE model = {} GROUP BY {column}",
+        t.table,
+        dialect.placeholder(1)
     ))
 }
 
@@ -400,7 +397,7 @@ pub enum Dialect {
 
 impl Dialect {
     /// The n-th placeholder (1-based).
-    fn placeholder(self, n: usize) -> String {
+    pub(crate) fn placeholder(self, n: usize) -> String {
         match self {
             Dialect::Sqlite => "?".into(),
             Dialect::Postgres => format!("${n}"),

@@ -105,26 +105,26 @@ impl ProcessManager {
             .map_err(StepError::Fatal)?;
         let span = tracing::info_span!("step", step = "set boot device");
         async {
-        crash_point("bmc:before-boot-device");
-        self.bmc_retrying(id, || bmc.set_boot_device(BootDevice::Pxe, true, mode))
-            .await
-            .map_err(|e| {
-                StepError::Fatal(format!(
-                    "Failed to set boot device to 'pxe' (persistent) for node {id}. Error: {e}"
-                ))
-            })?;
-        crash_point("bmc:after-boot-device");
-        self.command(
-            id,
-            NodeCommand::RecordBootDevice {
-                device: BootDevice::Pxe.as_str().to_string(),
-                persistent: true,
-                mode: mode.map(|m| m.as_str().to_string()),
-            },
-        )
-        .await?;
-        tracing::info!(node = %id, mode = mode.map(|m| m.as_str()), "BMC boots the node from the network, persistently");
-        Ok(())
+            crash_point("bmc:before-boot-device");
+            self.bmc_retrying(id, || bmc.set_boot_device(BootDevice::Pxe, true, mode))
+                .await
+                .map_err(|e| {
+                    StepError::Fatal(format!(
+                        "Failed to set boot device to 'pxe' (persistent) for node {id}. Error: {e}"
+                    ))
+                })?;
+            crash_point("bmc:after-boot-device");
+            self.command(
+                id,
+                NodeCommand::RecordBootDevice {
+                    device: BootDevice::Pxe.as_str().to_string(),
+                    persistent: true,
+                    mode: mode.map(|m| m.as_str().to_string()),
+                },
+            )
+            .await?;
+            tracing::info!(node = %id, mode = mode.map(|m| m.as_str()), "BMC boots the node from the network, persistently");
+            Ok(())
         }
         .instrument(span)
         .await

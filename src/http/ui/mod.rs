@@ -69,15 +69,8 @@ pub async fn index(State(state): State<AppState>, params: Params) -> ApiResult<R
 /// `GET /ui/nodes/{node}`: a UUID (a deleted node's too) or a name.
 pub async fn node(State(state): State<AppState>, Path(ident): Path<String>) -> ApiResult<Response> {
     let store = state.engine.store().as_ref();
-    let uuid = match uuid::Uuid::parse_str(&ident) {
-        Ok(u) => u.to_string(),
-        Err(_) => match store
-            .claim_owner(crate::domain::claims::NODE_NAME, &ident)
-            .await?
-        {
-            Some(u) => u,
-            None => return Ok(not_found(&format!("Node {ident}"))),
-        },
+    let Some(uuid) = crate::api::lookup::node_uuid(store, &ident).await? else {
+        return Ok(not_found(&format!("Node {ident}")));
     };
     let row = nodes::get(store, &uuid).await?;
     let entries = crate::projections::history_of(store, &uuid).await?;

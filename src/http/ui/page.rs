@@ -6,15 +6,14 @@
 //! masked by the API's rule, then HTML-escaped.
 
 use super::timeline::{bands, runs, time_of, Band, Run};
-use crate::api::masking::mask;
+use crate::api::masking::mask_inline;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::fmt::Write;
 
 /// Text from the log, safe to put in a page.
 pub fn shown(text: &str) -> String {
-    let masked = mask(&Value::String(text.to_string()));
-    escape(masked.as_str().unwrap_or_default())
+    escape(&mask_inline(text))
 }
 
 pub fn escape(text: &str) -> String {
