@@ -412,11 +412,8 @@ fn invalid(section: &str, option: &str, message: impl Into<String>) -> ConfigErr
 
 /// oslo.config's boolean parsing (strict).
 fn parse_bool(section: &str, option: &str, v: &str) -> Result<bool, ConfigError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(invalid(section, option, format!("'{v}' is not a boolean"))),
-    }
+    crate::domain::oslo::config_bool(v)
+        .ok_or_else(|| invalid(section, option, format!("'{v}' is not a boolean")))
 }
 
 fn parse_list(v: &str) -> Vec<String> {

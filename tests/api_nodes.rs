@@ -1,4 +1,4 @@
-//! The nodes API over real HTTP (ironic-bfv.md §0, §1, §3, §4.2–4.3): every
+//! The nodes API over real HTTP (`docs/ironic-behaviour.md` §2–§6, §8.2–§8.3): every
 //! status and message the node endpoints give, field visibility per
 //! microversion, masking, pagination and filters, patch rules, provision and
 //! power verbs, maintenance, validation, deletion; bad input is a 4xx in
@@ -1902,7 +1902,7 @@ async fn trailing_slashes_are_the_same_resource() {
     }
 }
 
-// ---- the verb table (ironic-bfv.md §3.3) -------------------------------------------------
+// ---- the verb table (`docs/ironic-behaviour.md` §6.4) -------------------------------------------------
 
 /// A fresh node in `state`, reached through the API (and the engine's own
 /// outcomes where the process manager would report them).

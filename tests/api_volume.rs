@@ -1,4 +1,4 @@
-//! The volume API over real HTTP (ironic-bfv.md §2): every status and message,
+//! The volume API over real HTTP (`docs/ironic-behaviour.md` §7): every status and message,
 //! masking in every answer, no partial writes, and one winner when two nodes
 //! race for an IQN. Expected texts are Ironic 39's answers to the same
 //! requests (checked against the real Ironic, `shared/peers/ironic`).
@@ -173,7 +173,7 @@ fn error(a: &Answer) -> String {
     a.error()
 }
 
-// ---- §2.1 routes, versions, links --------------------------------------------------
+// ---- §7.1 routes, versions, links --------------------------------------------------
 
 #[tokio::test]
 async fn links_documents() {
@@ -317,7 +317,7 @@ async fn routes_and_versions() {
     assert_eq!(a.body["connectors"][0]["uuid"], c.as_str());
 }
 
-// ---- §2.5 create ----------------------------------------------------------------
+// ---- §7.5 create ----------------------------------------------------------------
 
 #[tokio::test]
 async fn create_connector() {
@@ -562,7 +562,7 @@ async fn create_target_values() {
     assert_eq!(a.status, StatusCode::CREATED);
 }
 
-// ---- §2.9 masking ------------------------------------------------------------------
+// ---- §7.9 masking ------------------------------------------------------------------
 
 fn assert_masked(p: &Value) {
     assert_eq!(p["auth_password"], "******", "{p}");
@@ -645,7 +645,7 @@ async fn target_properties_are_masked_in_every_answer() {
     assert_eq!(a.body["extra"]["password"], "p");
 }
 
-// ---- §2.4 lists -------------------------------------------------------------------
+// ---- §7.4 lists -------------------------------------------------------------------
 
 #[tokio::test]
 async fn lists() {
@@ -838,7 +838,7 @@ async fn lists() {
     run(&api, cases).await;
 }
 
-// ---- §2.6 patch ------------------------------------------------------------------
+// ---- §7.6 patch ------------------------------------------------------------------
 
 #[tokio::test]
 async fn patch_rules() {
@@ -1093,7 +1093,7 @@ async fn rehoming_moves_the_record() {
     );
 }
 
-// ---- §2.7 delete ------------------------------------------------------------------
+// ---- §7.7 delete ------------------------------------------------------------------
 
 #[tokio::test]
 async fn delete_rules() {

@@ -439,7 +439,7 @@ async fn deploy_failures_say_why() {
     add_target(&r, noop, 0, "v", json!({})).await;
     assert!(refused(&r, noop).await.contains("noop storage interface"));
 
-    // An iSCSI boot volume without the iscsi_boot capability (cinder rules, §4.3).
+    // An iSCSI boot volume without the iscsi_boot capability (cinder rules, `docs/ironic-behaviour.md` §8.3).
     let nocap = guide_node(&r, "cinder").await;
     add_target(&r, nocap, 0, "v", json!({})).await;
     r.engine

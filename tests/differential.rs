@@ -3,7 +3,7 @@
 //! [`requests()`] is a fixed, ordered list of raw HTTP requests: `/` and `/v1`
 //! at several microversions, the 406s and 404s of negotiation, node
 //! create/show/list/patch, volume connectors and targets (every rule of
-//! `ironic-bfv.md` §2 that a fresh Ironic can show: duplicates, node-scoped
+//! `docs/ironic-behaviour.md` §7 that a fresh Ironic can show: duplicates, node-scoped
 //! paths, non-UUIDs, old versions, bad list parameters, missing nodes, updates
 //! and deletes while powered on, password masking) and provision verbs legal and
 //! illegal. Every uuid is chosen by the request (nodes, connectors and targets
@@ -272,7 +272,7 @@ fn requests() -> Vec<Req> {
     });
     let mut r: Vec<Req> = vec![];
 
-    // --- §1: root, /v1, negotiation ---------------------------------------
+    // --- §3: root, /v1, negotiation ---------------------------------------
     r.push(get("root-no-version", "/", NONE));
     r.push(get("root-1.78", "/", V1_78));
     r.push(get("v1-no-version", "/v1", NONE));
@@ -299,7 +299,7 @@ fn requests() -> Vec<Req> {
     r.push(get("unknown-path-root", "/foo", V1_78));
     r.push(Req::new("v1-post-405", "POST", "/v1", V1_78).json(json!({})));
 
-    // --- §3.1: nodes --------------------------------------------------------
+    // --- §5.1: nodes --------------------------------------------------------
     r.push(post(
         "node-create-1.1",
         "/v1/nodes",
@@ -467,7 +467,7 @@ fn requests() -> Vec<Req> {
         V1_78,
     ));
 
-    // --- §3.2: node patch (the guide's `node set` / `node unset`) -----------
+    // --- §5.2: node patch (the guide's `node set` / `node unset`) -----------
     r.push(patch(
         "node-set-storage-cinder",
         node(NODE_A, ""),
@@ -548,7 +548,7 @@ fn requests() -> Vec<Req> {
         json!([{"op": "replace", "path": "/name", "value": "x"}]),
     ));
 
-    // --- §2.1: /v1/volume ----------------------------------------------------
+    // --- §7.1: /v1/volume ----------------------------------------------------
     r.push(get("volume-1.31", "/v1/volume", Some("1.31")));
     r.push(get("volume-1.32", "/v1/volume", V1_32));
     r.push(get("volume-no-version", "/v1/volume", NONE));
@@ -576,7 +576,7 @@ fn requests() -> Vec<Req> {
         V1_32,
     ));
 
-    // --- §2.2, §2.5: connectors, create ---------------------------------------
+    // --- §7.2, §7.5: connectors, create ---------------------------------------
     r.push(post(
         "conn-create",
         conn(""),
@@ -646,7 +646,7 @@ fn requests() -> Vec<Req> {
     r.push(post("conn-create-2", conn(""), V1_78, json!({"uuid": CONN_A2, "node_uuid": NODE_A, "type": "ip", "connector_id": "10.0.0.5", "extra": {"rack": "r1"}})));
     r.push(post("conn-create-b", conn(""), V1_78, json!({"uuid": CONN_B1, "node_uuid": NODE_B, "type": "iqn", "connector_id": format!("iqn.2017-08.org.openstack.{NODE_B}")})));
 
-    // --- §2.4: connectors, list -----------------------------------------------
+    // --- §7.4: connectors, list -----------------------------------------------
     r.push(get("conn-list", conn(""), V1_32));
     r.push(get("conn-list-1.31", conn(""), Some("1.31")));
     r.push(get("conn-list-detail", conn("?detail=True"), V1_32));
@@ -751,7 +751,7 @@ fn requests() -> Vec<Req> {
         V1_32,
     ));
 
-    // --- §2.1: connectors, show -------------------------------------------------
+    // --- §7.1: connectors, show -------------------------------------------------
     r.push(get("conn-show", conn(&format!("/{CONN_A1}")), V1_32));
     r.push(get(
         "conn-show-fields",
@@ -781,7 +781,7 @@ fn requests() -> Vec<Req> {
         Some("1.31"),
     ));
 
-    // --- §2.6: connectors, update (power state null, then off) -----------------
+    // --- §7.6: connectors, update (power state null, then off) -----------------
     r.push(patch(
         "conn-patch-power-null",
         conn(&format!("/{CONN_A1}")),
@@ -875,7 +875,7 @@ fn requests() -> Vec<Req> {
         V1_32,
     ));
 
-    // --- §2.3, §2.5, §2.9: targets ------------------------------------------------
+    // --- §7.3, §7.5, §7.9: targets ------------------------------------------------
     r.push(post("tgt-create", tgt(""), V1_78, json!({"uuid": TGT_A0, "node_uuid": NODE_A, "volume_type": "iscsi", "boot_index": 0, "volume_id": VOL_1})));
     r.push(post(
         "tgt-create-dup-boot-index",
@@ -1017,7 +1017,7 @@ fn requests() -> Vec<Req> {
         json!([{"op": "replace", "path": "/node_uuid", "value": MISSING}]),
     ));
 
-    // --- §2.6/§2.7: while powered on -------------------------------------------
+    // --- §7.6/§7.7: while powered on -------------------------------------------
     r.extend(power("power-on-a", NODE_A, "power on"));
     r.push(patch(
         "conn-patch-powered-on",
@@ -1054,7 +1054,7 @@ fn requests() -> Vec<Req> {
         Some("1.31"),
     ));
 
-    // --- §3.3: provision verbs ----------------------------------------------------
+    // --- §6.4, §6.5: provision verbs ----------------------------------------------------
     r.push(put(
         "prov-provide-from-enroll",
         node(NODE_A, "/states/provision"),
@@ -1345,7 +1345,7 @@ fn requests() -> Vec<Req> {
         json!([{"op": "add", "path": "/properties/capabilities", "value": "iscsi_boot:True"}]),
     ));
 
-    // --- §4.1: validate (the storage result per §4.2) --------------------------------
+    // --- §8.1: validate (the storage result per §8.2) --------------------------------
     r.push(get("node-validate-b", node(NODE_B, "/validate"), V1_78));
     r.push(get("node-validate-a", node(NODE_A, "/validate"), V1_78));
     r.push(get(
@@ -1425,7 +1425,7 @@ fn requests() -> Vec<Req> {
         V1_32,
     ));
 
-    // --- §7: node history; drivers -----------------------------------------------------
+    // --- §11: node history; drivers -----------------------------------------------------
     r.push(get(
         "node-history-1.77",
         node(NODE_B, "/history"),

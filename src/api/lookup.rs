@@ -33,17 +33,7 @@ pub fn check_path_node(node: &str) -> ApiResult<()> {
         .map_err(|e| ApiError::framework(axum::http::StatusCode::BAD_REQUEST, e.message).bare())
 }
 
-/// [`is_logical_name`] as a regular expression, for the OpenAPI document (a
-/// UUID matches it too, so it describes a node path segment whole).
-pub const LOGICAL_NAME_PATTERN: &str = "^[A-Za-z0-9._~-]{1,255}$";
-
-/// Whether a string is a valid logical node name (RFC 3986 unreserved characters).
-pub fn is_logical_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
-}
+pub use crate::domain::node_name::{is_logical_name, LOGICAL_NAME_PATTERN};
 
 /// Looks a node up by UUID or logical name (names need API ≥ 1.5 in Ironic;
 /// ironledger accepts them at every version). Unknown → 404 `Node <x> could not be found.`;

@@ -223,10 +223,8 @@ fn error_schema() -> Value {
     })
 }
 
-/// The values `strict_bool` reads (any case, trimmed), as the document lists them.
-const BOOL_WORDS: &[&str] = &[
-    "0", "1", "f", "false", "n", "no", "off", "on", "t", "true", "y", "yes",
-];
+// The values `strict_bool` reads (any case, trimmed), as the document lists them.
+use crate::domain::oslo::BOOL_WORDS;
 
 fn boolish() -> Value {
     let mut values = vec![json!(true), json!(false), Value::Null];

@@ -10,6 +10,7 @@
 //! JSON objects are rendered in key order of `serde_json::Map` (sorted), not in
 //! the client's order; that is the one visible difference from Python.
 
+use crate::domain::oslo;
 use serde_json::{Number, Value};
 
 /// Python's `repr()` of a `str`: single quotes unless the text holds a single
@@ -117,17 +118,7 @@ pub fn class_name(v: &Value) -> &'static str {
     }
 }
 
-/// Python truthiness (`if value:`), which Ironic uses for "was this given".
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
+pub use crate::domain::oslo::truthy;
 
 /// Whether `v` is of the JSON-schema type `ty`, as jsonschema decides it for
 /// a schema without `$schema` (draft 2020-12): `1.0` is an `integer`, `true`
@@ -199,19 +190,19 @@ pub fn python_int(v: &Value) -> Option<i64> {
 /// trimmed and lower-cased, and must be one of the known words. The refusal
 /// quotes the value as given.
 pub fn strict_bool(name: &str, v: &Value) -> Result<Option<bool>, String> {
-    const WORDS: &str = "'0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'";
     match v {
         Value::Null => Ok(None),
         Value::Bool(b) => Ok(Some(*b)),
         other => {
             let s = str_(other);
-            match s.trim().to_ascii_lowercase().as_str() {
-                "1" | "t" | "true" | "on" | "y" | "yes" => Ok(Some(true)),
-                "0" | "f" | "false" | "off" | "n" | "no" => Ok(Some(false)),
-                _ => Err(format!(
-                    "Invalid {name}: Unrecognized value '{s}', acceptable values are: {WORDS}"
-                )),
-            }
+            oslo::bool_word(&s).map(Some).ok_or_else(|| {
+                let words: Vec<String> =
+                    oslo::BOOL_WORDS.iter().map(|w| format!("'{w}'")).collect();
+                format!(
+                    "Invalid {name}: Unrecognized value '{s}', acceptable values are: {}",
+                    words.join(", ")
+                )
+            })
         }
     }
 }

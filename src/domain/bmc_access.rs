@@ -15,6 +15,7 @@
 //! boolean); the caller passes it in as [`PathExists`], so this module does no
 //! I/O.
 
+use super::oslo::{self, bool_word};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -143,22 +144,13 @@ fn py_str(v: &Value) -> String {
 }
 
 fn set(info: &Map<String, Value>, key: &str) -> bool {
-    info.get(key).is_some_and(super::validation::truthy)
+    info.get(key).is_some_and(oslo::truthy)
 }
 
 fn optional_string(info: &Map<String, Value>, key: &str) -> Option<String> {
     match info.get(key) {
         None | Some(Value::Null) => None,
         Some(v) => Some(py_str(v)),
-    }
-}
-
-/// oslo's `bool_from_string(strict=True)`.
-fn bool_word(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "t" | "true" | "on" | "y" | "yes" => Some(true),
-        "0" | "f" | "false" | "off" | "n" | "no" => Some(false),
-        _ => None,
     }
 }
 
@@ -340,10 +332,7 @@ fn parse_ipmi(_node: &str, info: &Map<String, Value>) -> Result<IpmiAccess, Stri
             IPMI_PRIV_LEVELS.join(", ")
         ));
     }
-    if let Some(kg) = info
-        .get("ipmi_hex_kg_key")
-        .filter(|v| super::validation::truthy(v))
-    {
+    if let Some(kg) = info.get("ipmi_hex_kg_key").filter(|v| oslo::truthy(v)) {
         if !py_str(kg).len().is_multiple_of(2) {
             return Err("Number of ipmi_hex_kg_key characters is not even".into());
         }

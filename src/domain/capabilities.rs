@@ -54,13 +54,7 @@ impl Capabilities {
     }
 }
 
-/// oslo's `bool_from_string`: `1, t, true, on, y, yes` (any case) are true.
-pub fn bool_from_string(s: &str) -> bool {
-    matches!(
-        s.trim().to_ascii_lowercase().as_str(),
-        "1" | "t" | "true" | "on" | "y" | "yes"
-    )
-}
+use super::oslo::bool_from_string;
 
 #[cfg(test)]
 mod tests {

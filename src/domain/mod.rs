@@ -11,6 +11,9 @@
 //! - [`limits`]: how deep a JSON value may nest, and no NUL in strings.
 //! - [`bmc_access`]: a node's `driver_info` read once into how its BMC is reached.
 //! - [`boot_mode`]: which boot mode a deploy asks the BMC for.
+//! - [`node_name`], [`mac_address`]: value types that parse a node's name and
+//!   a port's MAC address, the one home of those rules.
+//! - [`oslo`]: Ironic's string conventions (boolean words, Python truthiness).
 //! - [`validation`]: what `GET /v1/nodes/{node}/validate` answers per interface.
 
 pub mod bmc_access;
@@ -21,7 +24,10 @@ pub mod claims;
 pub mod error;
 pub mod hardware;
 pub mod limits;
+pub mod mac_address;
 pub mod node;
+pub mod node_name;
+pub mod oslo;
 pub mod patch;
 pub mod secrets;
 pub mod state;

@@ -59,7 +59,7 @@ pub fn is_field_secret(field: &str, key: &str, value: &Value) -> bool {
     FIELD_SECRETS
         .iter()
         .any(|(f, keys)| *f == field && keys.contains(&key))
-        && super::validation::truthy(value)
+        && super::oslo::truthy(value)
 }
 
 /// Where secrets may sit in an event's payload: the path to an object, and

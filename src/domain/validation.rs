@@ -2,8 +2,8 @@
 //! about the node, as Ironic's conductor asks them (`validate_driver_interfaces`).
 //!
 //! Pure: the node, and the few facts about the service the checks need
-//! ([`ValidationEnv`]). The storage rules are Ironic's (ironic-bfv.md §4.2,
-//! §4.3) word for word; [`should_write_image`] is the one rule the deploy path
+//! ([`ValidationEnv`]). The storage rules are Ironic's (`docs/ironic-behaviour.md`
+//! §8.2, §8.3) word for word; [`should_write_image`] is the one rule the deploy path
 //! shares with them.
 //!
 //! One deliberate difference: Ironic's `pxe`/`ipxe` boot interfaces require a
@@ -15,6 +15,7 @@
 use super::bmc_access::{self, BmcAccess, PathExists, Protocol};
 use super::capabilities::Capabilities;
 use super::node::Node;
+use super::oslo::truthy;
 use serde_json::Value;
 
 /// The interfaces Ironic validates, in the order its answer lists them
@@ -255,19 +256,6 @@ fn boot(node: &Node, env: &ValidationEnv) -> Outcome {
     Ok(())
 }
 
-/// Python truthiness of a JSON value.
-/// Python's truthiness of a JSON value, as Ironic's checks read fields.
-pub(crate) fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
 /// The `direct` (agent) and `ramdisk` deploys: the boot interface's checks,
 /// then, when an image is written, the image's.
 fn deploy(node: &Node, env: &ValidationEnv) -> Outcome {
@@ -319,7 +307,7 @@ fn deploy(node: &Node, env: &ValidationEnv) -> Outcome {
     Ok(())
 }
 
-/// The storage interface (ironic-bfv.md §4.2, §4.3).
+/// The storage interface (`docs/ironic-behaviour.md` §8.2, §8.3).
 fn storage(node: &Node, env: &ValidationEnv) -> Outcome {
     match node.interface("storage") {
         "external" => {

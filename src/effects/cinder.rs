@@ -1,5 +1,5 @@
 //! A client for Cinder's Block Storage v3 API, attaching volumes the way Ironic
-//! does (`ironic-bfv.md` §4.4–§4.6): the legacy volume actions `os-reserve`,
+//! does (`docs/ironic-behaviour.md` §9.1–§9.3): the legacy volume actions `os-reserve`,
 //! `os-initialize_connection`, `os-attach` (mountpoint `ironic_mountpoint`),
 //! volume metadata `ironic_node_<uuid>`; and `os-begin_detaching`,
 //! `os-terminate_connection`, `os-detach` to detach.
@@ -122,7 +122,7 @@ impl VolumeInfo {
 /// The `last_action` ironledger writes on a volume just before reserving it.
 pub const RESERVING: &str = "reserving";
 
-/// Builds the connector Cinder is given from a node's volume connectors (§4.4):
+/// Builds the connector Cinder is given from a node's volume connectors (§9.1):
 /// the first `iqn` → `initiator`, the first `ip` → `ip`, every `wwpn`/`wwnn` into
 /// lists; `host` is the node UUID; `multipath` when the node has more than one
 /// connector. Types are matched by substring, as Ironic does.

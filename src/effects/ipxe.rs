@@ -1,4 +1,4 @@
-//! iPXE boot-from-volume scripts (`ironic-bfv.md` §5).
+//! iPXE boot-from-volume scripts (`docs/ironic-behaviour.md` §10).
 //!
 //! Two scripts make a machine boot from its iSCSI volume:
 //! - `boot.ipxe`, the same for every machine: it tries each NIC in turn and

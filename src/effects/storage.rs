@@ -1,5 +1,5 @@
 //! Attaching and detaching a node's volumes in Cinder, step by step as Ironic's
-//! cinder storage interface does (`ironic-bfv.md` §4.5, §4.6), made safe to
+//! cinder storage interface does (`docs/ironic-behaviour.md` §9.2, §9.3), made safe to
 //! repeat: a volume already attached to the node is not attached again, and a
 //! volume no longer attached is not detached again — which is what lets the
 //! process manager resume after a crash without a second attachment.

@@ -29,7 +29,7 @@
 //!   stored (sealed), exactly as a replay of the feed would write them.
 //!
 //! Snapshots are never used: cqrs-es 0.5 applies events twice when it builds one
-//! (see `reference/cqrs-es-notes.md` §1.4), so [`event_store`] builds a pure
+//! (see `docs/ironic-behaviour.md` §13.1), so [`event_store`] builds a pure
 //! event-sourced store and `get_snapshot` always answers `None`.
 
 use super::{ClaimConflict, ClaimFn, ClaimOp, Fold, LogStore, StoreError};

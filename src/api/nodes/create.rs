@@ -16,6 +16,7 @@ use super::render::{self, View};
 use super::{reread, uuid_like, JsonBody};
 use crate::domain::hardware::INTERFACE_KINDS;
 use crate::domain::node::commands::EnrollNode;
+use crate::domain::node_name::{is_hostname_safe, NodeName, RESERVED_NAMES};
 use crate::domain::state::ProvisionState;
 use crate::domain::NodeCommand;
 use axum::extract::State;
@@ -138,33 +139,6 @@ pub fn convert_extra(obj: &mut Map<String, Value>) -> ApiResult<()> {
     Ok(())
 }
 
-/// Words a node may not be named (Ironic's controller's reserved names).
-const RESERVED: &[&str] = &[
-    "maintenance",
-    "management",
-    "states",
-    "vendor_passthru",
-    "detail",
-    "validate",
-];
-
-/// Ironic's host-name rule for names before 1.10.
-fn hostname_safe(name: &str) -> bool {
-    if name.len() > 255 {
-        return false;
-    }
-    let name = name.strip_suffix('.').unwrap_or(name);
-    name.split('.').all(|part| {
-        let b = part.as_bytes();
-        !b.is_empty()
-            && b.len() <= 63
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            && b[0] != b'-'
-            && b[b.len() - 1] != b'-'
-    })
-}
-
 /// Ironic's `_check_names_acceptable` for one requested name; `error` words
 /// the invalid-name refusal (`{name}` is replaced).
 pub fn check_name(name: &Value, version: Version, error: &str) -> ApiResult<()> {
@@ -172,14 +146,8 @@ pub fn check_name(name: &Value, version: Version, error: &str) -> ApiResult<()> 
         return Err(not_acceptable());
     }
     let valid = match name {
-        Value::String(s) => {
-            let shape = if version.at_least(10) {
-                super::super::lookup::is_logical_name(s)
-            } else {
-                hostname_safe(s)
-            };
-            shape && !uuid_like(s)
-        }
+        Value::String(s) if version.at_least(10) => NodeName::parse(s).is_ok(),
+        Value::String(s) => is_hostname_safe(s) && !uuid_like(s),
         _ => false,
     };
     if !valid {
@@ -188,10 +156,10 @@ pub fn check_name(name: &Value, version: Version, error: &str) -> ApiResult<()> 
         ));
     }
     let s = name.as_str().unwrap_or_default();
-    if RESERVED.contains(&s) {
+    if RESERVED_NAMES.contains(&s) {
         return Err(ApiError::bad_request(format!(
             "The word \"{s}\" is reserved and can not be used as a node name. Reserved words are: {}.",
-            RESERVED.join(", ")
+            RESERVED_NAMES.join(", ")
         )));
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! `GET /v1/nodes/{node}/history` and `GET /v1/nodes/{node}/history/{event}`
-//! (1.78+, ironic-bfv.md §7), from the `node_history` read model.
+//! (1.78+, `docs/ironic-behaviour.md` §11), from the `node_history` read model.
 //!
 //! ironledger records an entry for every event of the node (Ironic's conductor
 //! records only some: deploy steps, failures, …), so a node's history here is

@@ -44,13 +44,7 @@ pub const BOOT_DEVICE_ARGS: [&str; 2] = ["boot_device", "persistent"];
 /// management interface does not know), `persistent` what `strict_bool` reads.
 pub fn boot_device_schema() -> Value {
     let mut persistent = vec![json!(true), json!(false), Value::Null];
-    persistent.extend(
-        [
-            "0", "1", "f", "false", "n", "no", "off", "on", "t", "true", "y", "yes",
-        ]
-        .iter()
-        .map(|w| json!(w)),
-    );
+    persistent.extend(crate::domain::oslo::BOOL_WORDS.iter().map(|w| json!(w)));
     json!({
         "type": "object",
         "properties": {

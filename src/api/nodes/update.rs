@@ -28,66 +28,26 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 /// The node as Ironic's patch sees it (`rpc_node.as_dict()` restricted to the
-/// fields of the node patch schema), with stored, unmasked values.
+/// fields of the node patch schema), with stored, unmasked values: the
+/// aggregate's own view, with the object's defaults for fields never set and
+/// the fields a patch may not change.
 fn patch_view(doc: &NodeDoc) -> Map<String, Value> {
-    let n = &doc.node;
-    let field = |k: &str, empty: Value| match n.fields.get(k) {
-        Some(v) if !v.is_null() => v.clone(),
-        _ => empty,
-    };
-    let mut m = Map::new();
-    for k in [
-        "automated_clean",
-        "chassis_uuid",
-        "description",
-        "lessee",
-        "owner",
-        "parent_node",
-        "protected_reason",
-        "resource_class",
-        "retired_reason",
-        "shard",
+    let mut m = doc.node.patch_view();
+    for (k, empty) in [
+        ("conductor_group", json!("")),
+        ("disable_power_off", json!(false)),
+        ("protected", json!(false)),
+        ("retired", json!(false)),
+        ("network_data", json!({})),
     ] {
-        m.insert(k.into(), field(k, Value::Null));
-    }
-    m.insert(
-        "conductor_group".into(),
-        field("conductor_group", json!("")),
-    );
-    m.insert(
-        "disable_power_off".into(),
-        field("disable_power_off", json!(false)),
-    );
-    m.insert("protected".into(), field("protected", json!(false)));
-    m.insert("retired".into(), field("retired", json!(false)));
-    m.insert("network_data".into(), field("network_data", json!({})));
-    for kind in INTERFACE_KINDS {
-        m.insert(format!("{kind}_interface"), json!(n.interface(kind)));
+        if m.get(k).is_none_or(Value::is_null) {
+            m.insert(k.into(), empty);
+        }
     }
     m.insert("boot_mode".into(), Value::Null);
     m.insert("secure_boot".into(), Value::Null);
     m.insert("console_enabled".into(), json!(false));
     m.insert("instance_name".into(), Value::Null);
-    m.insert("driver".into(), json!(n.driver));
-    m.insert("driver_info".into(), Value::Object(n.driver_info.clone()));
-    m.insert("extra".into(), Value::Object(n.extra.clone()));
-    m.insert(
-        "instance_info".into(),
-        Value::Object(n.instance_info.clone()),
-    );
-    m.insert("properties".into(), Value::Object(n.properties.clone()));
-    m.insert(
-        "instance_uuid".into(),
-        n.instance_uuid
-            .clone()
-            .map(Value::String)
-            .unwrap_or(Value::Null),
-    );
-    m.insert("maintenance".into(), json!(n.maintenance));
-    m.insert(
-        "name".into(),
-        n.name.clone().map(Value::String).unwrap_or(Value::Null),
-    );
     m.insert("uuid".into(), json!(doc.uuid().to_string()));
     m
 }
@@ -110,12 +70,10 @@ pub fn check_not_in_transition(
     version: Version,
 ) -> ApiResult<()> {
     let n = &doc.node;
-    let only_instance_removal =
-        ops.len() == 1 && ops[0].op == "remove" && ops[0].path == "/instance_uuid";
-    if n.maintenance && only_instance_removal {
+    if n.patch_recovers_instance(ops) {
         return Ok(());
     }
-    if n.target_provision_state.is_some() && !n.state().update_allowed() {
+    if n.patch_blocked_by_transition(ops) {
         return Err(ApiError::conflict(format!(
             "Node {ident} can not be updated while a state transition is in progress."
         )));

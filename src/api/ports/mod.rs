@@ -26,6 +26,7 @@ use super::schema::{self, Prop, Schema, Ty};
 use super::version::{not_acceptable, Version};
 use super::volume::resource::{self, fields_of, object_of, Kind};
 use super::{with_slash, AppState, Who};
+use crate::domain::mac_address::MacAddress;
 use crate::domain::node::commands::NewPort;
 use crate::domain::node::entities::PORT_FIELDS;
 use crate::domain::{NodeCommand, NodeEvent};
@@ -247,16 +248,9 @@ fn patch_doc(record: &Value) -> Map<String, Value> {
     m
 }
 
-/// oslo's `is_valid_mac`: six colon-separated octets (any case); Ironic stores
-/// it in lower case.
+/// oslo's `is_valid_mac`, normalised to Ironic's stored form.
 fn normalize_mac(raw: &str) -> Option<String> {
-    let l = raw.to_ascii_lowercase();
-    let parts: Vec<&str> = l.split(':').collect();
-    (parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit())))
-    .then_some(l)
+    MacAddress::parse_oslo(raw).map(MacAddress::into_string)
 }
 
 /// A boolean field given as a boolean or a bool-string (`args.boolean`).

@@ -1,4 +1,5 @@
-//! The two volume resources: connectors and targets (ironic-bfv.md §2.2, §2.3).
+//! The two volume resources: connectors and targets (`docs/ironic-behaviour.md`
+//! §7.2, §7.3).
 
 use super::resource::{fields_of, object_of, string_of, Kind};
 use super::VolumeKind;
@@ -195,7 +196,7 @@ fn target_normalize(op: &mut PatchOp) {
     }
 }
 
-/// A target as the API shows it: `properties` always masked (§2.9); the stored
+/// A target as the API shows it: `properties` always masked (§7.9); the stored
 /// value is untouched.
 fn render_target(doc: &Value, base: &BaseUrl) -> Value {
     let uuid = doc["uuid"].as_str().unwrap_or_default();

@@ -1,4 +1,4 @@
-//! The volume API (ironic-bfv.md §2): `/v1/volume`, volume connectors and
+//! The volume API (`docs/ironic-behaviour.md` §7): `/v1/volume`, volume connectors and
 //! volume targets, top level and read-only under a node.
 //!
 //! | module | what |
@@ -223,7 +223,7 @@ async fn missing_uuid(k: &VolumeKind, version: Version, node: Option<String>) ->
     )))
 }
 
-/// `GET …/connectors` and `GET …/targets` (§2.4). Under a node, the path's node
+/// `GET …/connectors` and `GET …/targets` (§7.4). Under a node, the path's node
 /// is the filter and `next` points at the global collection without `node=`,
 /// as Ironic's does. The path's node may be a name (Ironic's api-ref says so;
 /// Ironic itself answers 404 for one).
@@ -302,7 +302,7 @@ async fn get_one(
     )))
 }
 
-/// `POST …` (§2.5): schema, UUID fields, the node (400 when missing), then the
+/// `POST …` (§7.5): schema, UUID fields, the node (400 when missing), then the
 /// node-scoped refusal, then the aggregate (duplicates → 409).
 async fn create(
     k: &VolumeKind,
@@ -349,7 +349,7 @@ async fn create(
     Ok(links::created(&base, &path, (k.render)(&doc, &base)))
 }
 
-/// `PATCH …/{uuid}` (§2.6).
+/// `PATCH …/{uuid}` (§7.6).
 #[allow(clippy::too_many_arguments)]
 async fn patch(
     k: &VolumeKind,
@@ -376,7 +376,7 @@ async fn patch(
     Ok(Json((k.render)(&doc, &base)))
 }
 
-/// `DELETE …/{uuid}` (§2.7): the aggregate checks the node's state.
+/// `DELETE …/{uuid}` (§7.7): the aggregate checks the node's state.
 async fn delete(
     k: &VolumeKind,
     State(state): State<AppState>,

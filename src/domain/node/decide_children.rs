@@ -1,15 +1,17 @@
-//! Ports, volume connectors and volume targets (`ironic-bfv.md` §2.5–§2.8).
+//! Ports, volume connectors and volume targets (`docs/ironic-behaviour.md` §4.3,
+//! §7.5–§7.8).
 //!
 //! Creation has no state check (Ironic writes the row directly); updates need the
 //! node powered off; deletion needs `manageable`/`enroll`/`adopt failed` or power
 //! off. Maintenance changes none of this.
 
 use super::commands::{NewConnector, NewPort, NewTarget};
-use super::entities::{normalize_mac, Connector, Port, Target, PORT_FIELDS};
+use super::entities::{Connector, Port, Target, PORT_FIELDS};
 use super::events::NodeEvent;
 use super::target_rules;
 use super::Node;
 use crate::domain::error::DomainError;
+use crate::domain::mac_address::MacAddress;
 use crate::domain::patch::{self, PatchOp};
 use crate::domain::state::ProvisionState;
 use serde_json::{json, Map, Value};
@@ -176,12 +178,14 @@ impl Node {
     }
 
     pub(super) fn add_port(&self, p: NewPort) -> Result<Vec<NodeEvent>, DomainError> {
-        let address = normalize_mac(&p.address).ok_or_else(|| {
-            DomainError::Invalid(format!(
-                "Expected a MAC address but received {}.",
-                p.address
-            ))
-        })?;
+        let address = MacAddress::parse(&p.address)
+            .map(MacAddress::into_string)
+            .ok_or_else(|| {
+                DomainError::Invalid(format!(
+                    "Expected a MAC address but received {}.",
+                    p.address
+                ))
+            })?;
         if self.ports.iter().any(|x| x.uuid == p.uuid) {
             return Err(DomainError::Conflict(format!(
                 "A port with UUID {} already exists.",
@@ -219,9 +223,11 @@ impl Node {
         let out = patch::apply(doc.as_object().expect("object"), ops, PORT_FIELDS)?;
         self.check_same_node(&out)?;
         let raw = string_field(&out, "address")?;
-        let address = normalize_mac(&raw).ok_or_else(|| {
-            DomainError::Invalid(format!("Expected a MAC address but received {raw}."))
-        })?;
+        let address = MacAddress::parse(&raw)
+            .map(MacAddress::into_string)
+            .ok_or_else(|| {
+                DomainError::Invalid(format!("Expected a MAC address but received {raw}."))
+            })?;
         let after = Port {
             uuid,
             address,

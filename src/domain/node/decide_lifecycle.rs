@@ -7,6 +7,7 @@ use super::Node;
 use crate::domain::bmc_access::Protocol;
 use crate::domain::error::DomainError;
 use crate::domain::hardware::HardwareCatalog;
+use crate::domain::node_name::NodeName;
 use crate::domain::state::{
     power_target_result, target_of, transition, FsmEvent, ProvisionState, POWER_OFF,
 };
@@ -16,17 +17,6 @@ use crate::domain::state::{
 /// (a UUID string). Each becomes its own event in the enrolment's commit.
 pub const ENROLL_MAINTENANCE: &str = "maintenance";
 pub const ENROLL_INSTANCE_UUID: &str = "instance_uuid";
-
-/// A logical node name: RFC 3986 unreserved characters, at most 255, and not
-/// something that could be mistaken for a UUID.
-pub(super) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
-        && uuid::Uuid::parse_str(name).is_err()
-}
 
 impl Node {
     pub(super) fn enroll(
@@ -47,7 +37,7 @@ impl Node {
             )));
         }
         if let Some(name) = &cmd.name {
-            if !valid_name(name) {
+            if NodeName::parse(name).is_err() {
                 return Err(DomainError::Invalid(format!(
                     "Cannot create node with invalid name '{name}'"
                 )));
@@ -166,7 +156,7 @@ impl Node {
         let verb = req.verb.as_str();
         let event = FsmEvent::from_verb(verb)
             .ok_or_else(|| DomainError::invalid_state(verb, &self.id(), self.state().as_str()))?;
-        // Ironic's order (ironic-bfv.md §3.3): maintenance, then the state
+        // Ironic's order (`docs/ironic-behaviour.md` §6.5): maintenance, then the state
         // machine, then misuse of the request's parameters.
         if self.maintenance && matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
             return Err(DomainError::Invalid(format!(
@@ -176,7 +166,7 @@ impl Node {
         }
         // `deleting -clean-> cleaning` is the engine's own step once tear-down is
         // done (FinishUndeploy); an operator's `clean` is only for manageable
-        // nodes (§3.3), and must not skip the tear-down.
+        // nodes (§6.4), and must not skip the tear-down.
         if event == FsmEvent::Clean && self.state() == ProvisionState::Deleting {
             return Err(DomainError::invalid_state(
                 verb,

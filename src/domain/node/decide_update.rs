@@ -5,6 +5,8 @@ use super::events::NodeEvent;
 use super::Node;
 use crate::domain::error::DomainError;
 use crate::domain::hardware::{HardwareCatalog, INTERFACE_KINDS};
+use crate::domain::node_name::NodeName;
+use crate::domain::oslo;
 use crate::domain::patch::{self, PatchOp};
 use crate::domain::state::ProvisionState;
 use serde_json::{Map, Value};
@@ -56,13 +58,8 @@ fn as_maintenance(v: &Value) -> Result<bool, DomainError> {
     match v {
         Value::Null => Ok(false),
         Value::Bool(b) => Ok(*b),
-        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
-            "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
-            _ => Err(DomainError::Invalid(format!(
-                "Invalid value for maintenance: {v}"
-            ))),
-        },
+        Value::String(s) => oslo::bool_word(s)
+            .ok_or_else(|| DomainError::Invalid(format!("Invalid value for maintenance: {v}"))),
         other => Err(DomainError::Invalid(format!(
             "Invalid value for maintenance: {other}"
         ))),
@@ -84,18 +81,6 @@ fn check_simple(field: &str, v: &Value) -> Result<(), DomainError> {
         Err(DomainError::Invalid(format!(
             "Invalid value for {field}: {v}"
         )))
-    }
-}
-
-/// Python truthiness of a patched value (Ironic's conductor tests `if reason:`).
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
     }
 }
 
@@ -136,7 +121,7 @@ impl Node {
                 )));
             }
         }
-        if simple.contains_key(&reason) && truthy(&final_reason) && !on {
+        if simple.contains_key(&reason) && oslo::truthy(&final_reason) && !on {
             return Err(DomainError::Invalid(format!(
                 "The {reason} field can only be set when {flag} is True"
             )));
@@ -144,8 +129,31 @@ impl Node {
         Ok(())
     }
 
-    /// The node's patchable view.
-    fn patch_view(&self) -> Map<String, Value> {
+    /// Ironic's `UPDATE_ALLOWED_STATES` rule: a node in the middle of a
+    /// transition may be patched only in some states, except that removing
+    /// the instance from a node in maintenance (that one operation alone) is
+    /// always allowed. The API asks it before its other checks, to answer in
+    /// Ironic's order; the aggregate asks it again on the current state.
+    pub fn patch_blocked_by_transition(&self, ops: &[PatchOp]) -> bool {
+        self.target_provision_state.is_some()
+            && !self.state().update_allowed()
+            && !self.patch_recovers_instance(ops)
+    }
+
+    /// Whether the patch is that one exception: a node in maintenance, and
+    /// the patch only removes its `instance_uuid` (how an operator frees a
+    /// node whose deploy went wrong).
+    pub fn patch_recovers_instance(&self, ops: &[PatchOp]) -> bool {
+        self.maintenance
+            && ops.len() == 1
+            && ops[0].op == "remove"
+            && ops[0].path == "/instance_uuid"
+    }
+
+    /// The node as a patch sees it: every patchable field, `null` when unset.
+    /// The API adds Ironic's defaults and read-only fields to it for its
+    /// schema check (`api::nodes::update`).
+    pub fn patch_view(&self) -> Map<String, Value> {
         let mut doc = Map::new();
         doc.insert(
             "name".into(),
@@ -195,15 +203,7 @@ impl Node {
         let before = self.patch_view();
         let after = patch::apply(&before, ops, &allowed)?;
 
-        // A node in the middle of a transition may only be patched in some states
-        // (in maintenance, removing instance_uuid is always allowed).
-        let only_instance_uuid_removal = ops
-            .iter()
-            .all(|o| o.op == "remove" && o.path == "/instance_uuid");
-        if self.target_provision_state.is_some()
-            && !self.state().update_allowed()
-            && !(self.maintenance && only_instance_uuid_removal)
-        {
+        if self.patch_blocked_by_transition(ops) {
             return Err(DomainError::Conflict(format!(
                 "Node {} can not be updated while a state transition is in progress.",
                 self.id()
@@ -216,7 +216,7 @@ impl Node {
         if changed("name") {
             let to = as_opt_string("name", &after["name"])?;
             if let Some(n) = &to {
-                if !super::decide_lifecycle::valid_name(n) {
+                if NodeName::parse(n).is_err() {
                     return Err(DomainError::Invalid(format!(
                         "Cannot update node with invalid name '{n}'"
                     )));

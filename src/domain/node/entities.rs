@@ -89,36 +89,3 @@ pub struct Target {
     #[serde(default)]
     pub extra: Map<String, Value>,
 }
-
-/// Normalises a MAC address to Ironic's form (lower case, `:`-separated), or
-/// `None` if it is not a 6-octet MAC.
-pub fn normalize_mac(raw: &str) -> Option<String> {
-    let parts: Vec<&str> = raw.split([':', '-']).collect();
-    if parts.len() != 6
-        || parts
-            .iter()
-            .any(|p| p.len() != 2 || !p.chars().all(|c| c.is_ascii_hexdigit()))
-    {
-        return None;
-    }
-    Some(parts.join(":").to_ascii_lowercase())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn macs_normalise() {
-        assert_eq!(
-            normalize_mac("52:54:00:AB:cd:01").as_deref(),
-            Some("52:54:00:ab:cd:01")
-        );
-        assert_eq!(
-            normalize_mac("52-54-00-ab-cd-01").as_deref(),
-            Some("52:54:00:ab:cd:01")
-        );
-        assert_eq!(normalize_mac("52:54:00:ab:cd"), None);
-        assert_eq!(normalize_mac("52:54:00:ab:cd:0g"), None);
-    }
-}

@@ -59,10 +59,10 @@ pub enum VerifyCa {
 impl VerifyCa {
     /// Ironic's reading: the usual spellings of a boolean, else a path.
     pub fn parse(s: &str) -> Self {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "1" | "y" | "t" => VerifyCa::Yes,
-            "false" | "no" | "off" | "0" | "n" | "f" => VerifyCa::No,
-            _ => VerifyCa::Bundle(PathBuf::from(s.trim())),
+        match crate::domain::oslo::bool_word(s) {
+            Some(true) => VerifyCa::Yes,
+            Some(false) => VerifyCa::No,
+            None => VerifyCa::Bundle(PathBuf::from(s.trim())),
         }
     }
 }

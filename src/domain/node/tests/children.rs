@@ -1,4 +1,5 @@
-//! Ports, volume connectors and volume targets (ironic-bfv.md §2.5–§2.8):
+//! Ports, volume connectors and volume targets (`docs/ironic-behaviour.md`
+//! §4.3, §7.5–§7.8):
 //! creation has no state check, updates need the node powered off, deletion
 //! needs manageable/enroll/adopt failed or power off, and maintenance changes
 //! none of it.

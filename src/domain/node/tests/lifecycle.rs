@@ -352,7 +352,7 @@ fn undeploy_requested(from: ProvisionState) -> NodeEvent {
     NodeEvent::UndeployRequested(tr(E::Delete, from, Deleting, Some(Available)))
 }
 
-/// ironic-bfv.md §3.3's verbs table and §3.4's targets, restricted to the
+/// `docs/ironic-behaviour.md` §6.4's verbs table and §6.3's targets, restricted to the
 /// states ironledger models: the events a verb records from a state (with its
 /// usual target), or `None` where Ironic answers `InvalidStateRequested`.
 fn expected_provision(state: ProvisionState, verb: &str) -> Option<Vec<NodeEvent>> {
@@ -748,7 +748,7 @@ async fn deploy_steps_are_only_for_active_and_rebuild() {
 
 #[tokio::test]
 async fn the_state_machine_is_checked_before_the_parameters() {
-    // ironic-bfv.md §3.3: FSM (step 3) before parameter misuse (step 4).
+    // `docs/ironic-behaviour.md` §6.5: FSM (step 3) before parameter misuse (step 4).
     assert_eq!(
         run(
             in_state(Active),
@@ -787,7 +787,7 @@ async fn deploy_and_rebuild_are_refused_in_maintenance() {
         (DeployFailed, "active"),
         (Active, "rebuild"),
         (Error, "rebuild"),
-        // Maintenance is checked before the state machine (§3.3 step 2).
+        // Maintenance is checked before the state machine (§6.5 step 2).
         (Enroll, "active"),
         (Manageable, "rebuild"),
     ] {

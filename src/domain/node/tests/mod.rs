@@ -2,14 +2,14 @@
 //!
 //! `apply` holds no rules, so fixtures build histories directly: a node "in
 //! state X" is an enrolment followed by one `ProvisionStateChanged` to X, with
-//! the target Ironic shows in X (ironic-bfv.md §3.4). Expected outcomes are
-//! written out by hand from ironic-bfv.md, never computed with the domain's
+//! the target Ironic shows in X (`docs/ironic-behaviour.md` §6.3). Expected outcomes are
+//! written out by hand from `docs/ironic-behaviour.md`, never computed with the domain's
 //! own tables, so a wrong table fails a test instead of agreeing with itself.
 //!
 //! - `lifecycle`: enrolment, provision verbs × states, process-manager
 //!   outcomes, power, maintenance, deletion.
 //! - `update`: `PATCH /v1/nodes/{node}`.
-//! - `children`: ports, volume connectors and volume targets (§2.5–§2.8).
+//! - `children`: ports, volume connectors and volume targets (§4.3, §7.5–§7.8).
 //! - `claims`: cross-node uniqueness claims of each event.
 
 mod children;
@@ -42,7 +42,7 @@ pub(super) const INSTANCE: &str = "8b0b4bb5-6f9c-4c2a-9d0e-6f1f6a9a0b11";
 /// Every provision state ironledger models (the domain's own list).
 pub(super) const ALL_STATES: [ProvisionState; 20] = ProvisionState::ALL;
 
-/// The target a node shows while in `state` (ironic-bfv.md §3.4; cleaning
+/// The target a node shows while in `state` (`docs/ironic-behaviour.md` §6.3; cleaning
 /// states as after provide/undeploy).
 pub(super) fn usual_target(state: ProvisionState) -> Option<ProvisionState> {
     use ProvisionState::*;

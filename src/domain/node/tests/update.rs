@@ -1,4 +1,4 @@
-//! `PATCH /v1/nodes/{node}` (ironic-bfv.md §3.2).
+//! `PATCH /v1/nodes/{node}` (`docs/ironic-behaviour.md` §5.2).
 
 use super::*;
 use serde_json::json;
