@@ -11,6 +11,7 @@
 //! and when it last changed.
 
 use super::{node_event, timestamp, Docs, Projection, ProjectionError};
+use crate::domain::node::entities::MoveOutcome;
 use crate::domain::NodeEvent;
 use crate::store::{Key, RecordedEvent};
 use async_trait::async_trait;
@@ -256,6 +257,38 @@ pub fn describe(ev: &NodeEvent) -> (&'static str, &'static str, String) {
             "unprovision",
             "INFO",
             format!("Undeploy requested: {} -> {}.", t.from, t.to),
+        ),
+        ChildMoveStarted { to, before, .. } => (
+            "update",
+            "INFO",
+            format!(
+                "Moving {} {} to node {to}.",
+                before.kind_name(),
+                before.uuid()
+            ),
+        ),
+        ChildMoveEnded {
+            uuid,
+            to,
+            outcome: MoveOutcome::Landed,
+        } => ("update", "INFO", format!("{uuid} moved to node {to}.")),
+        ChildMoveEnded {
+            uuid,
+            to,
+            outcome: MoveOutcome::Restored { reason },
+        } => (
+            "update",
+            "WARNING",
+            format!("{uuid} did not move to node {to} and is back on this node: {reason}"),
+        ),
+        ChildMoveEnded {
+            uuid,
+            to,
+            outcome: MoveOutcome::Lost { reason },
+        } => (
+            "update",
+            "ERROR",
+            format!("{uuid} could not move to node {to} nor stay on this node: {reason}. The record as it was is in this node's ChildMoveStarted event."),
         ),
         TargetsPurged { targets } => (
             "unprovision",

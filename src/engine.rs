@@ -15,6 +15,10 @@
 //!   caught up) is applied by the projector's worker, and the command then
 //!   waits for it (see `projections::Projector`).
 
+mod moves;
+
+pub use moves::MoveEnd;
+
 use crate::domain::claims::{self, Claim};
 use crate::domain::{
     DomainError, Node, NodeCommand, NodeEvent, NodeServices, Volume, VolumeCommand,
@@ -132,6 +136,10 @@ pub enum EngineError {
     Unreadable(String),
     #[error("projection failure: {0}")]
     Projection(#[from] ProjectionError),
+    /// A record moving to another node is on neither node now (see
+    /// [`Engine::move_child`]).
+    #[error("{0}")]
+    MoveLost(String),
 }
 
 impl EngineError {
@@ -139,7 +147,10 @@ impl EngineError {
         match self {
             EngineError::Domain(d) => d.status(),
             EngineError::Conflict(_) => 409,
-            EngineError::Store(_) | EngineError::Unreadable(_) | EngineError::Projection(_) => 500,
+            EngineError::Store(_)
+            | EngineError::Unreadable(_)
+            | EngineError::Projection(_)
+            | EngineError::MoveLost(_) => 500,
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod crash_points;
 pub mod domain;
 pub mod effects;
 pub mod engine;

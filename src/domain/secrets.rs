@@ -78,6 +78,7 @@ pub struct Scope {
 /// Every event that carries a volume target carries its `properties` (with the
 /// CHAP credentials Cinder or the operator gave): `TargetCreated`,
 /// `TargetUpdated`, `TargetDeleted`, `TargetsPurged`, `NodeDeleted`,
+/// `ChildMoveStarted` (when the record is a target),
 /// `VolumesAttached`.
 pub fn secret_scopes(event_type: &str) -> &'static [Scope] {
     match event_type {
@@ -99,6 +100,17 @@ pub fn secret_scopes(event_type: &str) -> &'static [Scope] {
             path: &["TargetDeleted", "target", "properties"],
             field: None,
         }],
+        // A moving record is carried whole; only a target has secrets.
+        "ChildMoveStarted" => &[
+            Scope {
+                path: &["ChildMoveStarted", "before", "Target", "properties"],
+                field: None,
+            },
+            Scope {
+                path: &["ChildMoveStarted", "after", "Target", "properties"],
+                field: None,
+            },
+        ],
         "TargetsPurged" => &[Scope {
             path: &["TargetsPurged", "targets", "*", "properties"],
             field: None,

@@ -21,17 +21,4 @@ pub(crate) fn now_iso() -> String {
         .to_string()
 }
 
-/// Kills this process when `IRONLEDGER_TEST_CRASH_AT` names the point reached.
-/// The crash-safety tests use it to SIGKILL the server at every step in turn.
-pub(crate) fn crash_point(name: &str) {
-    if std::env::var("IRONLEDGER_TEST_CRASH_AT").ok().as_deref() == Some(name) {
-        tracing::warn!(
-            point = name,
-            "test crash point reached: killing this process"
-        );
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &std::process::id().to_string()])
-            .status();
-        std::process::abort();
-    }
-}
+pub(crate) use crate::crash_points::crash_point;

@@ -28,8 +28,9 @@ use super::volume::resource::{self, fields_of, object_of, Kind};
 use super::{with_slash, AppState, Who};
 use crate::domain::mac_address::MacAddress;
 use crate::domain::node::commands::NewPort;
+use crate::domain::node::entities::ChildKind;
 use crate::domain::node::entities::PORT_FIELDS;
-use crate::domain::{NodeCommand, NodeEvent};
+use crate::domain::NodeCommand;
 use crate::projections::children::{self, ChildFilter};
 use crate::projections::nodes::{self, NodeFilter};
 use axum::extract::{Path, State};
@@ -386,13 +387,6 @@ fn add(uuid: Uuid, doc: &Map<String, Value>) -> NodeCommand {
     })
 }
 
-fn removed(e: &NodeEvent, uuid: Uuid) -> Option<Value> {
-    match e {
-        NodeEvent::PortRemoved { port } if port.uuid == uuid => serde_json::to_value(port).ok(),
-        _ => None,
-    }
-}
-
 /// Values the aggregate takes in its own types: a bool-string becomes a boolean,
 /// a MAC its lower-case form.
 fn normalize(op: &mut PatchOp) {
@@ -429,13 +423,13 @@ static PORTS: Kind = Kind {
         "available_for_dynamic_portgroup",
     ],
     domain_fields: PORT_FIELDS,
-    update_action: None,
+    child: ChildKind::Port,
+    update_needs_power_off: false,
     patch_doc,
     check_record,
     add,
     patch: |uuid, ops| NodeCommand::PatchPort { uuid, ops },
     remove: |uuid| NodeCommand::RemovePort { uuid },
-    removed,
     normalize,
 };
 

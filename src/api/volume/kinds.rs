@@ -9,9 +9,10 @@ use crate::api::listing::ListSpec;
 use crate::api::masking;
 use crate::api::schema::{Prop, Schema, Ty};
 use crate::domain::node::commands::{NewConnector, NewTarget};
+use crate::domain::node::entities::ChildKind;
 use crate::domain::node::target_rules;
 use crate::domain::patch::PatchOp;
-use crate::domain::{NodeCommand, NodeEvent};
+use crate::domain::NodeCommand;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -52,15 +53,6 @@ fn connector_add(uuid: Uuid, doc: &Map<String, Value>) -> NodeCommand {
     })
 }
 
-fn connector_removed(e: &NodeEvent, uuid: Uuid) -> Option<Value> {
-    match e {
-        NodeEvent::ConnectorRemoved { connector } if connector.uuid == uuid => {
-            serde_json::to_value(connector).ok()
-        }
-        _ => None,
-    }
-}
-
 fn render_connector(doc: &Value, base: &BaseUrl) -> Value {
     let uuid = doc["uuid"].as_str().unwrap_or_default();
     json!({
@@ -89,13 +81,13 @@ pub static CONNECTORS: VolumeKind = VolumeKind {
         schema: &CONNECTOR_SCHEMA,
         patch_allowed: &["connector_id", "extra", "node_uuid", "type"],
         domain_fields: &["connector_id", "extra", "node_uuid", "type"],
-        update_action: Some("volume connector update"),
+        child: ChildKind::Connector,
+        update_needs_power_off: true,
         patch_doc: connector_patch_doc,
         check_record: no_checks,
         add: connector_add,
         patch: |uuid, ops| NodeCommand::PatchConnector { uuid, ops },
         remove: |uuid| NodeCommand::RemoveConnector { uuid },
-        removed: connector_removed,
         normalize: no_normalize,
     },
     spec: ListSpec {
@@ -179,15 +171,6 @@ fn target_add(uuid: Uuid, doc: &Map<String, Value>) -> NodeCommand {
     })
 }
 
-fn target_removed(e: &NodeEvent, uuid: Uuid) -> Option<Value> {
-    match e {
-        NodeEvent::TargetDeleted { target } if target.uuid == uuid => {
-            serde_json::to_value(target).ok()
-        }
-        _ => None,
-    }
-}
-
 fn target_normalize(op: &mut PatchOp) {
     if op.path == "/boot_index" {
         if let Some(Ok(i)) = op.value.as_ref().map(target_rules::boot_index) {
@@ -243,13 +226,13 @@ pub static TARGETS: VolumeKind = VolumeKind {
             "volume_id",
             "volume_type",
         ],
-        update_action: Some("volume target update"),
+        child: ChildKind::Target,
+        update_needs_power_off: true,
         patch_doc: target_patch_doc,
         check_record: target_checks,
         add: target_add,
         patch: |uuid, ops| NodeCommand::PatchTarget { uuid, ops },
         remove: |uuid| NodeCommand::DeleteTarget { uuid },
-        removed: target_removed,
         normalize: target_normalize,
     },
     spec: ListSpec {

@@ -8,14 +8,11 @@
 //! give first.
 //!
 //! **Re-homing.** A patch that changes `node_uuid` moves the record to another
-//! node, i.e. to another aggregate. The aggregate refuses such a patch (it sees
-//! only itself), so the move is done here: remove from the old node, then add
-//! to the new node. The patch is re-applied to the record *as it was removed*
-//! (read back from the old node's log), so a change committed between our read
-//! and the removal is carried over rather than overwritten. If the addition is
-//! refused (a taken boot index, a claim, a bad value), the removed record is put
-//! back on the old node and the refusal is returned; only if that compensation
-//! fails too is the answer a 500 that says so.
+//! node, i.e. to another aggregate. The API checks the patch as Ironic does and
+//! hands the move to the engine (`Engine::move_child`), which records the
+//! intent first and survives a crash half-way (`domain::node::decide_move`);
+//! the patch is applied to the record as the node holds it when the move
+//! starts, so a change committed since our read is carried over.
 
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::lookup;
@@ -23,7 +20,8 @@ use crate::api::patch::{self, Echo, PatchOp};
 use crate::api::pyfmt;
 use crate::api::schema::{self, Schema};
 use crate::api::AppState;
-use crate::domain::{DomainError, Node, NodeCommand, NodeEvent};
+use crate::domain::node::entities::ChildKind;
+use crate::domain::NodeCommand;
 use crate::engine::Meta;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
@@ -44,9 +42,11 @@ pub struct Kind {
     /// Root fields the aggregate models (patch operations on others are checked
     /// here and not sent on).
     pub domain_fields: &'static [&'static str],
-    /// The action Ironic names when the node's power state refuses an update
-    /// (`volume connector update`); `None` when updates have no power rule.
-    pub update_action: Option<&'static str>,
+    /// Which of the node's records this kind is (for moves).
+    pub child: ChildKind,
+    /// Whether an update is refused while the node is powered on (Ironic's
+    /// conductor checks it even for a patch that changes nothing).
+    pub update_needs_power_off: bool,
     /// The record as Ironic's `as_dict` shows it to a patch, from a read-model
     /// document or a record of an event (without `node_uuid`).
     pub patch_doc: fn(&Value) -> Map<String, Value>,
@@ -59,8 +59,6 @@ pub struct Kind {
     pub patch: fn(Uuid, Vec<PatchOp>) -> NodeCommand,
     /// The command removing a record.
     pub remove: fn(Uuid) -> NodeCommand,
-    /// The record an event removed, if it is this kind's removal of `uuid`.
-    pub removed: fn(&NodeEvent, Uuid) -> Option<Value>,
     /// Normalises an operation's value for the aggregate (`boot_index: 1.0` → `1`).
     pub normalize: fn(&mut PatchOp),
 }
@@ -93,22 +91,6 @@ pub fn node_of(doc: &Value) -> ApiResult<Uuid> {
                 "A child record without a node in the read model.",
             )
         })
-}
-
-/// The 400 Ironic gives when the node's power state refuses `action`, checked
-/// on the read model (used where no aggregate command carries the rule).
-pub async fn require_powered_off(state: &AppState, node: Uuid, action: &str) -> ApiResult<()> {
-    let doc = lookup::existing_node(state.engine.store().as_ref(), node).await?;
-    if doc.node.powered_off() {
-        Ok(())
-    } else {
-        Err(DomainError::invalid_state(
-            action,
-            &node.to_string(),
-            doc.node.power_state.as_deref().unwrap_or("None"),
-        )
-        .into())
-    }
 }
 
 /// Validates a create body the way Ironic's `args.validate` does: the schema
@@ -157,9 +139,6 @@ pub async fn patch(
     let mut doc = patched(kind, current, ops, new_node)?;
     (kind.check_record)(&mut doc)?;
 
-    if new_node != old_node {
-        return move_record(state, kind, uuid, old_node, new_node, ops, who).await;
-    }
     let domain_ops: Vec<PatchOp> = ops
         .iter()
         .filter(|o| kind.domain_fields.contains(&o.root()) && o.root() != "node_uuid")
@@ -169,12 +148,17 @@ pub async fn patch(
             op
         })
         .collect();
-    if domain_ops.is_empty() {
-        // Nothing for the aggregate to change; Ironic's conductor still checks
-        // the node's power state before saving the unchanged record.
-        if let Some(action) = kind.update_action {
-            require_powered_off(state, old_node, action).await?;
-        }
+    if new_node != old_node {
+        state
+            .engine
+            .move_child(kind.child, uuid, old_node, new_node, domain_ops, who)
+            .await?;
+        return Ok(());
+    }
+    // With nothing for the aggregate to change, Ironic's conductor still
+    // checks the node's power state before saving the unchanged record: the
+    // aggregate's update does, and records nothing.
+    if domain_ops.is_empty() && !kind.update_needs_power_off {
         return Ok(());
     }
     state
@@ -226,86 +210,6 @@ async fn authorize_node_link(state: &AppState, old: Uuid, value: &Value) -> ApiR
         return Err(refuse());
     }
     Ok(new)
-}
-
-/// Moves a record to another node (see the module docs).
-async fn move_record(
-    state: &AppState,
-    kind: &Kind,
-    uuid: Uuid,
-    old_node: Uuid,
-    new_node: Uuid,
-    ops: &[PatchOp],
-    who: &Meta,
-) -> ApiResult<()> {
-    // Ironic's conductor checks the power state of the node the record moves to.
-    if let Some(action) = kind.update_action {
-        require_powered_off(state, new_node, action).await?;
-    }
-    state
-        .engine
-        .node(old_node, (kind.remove)(uuid), who)
-        .await?;
-    let removed = removed_record(state, kind, old_node, uuid).await?;
-    let added = async {
-        let mut doc = patched(kind, &removed, ops, new_node)?;
-        (kind.check_record)(&mut doc)?;
-        state
-            .engine
-            .node(new_node, (kind.add)(uuid, &doc), who)
-            .await
-            .map_err(ApiError::from)
-    }
-    .await;
-    let Err(refusal) = added else {
-        return Ok(());
-    };
-    let mut back = (kind.patch_doc)(&removed);
-    if let Err(e) = (kind.check_record)(&mut back) {
-        tracing::error!(%uuid, %old_node, error = %e.message, "cannot rebuild a record to restore it");
-    }
-    match state
-        .engine
-        .node(old_node, (kind.add)(uuid, &back), who)
-        .await
-    {
-        Ok(()) => Err(refusal),
-        Err(e) => {
-            tracing::error!(
-                %uuid, %old_node, %new_node, refusal = %refusal.message, error = %e,
-                "moving a record failed and restoring it on its node failed too"
-            );
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!(
-                    "Moving {uuid} to node {new_node} was refused ({}), and restoring it on node {old_node} failed: {e}. The record as it was is in node {old_node}'s history.",
-                    refusal.message
-                ),
-            ))
-        }
-    }
-}
-
-/// The record as the old node's latest removal of `uuid` recorded it.
-async fn removed_record(state: &AppState, kind: &Kind, node: Uuid, uuid: Uuid) -> ApiResult<Value> {
-    let events = state
-        .engine
-        .store()
-        .load(<Node as cqrs_es::Aggregate>::TYPE, &node.to_string())
-        .await?;
-    events
-        .iter()
-        .rev()
-        .filter_map(|e| {
-            crate::domain::upcast::node_event(&e.event_type, &e.event_version, &e.payload).ok()
-        })
-        .find_map(|e| (kind.removed)(&e, uuid))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("The removal of {uuid} from node {node} is not in its history."),
-            )
-        })
 }
 
 /// Removes a record through its node.

@@ -5,6 +5,7 @@
 //! commands: every change to a node goes through the same rules and ends up in
 //! the same log.
 
+use super::entities::{ChildKind, ChildRecord};
 use crate::domain::patch::PatchOp;
 use crate::domain::state::ProvisionState;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,17 @@ impl EnrollNode {
             initial_state: ProvisionState::Enroll,
         }
     }
+}
+
+/// What the node a record moved to did with it, as `EndMove` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MoveResult {
+    /// It took the record.
+    Landed,
+    /// It refused the record, for this reason: put it back here if possible.
+    Refused(String),
+    /// It refused the record and putting it back here failed as well.
+    Lost(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -243,6 +255,29 @@ pub enum NodeCommand {
         uuid: Uuid,
     },
 
+    // Moving a child record to another node: three commands on two nodes,
+    // run by `Engine::move_child` (see `decide_move`).
+    /// On the node the record leaves: apply `ops` (without `node_uuid`) to
+    /// record `uuid` of `kind`, record the intent to move it to `to`, and
+    /// remove it here.
+    StartMove {
+        kind: ChildKind,
+        uuid: Uuid,
+        to: Uuid,
+        ops: Vec<PatchOp>,
+    },
+    /// On the node the record moves to: take it (nothing, if it is here
+    /// already: a move finished again after a crash).
+    AdoptChild {
+        from: Uuid,
+        record: ChildRecord,
+    },
+    /// On the node the record left: end the pending move of `uuid`.
+    EndMove {
+        uuid: Uuid,
+        result: MoveResult,
+    },
+
     // Findings of the periodic power-state sync (`effects::power_sync`).
     /// The sync read `power_state` from the node's BMC at `at` (ISO 8601):
     /// recorded when nothing was, or when it differs and the sync does not
@@ -319,6 +354,9 @@ impl NodeCommand {
             NodeCommand::CreateTarget(_) => "CreateTarget",
             NodeCommand::PatchTarget { .. } => "PatchTarget",
             NodeCommand::DeleteTarget { .. } => "DeleteTarget",
+            NodeCommand::StartMove { .. } => "StartMove",
+            NodeCommand::AdoptChild { .. } => "AdoptChild",
+            NodeCommand::EndMove { .. } => "EndMove",
             NodeCommand::SyncPowerState { .. } => "SyncPowerState",
             NodeCommand::RecordPowerRestored { .. } => "RecordPowerRestored",
             NodeCommand::RecordPowerRestoreFailed { .. } => "RecordPowerRestoreFailed",

@@ -28,6 +28,21 @@ const TARGET_FIELDS: &[&str] = &[
     "volume_type",
 ];
 
+/// A record's document with `ops` applied. No operations leave it as it is:
+/// a move that changes only `node_uuid`, or an update the API has nothing to
+/// send for but whose node rules still apply.
+fn patched_doc(
+    doc: Value,
+    ops: &[PatchOp],
+    fields: &[&str],
+) -> Result<Map<String, Value>, DomainError> {
+    let doc = doc.as_object().expect("object");
+    if ops.is_empty() {
+        return Ok(doc.clone());
+    }
+    patch::apply(doc, ops, fields)
+}
+
 /// Reads an object field of a patched document: `null` means empty.
 fn object_field(doc: &Map<String, Value>, field: &str) -> Result<Map<String, Value>, DomainError> {
     match doc.get(field) {
@@ -131,7 +146,7 @@ impl Node {
         }
     }
 
-    fn require_power_off(&self, action: &str) -> Result<(), DomainError> {
+    pub(super) fn require_power_off(&self, action: &str) -> Result<(), DomainError> {
         if self.powered_off() {
             Ok(())
         } else {
@@ -143,7 +158,7 @@ impl Node {
         }
     }
 
-    fn require_volume_delete_allowed(&self, action: &str) -> Result<(), DomainError> {
+    pub(super) fn require_volume_delete_allowed(&self, action: &str) -> Result<(), DomainError> {
         if self.state().volume_delete_allowed() || self.powered_off() {
             Ok(())
         } else {
@@ -164,7 +179,11 @@ impl Node {
             .ok_or_else(|| DomainError::NotFound(format!("Port {uuid} could not be found.")))
     }
 
-    fn check_port_unique(&self, address: &str, except: Option<Uuid>) -> Result<(), DomainError> {
+    pub(super) fn check_port_unique(
+        &self,
+        address: &str,
+        except: Option<Uuid>,
+    ) -> Result<(), DomainError> {
         if self
             .ports
             .iter()
@@ -212,32 +231,7 @@ impl Node {
         uuid: Uuid,
         ops: &[PatchOp],
     ) -> Result<Vec<NodeEvent>, DomainError> {
-        let before = self.port(uuid)?.clone();
-        let doc = json!({
-            "address": before.address, "pxe_enabled": before.pxe_enabled,
-            "extra": before.extra, "node_uuid": self.id(),
-            "local_link_connection": before.local_link_connection,
-            "physical_network": before.physical_network,
-            "is_smartnic": before.is_smartnic,
-        });
-        let out = patch::apply(doc.as_object().expect("object"), ops, PORT_FIELDS)?;
-        self.check_same_node(&out)?;
-        let raw = string_field(&out, "address")?;
-        let address = MacAddress::parse(&raw)
-            .map(MacAddress::into_string)
-            .ok_or_else(|| {
-                DomainError::Invalid(format!("Expected a MAC address but received {raw}."))
-            })?;
-        let after = Port {
-            uuid,
-            address,
-            pxe_enabled: bool_field(&out, "pxe_enabled", true)?,
-            extra: object_field(&out, "extra")?,
-            local_link_connection: link_field(&out)?,
-            physical_network: optional_string_field(&out, "physical_network")?,
-            is_smartnic: bool_field(&out, "is_smartnic", false)?,
-        };
-        check_physical_network(&after.physical_network)?;
+        let (before, after) = self.patched_port(uuid, ops)?;
         // Ironic counts a field as changed once a patch sets it, even to the
         // value it had.
         let touched = |field: &str| {
@@ -257,6 +251,42 @@ impl Node {
             return Ok(vec![]);
         }
         Ok(vec![NodeEvent::PortUpdated { before, after }])
+    }
+
+    /// Port `uuid` as it is and with `ops` applied, checked as a record (its
+    /// values, not the node's rules): what an update and a move share.
+    pub(super) fn patched_port(
+        &self,
+        uuid: Uuid,
+        ops: &[PatchOp],
+    ) -> Result<(Port, Port), DomainError> {
+        let before = self.port(uuid)?.clone();
+        let doc = json!({
+            "address": before.address, "pxe_enabled": before.pxe_enabled,
+            "extra": before.extra, "node_uuid": self.id(),
+            "local_link_connection": before.local_link_connection,
+            "physical_network": before.physical_network,
+            "is_smartnic": before.is_smartnic,
+        });
+        let out = patched_doc(doc, ops, PORT_FIELDS)?;
+        self.check_same_node(&out)?;
+        let raw = string_field(&out, "address")?;
+        let address = MacAddress::parse(&raw)
+            .map(MacAddress::into_string)
+            .ok_or_else(|| {
+                DomainError::Invalid(format!("Expected a MAC address but received {raw}."))
+            })?;
+        let after = Port {
+            uuid,
+            address,
+            pxe_enabled: bool_field(&out, "pxe_enabled", true)?,
+            extra: object_field(&out, "extra")?,
+            local_link_connection: link_field(&out)?,
+            physical_network: optional_string_field(&out, "physical_network")?,
+            is_smartnic: bool_field(&out, "is_smartnic", false)?,
+        };
+        check_physical_network(&after.physical_network)?;
+        Ok((before, after))
     }
 
     /// Ironic's conductor rules for a port update (`update_port`), both 409
@@ -316,7 +346,7 @@ impl Node {
             })
     }
 
-    fn check_connector_unique(&self, c: &Connector) -> Result<(), DomainError> {
+    pub(super) fn check_connector_unique(&self, c: &Connector) -> Result<(), DomainError> {
         if self
             .connectors
             .iter()
@@ -352,12 +382,27 @@ impl Node {
         uuid: Uuid,
         ops: &[PatchOp],
     ) -> Result<Vec<NodeEvent>, DomainError> {
+        let (before, after) = self.patched_connector(uuid, ops)?;
+        self.require_power_off("volume connector update")?;
+        self.check_connector_unique(&after)?;
+        if after == before {
+            return Ok(vec![]);
+        }
+        Ok(vec![NodeEvent::ConnectorUpdated { before, after }])
+    }
+
+    /// Connector `uuid` as it is and with `ops` applied.
+    pub(super) fn patched_connector(
+        &self,
+        uuid: Uuid,
+        ops: &[PatchOp],
+    ) -> Result<(Connector, Connector), DomainError> {
         let before = self.connector(uuid)?.clone();
         let doc = json!({
             "type": before.kind, "connector_id": before.connector_id,
             "extra": before.extra, "node_uuid": self.id(),
         });
-        let out = patch::apply(doc.as_object().expect("object"), ops, CONNECTOR_FIELDS)?;
+        let out = patched_doc(doc, ops, CONNECTOR_FIELDS)?;
         self.check_same_node(&out)?;
         let after = Connector {
             uuid,
@@ -365,12 +410,7 @@ impl Node {
             connector_id: string_field(&out, "connector_id")?,
             extra: object_field(&out, "extra")?,
         };
-        self.require_power_off("volume connector update")?;
-        self.check_connector_unique(&after)?;
-        if after == before {
-            return Ok(vec![]);
-        }
-        Ok(vec![NodeEvent::ConnectorUpdated { before, after }])
+        Ok((before, after))
     }
 
     pub(super) fn remove_connector(&self, uuid: Uuid) -> Result<Vec<NodeEvent>, DomainError> {
@@ -387,7 +427,11 @@ impl Node {
         })
     }
 
-    fn check_boot_index_free(&self, boot_index: i64, except: Uuid) -> Result<(), DomainError> {
+    pub(super) fn check_boot_index_free(
+        &self,
+        boot_index: i64,
+        except: Uuid,
+    ) -> Result<(), DomainError> {
         if self
             .targets
             .iter()
@@ -425,13 +469,28 @@ impl Node {
         uuid: Uuid,
         ops: &[PatchOp],
     ) -> Result<Vec<NodeEvent>, DomainError> {
+        let (before, after) = self.patched_target(uuid, ops)?;
+        self.require_power_off("volume target update")?;
+        self.check_boot_index_free(after.boot_index, uuid)?;
+        if after == before {
+            return Ok(vec![]);
+        }
+        Ok(vec![NodeEvent::TargetUpdated { before, after }])
+    }
+
+    /// Target `uuid` as it is and with `ops` applied.
+    pub(super) fn patched_target(
+        &self,
+        uuid: Uuid,
+        ops: &[PatchOp],
+    ) -> Result<(Target, Target), DomainError> {
         let before = self.target(uuid)?.clone();
         let doc = json!({
             "volume_type": before.volume_type, "boot_index": before.boot_index,
             "volume_id": before.volume_id, "properties": before.properties,
             "extra": before.extra, "node_uuid": self.id(),
         });
-        let out = patch::apply(doc.as_object().expect("object"), ops, TARGET_FIELDS)?;
+        let out = patched_doc(doc, ops, TARGET_FIELDS)?;
         self.check_same_node(&out)?;
         let boot_index = match out.get("boot_index") {
             None | Some(Value::Null) => {
@@ -450,12 +509,7 @@ impl Node {
             extra: object_field(&out, "extra")?,
         };
         target_rules::check_properties(&after.properties)?;
-        self.require_power_off("volume target update")?;
-        self.check_boot_index_free(after.boot_index, uuid)?;
-        if after == before {
-            return Ok(vec![]);
-        }
-        Ok(vec![NodeEvent::TargetUpdated { before, after }])
+        Ok((before, after))
     }
 
     pub(super) fn delete_target(&self, uuid: Uuid) -> Result<Vec<NodeEvent>, DomainError> {

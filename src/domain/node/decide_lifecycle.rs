@@ -418,6 +418,15 @@ impl Node {
         if self.is_protected() {
             return Err(DomainError::node_protected(&self.id()));
         }
+        if let Some(m) = self.moves_out.first() {
+            return Err(DomainError::Conflict(format!(
+                "Node {} is moving {} {} to node {}; delete it once the move has ended.",
+                self.id(),
+                m.before.kind_name(),
+                m.before.uuid(),
+                m.to
+            )));
+        }
         if !self.state().node_delete_allowed() && !self.maintenance {
             return Err(DomainError::Conflict(format!(
                 "Can not delete node \"{}\" while it is in provision state \"{}\". Valid provision states to perform deletion are: \"('manageable', 'enroll', 'adopt failed', 'available')\", or set the node into maintenance mode",

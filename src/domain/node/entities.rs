@@ -89,3 +89,70 @@ pub struct Target {
     #[serde(default)]
     pub extra: Map<String, Value>,
 }
+
+/// The three kinds of child record a node owns, for commands that name one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChildKind {
+    Port,
+    Connector,
+    Target,
+}
+
+/// One child record of any kind, as a move carries it from node to node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ChildRecord {
+    Port(Port),
+    Connector(Connector),
+    Target(Target),
+}
+
+impl ChildRecord {
+    pub fn uuid(&self) -> Uuid {
+        match self {
+            ChildRecord::Port(p) => p.uuid,
+            ChildRecord::Connector(c) => c.uuid,
+            ChildRecord::Target(t) => t.uuid,
+        }
+    }
+
+    pub fn kind(&self) -> ChildKind {
+        match self {
+            ChildRecord::Port(_) => ChildKind::Port,
+            ChildRecord::Connector(_) => ChildKind::Connector,
+            ChildRecord::Target(_) => ChildKind::Target,
+        }
+    }
+
+    /// How the API and the history name the kind (`port`, `volume connector`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            ChildRecord::Port(_) => "port",
+            ChildRecord::Connector(_) => "volume connector",
+            ChildRecord::Target(_) => "volume target",
+        }
+    }
+}
+
+/// A move of a child record to another node that has begun and not ended
+/// (see `decide_move`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingMove {
+    /// The node the record moves to.
+    pub to: Uuid,
+    /// The record as it was here, put back if `to` refuses it.
+    pub before: ChildRecord,
+    /// The record as it lands on `to` (the patch applied).
+    pub after: ChildRecord,
+}
+
+/// How a move ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MoveOutcome {
+    /// The record is on the node it moved to.
+    Landed,
+    /// That node refused it (`reason`); it is back on this node.
+    Restored { reason: String },
+    /// Neither node could take it; the record as it was is in the
+    /// `ChildMoveStarted` event that began the move.
+    Lost { reason: String },
+}

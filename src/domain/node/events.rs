@@ -9,7 +9,7 @@
 //! Changing an event's shape means bumping its version and adding an upcaster;
 //! never edit the meaning of a stored version.
 
-use super::entities::{Connector, Port, Target};
+use super::entities::{ChildRecord, Connector, MoveOutcome, Port, Target};
 use crate::domain::state::{FsmEvent, ProvisionState};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
@@ -169,6 +169,23 @@ pub enum NodeEvent {
     },
     TargetDeleted {
         target: Target,
+    },
+
+    /// A child record (port, connector or target) began moving to node `to`.
+    /// The intent, recorded in the same commit as the record's removal here
+    /// (the next event), so that a crash before it lands on `to` leaves a move
+    /// to finish (`Node::moves_out`), never a record on neither node.
+    ChildMoveStarted {
+        to: Uuid,
+        before: ChildRecord,
+        after: ChildRecord,
+    },
+    /// The move of record `uuid` to `to` ended (see [`MoveOutcome`]); when the
+    /// record came back, its re-addition is the previous event of the commit.
+    ChildMoveEnded {
+        uuid: Uuid,
+        to: Uuid,
+        outcome: MoveOutcome,
     },
 
     /// A move of the state machine that has no more specific event.
@@ -361,6 +378,8 @@ impl NodeEvent {
             AdoptFailed { .. } => "AdoptFailed",
             UndeployRequested(_) => "UndeployRequested",
             TargetsPurged { .. } => "TargetsPurged",
+            ChildMoveStarted { .. } => "ChildMoveStarted",
+            ChildMoveEnded { .. } => "ChildMoveEnded",
             Undeployed(_) => "Undeployed",
             UndeployFailed { .. } => "UndeployFailed",
             NodeDeleted { .. } => "NodeDeleted",

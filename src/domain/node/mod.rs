@@ -9,6 +9,7 @@ pub mod commands;
 mod decide_children;
 mod decide_effects;
 mod decide_lifecycle;
+mod decide_move;
 mod decide_sync;
 mod decide_update;
 pub mod entities;
@@ -24,7 +25,7 @@ use crate::domain::state::{ProvisionState, POWER_OFF};
 use commands::NodeCommand;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
-use entities::{Connector, Port, Target};
+use entities::{Connector, PendingMove, Port, Target};
 use events::NodeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -103,6 +104,11 @@ pub struct Node {
     /// Cleared with maintenance.
     #[serde(default)]
     pub fault: Option<String>,
+    /// Child records that began moving to another node and have not ended
+    /// (`ChildMoveStarted` without its `ChildMoveEnded`): the process manager
+    /// finishes them if the process that began them stopped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves_out: Vec<PendingMove>,
 }
 
 /// A boot device as last set: what `GET …/management/boot_device` answers for
@@ -205,6 +211,7 @@ impl Node {
                 )))
             || self.leftovers_to_undo()
             || self.links_stale()
+            || !self.moves_out.is_empty()
     }
 
     /// The node's UUID as a string (empty before enrolment).
@@ -319,6 +326,14 @@ impl Node {
             NodeCommand::CreateTarget(t) => self.create_target(t),
             NodeCommand::PatchTarget { uuid, ops } => self.patch_target(uuid, &ops),
             NodeCommand::DeleteTarget { uuid } => self.delete_target(uuid),
+            NodeCommand::StartMove {
+                kind,
+                uuid,
+                to,
+                ops,
+            } => self.start_move(kind, uuid, to, &ops),
+            NodeCommand::AdoptChild { from: _, record } => self.adopt_child(record),
+            NodeCommand::EndMove { uuid, result } => self.end_move(uuid, result),
             NodeCommand::SyncPowerState { power_state, at } => self.sync_power(power_state, at),
             NodeCommand::RecordPowerRestored { found, seen_at, at } => {
                 self.sync_power_restored(found, seen_at, at)
@@ -490,6 +505,10 @@ impl Aggregate for Node {
             PortAdded { port } => self.ports.push(port),
             PortUpdated { after, .. } => replace_by_uuid(&mut self.ports, after, |p| p.uuid),
             PortRemoved { port } => self.ports.retain(|p| p.uuid != port.uuid),
+            ChildMoveStarted { to, before, after } => {
+                self.moves_out.push(PendingMove { to, before, after })
+            }
+            ChildMoveEnded { uuid, .. } => self.moves_out.retain(|m| m.before.uuid() != uuid),
             ConnectorAdded { connector } => self.connectors.push(connector),
             ConnectorUpdated { after, .. } => {
                 replace_by_uuid(&mut self.connectors, after, |c| c.uuid)

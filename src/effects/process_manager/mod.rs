@@ -10,6 +10,7 @@
 //! | `deleting` | power off (BMC nodes: until the BMC reports off) → remove the iPXE script (`BootConfigRemoved`) → detach volumes (`VolumesDetached`) → purge targets (`TargetsPurged`) → `Undeployed` → `available` |
 //! | any other state but `active`, with volumes or a script left over (a failed deploy) | detach and remove them (compensation; a BMC node is powered off first), retried until Cinder answers |
 //! | a power request pending (`redfish`/`ipmi` node; any provision state) | read the BMC → reset unless already there → poll until the target or the timeout → `PowerChangeDone` / `PowerChangeFailed` |
+//! | a port, connector or target moving off the node for longer than a request takes (its process stopped) | add it to the node it moves to → `ChildMoveEnded` (or put it back) — `Engine::finish_move` |
 //!
 //! Every step is idempotent: Cinder is asked whether the volume is already
 //! attached to the node, the script is rewritten only if its content differs,
@@ -132,7 +133,17 @@ pub struct ProcessManager {
     /// read), so that the record is cleared once the node reads again;
     /// `None` until read from the store.
     unreadable: tokio::sync::Mutex<Option<std::collections::HashSet<Uuid>>>,
+    /// Moves of child records off a node, and when this process first saw
+    /// each: one is finished here only once it has stood for
+    /// [`MOVE_GRACE`], so a move whose request is still running it is left
+    /// to that request.
+    moves_seen: std::sync::Mutex<std::collections::HashMap<Uuid, Instant>>,
 }
+
+/// How long a move of a child record may stand before the process manager
+/// takes it for abandoned (its process stopped) and finishes it. A request
+/// finishes its own move within milliseconds.
+const MOVE_GRACE: Duration = Duration::from_secs(5);
 
 tokio::task_local! {
     /// The id of the request that set the node being worked on in motion
@@ -172,6 +183,7 @@ impl ProcessManager {
             busy: Default::default(),
             backoff: Default::default(),
             unreadable: Default::default(),
+            moves_seen: Default::default(),
         }))
     }
 
@@ -520,8 +532,31 @@ impl ProcessManager {
             .await
     }
 
+    /// Ends the moves of child records off this node that the process which
+    /// began them did not (it stopped between the move's commands): each is
+    /// landed on its node or put back (`Engine::finish_move`).
+    async fn finish_moves(&self, id: Uuid, node: &Node) -> Result<(), StepError> {
+        for pending in &node.moves_out {
+            let uuid = pending.before.uuid();
+            let first_seen = *self
+                .moves_seen
+                .lock()
+                .expect("moves seen")
+                .entry(uuid)
+                .or_insert_with(Instant::now);
+            if first_seen.elapsed() < MOVE_GRACE {
+                continue;
+            }
+            let end = self.engine.finish_move(id, uuid, &meta()).await?;
+            self.moves_seen.lock().expect("moves seen").remove(&uuid);
+            tracing::info!(node = %id, record = %uuid, to = %pending.to, ?end, "finished a record's move");
+        }
+        Ok(())
+    }
+
     async fn work_node(&self, id: Uuid, node: Node) -> Result<(), EngineError> {
         let outcome = match node.state() {
+            _ if !node.moves_out.is_empty() => self.finish_moves(id, &node).await,
             _ if !node.exists => self.clean_leftovers(id, &node).await,
             _ if node.power_request.is_some() => {
                 self.power(id, &node).await;

@@ -15,6 +15,7 @@
 mod children;
 mod claims;
 mod lifecycle;
+mod moves;
 mod sync;
 mod update;
 
