@@ -23,9 +23,11 @@
 //! | [`pyfmt`] | Python's rendering of values in those messages |
 //! | [`lookup`] | finding nodes by UUID or name, Ironic's identifier checks |
 //! | [`links`] | links, and the 201/202 answers that carry `Location` |
+//! | [`child_record`] | ports, connectors, targets: create checks, patch (and moving to another node), removal |
 
 pub mod auth;
 pub mod body;
+pub mod child_record;
 pub mod error;
 pub mod idempotency;
 pub mod links;

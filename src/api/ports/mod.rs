@@ -10,11 +10,12 @@
 //! that added it; a port group named in a request does not exist. Validation
 //! messages are Ironic's (compared with Ironic 39); create, patch (with
 //! re-homing) and delete share their steps with the volume API
-//! ([`super::volume::resource`]).
+//! ([`super::child_record`]).
 
 mod local_link;
 
 use super::body::JsonBody;
+use super::child_record::{self as resource, fields_of, object_of, Kind};
 use super::error::{ApiError, ApiResult};
 use super::links::{self, BaseUrl};
 use super::listing::{self, ListParams, ListSpec, Params};
@@ -24,7 +25,6 @@ use super::pyfmt::str_ as py_str;
 use super::root::method_not_allowed;
 use super::schema::{self, Prop, Schema, Ty};
 use super::version::{not_acceptable, Version};
-use super::volume::resource::{self, fields_of, object_of, Kind};
 use super::{with_slash, AppState, Who};
 use crate::domain::mac_address::MacAddress;
 use crate::domain::node::commands::NewPort;

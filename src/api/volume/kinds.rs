@@ -1,8 +1,8 @@
 //! The two volume resources: connectors and targets (`docs/ironic-behaviour.md`
 //! §7.2, §7.3).
 
-use super::resource::{fields_of, object_of, string_of, Kind};
 use super::VolumeKind;
+use crate::api::child_record::{fields_of, object_of, string_of, Kind};
 use crate::api::error::ApiResult;
 use crate::api::links::BaseUrl;
 use crate::api::listing::ListSpec;

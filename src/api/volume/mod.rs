@@ -5,7 +5,9 @@
 //! |---|---|
 //! | this one | routes, handlers, the node-scoped and version rules |
 //! | [`kinds`] | connectors and targets: schemas, fields, commands, rendering |
-//! | [`resource`] | patch (with re-homing to another node), remove: shared with ports |
+//!
+//! Patching (and moving to another node) and removing are shared with ports
+//! ([`super::child_record`]).
 //!
 //! Request validation in Ironic's words is the API's: [`super::schema`] (bodies),
 //! [`super::patch`] (patch documents), [`super::listing`] (query strings).
@@ -15,9 +17,9 @@
 //! the node-scoped path), the handler says so.
 
 pub mod kinds;
-pub mod resource;
 
 pub use super::body::JsonBody;
+use super::child_record::{self as resource, Kind};
 use super::error::{ApiError, ApiResult};
 use super::links::{self, BaseUrl};
 use super::listing::{self, ListSpec, Params};
@@ -35,7 +37,6 @@ use axum::response::Response;
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use kinds::{CONNECTORS, TARGETS};
-use resource::Kind;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
