@@ -129,7 +129,13 @@ pub enum EngineError {
     #[error("{0}")]
     Conflict(String),
     #[error("storage failure: {0}")]
-    Store(String),
+    Store(#[source] StoreError),
+    /// A stored secret cannot be opened (see `crate::secrets`).
+    #[error("storage failure: {0}")]
+    Secrets(#[source] crate::secrets::SecretsError),
+    /// cqrs-es failed to load or commit for a reason of its own.
+    #[error("storage failure: {0}")]
+    Persistence(#[source] AggregateError<DomainError>),
     /// A stored event (or document) cannot be read as what it should be:
     /// no retry can help; see `store::ApplyFailure`.
     #[error("unreadable event: {0}")]
@@ -142,25 +148,12 @@ pub enum EngineError {
     MoveLost(String),
 }
 
-impl EngineError {
-    pub fn status(&self) -> u16 {
-        match self {
-            EngineError::Domain(d) => d.status(),
-            EngineError::Conflict(_) => 409,
-            EngineError::Store(_)
-            | EngineError::Unreadable(_)
-            | EngineError::Projection(_)
-            | EngineError::MoveLost(_) => 500,
-        }
-    }
-}
-
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
         crate::metrics::metrics().store_error(e.kind());
         match e {
             StoreError::Corrupt(_) => EngineError::Unreadable(e.to_string()),
-            e => EngineError::Store(e.to_string()),
+            e => EngineError::Store(e),
         }
     }
 }
@@ -413,7 +406,7 @@ impl Engine {
             keyring
                 .open_payloads(&id.to_string(), &mut payloads)
                 .await
-                .map_err(|e| EngineError::Store(e.to_string()))?;
+                .map_err(EngineError::Secrets)?;
         }
         let cause = events.iter().rev().find_map(|e| {
             e.metadata
@@ -518,7 +511,7 @@ where
                     )));
                 }
                 crate::metrics::metrics().store_error("database");
-                return Err(EngineError::Store(e.to_string()));
+                return Err(EngineError::Persistence(e));
             }
         }
     }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use ironledger::api::error::HttpStatus;
 use ironledger::domain::hardware::HardwareCatalog;
 use ironledger::domain::node::commands::{
     EnrollNode, NewConnector, NewPort, NewTarget, ProvisionRequest,

@@ -146,6 +146,38 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The HTTP status Ironic answers a refusal or failure with: the one place
+/// the domain's and the engine's errors meet HTTP.
+pub trait HttpStatus {
+    fn status(&self) -> u16;
+}
+
+impl HttpStatus for DomainError {
+    fn status(&self) -> u16 {
+        match self {
+            DomainError::NotFound(_) => 404,
+            DomainError::Invalid(_) | DomainError::InvalidStateRequested(_) => 400,
+            DomainError::Conflict(_) => 409,
+            DomainError::Forbidden(_) => 403,
+        }
+    }
+}
+
+impl HttpStatus for EngineError {
+    fn status(&self) -> u16 {
+        match self {
+            EngineError::Domain(d) => d.status(),
+            EngineError::Conflict(_) => 409,
+            EngineError::Store(_)
+            | EngineError::Secrets(_)
+            | EngineError::Persistence(_)
+            | EngineError::Unreadable(_)
+            | EngineError::Projection(_)
+            | EngineError::MoveLost(_) => 500,
+        }
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);

@@ -26,16 +26,6 @@ pub enum DomainError {
 }
 
 impl DomainError {
-    /// The HTTP status Ironic answers this refusal with.
-    pub fn status(&self) -> u16 {
-        match self {
-            DomainError::NotFound(_) => 404,
-            DomainError::Invalid(_) | DomainError::InvalidStateRequested(_) => 400,
-            DomainError::Conflict(_) => 409,
-            DomainError::Forbidden(_) => 403,
-        }
-    }
-
     /// Ironic's `NodeProtected` (403).
     pub fn node_protected(node: &str) -> Self {
         DomainError::Forbidden(format!(

@@ -250,6 +250,7 @@ fn python_list(names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::error::HttpStatus;
 
     #[test]
     fn storage_defaults_to_noop_and_external_must_be_enabled() {

@@ -234,6 +234,7 @@ pub fn persistence_error(err: StoreError) -> PersistenceError {
         StoreError::Conflict => PersistenceError::OptimisticLockError,
         StoreError::Claim(c) => PersistenceError::UnknownError(Box::new(c)),
         StoreError::Database(m) => PersistenceError::ConnectionError(m.into()),
+        StoreError::Driver(e) => PersistenceError::ConnectionError(Box::new(e)),
         StoreError::Corrupt(m) => PersistenceError::DeserializationError(m.into()),
     }
 }

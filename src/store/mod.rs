@@ -178,8 +178,14 @@ pub enum StoreError {
     Conflict,
     #[error(transparent)]
     Claim(#[from] ClaimConflict),
+    /// A failure ironledger words itself (a bad URL, a migration, a value
+    /// out of range).
     #[error("database error: {0}")]
     Database(String),
+    /// The database driver failed (I/O, pool timeout, an SQL error); its
+    /// error is kept as the cause.
+    #[error("database error: {0}")]
+    Driver(#[source] sqlx::Error),
     #[error("corrupt data: {0}")]
     Corrupt(String),
 }
@@ -191,7 +197,7 @@ impl StoreError {
         match self {
             StoreError::Conflict => "conflict",
             StoreError::Claim(_) => "claim",
-            StoreError::Database(_) => "database",
+            StoreError::Database(_) | StoreError::Driver(_) => "database",
             StoreError::Corrupt(_) => "corrupt",
         }
     }
@@ -902,7 +908,7 @@ where
 ///
 /// Decoding failures mean the database holds something the store did not write
 /// (or wrote under another schema), so they are [`StoreError::Corrupt`]; anything
-/// else (I/O, pool timeout, SQL error) is [`StoreError::Database`]. Callers that
+/// else (I/O, pool timeout, SQL error) is [`StoreError::Driver`]. Callers that
 /// expect a particular failure (a unique violation meaning a lost optimistic lock)
 /// check for it before falling back to this.
 pub(crate) fn sql_error(err: sqlx::Error) -> StoreError {
@@ -910,7 +916,7 @@ pub(crate) fn sql_error(err: sqlx::Error) -> StoreError {
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
             StoreError::Corrupt(err.to_string())
         }
-        other => StoreError::Database(other.to_string()),
+        other => StoreError::Driver(other),
     }
 }
 

@@ -116,19 +116,19 @@ impl PmConfig {
 }
 
 /// Why a step did not succeed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum StepError {
     /// The node cannot be deployed / undeployed: fail it with this message.
+    #[error("{0}")]
     Fatal(String),
-    /// Something else changed the node meanwhile (or the store failed): try the
+    /// Something outside is not ready (Cinder away, a BMC slow): try the
     /// node again on a later round.
+    #[error("{0}")]
     Retry(String),
-}
-
-impl From<EngineError> for StepError {
-    fn from(e: EngineError) -> Self {
-        StepError::Retry(e.to_string())
-    }
+    /// The engine failed or something else changed the node meanwhile: try
+    /// again on a later round; the engine's error is kept as the cause.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 pub struct ProcessManager {
@@ -231,7 +231,8 @@ impl ProcessManager {
                 self.backoff.lock().expect("backoff").remove(&id);
                 Ok(())
             }
-            Err(StepError::Retry(why)) => {
+            Err(e @ (StepError::Retry(_) | StepError::Engine(_))) => {
+                let why = e.to_string();
                 let wait = self.back_off(id);
                 tracing::warn!(node = %id, why, retry_in_s = wait.as_secs(), "node will be retried");
                 Ok(())

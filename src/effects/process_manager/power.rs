@@ -83,7 +83,7 @@ impl ProcessManager {
                     None,
                 ))
             }
-            Err(StepError::Fatal(e) | StepError::Retry(e)) => return Err((fail(e), None)),
+            Err(e) => return Err((fail(e.to_string()), None)),
         };
         let mut wait = self.config.power_wait;
         if let Some(t) = req.timeout {

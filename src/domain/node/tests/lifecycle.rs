@@ -2,6 +2,7 @@
 //! manager reports, power, maintenance and deletion.
 
 use super::*;
+use crate::api::error::HttpStatus; // status codes are the API's
 use crate::domain::node::commands::EnrollNode;
 use serde_json::json;
 use FsmEvent as E;

@@ -1,6 +1,7 @@
 //! `PATCH /v1/nodes/{node}` (`docs/ironic-behaviour.md` §5.2).
 
 use super::*;
+use crate::api::error::HttpStatus; // status codes are the API's
 use serde_json::json;
 use ProvisionState::*;
 
