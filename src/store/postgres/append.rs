@@ -5,12 +5,13 @@
 use super::claims::{apply_claims, lock_claim_keys};
 use super::errors::append_error;
 use super::inline::{
-    hand_back_at, hand_inline_models_to_the_feed, lock_inline_exclusive, Handoff, INLINE_LOCK,
-    INLINE_LOCK_SQL,
+    hand_inline_models_to_the_feed, lock_inline_exclusive, Handoff, INLINE_LOCK, INLINE_LOCK_SQL,
 };
 use super::models::write_changes;
 use super::sequencer::SEQUENCER_LOCK;
 use super::PostgresStore;
+use crate::store::rows::Dialect;
+use crate::store::shared;
 use crate::store::{
     sql_error, to_i64, to_u64, ClaimOp, Fold, LogStore, RecordedEvent, StoreError, INLINE,
 };
@@ -226,7 +227,7 @@ impl PostgresStore {
         }
         crate::store::check_continues(to_u64(head, "position")?, events)?;
         if !events.is_empty() {
-            hand_back_at(&mut tx, head).await?;
+            shared::hand_back_to_the_feed(&mut *tx, Dialect::Postgres, head).await?;
         }
         for e in events {
             sqlx::query(

@@ -3,6 +3,8 @@
 //! claims changed hands.
 
 use super::errors::append_error;
+use crate::store::rows::Dialect;
+use crate::store::shared;
 use crate::store::{sql_error, ClaimConflict, ClaimOp, StoreError};
 
 /// First half of the advisory-lock keys of claims ("ILCL"); the second half
@@ -81,11 +83,7 @@ pub(super) async fn apply_claims(
         match op {
             ClaimOp::Acquire { scope, key, owner } => acquire(tx, scope, key, owner).await?,
             ClaimOp::Release { scope, key, owner } => {
-                sqlx::query("DELETE FROM claims WHERE scope = $1 AND key = $2 AND owner = $3")
-                    .bind(scope)
-                    .bind(key)
-                    .bind(owner)
-                    .execute(&mut **tx)
+                shared::release_claim(&mut **tx, Dialect::Postgres, scope, key, owner)
                     .await
                     .map_err(append_error)?;
             }
@@ -135,13 +133,9 @@ async fn acquire(
         if got.is_some() {
             return Ok(());
         }
-        let holder: Option<String> =
-            sqlx::query_scalar("SELECT owner FROM claims WHERE scope = $1 AND key = $2")
-                .bind(scope)
-                .bind(key)
-                .fetch_optional(&mut **tx)
-                .await
-                .map_err(append_error)?;
+        let holder = shared::claim_holder(&mut **tx, Dialect::Postgres, scope, key)
+            .await
+            .map_err(append_error)?;
         if let Some(holder) = holder {
             return Err(StoreError::Claim(ClaimConflict {
                 scope: scope.to_string(),

@@ -1,13 +1,14 @@
-//! Stored rows read back: events and documents, their JSON through the one
-//! decoder of stored data.
+//! Stored rows read back on PostgreSQL: `json`/`jsonb` columns through the
+//! one decoder of stored data, and the feed's events (the row decoding
+//! itself is [`shared`]'s, the same for SQLite).
 
-use crate::store::{sql_error, to_u64, RecordedEvent, StoreError};
+use crate::store::shared::{self, JsonRow};
+use crate::store::{sql_error, RecordedEvent, StoreError};
 use chrono::{DateTime, Utc};
-use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::Row;
+use sqlx::{ColumnIndex, Row};
 
 /// A `json`/`jsonb` column decoded by the one decoder of stored data
 /// ([`crate::store::json`]), not by sqlx's (serde_json's 128-level limit): what was
@@ -41,39 +42,21 @@ impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Stored {
     }
 }
 
-pub(super) fn serialized_from_row(row: &PgRow) -> Result<SerializedEvent, StoreError> {
-    Ok(SerializedEvent {
-        aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
-        aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
-        sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")? as usize,
-        event_type: row.try_get("event_type").map_err(sql_error)?,
-        event_version: row.try_get("event_version").map_err(sql_error)?,
-        payload: row.try_get::<Stored, _>("payload").map_err(sql_error)?.0,
-        metadata: row.try_get::<Stored, _>("metadata").map_err(sql_error)?.0,
-    })
-}
-
-/// A feed event; JSON that does not decode gets the stand-in of
-/// [`RecordedEvent::unreadable`] instead of failing the whole page.
-pub(super) fn recorded_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let micros: i64 = row.try_get("recorded_us").map_err(sql_error)?;
-    let json = |column: &str| {
-        row.try_get::<Stored, _>(column)
+/// `json`/`jsonb` columns through [`Stored`].
+impl JsonRow for PgRow {
+    fn json<I: ColumnIndex<Self>>(&self, column: I, _what: &str) -> Result<Value, StoreError> {
+        self.try_get::<Stored, _>(column)
             .map(|s| s.0)
             .map_err(sql_error)
-    };
-    let (payload, metadata) = crate::store::feed_json(json("payload"), json("metadata"));
-    Ok(RecordedEvent {
-        position: to_u64(row.try_get("position").map_err(sql_error)?, "position")?,
-        aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
-        aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
-        sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")?,
-        event_id: to_u64(row.try_get("event_id").map_err(sql_error)?, "event_id")?,
-        event_type: row.try_get("event_type").map_err(sql_error)?,
-        event_version: row.try_get("event_version").map_err(sql_error)?,
-        payload,
-        metadata,
-        recorded_at: DateTime::<Utc>::from_timestamp_micros(micros)
-            .ok_or_else(|| StoreError::Corrupt(format!("recorded_at out of range: {micros}")))?,
+    }
+}
+
+/// A feed event (see [`shared::recorded_from_row`]): `event_id` is a column
+/// of its own, and `recorded_at` is read as microseconds since the epoch.
+pub(super) fn recorded_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let micros: i64 = row.try_get("recorded_us").map_err(sql_error)?;
+    shared::recorded_from_row(row, Some("event_id"), || {
+        DateTime::<Utc>::from_timestamp_micros(micros)
+            .ok_or_else(|| StoreError::Corrupt(format!("recorded_at out of range: {micros}")))
     })
 }

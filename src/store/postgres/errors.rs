@@ -1,6 +1,7 @@
 //! What a PostgreSQL error means to the store: a concurrent transaction
 //! (try again), a taken key (the optimistic lock), or a failure.
 
+use crate::store::shared::is_unique_violation;
 use crate::store::{sql_error, StoreError};
 
 /// A deadlock or serialization failure: PostgreSQL aborted the transaction only
@@ -11,11 +12,6 @@ pub(super) fn is_transient(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == "40P01" || c == "40001")
-}
-
-pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
 }
 
 /// Error mapping inside `append`: the events primary key is the optimistic lock.

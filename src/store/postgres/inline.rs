@@ -4,6 +4,8 @@
 //! feed for appends that fold nothing.
 
 use super::PostgresStore;
+use crate::store::rows::Dialect;
+use crate::store::shared;
 use crate::store::{sql_error, to_i64, StoreError, INLINE};
 
 /// First half of the advisory-lock key between appends that fold inline
@@ -91,23 +93,8 @@ pub(super) async fn hand_inline_models_to_the_feed(
     if waiting {
         return Ok(Handoff::Waiting);
     }
-    hand_back_at(tx, head).await?;
+    shared::hand_back_to_the_feed(&mut **tx, Dialect::Postgres, head).await?;
     Ok(Handoff::Done)
-}
-
-/// Makes every inline model fed again from `head` (the caller holds
-/// [`INLINE_LOCK`] exclusively).
-pub(super) async fn hand_back_at(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    head: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE checkpoints SET position = $1 WHERE position >= $2")
-        .bind(head)
-        .bind(INLINE as i64)
-        .execute(&mut **tx)
-        .await
-        .map_err(sql_error)?;
-    Ok(())
 }
 
 impl PostgresStore {

@@ -2,12 +2,13 @@
 //! whole transactions with an argument of their own are in the files named
 //! in the module docs, and each method of those hands over to them.
 
-use super::decode::{recorded_from_row, serialized_from_row, Stored};
+use super::decode::{recorded_from_row, Stored};
 use super::errors::is_transient;
 use super::inline::lock_inline_exclusive;
 use super::models::insert_failure;
 use super::PostgresStore;
 use crate::store::rows::{self, Dialect, Key, PageQuery};
+use crate::store::shared;
 use crate::store::{
     distinct_models, sql_error, to_i64, to_u64, ApplyFailure, ClaimOp, FailureColumns, Fold,
     KeyState, LogStore, ModelCommit, RecordedEvent, Sequenced, StoreError,
@@ -16,7 +17,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
-use sqlx::Row;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -40,17 +40,7 @@ impl LogStore for PostgresStore {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                    payload, metadata \
-             FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
-        )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sql_error)?;
-        rows.iter().map(serialized_from_row).collect()
+        shared::load(&self.pool, Dialect::Postgres, aggregate_type, aggregate_id).await
     }
 
     async fn append(
@@ -75,10 +65,7 @@ impl LogStore for PostgresStore {
     }
 
     async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT owner FROM claims WHERE scope = $1 AND key = $2")
-            .bind(scope)
-            .bind(key)
-            .fetch_optional(&self.pool)
+        shared::claim_holder(&self.pool, Dialect::Postgres, scope, key)
             .await
             .map_err(sql_error)
     }
@@ -128,16 +115,7 @@ impl LogStore for PostgresStore {
     }
 
     async fn doc_get(&self, model: &str, id: &str) -> Result<Option<Value>, StoreError> {
-        let body: Option<Stored> = sqlx::query_scalar(&format!(
-            "SELECT body FROM {} WHERE model = $1 AND id = $2",
-            rows::sql_table(model)
-        ))
-        .bind(model)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(sql_error)?;
-        Ok(body.map(|b| b.0))
+        shared::doc_get(&self.pool, Dialect::Postgres, model, id).await
     }
 
     async fn doc_get_many(
@@ -161,16 +139,7 @@ impl LogStore for PostgresStore {
     }
 
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
-        // `id` is COLLATE "C": byte order, like the other backends.
-        let rows: Vec<(String, Stored)> = sqlx::query_as(&format!(
-            "SELECT id, body FROM {} WHERE model = $1 ORDER BY id",
-            rows::sql_table(model)
-        ))
-        .bind(model)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sql_error)?;
-        Ok(rows.into_iter().map(|(id, body)| (id, body.0)).collect())
+        shared::doc_list(&self.pool, Dialect::Postgres, model).await
     }
 
     async fn doc_prefix(
@@ -224,15 +193,7 @@ impl LogStore for PostgresStore {
         model: &str,
         query: &PageQuery<'_>,
     ) -> Result<Vec<(String, Value)>, StoreError> {
-        let rows = self.page(model, &["id", "body"], query).await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get(0).map_err(sql_error)?,
-                    row.try_get::<Stored, _>(1).map_err(sql_error)?.0,
-                ))
-            })
-            .collect()
+        shared::doc_page(&self.pool, Dialect::Postgres, model, query).await
     }
 
     async fn row_keys(
@@ -241,14 +202,7 @@ impl LogStore for PostgresStore {
         query: &PageQuery<'_>,
         columns: &[&'static str],
     ) -> Result<Vec<(String, Vec<Key>)>, StoreError> {
-        rows::page_table(model, query)?.check(columns)?;
-        let select: Vec<&'static str> = std::iter::once("id")
-            .chain(columns.iter().copied())
-            .collect();
-        let rows = self.page(model, &select, query).await?;
-        rows.iter()
-            .map(|row| crate::store::row_keys_of(row, columns))
-            .collect()
+        shared::row_keys(&self.pool, Dialect::Postgres, model, query, columns).await
     }
 
     async fn take_idempotency_key(
@@ -282,26 +236,11 @@ impl LogStore for PostgresStore {
         model: &str,
         column: &'static str,
     ) -> Result<Vec<(Option<String>, u64)>, StoreError> {
-        let sql = rows::count_select(model, column, rows::Dialect::Postgres)?;
-        let counted: Vec<(Option<String>, i64)> = sqlx::query_as(&sql)
-            .bind(model)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(sql_error)?;
-        counted
-            .into_iter()
-            .map(|(value, n)| Ok((value, to_u64(n, "count")?)))
-            .collect()
+        shared::count_by(&self.pool, Dialect::Postgres, model, column).await
     }
 
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
-        let position: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = $1")
-                .bind(model)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(sql_error)?;
-        to_u64(position.unwrap_or(0), "checkpoint")
+        shared::checkpoint(&self.pool, Dialect::Postgres, model).await
     }
 
     async fn checkpoints(&self, models: &[&str]) -> Result<Vec<u64>, StoreError> {
@@ -392,17 +331,14 @@ impl LogStore for PostgresStore {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM projection_failures \
-              WHERE model = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+        shared::clear_failures(
+            &self.pool,
+            Dialect::Postgres,
+            model,
+            aggregate_type,
+            aggregate_id,
         )
-        .bind(model)
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .execute(&self.pool)
         .await
-        .map_err(sql_error)?;
-        Ok(())
     }
 
     /// Takes the lease if it is free, expired, or already ours (then renews it);

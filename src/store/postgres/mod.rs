@@ -18,11 +18,15 @@
 //! | `append` | appends: plain, folding the inline read models, imports |
 //! | `inline` | the lock between folding appends and what makes a model inline or not |
 //! | `claims` | claims in the append transaction, and the advisory locks that order them |
-//! | `models` | read models: pages of typed tables, the projector's commit, swaps |
-//! | `decode` | stored rows read back (JSON through the one decoder of stored data) |
+//! | `models` | read models: the projector's commit of a batch, swaps |
+//! | `decode` | `json`/`jsonb` columns read back through the one decoder of stored data; feed events |
 //! | `errors` | which driver errors mean "try again" |
 //! | `migrations` | the schema, applied once per version |
 //! | `log_store` | the [`LogStore`](super::LogStore) impl: one-statement answers in place, the rest handed to the modules above |
+//!
+//! What this backend does exactly as SQLite does (decoding event rows,
+//! pages of the typed tables, the claim and checkpoint statements spelled
+//! alike) is written once, for both, in `store::shared`.
 
 mod append;
 mod claims;

@@ -1,5 +1,5 @@
-//! Read models on PostgreSQL: pages of the typed tables, the projector's
-//! commit of a batch, and the swap of a rebuilt model.
+//! Read models on PostgreSQL: the projector's commit of a batch, and the
+//! swap of a rebuilt model.
 //!
 //! The projector commits a batch for all its models in one transaction
 //! ([`LogStore::commit_models`]): one `SELECT … FOR UPDATE` takes the models'
@@ -10,35 +10,19 @@
 //!
 //! [`LogStore::commit_models`]: crate::store::LogStore::commit_models
 
-use super::errors::{is_transient, is_unique_violation};
+use super::errors::is_transient;
 use super::inline::{lock_inline_exclusive, INLINE_MARK_SQL};
 use super::PostgresStore;
-use crate::store::rows::{self, Dialect, Key, Keys, PageQuery};
+use crate::store::rows::{self, Key, Keys};
+use crate::store::shared::{by_table, is_unique_violation};
 use crate::store::{last_changes, sql_error, to_i64, ApplyFailure, ModelCommit, StoreError};
 use serde_json::Value;
-use sqlx::postgres::{PgArguments, PgConnection, PgRow};
+use sqlx::postgres::PgConnection;
 use sqlx::types::Json;
 use sqlx::Row;
 use std::collections::HashMap;
 
 impl PostgresStore {
-    /// One page of a typed model (see [`rows::page_select`]), its rows with the
-    /// `select` columns in order.
-    pub(super) async fn page(
-        &self,
-        model: &str,
-        select: &[&'static str],
-        query: &PageQuery<'_>,
-    ) -> Result<Vec<PgRow>, StoreError> {
-        let table = rows::page_table(model, query)?;
-        let sql = rows::page_select(table, model, select, query, Dialect::Postgres);
-        let mut q = sqlx::query(&sql.text);
-        for key in &sql.binds {
-            q = bind_key(q, key);
-        }
-        q.fetch_all(&self.pool).await.map_err(sql_error)
-    }
-
     /// The transaction of [`LogStore::commit_models`], on model-sorted arrays.
     /// Returns the driver's error as is, so that the caller can tell a deadlock or
     /// serialization failure (nothing written, try again) from a real failure.
@@ -265,19 +249,6 @@ pub(super) async fn write_changes(
     Ok(())
 }
 
-/// Splits a commit's net changes by the SQL table of their model.
-fn by_table<T>(items: Vec<T>, model: impl Fn(&T) -> &str) -> Vec<(&'static str, Vec<T>)> {
-    let mut out: Vec<(&'static str, Vec<T>)> = vec![];
-    for item in items {
-        let table = rows::sql_table(model(&item));
-        match out.iter_mut().find(|(t, _)| *t == table) {
-            Some((_, v)) => v.push(item),
-            None => out.push((table, vec![item])),
-        }
-    }
-    out
-}
-
 /// One index column of a batch of rows, as the typed array `unnest` reads.
 enum Column<'a> {
     Int(Vec<Option<i64>>),
@@ -365,19 +336,6 @@ enum Binds {
     Live,
     Scratch,
     Both,
-}
-
-/// Binds one index value as its PostgreSQL type (`int8` or `text`, the
-/// types of the index columns).
-fn bind_key<'q>(
-    query: sqlx::query::Query<'q, sqlx::Postgres, PgArguments>,
-    key: &'q Key,
-) -> sqlx::query::Query<'q, sqlx::Postgres, PgArguments> {
-    match key {
-        Key::Null => query.bind(None::<&str>),
-        Key::Int(i) => query.bind(*i),
-        Key::Text(s) => query.bind(s.as_str()),
-    }
 }
 
 /// Records (or replaces) one failure of `model`.
