@@ -1,16 +1,31 @@
 //! ironledger: an event-sourced engine for bare-metal nodes that boot from
 //! remote (iSCSI) volumes, speaking OpenStack Ironic's v1 API.
 //!
-//! Layers (dependencies point inward):
+//! Layers (dependencies point inward), every top-level module with its job:
 //! - [`domain`]: aggregates, commands, events, rules. Pure: no I/O.
-//! - [`store`]: event store backends (memory, SQLite, PostgreSQL) and the ordered feed.
+//!   [`domain::interface_validation`] is what `GET /v1/nodes/{node}/validate`
+//!   answers per interface.
+//! - [`store`]: event store backends (memory, SQLite, PostgreSQL) and the ordered
+//!   feed; PostgreSQL's backend is a folder of one module a job, its
+//!   [`store::postgres::sequencer`] the gap-free feed and why it is right;
+//!   what both SQL backends do alike is written once (`store/shared.rs`).
 //! - [`projections`]: read models built from the feed (lives in `projections/`).
 //! - [`engine`]: wires the aggregates to a store, retries conflicts, waits for
-//!   projections so that a command's effects are readable when it returns;
-//!   [`locks`] serialises the writers of one aggregate inside the process.
+//!   projections so that a command's effects are readable when it returns.
+//! - [`locks`]: serialises the writers of one aggregate inside the process.
 //! - [`secrets`]: secrets at rest (per-node data keys under a master key).
-//! - [`config`], [`telemetry`] (logs), [`metrics`] (Prometheus), [`cli`],
-//!   [`http`]: the runnable service.
+//! - [`effects`]: the side effects the process manager drives (iPXE boot
+//!   scripts, Cinder, the BMC clients), the process manager itself, the
+//!   power-state sync and the plan of a deploy.
+//! - [`api`]: the Ironic-compatible v1 API: the router (`api/mod.rs`), the
+//!   state every handler shares and the caller (`api/state.rs`), one module
+//!   a resource.
+//! - [`http`]: the HTTP service: the API and, beside it, health, metrics, the
+//!   event feed, the timeline pages and the boot files.
+//! - [`cli`]: the `ironledger` command line.
+//! - [`config`]: configuration (`ironic.conf` style, environment, flags).
+//! - [`telemetry`]: logging (spans, text or JSON lines).
+//! - [`metrics`]: the process's Prometheus figures and the store's readings.
 
 pub mod api;
 pub mod cli;

@@ -103,7 +103,7 @@ fn random_command(rng: &mut StdRng, node: Uuid, known: &Node) -> NodeCommand {
         // available node what it lacks first, so deploys happen.
         0..=9
             if known.state() == ProvisionState::Available
-                && ironledger::domain::validation::deploy_refusal(known).is_some()
+                && ironledger::domain::interface_validation::deploy_refusal(known).is_some()
                 && rng.gen_bool(0.9) =>
         {
             if known.interface("storage") == "noop" {

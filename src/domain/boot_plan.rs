@@ -3,7 +3,7 @@
 //! CHAP logins, each checked to be something an iPXE script can carry.
 //!
 //! Pure, and in the domain because two checkpoints ask it: a deploy request
-//! is refused when no plan can be made (`validation::deploy_refusal`), and
+//! is refused when no plan can be made (`interface_validation::deploy_refusal`), and
 //! the iPXE renderer (`effects::ipxe`) writes the plan out as a script.
 
 use crate::domain::node::entities::{Connector, Target};

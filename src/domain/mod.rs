@@ -14,7 +14,8 @@
 //! - [`node_name`], [`mac_address`]: value types that parse a node's name and
 //!   a port's MAC address, the one home of those rules.
 //! - [`oslo`]: Ironic's string conventions (boolean words, Python truthiness).
-//! - [`validation`]: what `GET /v1/nodes/{node}/validate` answers per interface.
+//! - [`interface_validation`]: what `GET /v1/nodes/{node}/validate` answers per
+//!   interface, and the deploy refusal built on the same checks.
 
 pub mod bmc_access;
 pub mod boot_mode;
@@ -23,6 +24,7 @@ pub mod capabilities;
 pub mod claims;
 pub mod error;
 pub mod hardware;
+pub mod interface_validation;
 pub mod limits;
 pub mod mac_address;
 pub mod node;
@@ -32,7 +34,6 @@ pub mod patch;
 pub mod secrets;
 pub mod state;
 pub mod upcast;
-pub mod validation;
 pub mod volume;
 
 pub use error::DomainError;

@@ -12,6 +12,10 @@
 //! `CqrsFramework` in pure event-sourcing mode (no snapshots: cqrs-es 0.5 applies
 //! events twice when it snapshots).
 //!
+//! What the two SQL backends do with the same code (decoding rows, the pages
+//! of the typed tables, the statements spelled alike in both dialects) is
+//! written once, generic over sqlx's database, in `shared` and `idempotency`.
+//!
 //! The store knows nothing of the domain: the claims an event makes are computed by
 //! a function the engine injects ([`ClaimFn`]).
 
@@ -21,6 +25,7 @@ pub mod json;
 pub mod memory;
 pub mod postgres;
 pub mod rows;
+mod shared;
 pub mod sqlite;
 pub mod url;
 
@@ -873,35 +878,6 @@ mod local_leases {
             }
         }
     }
-}
-
-/// One row of a [`LogStore::row_keys`] query, as both SQL backends select it
-/// (`id`, then `columns`): the id and each column's value, integers as
-/// [`Key::Int`], NULL as [`Key::Null`].
-pub(crate) fn row_keys_of<R>(
-    row: &R,
-    columns: &[&'static str],
-) -> Result<(String, Vec<Key>), StoreError>
-where
-    R: sqlx::Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let keys = columns
-        .iter()
-        .enumerate()
-        .map(|(i, col)| {
-            Ok(if rows::is_int(col) {
-                row.try_get::<Option<i64>, _>(i + 1)
-                    .map_err(sql_error)?
-                    .map_or(Key::Null, Key::Int)
-            } else {
-                Key::opt_text(row.try_get::<Option<String>, _>(i + 1).map_err(sql_error)?)
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
-    Ok((row.try_get(0).map_err(sql_error)?, keys))
 }
 
 /// Maps a driver error that has no more specific meaning in context.

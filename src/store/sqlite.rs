@@ -27,6 +27,7 @@
 //! process crash (WAL with `NORMAL` may lose the last transactions on power loss).
 
 use super::rows::{self, Dialect, Key, Keys, PageQuery};
+use super::shared::{self, bind_key, by_table, is_unique_violation, JsonRow};
 use super::{
     distinct_models, last_changes, sql_error, to_i64, to_u64, ApplyFailure, ClaimConflict, ClaimOp,
     FailureColumns, Fold, KeyState, LogStore, ModelCommit, RecordedEvent, StoreError, INLINE,
@@ -36,10 +37,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use sqlx::{Connection, Executor, Row, Sqlite, Transaction};
+use sqlx::{ColumnIndex, Connection, Executor, Row, Sqlite, Transaction};
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -159,23 +160,6 @@ impl SqliteStore {
         Ok(Self { write, read })
     }
 
-    /// One page of a typed model (see [`rows::page_select`]), its rows with the
-    /// `select` columns in order.
-    async fn page(
-        &self,
-        model: &str,
-        select: &[&'static str],
-        query: &PageQuery<'_>,
-    ) -> Result<Vec<SqliteRow>, StoreError> {
-        let table = rows::page_table(model, query)?;
-        let sql = rows::page_select(table, model, select, query, Dialect::Sqlite);
-        let mut q = sqlx::query(&sql.text);
-        for key in &sql.binds {
-            q = bind_key(q, key);
-        }
-        q.fetch_all(&self.read).await.map_err(sql_error)
-    }
-
     /// An append, folding `fold`'s inline models in the same transaction
     /// (see [`LogStore::append_folded`]): whether every one of them was inline.
     async fn append_with(
@@ -229,7 +213,7 @@ impl SqliteStore {
         apply_claims_in(&mut tx, claims).await?;
         let mut all_inline = true;
         if fold.is_none() && !events.is_empty() {
-            hand_back_to_the_feed(&mut tx, head).await?;
+            shared::hand_back_to_the_feed(&mut *tx, Dialect::Sqlite, head).await?;
         }
         if let Some(fold) = fold {
             // The documents the fold starts from are read through the read
@@ -353,81 +337,27 @@ fn parse_json(text: &str, what: &str) -> Result<Value, StoreError> {
     super::json::decode(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-fn serialized_from_row(row: &SqliteRow) -> Result<SerializedEvent, StoreError> {
-    Ok(SerializedEvent {
-        aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
-        aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
-        sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")? as usize,
-        event_type: row.try_get("event_type").map_err(sql_error)?,
-        event_version: row.try_get("event_version").map_err(sql_error)?,
-        payload: parse_json(
-            &row.try_get::<String, _>("payload").map_err(sql_error)?,
-            "payload",
-        )?,
-        metadata: parse_json(
-            &row.try_get::<String, _>("metadata").map_err(sql_error)?,
-            "metadata",
-        )?,
-    })
+/// JSON text columns.
+impl JsonRow for SqliteRow {
+    fn json<I: ColumnIndex<Self>>(&self, column: I, what: &str) -> Result<Value, StoreError> {
+        self.try_get::<String, _>(column)
+            .map_err(sql_error)
+            .and_then(|text| parse_json(&text, what))
+    }
 }
 
-/// A feed event; JSON that does not decode gets the stand-in of
-/// [`RecordedEvent::unreadable`] instead of failing the whole page.
+/// A feed event (see [`shared::recorded_from_row`]): events are numbered as
+/// they are appended, so the position is the id; `recorded_at` is RFC 3339
+/// text.
 fn recorded_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     let recorded_at: String = row.try_get("recorded_at").map_err(sql_error)?;
-    let json = |column: &str| {
-        row.try_get::<String, _>(column)
-            .map_err(sql_error)
-            .and_then(|text| parse_json(&text, column))
-    };
-    let (payload, metadata) = super::feed_json(json("payload"), json("metadata"));
-    let position = to_u64(row.try_get("position").map_err(sql_error)?, "position")?;
-    Ok(RecordedEvent {
-        position,
-        aggregate_type: row.try_get("aggregate_type").map_err(sql_error)?,
-        aggregate_id: row.try_get("aggregate_id").map_err(sql_error)?,
-        sequence: to_u64(row.try_get("sequence").map_err(sql_error)?, "sequence")?,
-        // Events are numbered as they are appended: the position is the id.
-        event_id: position,
-        event_type: row.try_get("event_type").map_err(sql_error)?,
-        event_version: row.try_get("event_version").map_err(sql_error)?,
-        payload,
-        metadata,
-        recorded_at: parse_time(&recorded_at)?,
-    })
+    shared::recorded_from_row(row, None, || parse_time(&recorded_at))
 }
 
 /// Parameters per statement when writing documents: multi-row statements
 /// save a trip through the driver per row, and staying below 999 keeps within
 /// the limit of older SQLite builds (a `node_rows` statement writes 43 rows).
 const MAX_PARAMS: usize = 999;
-
-/// Splits a commit's net changes by the SQL table of their model, in order
-/// (the changes come sorted by model, so each table's run is contiguous per
-/// model; tables are grouped, not sorted).
-fn by_table<T>(items: Vec<T>, model: impl Fn(&T) -> &str) -> Vec<(&'static str, Vec<T>)> {
-    let mut out: Vec<(&'static str, Vec<T>)> = vec![];
-    for item in items {
-        let table = rows::sql_table(model(&item));
-        match out.iter_mut().find(|(t, _)| *t == table) {
-            Some((_, v)) => v.push(item),
-            None => out.push((table, vec![item])),
-        }
-    }
-    out
-}
-
-/// Binds one index value as its SQLite type.
-fn bind_key<'q>(
-    query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
-    key: &'q Key,
-) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
-    match key {
-        Key::Null => query.bind(None::<i64>),
-        Key::Int(i) => query.bind(*i),
-        Key::Text(s) => query.bind(s.as_str()),
-    }
-}
 
 /// Upserts documents of one SQL table: `body` and, in a typed table, its
 /// index columns (a column the keys leave out becomes NULL, so a key that is
@@ -541,7 +471,7 @@ async fn current_keys(
                 .push((p.0, c * (MAX_PARAMS / 2) + i));
         }
         for row in query.fetch_all(&mut **tx).await.map_err(sql_error)? {
-            let (id, keys) = super::row_keys_of(&row, columns)?;
+            let (id, keys) = shared::row_keys_of(&row, columns)?;
             let model: String = row.try_get(columns.len() + 1).map_err(sql_error)?;
             let at = asked
                 .get(id.as_str())
@@ -579,21 +509,6 @@ async fn write_changes(
             query.execute(&mut **tx).await.map_err(sql_error)?;
         }
     }
-    Ok(())
-}
-
-/// Makes the inline models fed again from `head`, inside a write
-/// transaction, for events that nothing folds (see `LogStore::append`).
-async fn hand_back_to_the_feed(
-    tx: &mut Transaction<'static, Sqlite>,
-    head: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE checkpoints SET position = ? WHERE position >= ?")
-        .bind(head)
-        .bind(INLINE as i64)
-        .execute(&mut **tx)
-        .await
-        .map_err(sql_error)?;
     Ok(())
 }
 
@@ -646,11 +561,6 @@ where
         .collect()
 }
 
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-}
-
 #[async_trait]
 impl LogStore for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -662,17 +572,7 @@ impl LogStore for SqliteStore {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, \
-                    payload, metadata \
-             FROM events WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY sequence",
-        )
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_all(&self.read)
-        .await
-        .map_err(sql_error)?;
-        rows.iter().map(serialized_from_row).collect()
+        shared::load(&self.read, Dialect::Sqlite, aggregate_type, aggregate_id).await
     }
 
     async fn append(
@@ -719,10 +619,7 @@ impl LogStore for SqliteStore {
     }
 
     async fn claim_owner(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT owner FROM claims WHERE scope = ? AND key = ?")
-            .bind(scope)
-            .bind(key)
-            .fetch_optional(&self.read)
+        shared::claim_holder(&self.read, Dialect::Sqlite, scope, key)
             .await
             .map_err(sql_error)
     }
@@ -772,16 +669,7 @@ impl LogStore for SqliteStore {
     }
 
     async fn doc_get(&self, model: &str, id: &str) -> Result<Option<Value>, StoreError> {
-        let body: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT body FROM {} WHERE model = ? AND id = ?",
-            rows::sql_table(model)
-        ))
-        .bind(model)
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(sql_error)?;
-        body.map(|b| parse_json(&b, "document")).transpose()
+        shared::doc_get(&self.read, Dialect::Sqlite, model, id).await
     }
 
     async fn doc_get_many(
@@ -808,17 +696,7 @@ impl LogStore for SqliteStore {
     }
 
     async fn doc_list(&self, model: &str) -> Result<Vec<(String, Value)>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(&format!(
-            "SELECT id, body FROM {} WHERE model = ? ORDER BY id",
-            rows::sql_table(model)
-        ))
-        .bind(model)
-        .fetch_all(&self.read)
-        .await
-        .map_err(sql_error)?;
-        rows.into_iter()
-            .map(|(id, body)| Ok((id, parse_json(&body, "document")?)))
-            .collect()
+        shared::doc_list(&self.read, Dialect::Sqlite, model).await
     }
 
     async fn doc_prefix(
@@ -880,16 +758,7 @@ impl LogStore for SqliteStore {
         model: &str,
         query: &PageQuery<'_>,
     ) -> Result<Vec<(String, Value)>, StoreError> {
-        let rows = self.page(model, &["id", "body"], query).await?;
-        rows.iter()
-            .map(|row| {
-                let body: String = row.try_get(1).map_err(sql_error)?;
-                Ok((
-                    row.try_get(0).map_err(sql_error)?,
-                    parse_json(&body, "document")?,
-                ))
-            })
-            .collect()
+        shared::doc_page(&self.read, Dialect::Sqlite, model, query).await
     }
 
     async fn row_keys(
@@ -898,14 +767,7 @@ impl LogStore for SqliteStore {
         query: &PageQuery<'_>,
         columns: &[&'static str],
     ) -> Result<Vec<(String, Vec<Key>)>, StoreError> {
-        rows::page_table(model, query)?.check(columns)?;
-        let select: Vec<&'static str> = std::iter::once("id")
-            .chain(columns.iter().copied())
-            .collect();
-        let rows = self.page(model, &select, query).await?;
-        rows.iter()
-            .map(|row| super::row_keys_of(row, columns))
-            .collect()
+        shared::row_keys(&self.read, Dialect::Sqlite, model, query, columns).await
     }
 
     async fn take_idempotency_key(
@@ -939,26 +801,11 @@ impl LogStore for SqliteStore {
         model: &str,
         column: &'static str,
     ) -> Result<Vec<(Option<String>, u64)>, StoreError> {
-        let sql = rows::count_select(model, column, rows::Dialect::Sqlite)?;
-        let counted: Vec<(Option<String>, i64)> = sqlx::query_as(&sql)
-            .bind(model)
-            .fetch_all(&self.read)
-            .await
-            .map_err(sql_error)?;
-        counted
-            .into_iter()
-            .map(|(value, n)| Ok((value, to_u64(n, "count")?)))
-            .collect()
+        shared::count_by(&self.read, Dialect::Sqlite, model, column).await
     }
 
     async fn checkpoint(&self, model: &str) -> Result<u64, StoreError> {
-        let position: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM checkpoints WHERE model = ?")
-                .bind(model)
-                .fetch_optional(&self.read)
-                .await
-                .map_err(sql_error)?;
-        to_u64(position.unwrap_or(0), "checkpoint")
+        shared::checkpoint(&self.read, Dialect::Sqlite, model).await
     }
 
     async fn checkpoints(&self, models: &[&str]) -> Result<Vec<u64>, StoreError> {
@@ -1030,16 +877,14 @@ impl LogStore for SqliteStore {
         aggregate_id: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "DELETE FROM projection_failures \
-              WHERE model = ? AND aggregate_type = ? AND aggregate_id = ?",
+        shared::clear_failures(
+            &mut *tx,
+            Dialect::Sqlite,
+            model,
+            aggregate_type,
+            aggregate_id,
         )
-        .bind(model)
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(sql_error)?;
+        .await?;
         tx.commit().await.map_err(sql_error)
     }
 
@@ -1185,7 +1030,7 @@ impl LogStore for SqliteStore {
             .map_err(sql_error)?;
         super::check_continues(to_u64(head, "position")?, events)?;
         if !events.is_empty() {
-            hand_back_to_the_feed(&mut tx, head).await?;
+            shared::hand_back_to_the_feed(&mut *tx, Dialect::Sqlite, head).await?;
         }
         for e in events {
             let result = sqlx::query(
@@ -1224,13 +1069,9 @@ async fn apply_claims_in(
     for op in claims {
         match op {
             ClaimOp::Acquire { scope, key, owner } => {
-                let holder: Option<String> =
-                    sqlx::query_scalar("SELECT owner FROM claims WHERE scope = ? AND key = ?")
-                        .bind(scope)
-                        .bind(key)
-                        .fetch_optional(&mut **tx)
-                        .await
-                        .map_err(sql_error)?;
+                let holder = shared::claim_holder(&mut **tx, Dialect::Sqlite, scope, key)
+                    .await
+                    .map_err(sql_error)?;
                 match holder {
                     Some(holder) if &holder != owner => {
                         return Err(StoreError::Claim(ClaimConflict {
@@ -1252,11 +1093,7 @@ async fn apply_claims_in(
                 }
             }
             ClaimOp::Release { scope, key, owner } => {
-                sqlx::query("DELETE FROM claims WHERE scope = ? AND key = ? AND owner = ?")
-                    .bind(scope)
-                    .bind(key)
-                    .bind(owner)
-                    .execute(&mut **tx)
+                shared::release_claim(&mut **tx, Dialect::Sqlite, scope, key, owner)
                     .await
                     .map_err(sql_error)?;
             }

@@ -1,13 +1,13 @@
 //! `GET /v1/nodes/{node}/validate` and the older `GET /v1/nodes/validate?node=…`
 //! (`node_uuid=` also accepted): what each interface says about the node,
 //! `{"<interface>": {"result": bool, "reason"?: str}}`. The rules live in
-//! [`crate::domain::validation`].
+//! [`crate::domain::interface_validation`].
 
 use super::super::error::ApiResult;
 use super::super::version::{not_acceptable, Version};
 use super::super::AppState;
 use super::{find, host, uuid_like, Params};
-use crate::domain::validation::{self, ValidationEnv};
+use crate::domain::interface_validation::{self, ValidationEnv};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
@@ -25,7 +25,7 @@ async fn answer(state: &AppState, version: Version, ident: &str) -> ApiResult<Js
         path_exists: Some(|p| std::path::Path::new(p).exists()),
     };
     let mut out = Map::new();
-    for (kind, outcome) in validation::validate(&doc.node, &env) {
+    for (kind, outcome) in interface_validation::validate(&doc.node, &env) {
         out.insert(
             kind.to_string(),
             match outcome {

@@ -225,7 +225,7 @@ impl Node {
         // Ironic's conductor validates power and deploy before it accepts a
         // deploy: what cannot boot is refused now, not failed later.
         if matches!(event, FsmEvent::Deploy | FsmEvent::Rebuild) {
-            if let Some(reason) = crate::domain::validation::deploy_refusal(self) {
+            if let Some(reason) = crate::domain::interface_validation::deploy_refusal(self) {
                 return Err(DomainError::Invalid(format!(
                     "Failed to validate deploy or power info for node {}: {reason}",
                     self.id()

@@ -9,7 +9,7 @@ impl ProcessManager {
         let node_id = id.to_string();
         // Refused at the request since the rule exists; a deploy accepted
         // before it (an older log) still fails here, before touching anything.
-        if let Some(reason) = validation::deploy_refusal(node) {
+        if let Some(reason) = interface_validation::deploy_refusal(node) {
             return Err(StepError::Fatal(reason));
         }
         if let Some((_, note)) = node.note_boot_volume() {
