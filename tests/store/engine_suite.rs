@@ -2,7 +2,7 @@
 //! concurrency, no lost updates, who/why/when on every event. The same suite
 //! runs on memory, SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use ironledger::domain::hardware::HardwareCatalog;
 use ironledger::domain::node::commands::{

@@ -5,7 +5,7 @@
 //! for, even while an older transaction holds back sequencing on PostgreSQL)
 //! and through the worker for a model that is not inline.
 
-mod common;
+use crate::common;
 
 use ironledger::domain::node::commands::{EnrollNode, NewPort};
 use ironledger::domain::patch::PatchOp;

@@ -11,7 +11,7 @@
 //! servers follow the log), so it exercises exactly what a second ironledger
 //! process would see.
 
-mod common;
+use crate::common;
 
 use ironledger::domain::node::commands::{
     EnrollNode, NewConnector, NewPort, NewTarget, ProvisionRequest,
@@ -22,90 +22,50 @@ use ironledger::engine::{Engine, Meta};
 use ironledger::store::DatabaseUrl;
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ironledger");
-
 use common::bmc::{system_id, Rig, PASSWORD};
 use common::cinder::{client as cinder, create_volume, endpoint as cinder_endpoint};
+use common::serve::{Options, Server};
 
-/// A running `ironledger serve`, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// How these tests start `ironledger serve`: on `database`, with short
+/// leases, the Cinder rig, a master key shared by every server of the run,
+/// warnings only in its (discarded) log, and killing itself at `crash_at`.
+trait Start {
+    fn start(dir: &Path, database: &str, crash_at: Option<&str>) -> Self;
 }
 
-impl Server {
+impl Start for Server {
     fn start(dir: &Path, database: &str, crash_at: Option<&str>) -> Server {
-        let conf = dir.join("ironic.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "[DEFAULT]\nenabled_storage_interfaces = cinder,external,noop\n\
-                 [database]\nconnection = {database}\n\
-                 [deploy]\nhttp_root = {}\n\
-                 [conductor]\nlease_seconds = 2\n\
-                 [cinder]\nendpoint_override = {}\naction_retries = 1\naction_retry_interval = 0.2\n\
-                 [secrets]\nmaster_key_file = {}\n",
-                dir.join("httpboot").display(),
-                cinder_endpoint(),
-                // Every process sharing a database needs the same master key.
-                std::env::temp_dir().join(format!("ironledger-crash-safety-{}.key", std::process::id())).display()
-            ),
-        )
-        .unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "--config-file",
-            conf.to_str().unwrap(),
-            "serve",
-            "--port",
-            "0",
-        ])
-        .env_remove("DATABASE_URL")
-        .env("IRONLEDGER_DATA_DIR", dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-        match crash_at {
-            Some(p) => cmd.env("IRONLEDGER_TEST_CRASH_AT", p),
-            None => cmd.env_remove("IRONLEDGER_TEST_CRASH_AT"),
-        };
-        let mut child = cmd.spawn().expect("start ironledger");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("ironledger listening on"),
-            "server did not start: {line:?}"
+        let conf = format!(
+            "[DEFAULT]\nenabled_storage_interfaces = cinder,external,noop\n\
+             [database]\nconnection = {database}\n\
+             [deploy]\nhttp_root = {}\n\
+             [conductor]\nlease_seconds = 2\n\
+             [cinder]\nendpoint_override = {}\naction_retries = 1\naction_retry_interval = 0.2\n\
+             [secrets]\nmaster_key_file = {}\n",
+            dir.join("httpboot").display(),
+            cinder_endpoint(),
+            // Every process sharing a database needs the same master key.
+            std::env::temp_dir()
+                .join(format!(
+                    "ironledger-crash-safety-{}.key",
+                    std::process::id()
+                ))
+                .display()
         );
-        Server(child)
-    }
-
-    /// Waits for the process to die (it killed itself at its crash point).
-    fn wait_for_crash(&mut self, point: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                assert!(
-                    !status.success(),
-                    "the server exited cleanly instead of crashing at {point}"
-                );
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the server never reached crash point {point}");
+        Server::spawn(
+            dir,
+            &conf,
+            Options {
+                rust_log: Some("warn"),
+                crash_at,
+                keep_log: false,
+            },
+        )
     }
 }
 

@@ -45,14 +45,14 @@
 //! Needs root and Debian's `qemu-system-x86 ipxe-qemu ipxe tgt ovmf socat
 //! mtools gnu-efi` (plus binutils and gcc; `openipmi ipmitool` for the
 //! BMC-started boot), the client virtualenv (`IRONLEDGER_CLIENT_VENV`,
-//! created like `tests/cli_compat.rs` does) and, for the `cinder` flow, the
+//! created like `tests/cli/cli_compat.rs` does) and, for the `cinder` flow, the
 //! Cinder rig (`IRONLEDGER_TEST_CINDER_URL`);
 //! `.ci/run` provides all of them. Missing pieces fail the test, they never
 //! skip it. `IRONLEDGER_E2E_KEEP=1` keeps the work directory (serial logs,
 //! tgtd and ironledger logs, the http root). Serial logs of every boot are
-//! printed (`cargo test --test e2e_boot -- --nocapture` shows them).
+//! printed (`cargo test --test boot e2e_boot -- --nocapture` shows them).
 
-mod common;
+use crate::common;
 
 use common::client::baremetal_bin;
 use rand::Rng;
@@ -640,7 +640,9 @@ fn reachable(endpoint: &str) -> bool {
 /// target while it lives; the file's previous content (or its absence) is
 /// restored on drop, so other tests see the rig's defaults again. A lock file
 /// beside it keeps two such runs (two developers' test runs on one machine)
-/// from pointing the rig at each other's targets.
+/// from pointing the rig at each other's targets. Meanwhile every attach in
+/// Cinder gets this target, so no other test that attaches volumes shares this
+/// binary (`tests/boot/main.rs`).
 struct RigPointer {
     path: PathBuf,
     previous: Option<Vec<u8>>,

@@ -8,7 +8,7 @@
 //! the real Ironic in `shared/peers/ironic`). The main cases also run on
 //! PostgreSQL (`mod postgres` at the end).
 
-mod common;
+use crate::common;
 
 use common::api::{Answer, Api};
 use ironledger::domain::node::commands::{NewConnector, NewPort, NewTarget};

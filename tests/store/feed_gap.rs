@@ -7,7 +7,7 @@
 //! withholds the younger event until the older transaction has finished, then
 //! delivers both, once each, densely numbered.
 
-mod common;
+use crate::common;
 
 use common::{event, settle};
 use ironledger::store::postgres::INSERT_EVENT_SQL;

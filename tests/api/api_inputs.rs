@@ -6,7 +6,7 @@
 //!
 //! Each refusal is a 4xx in Ironic's envelope and writes nothing.
 
-mod common;
+use crate::common;
 
 use common::api::{Answer, Api};
 use reqwest::header::{HeaderName, HeaderValue};

@@ -3,7 +3,7 @@
 //! written and are upcast whenever they are read: by cqrs-es for commands, by
 //! `Engine::load_node`, by the projections and by the audit tools.
 
-mod common;
+use crate::common;
 
 use common::audit::{cmd, db, enroll, iscsi_capable, port, target, verb, Backend};
 use cqrs_es::persist::SerializedEvent;

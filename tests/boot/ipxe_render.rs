@@ -1,7 +1,7 @@
 //! Golden files for the iPXE scripts, and every rendering checked line by line
 //! against iPXE's command syntax.
 //!
-//! `IRONLEDGER_UPDATE_GOLDEN=1 cargo test --test ipxe_render` rewrites the
+//! `IRONLEDGER_UPDATE_GOLDEN=1 cargo test --test boot ipxe_render` rewrites the
 //! golden files after a deliberate change; review the diff before committing.
 
 use ironledger::domain::node::entities::{Connector, Target};

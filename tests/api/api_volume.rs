@@ -7,7 +7,7 @@
 //! module's); everything about volumes goes through HTTP. The key cases also run
 //! on PostgreSQL (`mod postgres` at the end).
 
-mod common;
+use crate::common;
 
 use common::api::{Answer, Api};
 use ironledger::domain::node::commands::ProvisionRequest;

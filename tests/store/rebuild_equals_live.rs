@@ -5,7 +5,7 @@
 //!
 //! The seed is printed; set `IRONLEDGER_TEST_SEED` to replay a failing history.
 
-mod common;
+use crate::common;
 
 use ironledger::domain::hardware::HardwareCatalog;
 use ironledger::domain::node::commands::{

@@ -4,7 +4,7 @@
 //! (encrypting secrets at rest) wrote: a node deployed, undeployed and
 //! redeployed, and a node deleted.
 
-mod common;
+use crate::common;
 
 use common::audit::{
     cmd, db, head, scenario, verb, Backend, Db, Scenario, SECRET_A, SECRET_B, SECRET_GONE,

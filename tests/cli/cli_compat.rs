@@ -12,14 +12,14 @@
 //! and `-f json` where the command can print, so the assertions read the parsed
 //! output. Error cases assert the CLI's stderr text — the same text the real
 //! Ironic produces for the same command (recorded with
-//! `../shared/peers/ironic`; see also `tests/differential.rs`). Commands that
+//! `../shared/peers/ironic`; see also `tests/api/differential.rs`). Commands that
 //! expect a 409 pass `--max-retries 0` (the CLI retries 409s otherwise).
 //!
 //! `node deploy` goes through the deploy process manager to `active` (the
 //! node has the PXE port iPXE needs, an `external` boot target, no
 //! `image_source`), and `node undeploy` back to `available`.
 
-mod common;
+use crate::common;
 
 use common::client::baremetal_bin;
 
@@ -1307,7 +1307,7 @@ fn redfish_and_ipmi_nodes_through_the_baremetal_cli() {
         for v in ["manage", "provide"] {
             cli.ok(&["node", v, &n]);
         }
-        // Deploy and power act on the BMC: tests/bmc.rs drives them with
+        // Deploy and power act on the BMC: tests/effects/bmc.rs drives them with
         // the CLI against the emulators (these addresses are not on
         // loopback, so nothing is asked of them here).
         let shown = cli.show_node(&n);
@@ -1336,7 +1336,7 @@ fn redfish_and_ipmi_nodes_through_the_baremetal_cli() {
 }
 
 /// `baremetal node boot device set/show [--supported]` on a `fake-hardware`
-/// node (no BMC: the BMC nodes' side is `tests/bmc.rs`): the client's
+/// node (no BMC: the BMC nodes' side is `tests/effects/bmc.rs`): the client's
 /// requests are the ones ironledger serves, the setting is shown back, and a
 /// device the interface does not take is Ironic's error on stderr.
 #[test]

@@ -3,7 +3,7 @@
 //! write model (the iPXE script still gets the right CHAP), and destroyed with
 //! their node (crypto-shredding).
 
-mod common;
+use crate::common;
 
 use common::audit::{db, scenario, Backend, SECRET_A, SECRET_B, SECRET_GONE};
 use ironledger::domain::hardware::HardwareCatalog;

@@ -11,9 +11,9 @@
 //!   with a `last_error` naming the BMC action, no password anywhere, and
 //!   nothing left attached in Cinder.
 //!
-//! Crashes at each BMC step are in `tests/crash_safety.rs`.
+//! Crashes at each BMC step are in `tests/service/crash_safety.rs`.
 
-mod common;
+use crate::common;
 
 use common::bmc::{free_port, Captured, Rig, PASSWORD};
 use common::cinder::{client as cinder, config as cinder_config, create_volume, endpoint};
@@ -429,7 +429,7 @@ async fn baremetal(api: &common::api::Api, args: &[&str]) -> String {
 /// `node deploy --wait` returns once the emulated machine is on and set to
 /// boot from the network, persistently; `node undeploy --wait` once it is
 /// off. (The `ipmi` twin, with a real firmware booting, is in
-/// `tests/e2e_boot.rs`.)
+/// `tests/boot/e2e_boot.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_baremetal_cli_deploys_and_undeploys_a_redfish_node() {
     let api = common::api::start(common::memory().await).await;

@@ -10,7 +10,7 @@
 //! what is wrong, the audit tools must work or fail with a clear message, and
 //! a backup must restore.
 
-mod common;
+use crate::common;
 
 use common::audit::{db, Backend, Db};
 use cqrs_es::persist::SerializedEvent;

@@ -17,85 +17,47 @@
 //!   a 422 that writes nothing;
 //! - `/metrics`, `/feed` and `/ui/` are behind the API's authentication.
 
-mod common;
+use crate::common;
 
 use common::bmc::{Rig, PASSWORD};
 use common::cinder::{create_volume, endpoint as cinder_endpoint};
+use common::serve::{Options, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ironledger");
 const VERSION: &str = "1.78";
 
-/// A running `ironledger serve`, its JSON log in a file; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
+/// How these tests start `ironledger serve`: JSON logs kept in
+/// `Server::log`, `[DEFAULT] host` set, the Cinder rig, the embedded store
+/// in `dir`.
+trait Start {
+    fn start(dir: &Path) -> Self;
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
+impl Start for Server {
     fn start(dir: &Path) -> Server {
-        let conf = dir.join("ironic.conf");
-        std::fs::write(
+        let conf = format!(
+            "[DEFAULT]\nuse_json = true\nhost = conductor-7\n\
+             enabled_storage_interfaces = cinder,external,noop\n\
+             [deploy]\nhttp_root = {}\n\
+             [cinder]\nendpoint_override = {}\naction_retries = 1\naction_retry_interval = 0.2\n",
+            dir.join("httpboot").display(),
+            cinder_endpoint(),
+        );
+        Server::spawn(
+            dir,
             &conf,
-            format!(
-                "[DEFAULT]\nuse_json = true\nhost = conductor-7\n\
-                 enabled_storage_interfaces = cinder,external,noop\n\
-                 [deploy]\nhttp_root = {}\n\
-                 [cinder]\nendpoint_override = {}\naction_retries = 1\naction_retry_interval = 0.2\n",
-                dir.join("httpboot").display(),
-                cinder_endpoint(),
-            ),
+            Options {
+                rust_log: None,
+                crash_at: None,
+                keep_log: true,
+            },
         )
-        .unwrap();
-        let log = dir.join("ironledger.log");
-        let mut child = Command::new(BIN)
-            .args([
-                "--config-file",
-                conf.to_str().unwrap(),
-                "serve",
-                "--port",
-                "0",
-            ])
-            .env_remove("DATABASE_URL")
-            .env_remove("RUST_LOG")
-            .env("IRONLEDGER_DATA_DIR", dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start ironledger");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("ironledger listening on ")
-            .unwrap_or_else(|| panic!("server did not start: {line:?}"))
-            .to_string();
-        Server { child, base, log }
-    }
-
-    /// The log's lines, each a JSON object.
-    fn log_lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
     }
 }
 

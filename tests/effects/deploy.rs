@@ -3,7 +3,7 @@
 //! path against the real Cinder rig (attach, write-back, detach), failures with
 //! Ironic's messages, and compensation when Cinder goes away mid-deploy.
 
-mod common;
+use crate::common;
 
 use ironledger::domain::hardware::HardwareCatalog;
 use ironledger::domain::node::commands::{

@@ -5,7 +5,7 @@
 //! run from the document against `ironledger serve` meets no 5xx, no
 //! undocumented status, and creates nodes.
 
-mod common;
+use crate::common;
 
 use ironledger::api::nodes::create::{NODE_PATCH_SCHEMA, NODE_SCHEMA};
 use ironledger::api::nodes::management::BOOT_DEVICE_ARGS;
@@ -594,7 +594,7 @@ async fn fuzz(database_url: Option<String>) {
             "all",
             "--request-timeout",
             "30",
-            // An endless stream by design: tests/operations.rs tests it.
+            // An endless stream by design: tests/service/operations.rs tests it.
             "--exclude-path",
             "/feed/stream",
             "--no-color",

@@ -10,7 +10,7 @@
 //! (Debian `openipmi`) and `ipmitool`; `.ci/run` installs them. Tests fail,
 //! never skip, when a rig cannot start.
 
-mod common;
+use crate::common;
 
 use common::bmc::{free_port, system_id, wait, Captured, Rig, PASSWORD};
 

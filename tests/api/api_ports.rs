@@ -3,7 +3,7 @@
 //! statuses and texts (checked against the real Ironic), the fields each
 //! microversion shows, and no partial write on a refusal.
 
-mod common;
+use crate::common;
 
 use common::api::Api;
 use ironledger::domain::NodeCommand;

@@ -5,7 +5,7 @@
 //! so the backends cannot drift apart: whatever the engine and the projections
 //! may assume of one, they may assume of all.
 
-mod common;
+use crate::common;
 
 use common::{event, settle, TestStore};
 use cqrs_es::event_sink::EventSink;

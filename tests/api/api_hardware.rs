@@ -5,7 +5,7 @@
 //! power change or deploy holds off (409, writing nothing), and the boot
 //! device endpoints where no BMC answers (fake, manual; BMC nodes' refusals).
 
-mod common;
+use crate::common;
 
 use common::api::{Answer, Api};
 use ironledger::domain::NodeCommand;

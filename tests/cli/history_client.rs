@@ -2,11 +2,11 @@
 //! client) against `ironledger serve`, and the history API's pagination
 //! followed link by link.
 //!
-//! The client comes from the virtualenv `tests/cli_compat.rs` builds
+//! The client comes from the virtualenv `tests/cli/cli_compat.rs` builds
 //! (`IRONLEDGER_CLIENT_VENV`, default `/var/tmp/ironledger-client-venv`);
 //! it is built here the same way if missing.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

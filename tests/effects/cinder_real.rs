@@ -6,7 +6,7 @@
 //! `http://127.0.0.1:8776/v3/4f3c2d1e0a9b8c7d6e5f4a3b2c1d0e9f`). The test fails,
 //! never skips, when Cinder is not there.
 
-mod common;
+use crate::common;
 
 use common::cinder::{client, create_volume};
 use ironledger::domain::node::entities::{Connector, Target};
