@@ -41,7 +41,7 @@ const KNOWN_DOCS_CAP: usize = 4096;
 /// The documents are what the last batches read and wrote, each model's tagged
 /// with the checkpoint it is valid at. A model's documents are a pure function
 /// of the log up to its checkpoint (whoever wrote them: that is what
-/// `tests/rebuild_equals_live.rs` checks), so documents tagged with the
+/// `tests/store/rebuild_equals_live.rs` checks), so documents tagged with the
 /// checkpoint a batch starts from are exactly what the store holds whenever
 /// that batch's compare-and-set succeeds; when it fails, nothing is written.
 #[derive(Default)]

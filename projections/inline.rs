@@ -11,7 +11,7 @@
 //! [`crate::store::Fold`]. It runs the very same [`Projection::apply`] the
 //! feed-driven projector and the rebuilds run, over the events as stored, so
 //! a model written inline equals a replay of the feed (`verify` checks it,
-//! `tests/rebuild_equals_live.rs` too). Which models are inline at a given
+//! `tests/store/rebuild_equals_live.rs` too). Which models are inline at a given
 //! moment is the store's business (their checkpoint says so): see
 //! [`crate::store::INLINE`] and `docs/architecture.md`.
 

@@ -15,7 +15,7 @@
 //!
 //! Models can be dropped and rebuilt from the log at any time; a rebuild is
 //! written under a scratch name and swapped in, and it must equal the live model
-//! (see `tests/rebuild_equals_live.rs`).
+//! (see `tests/store/rebuild_equals_live.rs`).
 
 mod catch_up;
 pub mod children;

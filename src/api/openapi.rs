@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the API, served at `/v1/openapi.json`.
 //!
 //! Built from one table ([`OPERATIONS`]) rather than from annotations on the
-//! handlers: the table is short, and `tests/openapi.rs` keeps it true by
+//! handlers: the table is short, and `tests/api/openapi.rs` keeps it true by
 //! sending every documented operation to a running server (each must reach a
 //! handler, not the router's 404/405) and by checking that the routes the
 //! router serves are all documented.
@@ -16,9 +16,9 @@
 //! checks the handlers make after the schema (a `uuid` must look like one, the
 //! driver must be enabled, …): a request the document allows is then one the
 //! API can accept, which is what lets a schema-driven generator create nodes.
-//! `tests/openapi.rs` checks both halves: without the refinements, every body
-//! schema is exactly its validator's; `tests/fuzz_openapi.rs` runs schemathesis
-//! from the document against a running server.
+//! `tests/api/openapi.rs` checks both halves: without the refinements, every body
+//! schema is exactly its validator's; and it runs schemathesis from the
+//! document against a running server.
 
 use super::nodes::create::{NODE_PATCH_SCHEMA, NODE_SCHEMA};
 use super::nodes::states;
@@ -242,7 +242,7 @@ fn logical_name() -> Value {
 
 /// What the handlers check after the schema, per property of a resource's body
 /// (see [`REFINEMENTS`]); a property the validator does not have is a bug that
-/// `tests/openapi.rs` catches.
+/// `tests/api/openapi.rs` catches.
 pub fn refinements(resource: Resource, config: &Config) -> Vec<(String, Value)> {
     let none_of = |why: &str| json!({"enum": [null], "description": why});
     match resource {

@@ -14,7 +14,7 @@
 //! Only what depends on the outside world is left open: Cinder's answers
 //! (the connection data of an attached volume, hence the script of a
 //! `cinder` node, which the plan says is rendered from them) and the BMC's.
-//! `tests/deploy.rs` runs a real deploy after the plan and checks it did the
+//! `tests/effects/deploy.rs` runs a real deploy after the plan and checks it did the
 //! same: the same Cinder requests in the same order, the same script, files
 //! and events.
 

@@ -88,7 +88,7 @@ pub async fn attach_volumes(
 /// to deploy), in order: read the volume, mark it as being reserved by the
 /// node, reserve it, initialize the connection with the node's connector,
 /// attach it, note the attachment. `last_seen` stands for the time of each
-/// note. The deploy plan shows these; `tests/deploy.rs` checks them against
+/// note. The deploy plan shows these; `tests/effects/deploy.rs` checks them against
 /// what a deploy sends.
 pub fn attach_requests(
     node_uuid: &str,

@@ -16,7 +16,7 @@
 //!
 //! The semantics (conflicts, claims, compare-and-set checkpoints, ordering of
 //! `doc_list`) are the same as the SQL backends', and the shared test suite in
-//! `tests/store_suite.rs` holds all three to it.
+//! `tests/store/store_suite.rs` holds all three to it.
 
 use super::is_inline;
 use super::{

@@ -189,7 +189,7 @@ pub struct Table {
 }
 
 /// The typed tables `schema/sqlite/0005_read_tables.sql` and
-/// `schema/postgres/0006_read_tables.sql` create, with their columns. Must match the SQL: `tests/store_suite.rs` writes and queries
+/// `schema/postgres/0006_read_tables.sql` create, with their columns. Must match the SQL: `tests/store/store_suite.rs` writes and queries
 /// every column on every backend.
 pub const TABLES: &[Table] = &[
     Table {

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod bmc;
 pub mod cinder;
 pub mod client;
+pub mod serve;
 
 use cqrs_es::persist::SerializedEvent;
 use ironledger::store::bridge::Repo;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Disk images for the iPXE boot-from-volume end-to-end test (tests/e2e_boot.rs).
+# Disk images for the iPXE boot-from-volume end-to-end test (tests/boot/e2e_boot.rs).
 #
 #   images.sh programs DIR            compile mbr.S -> DIR/mbr.bin and
 #                                     token-efi.c -> DIR/token.efi (gnu-efi)

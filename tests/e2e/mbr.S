@@ -1,4 +1,4 @@
-/* Boot sector of the e2e test volume (tests/e2e_boot.rs).
+/* Boot sector of the e2e test volume (tests/boot/e2e_boot.rs).
  *
  * iPXE's SAN boot loads this sector from the iSCSI LUN to 0000:7C00 and jumps
  * here with DL = the SAN drive. It writes to COM1 which drive it runs from,

@@ -1,4 +1,4 @@
-/* UEFI application of the e2e test volume (tests/e2e_boot.rs), built with
+/* UEFI application of the e2e test volume (tests/boot/e2e_boot.rs), built with
  * gnu-efi and placed at \EFI\BOOT\BOOTX64.EFI on the volume's EFI system
  * partition.
  *

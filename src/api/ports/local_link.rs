@@ -17,7 +17,7 @@
 //! A refusal is worded as jsonschema words it and as Ironic picks the "root
 //! cause" among the errors of the four shapes (the deepest error first, else
 //! the first of the shallowest), so scripts that match Ironic's text keep
-//! working. Compared with Ironic 39 for every case in `tests/api_ports.rs`.
+//! working. Compared with Ironic 39 for every case in `tests/api/api_ports.rs`.
 
 use crate::api::pyfmt::{additional_properties, repr, repr_str, required, type_error};
 use serde_json::{Map, Value};
