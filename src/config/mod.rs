@@ -7,8 +7,14 @@
 //! set from the environment as `IRONLEDGER__<SECTION>__<OPTION>` (for example
 //! `IRONLEDGER__API__PORT=6385`). Unknown options are ignored with a warning;
 //! invalid values stop the start with a message naming the option.
+//!
+//! | file | what |
+//! |---|---|
+//! | this one | the [`Config`] and its parts, loading, `ironledger config`'s view |
+//! | `options` | the one table of options: each one's place, reading and display |
+//! | `sources` | files and environment variables, and which one said what |
 
-use crate::domain::hardware::{EnabledInterfaces, HardwareCatalog, INTERFACE_KINDS};
+use crate::domain::hardware::{HardwareCatalog, INTERFACE_KINDS};
 use crate::store::DatabaseUrl;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -234,56 +240,6 @@ impl Default for PowerSyncConfig {
     }
 }
 
-/// Reads the power-state sync's `[conductor]` options.
-fn power_sync_config<'a>(
-    get: &impl Fn(&str, &str) -> Option<&'a str>,
-) -> Result<PowerSyncConfig, ConfigError> {
-    let defaults = PowerSyncConfig::default();
-    // Ironic's IntOpt: whole seconds; 0 (or, for the sync, a negative
-    // number) turns the periodic task off.
-    let interval = |option: &str, default: Option<std::time::Duration>, negative_ok: bool| {
-        let Some(v) = get("conductor", option) else {
-            return Ok(default);
-        };
-        match v.trim().parse::<i64>() {
-            Ok(n) if n > 0 => Ok(Some(std::time::Duration::from_secs(n as u64))),
-            Ok(n) if n == 0 || negative_ok => Ok(None),
-            _ => Err(invalid(
-                "conductor",
-                option,
-                format!(
-                    "'{v}' is not a whole number of seconds{}",
-                    if negative_ok { "" } else { " >= 0" }
-                ),
-            )),
-        }
-    };
-    let force = match get("conductor", "force_power_state_during_sync") {
-        Some(v) => parse_bool("conductor", "force_power_state_during_sync", v)?,
-        None => defaults.force,
-    };
-    let max_retries = match get("conductor", "power_state_sync_max_retries") {
-        None => defaults.max_retries,
-        Some(v) => v.trim().parse::<u32>().map_err(|_| {
-            invalid(
-                "conductor",
-                "power_state_sync_max_retries",
-                format!("'{v}' is not a count (a whole number >= 0)"),
-            )
-        })?,
-    };
-    Ok(PowerSyncConfig {
-        interval: interval("sync_power_state_interval", defaults.interval, true)?,
-        force,
-        max_retries,
-        recovery_interval: interval(
-            "power_failure_recovery_interval",
-            defaults.recovery_interval,
-            false,
-        )?,
-    })
-}
-
 /// Where the master key of `crate::secrets` comes from (ironledger's own
 /// section: Ironic has no such option).
 #[derive(Clone, PartialEq, Eq)]
@@ -324,64 +280,11 @@ impl SecretsConfig {
     }
 }
 
-/// Options ironledger reads (besides `[DEFAULT] enabled_<kind>_interfaces`
-/// and `default_<kind>_interface` for every interface kind); anything else
-/// in a file is warned about. [`Config::effective`] shows each one.
-pub const OPTIONS: &[(&str, &str)] = &[
-    ("database", "connection"),
-    ("api", "host_ip"),
-    ("api", "port"),
-    ("api", "max_limit"),
-    ("api", "public_endpoint"),
-    ("api", "header_timeout"),
-    ("api", "body_timeout"),
-    ("api", "idle_timeout"),
-    ("api", "max_connections"),
-    ("api", "auth_failure_limit"),
-    ("api", "auth_address_failure_limit"),
-    ("api", "auth_backoff"),
-    ("api", "idempotency_retention"),
-    ("DEFAULT", "auth_strategy"),
-    ("DEFAULT", "http_basic_auth_user_file"),
-    ("DEFAULT", "enabled_hardware_types"),
-    ("DEFAULT", "host"),
-    ("DEFAULT", "debug"),
-    ("DEFAULT", "use_json"),
-    ("deploy", "http_root"),
-    ("deploy", "http_url"),
-    ("deploy", "san_boot_retries"),
-    ("conductor", "automated_clean"),
-    ("conductor", "lease_seconds"),
-    ("conductor", "power_state_change_timeout"),
-    ("conductor", "sync_power_state_interval"),
-    ("conductor", "force_power_state_during_sync"),
-    ("conductor", "power_state_sync_max_retries"),
-    ("conductor", "power_failure_recovery_interval"),
-    ("conductor", "deploy_kernel"),
-    ("conductor", "deploy_ramdisk"),
-    ("cinder", "endpoint_override"),
-    ("cinder", "auth_type"),
-    ("cinder", "username"),
-    ("cinder", "project_id"),
-    ("cinder", "token"),
-    ("cinder", "timeout"),
-    ("cinder", "action_retries"),
-    ("cinder", "action_retry_interval"),
-    ("secrets", "master_key"),
-    ("secrets", "master_key_file"),
-];
+mod options;
+mod sources;
 
-/// Options whose values are never shown (`ironledger config` masks them).
-pub const SECRET_OPTIONS: &[(&str, &str)] = &[("cinder", "token"), ("secrets", "master_key")];
-
-fn known(section: &str, option: &str) -> bool {
-    OPTIONS.contains(&(section, option))
-        || (section == "DEFAULT"
-            && INTERFACE_KINDS.iter().any(|k| {
-                option == format!("enabled_{k}_interfaces")
-                    || option == format!("default_{k}_interface")
-            }))
-}
+use options::Raw;
+pub use options::{known, Opt, OPTIONS, TABLE};
 
 /// Where ironledger keeps its files when nothing says otherwise.
 pub fn default_data_dir() -> PathBuf {
@@ -460,63 +363,12 @@ fn positive_count(
     }
 }
 
-/// Reads INI files into `(section, option) → value`. `[DEFAULT]` and keys
-/// before any section both land in `DEFAULT`.
-fn read_files(
-    files: &[PathBuf],
-    raw: &mut BTreeMap<(String, String), Read>,
-) -> Result<(), ConfigError> {
-    for path in files {
-        let ini = ini::Ini::load_from_file(path).map_err(|e| ConfigError::File {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        for (section, props) in ini.iter() {
-            let section = section.unwrap_or("DEFAULT");
-            for (k, v) in props.iter() {
-                raw.insert(
-                    (section.to_string(), k.to_string()),
-                    Read {
-                        value: v.to_string(),
-                        source: Source::File(path.clone()),
-                    },
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads `IRONLEDGER__<SECTION>__<OPTION>` variables.
-fn read_env(raw: &mut BTreeMap<(String, String), Read>) {
-    for (k, v) in std::env::vars() {
-        let Some(rest) = k.strip_prefix("IRONLEDGER__") else {
-            continue;
-        };
-        let Some((section, option)) = rest.split_once("__") else {
-            continue;
-        };
-        let section = if section.eq_ignore_ascii_case("default") {
-            "DEFAULT".to_string()
-        } else {
-            section.to_ascii_lowercase()
-        };
-        raw.insert(
-            (section, option.to_ascii_lowercase()),
-            Read {
-                value: v,
-                source: Source::Env(k.clone()),
-            },
-        );
-    }
-}
-
 impl Config {
     /// Builds the configuration from files, environment and flags.
     pub fn load(o: &Overrides) -> Result<Config, ConfigError> {
         let mut raw = BTreeMap::new();
-        read_files(&o.config_files, &mut raw)?;
-        read_env(&mut raw);
+        sources::read_files(&o.config_files, &mut raw)?;
+        sources::read_env(&mut raw);
         Self::from_raw(raw, o)
     }
 
@@ -538,295 +390,55 @@ impl Config {
                 tracing::warn!(section, option, "ignoring unknown configuration option");
             }
         }
-        let get = |s: &str, k: &str| {
-            raw.get(&(s.to_string(), k.to_string()))
-                .map(|r| r.value.as_str())
-        };
-
         let data_dir = o.data_dir.clone().unwrap_or_else(default_data_dir);
-        let database = match get("database", "connection") {
-            Some(url) => {
-                DatabaseUrl::parse(url).map_err(|m| invalid("database", "connection", m))?
+        let mut config = Config::defaults(data_dir);
+        {
+            let raw = Raw(&raw);
+            for opt in TABLE {
+                (opt.read)(&mut config, &raw, opt)?;
             }
-            None => DatabaseUrl::Sqlite(data_dir.join("ironledger.db")),
-        };
-
-        let host_ip = match get("api", "host_ip") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| invalid("api", "host_ip", format!("'{v}' is not an IP address")))?,
-            None => IpAddr::from([127, 0, 0, 1]),
-        };
-        let port = match get("api", "port") {
-            Some(v) => v
-                .parse()
-                .map_err(|_| invalid("api", "port", format!("'{v}' is not a port number")))?,
-            None => 6385,
-        };
-        let max_limit = match get("api", "max_limit") {
-            Some(v) => match v.parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(invalid(
-                        "api",
-                        "max_limit",
-                        format!("'{v}' is not a positive integer"),
-                    ))
-                }
-            },
-            None => 1000,
-        };
-
-        let defaults = ConnectionLimits::default();
-        let limits = ConnectionLimits {
-            header_timeout: positive_seconds(
-                "api",
-                "header_timeout",
-                get("api", "header_timeout"),
-                defaults.header_timeout,
-            )?,
-            body_timeout: positive_seconds(
-                "api",
-                "body_timeout",
-                get("api", "body_timeout"),
-                defaults.body_timeout,
-            )?,
-            idle_timeout: positive_seconds(
-                "api",
-                "idle_timeout",
-                get("api", "idle_timeout"),
-                defaults.idle_timeout,
-            )?,
-            max_connections: positive_count(
-                "api",
-                "max_connections",
-                get("api", "max_connections"),
-                defaults.max_connections as u32,
-            )? as usize,
-        };
-        let idempotency_retention = positive_seconds(
-            "api",
-            "idempotency_retention",
-            get("api", "idempotency_retention"),
-            IDEMPOTENCY_RETENTION,
-        )?;
-        let defaults = AuthThrottle::default();
-        let auth_throttle = AuthThrottle {
-            per_user: positive_count(
-                "api",
-                "auth_failure_limit",
-                get("api", "auth_failure_limit"),
-                defaults.per_user,
-            )?,
-            per_address: positive_count(
-                "api",
-                "auth_address_failure_limit",
-                get("api", "auth_address_failure_limit"),
-                defaults.per_address,
-            )?,
-            backoff: positive_seconds(
-                "api",
-                "auth_backoff",
-                get("api", "auth_backoff"),
-                defaults.backoff,
-            )?,
-        };
-
-        let auth = match get("DEFAULT", "auth_strategy").unwrap_or("noauth") {
-            "noauth" => AuthStrategy::NoAuth,
-            "http_basic" => AuthStrategy::HttpBasic {
-                user_file: PathBuf::from(
-                    get("DEFAULT", "http_basic_auth_user_file").unwrap_or("/etc/ironic/htpasswd"),
-                ),
-            },
-            other => {
-                return Err(invalid(
-                    "DEFAULT",
-                    "auth_strategy",
-                    format!("'{other}' is not one of noauth, http_basic"),
-                ))
-            }
-        };
-
-        let mut catalog = HardwareCatalog::default();
-        if let Some(v) = get("DEFAULT", "enabled_hardware_types") {
-            let types = parse_list(v);
-            for t in &types {
-                if !catalog.supported.contains_key(t) {
-                    return Err(invalid(
-                        "DEFAULT",
-                        "enabled_hardware_types",
-                        format!(
-                            "unknown hardware type '{t}' (ironledger has {})",
-                            catalog
-                                .supported
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                }
-            }
-            catalog.hardware_types = types;
+            options::read_interfaces(&mut config, &raw)?;
         }
-        for kind in INTERFACE_KINDS {
-            let enabled_key = format!("enabled_{kind}_interfaces");
-            let default_key = format!("default_{kind}_interface");
-            let current = catalog
-                .interfaces
-                .get(kind)
-                .cloned()
-                .unwrap_or(EnabledInterfaces {
-                    enabled: vec![],
-                    default: None,
-                });
-            let enabled = get("DEFAULT", &enabled_key)
-                .map(parse_list)
-                .unwrap_or(current.enabled);
-            let known_names: Vec<&String> = catalog
-                .supported
-                .values()
-                .filter_map(|m| m.get(kind))
-                .flatten()
-                .collect();
-            for name in &enabled {
-                if !known_names.contains(&name) {
-                    return Err(invalid(
-                        "DEFAULT",
-                        &enabled_key,
-                        format!("unknown {kind} interface '{name}'"),
-                    ));
-                }
-            }
-            let default = match get("DEFAULT", &default_key) {
-                Some(d) if !enabled.iter().any(|e| e == d) => {
-                    return Err(invalid(
-                        "DEFAULT",
-                        &default_key,
-                        format!("'{d}' is not in {enabled_key}"),
-                    ))
-                }
-                Some(d) => Some(d.to_string()),
-                None => current.default.filter(|d| enabled.contains(d)),
-            };
-            if enabled.is_empty() {
-                return Err(invalid(
-                    "DEFAULT",
-                    &enabled_key,
-                    "at least one interface must be enabled",
-                ));
-            }
-            catalog
-                .interfaces
-                .insert(kind.to_string(), EnabledInterfaces { enabled, default });
-        }
+        config.read = raw;
+        Ok(config)
+    }
 
-        let http_root = get("deploy", "http_root")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.join("httpboot"));
-        let http_url = get("deploy", "http_url").map(String::from);
-        let automated_clean = match get("conductor", "automated_clean") {
-            Some(v) => parse_bool("conductor", "automated_clean", v)?,
-            None => false,
-        };
-        let public_endpoint =
-            get("api", "public_endpoint").map(|s| s.trim_end_matches('/').to_string());
-        let cinder = cinder_config(&get)?;
-        let lease_ttl = match get("conductor", "lease_seconds") {
-            None => std::time::Duration::from_secs(15),
-            Some(v) => match v.trim().parse::<f64>() {
-                Ok(n) if n >= 1.0 => std::time::Duration::from_secs_f64(n),
-                _ => {
-                    return Err(invalid(
-                        "conductor",
-                        "lease_seconds",
-                        format!("'{v}' is not a number of seconds >= 1"),
-                    ))
-                }
-            },
-        };
-        let power_state_change_timeout = match get("conductor", "power_state_change_timeout") {
-            None => std::time::Duration::from_secs(60),
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(n) if n >= 1 => std::time::Duration::from_secs(n),
-                _ => {
-                    return Err(invalid(
-                        "conductor",
-                        "power_state_change_timeout",
-                        format!("'{v}' is not a whole number of seconds >= 1"),
-                    ))
-                }
-            },
-        };
-        let power_sync = power_sync_config(&get)?;
-        let san_boot_retries = match get("deploy", "san_boot_retries") {
-            None => crate::effects::ipxe::DEFAULT_SAN_RETRIES,
-            Some(v) => v
-                .parse()
-                .map_err(|m| invalid("deploy", "san_boot_retries", m))?,
-        };
-
-        // An option's text, trimmed; blank is unset.
-        let text = |section: &str, option: &str| {
-            get(section, option)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(String::from)
-        };
-        let secrets = SecretsConfig {
-            master_key: text("secrets", "master_key"),
-            master_key_file: get("secrets", "master_key_file")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data_dir.join("master.key")),
-        };
-        if let Some(k) = &secrets.master_key {
-            crate::secrets::MasterKey::from_base64(k)
-                .map_err(|m| invalid("secrets", "master_key", m))?;
-        }
-
-        let host = text("DEFAULT", "host").unwrap_or_else(crate::engine::machine_name);
-        let deploy_kernel = text("conductor", "deploy_kernel");
-        let deploy_ramdisk = text("conductor", "deploy_ramdisk");
-        let debug = match get("DEFAULT", "debug") {
-            None => false,
-            Some(v) => parse_bool("DEFAULT", "debug", v)?,
-        };
-        let use_json = match get("DEFAULT", "use_json") {
-            None => false,
-            Some(v) => parse_bool("DEFAULT", "use_json", v)?,
-        };
-
-        Ok(Config {
-            secrets,
-            database,
-            data_dir,
+    /// Every option's default: what an empty `ironic.conf` gives, with the
+    /// embedded store and the boot root in `data_dir`.
+    pub fn defaults(data_dir: PathBuf) -> Config {
+        Config {
+            database: DatabaseUrl::Sqlite(data_dir.join("ironledger.db")),
             api: ApiConfig {
-                host_ip,
-                port,
-                max_limit,
-                public_endpoint,
-                limits,
-                auth_throttle,
-                idempotency_retention,
+                host_ip: IpAddr::from([127, 0, 0, 1]),
+                port: 6385,
+                max_limit: 1000,
+                public_endpoint: None,
+                limits: ConnectionLimits::default(),
+                auth_throttle: AuthThrottle::default(),
+                idempotency_retention: IDEMPOTENCY_RETENTION,
             },
-            auth,
-            catalog,
-            http_root,
-            http_url,
-            san_boot_retries,
-            automated_clean,
-            cinder,
-            lease_ttl,
-            power_state_change_timeout,
-            power_sync,
-            host,
-            deploy_kernel,
-            deploy_ramdisk,
-            debug,
-            use_json,
-            read: raw,
-        })
+            auth: AuthStrategy::NoAuth,
+            catalog: HardwareCatalog::default(),
+            http_root: data_dir.join("httpboot"),
+            http_url: None,
+            san_boot_retries: crate::effects::ipxe::DEFAULT_SAN_RETRIES,
+            automated_clean: false,
+            cinder: None,
+            lease_ttl: std::time::Duration::from_secs(15),
+            power_state_change_timeout: std::time::Duration::from_secs(60),
+            power_sync: PowerSyncConfig::default(),
+            secrets: SecretsConfig {
+                master_key: None,
+                master_key_file: data_dir.join("master.key"),
+            },
+            host: crate::engine::machine_name(),
+            deploy_kernel: None,
+            deploy_ramdisk: None,
+            debug: false,
+            use_json: false,
+            read: BTreeMap::new(),
+            data_dir,
+        }
     }
 
     /// Options that were set but that ironledger does not know (and so
@@ -849,21 +461,10 @@ impl Config {
     /// after them). The values are printed from the parsed configuration, so
     /// a default is what ironledger really takes, not a second copy of it.
     pub fn effective(&self) -> Vec<Effective> {
-        use std::time::Duration;
-        let secs = |d: Duration| format!("{}", d.as_secs_f64());
-        let opt = |v: &Option<String>| v.clone();
-        let on = |b: bool| {
-            if b {
-                "true".to_string()
-            } else {
-                "false".to_string()
-            }
-        };
-        let cinder = self.cinder.as_ref();
         let mut out = vec![];
         let mut push = |section: &str, option: &str, value: Option<String>| {
             let read = self.read.get(&(section.to_string(), option.to_string()));
-            let secret = SECRET_OPTIONS.contains(&(section, option));
+            let secret = options::secret(section, option);
             out.push(Effective {
                 section: section.to_string(),
                 option: option.to_string(),
@@ -871,98 +472,8 @@ impl Config {
                 source: read.map(|r| r.source.to_string()),
             });
         };
-        for &(section, option) in OPTIONS {
-            let value = match (section, option) {
-                ("database", "connection") => Some(self.database.to_string()),
-                ("api", "host_ip") => Some(self.api.host_ip.to_string()),
-                ("api", "port") => Some(self.api.port.to_string()),
-                ("api", "max_limit") => Some(self.api.max_limit.to_string()),
-                ("api", "public_endpoint") => opt(&self.api.public_endpoint),
-                ("api", "header_timeout") => Some(secs(self.api.limits.header_timeout)),
-                ("api", "body_timeout") => Some(secs(self.api.limits.body_timeout)),
-                ("api", "idle_timeout") => Some(secs(self.api.limits.idle_timeout)),
-                ("api", "max_connections") => Some(self.api.limits.max_connections.to_string()),
-                ("api", "auth_failure_limit") => Some(self.api.auth_throttle.per_user.to_string()),
-                ("api", "auth_address_failure_limit") => {
-                    Some(self.api.auth_throttle.per_address.to_string())
-                }
-                ("api", "auth_backoff") => Some(secs(self.api.auth_throttle.backoff)),
-                ("api", "idempotency_retention") => Some(secs(self.api.idempotency_retention)),
-                ("DEFAULT", "auth_strategy") => Some(match &self.auth {
-                    AuthStrategy::NoAuth => "noauth".to_string(),
-                    AuthStrategy::HttpBasic { .. } => "http_basic".to_string(),
-                }),
-                ("DEFAULT", "http_basic_auth_user_file") => match &self.auth {
-                    AuthStrategy::HttpBasic { user_file } => Some(user_file.display().to_string()),
-                    AuthStrategy::NoAuth => self
-                        .read
-                        .get(&(section.to_string(), option.to_string()))
-                        .map(|r| r.value.clone()),
-                },
-                ("DEFAULT", "enabled_hardware_types") => {
-                    Some(self.catalog.hardware_types.join(","))
-                }
-                ("DEFAULT", "host") => Some(self.host.clone()),
-                ("DEFAULT", "debug") => Some(on(self.debug)),
-                ("DEFAULT", "use_json") => Some(on(self.use_json)),
-                ("deploy", "http_root") => Some(self.http_root.display().to_string()),
-                ("deploy", "http_url") => opt(&self.http_url),
-                ("deploy", "san_boot_retries") => Some(match self.san_boot_retries {
-                    crate::effects::ipxe::SanRetries::Forever => "forever".to_string(),
-                    crate::effects::ipxe::SanRetries::Times(n) => n.to_string(),
-                }),
-                ("conductor", "automated_clean") => Some(on(self.automated_clean)),
-                ("conductor", "lease_seconds") => Some(secs(self.lease_ttl)),
-                ("conductor", "power_state_change_timeout") => {
-                    Some(secs(self.power_state_change_timeout))
-                }
-                ("conductor", "sync_power_state_interval") => {
-                    Some(self.power_sync.interval.map_or("0".to_string(), secs))
-                }
-                ("conductor", "force_power_state_during_sync") => Some(on(self.power_sync.force)),
-                ("conductor", "power_state_sync_max_retries") => {
-                    Some(self.power_sync.max_retries.to_string())
-                }
-                ("conductor", "power_failure_recovery_interval") => Some(
-                    self.power_sync
-                        .recovery_interval
-                        .map_or("0".to_string(), secs),
-                ),
-                ("conductor", "deploy_kernel") => opt(&self.deploy_kernel),
-                ("conductor", "deploy_ramdisk") => opt(&self.deploy_ramdisk),
-                ("cinder", "endpoint_override") => cinder.map(|c| c.endpoint.clone()),
-                ("cinder", "auth_type") => cinder.map(|c| match &c.auth {
-                    crate::effects::cinder::CinderAuth::None { .. } => "none".to_string(),
-                    crate::effects::cinder::CinderAuth::Token(_) => "token".to_string(),
-                }),
-                ("cinder", "username") => cinder.and_then(|c| match &c.auth {
-                    crate::effects::cinder::CinderAuth::None { username, .. } => {
-                        Some(username.clone())
-                    }
-                    crate::effects::cinder::CinderAuth::Token(_) => None,
-                }),
-                ("cinder", "project_id") => cinder.and_then(|c| match &c.auth {
-                    crate::effects::cinder::CinderAuth::None { project_id, .. } => {
-                        Some(project_id.clone())
-                    }
-                    crate::effects::cinder::CinderAuth::Token(_) => None,
-                }),
-                ("cinder", "token") => cinder.and_then(|c| match &c.auth {
-                    crate::effects::cinder::CinderAuth::Token(t) => Some(t.clone()),
-                    crate::effects::cinder::CinderAuth::None { .. } => None,
-                }),
-                ("cinder", "timeout") => cinder.map(|c| secs(c.timeout)),
-                ("cinder", "action_retries") => cinder.map(|c| c.action_retries.to_string()),
-                ("cinder", "action_retry_interval") => {
-                    cinder.map(|c| secs(c.action_retry_interval))
-                }
-                ("secrets", "master_key") => opt(&self.secrets.master_key),
-                ("secrets", "master_key_file") => {
-                    Some(self.secrets.master_key_file.display().to_string())
-                }
-                _ => unreachable!("[{section}] {option} is in OPTIONS without a value here"),
-            };
-            push(section, option, value);
+        for opt in TABLE {
+            push(opt.section, opt.name, (opt.shown)(self));
         }
         for (kind, interfaces) in &self.catalog.interfaces {
             let Some(kind) = INTERFACE_KINDS.iter().find(|k| **k == kind.as_str()) else {
@@ -989,75 +500,6 @@ impl Config {
             ..Overrides::default()
         })
     }
-}
-
-/// Reads `[cinder]` (Ironic's option names where they exist).
-fn cinder_config<'a>(
-    get: &impl Fn(&str, &str) -> Option<&'a str>,
-) -> Result<Option<crate::effects::cinder::CinderConfig>, ConfigError> {
-    use crate::effects::cinder::{CinderAuth, CinderConfig};
-    use std::time::Duration;
-    let Some(endpoint) = get("cinder", "endpoint_override") else {
-        return Ok(None);
-    };
-    let endpoint = endpoint.trim_end_matches('/').to_string();
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        return Err(invalid(
-            "cinder",
-            "endpoint_override",
-            format!("'{endpoint}' is not an http(s) URL"),
-        ));
-    }
-    let seconds = |option: &str, default: f64| -> Result<Duration, ConfigError> {
-        match get("cinder", option) {
-            None => Ok(Duration::from_secs_f64(default)),
-            Some(v) => match v.trim().parse::<f64>() {
-                Ok(n) if n >= 0.0 => Ok(Duration::from_secs_f64(n)),
-                _ => Err(invalid(
-                    "cinder",
-                    option,
-                    format!("'{v}' is not a number of seconds"),
-                )),
-            },
-        }
-    };
-    let action_retries = match get("cinder", "action_retries") {
-        None => 3,
-        Some(v) => v
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| invalid("cinder", "action_retries", format!("'{v}' is not a count")))?,
-    };
-    let auth = match get("cinder", "auth_type").unwrap_or("none") {
-        "none" | "noauth" => CinderAuth::None {
-            username: get("cinder", "username").unwrap_or("admin").to_string(),
-            // Cinder's no-auth token names the project of the endpoint URL.
-            project_id: get("cinder", "project_id")
-                .map(String::from)
-                .unwrap_or_else(|| endpoint.rsplit('/').next().unwrap_or_default().to_string()),
-        },
-        "token" => CinderAuth::Token(
-            get("cinder", "token")
-                .ok_or_else(|| {
-                    invalid("cinder", "token", "auth_type = token needs [cinder] token")
-                })?
-                .to_string(),
-        ),
-        other => {
-            return Err(invalid(
-                "cinder",
-                "auth_type",
-                format!("'{other}' is not one of none, token"),
-            ))
-        }
-    };
-    Ok(Some(CinderConfig {
-        endpoint,
-        auth,
-        timeout: seconds("timeout", 30.0)?,
-        action_retries,
-        action_retry_interval: seconds("action_retry_interval", 5.0)?,
-    }))
 }
 
 #[cfg(test)]
