@@ -2,16 +2,19 @@
 //! remote (iSCSI) volumes, speaking OpenStack Ironic's v1 API.
 //!
 //! Layers (dependencies point inward), every top-level module with its job:
-//! - [`domain`]: aggregates, commands, events, rules. Pure: no I/O.
-//!   [`domain::interface_validation`] is what `GET /v1/nodes/{node}/validate`
-//!   answers per interface.
+//! - [`domain`]: aggregates, commands, events, rules. Pure: no I/O. Each of
+//!   Ironic's rules has one home here: value types that parse
+//!   ([`domain::node_name`], [`domain::mac_address`]), Ironic's string
+//!   conventions ([`domain::oslo`]); [`domain::interface_validation`] is what
+//!   `GET /v1/nodes/{node}/validate` answers per interface.
 //! - [`store`]: event store backends (memory, SQLite, PostgreSQL) and the ordered
 //!   feed; PostgreSQL's backend is a folder of one module a job, its
 //!   [`store::postgres::sequencer`] the gap-free feed and why it is right;
 //!   what both SQL backends do alike is written once (`store/shared.rs`).
 //! - [`projections`]: read models built from the feed (lives in `projections/`).
 //! - [`engine`]: wires the aggregates to a store, retries conflicts, waits for
-//!   projections so that a command's effects are readable when it returns.
+//!   projections so that a command's effects are readable when it returns;
+//!   runs the workflows that span two nodes (moving a record, `engine/moves.rs`).
 //! - [`locks`]: serialises the writers of one aggregate inside the process.
 //! - [`secrets`]: secrets at rest (per-node data keys under a master key).
 //! - [`effects`]: the side effects the process manager drives (iPXE boot
@@ -23,7 +26,10 @@
 //! - [`http`]: the HTTP service: the API and, beside it, health, metrics, the
 //!   event feed, the timeline pages and the boot files.
 //! - [`cli`]: the `ironledger` command line.
-//! - [`config`]: configuration (`ironic.conf` style, environment, flags).
+//! - [`config`]: configuration (`ironic.conf` style, environment, flags): one
+//!   table of every option (`config/options.rs`).
+//! - [`crash_points`]: where the crash-safety tests kill the server (only with
+//!   the `test-crash-points` feature, which `cargo test` builds turn on).
 //! - [`telemetry`]: logging (spans, text or JSON lines).
 //! - [`metrics`]: the process's Prometheus figures and the store's readings.
 
