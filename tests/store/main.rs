@@ -10,9 +10,7 @@ mod common;
 
 mod engine_suite;
 mod event_upcasting;
-mod feed_gap;
 mod poison_events;
-mod projector_suite;
 mod rebuild_equals_live;
 mod secrets_at_rest;
 mod store_suite;

@@ -47,7 +47,7 @@
 //!   round) or in this round's `todo`; `base.p + n` continues after them. By
 //!   induction, `position` = 1 + the number of events ranked before it: dense,
 //!   ordered, and a pure function of the log, not of when the sequencer ran.
-//!   (`tests/store/feed_gap.rs` checks exactly this.)
+//!   (`tests/feed_gap/feed_gap.rs` checks exactly this.)
 //! - **So a reader cannot skip.** A position is written once, only for a committed
 //!   event, and every event numbered later gets a higher one. A reader of
 //!   `WHERE position > $after ORDER BY position` that advances its checkpoint to the
