@@ -66,7 +66,12 @@ impl Engine {
         .await?;
         crash_point("move:after-start");
         match self.finish_move(from, uuid, meta).await? {
-            MoveEnd::Landed | MoveEnd::AlreadyEnded => Ok(()),
+            MoveEnd::Landed => Ok(()),
+            // Another process ended it first: the record says how.
+            MoveEnd::AlreadyEnded if self.load_node(to).await?.holds_record(uuid) => Ok(()),
+            MoveEnd::AlreadyEnded => Err(EngineError::Conflict(format!(
+                "Moving {uuid} to node {to} was ended by another process without it landing there; node {from}'s history says how."
+            ))),
             MoveEnd::Restored(refusal) => Err(EngineError::Domain(refusal)),
             MoveEnd::Lost(reason) => Err(EngineError::MoveLost(format!(
                 "Moving {uuid} to node {to} failed and it could not be put back on node {from}: {reason}. The record as it was is in node {from}'s history."
