@@ -44,9 +44,6 @@ pub struct Kind {
     pub domain_fields: &'static [&'static str],
     /// Which of the node's records this kind is (for moves).
     pub child: ChildKind,
-    /// Whether an update is refused while the node is powered on (Ironic's
-    /// conductor checks it even for a patch that changes nothing).
-    pub update_needs_power_off: bool,
     /// The record as Ironic's `as_dict` shows it to a patch, from a read-model
     /// document or a record of an event (without `node_uuid`).
     pub patch_doc: fn(&Value) -> Map<String, Value>,
@@ -156,11 +153,9 @@ pub async fn patch(
         return Ok(());
     }
     // With nothing for the aggregate to change, Ironic's conductor still
-    // checks the node's power state before saving the unchanged record: the
-    // aggregate's update does, and records nothing.
-    if domain_ops.is_empty() && !kind.update_needs_power_off {
-        return Ok(());
-    }
+    // applies its update rules (a connector's or target's node must be
+    // powered off) before saving the unchanged record: the aggregate's
+    // update does, and records nothing.
     state
         .engine
         .node(old_node, (kind.patch)(uuid, domain_ops), who)

@@ -462,9 +462,8 @@ impl Config {
     /// a default is what ironledger really takes, not a second copy of it.
     pub fn effective(&self) -> Vec<Effective> {
         let mut out = vec![];
-        let mut push = |section: &str, option: &str, value: Option<String>| {
+        let mut push = |section: &str, option: &str, secret: bool, value: Option<String>| {
             let read = self.read.get(&(section.to_string(), option.to_string()));
-            let secret = options::secret(section, option);
             out.push(Effective {
                 section: section.to_string(),
                 option: option.to_string(),
@@ -473,7 +472,7 @@ impl Config {
             });
         };
         for opt in TABLE {
-            push(opt.section, opt.name, (opt.shown)(self));
+            push(opt.section, opt.name, opt.secret, (opt.shown)(self));
         }
         for (kind, interfaces) in &self.catalog.interfaces {
             let Some(kind) = INTERFACE_KINDS.iter().find(|k| **k == kind.as_str()) else {
@@ -482,11 +481,13 @@ impl Config {
             push(
                 "DEFAULT",
                 &format!("enabled_{kind}_interfaces"),
+                false,
                 Some(interfaces.enabled.join(",")),
             );
             push(
                 "DEFAULT",
                 &format!("default_{kind}_interface"),
+                false,
                 interfaces.default.clone(),
             );
         }

@@ -608,13 +608,6 @@ pub fn known(section: &str, option: &str) -> bool {
             }))
 }
 
-/// Whether `[section] option` is never shown in clear.
-pub fn secret(section: &str, option: &str) -> bool {
-    TABLE
-        .iter()
-        .any(|o| o.secret && o.section == section && o.name == option)
-}
-
 /// `[DEFAULT] enabled_<kind>_interfaces` and `default_<kind>_interface` for
 /// every interface kind, checked against the hardware types' interfaces.
 pub fn read_interfaces(c: &mut Config, raw: &Raw) -> Result<(), ConfigError> {

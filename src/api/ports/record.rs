@@ -218,7 +218,6 @@ pub(super) static PORTS: Kind = Kind {
     ],
     domain_fields: PORT_FIELDS,
     child: ChildKind::Port,
-    update_needs_power_off: false,
     patch_doc,
     check_record,
     add,

@@ -29,6 +29,15 @@ fn off_with(children: impl IntoIterator<Item = NodeEvent>) -> Vec<NodeEvent> {
     )
 }
 
+/// A powered-off node whose port 1 has begun moving to the other node.
+async fn port_move_started() -> Vec<NodeEvent> {
+    accept(
+        off_with([port_added(port(1))]),
+        start(ChildKind::Port, port_uuid(1), vec![]),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn starting_a_move_records_the_intent_with_the_removal() {
     let given = off_with([port_added(port(1))]);
@@ -142,11 +151,7 @@ async fn the_joining_node_applies_its_rules() {
 
 #[tokio::test]
 async fn a_refused_move_puts_the_record_back() {
-    let started = accept(
-        off_with([port_added(port(1))]),
-        start(ChildKind::Port, port_uuid(1), vec![]),
-    )
-    .await;
+    let started = port_move_started().await;
     let events = run(
         started.clone(),
         NodeCommand::EndMove {
@@ -176,11 +181,7 @@ async fn a_refused_move_puts_the_record_back() {
 
 #[tokio::test]
 async fn a_move_ends_once() {
-    let started = accept(
-        off_with([port_added(port(1))]),
-        start(ChildKind::Port, port_uuid(1), vec![]),
-    )
-    .await;
+    let started = port_move_started().await;
     let end = || NodeCommand::EndMove {
         uuid: port_uuid(1),
         result: MoveResult::Landed,
@@ -201,11 +202,7 @@ async fn a_move_ends_once() {
 #[tokio::test]
 async fn a_record_that_cannot_come_back_is_lost_not_duplicated() {
     // While the port was away, another port took its MAC on this node.
-    let started = accept(
-        off_with([port_added(port(1))]),
-        start(ChildKind::Port, port_uuid(1), vec![]),
-    )
-    .await;
+    let started = port_move_started().await;
     let taken = and(
         started,
         [port_added(Port {
@@ -236,11 +233,7 @@ async fn a_record_that_cannot_come_back_is_lost_not_duplicated() {
 
 #[tokio::test]
 async fn a_node_is_not_deleted_while_a_record_moves_off_it() {
-    let started = accept(
-        off_with([port_added(port(1))]),
-        start(ChildKind::Port, port_uuid(1), vec![]),
-    )
-    .await;
+    let started = port_move_started().await;
     assert_eq!(
         run(started, NodeCommand::Delete).await,
         Err(DomainError::Conflict(format!(
